@@ -1,0 +1,103 @@
+/*
+ * xbd: the command-line entry point.  Global options, then one command
+ * from the table below; each command lives in cli/cmd_*.c.
+ */
+#include "xbd/cli.h"
+#include "xbd/common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum xbd_platform_kind xbd_cli_platform = XBD_PLATFORM_AUTO;
+
+static const struct xbd_cmd *const commands[] = {
+	&xbd_cmd_sim,
+	&xbd_cmd_selftest,
+};
+
+int xbd_cli_open_platform(struct xbd_platform **p)
+{
+	struct xbd_platform_config cfg = { .kind = xbd_cli_platform };
+	enum xbd_platform_kind k = xbd_platform_resolve(cfg.kind);
+	int err = xbd_platform_open(&cfg, p);
+
+	if (err) {
+		if (k == XBD_PLATFORM_SIM)
+			xbd_err("simulated Xen at %s: %s (is `xbd sim start` running?)",
+				xbd_sim_default_dir(), xbd_strerror(err));
+		else
+			xbd_err("Xen: %s (is this a dom0 with xenstored running?)",
+				xbd_strerror(err));
+	}
+	return err;
+}
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: xbd [--platform xen|sim] [-v] COMMAND [ARGS]\n\ncommands:\n");
+	for (i = 0; i < XBD_ARRAY_SIZE(commands); i++)
+		fprintf(f, "  xbd %-40s %s\n", commands[i]->usage,
+			commands[i]->summary);
+	fprintf(f, "\nThe platform is xen when /proc/xen/capabilities exists, else sim;\n"
+		   "$XBD_PLATFORM or --platform chooses, $XBD_SIM_DIR picks the sim.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "platform", required_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *dbg = getenv("XBD_DEBUG");
+	size_t i;
+	int c;
+
+	xbd_progname = "xbd";
+	if (dbg && *dbg)
+		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
+	/* '+': stop at the command name; its options are its own */
+	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (xbd_platform_parse_kind(optarg, &xbd_cli_platform)) {
+				xbd_err("--platform: expected xen or sim, got '%s'", optarg);
+				return XBD_EXIT_USAGE;
+			}
+			break;
+		case 'v':
+			xbd_verbosity++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("xbd %s\n", XBD_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return XBD_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return XBD_EXIT_USAGE;
+	}
+	for (i = 0; i < XBD_ARRAY_SIZE(commands); i++) {
+		if (!strcmp(argv[optind], commands[i]->name)) {
+			int first = optind;
+
+			optind = 0; /* glibc: 0 re-initialises getopt */
+			return commands[i]->run(argc - first, argv + first);
+		}
+	}
+	xbd_err("unknown command '%s' (try xbd --help)", argv[optind]);
+	return XBD_EXIT_USAGE;
+}

@@ -1,0 +1,27 @@
+/* The xbd command table: each cli/cmd_*.c file provides commands. */
+#ifndef XBD_CLI_H
+#define XBD_CLI_H
+
+#include "xbd/platform.h"
+
+struct xbd_cmd {
+	const char *name;
+	const char *usage;   /* one line, after "xbd " */
+	const char *summary; /* one line */
+	int (*run)(int argc, char **argv); /* argv[0] is the command name */
+};
+
+/* Global options given before the command. */
+extern enum xbd_platform_kind xbd_cli_platform;
+
+/* Opens the platform chosen by --platform / $XBD_PLATFORM / auto-detect;
+ * prints one clear error line on failure. */
+int xbd_cli_open_platform(struct xbd_platform **p);
+
+/* Exit codes: 0 ok, 1 failure, 2 usage. */
+#define XBD_EXIT_USAGE 2
+
+extern const struct xbd_cmd xbd_cmd_sim;
+extern const struct xbd_cmd xbd_cmd_selftest;
+
+#endif
