@@ -1,0 +1,8 @@
+/* TEMPORARY placeholder, replaced by the real sim platform. */
+#include "xbd/platform.h"
+#include <errno.h>
+int xbd_platform_sim_open(const struct xbd_platform_config *cfg, struct xbd_platform **out)
+{
+	(void)cfg; (void)out;
+	return -ENOSYS;
+}
