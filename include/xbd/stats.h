@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "xbd/common.h"
+
 enum xbd_stat_op {
 	XBD_OP_READ,
 	XBD_OP_WRITE,
@@ -53,7 +55,8 @@ struct xbd_stats {
 	_Atomic uint64_t pgrants_in_use;    /* persistent grants mapped/held */
 	_Atomic uint64_t pgrants_max;       /* pool size (0: none) */
 	struct xbd_latency_hist latency[XBD_OP_COUNT];
-	bool enabled; /* false: the data path skips latency timing */
+	bool enabled; /* false: the data path skips latency timing (and
+		       * the histograms stay empty); set before I/O starts */
 };
 
 static inline void xbd_stat_add(_Atomic uint64_t *c, uint64_t n)
@@ -67,16 +70,72 @@ static inline uint64_t xbd_stat_get(_Atomic uint64_t *c)
 }
 
 /* src/stats.c */
+/* Zeroes every counter; timing on (enabled = true). */
 void xbd_stats_init(struct xbd_stats *s);
+/* In flight: inc also raises in_flight_max when the new value is higher. */
 void xbd_stats_inflight_inc(struct xbd_stats *s);
 void xbd_stats_inflight_dec(struct xbd_stats *s);
-/* One completed request: counts it, its sectors and its latency. */
+/* One completed request: counts it and its sectors; when s->enabled, also
+ * its latency (histogram bucket, total, max).  Does not touch in_flight. */
 void xbd_stats_complete(struct xbd_stats *s, enum xbd_stat_op op,
 			uint64_t sectors, uint64_t latency_ns);
 /* Percentile (0..100) of a histogram, in ns: the upper bound of the
- * bucket holding it. 0 when empty. */
+ * bucket holding it, but never above max_ns. 0 when empty. */
 uint64_t xbd_latency_percentile(const struct xbd_latency_hist *h, double pct);
+/* Requests counted in the histogram (sum of its buckets). */
+uint64_t xbd_latency_count(const struct xbd_latency_hist *h);
+/* Bucket of a latency: floor(log2(ns)), 0 for 0 ns, capped at the last. */
+unsigned xbd_latency_bucket(uint64_t ns);
+/* Exclusive upper bound of bucket i in ns (2^(i+1)). */
+static inline uint64_t xbd_latency_bucket_limit(unsigned i)
+{
+	return (uint64_t)2 << i;
+}
+/* "read", "write", ...; "bad_request", "io", ...: the names used in the
+ * JSON document and the Prometheus labels.  NULL when out of range. */
 const char *xbd_stat_op_name(enum xbd_stat_op op);
 const char *xbd_stat_error_name(enum xbd_stat_error e);
+
+/*
+ * The data path's two calls per request.  begin() counts the request in
+ * flight and returns its start time (0 when timing is off); end() takes
+ * it out of flight and completes it.  Typical use:
+ *	req->t0 = xbd_stats_begin(&dev->stats);
+ *	... I/O ...
+ *	xbd_stats_end(&dev->stats, XBD_OP_READ, nr_sectors, req->t0);
+ * Reading the clock is most of the cost (~20 ns each time): a loop that
+ * takes or answers a batch of requests reads it once with xbd_stats_now()
+ * and passes it to the _at variants.
+ */
+static inline uint64_t xbd_stats_now(const struct xbd_stats *s)
+{
+	return s->enabled ? (uint64_t)xbd_now_ns() : 0;
+}
+
+static inline uint64_t xbd_stats_begin_at(struct xbd_stats *s, uint64_t now)
+{
+	xbd_stats_inflight_inc(s);
+	return now;
+}
+
+static inline uint64_t xbd_stats_begin(struct xbd_stats *s)
+{
+	return xbd_stats_begin_at(s, xbd_stats_now(s));
+}
+
+static inline void xbd_stats_end_at(struct xbd_stats *s, enum xbd_stat_op op,
+				    uint64_t sectors, uint64_t start_ns,
+				    uint64_t now)
+{
+	xbd_stats_inflight_dec(s);
+	xbd_stats_complete(s, op, sectors,
+			   start_ns && now > start_ns ? now - start_ns : 0);
+}
+
+static inline void xbd_stats_end(struct xbd_stats *s, enum xbd_stat_op op,
+				 uint64_t sectors, uint64_t start_ns)
+{
+	xbd_stats_end_at(s, op, sectors, start_ns, xbd_stats_now(s));
+}
 
 #endif

@@ -1,0 +1,143 @@
+/*
+ * Per-device counters (include/xbd/stats.h).  These run on the data path
+ * once or twice per request, so they use relaxed atomics only: no lock,
+ * no system call, no ordering between counters (a reader wants a recent
+ * value of each, not a consistent snapshot of all).
+ */
+#include "xbd/stats.h"
+
+#include <string.h>
+
+static const char *const op_names[XBD_OP_COUNT] = {
+	[XBD_OP_READ] = "read",
+	[XBD_OP_WRITE] = "write",
+	[XBD_OP_FLUSH] = "flush",
+	[XBD_OP_BARRIER] = "barrier",
+	[XBD_OP_DISCARD] = "discard",
+};
+
+static const char *const error_names[XBD_ERR_COUNT] = {
+	[XBD_ERR_BAD_REQUEST] = "bad_request",
+	[XBD_ERR_BAD_GRANT] = "bad_grant",
+	[XBD_ERR_IO] = "io",
+	[XBD_ERR_PROTOCOL] = "protocol",
+	[XBD_ERR_READ_ONLY] = "read_only",
+};
+
+void xbd_stats_init(struct xbd_stats *s)
+{
+	/* Nobody else sees the struct yet: plain stores are enough. */
+	memset(s, 0, sizeof(*s));
+	s->enabled = true;
+}
+
+/* Raises *max to at least v; relaxed, like every counter here. */
+static void stat_raise_max(_Atomic uint64_t *max, uint64_t v)
+{
+	uint64_t cur = atomic_load_explicit(max, memory_order_relaxed);
+
+	while (v > cur &&
+	       !atomic_compare_exchange_weak_explicit(max, &cur, v,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
+void xbd_stats_inflight_inc(struct xbd_stats *s)
+{
+	uint64_t now = atomic_fetch_add_explicit(&s->in_flight, 1,
+						 memory_order_relaxed) + 1;
+
+	stat_raise_max(&s->in_flight_max, now);
+}
+
+void xbd_stats_inflight_dec(struct xbd_stats *s)
+{
+	atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
+}
+
+unsigned xbd_latency_bucket(uint64_t ns)
+{
+	unsigned b;
+
+	if (ns == 0)
+		return 0;
+	b = 63u - (unsigned)__builtin_clzll(ns);
+	return b < XBD_LAT_BUCKETS ? b : XBD_LAT_BUCKETS - 1;
+}
+
+void xbd_stats_complete(struct xbd_stats *s, enum xbd_stat_op op,
+			uint64_t sectors, uint64_t latency_ns)
+{
+	struct xbd_latency_hist *h;
+
+	if ((unsigned)op >= XBD_OP_COUNT)
+		return;
+	xbd_stat_add(&s->reqs[op], 1);
+	if (sectors)
+		xbd_stat_add(&s->sectors[op], sectors);
+	if (!s->enabled)
+		return;
+	h = &s->latency[op];
+	xbd_stat_add(&h->bucket[xbd_latency_bucket(latency_ns)], 1);
+	xbd_stat_add(&h->total_ns, latency_ns);
+	stat_raise_max(&h->max_ns, latency_ns);
+}
+
+uint64_t xbd_latency_count(const struct xbd_latency_hist *h)
+{
+	uint64_t n = 0;
+	unsigned i;
+
+	for (i = 0; i < XBD_LAT_BUCKETS; i++)
+		n += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+	return n;
+}
+
+uint64_t xbd_latency_percentile(const struct xbd_latency_hist *h, double pct)
+{
+	uint64_t total = 0, seen = 0, rank, max, limit;
+	double exact;
+	uint64_t snap[XBD_LAT_BUCKETS];
+	unsigned i;
+
+	/* Work on one copy: the data path keeps counting meanwhile. */
+	for (i = 0; i < XBD_LAT_BUCKETS; i++) {
+		snap[i] = atomic_load_explicit(&h->bucket[i],
+					       memory_order_relaxed);
+		total += snap[i];
+	}
+	if (total == 0)
+		return 0;
+	if (pct < 0)
+		pct = 0;
+	if (pct > 100)
+		pct = 100;
+	/* The rank-th smallest latency, 1-based: the nearest-rank method. */
+	exact = pct / 100.0 * (double)total;
+	rank = (uint64_t)exact;
+	if ((double)rank < exact)
+		rank++;
+	if (rank < 1)
+		rank = 1;
+	if (rank > total)
+		rank = total;
+	for (i = 0; i < XBD_LAT_BUCKETS - 1; i++) {
+		seen += snap[i];
+		if (seen >= rank)
+			break;
+	}
+	limit = xbd_latency_bucket_limit(i);
+	max = atomic_load_explicit(&h->max_ns, memory_order_relaxed);
+	return max < limit ? max : limit;
+}
+
+const char *xbd_stat_op_name(enum xbd_stat_op op)
+{
+	return (unsigned)op < XBD_OP_COUNT ? op_names[op] : NULL;
+}
+
+const char *xbd_stat_error_name(enum xbd_stat_error e)
+{
+	return (unsigned)e < XBD_ERR_COUNT ? error_names[e] : NULL;
+}
