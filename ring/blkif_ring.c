@@ -1,0 +1,670 @@
+/*
+ * blkif ring: request parsing and validation (backend), request
+ * encoding and response intake (frontend), and event-index notification
+ * for both, over the macros of <xen/io/ring.h>.
+ *
+ * Everything read from the shared pages is read exactly once (a volatile
+ * copy, RING_COPY_*) and only the copy is looked at afterwards: the peer
+ * may rewrite the slot at any time.
+ */
+#include "xbd/ring.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define RELAXED_ADD(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
+
+/* A shared index, read once: the peer writes it concurrently. */
+#define READ_SHARED(x) (*(volatile __typeof__(x) *)&(x))
+#define WRITE_SHARED(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+
+int xbd_blkif_abi_from_protocol(const char *protocol, enum xbd_blkif_abi *abi)
+{
+	if (!protocol || !*protocol)
+		*abi = XBD_BLKIF_ABI_X86_32;
+	else if (!strcmp(protocol, XEN_IO_PROTO_ABI_X86_64))
+		*abi = XBD_BLKIF_ABI_X86_64;
+	else if (!strcmp(protocol, XEN_IO_PROTO_ABI_X86_32))
+		*abi = XBD_BLKIF_ABI_X86_32;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+const char *xbd_blkif_abi_protocol(enum xbd_blkif_abi abi)
+{
+	return abi == XBD_BLKIF_ABI_X86_32 ? XEN_IO_PROTO_ABI_X86_32
+					   : XEN_IO_PROTO_ABI_X86_64;
+}
+
+unsigned xbd_blkif_ring_entries(enum xbd_blkif_abi abi, unsigned nr_pages)
+{
+	size_t bytes = (size_t)nr_pages * 4096u;
+
+	if (abi == XBD_BLKIF_ABI_X86_32)
+		return __CONST_RING_SIZE(blkif_x86_32, bytes);
+	return __CONST_RING_SIZE(blkif, bytes);
+}
+
+static int check_ring_pages(unsigned nr_pages)
+{
+	/* 1, 2, 4, 8 or 16 pages: ring-page-order 0..4 */
+	if (nr_pages == 0 || nr_pages > XBD_RING_MAX_PAGES ||
+	    (nr_pages & (nr_pages - 1)))
+		return -EINVAL;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Validation                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Sum of the segments' sectors, or -1 if a segment is malformed. */
+static int64_t segments_sectors(const struct xbd_blkif_seg *segs, uint32_t n)
+{
+	uint64_t total = 0;
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		if (segs[i].last_sect >= 4096 / 512 ||
+		    segs[i].first_sect > segs[i].last_sect)
+			return -1;
+		total += (uint64_t)segs[i].last_sect - segs[i].first_sect + 1;
+	}
+	return (int64_t)total;
+}
+
+/* Range and alignment checks shared by reads, writes and discards. */
+static int16_t check_range(const struct xbd_blkif_request *req,
+			   const struct xbd_blkif_limits *lim)
+{
+	uint64_t align = lim->sector_size / 512;
+
+	if (req->nr_sectors > lim->nr_sectors ||
+	    req->sector > lim->nr_sectors - req->nr_sectors)
+		return BLKIF_RSP_ERROR;
+	/* a 4096-byte-sector disk takes only whole logical sectors */
+	if (align > 1 && ((req->sector | req->nr_sectors) & (align - 1)))
+		return BLKIF_RSP_ERROR;
+	return BLKIF_RSP_OKAY;
+}
+
+static bool op_writes(uint8_t op)
+{
+	return op == BLKIF_OP_WRITE || op == BLKIF_OP_WRITE_BARRIER ||
+	       op == BLKIF_OP_FLUSH_DISKCACHE || op == BLKIF_OP_DISCARD;
+}
+
+/*
+ * The documented answers (tests/unit/test_ring_validate.c has one test
+ * per line):
+ *   unknown operation                          -> ERROR
+ *   flush/barrier/discard/indirect not offered -> EOPNOTSUPP
+ *   read/write with 0 or more than 11 segments -> ERROR
+ *   flush/barrier with more than 11 segments   -> ERROR
+ *   a segment with first_sect > last_sect or last_sect > 7 -> ERROR
+ *   sectors beyond the end of the disk          -> ERROR
+ *   not aligned to a 4096-byte sector size      -> ERROR
+ *   any write, flush, barrier or discard on a read-only disk -> ERROR
+ *   indirect with an op other than read/write   -> ERROR
+ *   indirect with 0 segments, or more than offered -> ERROR
+ */
+static int16_t validate_direct(struct xbd_blkif_request *req,
+			       const struct xbd_blkif_limits *lim)
+{
+	int64_t sectors;
+
+	switch (req->op) {
+	case BLKIF_OP_READ:
+	case BLKIF_OP_WRITE:
+		if (req->nr_segments == 0)
+			return BLKIF_RSP_ERROR;
+		break;
+	case BLKIF_OP_FLUSH_DISKCACHE:
+		if (!lim->flush)
+			return BLKIF_RSP_EOPNOTSUPP;
+		break;
+	case BLKIF_OP_WRITE_BARRIER:
+		if (!lim->barrier)
+			return BLKIF_RSP_EOPNOTSUPP;
+		break;
+	default:
+		return BLKIF_RSP_ERROR;
+	}
+	if (req->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
+		return BLKIF_RSP_ERROR;
+	if (lim->read_only && op_writes(req->op))
+		return BLKIF_RSP_ERROR;
+	sectors = segments_sectors(req->seg, req->nr_segments);
+	if (sectors < 0)
+		return BLKIF_RSP_ERROR;
+	req->nr_sectors = (uint64_t)sectors;
+	/* an empty flush or barrier names no range (Linux sends sector 0
+	 * or the position of the request it drains) */
+	if (req->nr_sectors == 0)
+		return BLKIF_RSP_OKAY;
+	return check_range(req, lim);
+}
+
+static int16_t validate_discard(struct xbd_blkif_request *req,
+				const struct xbd_blkif_limits *lim)
+{
+	if (!lim->discard)
+		return BLKIF_RSP_EOPNOTSUPP;
+	if (lim->read_only)
+		return BLKIF_RSP_ERROR;
+	return check_range(req, lim);
+}
+
+static int16_t validate_indirect(struct xbd_blkif_request *req,
+				 const struct xbd_blkif_limits *lim)
+{
+	if (!lim->max_indirect_segments)
+		return BLKIF_RSP_EOPNOTSUPP;
+	if (req->op != BLKIF_OP_READ && req->op != BLKIF_OP_WRITE)
+		return BLKIF_RSP_ERROR;
+	if (req->nr_segments == 0 ||
+	    req->nr_segments > lim->max_indirect_segments ||
+	    req->nr_segments > XBD_BLKIF_MAX_INDIRECT_SEGS)
+		return BLKIF_RSP_ERROR;
+	if (lim->read_only && op_writes(req->op))
+		return BLKIF_RSP_ERROR;
+	req->nr_indirect_pages =
+		(req->nr_segments + XBD_BLKIF_SEGS_PER_INDIRECT_PAGE - 1) /
+		XBD_BLKIF_SEGS_PER_INDIRECT_PAGE;
+	/* the range is checked once the segments are read */
+	return BLKIF_RSP_OKAY;
+}
+
+int16_t xbd_blkif_read_indirect_segments(struct xbd_blkif_request *req,
+					 const struct xbd_blkif_limits *lim,
+					 const void *const *pages,
+					 struct xbd_blkif_seg *segs)
+{
+	uint32_t i;
+	int64_t sectors;
+
+	for (i = 0; i < req->nr_segments; i++) {
+		const volatile struct blkif_request_segment *src =
+			(const volatile struct blkif_request_segment *)
+				pages[i / XBD_BLKIF_SEGS_PER_INDIRECT_PAGE] +
+			i % XBD_BLKIF_SEGS_PER_INDIRECT_PAGE;
+
+		/* one read of each field: segs[] is the only copy used */
+		segs[i].gref = src->gref;
+		segs[i].first_sect = src->first_sect;
+		segs[i].last_sect = src->last_sect;
+	}
+	sectors = segments_sectors(segs, req->nr_segments);
+	if (sectors < 0)
+		return BLKIF_RSP_ERROR;
+	req->nr_sectors = (uint64_t)sectors;
+	return check_range(req, lim);
+}
+
+/* ------------------------------------------------------------------ */
+/* Decoding a slot (already copied off the ring)                       */
+/* ------------------------------------------------------------------ */
+
+static void decode_segments(struct xbd_blkif_request *req,
+			    const struct blkif_request_segment *seg)
+{
+	uint32_t i, n = req->nr_segments;
+
+	if (n > BLKIF_MAX_SEGMENTS_PER_REQUEST)
+		n = BLKIF_MAX_SEGMENTS_PER_REQUEST; /* rejected later anyway */
+	for (i = 0; i < n; i++) {
+		req->seg[i].gref = seg[i].gref;
+		req->seg[i].first_sect = seg[i].first_sect;
+		req->seg[i].last_sect = seg[i].last_sect;
+	}
+}
+
+static void decode_indirect_grefs(struct xbd_blkif_request *req,
+				  const grant_ref_t *grefs)
+{
+	unsigned i;
+
+	for (i = 0; i < XBD_BLKIF_MAX_INDIRECT_PAGES; i++)
+		req->indirect_grefs[i] = grefs[i];
+}
+
+/* The x86_64 slot is a blkif_request_t union-punned as the other kinds,
+ * exactly as the protocol lays them out; same for x86_32 below. */
+static void decode_native(const blkif_request_t *slot,
+			  struct xbd_blkif_request *req)
+{
+	const blkif_request_discard_t *d = (const void *)slot;
+	const blkif_request_indirect_t *ind = (const void *)slot;
+
+	req->ring_op = slot->operation;
+	switch (slot->operation) {
+	case BLKIF_OP_DISCARD:
+		req->id = d->id;
+		req->handle = d->handle;
+		req->sector = d->sector_number;
+		req->nr_sectors = d->nr_sectors;
+		req->discard_secure = d->flag & BLKIF_DISCARD_SECURE;
+		req->op = BLKIF_OP_DISCARD;
+		break;
+	case BLKIF_OP_INDIRECT:
+		req->id = ind->id;
+		req->handle = ind->handle;
+		req->sector = ind->sector_number;
+		req->nr_segments = ind->nr_segments;
+		req->op = ind->indirect_op;
+		req->indirect = true;
+		decode_indirect_grefs(req, ind->indirect_grefs);
+		break;
+	default:
+		req->id = slot->id;
+		req->handle = slot->handle;
+		req->sector = slot->sector_number;
+		req->nr_segments = slot->nr_segments;
+		req->op = slot->operation;
+		decode_segments(req, slot->seg);
+		break;
+	}
+}
+
+static void decode_x86_32(const struct blkif_x86_32_request *slot,
+			  struct xbd_blkif_request *req)
+{
+	const struct blkif_x86_32_request_discard *d = (const void *)slot;
+	const struct blkif_x86_32_request_indirect *ind = (const void *)slot;
+
+	req->ring_op = slot->operation;
+	switch (slot->operation) {
+	case BLKIF_OP_DISCARD:
+		req->id = d->id;
+		req->handle = d->handle;
+		req->sector = d->sector_number;
+		req->nr_sectors = d->nr_sectors;
+		req->discard_secure = d->flag & BLKIF_DISCARD_SECURE;
+		req->op = BLKIF_OP_DISCARD;
+		break;
+	case BLKIF_OP_INDIRECT:
+		req->id = ind->id;
+		req->handle = ind->handle;
+		req->sector = ind->sector_number;
+		req->nr_segments = ind->nr_segments;
+		req->op = ind->indirect_op;
+		req->indirect = true;
+		decode_indirect_grefs(req, ind->indirect_grefs);
+		break;
+	default:
+		req->id = slot->id;
+		req->handle = slot->handle;
+		req->sector = slot->sector_number;
+		req->nr_segments = slot->nr_segments;
+		req->op = slot->operation;
+		decode_segments(req, slot->seg);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Backend                                                            */
+/* ------------------------------------------------------------------ */
+
+int xbd_blkif_back_init(struct xbd_blkif_back *b, void *mem, unsigned nr_pages,
+			enum xbd_blkif_abi abi)
+{
+	size_t bytes = (size_t)nr_pages * 4096u;
+	int err = check_ring_pages(nr_pages);
+
+	if (err)
+		return err;
+	memset(b, 0, sizeof(*b));
+	b->abi = abi;
+	if (abi == XBD_BLKIF_ABI_X86_32)
+		BACK_RING_INIT(&b->r.x86_32, (blkif_x86_32_sring_t *)mem, bytes);
+	else
+		BACK_RING_INIT(&b->r.native, (blkif_sring_t *)mem, bytes);
+	return 0;
+}
+
+int xbd_blkif_back_next_request(struct xbd_blkif_back *b,
+				const struct xbd_blkif_limits *lim,
+				struct xbd_blkif_request *req)
+{
+	blkif_back_ring_t *r = &b->r.native;
+	RING_IDX prod;
+
+	if (b->broken)
+		return -EPROTO;
+	prod = READ_SHARED(r->sring->req_prod);
+	xen_rmb(); /* read req_prod before the requests it publishes */
+	if (RING_REQUEST_PROD_OVERFLOW(r, prod)) {
+		b->broken = true;
+		RELAXED_ADD(b->counters.protocol_errors, 1);
+		return -EPROTO;
+	}
+	if (r->req_cons == prod)
+		return 0;
+	/* never take more requests than there is room to answer */
+	if (RING_REQUEST_CONS_OVERFLOW(r, r->req_cons))
+		return 0;
+
+	memset(req, 0, sizeof(*req));
+	if (b->abi == XBD_BLKIF_ABI_X86_32) {
+		struct blkif_x86_32_request copy;
+
+		RING_COPY_REQUEST(&b->r.x86_32, r->req_cons, &copy);
+		decode_x86_32(&copy, req);
+	} else {
+		blkif_request_t copy;
+
+		RING_COPY_REQUEST(r, r->req_cons, &copy);
+		decode_native(&copy, req);
+	}
+	r->req_cons++;
+
+	RELAXED_ADD(b->counters.requests[req->ring_op < 7 ? req->ring_op : 7], 1);
+	if (req->ring_op == BLKIF_OP_DISCARD)
+		req->status = validate_discard(req, lim);
+	else if (req->ring_op == BLKIF_OP_INDIRECT)
+		req->status = validate_indirect(req, lim);
+	else
+		req->status = validate_direct(req, lim);
+	if (req->status != BLKIF_RSP_OKAY)
+		RELAXED_ADD(b->counters.bad_requests, 1);
+	return 1;
+}
+
+void xbd_blkif_back_put_response(struct xbd_blkif_back *b, uint64_t id,
+				 uint8_t op, int16_t status)
+{
+	blkif_back_ring_t *r = &b->r.native;
+
+	/* Written field by field: the slot is shared and the peer may have
+	 * left anything in it. */
+	if (b->abi == XBD_BLKIF_ABI_X86_32) {
+		struct blkif_x86_32_response *rsp =
+			RING_GET_RESPONSE(&b->r.x86_32, r->rsp_prod_pvt);
+
+		rsp->id = id;
+		rsp->operation = op;
+		rsp->status = status;
+	} else {
+		blkif_response_t *rsp = RING_GET_RESPONSE(r, r->rsp_prod_pvt);
+
+		rsp->id = id;
+		rsp->operation = op;
+		rsp->status = status;
+	}
+	r->rsp_prod_pvt++;
+	RELAXED_ADD(b->counters.responses, 1);
+}
+
+bool xbd_blkif_back_push_responses(struct xbd_blkif_back *b)
+{
+	blkif_back_ring_t *r = &b->r.native;
+	int notify;
+
+	if (READ_SHARED(r->sring->rsp_prod) == r->rsp_prod_pvt)
+		return false;
+	RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(r, notify);
+	if (notify)
+		RELAXED_ADD(b->counters.notify_sent, 1);
+	else
+		RELAXED_ADD(b->counters.notify_suppressed, 1);
+	return notify;
+}
+
+bool xbd_blkif_back_final_check(struct xbd_blkif_back *b)
+{
+	blkif_back_ring_t *r = &b->r.native;
+	int more;
+
+	if (b->broken)
+		return false;
+	RING_FINAL_CHECK_FOR_REQUESTS(r, more);
+	return more;
+}
+
+void xbd_blkif_back_state(const struct xbd_blkif_back *b,
+			  struct xbd_blkif_ring_state *st)
+{
+	const blkif_back_ring_t *r = &b->r.native;
+
+	memset(st, 0, sizeof(*st));
+	st->nr_ents = r->nr_ents;
+	st->req_prod = READ_SHARED(r->sring->req_prod);
+	st->req_event = READ_SHARED(r->sring->req_event);
+	st->rsp_prod = READ_SHARED(r->sring->rsp_prod);
+	st->rsp_event = READ_SHARED(r->sring->rsp_event);
+	st->req_cons = r->req_cons;
+	st->rsp_prod_pvt = r->rsp_prod_pvt;
+}
+
+/* ------------------------------------------------------------------ */
+/* Frontend                                                           */
+/* ------------------------------------------------------------------ */
+
+int xbd_blkif_front_init(struct xbd_blkif_front *f, void *mem,
+			 unsigned nr_pages, enum xbd_blkif_abi abi)
+{
+	size_t bytes = (size_t)nr_pages * 4096u;
+	int err = check_ring_pages(nr_pages);
+
+	if (err)
+		return err;
+	memset(f, 0, sizeof(*f));
+	f->abi = abi;
+	if (abi == XBD_BLKIF_ABI_X86_32) {
+		SHARED_RING_INIT((blkif_x86_32_sring_t *)mem);
+		FRONT_RING_INIT(&f->r.x86_32, (blkif_x86_32_sring_t *)mem, bytes);
+	} else {
+		SHARED_RING_INIT((blkif_sring_t *)mem);
+		FRONT_RING_INIT(&f->r.native, (blkif_sring_t *)mem, bytes);
+	}
+	return 0;
+}
+
+unsigned xbd_blkif_front_free_slots(const struct xbd_blkif_front *f)
+{
+	return RING_FREE_REQUESTS(&f->r.native);
+}
+
+static void encode_segments(struct blkif_request_segment *dst,
+			    const struct xbd_blkif_request *req)
+{
+	uint32_t i;
+
+	for (i = 0; i < req->nr_segments && i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++) {
+		dst[i].gref = req->seg[i].gref;
+		dst[i].first_sect = req->seg[i].first_sect;
+		dst[i].last_sect = req->seg[i].last_sect;
+	}
+}
+
+/* Encodes in a local buffer first, then copies the whole slot: the
+ * backend sees a complete request or (before push) nothing. */
+static void encode_native(blkif_request_t *slot, const struct xbd_blkif_request *req)
+{
+	union {
+		blkif_request_t rw;
+		blkif_request_discard_t discard;
+		blkif_request_indirect_t indirect;
+	} u;
+
+	memset(&u, 0, sizeof(u));
+	if (req->ring_op == BLKIF_OP_DISCARD) {
+		u.discard.operation = BLKIF_OP_DISCARD;
+		u.discard.flag = req->discard_secure ? BLKIF_DISCARD_SECURE : 0;
+		u.discard.handle = req->handle;
+		u.discard.id = req->id;
+		u.discard.sector_number = req->sector;
+		u.discard.nr_sectors = req->nr_sectors;
+	} else if (req->ring_op == BLKIF_OP_INDIRECT) {
+		u.indirect.operation = BLKIF_OP_INDIRECT;
+		u.indirect.indirect_op = req->op;
+		u.indirect.nr_segments = (uint16_t)req->nr_segments;
+		u.indirect.id = req->id;
+		u.indirect.sector_number = req->sector;
+		u.indirect.handle = req->handle;
+		memcpy(u.indirect.indirect_grefs, req->indirect_grefs,
+		       sizeof(u.indirect.indirect_grefs));
+	} else {
+		u.rw.operation = req->ring_op;
+		u.rw.nr_segments = (uint8_t)req->nr_segments;
+		u.rw.handle = req->handle;
+		u.rw.id = req->id;
+		u.rw.sector_number = req->sector;
+		encode_segments(u.rw.seg, req);
+	}
+	memcpy(slot, &u.rw, sizeof(*slot));
+}
+
+static void encode_x86_32(struct blkif_x86_32_request *slot,
+			  const struct xbd_blkif_request *req)
+{
+	union {
+		struct blkif_x86_32_request rw;
+		struct blkif_x86_32_request_discard discard;
+		struct blkif_x86_32_request_indirect indirect;
+	} u;
+
+	memset(&u, 0, sizeof(u));
+	if (req->ring_op == BLKIF_OP_DISCARD) {
+		u.discard.operation = BLKIF_OP_DISCARD;
+		u.discard.flag = req->discard_secure ? BLKIF_DISCARD_SECURE : 0;
+		u.discard.handle = req->handle;
+		u.discard.id = req->id;
+		u.discard.sector_number = req->sector;
+		u.discard.nr_sectors = req->nr_sectors;
+	} else if (req->ring_op == BLKIF_OP_INDIRECT) {
+		u.indirect.operation = BLKIF_OP_INDIRECT;
+		u.indirect.indirect_op = req->op;
+		u.indirect.nr_segments = (uint16_t)req->nr_segments;
+		u.indirect.id = req->id;
+		u.indirect.sector_number = req->sector;
+		u.indirect.handle = req->handle;
+		memcpy(u.indirect.indirect_grefs, req->indirect_grefs,
+		       sizeof(u.indirect.indirect_grefs));
+	} else {
+		u.rw.operation = req->ring_op;
+		u.rw.nr_segments = (uint8_t)req->nr_segments;
+		u.rw.handle = req->handle;
+		u.rw.id = req->id;
+		u.rw.sector_number = req->sector;
+		encode_segments(u.rw.seg, req);
+	}
+	memcpy(slot, &u.rw, sizeof(*slot));
+}
+
+int xbd_blkif_front_put_request(struct xbd_blkif_front *f,
+				const struct xbd_blkif_request *req)
+{
+	blkif_front_ring_t *r = &f->r.native;
+
+	if (RING_FULL(r)) {
+		RELAXED_ADD(f->counters.ring_full, 1);
+		return -EBUSY;
+	}
+	if (f->abi == XBD_BLKIF_ABI_X86_32)
+		encode_x86_32(RING_GET_REQUEST(&f->r.x86_32, r->req_prod_pvt), req);
+	else
+		encode_native(RING_GET_REQUEST(r, r->req_prod_pvt), req);
+	r->req_prod_pvt++;
+	RELAXED_ADD(f->counters.requests[req->ring_op < 7 ? req->ring_op : 7], 1);
+	return 0;
+}
+
+void xbd_blkif_write_indirect_segments(void *page,
+				       const struct xbd_blkif_seg *segs,
+				       unsigned n)
+{
+	struct blkif_request_segment *dst = page;
+
+	/* whole descriptors, padding included, so no stale bytes leak */
+	memset(dst, 0, (size_t)n * sizeof(*dst));
+	unsigned i;
+
+	for (i = 0; i < n && i < XBD_BLKIF_SEGS_PER_INDIRECT_PAGE; i++) {
+		dst[i].gref = segs[i].gref;
+		dst[i].first_sect = segs[i].first_sect;
+		dst[i].last_sect = segs[i].last_sect;
+	}
+}
+
+bool xbd_blkif_front_push_requests(struct xbd_blkif_front *f)
+{
+	blkif_front_ring_t *r = &f->r.native;
+	int notify;
+
+	if (READ_SHARED(r->sring->req_prod) == r->req_prod_pvt)
+		return false;
+	RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(r, notify);
+	if (notify)
+		RELAXED_ADD(f->counters.notify_sent, 1);
+	else
+		RELAXED_ADD(f->counters.notify_suppressed, 1);
+	return notify;
+}
+
+int xbd_blkif_front_next_response(struct xbd_blkif_front *f,
+				  struct xbd_blkif_response *rsp)
+{
+	blkif_front_ring_t *r = &f->r.native;
+	RING_IDX prod;
+
+	if (f->broken)
+		return -EPROTO;
+	prod = READ_SHARED(r->sring->rsp_prod);
+	xen_rmb(); /* read rsp_prod before the responses it publishes */
+	/* more responses than requests we published: a broken backend */
+	if (RING_RESPONSE_PROD_OVERFLOW(r, prod) ||
+	    (RING_IDX)(prod - r->rsp_cons) > (RING_IDX)(r->req_prod_pvt - r->rsp_cons)) {
+		f->broken = true;
+		RELAXED_ADD(f->counters.protocol_errors, 1);
+		return -EPROTO;
+	}
+	if (r->rsp_cons == prod)
+		return 0;
+	if (f->abi == XBD_BLKIF_ABI_X86_32) {
+		struct blkif_x86_32_response copy;
+
+		RING_COPY_RESPONSE(&f->r.x86_32, r->rsp_cons, &copy);
+		rsp->id = copy.id;
+		rsp->op = copy.operation;
+		rsp->status = copy.status;
+	} else {
+		blkif_response_t copy;
+
+		RING_COPY_RESPONSE(r, r->rsp_cons, &copy);
+		rsp->id = copy.id;
+		rsp->op = copy.operation;
+		rsp->status = copy.status;
+	}
+	r->rsp_cons++;
+	RELAXED_ADD(f->counters.responses, 1);
+	return 1;
+}
+
+bool xbd_blkif_front_final_check(struct xbd_blkif_front *f)
+{
+	blkif_front_ring_t *r = &f->r.native;
+	int more;
+
+	if (f->broken)
+		return false;
+	RING_FINAL_CHECK_FOR_RESPONSES(r, more);
+	return more;
+}
+
+void xbd_blkif_front_state(const struct xbd_blkif_front *f,
+			   struct xbd_blkif_ring_state *st)
+{
+	const blkif_front_ring_t *r = &f->r.native;
+
+	memset(st, 0, sizeof(*st));
+	st->nr_ents = r->nr_ents;
+	st->req_prod = READ_SHARED(r->sring->req_prod);
+	st->req_event = READ_SHARED(r->sring->req_event);
+	st->rsp_prod = READ_SHARED(r->sring->rsp_prod);
+	st->rsp_event = READ_SHARED(r->sring->rsp_event);
+	st->req_prod_pvt = r->req_prod_pvt;
+	st->rsp_cons = r->rsp_cons;
+}
