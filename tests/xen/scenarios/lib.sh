@@ -1,0 +1,184 @@
+# Helpers for real-Xen scenarios (bash, run in dom0 by run-scenarios).
+# A scenario starts with:
+#     . "$(dirname "$0")/lib.sh"
+# and ends with exit 0 (pass); fail/skip end it early.  $W is a fresh
+# work directory on /tmp.  Cleanups registered with on_exit run in
+# reverse order however the scenario ends.
+set -u
+
+XBD_TESTS=${XBD_TESTS:-/xbd-tests}
+XBD_CONSOLE_DIR=${XBD_CONSOLE_DIR:-/var/log/xen/console}
+W=$(mktemp -d "/tmp/${XBD_SCENARIO:-scenario}.XXXXXX")
+
+_cleanups=()
+on_exit() { # COMMAND...: run at exit (as one string, through eval)
+	_cleanups+=("$*")
+}
+_run_cleanups() {
+	local i
+	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${_cleanups[i]}" || true
+	done
+}
+trap _run_cleanups EXIT
+
+_result() { # WORD REASON...
+	echo "$1: ${*:2}"
+	[ -z "${XBD_RESULT:-}" ] || echo "${*:2}" > "$XBD_RESULT"
+}
+fail() { _result FAIL "$@"; exit 1; }
+skip() { _result SKIP "$@"; exit 77; }
+
+# check DESCRIPTION COMMAND...: runs COMMAND; fails the scenario with
+# DESCRIPTION if it fails.
+check() {
+	local what=$1; shift
+	"$@" || fail "$what"
+}
+
+# wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s; 1 on timeout.
+wait_for() {
+	local secs=$1 i=0; shift
+	until "$@"; do
+		i=$((i + 1))
+		[ $i -le $((secs * 5)) ] || return 1
+		sleep 0.2
+	done
+}
+
+# loop_attach VAR FILE [ro]: sets VAR to a loop device now backed by
+# FILE; detached at exit.  (Not in $(...): on_exit must run here.)
+loop_attach() {
+	local dev
+	dev=$(losetup -f) || fail "no free loop device"
+	losetup ${3:+-r} "$dev" "$2" || fail "losetup $dev $2"
+	on_exit "losetup -d $dev"
+	printf -v "$1" '%s' "$dev"
+}
+
+# --- PV domUs -------------------------------------------------------
+# The domU runs the same kernel as dom0 and a busybox initramfs
+# (tests/xen/domU-init); a job directory is appended to it as /job, and
+# its run.sh runs once blkfront is loaded.  `. /lib/xbd-domu.sh` in the
+# job gives wait_dev and report (see tests/xen/domU-lib.sh).
+
+domu_console() { # NAME: its console log, written by xenconsoled
+	echo "$XBD_CONSOLE_DIR/guest-$1.log"
+}
+
+domu_alive() { # NAME
+	xl domid "$1" >/dev/null 2>&1
+}
+
+# domu_start NAME [--disk XL-DISK-SPEC]... [--job DIR | --script FILE]
+#            [--memory MB] [--cfg 'xl line']...
+# Creates and boots the domU; it is destroyed at exit.  Without --disk
+# it has no disks (a user-space backend can hot-plug its own).
+domu_start() {
+	local name=$1; shift
+	local disks=() job= memory=128 extra=() cfg initrd jobroot
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--disk) disks+=("'$2'"); shift 2 ;;
+		--job) job=$2; shift 2 ;;
+		--script)
+			mkdir -p "$W/$name-job"
+			cp "$2" "$W/$name-job/run.sh"
+			job=$W/$name-job; shift 2 ;;
+		--memory) memory=$2; shift 2 ;;
+		--cfg) extra+=("$2"); shift 2 ;;
+		*) fail "domu_start: unknown option $1" ;;
+		esac
+	done
+	initrd=$W/$name-initrd.gz
+	cp "$XBD_TESTS/domU/initrd.gz" "$initrd"
+	if [ -n "$job" ]; then
+		[ -f "$job/run.sh" ] || fail "domu_start: $job has no run.sh"
+		jobroot=$W/$name-jobroot
+		rm -rf "$jobroot"; mkdir -p "$jobroot"
+		cp -r "$job" "$jobroot/job"
+		# A second archive after the first: the kernel unpacks both.
+		(cd "$jobroot" && find . -mindepth 1 | cpio -o -H newc 2>/dev/null) |
+			gzip >> "$initrd" || fail "domu_start: cannot pack the job"
+	fi
+	cfg=$W/$name.cfg
+	{
+		echo "name = '$name'"
+		echo "type = 'pv'"
+		echo "kernel = '$XBD_TESTS/domU/vmlinuz'"
+		echo "ramdisk = '$initrd'"
+		echo "extra = 'console=hvc0 panic=-1 quiet'"
+		echo "memory = $memory"
+		echo "vcpus = 1"
+		echo "on_poweroff = 'destroy'"
+		echo "on_crash = 'destroy'"
+		echo "disk = [ $(IFS=,; echo "${disks[*]}") ]"
+		printf '%s\n' "${extra[@]}"
+	} > "$cfg"
+	rm -f "$(domu_console "$name")"
+	echo "domu_start: creating $name (disks: ${disks[*]:-none})"
+	if ! xl create -q "$cfg" > "$W/$name-create.log" 2>&1; then
+		cat "$W/$name-create.log"
+		fail "xl create $name failed"
+	fi
+	on_exit "domu_destroy $name"
+}
+
+domu_destroy() { # NAME: gone, whatever its state
+	domu_alive "$1" || return 0
+	xl destroy "$1" >/dev/null 2>&1
+	wait_for 10 eval "! domu_alive $1"
+}
+
+_domu_console_tail() { # NAME
+	echo "---- last lines of $1's console ----"
+	tail -n 30 "$(domu_console "$1")" 2>/dev/null | tr -d '\r'
+	echo "----"
+}
+
+# domu_wait NAME ERE [SECONDS]: waits for a console line matching ERE
+# and prints it; fails if the domain dies first or time runs out.
+domu_wait() {
+	local name=$1 re=$2 secs=${3:-60} log line i=0
+	log=$(domu_console "$name")
+	while :; do
+		line=$(tr -d '\r' < "$log" 2>/dev/null | grep -E -m1 -- "$re")
+		if [ -n "$line" ]; then
+			echo "$line"
+			return 0
+		fi
+		if ! domu_alive "$name" && [ $i -gt 0 ]; then
+			# One last look: xenconsoled may have drained late.
+			sleep 0.5
+			line=$(tr -d '\r' < "$log" 2>/dev/null | grep -E -m1 -- "$re")
+			[ -n "$line" ] && { echo "$line"; return 0; }
+			_domu_console_tail "$name" >&2
+			fail "$name died before printing /$re/"
+		fi
+		i=$((i + 1))
+		if [ $i -gt $((secs * 5)) ]; then
+			_domu_console_tail "$name" >&2
+			fail "$name: no /$re/ on its console within ${secs}s"
+		fi
+		sleep 0.2
+	done
+}
+
+# domu_result NAME KEY: the value the job reported with `report KEY ...`.
+domu_result() {
+	tr -d '\r' < "$(domu_console "$1")" |
+		sed -n "s/^XBD-DOMU RESULT $2 //p" | tail -n 1
+}
+
+# domu_wait_exit NAME [SECONDS]: waits until the job ends and the domain
+# is gone; fails unless the job exited 0.
+domu_wait_exit() {
+	local name=$1 secs=${2:-90} line status
+	line=$(domu_wait "$name" '^XBD-DOMU JOB-EXIT ' "$secs") || exit 1
+	status=${line#XBD-DOMU JOB-EXIT }
+	wait_for 15 eval "! domu_alive $name" || fail "$name did not power off"
+	if [ "$status" != 0 ]; then
+		_domu_console_tail "$name"
+		fail "$name's job exited with status $status"
+	fi
+}
