@@ -1,0 +1,980 @@
+/*
+ * The control socket (include/xbd/ctl.h): a small server thread per xbd
+ * process that answers one request line per connection with a JSON
+ * document (built with json-c), and the client that asks every such
+ * server at once with a deadline.
+ */
+#include "xbd/ctl.h"
+#include "xbd/common.h"
+#include "xbd/stats.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CTL_SOCK_PREFIX "xbd-"
+#define CTL_SOCK_SUFFIX ".sock"
+#define CTL_MAX_REQUEST 64            /* a request line, with its \n */
+#define CTL_MAX_REPLY (16u << 20)     /* a document larger than this is bad */
+#define CTL_SERVER_IO_TIMEOUT_S 1     /* a client that stalls is dropped */
+#define CTL_INFLIGHT_CAP 1024         /* ring entries are at most 512 */
+
+struct xbd_ctl_dev {
+	struct xbd_ctl_dev *next;
+	struct xbd_ctl_device desc; /* strings below are our own copies */
+	uint64_t added_ns;
+};
+
+struct xbd_ctl {
+	int listen_fd;
+	int wake_fd;    /* eventfd: xbd_ctl_stop wakes the thread */
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock; /* guards devs and every query callback */
+	struct xbd_ctl_dev *devs;
+	uint64_t started_ns;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+const char *xbd_ctl_run_dir(void)
+{
+	const char *env = getenv("XBD_RUN_DIR");
+
+	return env && *env ? env : XBD_CTL_DEFAULT_RUN_DIR;
+}
+
+/* ------------------------------------------------------------------ */
+/* Names                                                              */
+
+const char *xbd_ctl_blkif_op_name(unsigned op)
+{
+	/* BLKIF_OP_* values, as in <xen/io/blkif.h> */
+	static const char *const names[] = {
+		[0] = "read", [1] = "write", [2] = "barrier",
+		[3] = "flush", [5] = "discard", [6] = "indirect",
+	};
+
+	return op < XBD_ARRAY_SIZE(names) && names[op] ? names[op] : "unknown";
+}
+
+const char *xbd_ctl_xenbus_state_name(unsigned state)
+{
+	static const char *const names[] = {
+		"Unknown", "Initialising", "InitWait", "Initialised",
+		"Connected", "Closing", "Closed", "Reconfiguring",
+		"Reconfigured",
+	};
+
+	return state < XBD_ARRAY_SIZE(names) ? names[state] : "Unknown";
+}
+
+static const char *role_name(enum xbd_ctl_role role)
+{
+	return role == XBD_CTL_ATTACH ? "attach" : "serve";
+}
+
+/* ------------------------------------------------------------------ */
+/* The document                                                       */
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+static void add_str(struct json_object *o, const char *key, const char *v)
+{
+	json_object_object_add(o, key, v ? json_object_new_string(v) : NULL);
+}
+
+static void add_bool(struct json_object *o, const char *key, bool v)
+{
+	json_object_object_add(o, key, json_object_new_boolean(v));
+}
+
+static struct json_object *features_json(const struct xbd_ctl_features *f)
+{
+	struct json_object *o = json_object_new_object();
+
+	add_u64(o, "ring_pages", f->ring_pages);
+	add_bool(o, "persistent", f->persistent);
+	add_u64(o, "max_indirect_segments", f->max_indirect_segments);
+	add_bool(o, "flush", f->flush);
+	add_bool(o, "barrier", f->barrier);
+	add_bool(o, "discard", f->discard);
+	add_str(o, "protocol", f->protocol[0] ? f->protocol : NULL);
+	return o;
+}
+
+static struct json_object *latency_json(struct xbd_latency_hist *h)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *b = json_object_new_array_ext(XBD_LAT_BUCKETS);
+	unsigned i;
+
+	add_u64(o, "count", xbd_latency_count(h));
+	add_u64(o, "total_ns", xbd_stat_get(&h->total_ns));
+	add_u64(o, "max_ns", xbd_stat_get(&h->max_ns));
+	add_u64(o, "p50_ns", xbd_latency_percentile(h, 50));
+	add_u64(o, "p90_ns", xbd_latency_percentile(h, 90));
+	add_u64(o, "p99_ns", xbd_latency_percentile(h, 99));
+	for (i = 0; i < XBD_LAT_BUCKETS; i++)
+		json_object_array_add(b, json_object_new_uint64(
+					   xbd_stat_get(&h->bucket[i])));
+	json_object_object_add(o, "buckets", b);
+	return o;
+}
+
+static struct json_object *counters_json(struct xbd_stats *s,
+					 struct json_object *dev)
+{
+	struct json_object *reqs = json_object_new_object();
+	struct json_object *secs = json_object_new_object();
+	struct json_object *lat = json_object_new_object();
+	struct json_object *errs = json_object_new_object();
+	struct json_object *notify = json_object_new_object();
+	struct json_object *pg = json_object_new_object();
+	unsigned i;
+
+	for (i = 0; i < XBD_OP_COUNT; i++) {
+		add_u64(reqs, xbd_stat_op_name(i), xbd_stat_get(&s->reqs[i]));
+		add_u64(secs, xbd_stat_op_name(i), xbd_stat_get(&s->sectors[i]));
+		json_object_object_add(lat, xbd_stat_op_name(i),
+				       latency_json(&s->latency[i]));
+	}
+	add_u64(reqs, "indirect", xbd_stat_get(&s->indirect_reqs));
+	for (i = 0; i < XBD_ERR_COUNT; i++)
+		add_u64(errs, xbd_stat_error_name(i), xbd_stat_get(&s->errors[i]));
+	add_u64(notify, "sent", xbd_stat_get(&s->notify_sent));
+	add_u64(notify, "received", xbd_stat_get(&s->notify_received));
+	add_u64(notify, "suppressed", xbd_stat_get(&s->notify_suppressed));
+	add_u64(pg, "in_use", xbd_stat_get(&s->pgrants_in_use));
+	add_u64(pg, "max", xbd_stat_get(&s->pgrants_max));
+
+	add_bool(dev, "stats_enabled", s->enabled);
+	json_object_object_add(dev, "requests", reqs);
+	json_object_object_add(dev, "op_sectors", secs);
+	add_u64(dev, "in_flight", xbd_stat_get(&s->in_flight));
+	add_u64(dev, "in_flight_max", xbd_stat_get(&s->in_flight_max));
+	add_u64(dev, "ring_full", xbd_stat_get(&s->ring_full));
+	json_object_object_add(dev, "notify", notify);
+	json_object_object_add(dev, "errors", errs);
+	json_object_object_add(dev, "persistent_grants", pg);
+	json_object_object_add(dev, "latency", lat);
+	return dev;
+}
+
+/* Slots holding requests not yet answered, from this side's own view:
+ * a frontend knows exactly what it has not consumed; a backend counts the
+ * requests published that it has not answered yet. */
+static uint32_t ring_used(enum xbd_ctl_role role, const struct xbd_ctl_ring *r)
+{
+	uint32_t used = role == XBD_CTL_ATTACH ? r->req_prod_pvt - r->rsp_cons
+					       : r->req_prod - r->rsp_prod_pvt;
+
+	return used > r->nr_ents ? r->nr_ents : used;
+}
+
+static struct json_object *ring_json(enum xbd_ctl_role role,
+				     const struct xbd_ctl_ring *r)
+{
+	struct json_object *o;
+	uint32_t used;
+
+	if (!r->nr_ents)
+		return NULL;
+	o = json_object_new_object();
+	used = ring_used(role, r);
+	add_u64(o, "nr_ents", r->nr_ents);
+	add_u64(o, "req_prod", r->req_prod);
+	add_u64(o, "req_event", r->req_event);
+	add_u64(o, "rsp_prod", r->rsp_prod);
+	add_u64(o, "rsp_event", r->rsp_event);
+	if (role == XBD_CTL_ATTACH) {
+		add_u64(o, "req_prod_pvt", r->req_prod_pvt);
+		add_u64(o, "rsp_cons", r->rsp_cons);
+	} else {
+		add_u64(o, "req_cons", r->req_cons);
+		add_u64(o, "rsp_prod_pvt", r->rsp_prod_pvt);
+	}
+	add_u64(o, "used", used);
+	add_u64(o, "free", r->nr_ents - used);
+	return o;
+}
+
+static struct json_object *inflight_json(const struct xbd_ctl_state *st,
+					 uint64_t now)
+{
+	struct json_object *a = json_object_new_array_ext(st->inflight_len);
+	unsigned i;
+
+	for (i = 0; i < st->inflight_len && i < st->inflight_cap; i++) {
+		const struct xbd_ctl_request *q = &st->inflight[i];
+		struct json_object *o = json_object_new_object();
+
+		add_u64(o, "id", q->id);
+		add_str(o, "op", xbd_ctl_blkif_op_name(q->op));
+		add_bool(o, "indirect", q->indirect);
+		add_u64(o, "sector", q->sector);
+		add_u64(o, "nr_segments", q->nr_segments);
+		if (q->start_ns && now >= q->start_ns)
+			add_u64(o, "age_ns", now - q->start_ns);
+		else
+			json_object_object_add(o, "age_ns", NULL);
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+/* Called with ctl->lock held. */
+static struct json_object *device_json(struct xbd_ctl_dev *d,
+				       struct xbd_ctl_request *inflight,
+				       uint64_t now)
+{
+	const struct xbd_ctl_device *desc = &d->desc;
+	struct json_object *o = json_object_new_object();
+	struct xbd_ctl_state st;
+
+	memset(&st, 0, sizeof(st));
+	st.sectors = desc->sectors;
+	st.sector_size = desc->sector_size;
+	st.features = desc->features;
+	if (inflight) {
+		st.inflight = inflight;
+		st.inflight_cap = CTL_INFLIGHT_CAP;
+	}
+	if (desc->query)
+		desc->query(desc->opaque, &st);
+	st.features.protocol[sizeof(st.features.protocol) - 1] = '\0';
+	if (st.inflight_len > st.inflight_cap)
+		st.inflight_len = st.inflight_cap;
+	if (st.ring.nr_ents > 0xffff) /* no ring is this large: nonsense */
+		st.ring.nr_ents = 0;
+
+	add_str(o, "vm", desc->vm);
+	add_u64(o, "domid", desc->domid);
+	add_str(o, "vdev", desc->vdev);
+	add_u64(o, "devid", desc->devid);
+	add_str(o, "role", role_name(desc->role));
+	add_str(o, "backend", desc->backend);
+	add_str(o, "image", desc->image);
+	add_str(o, "image_format", desc->image_format);
+	add_str(o, "frontend_path", desc->frontend_path);
+	add_str(o, "backend_path", desc->backend_path);
+	add_str(o, "mount", desc->mount);
+	add_bool(o, "read_only", desc->read_only);
+	add_u64(o, "sectors", st.sectors);
+	add_u64(o, "sector_size", st.sector_size);
+	add_u64(o, "xenbus_state", st.xenbus_state);
+	add_str(o, "state", xbd_ctl_xenbus_state_name(st.xenbus_state));
+	add_u64(o, "uptime_ns", now - d->added_ns);
+	json_object_object_add(o, "features", features_json(&st.features));
+	counters_json(desc->stats, o);
+	json_object_object_add(o, "ring", ring_json(desc->role, &st.ring));
+	if (inflight) {
+		add_u64(o, "in_flight_total", st.inflight_total);
+		json_object_object_add(o, "in_flight_requests",
+				       inflight_json(&st, now));
+	}
+	return o;
+}
+
+struct json_object *xbd_ctl_build_doc(struct xbd_ctl *ctl, bool with_inflight)
+{
+	struct json_object *doc = json_object_new_object();
+	struct json_object *devs = json_object_new_array();
+	struct xbd_ctl_request *inflight = NULL;
+	struct xbd_ctl_dev *d;
+	uint64_t now = xbd_now_ns();
+
+	if (with_inflight)
+		inflight = calloc(CTL_INFLIGHT_CAP, sizeof(*inflight));
+	json_object_object_add(doc, "version",
+			       json_object_new_int(XBD_CTL_VERSION));
+	json_object_object_add(doc, "pid", json_object_new_int64(getpid()));
+	add_str(doc, "program", xbd_progname);
+	add_u64(doc, "time_ns", now);
+	add_u64(doc, "uptime_ns", now - ctl->started_ns);
+	pthread_mutex_lock(&ctl->lock);
+	for (d = ctl->devs; d; d = d->next)
+		json_object_array_add(devs, device_json(d, inflight, now));
+	pthread_mutex_unlock(&ctl->lock);
+	json_object_object_add(doc, "devices", devs);
+	free(inflight);
+	return doc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Server                                                             */
+
+/* An existing run directory must be ours alone: it holds the sockets
+ * that show every guest's disk activity. */
+static int ensure_run_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) == 0)
+		return 0;
+	if (errno != EEXIST) {
+		int err = -errno;
+
+		xbd_err("%s: cannot create: %s", dir, xbd_strerror(err));
+		return err;
+	}
+	if (lstat(dir, &st) < 0) {
+		int err = -errno;
+
+		xbd_err("%s: %s", dir, xbd_strerror(err));
+		return err;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 022)) {
+		xbd_err("%s: not a private directory of ours (owner, mode or "
+			"symlink): refusing to put a control socket there", dir);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* pid from "xbd-<pid>.sock"; 0 when the name does not have that form. */
+static pid_t socket_name_pid(const char *name)
+{
+	size_t plen = strlen(CTL_SOCK_PREFIX), slen = strlen(CTL_SOCK_SUFFIX);
+	size_t n = strlen(name);
+	unsigned long v = 0;
+	size_t i;
+
+	if (n <= plen + slen || strncmp(name, CTL_SOCK_PREFIX, plen) ||
+	    strcmp(name + n - slen, CTL_SOCK_SUFFIX))
+		return 0;
+	for (i = plen; i < n - slen; i++) {
+		if (name[i] < '0' || name[i] > '9' || v > 100000000ul)
+			return 0;
+		v = v * 10 + (unsigned long)(name[i] - '0');
+	}
+	return (pid_t)v;
+}
+
+/* A crashed xbd process leaves its socket behind: remove the sockets
+ * whose process no longer exists, so clients need not wait on them. */
+static void remove_stale_sockets(const char *dir)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+
+	if (!dh)
+		return;
+	while ((de = readdir(dh))) {
+		pid_t pid = socket_name_pid(de->d_name);
+
+		if (pid <= 0 || pid == getpid())
+			continue;
+		if (kill(pid, 0) < 0 && errno == ESRCH) {
+			xbd_debug("removing stale control socket %s/%s",
+				  dir, de->d_name);
+			unlinkat(dirfd(dh), de->d_name, 0);
+		}
+	}
+	closedir(dh);
+}
+
+static bool peer_allowed(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	return cred.uid == 0 || cred.uid == geteuid();
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads one request line; the socket has a receive timeout. */
+static int read_request(int fd, char *line, size_t size)
+{
+	size_t len = 0;
+
+	while (len + 1 < size) {
+		ssize_t n = recv(fd, line + len, size - 1 - len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		line[len] = '\0';
+		if (strchr(line, '\n'))
+			break;
+	}
+	line[len] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	return len ? 0 : -ENODATA;
+}
+
+/* {"version":1,"error":msg,"error_code":code}: a refused request. */
+static struct json_object *error_doc(const char *code, const char *msg)
+{
+	struct json_object *doc = json_object_new_object();
+
+	json_object_object_add(doc, "version",
+			       json_object_new_int(XBD_CTL_VERSION));
+	add_str(doc, "error", msg);
+	add_str(doc, "error_code", code);
+	return doc;
+}
+
+static void serve_client(struct xbd_ctl *ctl, int fd)
+{
+	struct timeval tv = { .tv_sec = CTL_SERVER_IO_TIMEOUT_S };
+	char line[CTL_MAX_REQUEST];
+	struct json_object *doc;
+	const char *text;
+	int err;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	err = read_request(fd, line, sizeof(line));
+	if (err)
+		return;
+	if (!peer_allowed(fd)) {
+		doc = error_doc("EACCES", "permission denied: root only");
+	} else if (!strcmp(line, "stats") || !strcmp(line, "ring")) {
+		doc = xbd_ctl_build_doc(ctl, !strcmp(line, "ring"));
+	} else {
+		char msg[CTL_MAX_REQUEST + 32];
+
+		snprintf(msg, sizeof(msg), "unknown request '%.*s'",
+			 CTL_MAX_REQUEST - 1, line);
+		doc = error_doc("EINVAL", msg);
+	}
+	text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
+	if (!send_all(fd, text, strlen(text)))
+		send_all(fd, "\n", 1);
+	json_object_put(doc);
+}
+
+static void *ctl_thread(void *arg)
+{
+	struct xbd_ctl *ctl = arg;
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = ctl->listen_fd, .events = POLLIN },
+			{ .fd = ctl->wake_fd, .events = POLLIN },
+		};
+		int fd;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			xbd_err("control socket: poll: %s", xbd_strerror(-errno));
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue; /* the client gave up already, or EMFILE */
+		serve_client(ctl, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static int listen_on(struct xbd_ctl *ctl, const char *dir)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int n, err;
+
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/" CTL_SOCK_PREFIX
+		     "%ld" CTL_SOCK_SUFFIX, dir, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+		xbd_err("%s: run directory path too long for a socket", dir);
+		return -ENAMETOOLONG;
+	}
+	snprintf(ctl->path, sizeof(ctl->path), "%s", sa.sun_path);
+	ctl->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ctl->listen_fd < 0)
+		return -errno;
+	unlink(ctl->path); /* ours by name: a previous process with our pid */
+	if (bind(ctl->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto fail;
+	/* The 0700 directory already keeps others out while this is 0755. */
+	if (chmod(ctl->path, 0600) < 0)
+		goto fail_unlink;
+	if (listen(ctl->listen_fd, 16) < 0)
+		goto fail_unlink;
+	return 0;
+
+fail_unlink:
+	err = -errno;
+	unlink(ctl->path);
+	errno = -err;
+fail:
+	err = -errno;
+	xbd_err("control socket %s: %s", ctl->path, xbd_strerror(err));
+	close(ctl->listen_fd);
+	ctl->listen_fd = -1;
+	return err;
+}
+
+int xbd_ctl_start(struct xbd_ctl **out)
+{
+	const char *dir = xbd_ctl_run_dir();
+	struct xbd_ctl *ctl;
+	sigset_t all, old;
+	int err;
+
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		return -ENOMEM;
+	ctl->listen_fd = -1;
+	ctl->wake_fd = -1;
+	ctl->started_ns = xbd_now_ns();
+	pthread_mutex_init(&ctl->lock, NULL);
+
+	err = ensure_run_dir(dir);
+	if (err)
+		goto fail;
+	remove_stale_sockets(dir);
+	err = listen_on(ctl, dir);
+	if (err)
+		goto fail;
+	ctl->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (ctl->wake_fd < 0) {
+		err = -errno;
+		goto fail_socket;
+	}
+	/* Signals belong to the main thread, which owns the cleanup. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = -pthread_create(&ctl->thread, NULL, ctl_thread, ctl);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		goto fail_socket;
+	ctl->thread_started = true;
+	*out = ctl;
+	return 0;
+
+fail_socket:
+	unlink(ctl->path);
+fail:
+	xbd_ctl_stop(ctl);
+	return err;
+}
+
+void xbd_ctl_stop(struct xbd_ctl *ctl)
+{
+	struct xbd_ctl_dev *d, *next;
+
+	if (!ctl)
+		return;
+	if (ctl->thread_started) {
+		uint64_t one = 1;
+
+		if (write(ctl->wake_fd, &one, sizeof(one)) != sizeof(one))
+			xbd_err("control socket: cannot wake its thread");
+		pthread_join(ctl->thread, NULL);
+		unlink(ctl->path);
+	}
+	if (ctl->listen_fd >= 0)
+		close(ctl->listen_fd);
+	if (ctl->wake_fd >= 0)
+		close(ctl->wake_fd);
+	for (d = ctl->devs; d; d = next) {
+		next = d->next;
+		xbd_ctl_remove_device(ctl, d);
+	}
+	pthread_mutex_destroy(&ctl->lock);
+	free(ctl);
+}
+
+const char *xbd_ctl_socket_path(const struct xbd_ctl *ctl)
+{
+	return ctl->path;
+}
+
+static void free_dev(struct xbd_ctl_dev *d)
+{
+	free((char *)d->desc.vm);
+	free((char *)d->desc.vdev);
+	free((char *)d->desc.backend);
+	free((char *)d->desc.image);
+	free((char *)d->desc.image_format);
+	free((char *)d->desc.frontend_path);
+	free((char *)d->desc.backend_path);
+	free((char *)d->desc.mount);
+	free(d);
+}
+
+/* strdup that keeps NULL; false when out of memory. */
+static bool dup_opt(const char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return true;
+	*dst = strdup(src);
+	return *dst != NULL;
+}
+
+int xbd_ctl_add_device(struct xbd_ctl *ctl, const struct xbd_ctl_device *desc,
+		       struct xbd_ctl_dev **out)
+{
+	struct xbd_ctl_dev *d;
+	bool ok;
+
+	if (!ctl || !desc || !desc->stats)
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->desc = *desc;
+	ok = dup_opt(&d->desc.vm, desc->vm);
+	ok &= dup_opt(&d->desc.vdev, desc->vdev);
+	ok &= dup_opt(&d->desc.backend, desc->backend);
+	ok &= dup_opt(&d->desc.image, desc->image);
+	ok &= dup_opt(&d->desc.image_format, desc->image_format);
+	ok &= dup_opt(&d->desc.frontend_path, desc->frontend_path);
+	ok &= dup_opt(&d->desc.backend_path, desc->backend_path);
+	ok &= dup_opt(&d->desc.mount, desc->mount);
+	if (!ok) {
+		free_dev(d);
+		return -ENOMEM;
+	}
+	d->added_ns = xbd_now_ns();
+	pthread_mutex_lock(&ctl->lock);
+	d->next = ctl->devs;
+	ctl->devs = d;
+	pthread_mutex_unlock(&ctl->lock);
+	if (out)
+		*out = d;
+	return 0;
+}
+
+void xbd_ctl_remove_device(struct xbd_ctl *ctl, struct xbd_ctl_dev *dev)
+{
+	struct xbd_ctl_dev **pp;
+
+	if (!ctl || !dev)
+		return;
+	pthread_mutex_lock(&ctl->lock);
+	for (pp = &ctl->devs; *pp; pp = &(*pp)->next) {
+		if (*pp == dev) {
+			*pp = dev->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctl->lock);
+	free_dev(dev);
+}
+
+/* ------------------------------------------------------------------ */
+/* Client                                                             */
+
+struct ctl_conn {
+	struct xbd_ctl_reply *reply;
+	int fd;
+	bool sent;
+	char *buf;
+	size_t len, cap;
+};
+
+/* Parses a whole reply; -EPROTO unless it is a document we understand,
+ * -EACCES / -EINVAL when the server refused the request. */
+static int parse_reply(const char *buf, size_t len, struct json_object **doc)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o, *v;
+	int err = 0;
+
+	if (!tok)
+		return -ENOMEM;
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "version", &v) ||
+	    !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int(v) != XBD_CTL_VERSION) {
+		json_object_put(o);
+		json_tokener_free(tok);
+		return -EPROTO;
+	}
+	json_tokener_free(tok);
+	if (json_object_object_get_ex(o, "error_code", &v)) {
+		const char *code = json_object_get_string(v);
+
+		err = code && !strcmp(code, "EACCES") ? -EACCES : -EINVAL;
+		json_object_put(o);
+		return err;
+	}
+	*doc = o;
+	return 0;
+}
+
+static void conn_finish(struct ctl_conn *c, int err)
+{
+	if (!err)
+		err = parse_reply(c->buf, c->len, &c->reply->doc);
+	c->reply->err = err;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+static void conn_start(struct ctl_conn *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (strlen(c->reply->socket) >= sizeof(sa.sun_path)) {
+		conn_finish(c, -ENAMETOOLONG);
+		return;
+	}
+	strcpy(sa.sun_path, c->reply->socket);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd < 0) {
+		conn_finish(c, -errno);
+		return;
+	}
+	/* A Unix connect completes at once or fails at once: refused or
+	 * missing means nobody listens any more; EAGAIN means the listener
+	 * is alive but not accepting (its backlog is full). */
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int err = errno == EAGAIN ? -ETIMEDOUT : -errno;
+
+		conn_finish(c, err);
+	}
+}
+
+static void conn_send(struct ctl_conn *c, const char *request)
+{
+	char line[CTL_MAX_REQUEST];
+	int n = snprintf(line, sizeof(line), "%s\n", request);
+
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		conn_finish(c, -EINVAL);
+		return;
+	}
+	/* A few bytes into an empty socket buffer: sent whole or not at all. */
+	if (send(c->fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
+		conn_finish(c, errno == EAGAIN ? -ETIMEDOUT :
+			       errno == EPIPE ? -ECONNRESET : -errno);
+		return;
+	}
+	c->sent = true;
+}
+
+static void conn_read(struct ctl_conn *c)
+{
+	ssize_t n;
+
+	if (c->cap - c->len < 4096) {
+		size_t cap = c->cap ? c->cap * 2 : 16384;
+		char *nb;
+
+		if (cap > CTL_MAX_REPLY) {
+			conn_finish(c, -EPROTO);
+			return;
+		}
+		nb = realloc(c->buf, cap);
+		if (!nb) {
+			conn_finish(c, -ENOMEM);
+			return;
+		}
+		c->buf = nb;
+		c->cap = cap;
+	}
+	n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			conn_finish(c, -errno);
+		return;
+	}
+	if (n == 0) {
+		/* The server closes after its answer; nothing at all means
+		 * it refused us (not root) or died mid-way. */
+		conn_finish(c, c->len ? 0 : -ECONNRESET);
+		return;
+	}
+	c->len += (size_t)n;
+}
+
+/* Drives every connection to an answer or an error before the deadline. */
+static void run_conns(struct ctl_conn *conns, unsigned n, const char *request,
+		      int timeout_ms)
+{
+	uint64_t deadline = xbd_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	struct pollfd *pfd = calloc(n ? n : 1, sizeof(*pfd));
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		conn_start(&conns[i]);
+		if (conns[i].fd >= 0)
+			conn_send(&conns[i], request);
+	}
+	while (pfd) {
+		uint64_t now = xbd_now_ns();
+		unsigned live = 0;
+		int r;
+
+		for (i = 0; i < n; i++) {
+			if (conns[i].fd < 0)
+				continue;
+			pfd[live].fd = conns[i].fd;
+			pfd[live].events = POLLIN;
+			pfd[live].revents = 0;
+			live++;
+		}
+		if (!live || now >= deadline)
+			break;
+		r = poll(pfd, live, (int)((deadline - now) / 1000000u) + 1);
+		if (r < 0 && errno != EINTR)
+			break;
+		for (i = 0; r > 0 && i < n; i++) {
+			unsigned k;
+
+			if (conns[i].fd < 0)
+				continue;
+			for (k = 0; k < live && pfd[k].fd != conns[i].fd; k++)
+				;
+			if (k < live && pfd[k].revents)
+				conn_read(&conns[i]);
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (conns[i].fd >= 0)
+			conn_finish(&conns[i], pfd ? -ETIMEDOUT : -ENOMEM);
+	free(pfd);
+}
+
+static int list_sockets(const char *dir, struct xbd_ctl_reply **out,
+			unsigned *count)
+{
+	struct xbd_ctl_reply *r = NULL;
+	unsigned n = 0, cap = 0;
+	struct dirent *de;
+	DIR *dh;
+	int err = 0;
+
+	*out = NULL;
+	*count = 0;
+	dh = opendir(dir);
+	if (!dh)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(dh))) {
+		pid_t pid = socket_name_pid(de->d_name);
+
+		if (pid <= 0)
+			continue;
+		if (n == cap) {
+			struct xbd_ctl_reply *nr;
+
+			cap = cap ? cap * 2 : 8;
+			nr = realloc(r, cap * sizeof(*r));
+			if (!nr) {
+				err = -ENOMEM;
+				break;
+			}
+			r = nr;
+		}
+		memset(&r[n], 0, sizeof(r[n]));
+		r[n].pid = pid;
+		if (asprintf(&r[n].socket, "%s/%s", dir, de->d_name) < 0) {
+			err = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	closedir(dh);
+	if (err) {
+		xbd_ctl_replies_free(r, n);
+		return err;
+	}
+	*out = r;
+	*count = n;
+	return 0;
+}
+
+int xbd_ctl_query_all(const char *run_dir, const char *request,
+		      int timeout_ms, struct xbd_ctl_reply **replies,
+		      unsigned *count)
+{
+	struct ctl_conn *conns;
+	unsigned i, n;
+	int err;
+
+	err = list_sockets(run_dir ? run_dir : xbd_ctl_run_dir(), replies,
+			   &n);
+	if (err)
+		return err;
+	conns = calloc(n ? n : 1, sizeof(*conns));
+	if (!conns) {
+		xbd_ctl_replies_free(*replies, n);
+		*replies = NULL;
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		conns[i].reply = &(*replies)[i];
+		conns[i].fd = -1;
+	}
+	run_conns(conns, n, request, timeout_ms);
+	for (i = 0; i < n; i++)
+		free(conns[i].buf);
+	free(conns);
+	*count = n;
+	return 0;
+}
+
+int xbd_ctl_query(const char *socket_path, const char *request,
+		  int timeout_ms, struct json_object **doc)
+{
+	struct xbd_ctl_reply reply = { .socket = (char *)socket_path };
+	struct ctl_conn conn = { .reply = &reply, .fd = -1 };
+
+	run_conns(&conn, 1, request, timeout_ms);
+	free(conn.buf);
+	if (!reply.err)
+		*doc = reply.doc;
+	return reply.err;
+}
+
+void xbd_ctl_replies_free(struct xbd_ctl_reply *replies, unsigned count)
+{
+	unsigned i;
+
+	for (i = 0; i < count; i++) {
+		free(replies[i].socket);
+		json_object_put(replies[i].doc);
+	}
+	free(replies);
+}
