@@ -149,7 +149,8 @@ fi
 for s in "${scenarios[@]}"; do
 	name=$(basename "$s" .sh)
 	line=$(grep -m1 "^XBD-SCENARIO $name " "$serial")
-	set -- ${line#"XBD-SCENARIO $name "}
+	read -r -a f <<< "${line#"XBD-SCENARIO $name "}"
+	set -- "${f[@]}"
 	verdict=${1:-}
 	case $verdict in
 	PASS)

@@ -10,7 +10,7 @@ rc=${PIPESTATUS[0]}
 grep -q '^xbd selftest: xen platform, we are domain 0$' "$W/selftest.out" ||
 	fail "selftest did not run on the xen platform as domain 0"
 if [ "$rc" -ne 0 ]; then
-	first=$(grep -m1 -E 'FAILED|^xbd: ' "$W/selftest.out")
+	first=$(grep -m1 -E 'FAILED|^xbd: ' "$W/selftest.out" | tr -s ' ')
 	fail "xbd selftest exited $rc: ${first:-no failed check printed}"
 fi
 grep -q '^selftest: [1-9][0-9]* checks, 0 failed$' "$W/selftest.out" ||
