@@ -7,6 +7,7 @@
 #include "xbd/ctl.h"
 #include "xbd/common.h"
 #include "xbd/stats.h"
+#include "xbd/xenbus.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -67,17 +68,6 @@ const char *xbd_ctl_blkif_op_name(unsigned op)
 	};
 
 	return op < XBD_ARRAY_SIZE(names) && names[op] ? names[op] : "unknown";
-}
-
-const char *xbd_ctl_xenbus_state_name(unsigned state)
-{
-	static const char *const names[] = {
-		"Unknown", "Initialising", "InitWait", "Initialised",
-		"Connected", "Closing", "Closed", "Reconfiguring",
-		"Reconfigured",
-	};
-
-	return state < XBD_ARRAY_SIZE(names) ? names[state] : "Unknown";
 }
 
 static const char *role_name(enum xbd_ctl_role role)
@@ -277,7 +267,7 @@ static struct json_object *device_json(struct xbd_ctl_dev *d,
 	add_u64(o, "sectors", st.sectors);
 	add_u64(o, "sector_size", st.sector_size);
 	add_u64(o, "xenbus_state", st.xenbus_state);
-	add_str(o, "state", xbd_ctl_xenbus_state_name(st.xenbus_state));
+	add_str(o, "state", xbd_xenbus_state_name(st.xenbus_state));
 	add_u64(o, "uptime_ns", now - d->added_ns);
 	json_object_object_add(o, "features", features_json(&st.features));
 	counters_json(desc->stats, o);

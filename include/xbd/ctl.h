@@ -166,7 +166,5 @@ void xbd_ctl_replies_free(struct xbd_ctl_reply *replies, unsigned count);
 /* Name of a BLKIF_OP_* operation byte ("read", "write", "barrier",
  * "flush", "discard", "indirect"); "unknown" otherwise. */
 const char *xbd_ctl_blkif_op_name(unsigned op);
-/* XenbusState name ("Connected"...); "Unknown" for 0 or out of range. */
-const char *xbd_ctl_xenbus_state_name(unsigned state);
 
 #endif

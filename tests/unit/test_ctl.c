@@ -12,6 +12,7 @@
  * documents against the tables:
  *   test_ctl --check-doc SECTION [--opaque PATH]... < doc.json
  */
+#include "tests/unit/check.h"
 #include "xbd/common.h"
 #include "xbd/ctl.h"
 #include "xbd/stats.h"
@@ -30,26 +31,6 @@
 
 extern char **environ;
 
-static int failures;
-
-#define CHECK(cond)                                                      \
-	do {                                                             \
-		if (!(cond)) {                                           \
-			fprintf(stderr, "%s:%d: check failed: %s\n",     \
-				__FILE__, __LINE__, #cond);              \
-			failures++;                                      \
-		}                                                        \
-	} while (0)
-
-#define CHECK_EQ(a, b)                                                   \
-	do {                                                             \
-		unsigned long long a_ = (a), b_ = (b);                   \
-		if (a_ != b_) {                                          \
-			fprintf(stderr, "%s:%d: %s = %llu, expected %llu\n", \
-				__FILE__, __LINE__, #a, a_, b_);         \
-			failures++;                                      \
-		}                                                        \
-	} while (0)
 
 /* ------------------------------------------------------------------ */
 /* Documented fields: the tables of packaging/xbd-stats-json.md        */
@@ -440,7 +421,7 @@ static uint64_t get_u64(struct json_object *o, const char *dotted)
 
 	if (!v || !json_object_is_type(v, json_type_int)) {
 		fprintf(stderr, "%s: missing or not an integer\n", dotted);
-		failures++;
+		check_failures++;
 		return UINT64_MAX;
 	}
 	return json_object_get_uint64(v);
@@ -961,10 +942,5 @@ int main(int argc, char **argv)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", run_dir);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_ctl: all checks passed\n");
-	return 0;
+	return check_report("test_ctl");
 }

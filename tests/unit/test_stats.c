@@ -3,6 +3,7 @@
  * known workload, histogram totals, percentiles, in-flight maximum under
  * concurrent updates, timing switched off, names.
  */
+#include "tests/unit/check.h"
 #include "xbd/stats.h"
 
 #include <pthread.h>
@@ -10,26 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond)                                                      \
-	do {                                                             \
-		if (!(cond)) {                                           \
-			fprintf(stderr, "%s:%d: check failed: %s\n",     \
-				__FILE__, __LINE__, #cond);              \
-			failures++;                                      \
-		}                                                        \
-	} while (0)
-
-#define CHECK_EQ(a, b)                                                   \
-	do {                                                             \
-		unsigned long long a_ = (a), b_ = (b);                   \
-		if (a_ != b_) {                                          \
-			fprintf(stderr, "%s:%d: %s = %llu, expected %llu\n", \
-				__FILE__, __LINE__, #a, a_, b_);         \
-			failures++;                                      \
-		}                                                        \
-	} while (0)
 
 static uint64_t hist_sum(const struct xbd_stats *s)
 {
@@ -245,10 +226,5 @@ int main(void)
 	test_concurrent();
 	test_names();
 	report_cost();
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_stats: all checks passed\n");
-	return 0;
+	return check_report("test_stats");
 }

@@ -1,0 +1,381 @@
+/*
+ * Disks that xbd does not serve (include/xbd/blkback_sysfs.h): xenstore
+ * says which disks a domain has and which backend serves each, Linux
+ * blkback publishes its counters in sysfs, and the ring itself can be
+ * looked at through a read-only mapping of the frontend's grants.
+ * Everything here only reads.
+ */
+#include "xbd/blkback_sysfs.h"
+#include "xbd/common.h"
+#include "xbd/ring.h"
+#include "xbd/xenbus.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* sysfs                                                              */
+
+/* One decimal counter file (blkback prints "%llu\n"). */
+static int read_counter_file(int dirfd, const char *name, uint64_t *v)
+{
+	char buf[32], *end;
+	ssize_t n;
+	int fd, err = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		err = -errno;
+	close(fd);
+	if (err)
+		return err;
+	buf[n] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(buf, &end, 10);
+	if (errno || (*end && *end != '\n'))
+		return -EINVAL;
+	return 0;
+}
+
+int xbd_blkback_read_counters(const char *sysfs_root, uint16_t domid,
+			      uint32_t devid, struct xbd_blkback_counters *out)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} files[] = {
+		{ "oo_req", offsetof(struct xbd_blkback_counters, oo_req) },
+		{ "rd_req", offsetof(struct xbd_blkback_counters, rd_req) },
+		{ "wr_req", offsetof(struct xbd_blkback_counters, wr_req) },
+		{ "f_req", offsetof(struct xbd_blkback_counters, f_req) },
+		{ "ds_req", offsetof(struct xbd_blkback_counters, ds_req) },
+		{ "rd_sect", offsetof(struct xbd_blkback_counters, rd_sect) },
+		{ "wr_sect", offsetof(struct xbd_blkback_counters, wr_sect) },
+	};
+	struct xbd_blkback_counters c;
+	char path[4096];
+	size_t i;
+	int dirfd, err = 0;
+
+	snprintf(path, sizeof(path),
+		 "%s/bus/xen-backend/devices/vbd-%u-%u/statistics",
+		 sysfs_root ? sysfs_root : XBD_SYSFS_DEFAULT_ROOT, domid, devid);
+	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	memset(&c, 0, sizeof(c));
+	for (i = 0; i < XBD_ARRAY_SIZE(files) && !err; i++)
+		err = read_counter_file(dirfd, files[i].name,
+					(uint64_t *)((char *)&c + files[i].offset));
+	close(dirfd);
+	if (err)
+		return err;
+	*out = c;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* xenstore                                                           */
+
+const char *xbd_vbd_backend_name(enum xbd_vbd_backend kind)
+{
+	switch (kind) {
+	case XBD_VBD_BLKBACK: return "blkback";
+	case XBD_VBD_QDISK: return "qdisk";
+	case XBD_VBD_TAPDISK: return "tapdisk";
+	case XBD_VBD_XBD: return "xbd";
+	default: return "unknown";
+	}
+}
+
+int xbd_vbd_backend_parse(const char *backend_path, enum xbd_vbd_backend *kind,
+			  uint16_t *be_domid)
+{
+	static const struct {
+		const char *type;
+		enum xbd_vbd_backend kind;
+	} types[] = {
+		{ "vbd", XBD_VBD_BLKBACK },
+		{ "qdisk", XBD_VBD_QDISK },
+		{ "vbd3", XBD_VBD_TAPDISK },
+		{ "xbd", XBD_VBD_XBD },
+	};
+	char type[32];
+	unsigned be, fe, devid;
+	int used = 0;
+	size_t i;
+
+	if (sscanf(backend_path, "/local/domain/%u/backend/%31[^/]/%u/%u%n",
+		   &be, type, &fe, &devid, &used) != 4 ||
+	    backend_path[used] != '\0' || be >= XBD_DOMID_SELF)
+		return -EINVAL;
+	*be_domid = (uint16_t)be;
+	*kind = XBD_VBD_UNKNOWN;
+	for (i = 0; i < XBD_ARRAY_SIZE(types); i++)
+		if (!strcmp(type, types[i].type))
+			*kind = types[i].kind;
+	return 0;
+}
+
+/* DIR/NAME into buf; "" when absent. */
+static void xs_read_into(struct xbd_platform *p, const char *dir,
+			 const char *name, char *buf, size_t len)
+{
+	char path[256], *v = NULL;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (xbd_xs_read_str(p, path, &v) == 0) {
+		snprintf(buf, len, "%s", v);
+		free(v);
+	}
+}
+
+/* DIR/NAME as an unsigned number; false when absent or malformed. */
+static bool xs_read_u64(struct xbd_platform *p, const char *dir,
+			const char *name, uint64_t *v)
+{
+	char path[256];
+	unsigned long long n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (xbd_xs_read_uint(p, path, &n))
+		return false;
+	*v = n;
+	return true;
+}
+
+/* ring-ref, or ring-page-order with ring-ref0..N-1, in dir (the frontend
+ * directory, or its queue-0 for a multi-queue frontend). */
+static void read_ring_refs(struct xbd_platform *p, const char *dir,
+			   struct xbd_vbd *v)
+{
+	uint64_t order = 0, ref, evtchn;
+	unsigned i, n;
+
+	v->nr_ring_refs = 0;
+	if (xs_read_u64(p, dir, "ring-page-order", &order)) {
+		if (order > XBD_RING_MAX_ORDER)
+			return;
+		n = 1u << order;
+		for (i = 0; i < n; i++) {
+			char name[16];
+
+			snprintf(name, sizeof(name), "ring-ref%u", i);
+			if (!xs_read_u64(p, dir, name, &ref) || ref > UINT32_MAX)
+				return;
+			v->ring_refs[i] = (uint32_t)ref;
+		}
+		v->nr_ring_refs = n;
+	} else if (xs_read_u64(p, dir, "ring-ref", &ref) && ref <= UINT32_MAX) {
+		v->ring_refs[0] = (uint32_t)ref;
+		v->nr_ring_refs = 1;
+	}
+	if (xs_read_u64(p, dir, "event-channel", &evtchn) &&
+	    evtchn <= UINT32_MAX)
+		v->event_channel = (uint32_t)evtchn;
+}
+
+static void read_vbd(struct xbd_platform *p, uint16_t domid, uint32_t devid,
+		     struct xbd_vbd *v)
+{
+	char mode[8], qdir[96];
+	uint64_t n;
+
+	memset(v, 0, sizeof(*v));
+	v->domid = domid;
+	v->devid = devid;
+	v->backend_domid = XBD_DOMID_INVALID;
+	v->nr_queues = 1;
+	xbd_frontend_path(v->frontend_path, sizeof(v->frontend_path), domid,
+			  devid);
+	if (xs_read_u64(p, v->frontend_path, "state", &n) && n <= 8)
+		v->frontend_state = (unsigned)n;
+	xs_read_into(p, v->frontend_path, "protocol", v->protocol,
+		     sizeof(v->protocol));
+	if (xs_read_u64(p, v->frontend_path, "multi-queue-num-queues", &n) &&
+	    n >= 1) {
+		v->nr_queues = n > 256 ? 256 : (unsigned)n;
+		snprintf(qdir, sizeof(qdir), "%s/queue-0", v->frontend_path);
+		read_ring_refs(p, qdir, v);
+	} else {
+		read_ring_refs(p, v->frontend_path, v);
+	}
+
+	xs_read_into(p, v->frontend_path, "backend", v->backend_path,
+		     sizeof(v->backend_path));
+	if (v->backend_path[0] &&
+	    xbd_vbd_backend_parse(v->backend_path, &v->backend,
+				  &v->backend_domid) == 0) {
+		xs_read_into(p, v->backend_path, "dev", v->vdev,
+			     sizeof(v->vdev));
+		xs_read_into(p, v->backend_path, "params", v->params,
+			     sizeof(v->params));
+		xs_read_into(p, v->backend_path, "mode", mode, sizeof(mode));
+		v->read_only = mode[0] == 'r' && mode[1] != 'w';
+		if (xs_read_u64(p, v->backend_path, "state", &n) && n <= 8)
+			v->backend_state = (unsigned)n;
+		if (xs_read_u64(p, v->backend_path, "sectors", &n))
+			v->sectors = n;
+		if (xs_read_u64(p, v->backend_path, "sector-size", &n) &&
+		    n <= 65536)
+			v->sector_size = (unsigned)n;
+	}
+	/* "dev" may be missing (or be hda, sdb...): fall back on the id */
+	if (!v->vdev[0] &&
+	    xbd_devid_to_vdev(devid, v->vdev, sizeof(v->vdev)) < 0)
+		snprintf(v->vdev, sizeof(v->vdev), "%u", devid);
+}
+
+static int cmp_devid(const void *a, const void *b)
+{
+	const struct xbd_vbd *x = a, *y = b;
+
+	return x->devid < y->devid ? -1 : x->devid > y->devid;
+}
+
+int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
+		 unsigned *count)
+{
+	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
+	struct xbd_vbd *v;
+	char dir[64], **names = NULL;
+	unsigned n = 0, i, m = 0;
+	int err;
+
+	*out = NULL;
+	*count = 0;
+	snprintf(dir, sizeof(dir), "/local/domain/%u/device/vbd", domid);
+	err = ops->xs_directory(p, XBD_XS_NO_TXN, dir, &names, &n);
+	if (err == -ENOENT)
+		return 0; /* a domain without disks */
+	if (err)
+		return err;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		free(names);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		char *end;
+		unsigned long devid;
+
+		errno = 0;
+		devid = strtoul(names[i], &end, 10);
+		if (*end || end == names[i] || errno || devid > UINT32_MAX)
+			continue;
+		read_vbd(p, domid, (uint32_t)devid, &v[m++]);
+	}
+	free(names);
+	qsort(v, m, sizeof(*v), cmp_devid);
+	*out = v;
+	*count = m;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The ring, read-only                                                */
+
+/* One request slot, copied once from the shared page into a local. */
+static void peek_request(enum xbd_blkif_abi abi, const void *ring_base,
+			 unsigned slot, struct xbd_ring_peek_request *q)
+{
+	uint8_t op;
+
+	memset(q, 0, sizeof(*q));
+	if (abi == XBD_BLKIF_ABI_X86_32) {
+		const union blkif_x86_32_sring_entry *e =
+			(const union blkif_x86_32_sring_entry *)ring_base + slot;
+		union blkif_x86_32_sring_entry copy;
+		const struct blkif_x86_32_request_indirect *ind =
+			(const void *)&copy.req;
+
+		memcpy(&copy, e, sizeof(copy));
+		op = copy.req.operation;
+		q->id = copy.req.id;
+		q->sector = copy.req.sector_number;
+		q->nr_segments = copy.req.nr_segments;
+		if (op == BLKIF_OP_INDIRECT) {
+			q->indirect = true;
+			op = ind->indirect_op;
+			q->nr_segments = ind->nr_segments;
+			q->id = ind->id;
+			q->sector = ind->sector_number;
+		}
+	} else {
+		const union blkif_sring_entry *e =
+			(const union blkif_sring_entry *)ring_base + slot;
+		union blkif_sring_entry copy;
+		const struct blkif_request_indirect *ind =
+			(const void *)&copy.req;
+
+		memcpy(&copy, e, sizeof(copy));
+		op = copy.req.operation;
+		q->id = copy.req.id;
+		q->sector = copy.req.sector_number;
+		q->nr_segments = copy.req.nr_segments;
+		if (op == BLKIF_OP_INDIRECT) {
+			q->indirect = true;
+			op = ind->indirect_op;
+			q->nr_segments = ind->nr_segments;
+			q->id = ind->id;
+			q->sector = ind->sector_number;
+		}
+	}
+	if (op == BLKIF_OP_DISCARD)
+		q->nr_segments = 0;
+	q->op = op;
+}
+
+int xbd_vbd_ring_peek(struct xbd_platform *p, const struct xbd_vbd *v,
+		      struct xbd_ring_peek *out)
+{
+	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
+	enum xbd_blkif_abi abi;
+	const struct blkif_sring *sring;
+	void *addr = NULL;
+	unsigned i;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!v->nr_ring_refs || v->nr_ring_refs > XBD_VBD_MAX_RING_PAGES)
+		return -ENODATA;
+	if (xbd_blkif_abi_from_protocol(v->protocol[0] ? v->protocol : NULL,
+					&abi))
+		return -EPROTONOSUPPORT;
+	/* writable = false: a look never changes the guest's ring */
+	err = ops->map_grants(p, v->domid, v->nr_ring_refs, v->ring_refs,
+			      false, &addr);
+	if (err)
+		return err;
+	sring = addr;
+	out->nr_ents = xbd_blkif_ring_entries(abi, v->nr_ring_refs);
+	/* Each index is read once; the peers keep moving them. */
+	out->req_prod = __atomic_load_n(&sring->req_prod, __ATOMIC_RELAXED);
+	out->req_event = __atomic_load_n(&sring->req_event, __ATOMIC_RELAXED);
+	out->rsp_prod = __atomic_load_n(&sring->rsp_prod, __ATOMIC_RELAXED);
+	out->rsp_event = __atomic_load_n(&sring->rsp_event, __ATOMIC_RELAXED);
+	out->used = out->req_prod - out->rsp_prod;
+	out->inconsistent = out->used > out->nr_ents;
+	if (!out->inconsistent) {
+		/* see the requests the frontend wrote before it moved req_prod */
+		atomic_thread_fence(memory_order_acquire);
+		for (i = 0; i < out->used && i < XBD_ARRAY_SIZE(out->requests);
+		     i++)
+			peek_request(abi, sring->ring,
+				     (out->rsp_prod + i) & (out->nr_ents - 1),
+				     &out->requests[i]);
+		out->nr_requests = i;
+	}
+	ops->unmap_grants(p, addr, v->nr_ring_refs);
+	return 0;
+}
