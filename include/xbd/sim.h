@@ -30,4 +30,53 @@ int sim_xenstored_start(const char *dir, struct sim_xenstored **out);
 /* Closes every connection, removes the sockets, frees everything. */
 void sim_xenstored_stop(struct sim_xenstored *xs);
 
+/* --- src/sim_platform.c: the hypervisor's shared state --- */
+/* A guest process of the sim finds its identity in the environment: the
+ * daemon starts a domain's guest helper with these set, and
+ * xbd_platform_sim_open() acts as $XBD_SIM_DOMID when cfg->sim_domid
+ * is 0. */
+#define XBD_SIM_DIR_ENV "XBD_SIM_DIR"
+#define XBD_SIM_DOMID_ENV "XBD_SIM_DOMID"
+#define XBD_SIM_NAME_MAX 63     /* longest domain name */
+#define XBD_SIM_MAX_DOMAINS 256 /* live at once, dom0 included */
+#define XBD_SIM_MAX_DOMID 0x7fefu /* DOMID_FIRST_RESERVED - 1 */
+
+/* The daemon's side of the state files (domains table, per-domain grant
+ * tables, memory and event channel ports).  Only the daemon calls these. */
+struct sim_hv;
+/* Fresh state in dir (stale files of a dead sim are replaced), with
+ * Domain-0 alive. */
+int sim_hv_create(const char *dir, struct sim_hv **out);
+/* Removes every state file and frees hv. */
+void sim_hv_destroy(struct sim_hv *hv);
+int sim_hv_domain_add(struct sim_hv *hv, uint16_t domid, const char *name);
+/* What a crash looks like: the domain is dying, its grants can no longer
+ * be mapped, its ports are closed (peers' become unbound) and the grants
+ * it had mapped from others count as unmapped. */
+void sim_hv_domain_kill(struct sim_hv *hv, uint16_t domid);
+/* Forgets a killed domain: its table slot and state files go. */
+void sim_hv_domain_remove(struct sim_hv *hv, uint16_t domid);
+/* An unbound port of domid for remote (e.g. the xenstore port). */
+int sim_hv_alloc_unbound(struct sim_hv *hv, uint16_t domid, uint16_t remote,
+			 uint32_t *port);
+
+/* --- src/sim_daemon.c: the sim daemon and its control client --- */
+struct xbd_domain_info;
+/* Each prints one error line on failure and returns a negative errno. */
+/* Starts a daemon on dir (created if missing), returns once it serves;
+ * -EBUSY when a live sim already uses dir. */
+int xbd_sim_start(const char *dir);
+/* Destroys every domain, stops the daemon, waits until it is gone. */
+int xbd_sim_stop(const char *dir);
+/* Creates domain `name`.  guest_argv (NULL, or NULL-terminated) is run
+ * as the domain's guest process, with XBD_SIM_DIR, XBD_SIM_DOMID and
+ * XBD_PLATFORM=sim in its environment; destroy kills it. */
+int xbd_sim_vm_create(const char *dir, const char *name,
+		      char *const guest_argv[], uint16_t *domid);
+/* name is a domain name or id; -ENOENT for an unknown one. */
+int xbd_sim_vm_destroy(const char *dir, const char *name);
+/* Domain-0 first; free(*list). */
+int xbd_sim_vm_list(const char *dir, struct xbd_domain_info **list,
+		    unsigned *count);
+
 #endif

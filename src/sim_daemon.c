@@ -1,0 +1,1283 @@
+/*
+ * The sim daemon: the simulated hypervisor's toolstack.  `xbd sim start`
+ * forks it; it runs the sim xenstored (in its own thread), keeps the
+ * shared state files through sim_hv_*, writes to xenstore what libxl
+ * writes for each domain, and answers one request per connection on
+ * DIR/ctl.sock, fields separated by tabs:
+ *
+ *   create NAME [ARGV...]   ok DOMID   (ARGV: the domain's guest process)
+ *   destroy NAME|ID         ok
+ *   list                    ok, then one "DOMID NAME" line per domain
+ *   stop                    ok, then end of file once the daemon is gone
+ *   (any error)             err ERRNO MESSAGE
+ *
+ * The client side (xbd_sim_*) is at the end.
+ */
+#include "xbd/sim.h"
+#include "xbd/platform.h"
+#include "xbd/platform_xs.h"
+#include "xbd/common.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenstore.h>
+
+#define CTL_MAX_REQUEST 65536
+#define CTL_IO_TIMEOUT_MS 5000
+#define CTL_REPLY_TIMEOUT_MS 60000
+#define STOP_WAIT_MS 30000
+/* Where an HVM guest's xenstore page sits (the toolstack writes it as
+ * store/ring-ref); nothing maps it in the sim. */
+#define SIM_STORE_GFN 0xfeffcu
+#define SIM_GUEST_MEMORY_KB "131072"
+
+extern char **environ;
+
+struct sim_vm {
+	uint16_t domid;
+	char name[XBD_SIM_NAME_MAX + 1];
+	char uuid[37];
+	pid_t guest; /* guest process (and its group), 0 if none */
+	bool guest_running; /* not yet reaped */
+};
+
+struct sim_daemon {
+	const char *dir;
+	struct sim_hv *hv;
+	struct sim_xenstored *xsd;
+	struct xs_handle *xs;
+	int listen_fd, sig_fd;
+	unsigned next_domid;
+	struct sim_vm vms[XBD_SIM_MAX_DOMAINS]; /* vms[0] is Domain-0 */
+	unsigned nvms;
+	bool stopping;
+};
+
+static int dir_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	int n = snprintf(buf, len, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int unix_addr(struct sockaddr_un *sa, const char *dir, const char *name)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	return dir_path(sa->sun_path, sizeof(sa->sun_path), dir, name);
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void reply(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(int fd, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	write_all(fd, buf, (size_t)n);
+}
+
+static void reply_err(int fd, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void reply_err(int fd, int err, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	xbd_info("%s", msg);
+	reply(fd, "err\t%d\t%s", err < 0 ? -err : err, msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* xenstore, as the toolstack in dom0                                  */
+
+static int xs_fail(void)
+{
+	return errno ? -errno : -EIO;
+}
+
+/* Writes (or with value NULL, creates) path with the given permissions. */
+static int xs_node(struct xs_handle *xs, xs_transaction_t t, const char *path,
+		   const char *value, struct xs_permissions *perms,
+		   unsigned nperms)
+{
+	bool ok = value ? xs_write(xs, t, path, value, strlen(value))
+			: xs_mkdir(xs, t, path);
+
+	if (!ok || !xs_set_permissions(xs, t, path, perms, nperms))
+		return xs_fail();
+	return 0;
+}
+
+/* What libxl writes for a new domain (libxl__domain_make and
+ * libxl__build_post): a dom0-owned home the guest can read, and
+ * the subdirectories the guest owns. */
+static int write_domain_nodes(struct xs_handle *xs, xs_transaction_t t,
+			      const struct sim_vm *vm, uint32_t store_port)
+{
+	static const char *const guest_owned[] = {
+		"device", "device/suspend", "device/suspend/event-channel",
+		"control/shutdown", "control/feature-poweroff",
+		"control/feature-reboot", "control/feature-suspend",
+		"control/sysrq", "data", "drivers", "feature", "attr", "error",
+	};
+	struct xs_permissions ro[2] = {
+		{ .id = 0, .perms = XS_PERM_NONE },
+		{ .id = vm->domid, .perms = XS_PERM_READ },
+	};
+	struct xs_permissions rw[1] = { { .id = vm->domid, .perms = XS_PERM_NONE } };
+	struct {
+		const char *key;
+		char value[64];
+	} ro_values[] = {
+		{ "name", "" }, { "domid", "" }, { "vm", "" },
+		{ "memory/static-max", SIM_GUEST_MEMORY_KB },
+		{ "memory/target", SIM_GUEST_MEMORY_KB },
+		{ "store/port", "" }, { "store/ring-ref", "" },
+		{ "control/platform-feature-multiprocessor-suspend", "1" },
+		{ "control/platform-feature-xs_reset_watches", "1" },
+	};
+	char base[64], vmpath[64], path[192];
+	size_t i;
+	int err;
+
+	snprintf(base, sizeof(base), "/local/domain/%u", vm->domid);
+	snprintf(vmpath, sizeof(vmpath), "/vm/%s", vm->uuid);
+	snprintf(ro_values[0].value, sizeof(ro_values[0].value), "%s", vm->name);
+	snprintf(ro_values[1].value, sizeof(ro_values[1].value), "%u", vm->domid);
+	snprintf(ro_values[2].value, sizeof(ro_values[2].value), "%s", vmpath);
+	snprintf(ro_values[5].value, sizeof(ro_values[5].value), "%u", store_port);
+	snprintf(ro_values[6].value, sizeof(ro_values[6].value), "%u", SIM_STORE_GFN);
+
+	xs_rm(xs, t, base);
+	if ((err = xs_node(xs, t, base, NULL, ro, 2)) ||
+	    (err = xs_node(xs, t, vmpath, NULL, ro, 2)))
+		return err;
+	snprintf(path, sizeof(path), "%s/uuid", vmpath);
+	if ((err = xs_node(xs, t, path, vm->uuid, ro, 2)))
+		return err;
+	snprintf(path, sizeof(path), "%s/name", vmpath);
+	if ((err = xs_node(xs, t, path, vm->name, ro, 2)))
+		return err;
+	for (i = 0; i < XBD_ARRAY_SIZE(ro_values); i++) {
+		snprintf(path, sizeof(path), "%s/%s", base, ro_values[i].key);
+		if ((err = xs_node(xs, t, path, ro_values[i].value, ro, 2)))
+			return err;
+	}
+	snprintf(path, sizeof(path), "%s/control", base);
+	if ((err = xs_node(xs, t, path, NULL, ro, 2)))
+		return err;
+	for (i = 0; i < XBD_ARRAY_SIZE(guest_owned); i++) {
+		snprintf(path, sizeof(path), "%s/%s", base, guest_owned[i]);
+		if ((err = xs_node(xs, t, path, NULL, rw, 1)))
+			return err;
+	}
+	return 0;
+}
+
+static int write_dom0_nodes(struct xs_handle *xs, xs_transaction_t t,
+			    const struct sim_vm *vm, uint32_t unused)
+{
+	struct xs_permissions own[1] = { { .id = 0, .perms = XS_PERM_NONE } };
+	char path[96];
+	int err;
+
+	(void)unused;
+	if ((err = xs_node(xs, t, "/local/domain/0", NULL, own, 1)))
+		return err;
+	if (!xs_write(xs, t, "/local/domain/0/name", vm->name, strlen(vm->name)) ||
+	    !xs_write(xs, t, "/local/domain/0/domid", "0", 1))
+		return xs_fail();
+	snprintf(path, sizeof(path), "/vm/%s/name", vm->uuid);
+	if (!xs_write(xs, t, path, vm->name, strlen(vm->name)))
+		return xs_fail();
+	snprintf(path, sizeof(path), "/vm/%s", vm->uuid);
+	if (!xs_write(xs, t, "/local/domain/0/vm", path, strlen(path)))
+		return xs_fail();
+	return 0;
+}
+
+static int remove_domain_nodes(struct xs_handle *xs, xs_transaction_t t,
+			       const struct sim_vm *vm, uint32_t unused)
+{
+	char path[64];
+
+	(void)unused;
+	snprintf(path, sizeof(path), "/local/domain/%u", vm->domid);
+	if (!xs_rm(xs, t, path) && errno != ENOENT)
+		return xs_fail();
+	snprintf(path, sizeof(path), "/vm/%s", vm->uuid);
+	if (!xs_rm(xs, t, path) && errno != ENOENT)
+		return xs_fail();
+	return 0;
+}
+
+/* Runs fn in a transaction, retrying when the commit conflicts. */
+static int xs_in_transaction(struct xs_handle *xs,
+			     int (*fn)(struct xs_handle *, xs_transaction_t,
+				       const struct sim_vm *, uint32_t),
+			     const struct sim_vm *vm, uint32_t arg)
+{
+	int tries, err = -EAGAIN;
+
+	for (tries = 0; tries < 20 && err == -EAGAIN; tries++) {
+		xs_transaction_t t = xs_transaction_start(xs);
+
+		if (t == XBT_NULL)
+			return xs_fail();
+		err = fn(xs, t, vm, arg);
+		if (err) {
+			xs_transaction_end(xs, t, true);
+			return err;
+		}
+		err = xs_transaction_end(xs, t, false) ? 0 : xs_fail();
+	}
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Domains                                                             */
+
+static void make_uuid(char *out, size_t len)
+{
+	unsigned char b[16];
+	size_t got = 0;
+
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+
+		if (n <= 0) { /* not fatal: a uuid just has to be unique-ish */
+			unsigned long long t = xbd_now_ns() ^ (unsigned long long)getpid();
+
+			memcpy(b + got, &t, sizeof(b) - got < sizeof(t) ?
+					    sizeof(b) - got : sizeof(t));
+			got += sizeof(b) - got < sizeof(t) ? sizeof(b) - got : sizeof(t);
+			continue;
+		}
+		got += (size_t)n;
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, len,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static bool valid_name(const char *name)
+{
+	size_t i, len = strlen(name);
+	bool digits_only = true;
+
+	if (len == 0 || len > XBD_SIM_NAME_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (!isalnum(c) && !strchr("-_.+:@", c))
+			return false;
+		digits_only &= isdigit(c) != 0;
+	}
+	return !digits_only; /* a number names a domain by id */
+}
+
+/* The domain called name, or with that id. */
+static struct sim_vm *find_vm(struct sim_daemon *d, const char *name)
+{
+	char *end;
+	unsigned long id;
+	unsigned i;
+
+	for (i = 0; i < d->nvms; i++)
+		if (!strcmp(d->vms[i].name, name))
+			return &d->vms[i];
+	errno = 0;
+	id = strtoul(name, &end, 10);
+	if (*name && !*end && !errno)
+		for (i = 0; i < d->nvms; i++)
+			if (d->vms[i].domid == id)
+				return &d->vms[i];
+	return NULL;
+}
+
+/* Starts argv as vm's guest process, in its own process group. */
+static int spawn_guest(struct sim_daemon *d, struct sim_vm *vm, char **argv)
+{
+	char dir_env[4200], domid_env[64];
+	char **envp;
+	size_t n = 0, i, k = 0;
+	int pfd[2], child_err = 0, err = 0;
+	ssize_t got;
+	sigset_t none;
+	pid_t pid;
+
+	snprintf(dir_env, sizeof(dir_env), "%s=%s", XBD_SIM_DIR_ENV, d->dir);
+	snprintf(domid_env, sizeof(domid_env), "%s=%u", XBD_SIM_DOMID_ENV, vm->domid);
+	while (environ[n])
+		n++;
+	/* Built before fork: the child of a threaded process must not malloc. */
+	envp = calloc(n + 4, sizeof(*envp));
+	if (!envp)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "XBD_SIM_DIR=", 12) &&
+		    strncmp(environ[i], "XBD_SIM_DOMID=", 14) &&
+		    strncmp(environ[i], "XBD_PLATFORM=", 13))
+			envp[k++] = environ[i];
+	envp[k++] = dir_env;
+	envp[k++] = domid_env;
+	envp[k++] = (char *)"XBD_PLATFORM=sim";
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		err = -errno;
+		goto out;
+	}
+	sigemptyset(&none);
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		goto out;
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+
+		close(pfd[0]);
+		setpgid(0, 0);
+		signal(SIGPIPE, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(2, 1); /* the guest's output goes to the sim's log */
+		execvpe(argv[0], argv, envp);
+		child_err = errno;
+		if (write(pfd[1], &child_err, sizeof(child_err)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(pfd[1]);
+	/* The child's copy closes on exec: nothing read means it started. */
+	do
+		got = read(pfd[0], &child_err, sizeof(child_err));
+	while (got < 0 && errno == EINTR);
+	close(pfd[0]);
+	if (got == (ssize_t)sizeof(child_err)) {
+		waitpid(pid, NULL, 0);
+		err = -child_err;
+		goto out;
+	}
+	setpgid(pid, pid); /* also here: no race with a kill of the group */
+	vm->guest = pid;
+	vm->guest_running = true;
+out:
+	free(envp);
+	return err;
+}
+
+static void kill_guest(struct sim_vm *vm)
+{
+	if (!vm->guest)
+		return;
+	kill(-vm->guest, SIGKILL);
+	if (vm->guest_running)
+		waitpid(vm->guest, NULL, 0);
+	vm->guest = 0;
+	vm->guest_running = false;
+}
+
+/* Everything a dead domain leaves behind goes, in the order Xen and
+ * libxl do it: the guest stops, the hypervisor tears the domain down,
+ * the toolstack removes its nodes, xenstored fires @releaseDomain. */
+static void teardown_vm(struct sim_daemon *d, struct sim_vm *vm, bool introduced)
+{
+	int err;
+
+	kill_guest(vm);
+	sim_hv_domain_kill(d->hv, vm->domid);
+	if ((err = xs_in_transaction(d->xs, remove_domain_nodes, vm, 0)))
+		xbd_err("%s: removing xenstore nodes: %s", vm->name,
+			xbd_strerror(err));
+	if (introduced && !xs_release_domain(d->xs, vm->domid))
+		xbd_err("%s: xenstore RELEASE of domain %u: %s", vm->name,
+			vm->domid, strerror(errno));
+	sim_hv_domain_remove(d->hv, vm->domid);
+}
+
+static void cmd_create(struct sim_daemon *d, int fd, char **args, unsigned n)
+{
+	struct sim_vm *vm;
+	const char *name = args[1];
+	uint32_t store_port;
+	bool added = false, introduced = false;
+	int err;
+
+	if (n < 2) {
+		reply_err(fd, EINVAL, "create: no domain name given");
+		return;
+	}
+	if (!valid_name(name)) {
+		reply_err(fd, EINVAL, "%s: invalid domain name (up to %d letters, digits or -_.+:@, not only digits)",
+			  name, XBD_SIM_NAME_MAX);
+		return;
+	}
+	if (find_vm(d, name)) {
+		reply_err(fd, EEXIST, "%s: domain already exists", name);
+		return;
+	}
+	if (d->nvms >= XBD_SIM_MAX_DOMAINS || d->next_domid > XBD_SIM_MAX_DOMID) {
+		reply_err(fd, ENOSPC, "%s: too many domains", name);
+		return;
+	}
+	vm = &d->vms[d->nvms];
+	memset(vm, 0, sizeof(*vm));
+	vm->domid = (uint16_t)d->next_domid++;
+	snprintf(vm->name, sizeof(vm->name), "%s", name);
+	make_uuid(vm->uuid, sizeof(vm->uuid));
+
+	if ((err = sim_hv_domain_add(d->hv, vm->domid, vm->name)))
+		goto fail;
+	added = true;
+	/* Its xenstore event channel, unbound for dom0 as the toolstack
+	 * makes it (nothing signals it: the sim's xenstore is a socket). */
+	if ((err = sim_hv_alloc_unbound(d->hv, vm->domid, 0, &store_port)) ||
+	    (err = xs_in_transaction(d->xs, write_domain_nodes, vm, store_port)))
+		goto fail;
+	if (!xs_introduce_domain(d->xs, vm->domid, SIM_STORE_GFN, store_port)) {
+		err = xs_fail();
+		goto fail;
+	}
+	introduced = true;
+	if (n > 2 && (err = spawn_guest(d, vm, &args[2]))) {
+		reply_err(fd, err, "%s: cannot start guest '%s': %s", name,
+			  args[2], xbd_strerror(err));
+		teardown_vm(d, vm, introduced);
+		return;
+	}
+	d->nvms++;
+	if (vm->guest)
+		xbd_info("%s: created domain %u, guest '%s' pid %d", vm->name,
+			 vm->domid, args[2], (int)vm->guest);
+	else
+		xbd_info("%s: created domain %u", vm->name, vm->domid);
+	reply(fd, "ok\t%u", vm->domid);
+	return;
+fail:
+	reply_err(fd, err, "%s: cannot create domain: %s", name, xbd_strerror(err));
+	if (added)
+		teardown_vm(d, vm, introduced);
+}
+
+static void cmd_destroy(struct sim_daemon *d, int fd, char **args, unsigned n)
+{
+	struct sim_vm *vm;
+
+	if (n != 2) {
+		reply_err(fd, EINVAL, "destroy: give one domain name");
+		return;
+	}
+	vm = find_vm(d, args[1]);
+	if (!vm) {
+		reply_err(fd, ENOENT, "%s: no such domain", args[1]);
+		return;
+	}
+	if (vm == &d->vms[0]) {
+		reply_err(fd, EPERM, "%s: dom0 cannot be destroyed", args[1]);
+		return;
+	}
+	xbd_info("%s: destroying domain %u", vm->name, vm->domid);
+	teardown_vm(d, vm, true);
+	*vm = d->vms[--d->nvms];
+	reply(fd, "ok");
+}
+
+static void cmd_list(struct sim_daemon *d, int fd)
+{
+	unsigned i;
+
+	reply(fd, "ok");
+	for (i = 0; i < d->nvms; i++)
+		reply(fd, "%u\t%s", d->vms[i].domid, d->vms[i].name);
+}
+
+/* Reaps guests that exited on their own; their domains stay, as with
+ * on_poweroff="preserve". */
+static void reap_guests(struct sim_daemon *d)
+{
+	int status;
+	pid_t pid;
+	unsigned i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < d->nvms; i++) {
+			if (d->vms[i].guest == pid) {
+				d->vms[i].guest_running = false;
+				xbd_info("%s: guest process %d exited (status %d)",
+					 d->vms[i].name, (int)pid, status);
+			}
+		}
+	}
+}
+
+/* Reads one request line (without the newline) into buf. */
+static int read_request(int fd, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	while (used < len - 1) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		char *nl;
+
+		if (poll(&pfd, 1, CTL_IO_TIMEOUT_MS) <= 0)
+			return -ETIMEDOUT;
+		n = read(fd, buf + used, len - 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE;
+		used += (size_t)n;
+		buf[used] = '\0';
+		if ((nl = strchr(buf, '\n'))) {
+			*nl = '\0';
+			return 0;
+		}
+	}
+	return -E2BIG;
+}
+
+/* Serves one connection; returns the fd to keep open until exit (stop),
+ * or -1. */
+static int serve_client(struct sim_daemon *d, int fd)
+{
+	char *buf = malloc(CTL_MAX_REQUEST), **args = NULL, *p;
+	unsigned n = 0, cap;
+	int err, keep = -1;
+
+	if (!buf)
+		return -1;
+	if ((err = read_request(fd, buf, CTL_MAX_REQUEST))) {
+		xbd_info("control connection: %s", xbd_strerror(err));
+		goto out;
+	}
+	cap = 2;
+	for (p = buf; *p; p++)
+		cap += *p == '\t';
+	args = calloc(cap, sizeof(*args));
+	if (!args)
+		goto out;
+	for (p = buf; p; n++) {
+		args[n] = p;
+		p = strchr(p, '\t');
+		if (p)
+			*p++ = '\0';
+	}
+	if (!strcmp(args[0], "create")) {
+		cmd_create(d, fd, args, n);
+	} else if (!strcmp(args[0], "destroy")) {
+		cmd_destroy(d, fd, args, n);
+	} else if (!strcmp(args[0], "list")) {
+		cmd_list(d, fd);
+	} else if (!strcmp(args[0], "stop")) {
+		reply(fd, "ok");
+		d->stopping = true;
+		keep = fd;
+	} else {
+		reply_err(fd, EINVAL, "unknown request '%s'", args[0]);
+	}
+out:
+	free(args);
+	free(buf);
+	return keep;
+}
+
+/* ------------------------------------------------------------------ */
+/* The daemon process                                                  */
+
+/* Removes what a sim that died without stopping left in dir. */
+static void remove_stale_sockets(const char *dir)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *dh = opendir(dir);
+
+	if (!dh)
+		return;
+	while ((de = readdir(dh))) {
+		const char *s = de->d_name;
+		size_t len = strlen(s);
+
+		if (len > 5 && !strcmp(s + len - 5, ".sock") &&
+		    (!strcmp(s, XBD_SIM_CTL_SOCKET) || !strcmp(s, XBD_SIM_XS_SOCKET) ||
+		     !strncmp(s, "xs-dom", 6)) &&
+		    !dir_path(path, sizeof(path), dir, s))
+			unlink(path);
+	}
+	closedir(dh);
+}
+
+/* A daemon keeps no fd of whoever started it (a caller waiting for EOF
+ * on a pipe would hang). */
+static void close_inherited_fds(int keep1, int keep2)
+{
+	DIR *dh = opendir("/proc/self/fd");
+	struct dirent *de;
+	int fds[256], n = 0, i;
+
+	if (!dh)
+		return;
+	while ((de = readdir(dh)) && n < (int)XBD_ARRAY_SIZE(fds)) {
+		int fd = atoi(de->d_name);
+
+		if (fd > 2 && fd != keep1 && fd != keep2 && fd != dirfd(dh))
+			fds[n++] = fd;
+	}
+	closedir(dh);
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+static int setup_stdio(const char *dir)
+{
+	char path[4096];
+	int nul, log, err;
+
+	if ((err = dir_path(path, sizeof(path), dir, "sim.log")))
+		return err;
+	nul = open("/dev/null", O_RDWR);
+	log = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+	if (nul < 0 || log < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(log, 2) < 0)
+		err = -errno;
+out:
+	if (nul > 2)
+		close(nul);
+	if (log > 2)
+		close(log);
+	return err;
+}
+
+static int listen_ctl(const char *dir, int *out)
+{
+	struct sockaddr_un sa;
+	int fd, err;
+
+	if ((err = unix_addr(&sa, dir, XBD_SIM_CTL_SOCKET)))
+		return err;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(sa.sun_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 16) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	*out = fd;
+	return 0;
+}
+
+static int daemon_setup(struct sim_daemon *d, char *msg, size_t msglen)
+{
+	char path[4096];
+	sigset_t sigs;
+	int err;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);
+	/* Before any thread starts, so that all of them block these. */
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (d->sig_fd < 0) {
+		err = -errno;
+		snprintf(msg, msglen, "signalfd: %s", xbd_strerror(err));
+		return err;
+	}
+	remove_stale_sockets(d->dir);
+	if ((err = sim_hv_create(d->dir, &d->hv))) {
+		snprintf(msg, msglen, "%s: cannot create the sim's state files: %s",
+			 d->dir, xbd_strerror(err));
+		return err;
+	}
+	d->vms[0].domid = 0;
+	snprintf(d->vms[0].name, sizeof(d->vms[0].name), "Domain-0");
+	snprintf(d->vms[0].uuid, sizeof(d->vms[0].uuid),
+		 "00000000-0000-0000-0000-000000000000");
+	d->nvms = 1;
+	d->next_domid = 1;
+	if ((err = sim_xenstored_start(d->dir, &d->xsd))) {
+		snprintf(msg, msglen, "%s: cannot start xenstored: %s", d->dir,
+			 xbd_strerror(err));
+		return err;
+	}
+	if ((err = dir_path(path, sizeof(path), d->dir, XBD_SIM_XS_SOCKET)) ||
+	    (err = xbd_xs_connect(path, &d->xs))) {
+		snprintf(msg, msglen, "%s: cannot connect to its xenstored: %s",
+			 d->dir, xbd_strerror(err));
+		return err;
+	}
+	if ((err = xs_in_transaction(d->xs, write_dom0_nodes, &d->vms[0], 0))) {
+		snprintf(msg, msglen, "%s: writing Domain-0's xenstore nodes: %s",
+			 d->dir, xbd_strerror(err));
+		return err;
+	}
+	if ((err = listen_ctl(d->dir, &d->listen_fd))) {
+		snprintf(msg, msglen, "%s/%s: %s", d->dir, XBD_SIM_CTL_SOCKET,
+			 xbd_strerror(err));
+		return err;
+	}
+	return 0;
+}
+
+static void daemon_teardown(struct sim_daemon *d)
+{
+	char path[4096];
+
+	if (d->listen_fd >= 0) {
+		close(d->listen_fd);
+		if (!dir_path(path, sizeof(path), d->dir, XBD_SIM_CTL_SOCKET))
+			unlink(path);
+	}
+	if (d->xs) {
+		while (d->nvms > 1) {
+			teardown_vm(d, &d->vms[d->nvms - 1], true);
+			d->nvms--;
+		}
+		xs_close(d->xs);
+	}
+	if (d->xsd)
+		sim_xenstored_stop(d->xsd);
+	sim_hv_destroy(d->hv);
+	if (d->sig_fd >= 0)
+		close(d->sig_fd);
+}
+
+static void daemon_loop(struct sim_daemon *d)
+{
+	while (!d->stopping) {
+		struct pollfd pfd[2] = {
+			{ .fd = d->listen_fd, .events = POLLIN },
+			{ .fd = d->sig_fd, .events = POLLIN },
+		};
+		struct signalfd_siginfo si;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			xbd_err("poll: %s", strerror(errno));
+			break;
+		}
+		while (read(d->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			if (si.ssi_signo == SIGCHLD) {
+				reap_guests(d);
+			} else {
+				xbd_info("signal %u: stopping", si.ssi_signo);
+				d->stopping = true;
+			}
+		}
+		if (pfd[0].revents & POLLIN) {
+			int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd >= 0 && serve_client(d, fd) != fd)
+				close(fd);
+			/* a stop request's fd stays open: EOF tells its
+			 * client that we are gone */
+		}
+	}
+}
+
+/* The forked daemon: returns its exit status. */
+static int daemon_main(const char *dir, int lock_fd, int ready_fd)
+{
+	struct sim_daemon d = { .dir = dir, .listen_fd = -1, .sig_fd = -1 };
+	char msg[4200] = "", pidbuf[32];
+	int err, n;
+
+	close_inherited_fds(lock_fd, ready_fd);
+	setsid();
+	if ((err = setup_stdio(dir))) {
+		snprintf(msg, sizeof(msg), "%s/sim.log: %s", dir, xbd_strerror(err));
+		goto fail;
+	}
+	if (xbd_verbosity < 1)
+		xbd_verbosity = 1; /* the log says what happened */
+	xbd_progname = "xbd-sim";
+	n = snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
+	if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, pidbuf, (size_t)n, 0) != n) {
+		err = -errno;
+		snprintf(msg, sizeof(msg), "%s/pid: %s", dir, xbd_strerror(err));
+		goto fail;
+	}
+	if ((err = daemon_setup(&d, msg, sizeof(msg))))
+		goto fail;
+	xbd_info("simulated Xen running in %s (pid %d)", dir, (int)getpid());
+	write_all(ready_fd, "ok", 2);
+	close(ready_fd);
+	daemon_loop(&d);
+	daemon_teardown(&d);
+	xbd_info("stopped");
+	if (!dir_path(msg, sizeof(msg), dir, "pid"))
+		unlink(msg);
+	close(lock_fd);
+	return 0;
+fail:
+	xbd_err("%s", msg);
+	write_all(ready_fd, msg, strlen(msg));
+	close(ready_fd);
+	daemon_teardown(&d);
+	if (!dir_path(msg, sizeof(msg), dir, "pid"))
+		unlink(msg);
+	close(lock_fd);
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The client side                                                     */
+
+static int mkdir_p(const char *dir)
+{
+	char path[4096];
+	size_t i, len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		path[i] = dir[i];
+	}
+	return 0;
+}
+
+/* The daemon's pid from dir/pid, or 0. */
+static pid_t read_pid(const char *dir)
+{
+	char path[4096], buf[32] = "";
+	int fd;
+	ssize_t n;
+
+	if (dir_path(path, sizeof(path), dir, "pid"))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return (pid_t)atoi(buf);
+}
+
+int xbd_sim_start(const char *dir)
+{
+	char path[4096], msg[4200];
+	int lock_fd, ready[2], err;
+	size_t used = 0;
+	pid_t pid;
+
+	if ((err = mkdir_p(dir))) {
+		xbd_err("%s: %s", dir, xbd_strerror(err));
+		return err;
+	}
+	if ((err = dir_path(path, sizeof(path), dir, "pid"))) {
+		xbd_err("%s: %s", dir, xbd_strerror(err));
+		return err;
+	}
+	{
+		struct sockaddr_un sa;
+
+		if ((err = unix_addr(&sa, dir, "xs-dom32767.sock"))) {
+			xbd_err("%s: path too long for the sim's sockets", dir);
+			return err;
+		}
+	}
+	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lock_fd < 0) {
+		err = -errno;
+		xbd_err("%s: %s", path, xbd_strerror(err));
+		return err;
+	}
+	/* The daemon inherits the lock and holds it for its whole life. */
+	if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(lock_fd);
+		if (err == -EBUSY)
+			xbd_err("%s: already in use by a running simulator (pid %d)",
+				dir, (int)read_pid(dir));
+		else
+			xbd_err("%s: %s", path, xbd_strerror(err));
+		return err;
+	}
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		err = -errno;
+		close(lock_fd);
+		xbd_err("pipe: %s", xbd_strerror(err));
+		return err;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(ready[0]);
+		close(ready[1]);
+		close(lock_fd);
+		xbd_err("fork: %s", xbd_strerror(err));
+		return err;
+	}
+	if (pid == 0) {
+		close(ready[0]);
+		exit(daemon_main(dir, lock_fd, ready[1]));
+	}
+	close(ready[1]);
+	close(lock_fd);
+	for (;;) {
+		ssize_t n = read(ready[0], msg + used, sizeof(msg) - 1 - used);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || used + (size_t)n >= sizeof(msg) - 1) {
+			if (n > 0)
+				used += (size_t)n;
+			break;
+		}
+		used += (size_t)n;
+	}
+	msg[used] = '\0';
+	close(ready[0]);
+	if (!strcmp(msg, "ok"))
+		return 0;
+	waitpid(pid, NULL, 0);
+	if (used)
+		xbd_err("%s", msg);
+	else
+		xbd_err("%s: the simulator died while starting (see %s/sim.log)",
+			dir, dir);
+	return -EIO;
+}
+
+static int ctl_connect(const char *dir, int *out)
+{
+	struct sockaddr_un sa;
+	int fd, err;
+
+	if ((err = unix_addr(&sa, dir, XBD_SIM_CTL_SOCKET))) {
+		xbd_err("%s: %s", dir, xbd_strerror(err));
+		return err;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		xbd_err("socket: %s", xbd_strerror(err));
+		return err;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		close(fd);
+		if (err == -ENOENT || err == -ECONNREFUSED) {
+			xbd_err("%s: no simulator running (start one with `xbd sim start`)",
+				dir);
+			return -ESRCH;
+		}
+		xbd_err("%s: %s", sa.sun_path, xbd_strerror(err));
+		return err;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* Sends one request (fields joined by tabs) and reads the whole reply.
+ * On "ok" returns 0 and the text after the first line in *rest (NULL ok);
+ * on "err" prints the daemon's message and returns its errno. */
+static int ctl_call(const char *dir, const char *const *fields, char **first,
+		    char **rest)
+{
+	size_t len = 0, used = 0, cap = 4096, i;
+	unsigned long long deadline;
+	char *req = NULL, *buf = NULL, *nl;
+	int fd = -1, err;
+
+	for (i = 0; fields[i]; i++) {
+		if (strpbrk(fields[i], "\t\n")) {
+			xbd_err("'%s': tabs and newlines cannot be passed to the simulator",
+				fields[i]);
+			return -EINVAL;
+		}
+		len += strlen(fields[i]) + 1;
+	}
+	if (len + 1 > CTL_MAX_REQUEST) {
+		xbd_err("request too long for the simulator");
+		return -E2BIG;
+	}
+	req = malloc(len + 1);
+	buf = malloc(cap);
+	if (!req || !buf) {
+		err = -ENOMEM;
+		xbd_err("out of memory");
+		goto out;
+	}
+	req[0] = '\0';
+	for (i = 0; fields[i]; i++) {
+		strcat(req, fields[i]);
+		strcat(req, fields[i + 1] ? "\t" : "\n");
+	}
+	if ((err = ctl_connect(dir, &fd)))
+		goto out;
+	if ((err = write_all(fd, req, strlen(req)))) {
+		xbd_err("%s: sending to the simulator: %s", dir, xbd_strerror(err));
+		goto out;
+	}
+	deadline = xbd_now_ns() + CTL_REPLY_TIMEOUT_MS * 1000000ull;
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		long long left = (long long)(deadline - xbd_now_ns()) / 1000000;
+		ssize_t n;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+			err = -ETIMEDOUT;
+			xbd_err("%s: the simulator does not answer", dir);
+			goto out;
+		}
+		if (used + 1 >= cap) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb) {
+				err = -ENOMEM;
+				xbd_err("out of memory");
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + used, cap - 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			xbd_err("%s: reading from the simulator: %s", dir,
+				xbd_strerror(err));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	nl = strchr(buf, '\n');
+	if (!nl) {
+		err = -EPROTO;
+		xbd_err("%s: the simulator closed the connection without an answer",
+			dir);
+		goto out;
+	}
+	*nl = '\0';
+	if (!strncmp(buf, "err\t", 4)) {
+		char *msg = strchr(buf + 4, '\t');
+		int e = atoi(buf + 4);
+
+		xbd_err("%s", msg ? msg + 1 : buf + 4);
+		err = e > 0 ? -e : -EIO;
+		goto out;
+	}
+	if (strcmp(buf, "ok") && strncmp(buf, "ok\t", 3)) {
+		err = -EPROTO;
+		xbd_err("%s: unexpected answer from the simulator: %s", dir, buf);
+		goto out;
+	}
+	if (first)
+		*first = strdup(buf[2] ? buf + 3 : "");
+	if (rest)
+		*rest = strdup(nl + 1);
+	if ((first && !*first) || (rest && !*rest)) {
+		if (first)
+			free(*first);
+		if (rest)
+			free(*rest);
+		err = -ENOMEM;
+		xbd_err("out of memory");
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(req);
+	free(buf);
+	return err;
+}
+
+/* True while pid exists and is not a zombie. */
+static bool process_running(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENOENT;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+int xbd_sim_stop(const char *dir)
+{
+	static const char *const req[] = { "stop", NULL };
+	pid_t pid = read_pid(dir);
+	unsigned long long deadline;
+	int err = ctl_call(dir, req, NULL, NULL);
+
+	if (err)
+		return err;
+	/* ctl_call returned at end of file: the daemon closed everything.
+	 * Wait for the process itself. */
+	deadline = xbd_now_ns() + STOP_WAIT_MS * 1000000ull;
+	while (pid > 0 && process_running(pid)) {
+		if (xbd_now_ns() > deadline) {
+			xbd_err("%s: the simulator (pid %d) does not exit", dir,
+				(int)pid);
+			return -ETIMEDOUT;
+		}
+		usleep(1000);
+	}
+	return 0;
+}
+
+int xbd_sim_vm_create(const char *dir, const char *name,
+		      char *const guest_argv[], uint16_t *domid)
+{
+	const char **req;
+	char *first = NULL;
+	size_t n = 0, i;
+	int err;
+
+	while (guest_argv && guest_argv[n])
+		n++;
+	req = calloc(n + 3, sizeof(*req));
+	if (!req) {
+		xbd_err("out of memory");
+		return -ENOMEM;
+	}
+	req[0] = "create";
+	req[1] = name;
+	for (i = 0; i < n; i++)
+		req[2 + i] = guest_argv[i];
+	err = ctl_call(dir, req, &first, NULL);
+	free(req);
+	if (err)
+		return err;
+	if (domid)
+		*domid = (uint16_t)atoi(first);
+	free(first);
+	return 0;
+}
+
+int xbd_sim_vm_destroy(const char *dir, const char *name)
+{
+	const char *req[] = { "destroy", name, NULL };
+
+	return ctl_call(dir, req, NULL, NULL);
+}
+
+int xbd_sim_vm_list(const char *dir, struct xbd_domain_info **list,
+		    unsigned *count)
+{
+	static const char *const req[] = { "list", NULL };
+	struct xbd_domain_info *out;
+	char *rest = NULL, *line, *save = NULL;
+	unsigned n = 0, lines = 0;
+	int err = ctl_call(dir, req, NULL, &rest);
+
+	if (err)
+		return err;
+	for (line = rest; *line; line++)
+		lines += *line == '\n';
+	out = calloc(lines ? lines : 1, sizeof(*out));
+	if (!out) {
+		free(rest);
+		xbd_err("out of memory");
+		return -ENOMEM;
+	}
+	for (line = strtok_r(rest, "\n", &save); line && n < lines;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *tab = strchr(line, '\t');
+
+		if (!tab)
+			continue;
+		*tab = '\0';
+		out[n].domid = (uint16_t)atoi(line);
+		snprintf(out[n].name, sizeof(out[n].name), "%s", tab + 1);
+		n++;
+	}
+	free(rest);
+	*list = out;
+	*count = n;
+	return 0;
+}
