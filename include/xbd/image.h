@@ -47,28 +47,78 @@ struct xbd_image {
 int xbd_image_open_raw(const char *path, bool read_only,
 		       struct xbd_image **out);
 /* cow: `base` (only ever read) plus a sparse overlay file at
- * overlay_path (created; NULL = an unlinked temporary file).  Takes
- * ownership of base. */
+ * overlay_path (created; NULL = an unlinked temporary file in $TMPDIR
+ * or /var/tmp).  A named overlay that exists is opened again if it was
+ * made for a base of this size; anything else there is refused, never
+ * overwritten.  Takes ownership of base (closes it on failure too). */
 int xbd_image_open_cow(struct xbd_image *base, const char *overlay_path,
 		       struct xbd_image **out);
 /* null: answers OK, drops writes, reads zeroes. */
 int xbd_image_open_null(uint64_t size, struct xbd_image **out);
 /* errinject: wraps base; I/O touching a listed byte range fails with
  * -EIO.  spec: "START-END[,START-END...]" in 512-byte sectors,
- * inclusive.  Takes ownership of base. */
+ * inclusive ("8-15,100").  Takes ownership of base (closes it on
+ * failure too). */
 int xbd_image_open_errinject(struct xbd_image *base, const char *spec,
 			     struct xbd_image **out);
 
 /* Opens by back-end name ("raw", "cow", "null") as `xbd serve` does:
- * cow uses `path` as the gold image and overlay_path (may be NULL). */
+ * cow uses `path` as the gold image and overlay_path (may be NULL);
+ * null takes its size from `path` ("4096", "512M", "10G"; K/M/G/T are
+ * powers of 1024).  A read-only cow refuses writes but may show an
+ * existing overlay. */
 int xbd_image_open_by_name(const char *backend, const char *path,
 			   const char *overlay_path, bool read_only,
 			   struct xbd_image **out);
 
+/* The open functions above print one xbd_err() line naming what failed
+ * before returning -errno. */
+
+/*
+ * Calling an image.  These wrappers check the range and the read-only
+ * flag before calling the back-end, so a caller's bug gets -EINVAL or
+ * -EROFS, never I/O outside the image.  flush is 0 for an image that
+ * cannot flush (nothing to make durable); discard is -EOPNOTSUPP when
+ * the image has none.
+ */
+int xbd_image_preadv(struct xbd_image *img, const struct iovec *iov,
+		     int iovcnt, uint64_t offset);
+int xbd_image_pwritev(struct xbd_image *img, const struct iovec *iov,
+		      int iovcnt, uint64_t offset);
 int xbd_image_pread(struct xbd_image *img, void *buf, size_t len,
 		    uint64_t offset);
 int xbd_image_pwrite(struct xbd_image *img, const void *buf, size_t len,
 		     uint64_t offset);
+int xbd_image_flush(struct xbd_image *img);
+int xbd_image_discard(struct xbd_image *img, uint64_t offset, uint64_t len);
 void xbd_image_close(struct xbd_image *img);
+
+/*
+ * For back-end implementations.
+ */
+
+/* 0 if [offset, offset+len) lies inside the image (and, for a write,
+ * the image is writable); else -EINVAL (out of range, overflow) or
+ * -EROFS.  Every back-end op checks this itself, because callers may
+ * call the ops table directly. */
+int xbd_image_check_io(const struct xbd_image *img, uint64_t offset,
+		       uint64_t len, bool write);
+size_t xbd_iov_length(const struct iovec *iov, int iovcnt);
+/* Fills out[] (room for iovcnt entries) with the part of iov[] that
+ * covers bytes [skip, skip+len); returns the number of entries. */
+int xbd_iov_slice(const struct iovec *iov, int iovcnt, size_t skip,
+		  size_t len, struct iovec *out);
+/* Copies between bytes [skip, skip+len) of iov[] and a flat buffer. */
+void xbd_iov_to_buf(const struct iovec *iov, int iovcnt, size_t skip,
+		    void *buf, size_t len);
+void xbd_iov_from_buf(const struct iovec *iov, int iovcnt, size_t skip,
+		      const void *buf, size_t len);
+/* preadv/pwritev on an fd until the whole iov is done: retries short
+ * transfers and EINTR, splits at IOV_MAX.  End of file before the end
+ * of the iov is -EIO.  Returns 0 or -errno. */
+int xbd_fd_preadv_full(int fd, const struct iovec *iov, int iovcnt,
+		       uint64_t offset);
+int xbd_fd_pwritev_full(int fd, const struct iovec *iov, int iovcnt,
+			uint64_t offset);
 
 #endif

@@ -1,0 +1,267 @@
+/*
+ * The image seam: checked wrappers around the ops table, opening a
+ * back-end by name (as `xbd serve --backend` does), and the iovec and
+ * full-transfer helpers the back-ends share.
+ */
+#include "xbd/image.h"
+#include "xbd/common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+int xbd_image_check_io(const struct xbd_image *img, uint64_t offset,
+		       uint64_t len, bool write)
+{
+	if (offset > img->size || len > img->size - offset)
+		return -EINVAL;
+	if (write && img->read_only)
+		return -EROFS;
+	return 0;
+}
+
+size_t xbd_iov_length(const struct iovec *iov, int iovcnt)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	return len;
+}
+
+int xbd_iov_slice(const struct iovec *iov, int iovcnt, size_t skip,
+		  size_t len, struct iovec *out)
+{
+	int n = 0;
+
+	for (int i = 0; i < iovcnt && len > 0; i++) {
+		size_t seg = iov[i].iov_len;
+
+		if (skip >= seg) {
+			skip -= seg;
+			continue;
+		}
+		size_t take = seg - skip < len ? seg - skip : len;
+		out[n].iov_base = (char *)iov[i].iov_base + skip;
+		out[n].iov_len = take;
+		n++;
+		len -= take;
+		skip = 0;
+	}
+	return n;
+}
+
+/* Walks bytes [skip, skip+len) of iov[] and a flat buffer together. */
+static void iov_copy(const struct iovec *iov, int iovcnt, size_t skip,
+		     char *buf, size_t len, bool to_buf)
+{
+	for (int i = 0; i < iovcnt && len > 0; i++) {
+		size_t seg = iov[i].iov_len;
+
+		if (skip >= seg) {
+			skip -= seg;
+			continue;
+		}
+		size_t take = seg - skip < len ? seg - skip : len;
+		char *p = (char *)iov[i].iov_base + skip;
+		if (to_buf)
+			memcpy(buf, p, take);
+		else
+			memcpy(p, buf, take);
+		buf += take;
+		len -= take;
+		skip = 0;
+	}
+}
+
+void xbd_iov_to_buf(const struct iovec *iov, int iovcnt, size_t skip,
+		    void *buf, size_t len)
+{
+	iov_copy(iov, iovcnt, skip, buf, len, true);
+}
+
+void xbd_iov_from_buf(const struct iovec *iov, int iovcnt, size_t skip,
+		      const void *buf, size_t len)
+{
+	iov_copy(iov, iovcnt, skip, (char *)buf, len, false);
+}
+
+static int fd_iov_full(int fd, const struct iovec *iov, int iovcnt,
+		       uint64_t offset, bool write)
+{
+	size_t total = xbd_iov_length(iov, iovcnt), done = 0;
+	struct iovec *rest = NULL; /* made only after a short transfer */
+	int err = 0;
+
+	while (done < total) {
+		const struct iovec *v = iov;
+		int n = iovcnt;
+		ssize_t r;
+
+		if (done > 0 || iovcnt > IOV_MAX) {
+			if (!rest) {
+				rest = malloc(sizeof(*rest) * (size_t)iovcnt);
+				if (!rest) {
+					err = -ENOMEM;
+					break;
+				}
+			}
+			n = xbd_iov_slice(iov, iovcnt, done, total - done, rest);
+			v = rest;
+		}
+		if (n > IOV_MAX)
+			n = IOV_MAX;
+		if (write)
+			r = pwritev(fd, v, n, (off_t)(offset + done));
+		else
+			r = preadv(fd, v, n, (off_t)(offset + done));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		if (r == 0) {
+			/* end of file: the file shrank under us */
+			err = -EIO;
+			break;
+		}
+		done += (size_t)r;
+	}
+	free(rest);
+	return err;
+}
+
+int xbd_fd_preadv_full(int fd, const struct iovec *iov, int iovcnt,
+		       uint64_t offset)
+{
+	return fd_iov_full(fd, iov, iovcnt, offset, false);
+}
+
+int xbd_fd_pwritev_full(int fd, const struct iovec *iov, int iovcnt,
+			uint64_t offset)
+{
+	return fd_iov_full(fd, iov, iovcnt, offset, true);
+}
+
+int xbd_image_preadv(struct xbd_image *img, const struct iovec *iov,
+		     int iovcnt, uint64_t offset)
+{
+	int err = xbd_image_check_io(img, offset, xbd_iov_length(iov, iovcnt),
+				     false);
+
+	return err ? err : img->ops->preadv(img, iov, iovcnt, offset);
+}
+
+int xbd_image_pwritev(struct xbd_image *img, const struct iovec *iov,
+		      int iovcnt, uint64_t offset)
+{
+	int err = xbd_image_check_io(img, offset, xbd_iov_length(iov, iovcnt),
+				     true);
+
+	return err ? err : img->ops->pwritev(img, iov, iovcnt, offset);
+}
+
+int xbd_image_pread(struct xbd_image *img, void *buf, size_t len,
+		    uint64_t offset)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	return xbd_image_preadv(img, &iov, 1, offset);
+}
+
+int xbd_image_pwrite(struct xbd_image *img, const void *buf, size_t len,
+		     uint64_t offset)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return xbd_image_pwritev(img, &iov, 1, offset);
+}
+
+int xbd_image_flush(struct xbd_image *img)
+{
+	if (!img->can_flush || !img->ops->flush)
+		return 0;
+	return img->ops->flush(img);
+}
+
+int xbd_image_discard(struct xbd_image *img, uint64_t offset, uint64_t len)
+{
+	int err = xbd_image_check_io(img, offset, len, true);
+
+	if (err)
+		return err;
+	if (!img->can_discard || !img->ops->discard)
+		return -EOPNOTSUPP;
+	return img->ops->discard(img, offset, len);
+}
+
+void xbd_image_close(struct xbd_image *img)
+{
+	if (img)
+		img->ops->close(img);
+}
+
+/* "4096", "512M", "10G": a byte count, K/M/G/T meaning powers of 1024. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'T': case 't': shift += 10; /* fall through */
+	case 'G': case 'g': shift += 10; /* fall through */
+	case 'M': case 'm': shift += 10; /* fall through */
+	case 'K': case 'k': shift += 10; end++; break;
+	case '\0': break;
+	default: return -EINVAL;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+int xbd_image_open_by_name(const char *backend, const char *path,
+			   const char *overlay_path, bool read_only,
+			   struct xbd_image **out)
+{
+	struct xbd_image *base;
+	uint64_t size;
+	int err;
+
+	if (!strcmp(backend, "raw"))
+		return xbd_image_open_raw(path, read_only, out);
+	if (!strcmp(backend, "null")) {
+		if (parse_size(path, &size) || size == 0 || size % 512) {
+			xbd_err("null image: bad size '%s' (a multiple of 512, e.g. 1G)",
+				path ? path : "");
+			return -EINVAL;
+		}
+		err = xbd_image_open_null(size, out);
+		if (!err)
+			(*out)->read_only = read_only;
+		return err;
+	}
+	if (!strcmp(backend, "cow")) {
+		/* the gold image is only ever read */
+		err = xbd_image_open_raw(path, true, &base);
+		if (err)
+			return err;
+		err = xbd_image_open_cow(base, overlay_path, out);
+		if (!err && read_only)
+			(*out)->read_only = true;
+		return err;
+	}
+	xbd_err("unknown image back-end '%s' (raw, cow or null)", backend);
+	return -EINVAL;
+}

@@ -1,0 +1,153 @@
+/*
+ * errinject image back-end: passes I/O through to a base image but
+ * fails with -EIO any request that touches one of the listed sector
+ * ranges, so that tests can see how every layer above reports a bad
+ * disk.
+ */
+#include "xbd/image.h"
+#include "xbd/common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct errinject_range {
+	uint64_t start, end; /* bytes, [start, end) */
+};
+
+struct errinject_image {
+	struct xbd_image pub;
+	struct xbd_image *base;
+	size_t nranges;
+	struct errinject_range ranges[];
+};
+
+static struct errinject_image *to_ei(struct xbd_image *img)
+{
+	return (struct errinject_image *)img;
+}
+
+static bool ei_hits(struct errinject_image *ei, uint64_t offset, uint64_t len)
+{
+	for (size_t i = 0; i < ei->nranges; i++)
+		if (offset < ei->ranges[i].end && ei->ranges[i].start < offset + len)
+			return true;
+	return false;
+}
+
+static int ei_preadv(struct xbd_image *img, const struct iovec *iov,
+		     int iovcnt, uint64_t offset)
+{
+	size_t len = xbd_iov_length(iov, iovcnt);
+	int err = xbd_image_check_io(img, offset, len, false);
+
+	if (err)
+		return err;
+	if (ei_hits(to_ei(img), offset, len))
+		return -EIO;
+	return xbd_image_preadv(to_ei(img)->base, iov, iovcnt, offset);
+}
+
+static int ei_pwritev(struct xbd_image *img, const struct iovec *iov,
+		      int iovcnt, uint64_t offset)
+{
+	size_t len = xbd_iov_length(iov, iovcnt);
+	int err = xbd_image_check_io(img, offset, len, true);
+
+	if (err)
+		return err;
+	if (ei_hits(to_ei(img), offset, len))
+		return -EIO;
+	return xbd_image_pwritev(to_ei(img)->base, iov, iovcnt, offset);
+}
+
+static int ei_flush(struct xbd_image *img)
+{
+	return xbd_image_flush(to_ei(img)->base);
+}
+
+static int ei_discard(struct xbd_image *img, uint64_t offset, uint64_t len)
+{
+	int err = xbd_image_check_io(img, offset, len, true);
+
+	if (err)
+		return err;
+	if (ei_hits(to_ei(img), offset, len))
+		return -EIO;
+	return xbd_image_discard(to_ei(img)->base, offset, len);
+}
+
+static void ei_close(struct xbd_image *img)
+{
+	xbd_image_close(to_ei(img)->base);
+	free(img);
+}
+
+static const struct xbd_image_ops errinject_ops = {
+	.name = "errinject",
+	.preadv = ei_preadv,
+	.pwritev = ei_pwritev,
+	.flush = ei_flush,
+	.discard = ei_discard,
+	.close = ei_close,
+};
+
+/* "START-END" or "SECTOR", in 512-byte sectors, inclusive. */
+static int parse_range(const char *s, const char *stop, uint64_t size,
+		       struct errinject_range *r)
+{
+	unsigned long long a, b;
+	char *end;
+
+	if (s == stop || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	a = strtoull(s, &end, 10);
+	b = a;
+	if (!errno && *end == '-' && end + 1 < stop && end[1] >= '0' && end[1] <= '9')
+		b = strtoull(end + 1, &end, 10);
+	if (errno || end != stop || b < a || b >= size / 512)
+		return -EINVAL;
+	r->start = (uint64_t)a * 512;
+	r->end = ((uint64_t)b + 1) * 512;
+	return 0;
+}
+
+int xbd_image_open_errinject(struct xbd_image *base, const char *spec,
+			     struct xbd_image **out)
+{
+	struct errinject_image *ei;
+	size_t n = 1;
+	const char *p;
+
+	for (p = spec; *p; p++)
+		n += *p == ',';
+	ei = calloc(1, sizeof(*ei) + n * sizeof(ei->ranges[0]));
+	if (!ei) {
+		xbd_err("errinject: out of memory");
+		xbd_image_close(base);
+		return -ENOMEM;
+	}
+	for (p = spec; ; ) {
+		const char *comma = strchr(p, ',');
+		const char *stop = comma ? comma : p + strlen(p);
+
+		if (parse_range(p, stop, base->size, &ei->ranges[ei->nranges])) {
+			xbd_err("errinject: bad range '%.*s' in '%s' (want START-END "
+				"in sectors, inside %llu sectors)", (int)(stop - p), p,
+				spec, (unsigned long long)(base->size / 512));
+			free(ei);
+			xbd_image_close(base);
+			return -EINVAL;
+		}
+		ei->nranges++;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	ei->base = base;
+	ei->pub = *base;
+	ei->pub.ops = &errinject_ops;
+	*out = &ei->pub;
+	return 0;
+}
