@@ -49,13 +49,22 @@
 #define GUEST_MAX_PERMS 5
 #define GUEST_MAX_STORE_NODES 100000
 
-#define MAX_CONNECTIONS 1024
+#define GUEST_MAX_CONNECTIONS 16 /* per guest domain */
+#define MAX_CONNECTIONS 1024	  /* guests' and dom0's together */
+/* Deleted paths remembered for open transactions; past this, those are
+ * failed with EAGAIN instead (their clients retry). */
+#define MAX_TOMBSTONES 65536
 /* A client that does not read its replies stops being served above the
  * first mark; watch events for it are dropped above the second. */
 #define OUT_PAUSE_BYTES (1u << 20)
 #define OUT_DROP_BYTES (4u << 20)
-/* Fairness: requests handled per connection per poll round. */
+/* Fairness: requests handled per connection, and connections accepted
+ * per socket, in one poll round. */
 #define MSGS_PER_ROUND 64
+#define ACCEPTS_PER_ROUND 16
+/* Out of file descriptors: stop accepting for a while, or poll() would
+ * report the pending connection forever. */
+#define ACCEPT_PAUSE_NS 100000000ull
 
 #define GEN_NONE 0 /* generation of a path that never existed */
 
@@ -90,14 +99,6 @@ struct node_table {
 	struct node **buckets;
 	size_t nbuckets;
 	size_t count;
-};
-
-/* A deleted path, remembered while transactions are open so that one of
- * them that looks at the path later still sees it changed. */
-struct tombstone {
-	struct tombstone *next;
-	uint64_t generation;
-	char path[];
 };
 
 /* Whose read permission lets a watcher see an event: the node's, its
@@ -186,13 +187,17 @@ struct sim_xenstored {
 
 	struct node_table store;
 	uint64_t generation;
-	struct tombstone *tombstones;
+	/* Paths deleted while transactions are open (only path and
+	 * generation are used), so that one of them that looks at such a
+	 * path later still sees it changed. */
+	struct node_table tombstones;
 	unsigned int open_txns;
 	struct perm_list special[SPECIAL_COUNT];
 
 	struct conn *conns;
 	unsigned int nconns;
 	struct domain *domains;
+	unsigned long long accept_paused_until;
 
 	struct pollfd *pfds;
 	struct pfd_owner *owners;
@@ -558,14 +563,10 @@ static uint64_t global_generation(const struct sim_xenstored *xs,
 				  const char *path)
 {
 	const struct node *n = table_find(&xs->store, path);
-	const struct tombstone *t;
 
-	if (n)
-		return n->generation;
-	for (t = xs->tombstones; t; t = t->next) /* newest first */
-		if (!strcmp(t->path, path))
-			return t->generation;
-	return GEN_NONE;
+	if (!n)
+		n = table_find(&xs->tombstones, path);
+	return n ? n->generation : GEN_NONE;
 }
 
 static void doom_open_transactions(struct sim_xenstored *xs)
@@ -578,33 +579,32 @@ static void doom_open_transactions(struct sim_xenstored *xs)
 			tx->doomed = true;
 }
 
+static void forget_deletions(struct sim_xenstored *xs)
+{
+	table_clear(&xs->tombstones);
+}
+
 static void remember_deletion(struct sim_xenstored *xs, const char *path,
 			      uint64_t generation)
 {
-	struct tombstone *t;
+	struct node *t;
 
 	if (!xs->open_txns)
 		return;
-	t = malloc(sizeof(*t) + strlen(path) + 1);
-	if (!t) {
+	t = table_find(&xs->tombstones, path);
+	if (t) {
+		t->generation = generation;
+		return;
+	}
+	t = xs->tombstones.count < MAX_TOMBSTONES ? node_alloc(path) : NULL;
+	if (!t || table_insert(&xs->tombstones, t)) {
 		/* Cannot prove the open transactions unaffected. */
+		node_free(t);
 		doom_open_transactions(xs);
+		forget_deletions(xs);
 		return;
 	}
 	t->generation = generation;
-	strcpy(t->path, path);
-	t->next = xs->tombstones;
-	xs->tombstones = t;
-}
-
-static void forget_deletions(struct sim_xenstored *xs)
-{
-	while (xs->tombstones) {
-		struct tombstone *t = xs->tombstones;
-
-		xs->tombstones = t->next;
-		free(t);
-	}
 }
 
 /* The transaction's own copy of a path, made on first access; recording
@@ -1421,22 +1421,43 @@ static int op_directory_part(struct request *rq)
 	return reply(rq, buf, genlen + len);
 }
 
+static struct perm_list *special_perms(struct sim_xenstored *xs,
+				       const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < SPECIAL_COUNT; i++)
+		if (!strcmp(name, special_names[i]))
+			return &xs->special[i];
+	return NULL;
+}
+
 static int op_get_perms(struct request *rq)
 {
+	const char *arg = one_arg(rq);
 	char path[PATH_BUF], buf[XENSTORE_PAYLOAD_MAX];
+	const struct perm_list *pl;
 	uint32_t i, len = 0;
 	struct node *n;
 	int rc;
 
-	rc = path_arg(rq, one_arg(rq), path);
-	if (!rc)
-		rc = get_node(rq, path, XS_PERM_READ, &n);
-	if (rc)
-		return rc;
-	for (i = 0; i < n->perms.n; i++) {
+	if (arg && arg[0] == '@') {
+		pl = special_perms(rq->xs, arg);
+		if (!pl)
+			return -ENOENT;
+		if (!(perm_for(rq->c->domid, pl) & XS_PERM_READ))
+			return -EACCES;
+	} else {
+		rc = path_arg(rq, arg, path);
+		if (!rc)
+			rc = get_node(rq, path, XS_PERM_READ, &n);
+		if (rc)
+			return rc;
+		pl = &n->perms;
+	}
+	for (i = 0; i < pl->n; i++) {
 		int w = snprintf(buf + len, sizeof(buf) - len, "%c%u",
-				 perm_letter(n->perms.p[i].perms),
-				 n->perms.p[i].id);
+				 perm_letter(pl->p[i].perms), pl->p[i].id);
 
 		if (w < 0 || (size_t)w + 1 > sizeof(buf) - len)
 			return -E2BIG;
@@ -1448,12 +1469,8 @@ static int op_get_perms(struct request *rq)
 static int set_special_perms(struct request *rq, const char *name,
 			     struct perm_list *perms)
 {
-	struct perm_list *sp = NULL;
-	size_t i;
+	struct perm_list *sp = special_perms(rq->xs, name);
 
-	for (i = 0; i < SPECIAL_COUNT; i++)
-		if (!strcmp(name, special_names[i]))
-			sp = &rq->xs->special[i];
 	if (!sp)
 		return -ENOENT;
 	if ((perm_for(rq->c->domid, sp) & (XS_PERM_WRITE | XS_PERM_OWNER)) !=
@@ -1770,7 +1787,7 @@ static int op_introduce(struct request *rq)
 
 	if (get_args(rq, vec, 3) < 3 ||
 	    parse_uint(vec[0], DOMID_FIRST_RESERVED - 1, &domid) || !domid ||
-	    parse_uint(vec[1], UINT64_MAX / 10, &mfn) ||
+	    parse_uint(vec[1], UINT64_MAX, &mfn) ||
 	    parse_uint(vec[2], UINT32_MAX, &port) || !port)
 		return -EINVAL;
 	/* Introducing again only rebinds the event channel in xenstored:
@@ -1971,24 +1988,44 @@ static void conn_read(struct sim_xenstored *xs, struct conn *c)
 	}
 }
 
+/* Whether one more connection fits: a guest cannot crowd out dom0. */
+static bool conn_allowed(const struct sim_xenstored *xs, unsigned int domid)
+{
+	const struct conn *c;
+	unsigned int mine = 0;
+
+	if (domid == 0)
+		return true;
+	if (xs->nconns >= MAX_CONNECTIONS)
+		return false;
+	for (c = xs->conns; c; c = c->next)
+		mine += c->domid == domid && !c->dead;
+	return mine < GUEST_MAX_CONNECTIONS;
+}
+
 static void accept_conns(struct sim_xenstored *xs, int lfd,
 			 unsigned int domid)
 {
 	unsigned int i;
 
-	for (i = 0; i < MSGS_PER_ROUND; i++) {
+	for (i = 0; i < ACCEPTS_PER_ROUND; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
 				xbd_debug("sim xenstored: accept: %s",
 					  strerror(errno));
+				xs->accept_paused_until =
+					xbd_now_ns() + ACCEPT_PAUSE_NS;
+			}
 			return;
 		}
-		c = xs->nconns < MAX_CONNECTIONS ? calloc(1, sizeof(*c)) : NULL;
+		c = conn_allowed(xs, domid) ? calloc(1, sizeof(*c)) : NULL;
 		if (!c) {
+			xbd_debug("sim xenstored: dom%u: connection refused",
+				  domid);
 			close(fd);
 			continue;
 		}
@@ -2024,28 +2061,42 @@ static int pfd_add(struct sim_xenstored *xs, size_t *n, int fd, short events,
 	return 0;
 }
 
-/* Without memory for the whole set, serve what fits this round. */
-static size_t build_pollfds(struct sim_xenstored *xs)
+/* Without memory for the whole set, serve what fits this round.  Returns
+ * the poll timeout: -1, or until accepting resumes. */
+static int build_pollfds(struct sim_xenstored *xs, size_t *count)
 {
+	unsigned long long now = xbd_now_ns();
+	bool accepting = now >= xs->accept_paused_until;
+	int timeout = accepting ? -1 :
+		(int)((xs->accept_paused_until - now) / 1000000 + 1);
 	struct domain *d;
 	struct conn *c;
 	size_t n = 0;
 
-	if (pfd_add(xs, &n, xs->wake[0], POLLIN, PFD_WAKE, NULL) ||
-	    pfd_add(xs, &n, xs->listen_fd, POLLIN, PFD_LISTEN_DOM0, NULL))
-		return n;
-	for (d = xs->domains; d; d = d->next)
-		if (pfd_add(xs, &n, d->listen_fd, POLLIN, PFD_LISTEN_GUEST, d))
-			return n;
+	*count = 0;
+	if (pfd_add(xs, &n, xs->wake[0], POLLIN, PFD_WAKE, NULL))
+		return 100;
+	*count = n;
+	if (accepting) {
+		if (pfd_add(xs, &n, xs->listen_fd, POLLIN, PFD_LISTEN_DOM0,
+			    NULL))
+			goto out;
+		for (d = xs->domains; d; d = d->next)
+			if (pfd_add(xs, &n, d->listen_fd, POLLIN,
+				    PFD_LISTEN_GUEST, d))
+				goto out;
+	}
 	for (c = xs->conns; c; c = c->next) {
 		short ev = c->out_bytes < OUT_PAUSE_BYTES ? POLLIN : 0;
 
 		if (c->out)
 			ev |= POLLOUT;
 		if (pfd_add(xs, &n, c->fd, ev, PFD_CONN, c))
-			return n;
+			goto out;
 	}
-	return n;
+out:
+	*count = n;
+	return timeout;
 }
 
 static void reap(struct sim_xenstored *xs)
@@ -2082,10 +2133,11 @@ static void *server_main(void *arg)
 	struct sim_xenstored *xs = arg;
 
 	for (;;) {
-		size_t n = build_pollfds(xs), i;
+		size_t n, i;
+		int timeout = build_pollfds(xs, &n);
 		struct conn *c;
 
-		if (poll(xs->pfds, n, n ? -1 : 100) < 0) {
+		if (poll(xs->pfds, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			xbd_err("sim xenstored: poll: %s", strerror(errno));

@@ -213,6 +213,10 @@ static void test_perms(struct xs_handle *h)
 	free(p);
 	CHECK(!set_perms(h, "/p/node", set, 0) && errno == EINVAL);
 	CHECK(!set_perms(h, "/p/missing/x", set, 1) && errno == ENOENT);
+	p = xs_get_permissions(h, XBT_NULL, "@releaseDomain", &n);
+	CHECK(p && n == 1 && p[0].id == 0 && p[0].perms == XS_PERM_NONE);
+	free(p);
+	CHECK(!xs_get_permissions(h, XBT_NULL, "@other", &n) && errno == ENOENT);
 }
 
 static void test_watches(struct xs_handle *h, struct xs_handle *h2)
@@ -333,6 +337,9 @@ static void test_transactions(struct xs_handle *h1, struct xs_handle *h2)
 	CHECK(xs_unwatch(h2, "/tx", "txw"));
 }
 
+static int raw_connect(const char *path);
+static bool raw_closed(int fd);
+
 static bool file_exists(const char *path)
 {
 	struct stat st;
@@ -434,6 +441,40 @@ static void test_guest(struct xs_handle *h, struct xs_handle *g)
 	/* dom0, watching both, heard them. */
 	CHECK(next_event_is(h, "@introduceDomain", "in"));
 	CHECK(next_event_is(h, "@releaseDomain", "out"));
+	/* ... unless dom0 lets it hear them. */
+	CHECK(!xs_get_permissions(g, XBT_NULL, "@introduceDomain", &n) &&
+	      errno == EACCES);
+	CHECK(!set_perms(g, "@introduceDomain", shared, 2) && errno == EACCES);
+	CHECK(set_perms(h, "@introduceDomain", shared, 2));
+	p = xs_get_permissions(g, XBT_NULL, "@introduceDomain", &n);
+	CHECK(p && n == 2 && p[1].id == 5 && p[1].perms == XS_PERM_READ);
+	free(p);
+	CHECK(xs_introduce_domain(h, 6, 1, 1));
+	CHECK(next_event_is(g, "@introduceDomain", "gi"));
+	CHECK(next_event_is(h, "@introduceDomain", "in"));
+	CHECK(xs_release_domain(h, 6));
+	CHECK(next_event_is(h, "@releaseDomain", "out"));
+	CHECK(no_event(g));
+	CHECK(xs_unwatch(g, "@introduceDomain", "gi"));
+
+	/* A guest cannot take every connection (it holds one already). */
+	{
+		char sock[160];
+		int fds[16], i, extra;
+
+		snprintf(sock, sizeof(sock), "%s/xs-dom5.sock", dir);
+		for (i = 0; i < 15; i++)
+			fds[i] = raw_connect(sock);
+		extra = raw_connect(sock);
+		CHECK(extra >= 0 && raw_closed(extra));
+		if (extra >= 0)
+			close(extra);
+		for (i = 0; i < 15; i++) {
+			CHECK(fds[i] >= 0);
+			if (fds[i] >= 0)
+				close(fds[i]);
+		}
+	}
 
 	/* Guest transactions work like anyone's. */
 	t = xs_transaction_start(g);
@@ -548,12 +589,12 @@ static void test_many_clients(void)
 
 /* --- raw wire protocol, for what libxenstore would never send --- */
 
-static int raw_connect(void)
+static int raw_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", dom0_sock);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		close(fd);
 		return -1;
@@ -630,7 +671,7 @@ static void test_hostile(struct xs_handle *h)
 {
 	static const char two[] = "/t/a\0/t/a";
 	struct xsd_sockmsg m = { .type = XS_READ, .req_id = 77, .len = 5 };
-	int fd = raw_connect();
+	int fd = raw_connect(dom0_sock);
 
 	CHECK(fd >= 0);
 	if (fd < 0)
@@ -687,13 +728,13 @@ static void test_hostile(struct xs_handle *h)
 	close(fd);
 
 	/* A client vanishing mid-message, or with replies unread. */
-	fd = raw_connect();
+	fd = raw_connect(dom0_sock);
 	CHECK(fd >= 0);
 	if (fd >= 0) {
 		CHECK(send(fd, &m, 9, MSG_NOSIGNAL) == 9);
 		close(fd);
 	}
-	fd = raw_connect();
+	fd = raw_connect(dom0_sock);
 	CHECK(fd >= 0);
 	if (fd >= 0) {
 		raw_send(fd, XS_WATCH, 13, 0, 6, "/\0tok", 6);
