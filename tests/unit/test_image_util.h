@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 static char tu_dir[256];
+static pid_t tu_owner; /* only the process that made it removes it */
 
 static inline int tu_rm_one(const char *path, const struct stat *st, int flag,
 			    struct FTW *ftw)
@@ -26,7 +27,7 @@ static inline int tu_rm_one(const char *path, const struct stat *st, int flag,
 
 static inline void tu_cleanup(void)
 {
-	if (tu_dir[0])
+	if (tu_dir[0] && getpid() == tu_owner)
 		nftw(tu_dir, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -41,6 +42,7 @@ static inline const char *tu_scratch(const char *name)
 		perror("mkdtemp");
 		exit(1);
 	}
+	tu_owner = getpid();
 	atexit(tu_cleanup);
 	return tu_dir;
 }

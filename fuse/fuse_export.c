@@ -1,0 +1,1116 @@
+/*
+ * FUSE export of disk images (API in include/xbd/fuse_export.h), on the
+ * libfuse3 low-level API with our own worker threads.
+ *
+ * Why direct_io: the disk under a file can change at any time (a guest
+ * writes to a served disk, a remote disk changes under an attached
+ * frontend), and forensics must see what is there now.  With direct_io
+ * every read and write of the file goes to us and the kernel keeps no
+ * page cache for it, so nothing stale can be served; as a bonus there
+ * is no double caching and no readahead for data nobody asked for.
+ * Reads come at any offset and length, so we read the enclosing
+ * sector-aligned window into one buffer and reply from inside it (no
+ * extra copy); unaligned writes do read-modify-write under a per-disk
+ * lock.  Large requests (1 MiB max_read/max_write, async direct I/O)
+ * and a pool of workers keep many requests in flight.
+ *
+ * Why our own workers instead of fuse_session_loop_mt(): stopping must
+ * work even when a reader holds a file open, i.e. when the kernel will
+ * not end the connection by itself.  Each worker waits in its own epoll
+ * on the (non-blocking) /dev/fuse fd, exclusively so that one request
+ * wakes one worker, and on an eventfd that tells all of them to leave.
+ * Closing the /dev/fuse fd afterwards aborts the connection, so any
+ * process still inside the mount gets ENOTCONN instead of hanging.
+ */
+#define FUSE_USE_VERSION 312
+#include "xbd/fuse_export.h"
+#include "xbd/common.h"
+#include "xbd/image.h"
+
+#include <blkid.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FX_MAX_IO (1u << 20)      /* max_read / max_write */
+#define FX_DEFAULT_THREADS 16
+#define FX_TIMEOUT 1.0            /* seconds the kernel may cache names/attrs */
+#define FX_INIT_WAIT_S 10
+
+/* What the files of one disk share: the image and the gate that lets
+ * remove wait for the requests still using it. */
+struct fx_disk {
+	struct xbd_image *img;
+	bool read_only;
+	unsigned align;           /* I/O granularity towards the image */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	unsigned active;          /* requests inside the image */
+	bool gone;                /* removed: no new requests */
+	pthread_mutex_t rmw_lock; /* serialises unaligned writes */
+	atomic_uint refs;         /* one per node */
+};
+
+/* One file: a disk or one of its partitions. */
+struct fx_node {
+	struct fx_node *next;
+	struct fx_disk *disk;
+	fuse_ino_t ino;
+	uint64_t start, size;     /* byte range of the disk */
+	bool is_partition;
+	atomic_uint refs;         /* the table's or the retired list's + open files */
+	char name[XBD_FUSE_NAME_MAX + 1];
+};
+
+struct xbd_fuse {
+	struct fuse_session *se;
+	char *mountpoint;         /* absolute */
+	bool read_only;
+	uid_t uid;
+	gid_t gid;
+	struct timespec born;
+
+	pthread_rwlock_t lock;    /* nodes, retired, next_ino, root_mtime */
+	struct fx_node *nodes;    /* what readdir shows, in order */
+	struct fx_node *retired;  /* removed but still held by open files */
+	fuse_ino_t next_ino;      /* never reused: stale handles stay stale */
+	struct timespec root_mtime;
+
+	int stop_fd;              /* eventfd: workers leave when readable */
+	pthread_t *workers;
+	unsigned nworkers;
+	atomic_bool unmounted;
+
+	pthread_mutex_t init_lock;
+	pthread_cond_t init_cond;
+	bool initialised;
+};
+
+/* ---- disks and nodes ---- */
+
+static struct fx_disk *disk_new(struct xbd_image *img, bool read_only)
+{
+	struct fx_disk *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->img = img;
+	d->read_only = read_only || img->read_only;
+	/* the image wants 512-byte units; whole logical sectors where the
+	 * size allows, so a 4 KiB-sector disk never sees partial sectors */
+	d->align = img->sector_size >= 512 && img->size % img->sector_size == 0 ?
+		   img->sector_size : 512;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->idle, NULL);
+	pthread_mutex_init(&d->rmw_lock, NULL);
+	atomic_init(&d->refs, 0);
+	return d;
+}
+
+static void disk_put(struct fx_disk *d)
+{
+	if (atomic_fetch_sub(&d->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->idle);
+	pthread_mutex_destroy(&d->rmw_lock);
+	free(d);
+}
+
+/* Enters the image; false once the disk was removed. */
+static bool disk_enter(struct fx_disk *d)
+{
+	bool ok;
+
+	pthread_mutex_lock(&d->lock);
+	ok = !d->gone;
+	if (ok)
+		d->active++;
+	pthread_mutex_unlock(&d->lock);
+	return ok;
+}
+
+static void disk_leave(struct fx_disk *d)
+{
+	pthread_mutex_lock(&d->lock);
+	if (--d->active == 0 && d->gone)
+		pthread_cond_broadcast(&d->idle);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static bool disk_gone(struct fx_disk *d)
+{
+	bool gone;
+
+	pthread_mutex_lock(&d->lock);
+	gone = d->gone;
+	pthread_mutex_unlock(&d->lock);
+	return gone;
+}
+
+/* After this, no request touches the image again. */
+static void disk_retire(struct fx_disk *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->gone = true;
+	while (d->active)
+		pthread_cond_wait(&d->idle, &d->lock);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static struct fx_node *node_new(struct xbd_fuse *fx, struct fx_disk *d,
+				const char *name, uint64_t start, uint64_t size,
+				bool is_partition)
+{
+	struct fx_node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	n->disk = d;
+	atomic_fetch_add(&d->refs, 1);
+	n->start = start;
+	n->size = size;
+	n->is_partition = is_partition;
+	atomic_init(&n->refs, 1);
+	pthread_rwlock_wrlock(&fx->lock);
+	n->ino = fx->next_ino++;
+	pthread_rwlock_unlock(&fx->lock);
+	return n;
+}
+
+static void node_free(struct fx_node *n)
+{
+	disk_put(n->disk);
+	free(n);
+}
+
+static void node_get(struct fx_node *n)
+{
+	atomic_fetch_add(&n->refs, 1);
+}
+
+/* Drops a reference; a retired node goes with its last one. */
+static void node_put(struct xbd_fuse *fx, struct fx_node *n)
+{
+	if (atomic_fetch_sub(&n->refs, 1) != 1)
+		return;
+	pthread_rwlock_wrlock(&fx->lock);
+	for (struct fx_node **p = &fx->retired; *p; p = &(*p)->next) {
+		if (*p == n) {
+			*p = n->next;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&fx->lock);
+	node_free(n);
+}
+
+/* Caller holds fx->lock. */
+static struct fx_node *find_name(struct xbd_fuse *fx, const char *name)
+{
+	for (struct fx_node *n = fx->nodes; n; n = n->next)
+		if (!strcmp(n->name, name))
+			return n;
+	return NULL;
+}
+
+/* The node of inode `ino`, with a reference, or NULL. */
+static struct fx_node *node_by_ino(struct xbd_fuse *fx, fuse_ino_t ino)
+{
+	struct fx_node *n;
+
+	pthread_rwlock_rdlock(&fx->lock);
+	for (n = fx->nodes; n && n->ino != ino; n = n->next)
+		;
+	if (n)
+		node_get(n);
+	pthread_rwlock_unlock(&fx->lock);
+	return n;
+}
+
+/* Caller holds fx->lock for writing. */
+static void append_node(struct xbd_fuse *fx, struct fx_node *n)
+{
+	struct fx_node **p = &fx->nodes;
+
+	while (*p)
+		p = &(*p)->next;
+	n->next = NULL;
+	*p = n;
+	clock_gettime(CLOCK_REALTIME, &fx->root_mtime);
+}
+
+/* Moves the nodes matching (disk, partitions_only) from the table to
+ * `out` (a private list).  Caller holds fx->lock for writing. */
+static void unlink_nodes(struct xbd_fuse *fx, struct fx_disk *d,
+			 bool partitions_only, struct fx_node **out)
+{
+	for (struct fx_node **p = &fx->nodes; *p; ) {
+		struct fx_node *n = *p;
+
+		if (n->disk == d && (n->is_partition || !partitions_only)) {
+			*p = n->next;
+			n->next = *out;
+			*out = n;
+		} else {
+			p = &n->next;
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &fx->root_mtime);
+}
+
+/* Drops the table's reference on unlinked nodes; open files keep them
+ * on the retired list until they close.  Tells the kernel the names
+ * are gone (outside fx->lock: the kernel may need a worker meanwhile). */
+static void release_unlinked(struct xbd_fuse *fx, struct fx_node *list)
+{
+	while (list) {
+		struct fx_node *n = list;
+
+		list = n->next;
+		fuse_lowlevel_notify_inval_entry(fx->se, FUSE_ROOT_ID, n->name,
+						 strlen(n->name));
+		pthread_rwlock_wrlock(&fx->lock);
+		n->next = fx->retired;
+		fx->retired = n;
+		pthread_rwlock_unlock(&fx->lock);
+		node_put(fx, n);
+	}
+}
+
+/* ---- attributes ---- */
+
+static void node_stat(struct xbd_fuse *fx, const struct fx_node *n,
+		      struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_mode = S_IFREG | (n->disk->read_only ? 0444 : 0644);
+	st->st_nlink = 1;
+	st->st_uid = fx->uid;
+	st->st_gid = fx->gid;
+	st->st_size = (off_t)n->size;
+	st->st_blocks = (blkcnt_t)(n->size / 512);
+	st->st_blksize = FX_MAX_IO; /* tools size their reads by this */
+	st->st_atim = st->st_mtim = st->st_ctim = fx->born;
+}
+
+static void root_stat(struct xbd_fuse *fx, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = FUSE_ROOT_ID;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_uid = fx->uid;
+	st->st_gid = fx->gid;
+	st->st_atim = st->st_ctim = fx->born;
+	pthread_rwlock_rdlock(&fx->lock);
+	st->st_mtim = fx->root_mtime;
+	pthread_rwlock_unlock(&fx->lock);
+}
+
+/* ---- FUSE operations ---- */
+
+static void fx_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct xbd_fuse *fx = userdata;
+
+	conn->max_write = FX_MAX_IO;
+	conn->max_read = FX_MAX_IO; /* must match the max_read mount option */
+	/* several requests of one large direct I/O in flight at once */
+	if (conn->capable & FUSE_CAP_ASYNC_DIO)
+		conn->want |= FUSE_CAP_ASYNC_DIO;
+	/* writes must land in our buffer, not a pipe we would copy from */
+	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+
+	pthread_mutex_lock(&fx->init_lock);
+	fx->initialised = true;
+	pthread_cond_broadcast(&fx->init_cond);
+	pthread_mutex_unlock(&fx->init_lock);
+}
+
+static void fx_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct xbd_fuse *fx = fuse_req_userdata(req);
+	struct fuse_entry_param e;
+	struct fx_node *n;
+
+	memset(&e, 0, sizeof(e));
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	pthread_rwlock_rdlock(&fx->lock);
+	n = find_name(fx, name);
+	if (n)
+		node_stat(fx, n, &e.attr);
+	pthread_rwlock_unlock(&fx->lock);
+	if (!n) {
+		/* an error reply leaves no negative entry that would hide
+		 * a disk added later */
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	e.ino = e.attr.st_ino;
+	e.generation = 1;
+	e.attr_timeout = FX_TIMEOUT;
+	e.entry_timeout = FX_TIMEOUT;
+	fuse_reply_entry(req, &e);
+}
+
+static void fx_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct xbd_fuse *fx = fuse_req_userdata(req);
+	struct fx_node *n;
+	struct stat st;
+
+	if (ino == FUSE_ROOT_ID) {
+		root_stat(fx, &st);
+		fuse_reply_attr(req, &st, FX_TIMEOUT);
+		return;
+	}
+	if (fi && fi->fh) {
+		n = (struct fx_node *)(uintptr_t)fi->fh;
+		node_get(n);
+	} else {
+		n = node_by_ino(fx, ino);
+	}
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	node_stat(fx, n, &st);
+	node_put(fx, n);
+	fuse_reply_attr(req, &st, FX_TIMEOUT);
+}
+
+static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct xbd_fuse *fx = fuse_req_userdata(req);
+	struct fx_node *n;
+	struct stat st;
+	int err = 0;
+
+	(void)fi;
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	n = node_by_ino(fx, ino);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (n->disk->read_only)
+		err = EROFS;
+	else if ((to_set & FUSE_SET_ATTR_SIZE) && (uint64_t)attr->st_size != n->size)
+		err = EPERM; /* a disk has the size it has; use conv=notrunc */
+	else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		err = EPERM;
+	/* times: accepted and forgotten, so that touch and cp -p work */
+	if (!err)
+		node_stat(fx, n, &st);
+	node_put(fx, n);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_attr(req, &st, FX_TIMEOUT);
+}
+
+static void fx_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct xbd_fuse *fx = fuse_req_userdata(req);
+	struct fx_node *n;
+
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	n = node_by_ino(fx, ino);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && n->disk->read_only) {
+		node_put(fx, n);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fi->fh = (uintptr_t)n; /* the open file's reference */
+	fi->direct_io = 1;     /* see the top of this file */
+	fi->keep_cache = 0;
+	fi->noflush = 1;       /* close has nothing to flush; fsync does */
+	if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted: no release */
+		node_put(fx, n);
+}
+
+static void fx_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	node_put(fuse_req_userdata(req), (struct fx_node *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* The aligned window [*a0, *a1) of the disk that covers n's bytes
+ * [off, off+len); the caller has clamped them to the node. */
+static void io_window(const struct fx_node *n, uint64_t off, uint64_t len,
+		      uint64_t *a0, uint64_t *a1)
+{
+	uint64_t align = n->disk->align, abs = n->start + off;
+
+	*a0 = abs / align * align;
+	*a1 = (abs + len + align - 1) / align * align;
+}
+
+static void fx_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fx_node *n = (struct fx_node *)(uintptr_t)fi->fh;
+	uint64_t len, a0, a1;
+	char *buf;
+	int err;
+
+	(void)ino;
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if ((uint64_t)off >= n->size || size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	len = n->size - (uint64_t)off;
+	if (len > size)
+		len = size;
+	io_window(n, (uint64_t)off, len, &a0, &a1);
+	buf = malloc(a1 - a0);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (!disk_enter(n->disk)) {
+		err = -EIO;
+	} else {
+		err = xbd_image_pread(n->disk->img, buf, a1 - a0, a0);
+		disk_leave(n->disk);
+	}
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_buf(req, buf + (n->start + (uint64_t)off - a0), len);
+	free(buf);
+}
+
+/* Unaligned write: read the covering sectors, patch, write back. */
+static int write_rmw(struct fx_node *n, const char *data, uint64_t off,
+		     uint64_t len)
+{
+	struct fx_disk *d = n->disk;
+	uint64_t a0, a1;
+	char *buf;
+	int err;
+
+	io_window(n, off, len, &a0, &a1);
+	buf = malloc(a1 - a0);
+	if (!buf)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->rmw_lock);
+	err = xbd_image_pread(d->img, buf, a1 - a0, a0);
+	if (!err) {
+		memcpy(buf + (n->start + off - a0), data, len);
+		err = xbd_image_pwrite(d->img, buf, a1 - a0, a0);
+	}
+	pthread_mutex_unlock(&d->rmw_lock);
+	free(buf);
+	return err;
+}
+
+static void fx_write(fuse_req_t req, fuse_ino_t ino, const char *data,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fx_node *n = (struct fx_node *)(uintptr_t)fi->fh;
+	struct fx_disk *d = n->disk;
+	uint64_t len, abs;
+	int err;
+
+	(void)ino;
+	if (d->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if ((uint64_t)off >= n->size) {
+		fuse_reply_err(req, size ? ENOSPC : 0);
+		return;
+	}
+	len = n->size - (uint64_t)off;
+	if (len > size)
+		len = size; /* a short write at the end, like a block device */
+	abs = n->start + (uint64_t)off;
+	if (!disk_enter(d)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (abs % d->align == 0 && len % d->align == 0)
+		err = xbd_image_pwrite(d->img, data, len, abs);
+	else
+		err = write_rmw(n, data, (uint64_t)off, len);
+	disk_leave(d);
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_write(req, len);
+}
+
+static void fx_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct fx_node *n = (struct fx_node *)(uintptr_t)fi->fh;
+	int err = -EIO;
+
+	(void)ino;
+	(void)datasync;
+	if (disk_enter(n->disk)) {
+		err = n->disk->read_only ? 0 : xbd_image_flush(n->disk->img);
+		disk_leave(n->disk);
+	}
+	fuse_reply_err(req, -err);
+}
+
+static void fx_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void fx_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	if (ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fuse_reply_open(req, fi);
+}
+
+static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct xbd_fuse *fx = fuse_req_userdata(req);
+	char *buf;
+	size_t used = 0;
+	off_t idx = 0;
+
+	(void)fi;
+	if (ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_rwlock_rdlock(&fx->lock);
+	/* entry i is ".", "..", then the nodes; its next offset is i + 1 */
+	struct fx_node *n = fx->nodes;
+	for (idx = 0; ; idx++) {
+		struct stat st = { .st_mode = S_IFDIR };
+		const char *name;
+
+		if (idx == 0) {
+			name = ".";
+			st.st_ino = FUSE_ROOT_ID;
+		} else if (idx == 1) {
+			name = "..";
+			st.st_ino = FUSE_ROOT_ID;
+		} else {
+			if (!n)
+				break;
+			name = n->name;
+			st.st_ino = n->ino;
+			st.st_mode = S_IFREG;
+			n = n->next;
+		}
+		if (idx < off)
+			continue;
+		size_t need = fuse_add_direntry(req, buf + used, size - used, name,
+						&st, idx + 1);
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	pthread_rwlock_unlock(&fx->lock);
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static const struct fuse_lowlevel_ops fx_ops = {
+	.init = fx_init,
+	.lookup = fx_lookup,
+	.getattr = fx_getattr,
+	.setattr = fx_setattr,
+	.open = fx_open,
+	.release = fx_release,
+	.read = fx_read,
+	.write = fx_write,
+	.flush = fx_flush,
+	.fsync = fx_fsync,
+	.opendir = fx_opendir,
+	.readdir = fx_readdir,
+};
+
+/* ---- workers ---- */
+
+static void *fx_worker(void *arg)
+{
+	struct xbd_fuse *fx = arg;
+	struct fuse_buf fbuf = { .mem = NULL };
+	struct epoll_event ev[2];
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0) {
+		xbd_err("fuse: epoll_create1: %s", strerror(errno));
+		goto out;
+	}
+	ev[0] = (struct epoll_event){ .events = EPOLLIN | EPOLLEXCLUSIVE,
+				      .data.u32 = 0 };
+	ev[1] = (struct epoll_event){ .events = EPOLLIN, .data.u32 = 1 };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fuse_session_fd(fx->se), &ev[0]) ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, fx->stop_fd, &ev[1])) {
+		xbd_err("fuse: epoll_ctl: %s", strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		int nev = epoll_wait(ep, ev, 2, -1);
+		bool stop = false, ready = false;
+
+		if (nev < 0 && errno != EINTR) {
+			xbd_err("fuse: epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < nev; i++) {
+			stop |= ev[i].data.u32 == 1;
+			ready |= ev[i].data.u32 == 0;
+		}
+		if (stop)
+			break;
+		if (!ready)
+			continue;
+		int res = fuse_session_receive_buf(fx->se, &fbuf);
+		if (res == -EAGAIN || res == -EINTR)
+			continue; /* another worker took it */
+		if (res <= 0 || fuse_session_exited(fx->se)) {
+			/* unmounted from outside or a broken device: the
+			 * others leave too */
+			atomic_store(&fx->unmounted, true);
+			break;
+		}
+		fuse_session_process_buf(fx->se, &fbuf);
+	}
+out:
+	/* wake the others: the eventfd stays readable, nobody reads it */
+	if (eventfd_write(fx->stop_fd, 1))
+		xbd_err("fuse: cannot stop the workers: %s", strerror(errno));
+	if (ep >= 0)
+		close(ep);
+	free(fbuf.mem);
+	return NULL;
+}
+
+static int start_workers(struct xbd_fuse *fx, unsigned n)
+{
+	sigset_t all, old;
+	int err = 0;
+
+	fx->workers = calloc(n, sizeof(*fx->workers));
+	if (!fx->workers)
+		return -ENOMEM;
+	/* workers take no signals: the owner's thread handles them */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (; fx->nworkers < n; fx->nworkers++) {
+		err = -pthread_create(&fx->workers[fx->nworkers], NULL, fx_worker, fx);
+		if (err)
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return fx->nworkers ? 0 : err;
+}
+
+static void stop_workers(struct xbd_fuse *fx)
+{
+	if (fx->nworkers && eventfd_write(fx->stop_fd, 1))
+		xbd_err("fuse: cannot stop the workers: %s", strerror(errno));
+	for (unsigned i = 0; i < fx->nworkers; i++)
+		pthread_join(fx->workers[i], NULL);
+	fx->nworkers = 0;
+	free(fx->workers);
+	fx->workers = NULL;
+}
+
+/* ---- the public API ---- */
+
+static void free_list(struct fx_node *n)
+{
+	while (n) {
+		struct fx_node *next = n->next;
+
+		node_free(n);
+		n = next;
+	}
+}
+
+void xbd_fuse_stop(struct xbd_fuse *fx)
+{
+	if (!fx)
+		return;
+	/* Workers first: they reply on the session fd, which the unmount
+	 * below closes (its number could be reused under them). */
+	stop_workers(fx);
+	if (fx->se) {
+		/* closes /dev/fuse (aborting the connection if the mount is
+		 * busy) and detaches the mount lazily */
+		fuse_session_unmount(fx->se);
+		fuse_session_destroy(fx->se);
+	}
+	/* no request can run any more: open files no longer matter */
+	free_list(fx->nodes);
+	free_list(fx->retired);
+	if (fx->stop_fd >= 0)
+		close(fx->stop_fd);
+	pthread_rwlock_destroy(&fx->lock);
+	pthread_mutex_destroy(&fx->init_lock);
+	pthread_cond_destroy(&fx->init_cond);
+	free(fx->mountpoint);
+	free(fx);
+}
+
+static int wait_initialised(struct xbd_fuse *fx)
+{
+	struct timespec until;
+	int err = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += FX_INIT_WAIT_S;
+	pthread_mutex_lock(&fx->init_lock);
+	while (!fx->initialised && !err)
+		err = pthread_cond_timedwait(&fx->init_cond, &fx->init_lock, &until);
+	err = fx->initialised ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&fx->init_lock);
+	return err;
+}
+
+int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
+		   struct xbd_fuse **out)
+{
+	static const struct xbd_fuse_opts defaults;
+	struct xbd_fuse *fx;
+	char mount_opts[256];
+	char *argv[] = { "xbd", "-o", mount_opts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	struct stat st;
+	int err;
+
+	if (!opts)
+		opts = &defaults;
+	fx = calloc(1, sizeof(*fx));
+	if (!fx) {
+		xbd_err("%s: out of memory", mountpoint);
+		return -ENOMEM;
+	}
+	fx->stop_fd = -1;
+	pthread_rwlock_init(&fx->lock, NULL);
+	pthread_mutex_init(&fx->init_lock, NULL);
+	pthread_cond_init(&fx->init_cond, NULL);
+	fx->read_only = opts->read_only;
+	fx->uid = getuid();
+	fx->gid = getgid();
+	fx->next_ino = FUSE_ROOT_ID + 1;
+	clock_gettime(CLOCK_REALTIME, &fx->born);
+	fx->root_mtime = fx->born;
+
+	fx->mountpoint = realpath(mountpoint, NULL);
+	if (!fx->mountpoint || stat(fx->mountpoint, &st) || !S_ISDIR(st.st_mode)) {
+		err = fx->mountpoint ? -ENOTDIR : -errno;
+		xbd_err("%s: cannot mount here: %s", mountpoint, xbd_strerror(err));
+		goto fail;
+	}
+	fx->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (fx->stop_fd < 0) {
+		err = -errno;
+		xbd_err("%s: eventfd: %s", mountpoint, xbd_strerror(err));
+		goto fail;
+	}
+
+	snprintf(mount_opts, sizeof(mount_opts),
+		 "fsname=xbd,subtype=xbd,nosuid,nodev,noatime,default_permissions,"
+		 "max_read=%u%s%s", FX_MAX_IO, opts->allow_other ? ",allow_other" : "",
+		 opts->read_only ? ",ro" : "");
+	fx->se = fuse_session_new(&args, &fx_ops, sizeof(fx_ops), fx);
+	fuse_opt_free_args(&args);
+	if (!fx->se) {
+		err = -EINVAL;
+		xbd_err("%s: cannot create the FUSE session", mountpoint);
+		goto fail;
+	}
+	if (fuse_session_mount(fx->se, fx->mountpoint)) {
+		err = -EIO;
+		xbd_err("%s: FUSE mount failed (is /dev/fuse there? are we root?)",
+			mountpoint);
+		fuse_session_destroy(fx->se);
+		fx->se = NULL;
+		goto fail;
+	}
+	/* non-blocking, so that a worker woken for a request another
+	 * worker took goes back to waiting (see the top of this file) */
+	int fl = fcntl(fuse_session_fd(fx->se), F_GETFL);
+	if (fl < 0 || fcntl(fuse_session_fd(fx->se), F_SETFL, fl | O_NONBLOCK)) {
+		err = -errno;
+		xbd_err("%s: /dev/fuse: %s", mountpoint, xbd_strerror(err));
+		goto fail;
+	}
+	err = start_workers(fx, opts->threads ? opts->threads : FX_DEFAULT_THREADS);
+	if (err) {
+		xbd_err("%s: cannot start FUSE workers: %s", mountpoint,
+			xbd_strerror(err));
+		goto fail;
+	}
+	err = wait_initialised(fx);
+	/* the kernel has the INIT reply once a request gets through */
+	if (!err && (stat(fx->mountpoint, &st) || st.st_ino != FUSE_ROOT_ID))
+		err = -EIO;
+	if (err) {
+		xbd_err("%s: the FUSE mount does not answer: %s", mountpoint,
+			xbd_strerror(err));
+		goto fail;
+	}
+	*out = fx;
+	return 0;
+
+fail:
+	xbd_fuse_stop(fx);
+	return err;
+}
+
+bool xbd_fuse_mounted(const struct xbd_fuse *fx)
+{
+	return !atomic_load(&((struct xbd_fuse *)fx)->unmounted);
+}
+
+static bool valid_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && len <= XBD_FUSE_NAME_MAX && !strchr(name, '/') &&
+	       strcmp(name, ".") && strcmp(name, "..");
+}
+
+/* Partition number `partno` of disk `disk`: xvda1, or nvme0n1p1 when the
+ * disk name ends in a digit (as Linux names them). */
+static int partition_name(char *out, size_t size, const char *disk, int partno)
+{
+	size_t len = strlen(disk);
+	int n = snprintf(out, size, "%s%s%d", disk,
+			 isdigit((unsigned char)disk[len - 1]) ? "p" : "", partno);
+
+	return n > 0 && (size_t)n < size && n <= XBD_FUSE_NAME_MAX ? 0 : -ENAMETOOLONG;
+}
+
+/*
+ * Finds the partitions with libblkid.  blkid wants an fd, and the
+ * simplest fd that shows the disk exactly as the export does is the
+ * disk's own file in our mount, which the workers are already serving.
+ */
+static int probe_partitions(struct xbd_fuse *fx, struct fx_node *dn)
+{
+	struct fx_disk *d = dn->disk;
+	uint64_t disk_size = dn->size;
+	char path[PATH_MAX];
+	blkid_probe pr = NULL;
+	blkid_partlist parts;
+	int fd, n, err = 0;
+
+	if (snprintf(path, sizeof(path), "%s/%s", fx->mountpoint, dn->name) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	pr = blkid_new_probe();
+	if (!pr || blkid_probe_set_device(pr, fd, 0, 0)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	blkid_probe_set_sectorsize(pr, d->img->sector_size);
+	parts = blkid_probe_get_partitions(pr);
+	n = parts ? blkid_partlist_numof_partitions(parts) : 0;
+	for (int i = 0; i < n; i++) {
+		blkid_partition par = blkid_partlist_get_partition(parts, i);
+		long long start = blkid_partition_get_start(par);  /* 512 B units */
+		long long size = blkid_partition_get_size(par);
+		int partno = blkid_partition_get_partno(par);
+		char name[XBD_FUSE_NAME_MAX + 1];
+		struct fx_node *pn;
+
+		/* the table is the guest's: believe nothing outside the disk */
+		if (start < 0 || size <= 0 || partno <= 0 ||
+		    (uint64_t)start >= disk_size / 512) {
+			xbd_info("%s: ignoring partition %d outside the disk",
+				 dn->name, partno);
+			continue;
+		}
+		uint64_t b_start = (uint64_t)start * 512;
+		uint64_t b_size = (uint64_t)size > (disk_size - b_start) / 512 ?
+				  disk_size - b_start : (uint64_t)size * 512;
+		if (b_size != (uint64_t)size * 512)
+			xbd_info("%s: partition %d cut at the end of the disk",
+				 dn->name, partno);
+		if (partition_name(name, sizeof(name), dn->name, partno))
+			continue;
+		pn = node_new(fx, d, name, b_start, b_size, true);
+		if (!pn) {
+			err = -ENOMEM;
+			break;
+		}
+		pthread_rwlock_wrlock(&fx->lock);
+		/* the disk may have gone meanwhile; names must stay unique */
+		bool ok = !disk_gone(d) && !find_name(fx, name);
+		if (ok)
+			append_node(fx, pn);
+		pthread_rwlock_unlock(&fx->lock);
+		if (ok) {
+			fuse_lowlevel_notify_inval_entry(fx->se, FUSE_ROOT_ID, name,
+							 strlen(name));
+		} else {
+			xbd_info("%s: partition name %s is taken", dn->name, name);
+			node_free(pn);
+		}
+	}
+out:
+	if (pr)
+		blkid_free_probe(pr);
+	close(fd);
+	return err;
+}
+
+/* The disk node called `name`, with a reference, or NULL. */
+static struct fx_node *disk_node(struct xbd_fuse *fx, const char *name)
+{
+	struct fx_node *n;
+
+	pthread_rwlock_rdlock(&fx->lock);
+	n = find_name(fx, name);
+	if (n && n->is_partition)
+		n = NULL;
+	if (n)
+		node_get(n);
+	pthread_rwlock_unlock(&fx->lock);
+	return n;
+}
+
+int xbd_fuse_add_disk(struct xbd_fuse *fx, const char *name,
+		      struct xbd_image *img, unsigned flags)
+{
+	struct fx_disk *d;
+	struct fx_node *n;
+	int err;
+
+	if (!valid_name(name)) {
+		xbd_err("fuse: '%s' is not a valid disk file name", name);
+		return -EINVAL;
+	}
+	d = disk_new(img, fx->read_only || (flags & XBD_FUSE_DISK_READ_ONLY));
+	n = d ? node_new(fx, d, name, 0, img->size, false) : NULL;
+	if (!n) {
+		free(d);
+		xbd_err("fuse: %s: out of memory", name);
+		return -ENOMEM;
+	}
+	pthread_rwlock_wrlock(&fx->lock);
+	err = find_name(fx, name) ? -EEXIST : 0;
+	if (!err) {
+		node_get(n); /* ours, for the probe below */
+		append_node(fx, n);
+	}
+	pthread_rwlock_unlock(&fx->lock);
+	if (err) {
+		xbd_err("fuse: %s: a file of that name is already exported", name);
+		node_free(n);
+		return err;
+	}
+	fuse_lowlevel_notify_inval_entry(fx->se, FUSE_ROOT_ID, name, strlen(name));
+	if (!(flags & XBD_FUSE_NO_PARTITIONS)) {
+		err = probe_partitions(fx, n);
+		if (err)
+			xbd_info("%s: no partitions shown: %s", name, xbd_strerror(err));
+	}
+	node_put(fx, n);
+	return 0;
+}
+
+int xbd_fuse_rescan_partitions(struct xbd_fuse *fx, const char *name)
+{
+	struct fx_node *n = disk_node(fx, name), *old = NULL;
+	int err;
+
+	if (!n) {
+		xbd_err("fuse: %s: no such disk", name);
+		return -ENOENT;
+	}
+	pthread_rwlock_wrlock(&fx->lock);
+	unlink_nodes(fx, n->disk, true, &old);
+	pthread_rwlock_unlock(&fx->lock);
+	release_unlinked(fx, old);
+	err = probe_partitions(fx, n);
+	if (err)
+		xbd_err("fuse: %s: cannot read the partition table: %s", name,
+			xbd_strerror(err));
+	node_put(fx, n);
+	return err;
+}
+
+int xbd_fuse_remove_disk(struct xbd_fuse *fx, const char *name)
+{
+	struct fx_node *n = disk_node(fx, name), *old = NULL;
+	struct fx_disk *d;
+
+	if (!n) {
+		xbd_err("fuse: %s: no such disk", name);
+		return -ENOENT;
+	}
+	d = n->disk;
+	pthread_rwlock_wrlock(&fx->lock);
+	unlink_nodes(fx, d, false, &old);
+	pthread_rwlock_unlock(&fx->lock);
+	/* gone before waiting: a probe running now adds no partition */
+	disk_retire(d);
+	release_unlinked(fx, old);
+	node_put(fx, n);
+	return 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * FUSE export: a directory holding one file per disk (`xvda`) whose
+ * bytes are the disk image's, plus one file per partition found in its
+ * MBR or GPT (`xvda1`, `xvda2`, ...; `nvme0n1p1` when the disk name
+ * ends in a digit).  Nothing else appears in it.  Disks come and go
+ * while it is mounted.  Files are read-only (0444, writes fail with
+ * EROFS) unless the image is writable and the disk was added writable
+ * (0644).  fsync flushes the image.  Data is never cached by the
+ * kernel: every read sees the image as it is now.
+ *
+ * The export runs its own worker threads; the calls below come from
+ * the owner's thread, never from inside an image op, and never
+ * concurrently with xbd_fuse_stop().
+ */
+#ifndef XBD_FUSE_EXPORT_H
+#define XBD_FUSE_EXPORT_H
+
+#include <stdbool.h>
+
+struct xbd_image;
+struct xbd_fuse;
+
+struct xbd_fuse_opts {
+	bool read_only;   /* mount read-only; every disk is shown read-only */
+	bool allow_other; /* other users may enter (modes still apply) */
+	unsigned threads; /* request workers; 0 = 16 */
+};
+
+#define XBD_FUSE_NAME_MAX 64
+
+/* Mounts an empty export on `mountpoint` (an existing directory).
+ * Returns once the mount answers.  opts may be NULL (defaults). */
+int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
+		   struct xbd_fuse **out);
+
+/* Flags for xbd_fuse_add_disk. */
+#define XBD_FUSE_DISK_READ_ONLY  (1u << 0) /* even if the image is writable */
+#define XBD_FUSE_NO_PARTITIONS   (1u << 1) /* do not look for partitions */
+
+/* Shows `img` as the file `name` and its partitions beside it.  The
+ * image stays the caller's: keep it open until the disk is removed or
+ * the export stopped.  -EEXIST if the name is taken, -EINVAL if it is
+ * not a plain file name.  A partition table that cannot be read is
+ * not an error (the disk shows without partitions). */
+int xbd_fuse_add_disk(struct xbd_fuse *fx, const char *name,
+		      struct xbd_image *img, unsigned flags);
+
+/* Reads the partition table again (after the disk was repartitioned)
+ * and replaces the disk's partition files. */
+int xbd_fuse_rescan_partitions(struct xbd_fuse *fx, const char *name);
+
+/* Removes the disk's file and its partitions.  When this returns no
+ * request touches the image any more (the caller may close it); files
+ * still open on it fail with EIO. */
+int xbd_fuse_remove_disk(struct xbd_fuse *fx, const char *name);
+
+/* False once the export was unmounted from outside (umount). */
+bool xbd_fuse_mounted(const struct xbd_fuse *fx);
+
+/* Unmounts (lazily if the mount is busy: processes that still hold a
+ * file get errors, never a hang), stops the workers and frees
+ * everything.  Images are not closed.  NULL is ignored. */
+void xbd_fuse_stop(struct xbd_fuse *fx);
+
+#endif

@@ -1,0 +1,506 @@
+/*
+ * FUSE export, end to end on a real mount: a 64 MiB disk with an MBR,
+ * an ext4 partition and a patterned one, exported read-only from raw
+ * and writable from cow, checked with the tools people use on it
+ * (sha256sum, dd, cmp, fdisk, mount -o loop, e2fsck, sfdisk) and with
+ * odd-sized reads from C.  Also: a failing image gives EIO, removed
+ * disks fail open files, and stopping with busy files does not hang.
+ *
+ * The test runs in a child; the parent only waits and then cleans up
+ * mounts and files, so a crash or a timeout leaves nothing behind.
+ */
+#include "check.h"
+#include "test_image_util.h"
+#include "xbd/common.h"
+#include "xbd/fuse_export.h"
+#include "xbd/image.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+
+#define MiB (1024u * 1024u)
+#define DISK_SIZE (64 * MiB)
+#define P1_START (1 * MiB)
+#define P1_SIZE (16 * MiB)
+#define P2_START (P1_START + P1_SIZE)
+#define P2_SIZE (DISK_SIZE - P2_START)
+
+static const char *img_path, *mnt, *fsmnt;
+static unsigned char *disk; /* what the disk image holds */
+
+/* Runs a shell command; returns its exit status (-1: did not run). */
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	printf("+ %s\n", cmd);
+	fflush(stdout);
+	st = system(cmd);
+	return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
+}
+
+static const char *in_mnt(const char *name)
+{
+	static char bufs[4][512];
+	static int next;
+	char *p = bufs[next++ % 4];
+
+	snprintf(p, sizeof(bufs[0]), "%s/%s", mnt, name);
+	return p;
+}
+
+/* Files for the ext4 partition: names and sizes, content from tu_fill. */
+static const struct {
+	const char *name;
+	size_t size;
+} fs_files[] = {
+	{ "empty", 0 }, { "small.txt", 7 }, { "page", 4096 },
+	{ "odd.bin", 123457 }, { "dir/big.bin", 3 * MiB + 17 },
+};
+
+static void build_disk(void)
+{
+	char fsroot[512];
+	int fd;
+
+	snprintf(fsroot, sizeof(fsroot), "%s", tu_path("fsroot"));
+	CHECK(mkdir(fsroot, 0755) == 0);
+	CHECK(mkdir(tu_path("fsroot/dir"), 0755) == 0);
+	for (size_t i = 0; i < XBD_ARRAY_SIZE(fs_files); i++) {
+		unsigned char *b = malloc(fs_files[i].size + 1);
+		char p[600];
+
+		tu_fill(b, fs_files[i].size, 100 + i, 0);
+		snprintf(p, sizeof(p), "%s/%s", fsroot, fs_files[i].name);
+		tu_write_file(p, b, fs_files[i].size);
+		free(b);
+	}
+	CHECK_EQ(run("truncate -s %u '%s'", DISK_SIZE, img_path), 0);
+	CHECK_EQ(run("printf 'label: dos\\nstart=%u,size=%u,type=83\\nstart=%u,type=83\\n'"
+		     " | sfdisk -q '%s'", P1_START / 512, P1_SIZE / 512,
+		     P2_START / 512, img_path), 0);
+	CHECK_EQ(run("mkfs.ext4 -q -F -d '%s' '%s' 16M && dd if='%s' of='%s' bs=1M"
+		     " seek=1 conv=notrunc status=none", fsroot, tu_path("p1.img"),
+		     tu_path("p1.img"), img_path), 0);
+	/* partition 2: a pattern, so every byte of it is known */
+	unsigned char *p2 = malloc(P2_SIZE);
+	tu_fill(p2, P2_SIZE, 77, 0);
+	fd = open(img_path, O_WRONLY);
+	CHECK(fd >= 0 && pwrite(fd, p2, P2_SIZE, P2_START) == (ssize_t)P2_SIZE);
+	close(fd);
+	free(p2);
+	size_t len;
+	disk = tu_read_file(img_path, &len);
+	CHECK_EQ(len, DISK_SIZE);
+	chmod(img_path, 0444);
+}
+
+/* The directory holds exactly these names. */
+static void check_listing(const char *const *want, size_t nwant)
+{
+	DIR *d = opendir(mnt);
+	struct dirent *e;
+	size_t seen = 0;
+
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		bool known = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+
+		for (size_t i = 0; i < nwant; i++)
+			if (!strcmp(e->d_name, want[i])) {
+				known = true;
+				seen++;
+			}
+		if (!known)
+			fprintf(stderr, "unexpected file %s\n", e->d_name);
+		CHECK(known);
+	}
+	closedir(d);
+	CHECK_EQ(seen, nwant);
+}
+
+static void check_stat(const char *name, uint64_t size, mode_t mode)
+{
+	struct stat st;
+
+	CHECK(stat(in_mnt(name), &st) == 0);
+	CHECK(S_ISREG(st.st_mode));
+	CHECK_EQ(st.st_mode & 07777, mode);
+	CHECK_EQ(st.st_size, size);
+}
+
+/* 7-byte reads at odd offsets (and across the end) through the file
+ * `name`, which shows disk bytes [base, base+size). */
+static void check_odd_reads(const char *name, const unsigned char *want,
+			    uint64_t base, uint64_t size)
+{
+	int fd = open(in_mnt(name), O_RDONLY);
+	unsigned char buf[16];
+	int bad = 0;
+
+	CHECK(fd >= 0);
+	for (uint64_t i = 0, off = 1; i < 500; i++, off = (off * 7919 + 4093) % size) {
+		ssize_t want_n = size - off < 7 ? (ssize_t)(size - off) : 7;
+		ssize_t n = pread(fd, buf, 7, (off_t)off);
+
+		if (n != want_n || memcmp(buf, want + base + off, (size_t)n))
+			bad++;
+	}
+	/* around the boundaries a partition has */
+	uint64_t edges[] = { 0, 1, 511, 512, 4095, size - 7, size - 5, size - 1 };
+	for (size_t i = 0; i < XBD_ARRAY_SIZE(edges); i++) {
+		uint64_t off = edges[i];
+		ssize_t want_n = size - off < 7 ? (ssize_t)(size - off) : 7;
+		ssize_t n = pread(fd, buf, 7, (off_t)off);
+
+		if (n != want_n || memcmp(buf, want + base + off, (size_t)n))
+			bad++;
+	}
+	CHECK_EQ(pread(fd, buf, 7, (off_t)size), 0);
+	CHECK_EQ(pread(fd, buf, 7, (off_t)size + 4096), 0);
+	CHECK_EQ(bad, 0);
+	close(fd);
+}
+
+static void check_fs_files(const char *root)
+{
+	for (size_t i = 0; i < XBD_ARRAY_SIZE(fs_files); i++) {
+		char p[600];
+		size_t len;
+		unsigned char *want = malloc(fs_files[i].size + 1), *got;
+
+		tu_fill(want, fs_files[i].size, 100 + i, 0);
+		snprintf(p, sizeof(p), "%s/%s", root, fs_files[i].name);
+		got = tu_read_file(p, &len);
+		CHECK_EQ(len, fs_files[i].size);
+		CHECK(len == fs_files[i].size && !memcmp(got, want, len));
+		free(got);
+		free(want);
+	}
+}
+
+static void test_read_only_export(struct xbd_fuse *fx, const char *img_sha)
+{
+	static const char *const names[] = { "xvda", "xvda1", "xvda2" };
+	char sha[65];
+	int fd;
+
+	check_listing(names, 3);
+	check_stat("xvda", DISK_SIZE, 0444);
+	check_stat("xvda1", P1_SIZE, 0444);
+	check_stat("xvda2", P2_SIZE, 0444);
+
+	CHECK_EQ(tu_sha256(in_mnt("xvda"), sha), 0);
+	CHECK(!strcmp(sha, img_sha));
+	CHECK_EQ(run("[ \"$(dd if='%s' bs=4k status=none | sha256sum | cut -c1-64)\" = %s ]",
+		     in_mnt("xvda"), img_sha), 0);
+	CHECK_EQ(run("[ \"$(dd if='%s' bs=1M status=none | sha256sum | cut -c1-64)\" = %s ]",
+		     in_mnt("xvda"), img_sha), 0);
+	CHECK_EQ(run("cmp '%s' '%s'", in_mnt("xvda"), img_path), 0);
+	CHECK_EQ(run("cmp -n %u '%s' '%s' 0 %u", P2_SIZE, in_mnt("xvda2"), img_path,
+		     P2_START), 0);
+	check_odd_reads("xvda", disk, 0, DISK_SIZE);
+	check_odd_reads("xvda1", disk, P1_START, P1_SIZE);
+	check_odd_reads("xvda2", disk, P2_START, P2_SIZE);
+
+	CHECK_EQ(run("fdisk -l '%s' | grep -E '^%s[12] ' | wc -l | grep -qx 2",
+		     in_mnt("xvda"), in_mnt("xvda")), 0);
+	CHECK_EQ(run("e2fsck -fn '%s'", in_mnt("xvda1")), 0);
+	CHECK_EQ(run("mount -o ro,loop '%s' '%s'", in_mnt("xvda1"), fsmnt), 0);
+	check_fs_files(fsmnt);
+	CHECK_EQ(run("umount '%s'", fsmnt), 0);
+
+	/* read-only at every door */
+	errno = 0;
+	CHECK(open(in_mnt("xvda"), O_WRONLY) < 0 && errno == EROFS);
+	errno = 0;
+	CHECK(open(in_mnt("xvda1"), O_RDWR) < 0 && errno == EROFS);
+	errno = 0;
+	CHECK(truncate(in_mnt("xvda"), 0) < 0 && errno == EROFS);
+	errno = 0;
+	CHECK(open(in_mnt("new"), O_WRONLY | O_CREAT, 0644) < 0);
+	CHECK(run("echo x | dd of='%s' conv=notrunc status=none 2>/dev/null",
+		  in_mnt("xvda2")) != 0);
+	CHECK_EQ(tu_sha256(img_path, sha), 0);
+	CHECK(!strcmp(sha, img_sha));
+
+	/* fsync on a read-only file is fine */
+	fd = open(in_mnt("xvda"), O_RDONLY);
+	CHECK(fd >= 0 && fsync(fd) == 0);
+	close(fd);
+	(void)fx;
+}
+
+/* Disks come and go while mounted; an open file of a removed disk
+ * fails with EIO; a failing image gives EIO. */
+static void test_add_remove(struct xbd_fuse *fx)
+{
+	struct xbd_image *null_img, *base, *bad;
+	unsigned char buf[4096];
+	int fd;
+
+	CHECK_EQ(xbd_image_open_null(MiB, &null_img), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvdb", null_img, XBD_FUSE_NO_PARTITIONS), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvdb", null_img, 0), -EEXIST);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvda1", null_img, 0), -EEXIST);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "a/b", null_img, 0), -EINVAL);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "..", null_img, 0), -EINVAL);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "", null_img, 0), -EINVAL);
+	check_stat("xvdb", MiB, 0644);
+	fd = open(in_mnt("xvdb"), O_RDWR);
+	CHECK(fd >= 0);
+	memset(buf, 0xAB, sizeof(buf));
+	CHECK_EQ(pwrite(fd, buf, sizeof(buf), 0), sizeof(buf));
+	CHECK_EQ(pread(fd, buf, sizeof(buf), 4096), sizeof(buf));
+	CHECK(tu_all_zero(buf, sizeof(buf)));
+	CHECK_EQ(xbd_fuse_remove_disk(fx, "xvdb"), 0);
+	CHECK_EQ(xbd_fuse_remove_disk(fx, "xvdb"), -ENOENT);
+	errno = 0;
+	CHECK(pread(fd, buf, sizeof(buf), 0) < 0 && errno == EIO);
+	close(fd);
+	xbd_image_close(null_img); /* the export no longer touches it */
+	errno = 0;
+	CHECK(access(in_mnt("xvdb"), F_OK) < 0 && errno == ENOENT);
+
+	/* sectors 2048-2055: the first 4 KiB of partition 1 */
+	CHECK_EQ(xbd_image_open_raw(img_path, true, &base), 0);
+	CHECK_EQ(xbd_image_open_errinject(base, "2048-2055", &bad), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvdc", bad, 0), 0);
+	static const char *const names[] = { "xvda", "xvda1", "xvda2", "xvdc",
+					     "xvdc1", "xvdc2" };
+	check_listing(names, 6);
+	fd = open(in_mnt("xvdc1"), O_RDONLY);
+	CHECK(fd >= 0);
+	errno = 0;
+	CHECK(pread(fd, buf, 512, 0) < 0 && errno == EIO);
+	errno = 0;
+	CHECK(pread(fd, buf, 7, 4090) < 0 && errno == EIO);
+	CHECK_EQ(pread(fd, buf, 512, 4096), 512);
+	CHECK(!memcmp(buf, disk + P1_START + 4096, 512));
+	close(fd);
+	CHECK(run("dd if='%s' of=/dev/null bs=1M status=none", in_mnt("xvdc")) != 0);
+	CHECK_EQ(xbd_fuse_remove_disk(fx, "xvdc"), 0);
+	xbd_image_close(bad);
+	check_listing(names, 3);
+}
+
+static void test_cow_export(const char *img_sha)
+{
+	struct xbd_image *base, *img;
+	struct xbd_fuse *fx;
+	unsigned char *buf = malloc(2 * MiB), *back = malloc(MiB);
+	char sha[65];
+	int fd;
+
+	CHECK_EQ(xbd_image_open_raw(img_path, true, &base), 0);
+	CHECK_EQ(xbd_image_open_cow(base, NULL, &img), 0);
+	CHECK_EQ(xbd_fuse_start(mnt, NULL, &fx), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvda", img, 0), 0);
+	check_stat("xvda", DISK_SIZE, 0644);
+	check_stat("xvda1", P1_SIZE, 0644);
+
+	/* unaligned and aligned writes, seen through disk and partition */
+	fd = open(in_mnt("xvda2"), O_RDWR);
+	CHECK(fd >= 0);
+	tu_fill(buf, 2 * MiB, 900, 0);
+	CHECK_EQ(pwrite(fd, buf, 13, 1001), 13);
+	CHECK_EQ(pwrite(fd, buf + 13, MiB, 3 * MiB), MiB);
+	CHECK_EQ(pwrite(fd, buf, 600, 8 * MiB - 300), 600);
+	CHECK_EQ(fsync(fd), 0);
+	/* never outside the partition: short at the end, ENOSPC after */
+	CHECK_EQ(pwrite(fd, buf, 10, P2_SIZE - 3), 3);
+	errno = 0;
+	CHECK(pwrite(fd, buf, 10, P2_SIZE) < 0 && errno == ENOSPC);
+	close(fd);
+	memcpy(disk + P2_START + 1001, buf, 13);
+	memcpy(disk + P2_START + 3 * MiB, buf + 13, MiB);
+	memcpy(disk + P2_START + 8 * MiB - 300, buf, 600);
+	memcpy(disk + DISK_SIZE - 3, buf, 3);
+	CHECK_EQ(run("printf HELLO | dd of='%s' bs=1 seek=%u conv=notrunc status=none",
+		     in_mnt("xvda"), P2_START + 77), 0);
+	memcpy(disk + P2_START + 77, "HELLO", 5);
+	CHECK_EQ(xbd_image_pread(img, back, MiB, P2_START + 3 * MiB), 0);
+	CHECK(!memcmp(back, buf + 13, MiB));
+	check_odd_reads("xvda", disk, 0, DISK_SIZE);
+	check_odd_reads("xvda2", disk, P2_START, P2_SIZE);
+	/* partition 1 was not touched by any of that */
+	CHECK_EQ(run("cmp -n %u '%s' '%s' 0 %u", P1_SIZE, in_mnt("xvda1"), img_path,
+		     P1_START), 0);
+
+	/* a file system on it, written through a loop device */
+	CHECK_EQ(run("mount -o loop '%s' '%s'", in_mnt("xvda1"), fsmnt), 0);
+	CHECK_EQ(run("echo written-through-cow > '%s/new.txt'", fsmnt), 0);
+	CHECK_EQ(run("umount '%s'", fsmnt), 0);
+	CHECK_EQ(run("e2fsck -fn '%s'", in_mnt("xvda1")), 0);
+	CHECK_EQ(run("mount -o ro,loop '%s' '%s'", in_mnt("xvda1"), fsmnt), 0);
+	CHECK_EQ(run("grep -qx written-through-cow '%s/new.txt'", fsmnt), 0);
+	check_fs_files(fsmnt);
+	CHECK_EQ(run("umount '%s'", fsmnt), 0);
+
+	/* a disk keeps its size */
+	errno = 0;
+	CHECK(truncate(in_mnt("xvda"), 0) < 0 && errno == EPERM);
+
+	/* repartition through the export, then rescan */
+	CHECK_EQ(run("sfdisk -q --no-reread --delete '%s' 2", in_mnt("xvda")), 0);
+	CHECK_EQ(xbd_fuse_rescan_partitions(fx, "xvda"), 0);
+	static const char *const names[] = { "xvda", "xvda1" };
+	check_listing(names, 2);
+
+	xbd_fuse_stop(fx);
+	xbd_image_close(img);
+	free(buf);
+	free(back);
+	CHECK_EQ(tu_sha256(img_path, sha), 0);
+	CHECK(!strcmp(sha, img_sha)); /* the gold image never changed */
+}
+
+/* Stop with a file held open here and a dd loop running elsewhere:
+ * neither the stop nor the readers hang, and the readers get errors. */
+static void test_stop_busy(struct xbd_fuse *fx)
+{
+	unsigned char buf[4096];
+	int fd = open(in_mnt("xvda"), O_RDONLY);
+	pid_t pid;
+	int st;
+
+	CHECK(fd >= 0);
+	pid = fork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c",
+		      "while dd if=\"$0\" of=/dev/null bs=64k status=none; do :; done",
+		      in_mnt("xvda"), (char *)NULL);
+		_exit(127);
+	}
+	CHECK(pid > 0);
+	usleep(300 * 1000);
+	unsigned long long t0 = xbd_now_ns();
+	xbd_fuse_stop(fx);
+	CHECK(xbd_now_ns() - t0 < 5000000000ull);
+	errno = 0;
+	CHECK(pread(fd, buf, sizeof(buf), 0) < 0);
+	CHECK(errno == ENOTCONN || errno == ECONNABORTED || errno == EIO);
+	close(fd);
+	/* the dd loop ends on its own once the disk is gone */
+	for (int i = 0; i < 100 && waitpid(pid, &st, WNOHANG) == 0; i++)
+		usleep(100 * 1000);
+	if (waitpid(pid, &st, WNOHANG) == 0) {
+		CHECK(!"dd loop still running after stop");
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	}
+	errno = 0;
+	CHECK(access(in_mnt("xvda"), F_OK) < 0);
+}
+
+static int test_main(void)
+{
+	struct xbd_image *img;
+	struct xbd_fuse *fx;
+	char img_sha[65];
+
+	build_disk();
+	CHECK_EQ(tu_sha256(img_path, img_sha), 0);
+
+	CHECK_EQ(xbd_image_open_raw(img_path, true, &img), 0);
+	CHECK_EQ(xbd_fuse_start(mnt, NULL, &fx), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvda", img, 0), 0);
+	CHECK(xbd_fuse_mounted(fx));
+	test_read_only_export(fx, img_sha);
+	test_add_remove(fx);
+	test_stop_busy(fx);
+	xbd_image_close(img);
+
+	test_cow_export(img_sha);
+
+	/* a read-only mount shows even writable images read-only */
+	struct xbd_fuse_opts ro = { .read_only = true, .threads = 2 };
+	CHECK_EQ(xbd_image_open_null(MiB, &img), 0);
+	CHECK_EQ(xbd_fuse_start(mnt, &ro, &fx), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "null0", img, 0), 0);
+	check_stat("null0", MiB, 0444);
+	errno = 0;
+	CHECK(open(in_mnt("null0"), O_WRONLY) < 0 && errno == EROFS);
+	xbd_fuse_stop(fx);
+	xbd_image_close(img);
+
+	/* a mount point that is not there */
+	CHECK(xbd_fuse_start(tu_path("nowhere"), NULL, &fx) < 0);
+	free(disk);
+	return check_report("test_fuse_export");
+}
+
+static bool have(const char *tool)
+{
+	return run("command -v %s >/dev/null", tool) == 0;
+}
+
+int main(void)
+{
+	static const char *const tools[] = { "sfdisk", "mkfs.ext4", "e2fsck",
+		"fdisk", "sha256sum", "dd", "cmp", "mount", "umount", "truncate" };
+	char mnt_buf[512], fsmnt_buf[512];
+	int fd, st;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		printf("SKIP: needs root (FUSE and loop mounts)\n");
+		return 77;
+	}
+	fd = open("/dev/fuse", O_RDWR);
+	if (fd < 0) {
+		printf("SKIP: /dev/fuse: %s\n", strerror(errno));
+		return 77;
+	}
+	close(fd);
+	if (access("/dev/loop-control", F_OK)) {
+		printf("SKIP: no loop devices (/dev/loop-control) for mount -o loop\n");
+		return 77;
+	}
+	for (size_t i = 0; i < XBD_ARRAY_SIZE(tools); i++) {
+		if (!have(tools[i])) {
+			printf("SKIP: %s is not installed\n", tools[i]);
+			return 77;
+		}
+	}
+
+	tu_scratch("fuse");
+	img_path = tu_path("disk.img");
+	snprintf(mnt_buf, sizeof(mnt_buf), "%s", tu_path("mnt"));
+	snprintf(fsmnt_buf, sizeof(fsmnt_buf), "%s", tu_path("fsmnt"));
+	mnt = mnt_buf;
+	fsmnt = fsmnt_buf;
+	if (mkdir(mnt, 0755) || mkdir(fsmnt, 0755)) {
+		perror("mkdir");
+		return 1;
+	}
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		alarm(200);       /* a hang fails the test, the parent cleans up */
+		exit(test_main());
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return 1;
+	/* whatever the child left mounted (fsmnt first: it sits on mnt) */
+	run("umount -l '%s' 2>/dev/null", fsmnt);
+	run("umount -l '%s' 2>/dev/null", mnt);
+	if (WIFSIGNALED(st)) {
+		fprintf(stderr, "test_fuse_export: child killed by signal %d\n",
+			WTERMSIG(st));
+		return 1;
+	}
+	return WEXITSTATUS(st);
+}
