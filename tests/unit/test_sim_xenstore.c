@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -587,6 +588,57 @@ static void test_many_clients(void)
 	}
 }
 
+/* Increments /counter in a transaction, retrying on EAGAIN. */
+static void *incrementer(void *arg)
+{
+	struct xs_handle *h = arg;
+	unsigned int i, retries = 0;
+
+	for (i = 0; i < 50; i++) {
+		for (;;) {
+			xs_transaction_t t = xs_transaction_start(h);
+			char *v, buf[24];
+
+			if (t == XBT_NULL)
+				return (void *)1;
+			v = xs_read(h, t, "/counter", NULL);
+			snprintf(buf, sizeof(buf), "%ld", v ? atol(v) + 1 : 1);
+			free(v);
+			if (!xs_write(h, t, "/counter", buf, strlen(buf)))
+				return (void *)1;
+			if (xs_transaction_end(h, t, false))
+				break;
+			if (errno != EAGAIN || ++retries > 100000)
+				return (void *)1;
+		}
+	}
+	return NULL;
+}
+
+/* Transactions are atomic: concurrent increments are never lost. */
+static void test_concurrent_transactions(void)
+{
+	struct xs_handle *hs[4];
+	pthread_t th[4];
+	unsigned int i;
+	void *ret;
+
+	for (i = 0; i < 4; i++)
+		hs[i] = open_at(dom0_sock);
+	for (i = 0; i < 4; i++)
+		CHECK(hs[i] && !pthread_create(&th[i], NULL, incrementer, hs[i]));
+	for (i = 0; i < 4; i++) {
+		if (!hs[i])
+			continue;
+		pthread_join(th[i], &ret);
+		CHECK(ret == NULL);
+	}
+	CHECK(hs[0] && read_is(hs[0], XBT_NULL, "/counter", "200"));
+	for (i = 0; i < 4; i++)
+		if (hs[i])
+			xs_close(hs[i]);
+}
+
 /* --- raw wire protocol, for what libxenstore would never send --- */
 
 static int raw_connect(const char *path)
@@ -768,6 +820,9 @@ int main(void)
 	{
 		struct sim_xenstored *other = NULL;
 
+		printf("expect one error line: the socket is in use\n");
+		fflush(stdout);
+
 		CHECK_EQ(sim_xenstored_start(dir, &other), -EADDRINUSE);
 	}
 
@@ -782,6 +837,7 @@ int main(void)
 		test_domains(h);
 		test_long_directory(h);
 		test_many_clients();
+		test_concurrent_transactions();
 		test_hostile(h);
 	}
 	if (h)
