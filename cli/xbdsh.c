@@ -1,8 +1,99 @@
-/* TEMPORARY placeholder for xbdsh. */
+/*
+ * xbdsh: live statistics of every virtual disk on the host, whichever
+ * backend serves it.  With a command it runs that command; without one
+ * it is an interactive shell (cli/sh_repl.c).
+ */
+#include "cli/sh.h"
+#include "xbd/cli.h"
 #include "xbd/common.h"
-int main(void)
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
 {
+	fprintf(f,
+		"usage: xbdsh [OPTIONS] [COMMAND [ARGS]]\n"
+		"\n"
+		"  xbdsh list                      VMs, disks, backends, states\n"
+		"  xbdsh stats VM [--json] [-w SECONDS [-n COUNT]]\n"
+		"  xbdsh stats [VM] --prometheus   Prometheus text format\n"
+		"  xbdsh watch VM [-w SECONDS]     refresh until a key is pressed\n"
+		"  xbdsh ring VM DISK              ring indices, requests in flight\n"
+		"  xbdsh                           interactive shell\n"
+		"\n"
+		"options:\n"
+		"  --platform xen|sim   which Xen to talk to (default: xen in a dom0,\n"
+		"                       else sim; $XBD_PLATFORM, $XBD_SIM_DIR)\n"
+		"  --sysfs-root DIR     where sysfs is (default /sys)\n"
+		"  --run-dir DIR        xbd control sockets (default $XBD_RUN_DIR\n"
+		"                       or /run/xbd)\n"
+		"  --xbd-only           only disks of xbd processes; no xenstore\n"
+		"  -v, --verbose        more messages\n"
+		"\n"
+		"A text `stats` measures rates over half a second.  Without a\n"
+		"terminal the shell reads commands from stdin, without a prompt.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "platform", required_argument, NULL, 'p' },
+		{ "sysfs-root", required_argument, NULL, 's' },
+		{ "run-dir", required_argument, NULL, 'r' },
+		{ "xbd-only", no_argument, NULL, 'x' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0, 0, 0, 0 },
+	};
+	struct sh_ctx ctx = { .platform_kind = XBD_PLATFORM_AUTO };
+	const char *dbg = getenv("XBD_DEBUG");
+	int c, status;
+
 	xbd_progname = "xbdsh";
-	xbd_err("not implemented yet");
-	return 1;
+	if (dbg && *dbg)
+		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
+	/* '+': stop at the command; its options are its own */
+	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (xbd_platform_parse_kind(optarg, &ctx.platform_kind)) {
+				xbd_err("--platform: expected xen or sim, got '%s'",
+					optarg);
+				return XBD_EXIT_USAGE;
+			}
+			break;
+		case 's':
+			ctx.sysfs_root = optarg;
+			break;
+		case 'r':
+			ctx.run_dir = optarg;
+			break;
+		case 'x':
+			ctx.xbd_only = true;
+			break;
+		case 'v':
+			xbd_verbosity++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("xbdsh %s\n", XBD_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return XBD_EXIT_USAGE;
+		}
+	}
+	sh_install_signals();
+	if (optind < argc)
+		status = sh_run_command(&ctx, argc - optind, argv + optind);
+	else
+		status = sh_repl(&ctx);
+	sh_ctx_close(&ctx);
+	return status;
 }

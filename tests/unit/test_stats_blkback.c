@@ -4,6 +4,12 @@
  * read-only ring look through a fake platform whose "grants" are local
  * pages (checking that the mapping is asked read-only and that nothing
  * is written).
+ *
+ * With --sim-guest FILE it is instead a guest of the simulated Xen (run by
+ * `xbd sim vm create VM -- test_stats_blkback --sim-guest FILE`): it
+ * grants dom0 one ring page holding the same x86_64 ring as below,
+ * writes the grant ref to FILE and waits to be destroyed, so that the
+ * xbdsh shell tests can map a live ring.
  */
 #include "tests/unit/check.h"
 #include "xbd/blkback_sysfs.h"
@@ -11,6 +17,7 @@
 #include "xbd/ring.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,8 +483,43 @@ static void test_vbds_and_rings(void)
 	free(snapshot);
 }
 
-int main(void)
+static int sim_guest(const char *out)
 {
+	struct xbd_platform_config cfg = { .kind = XBD_PLATFORM_SIM };
+	struct xbd_platform *p;
+	char tmp[4200];
+	uint32_t ref;
+	void *page;
+	FILE *f;
+	int err;
+
+	err = xbd_platform_open(&cfg, &p);
+	if (err) {
+		fprintf(stderr, "sim guest: platform: %s\n", xbd_strerror(err));
+		return 1;
+	}
+	/* the frontend grants its ring writable, as blkfront does */
+	err = xbd_platform_ops_of(p)->share_pages(p, 0, 1, true, &ref, &page);
+	if (err) {
+		fprintf(stderr, "sim guest: share: %s\n", xbd_strerror(err));
+		xbd_platform_close(p);
+		return 1;
+	}
+	fill_native_ring(page);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%u\n", ref) < 0 || fclose(f) || rename(tmp, out)) {
+		fprintf(stderr, "sim guest: %s: %s\n", out, strerror(errno));
+		return 1;
+	}
+	for (;;)
+		pause(); /* until the domain is destroyed */
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "--sim-guest"))
+		return sim_guest(argv[2]);
 	test_sysfs();
 	test_backend_parse();
 	test_vbds_and_rings();

@@ -1,0 +1,416 @@
+/*
+ * xbdsh's commands, shared by the command line and the shell: help, list,
+ * stats, watch, ring.  Each returns an exit status: 0 ok, 1 failure,
+ * 2 usage.
+ */
+#include "cli/sh.h"
+#include "xbd/cli.h"
+#include "xbd/common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ONE_SHOT_RATE_MS 500 /* text `stats`: rates over this interval */
+
+const char *const sh_command_names[] = {
+	"help", "list", "stats", "watch", "ring", "quit", NULL,
+};
+
+static const struct {
+	const char *usage, *summary;
+} help_lines[] = {
+	{ "list", "VMs, their disks, who serves each and their state" },
+	{ "stats VM [--json] [-w SECONDS [-n COUNT]]",
+	  "counters, rates, ring and latency of each disk of VM" },
+	{ "stats [VM] --prometheus",
+	  "every disk's metrics (or VM's), Prometheus text format" },
+	{ "watch VM [-w SECONDS] [-n COUNT]",
+	  "stats VM refreshed in place until a key is pressed" },
+	{ "ring VM DISK", "ring indices, free slots and requests in flight" },
+	{ "help", "this list" },
+	{ "quit", "leave the shell (also: exit, Ctrl-D)" },
+};
+
+void sh_command_args(const char *cmd, int *vm_arg, int *disk_arg)
+{
+	*vm_arg = 0;
+	*disk_arg = 0;
+	if (!strcmp(cmd, "stats") || !strcmp(cmd, "watch") ||
+	    !strcmp(cmd, "ring"))
+		*vm_arg = 1;
+	if (!strcmp(cmd, "ring"))
+		*disk_arg = 2;
+}
+
+static int cmd_help(void)
+{
+	size_t i;
+
+	printf("commands:\n");
+	for (i = 0; i < XBD_ARRAY_SIZE(help_lines); i++)
+		printf("  %-44s %s\n", help_lines[i].usage, help_lines[i].summary);
+	printf("VM is a domain name or id; DISK a name (xvda) or device id.\n");
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* stats and watch                                                    */
+
+struct stats_opts {
+	bool json, prometheus, watch;
+	double interval_s;  /* 0: one shot */
+	unsigned long count; /* 0: until a key */
+	const char *vm;
+};
+
+static int parse_stats(int argc, char **argv, struct stats_opts *o)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'p' },
+		{ "interval", required_argument, NULL, 'w' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	char *end;
+	int c;
+
+	optind = 0; /* glibc: 0 re-initialises getopt for each command */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "jpw:n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			o->json = true;
+			break;
+		case 'p':
+			o->prometheus = true;
+			break;
+		case 'w':
+			errno = 0;
+			o->interval_s = strtod(optarg, &end);
+			if (errno || *end || end == optarg || o->interval_s < 0.1 ||
+			    o->interval_s > 86400) {
+				xbd_err("-w: expected seconds between 0.1 and "
+					"86400, got '%s'", optarg);
+				return XBD_EXIT_USAGE;
+			}
+			break;
+		case 'n':
+			errno = 0;
+			o->count = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || !o->count ||
+			    optarg[0] == '-') {
+				xbd_err("-n: expected a positive count, got '%s'",
+					optarg);
+				return XBD_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			return -1;
+		default:
+			xbd_err("%s: unknown option '%s' (try help)", argv[0],
+				argv[optind - 1]);
+			return XBD_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		o->vm = argv[optind++];
+	if (optind < argc) {
+		xbd_err("%s: unexpected argument '%s'", argv[0], argv[optind]);
+		return XBD_EXIT_USAGE;
+	}
+	if (o->json && o->prometheus) {
+		xbd_err("%s: --json and --prometheus exclude each other", argv[0]);
+		return XBD_EXIT_USAGE;
+	}
+	if (o->prometheus && (o->interval_s || o->watch || o->count)) {
+		xbd_err("%s: --prometheus prints once (a scraper decides when)",
+			argv[0]);
+		return XBD_EXIT_USAGE;
+	}
+	if (!o->vm && !o->prometheus) {
+		xbd_err("%s: which VM? (usage: %s VM)", argv[0], argv[0]);
+		return XBD_EXIT_USAGE;
+	}
+	if (o->watch && !o->interval_s)
+		o->interval_s = 1;
+	if (o->count && !o->interval_s) {
+		xbd_err("%s: -n needs -w", argv[0]);
+		return XBD_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* One refresh: fetch, sample.  status: 1 when something failed. */
+static int take(struct sh_ctx *ctx, const struct sh_vm *vm, bool with_ring,
+		struct sh_xbd *x, struct sh_sample *s)
+{
+	int err = sh_xbd_fetch(ctx, with_ring ? "ring" : "stats", x);
+
+	if (err)
+		return err;
+	err = sh_sample_take(ctx, x, vm, with_ring, s);
+	if (err < 0)
+		sh_xbd_free(x);
+	return err;
+}
+
+/* Problems of a refresh, one line each on stderr. */
+static int report(const struct sh_xbd *x, const struct sh_sample *s, int st)
+{
+	sh_xbd_report(x);
+	sh_sample_report(s);
+	return st || x->unreachable ? 1 : 0;
+}
+
+static int stats_prometheus(struct sh_ctx *ctx, const char *vm_name)
+{
+	struct sh_sample *samples = NULL;
+	struct sh_vm *vms = NULL, one;
+	struct sh_xbd x;
+	unsigned n = 0, i;
+	int err, status = 0;
+
+	err = sh_xbd_fetch(ctx, "stats", &x);
+	if (err)
+		return 1;
+	if (vm_name) {
+		err = sh_vm_resolve(ctx, &x, vm_name, &one);
+		vms = &one;
+		n = 1;
+	} else {
+		err = sh_vm_list(ctx, &x, &vms, &n);
+	}
+	if (!err)
+		samples = calloc(n ? n : 1, sizeof(*samples));
+	for (i = 0; samples && i < n; i++) {
+		int st = sh_sample_take(ctx, &x, &vms[i], false, &samples[i]);
+
+		if (st < 0)
+			status = 1; /* the VM went away meanwhile: skip it */
+		else
+			status |= report(&(struct sh_xbd){ 0 }, &samples[i], st);
+	}
+	if (samples) {
+		sh_print_prometheus(stdout, samples, n, x.unreachable);
+		fflush(stdout);
+	}
+	sh_xbd_report(&x);
+	status |= x.unreachable ? 1 : 0;
+	for (i = 0; samples && i < n; i++)
+		sh_sample_free(&samples[i]);
+	free(samples);
+	if (vms != &one)
+		free(vms);
+	sh_xbd_free(&x);
+	return err || !samples ? 1 : status;
+}
+
+static void print_frame(const struct stats_opts *o, const struct sh_sample *s,
+			const struct sh_sample *prev, const struct sh_xbd *x,
+			bool clear)
+{
+	unsigned i;
+
+	if (o->json) {
+		sh_print_json(stdout, s, prev);
+		fflush(stdout);
+		return;
+	}
+	if (clear)
+		fputs("\033[H\033[2J", stdout);
+	if (o->interval_s)
+		printf("every %.1fs, %s\n\n", o->interval_s,
+		       isatty(STDIN_FILENO) ? "any key stops" :
+		       "stops when input arrives or ends");
+	sh_print_stats(stdout, s, prev);
+	/* in a refreshing view the problems belong on the screen */
+	for (i = 0; clear && i < x->unreachable &&
+		    i < XBD_ARRAY_SIZE(x->problems); i++)
+		printf("\n! %s\n", x->problems[i]);
+	if (o->interval_s && !clear)
+		putchar('\n');
+	fflush(stdout);
+}
+
+static int stats_loop(struct sh_ctx *ctx, const struct stats_opts *o)
+{
+	struct sh_sample cur, prev = { 0 };
+	struct sh_xbd x;
+	struct sh_vm vm;
+	bool clear = !o->json && isatty(STDOUT_FILENO) && o->interval_s;
+	unsigned long frames = 0;
+	int err, st = 0;
+
+	err = sh_xbd_fetch(ctx, "stats", &x);
+	if (err)
+		return 1;
+	err = sh_vm_resolve(ctx, &x, o->vm, &vm);
+	sh_xbd_free(&x);
+	if (err)
+		return 1;
+
+	if (!o->interval_s && !o->json) {
+		/* a first look to measure rates against */
+		st = take(ctx, &vm, false, &x, &prev);
+		if (st < 0)
+			return 1;
+		sh_xbd_free(&x);
+		if (!sh_interrupted)
+			usleep(ONE_SHOT_RATE_MS * 1000);
+	}
+	for (;;) {
+		st = take(ctx, &vm, false, &x, &cur);
+		if (st < 0)
+			break;
+		print_frame(o, &cur, prev.disks ? &prev : NULL, &x, clear);
+		st = clear ? (st || x.unreachable ? 1 : 0) : report(&x, &cur, st);
+		sh_xbd_free(&x);
+		sh_sample_free(&prev);
+		prev = cur;
+		frames++;
+		if (!o->interval_s || (o->count && frames >= o->count) ||
+		    sh_interrupted)
+			break;
+		if (sh_wait_key((int)(o->interval_s * 1000)) || sh_interrupted)
+			break;
+	}
+	sh_sample_free(&prev);
+	return st < 0 ? 1 : st;
+}
+
+static int cmd_stats(struct sh_ctx *ctx, int argc, char **argv, bool watch)
+{
+	struct stats_opts o = { .watch = watch };
+	int err = parse_stats(argc, argv, &o);
+
+	if (err < 0) {
+		printf("usage: %s\n", watch ? help_lines[3].usage :
+		       help_lines[1].usage);
+		return 0;
+	}
+	if (err)
+		return err;
+	if (o.prometheus)
+		return stats_prometheus(ctx, o.vm);
+	return stats_loop(ctx, &o);
+}
+
+/* ------------------------------------------------------------------ */
+/* ring and list                                                      */
+
+static int cmd_ring(struct sh_ctx *ctx, int argc, char **argv)
+{
+	struct sh_sample s;
+	struct sh_xbd x;
+	struct sh_vm vm;
+	struct sh_disk *d;
+	unsigned i;
+	int st;
+
+	if (argc != 3) {
+		xbd_err("usage: ring VM DISK");
+		return XBD_EXIT_USAGE;
+	}
+	if (sh_xbd_fetch(ctx, "ring", &x))
+		return 1;
+	if (sh_vm_resolve(ctx, &x, argv[1], &vm)) {
+		sh_xbd_free(&x);
+		return 1;
+	}
+	st = sh_sample_take(ctx, &x, &vm, true, &s);
+	if (st < 0) {
+		sh_xbd_free(&x);
+		return 1;
+	}
+	d = sh_sample_find(&s, argv[2]);
+	if (!d) {
+		char names[256] = "";
+
+		for (i = 0; i < s.n; i++)
+			snprintf(names + strlen(names),
+				 sizeof(names) - strlen(names), "%s%s",
+				 i ? ", " : "", s.disks[i].vdev);
+		xbd_err("%s: no disk '%s' (%s%s)", vm.name, argv[2],
+			s.n ? "disks: " : "it has no disks", names);
+		st = 1;
+	} else {
+		sh_print_ring(stdout, &s, d);
+		st = d->failed || !d->have_ring ? 1 : 0;
+		if (d->failed)
+			xbd_err("%s: %s: %s", vm.name, d->vdev, d->note);
+	}
+	sh_xbd_report(&x);
+	if (x.unreachable)
+		st = 1;
+	sh_sample_free(&s);
+	sh_xbd_free(&x);
+	return st;
+}
+
+static int cmd_list(struct sh_ctx *ctx, int argc, char **argv)
+{
+	struct sh_sample *samples;
+	struct sh_vm *vms;
+	struct sh_xbd x;
+	unsigned n, i;
+	int status = 0;
+
+	if (argc != 1) {
+		xbd_err("%s: unexpected argument '%s'", argv[0], argv[1]);
+		return XBD_EXIT_USAGE;
+	}
+	if (sh_xbd_fetch(ctx, "stats", &x))
+		return 1;
+	if (sh_vm_list(ctx, &x, &vms, &n)) {
+		sh_xbd_free(&x);
+		return 1;
+	}
+	samples = calloc(n ? n : 1, sizeof(*samples));
+	for (i = 0; samples && i < n; i++) {
+		int st = sh_sample_take(ctx, &x, &vms[i], false, &samples[i]);
+
+		if (st < 0) { /* went away meanwhile */
+			snprintf(samples[i].vm, sizeof(samples[i].vm), "%s",
+				 vms[i].name);
+			samples[i].domid = vms[i].domid;
+		}
+		status |= st ? 1 : 0;
+	}
+	if (samples)
+		sh_print_list(stdout, samples, n);
+	else
+		status = 1;
+	for (i = 0; samples && i < n; i++) {
+		sh_sample_report(&samples[i]);
+		sh_sample_free(&samples[i]);
+	}
+	sh_xbd_report(&x);
+	status |= x.unreachable ? 1 : 0;
+	free(samples);
+	free(vms);
+	sh_xbd_free(&x);
+	return status;
+}
+
+int sh_run_command(struct sh_ctx *ctx, int argc, char **argv)
+{
+	const char *cmd = argv[0];
+
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "?"))
+		return cmd_help();
+	if (!strcmp(cmd, "list") || !strcmp(cmd, "ls"))
+		return cmd_list(ctx, argc, argv);
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(ctx, argc, argv, false);
+	if (!strcmp(cmd, "watch"))
+		return cmd_stats(ctx, argc, argv, true);
+	if (!strcmp(cmd, "ring"))
+		return cmd_ring(ctx, argc, argv);
+	xbd_err("unknown command '%s' (try help)", cmd);
+	return XBD_EXIT_USAGE;
+}

@@ -1,0 +1,823 @@
+/*
+ * xbdsh's model: every disk of a VM, whichever backend serves it.
+ * xenstore says which disks a VM has and who serves each; the numbers
+ * come from the serving xbd process's control socket, from blkback's
+ * sysfs counters, or from a read-only look at the ring.
+ */
+#include "cli/sh.h"
+#include "xbd/common.h"
+#include "xbd/xenbus.h"
+
+#include <errno.h>
+#include <json.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define note_add(d, ...) note_addf(d, false, __VA_ARGS__)
+#define note_fail(d, ...) note_addf(d, true, __VA_ARGS__)
+
+static void note_addf(struct sh_disk *d, bool failed, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void note_addf(struct sh_disk *d, bool failed, const char *fmt, ...)
+{
+	size_t len = strlen(d->note);
+	va_list ap;
+
+	if (len && len + 2 < sizeof(d->note)) {
+		strcpy(d->note + len, "; ");
+		len += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(d->note + len, sizeof(d->note) - len, fmt, ap);
+	va_end(ap);
+	d->failed |= failed;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON access                                                        */
+
+static struct json_object *jget(struct json_object *o, const char *dotted)
+{
+	char buf[128], *tok, *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", dotted);
+	for (tok = strtok_r(buf, ".", &save); o && tok;
+	     tok = strtok_r(NULL, ".", &save)) {
+		struct json_object *next = NULL;
+
+		if (!json_object_is_type(o, json_type_object) ||
+		    !json_object_object_get_ex(o, tok, &next))
+			next = NULL;
+		o = next;
+	}
+	return o;
+}
+
+static uint64_t ju64(struct json_object *o, const char *dotted)
+{
+	struct json_object *v = jget(o, dotted);
+
+	return v && json_object_is_type(v, json_type_int) ?
+	       json_object_get_uint64(v) : 0;
+}
+
+static const char *jstr(struct json_object *o, const char *dotted)
+{
+	struct json_object *v = jget(o, dotted);
+
+	return v && json_object_is_type(v, json_type_string) ?
+	       json_object_get_string(v) : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Platform                                                           */
+
+int sh_platform(struct sh_ctx *ctx, struct xbd_platform **p)
+{
+	struct xbd_platform_config cfg = { .kind = ctx->platform_kind };
+	enum xbd_platform_kind k;
+
+	if (ctx->platform) {
+		*p = ctx->platform;
+		return 0;
+	}
+	if (ctx->platform_err && !ctx->interactive)
+		return ctx->platform_err;
+	k = xbd_platform_resolve(cfg.kind);
+	ctx->platform_err = xbd_platform_open(&cfg, &ctx->platform);
+	if (!ctx->platform_err) {
+		*p = ctx->platform;
+		return 0;
+	}
+	if (ctx->platform_err == -EACCES || ctx->platform_err == -EPERM)
+		xbd_err("%s: %s (xbdsh needs root)",
+			k == XBD_PLATFORM_SIM ? xbd_sim_default_dir() : "Xen",
+			xbd_strerror(ctx->platform_err));
+	else if (k == XBD_PLATFORM_SIM)
+		xbd_err("simulated Xen at %s: %s (is `xbd sim start` running?)",
+			xbd_sim_default_dir(), xbd_strerror(ctx->platform_err));
+	else
+		xbd_err("Xen: %s (is this a dom0 with xenstored running?)",
+			xbd_strerror(ctx->platform_err));
+	return ctx->platform_err;
+}
+
+void sh_ctx_close(struct sh_ctx *ctx)
+{
+	xbd_platform_close(ctx->platform);
+	ctx->platform = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* xbd processes                                                      */
+
+static const char *run_dir(const struct sh_ctx *ctx)
+{
+	return ctx->run_dir ? ctx->run_dir : xbd_ctl_run_dir();
+}
+
+static void add_problem(struct sh_xbd *x, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void add_problem(struct sh_xbd *x, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (x->unreachable < XBD_ARRAY_SIZE(x->problems)) {
+		va_start(ap, fmt);
+		vsnprintf(x->problems[x->unreachable],
+			  sizeof(x->problems[0]), fmt, ap);
+		va_end(ap);
+	}
+	x->unreachable++;
+}
+
+int sh_xbd_fetch(struct sh_ctx *ctx, const char *request, struct sh_xbd *x)
+{
+	unsigned i;
+	int err;
+
+	memset(x, 0, sizeof(*x));
+	err = xbd_ctl_query_all(ctx->run_dir, request, XBD_CTL_TIMEOUT_MS,
+				&x->replies, &x->n);
+	if (err == -EACCES) {
+		xbd_err("%s: %s (xbdsh needs root)", run_dir(ctx),
+			xbd_strerror(err));
+		return err;
+	}
+	if (err) {
+		xbd_err("%s: %s", run_dir(ctx), xbd_strerror(err));
+		return err;
+	}
+	for (i = 0; i < x->n; i++) {
+		struct xbd_ctl_reply *r = &x->replies[i];
+		long pid = (long)r->pid;
+
+		switch (r->err) {
+		case 0:
+			break;
+		case -ECONNREFUSED:
+		case -ENOENT:
+		case -ECONNRESET:
+			/* Nobody listens: if the process is gone too, its
+			 * socket is litter that would be reported forever. */
+			if (kill(r->pid, 0) < 0 && errno == ESRCH &&
+			    unlink(r->socket) == 0)
+				add_problem(x, "xbd process %ld is gone (removed "
+					    "its stale socket %s)", pid, r->socket);
+			else
+				add_problem(x, "xbd process %ld does not answer "
+					    "on %s: %s", pid, r->socket,
+					    xbd_strerror(r->err));
+			break;
+		case -ETIMEDOUT:
+			add_problem(x, "xbd process %ld does not answer (no "
+				    "reply within %d ms; stopped or stuck?)",
+				    pid, XBD_CTL_TIMEOUT_MS);
+			break;
+		case -EACCES:
+			add_problem(x, "xbd process %ld: permission denied "
+				    "(xbdsh needs root)", pid);
+			break;
+		case -EPROTO:
+			add_problem(x, "xbd process %ld: unexpected answer "
+				    "(another version of xbd?)", pid);
+			break;
+		default:
+			add_problem(x, "xbd process %ld: %s", pid,
+				    xbd_strerror(r->err));
+		}
+	}
+	return 0;
+}
+
+void sh_xbd_report(const struct sh_xbd *x)
+{
+	unsigned i;
+
+	for (i = 0; i < x->unreachable && i < XBD_ARRAY_SIZE(x->problems); i++)
+		xbd_err("%s", x->problems[i]);
+	if (x->unreachable > XBD_ARRAY_SIZE(x->problems))
+		xbd_err("... and %u more xbd processes that do not answer",
+			x->unreachable - (unsigned)XBD_ARRAY_SIZE(x->problems));
+}
+
+void sh_xbd_free(struct sh_xbd *x)
+{
+	xbd_ctl_replies_free(x->replies, x->n);
+	x->replies = NULL;
+	x->n = 0;
+}
+
+/* Calls fn for each device of each answering process. */
+static void for_each_dev(const struct sh_xbd *x,
+			 void (*fn)(struct json_object *dev, pid_t pid, void *arg),
+			 void *arg)
+{
+	unsigned i;
+	size_t k;
+
+	for (i = 0; i < x->n; i++) {
+		struct json_object *devs = jget(x->replies[i].doc, "devices");
+
+		if (x->replies[i].err || !devs ||
+		    !json_object_is_type(devs, json_type_array))
+			continue;
+		for (k = 0; k < json_object_array_length(devs); k++)
+			fn(json_object_array_get_idx(devs, k),
+			   x->replies[i].pid, arg);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* VMs                                                                */
+
+static bool parse_domid(const char *s, uint16_t *domid)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v >= XBD_DOMID_SELF)
+		return false;
+	*domid = (uint16_t)v;
+	return true;
+}
+
+struct vm_search {
+	const char *name;
+	bool by_id;
+	uint16_t domid;
+	bool found;
+	struct sh_vm vm;
+};
+
+static void match_vm(struct json_object *dev, pid_t pid, void *arg)
+{
+	struct vm_search *s = arg;
+	const char *name = jstr(dev, "vm");
+	uint16_t domid = (uint16_t)ju64(dev, "domid");
+
+	(void)pid;
+	if (s->found)
+		return;
+	if ((name && !strcmp(name, s->name)) || (s->by_id && domid == s->domid)) {
+		s->found = true;
+		snprintf(s->vm.name, sizeof(s->vm.name), "%s",
+			 name ? name : s->name);
+		s->vm.domid = domid;
+	}
+}
+
+int sh_vm_resolve(struct sh_ctx *ctx, const struct sh_xbd *x, const char *vm,
+		  struct sh_vm *out)
+{
+	struct xbd_platform *p;
+	struct xbd_domain_info *list;
+	unsigned n, i;
+	uint16_t domid;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (ctx->xbd_only) {
+		struct vm_search s = { .name = vm };
+
+		s.by_id = parse_domid(vm, &s.domid);
+		for_each_dev(x, match_vm, &s);
+		if (!s.found) {
+			xbd_err("%s: no xbd process has a disk of this VM", vm);
+			return -ENOENT;
+		}
+		*out = s.vm;
+		return 0;
+	}
+	err = sh_platform(ctx, &p);
+	if (err)
+		return err;
+	err = xbd_platform_ops_of(p)->domain_lookup(p, vm, &domid);
+	if (err == -ENOENT) {
+		xbd_err("%s: no such domain", vm);
+		return err;
+	}
+	if (err) {
+		xbd_err("%s: cannot look the domain up: %s", vm,
+			xbd_strerror(err));
+		return err;
+	}
+	out->domid = domid;
+	snprintf(out->name, sizeof(out->name), "%s", vm);
+	/* named by id: show its name */
+	if (!xbd_platform_ops_of(p)->domain_list(p, &list, &n)) {
+		for (i = 0; i < n; i++)
+			if (list[i].domid == domid)
+				snprintf(out->name, sizeof(out->name), "%s",
+					 list[i].name);
+		free(list);
+	}
+	return 0;
+}
+
+struct vm_collect {
+	struct sh_vm *vms;
+	unsigned n, cap;
+	bool oom;
+};
+
+static void collect_vm(struct json_object *dev, pid_t pid, void *arg)
+{
+	struct vm_collect *c = arg;
+	const char *name = jstr(dev, "vm");
+	uint16_t domid = (uint16_t)ju64(dev, "domid");
+	unsigned i;
+
+	(void)pid;
+	for (i = 0; i < c->n; i++)
+		if (c->vms[i].domid == domid)
+			return;
+	if (c->n == c->cap) {
+		unsigned cap = c->cap ? c->cap * 2 : 8;
+		struct sh_vm *nv = realloc(c->vms, cap * sizeof(*nv));
+
+		if (!nv) {
+			c->oom = true;
+			return;
+		}
+		c->vms = nv;
+		c->cap = cap;
+	}
+	snprintf(c->vms[c->n].name, sizeof(c->vms[0].name), "%s",
+		 name ? name : "?");
+	c->vms[c->n++].domid = domid;
+}
+
+static int cmp_vm(const void *a, const void *b)
+{
+	const struct sh_vm *x = a, *y = b;
+
+	return x->domid < y->domid ? -1 : x->domid > y->domid;
+}
+
+int sh_vm_list(struct sh_ctx *ctx, const struct sh_xbd *x, struct sh_vm **vms,
+	       unsigned *count)
+{
+	struct vm_collect c = { 0 };
+	struct xbd_domain_info *list;
+	struct xbd_platform *p;
+	unsigned n, i;
+	int err;
+
+	*vms = NULL;
+	*count = 0;
+	if (ctx->xbd_only) {
+		for_each_dev(x, collect_vm, &c);
+		if (c.oom) {
+			free(c.vms);
+			return -ENOMEM;
+		}
+	} else {
+		err = sh_platform(ctx, &p);
+		if (err)
+			return err;
+		err = xbd_platform_ops_of(p)->domain_list(p, &list, &n);
+		if (err) {
+			xbd_err("cannot list domains: %s", xbd_strerror(err));
+			return err;
+		}
+		c.vms = calloc(n ? n : 1, sizeof(*c.vms));
+		if (!c.vms) {
+			free(list);
+			return -ENOMEM;
+		}
+		for (i = 0; i < n; i++) {
+			snprintf(c.vms[i].name, sizeof(c.vms[0].name), "%s",
+				 list[i].name);
+			c.vms[i].domid = list[i].domid;
+		}
+		c.n = n;
+		free(list);
+	}
+	qsort(c.vms, c.n, sizeof(*c.vms), cmp_vm);
+	*vms = c.vms;
+	*count = c.n;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Disks                                                              */
+
+static int add_disk(struct sh_sample *s, struct sh_disk **out)
+{
+	struct sh_disk *nd = realloc(s->disks, (s->n + 1) * sizeof(*nd));
+
+	if (!nd)
+		return -ENOMEM;
+	s->disks = nd;
+	*out = &nd[s->n++];
+	memset(*out, 0, sizeof(**out));
+	(*out)->backend_domid = -1;
+	snprintf((*out)->vm, sizeof((*out)->vm), "%s", s->vm);
+	(*out)->domid = s->domid;
+	return 0;
+}
+
+static void fill_requests_from_xbd(struct sh_disk *d, struct json_object *dev)
+{
+	struct json_object *reqs = jget(dev, "in_flight_requests");
+	size_t i, n;
+
+	if (!reqs || !json_object_is_type(reqs, json_type_array))
+		return;
+	n = json_object_array_length(reqs);
+	d->total_requests = (unsigned)ju64(dev, "in_flight_total");
+	d->requests = calloc(n ? n : 1, sizeof(*d->requests));
+	if (!d->requests)
+		return;
+	for (i = 0; i < n; i++) {
+		struct json_object *q = json_object_array_get_idx(reqs, i);
+		struct json_object *age = jget(q, "age_ns");
+		const char *op = jstr(q, "op");
+		struct sh_request *r = &d->requests[i];
+		unsigned k;
+
+		r->id = ju64(q, "id");
+		r->op = "unknown";
+		for (k = 0; op && k < 8; k++)
+			if (!strcmp(op, xbd_ctl_blkif_op_name(k)))
+				r->op = xbd_ctl_blkif_op_name(k);
+		r->indirect = json_object_get_boolean(jget(q, "indirect"));
+		r->nr_segments = (unsigned)ju64(q, "nr_segments");
+		r->sector = ju64(q, "sector");
+		r->age_ns = age && json_object_is_type(age, json_type_int) ?
+			    (int64_t)json_object_get_int64(age) : -1;
+	}
+	d->nr_requests = (unsigned)n;
+}
+
+/* The numbers of a disk served (or attached) by an xbd process. */
+static void fill_from_xbd(struct sh_disk *d, struct json_object *dev, pid_t pid,
+			  bool with_ring)
+{
+	struct json_object *ring = jget(dev, "ring");
+	unsigned op;
+
+	d->xbd = json_object_get(dev);
+	d->xbd_pid = pid;
+	d->have_counters = true;
+	d->c.oo_req = ju64(dev, "ring_full");
+	d->c.rd_req = ju64(dev, "requests.read");
+	d->c.wr_req = ju64(dev, "requests.write");
+	d->c.f_req = ju64(dev, "requests.flush") + ju64(dev, "requests.barrier");
+	d->c.ds_req = ju64(dev, "requests.discard");
+	d->c.rd_sect = ju64(dev, "op_sectors.read");
+	/* as blkback counts: a barrier's data is written too */
+	d->c.wr_sect = ju64(dev, "op_sectors.write") +
+		       ju64(dev, "op_sectors.barrier");
+	d->have_in_flight = true;
+	d->in_flight = ju64(dev, "in_flight");
+	if (ring && json_object_is_type(ring, json_type_object)) {
+		d->have_ring = true;
+		d->ring_source = "xbd";
+		d->nr_ents = (unsigned)ju64(ring, "nr_ents");
+		d->req_prod = (uint32_t)ju64(ring, "req_prod");
+		d->req_event = (uint32_t)ju64(ring, "req_event");
+		d->rsp_prod = (uint32_t)ju64(ring, "rsp_prod");
+		d->rsp_event = (uint32_t)ju64(ring, "rsp_event");
+		d->used = (uint32_t)ju64(ring, "used");
+	}
+	d->have_latency = json_object_get_boolean(jget(dev, "stats_enabled"));
+	for (op = 0; op < XBD_OP_COUNT; op++) {
+		struct json_object *h = jget(jget(dev, "latency"),
+					     xbd_stat_op_name(op));
+		struct json_object *b = jget(h, "buckets");
+		struct sh_latency *l = &d->lat[op];
+		size_t i;
+
+		l->count = ju64(h, "count");
+		l->total_ns = ju64(h, "total_ns");
+		l->max_ns = ju64(h, "max_ns");
+		l->p50_ns = ju64(h, "p50_ns");
+		l->p90_ns = ju64(h, "p90_ns");
+		l->p99_ns = ju64(h, "p99_ns");
+		for (i = 0; b && json_object_is_type(b, json_type_array) &&
+			    i < json_object_array_length(b) &&
+			    i < XBD_LAT_BUCKETS; i++)
+			l->buckets[i] = json_object_get_uint64(
+				json_object_array_get_idx(b, i));
+	}
+	if (with_ring)
+		fill_requests_from_xbd(d, dev);
+}
+
+/* Identity of a disk known only from an xbd process's document. */
+static void fill_identity_from_xbd(struct sh_disk *d, struct json_object *dev)
+{
+	const char *s;
+
+	snprintf(d->vdev, sizeof(d->vdev), "%s",
+		 (s = jstr(dev, "vdev")) ? s : "?");
+	d->devid = (uint32_t)ju64(dev, "devid");
+	snprintf(d->backend, sizeof(d->backend), "%s",
+		 (s = jstr(dev, "backend")) ? s : "unknown");
+	snprintf(d->role, sizeof(d->role), "%s",
+		 (s = jstr(dev, "role")) && !strcmp(s, "attach") ? "attach"
+								  : "guest");
+	snprintf(d->state, sizeof(d->state), "%s",
+		 (s = jstr(dev, "state")) ? s : "Unknown");
+	snprintf(d->frontend_path, sizeof(d->frontend_path), "%s",
+		 (s = jstr(dev, "frontend_path")) ? s : "");
+	snprintf(d->backend_path, sizeof(d->backend_path), "%s",
+		 (s = jstr(dev, "backend_path")) ? s : "");
+	s = jstr(dev, "image");
+	if (!s)
+		s = jstr(dev, "mount");
+	snprintf(d->params, sizeof(d->params), "%s", s ? s : "");
+	d->read_only = json_object_get_boolean(jget(dev, "read_only"));
+	d->sectors = ju64(dev, "sectors");
+	if (!strcmp(d->role, "guest"))
+		d->backend_domid = -1;
+}
+
+static void fill_requests_from_peek(struct sh_disk *d,
+				    const struct xbd_ring_peek *pk)
+{
+	unsigned i;
+
+	d->total_requests = pk->used;
+	d->requests = calloc(pk->nr_requests ? pk->nr_requests : 1,
+			     sizeof(*d->requests));
+	if (!d->requests)
+		return;
+	for (i = 0; i < pk->nr_requests; i++) {
+		d->requests[i] = (struct sh_request){
+			.id = pk->requests[i].id,
+			.op = xbd_ctl_blkif_op_name(pk->requests[i].op),
+			.indirect = pk->requests[i].indirect,
+			.nr_segments = pk->requests[i].nr_segments,
+			.sector = pk->requests[i].sector,
+			.age_ns = -1,
+		};
+	}
+	d->nr_requests = pk->nr_requests;
+}
+
+static void peek_ring(struct xbd_platform *p, const struct xbd_vbd *v,
+		      struct sh_disk *d, bool with_ring)
+{
+	struct xbd_ring_peek *pk;
+	int err;
+
+	if (!v->nr_ring_refs)
+		return; /* not connected yet: nothing to look at */
+	pk = malloc(sizeof(*pk));
+	if (!pk)
+		return;
+	err = xbd_vbd_ring_peek(p, v, pk);
+	if (err == -EPERM || err == -EACCES) {
+		note_add(d, "ring not visible: its grants are not ours to map");
+	} else if (err) {
+		note_add(d, "ring not visible: %s", xbd_strerror(err));
+	} else if (pk->inconsistent) {
+		note_add(d, "ring indices make no sense (req_prod %u, rsp_prod "
+			 "%u): broken or being reset", pk->req_prod, pk->rsp_prod);
+	} else {
+		d->have_ring = true;
+		d->ring_source = "mapped";
+		d->nr_ents = pk->nr_ents;
+		d->req_prod = pk->req_prod;
+		d->req_event = pk->req_event;
+		d->rsp_prod = pk->rsp_prod;
+		d->rsp_event = pk->rsp_event;
+		d->used = pk->used;
+		if (!d->have_in_flight) {
+			d->have_in_flight = true;
+			d->in_flight = pk->used;
+		}
+		if (with_ring)
+			fill_requests_from_peek(d, pk);
+	}
+	free(pk);
+}
+
+struct xbd_match {
+	uint16_t domid;
+	uint32_t devid;
+	const char *backend_path;
+	const char *role;
+	struct json_object *dev;
+	pid_t pid;
+};
+
+static void match_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
+{
+	struct xbd_match *m = arg;
+	const char *bp = jstr(dev, "backend_path");
+	const char *role = jstr(dev, "role");
+
+	if (m->dev || !role || strcmp(role, m->role))
+		return;
+	if ((bp && m->backend_path && !strcmp(bp, m->backend_path)) ||
+	    ((uint16_t)ju64(dev, "domid") == m->domid &&
+	     (uint32_t)ju64(dev, "devid") == m->devid)) {
+		m->dev = dev;
+		m->pid = pid;
+	}
+}
+
+static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
+			  const struct sh_xbd *x, const struct xbd_vbd *v,
+			  struct sh_disk *d, bool with_ring)
+{
+	uint16_t self = xbd_platform_ops_of(p)->self_domid(p);
+	struct xbd_blkback_counters c;
+	int err;
+
+	snprintf(d->vdev, sizeof(d->vdev), "%s", v->vdev);
+	d->devid = v->devid;
+	snprintf(d->backend, sizeof(d->backend), "%s",
+		 xbd_vbd_backend_name(v->backend));
+	d->backend_domid = v->backend_domid == XBD_DOMID_INVALID ?
+			   -1 : v->backend_domid;
+	snprintf(d->role, sizeof(d->role), "guest");
+	snprintf(d->state, sizeof(d->state), "%s",
+		 xbd_xenbus_state_name(v->frontend_state));
+	snprintf(d->frontend_path, sizeof(d->frontend_path), "%s",
+		 v->frontend_path);
+	snprintf(d->backend_path, sizeof(d->backend_path), "%s",
+		 v->backend_path);
+	snprintf(d->params, sizeof(d->params), "%s", v->params);
+	d->read_only = v->read_only;
+	d->sectors = v->sectors;
+
+	if (!v->backend_path[0]) {
+		note_add(d, "no backend yet");
+		return;
+	}
+	if (v->backend == XBD_VBD_XBD) {
+		struct xbd_match m = {
+			.domid = v->domid, .devid = v->devid,
+			.backend_path = v->backend_path, .role = "serve",
+		};
+
+		for_each_dev(x, match_xbd_dev, &m);
+		if (m.dev) {
+			fill_from_xbd(d, m.dev, m.pid, with_ring);
+			return;
+		}
+		note_fail(d, "served by xbd, but no xbd process answers for it%s",
+			  x->unreachable ? " (see above)" : "");
+	} else if (v->backend == XBD_VBD_BLKBACK) {
+		if (v->backend_domid != self) {
+			note_add(d, "counters are in domain %u's sysfs",
+				 v->backend_domid);
+		} else {
+			err = xbd_blkback_read_counters(ctx->sysfs_root, v->domid,
+							v->devid, &c);
+			if (!err) {
+				d->have_counters = true;
+				d->c = c;
+			} else if (err == -ENOENT) {
+				note_add(d, "no blkback counters in %s for "
+					 "vbd-%u-%u", ctx->sysfs_root ?
+					 ctx->sysfs_root : XBD_SYSFS_DEFAULT_ROOT,
+					 v->domid, v->devid);
+			} else {
+				note_fail(d, "blkback counters of vbd-%u-%u: %s",
+					  v->domid, v->devid, xbd_strerror(err));
+			}
+		}
+	} else {
+		note_add(d, "%s publishes no counters", d->backend);
+	}
+	if (d->have_ring)
+		return;
+	if (v->backend_domid == self)
+		peek_ring(p, v, d, with_ring);
+	else
+		note_add(d, "ring not visible: backend in domain %u",
+			 v->backend_domid);
+}
+
+struct extra_devs {
+	struct sh_sample *s;
+	const struct sh_vm *vm;
+	bool xbd_only;
+	bool with_ring;
+	int err;
+};
+
+/* xbd devices not found through xenstore: every device in --xbd-only
+ * mode; otherwise attach devices, and served devices xenstore does not
+ * (yet) show. */
+static void add_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
+{
+	struct extra_devs *e = arg;
+	const char *role = jstr(dev, "role");
+	uint16_t domid = (uint16_t)ju64(dev, "domid");
+	struct sh_disk *d;
+	unsigned i;
+
+	if (domid != e->vm->domid || e->err)
+		return;
+	if (!e->xbd_only && role && !strcmp(role, "serve")) {
+		for (i = 0; i < e->s->n; i++)
+			if (e->s->disks[i].xbd_pid == pid &&
+			    e->s->disks[i].devid == (uint32_t)ju64(dev, "devid"))
+				return;
+	}
+	e->err = add_disk(e->s, &d);
+	if (e->err)
+		return;
+	fill_identity_from_xbd(d, dev);
+	fill_from_xbd(d, dev, pid, e->with_ring);
+}
+
+int sh_sample_take(struct sh_ctx *ctx, const struct sh_xbd *x,
+		   const struct sh_vm *vm, bool with_ring, struct sh_sample *s)
+{
+	struct extra_devs e = {
+		.s = s, .vm = vm, .xbd_only = ctx->xbd_only,
+		.with_ring = with_ring,
+	};
+	struct xbd_platform *p = NULL;
+	struct xbd_vbd *vbds = NULL;
+	unsigned n = 0, i;
+	int err, failed = 0;
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->vm, sizeof(s->vm), "%s", vm->name);
+	s->domid = vm->domid;
+	s->time_ns = xbd_now_ns();
+	if (!ctx->xbd_only) {
+		err = sh_platform(ctx, &p);
+		if (err)
+			return err;
+		err = xbd_vbd_list(p, vm->domid, &vbds, &n);
+		if (err) {
+			xbd_err("%s: cannot read its disks from xenstore: %s",
+				vm->name, xbd_strerror(err));
+			return err;
+		}
+		for (i = 0; i < n; i++) {
+			struct sh_disk *d;
+
+			err = add_disk(s, &d);
+			if (err) {
+				free(vbds);
+				sh_sample_free(s);
+				return err;
+			}
+			disk_from_vbd(ctx, p, x, &vbds[i], d, with_ring);
+		}
+		free(vbds);
+	}
+	for_each_dev(x, add_xbd_dev, &e);
+	if (e.err) {
+		sh_sample_free(s);
+		return e.err;
+	}
+	for (i = 0; i < s->n; i++)
+		failed |= s->disks[i].failed;
+	return failed;
+}
+
+void sh_sample_report(const struct sh_sample *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->disks[i].failed)
+			xbd_err("%s: %s: %s", s->vm, s->disks[i].vdev,
+				s->disks[i].note);
+}
+
+void sh_sample_free(struct sh_sample *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n; i++) {
+		json_object_put(s->disks[i].xbd);
+		free(s->disks[i].requests);
+	}
+	free(s->disks);
+	s->disks = NULL;
+	s->n = 0;
+}
+
+struct sh_disk *sh_sample_find(struct sh_sample *s, const char *disk)
+{
+	unsigned i;
+	uint32_t devid;
+
+	for (i = 0; i < s->n; i++)
+		if (!strcmp(s->disks[i].vdev, disk))
+			return &s->disks[i];
+	if (xbd_vdev_to_devid(disk, &devid) == 0)
+		for (i = 0; i < s->n; i++)
+			if (s->disks[i].devid == devid)
+				return &s->disks[i];
+	return NULL;
+}
