@@ -7,6 +7,7 @@
 #include "xbd/common.h"
 #include "xbd/sim.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +15,14 @@
 static void sim_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: xbd sim start [--dir DIR]\n"
+		"usage: xbd sim start [--dir DIR] [--owner-pid PID]\n"
 		"       xbd sim stop [--dir DIR]\n"
 		"       xbd sim vm create NAME [--dir DIR] [-- GUEST-COMMAND [ARGS...]]\n"
 		"       xbd sim vm list [--dir DIR]\n"
 		"       xbd sim vm destroy NAME|ID [--dir DIR]\n"
 		"DIR defaults to $XBD_SIM_DIR or /run/xbd-sim.  A guest command runs\n"
-		"as the domain (XBD_SIM_DIR, XBD_SIM_DOMID set) until it is destroyed.\n");
+		"as the domain (XBD_SIM_DIR, XBD_SIM_DOMID set) until it is destroyed.\n"
+		"With --owner-pid the simulator also stops when process PID exits.\n");
 }
 
 static int vm_list(const char *dir)
@@ -42,6 +44,8 @@ static int cmd_sim_run(int argc, char **argv)
 	char **guest = NULL;
 	unsigned nwords = 0;
 	uint16_t domid;
+	long owner = 0;
+	char *end;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -56,6 +60,12 @@ static int cmd_sim_run(int argc, char **argv)
 			dir = argv[i];
 		} else if (!strncmp(argv[i], "--dir=", 6)) {
 			dir = argv[i] + 6;
+		} else if (!strcmp(argv[i], "--owner-pid")) {
+			if (++i == argc || (owner = strtol(argv[i], &end, 10)) <= 0 ||
+			    *end || owner > INT_MAX) {
+				xbd_err("--owner-pid needs a process id");
+				return XBD_EXIT_USAGE;
+			}
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			sim_usage(stdout);
 			return 0;
@@ -78,7 +88,7 @@ static int cmd_sim_run(int argc, char **argv)
 	}
 
 	if (nwords == 1 && !strcmp(words[0], "start") && !guest)
-		return xbd_sim_start(dir) ? 1 : 0;
+		return xbd_sim_start(dir, (int)owner) ? 1 : 0;
 	if (nwords == 1 && !strcmp(words[0], "stop") && !guest)
 		return xbd_sim_stop(dir) ? 1 : 0;
 	if (nwords >= 2 && !strcmp(words[0], "vm")) {

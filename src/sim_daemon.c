@@ -34,6 +34,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -65,6 +66,7 @@ struct sim_daemon {
 	struct sim_xenstored *xsd;
 	struct xs_handle *xs;
 	int listen_fd, sig_fd;
+	int owner_fd; /* pidfd of the process whose exit stops us, or -1 */
 	unsigned next_domid;
 	struct sim_vm vms[XBD_SIM_MAX_DOMAINS]; /* vms[0] is Domain-0 */
 	unsigned nvms;
@@ -806,18 +808,21 @@ static void daemon_teardown(struct sim_daemon *d)
 	sim_hv_destroy(d->hv);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
+	if (d->owner_fd >= 0)
+		close(d->owner_fd);
 }
 
 static void daemon_loop(struct sim_daemon *d)
 {
 	while (!d->stopping) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[3] = {
 			{ .fd = d->listen_fd, .events = POLLIN },
 			{ .fd = d->sig_fd, .events = POLLIN },
+			{ .fd = d->owner_fd, .events = POLLIN },
 		};
 		struct signalfd_siginfo si;
 
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			xbd_err("poll: %s", strerror(errno));
@@ -831,7 +836,11 @@ static void daemon_loop(struct sim_daemon *d)
 				d->stopping = true;
 			}
 		}
-		if (pfd[0].revents & POLLIN) {
+		if (pfd[2].revents) {
+			xbd_info("owner process exited: stopping");
+			d->stopping = true;
+		}
+		if (pfd[0].revents & POLLIN && !d->stopping) {
 			int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 			if (fd >= 0 && serve_client(d, fd) != fd)
@@ -843,9 +852,11 @@ static void daemon_loop(struct sim_daemon *d)
 }
 
 /* The forked daemon: returns its exit status. */
-static int daemon_main(const char *dir, int lock_fd, int ready_fd)
+static int daemon_main(const char *dir, int owner_pid, int lock_fd,
+		       int ready_fd)
 {
-	struct sim_daemon d = { .dir = dir, .listen_fd = -1, .sig_fd = -1 };
+	struct sim_daemon d = { .dir = dir, .listen_fd = -1, .sig_fd = -1,
+				.owner_fd = -1 };
 	char msg[4200] = "", pidbuf[32];
 	int err, n;
 
@@ -862,6 +873,13 @@ static int daemon_main(const char *dir, int lock_fd, int ready_fd)
 	if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, pidbuf, (size_t)n, 0) != n) {
 		err = -errno;
 		snprintf(msg, sizeof(msg), "%s/pid: %s", dir, xbd_strerror(err));
+		goto fail;
+	}
+	if (owner_pid > 0 &&
+	    (d.owner_fd = (int)syscall(SYS_pidfd_open, owner_pid, 0)) < 0) {
+		err = -errno;
+		snprintf(msg, sizeof(msg), "owner process %d: %s", owner_pid,
+			 xbd_strerror(err));
 		goto fail;
 	}
 	if ((err = daemon_setup(&d, msg, sizeof(msg))))
@@ -929,7 +947,7 @@ static pid_t read_pid(const char *dir)
 	return (pid_t)atoi(buf);
 }
 
-int xbd_sim_start(const char *dir)
+int xbd_sim_start(const char *dir, int owner_pid)
 {
 	char path[4096], msg[4200];
 	int lock_fd, ready[2], err;
@@ -988,7 +1006,7 @@ int xbd_sim_start(const char *dir)
 	}
 	if (pid == 0) {
 		close(ready[0]);
-		exit(daemon_main(dir, lock_fd, ready[1]));
+		exit(daemon_main(dir, owner_pid, lock_fd, ready[1]));
 	}
 	close(ready[1]);
 	close(lock_fd);

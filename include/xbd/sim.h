@@ -64,8 +64,10 @@ int sim_hv_alloc_unbound(struct sim_hv *hv, uint16_t domid, uint16_t remote,
 struct xbd_domain_info;
 /* Each prints one error line on failure and returns a negative errno. */
 /* Starts a daemon on dir (created if missing), returns once it serves;
- * -EBUSY when a live sim already uses dir. */
-int xbd_sim_start(const char *dir);
+ * -EBUSY when a live sim already uses dir.  With owner_pid > 0 the
+ * daemon also stops when that process exits (tests use it, so that a
+ * crashed test leaves no sim behind). */
+int xbd_sim_start(const char *dir, int owner_pid);
 /* Destroys every domain, stops the daemon, waits until it is gone. */
 int xbd_sim_stop(const char *dir);
 /* Creates domain `name`.  guest_argv (NULL, or NULL-terminated) is run

@@ -1,0 +1,37 @@
+/*
+ * Helpers shared by the unit tests (tests/unit/lib_*.c, linked into every
+ * test): a simulated Xen of the test's own, platforms acting as one of
+ * its domains, and a tiny message channel between forked processes.
+ */
+#ifndef XBD_TESTLIB_H
+#define XBD_TESTLIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xbd/platform.h"
+
+/* Starts a sim in a fresh temporary directory by running
+ * "$XBD_BUILD/xbd sim start", and sets $XBD_SIM_DIR to it.  At exit of
+ * the calling process (and, through --owner-pid, even if it crashes) the
+ * sim is stopped and its log copied to stderr, where the test runner
+ * looks for sanitizer reports.  Returns the directory; on failure prints
+ * why and exits 1. */
+const char *xbd_test_sim_start(void);
+/* Stops the sim now (idempotent); 0 when it stopped cleanly. */
+int xbd_test_sim_stop(void);
+/* The xbd binary under test ($XBD_BUILD/xbd, or next to tests/). */
+const char *xbd_test_xbd_path(void);
+/* Creates a domain in the test's sim; exits 1 on failure. */
+uint16_t xbd_test_sim_vm_create(const char *name);
+/* Opens the test's sim as domain domid; exits 1 on failure. */
+struct xbd_platform *xbd_test_sim_open(uint16_t domid);
+
+/* 1 when fd is readable within ms, 0 on timeout, negative errno. */
+int xbd_test_wait_readable(int fd, int ms);
+/* Whole messages over a socketpair between a test's processes; a peer
+ * that does not answer within 10 s, or hangs up, fails the test (exit 1). */
+void xbd_test_send(int fd, const void *msg, size_t len);
+void xbd_test_recv(int fd, void *msg, size_t len);
+
+#endif
