@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -862,6 +863,8 @@ static int daemon_main(const char *dir, int owner_pid, int lock_fd,
 
 	close_inherited_fds(lock_fd, ready_fd);
 	setsid();
+	if (chdir("/") < 0) /* dir is absolute; hold no caller's directory */
+		xbd_debug("chdir /: %s", strerror(errno));
 	if ((err = setup_stdio(dir))) {
 		snprintf(msg, sizeof(msg), "%s/sim.log: %s", dir, xbd_strerror(err));
 		goto fail;
@@ -947,15 +950,21 @@ static pid_t read_pid(const char *dir)
 	return (pid_t)atoi(buf);
 }
 
-int xbd_sim_start(const char *dir, int owner_pid)
+int xbd_sim_start(const char *dir_arg, int owner_pid)
 {
-	char path[4096], msg[4200];
+	char path[4096], msg[4200], dir[PATH_MAX];
 	int lock_fd, ready[2], err;
 	size_t used = 0;
 	pid_t pid;
 
-	if ((err = mkdir_p(dir))) {
-		xbd_err("%s: %s", dir, xbd_strerror(err));
+	if ((err = mkdir_p(dir_arg))) {
+		xbd_err("%s: %s", dir_arg, xbd_strerror(err));
+		return err;
+	}
+	/* The daemon and its guests work from /, so they need it absolute. */
+	if (!realpath(dir_arg, dir)) {
+		err = -errno;
+		xbd_err("%s: %s", dir_arg, xbd_strerror(err));
 		return err;
 	}
 	if ((err = dir_path(path, sizeof(path), dir, "pid"))) {

@@ -897,6 +897,7 @@ static void port_unbind_peer(struct sim_view *v, uint32_t rport, uint16_t dom,
 static void port_close(struct sim_views *vs, struct sim_view *mine,
 		       uint32_t port)
 {
+	/* acquire: the binding is read as its binder published it */
 	uint64_t w = atomic_load_explicit(&mine->shm->ports[port].word,
 					  memory_order_acquire);
 	struct sim_view *peer;
@@ -1218,7 +1219,8 @@ static int sim_evtchn_unmask(struct xbd_evtchn *xe, uint32_t port)
 /* ------------------------------------------------------------------ */
 /* Domains and the platform                                            */
 
-static int domains_find(struct sim_domains *d, uint16_t domid)
+/* The slot word (state << 16 | domid) of domid, or 0 if it has none. */
+static uint32_t domains_word(struct sim_domains *d, uint16_t domid)
 {
 	unsigned i;
 
@@ -1228,6 +1230,21 @@ static int domains_find(struct sim_domains *d, uint16_t domid)
 						  memory_order_acquire);
 
 		if ((w >> 16) != DS_FREE && (w & 0xffff) == domid)
+			return w;
+	}
+	return 0;
+}
+
+/* The slot index of domid (daemon side: the only writer), or -1. */
+static int domains_find(struct sim_domains *d, uint16_t domid)
+{
+	unsigned i;
+
+	for (i = 0; i < XBD_SIM_MAX_DOMAINS; i++) {
+		uint32_t w = atomic_load_explicit(&d->slot[i].word,
+						  memory_order_relaxed);
+
+		if ((w >> 16) != DS_FREE && (w & 0xffff) == domid)
 			return (int)i;
 	}
 	return -1;
@@ -1235,11 +1252,7 @@ static int domains_find(struct sim_domains *d, uint16_t domid)
 
 static int domains_alive(struct sim_domains *d, uint16_t domid)
 {
-	int i = domains_find(d, domid);
-
-	return i >= 0 && (atomic_load_explicit(&d->slot[i].word,
-					       memory_order_acquire) >> 16) ==
-				 DS_ALIVE;
+	return (domains_word(d, domid) >> 16) == DS_ALIVE;
 }
 
 static int sim_domain_alive(struct xbd_platform *p, uint16_t domid)

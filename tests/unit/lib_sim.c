@@ -134,7 +134,9 @@ const char *xbd_test_sim_start(void)
 			 NULL };
 	int rc;
 
-	snprintf(sim_dir, sizeof(sim_dir), "/tmp/xbd-test-sim.XXXXXX");
+	/* tmpfs if there is one: domain memory is a shared file there */
+	snprintf(sim_dir, sizeof(sim_dir), "%s/xbd-test-sim.XXXXXX",
+		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	if (!mkdtemp(sim_dir)) {
 		fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
 		exit(1);
