@@ -23,5 +23,11 @@ int xbd_cli_open_platform(struct xbd_platform **p);
 
 extern const struct xbd_cmd xbd_cmd_sim;
 extern const struct xbd_cmd xbd_cmd_selftest;
+/* cli/cmd_serve.c */
+extern const struct xbd_cmd xbd_cmd_serve;
+extern const struct xbd_cmd xbd_cmd_list;
+extern const struct xbd_cmd xbd_cmd_detach;
+/* `xbd sim blkback` (hidden): cmd_sim.c hands it argv from "blkback" on */
+extern const struct xbd_cmd xbd_cmd_sim_blkback;
 
 #endif

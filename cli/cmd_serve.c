@@ -1,0 +1,799 @@
+/*
+ * xbd serve, list, detach: a user-space backend that hot-plugs a disk into
+ * a running VM (src/backend.c does the work), and the commands that show
+ * and end what runs.  Also `xbd sim blkback`, the sim's stand-in for
+ * Linux blkback, reached through xbd_cmd_sim_blkback.
+ *
+ * `xbd serve` forks before doing anything: the child serves, the parent
+ * waits and exits 0 once the child reports the disk connected (or with
+ * the child's status when it fails; its error line is already printed).
+ */
+#include "xbd/backend.h"
+#include "xbd/cli.h"
+#include "xbd/common.h"
+#include "xbd/ctl.h"
+#include "xbd/fuse_export.h"
+#include "xbd/image.h"
+#include "xbd/xenbus.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DEFAULT_CONNECT_TIMEOUT_S 30
+#define DETACH_MARGIN_MS 5000
+
+static struct xbd_backend *signal_backend;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	if (signal_backend)
+		xbd_backend_stop(signal_backend);
+}
+
+static void install_signals(struct xbd_backend *be)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	signal_backend = be;
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int parse_uint_opt(const char *opt, const char *s, unsigned min,
+			  unsigned max, unsigned *v)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (!*s || *end || errno || n < min || n > max || s[0] == '-') {
+		xbd_err("%s: expected a number from %u to %u, got '%s'", opt, min,
+			max, s);
+		return -EINVAL;
+	}
+	*v = (unsigned)n;
+	return 0;
+}
+
+/* Starts the control socket if it can; serving does not depend on it. */
+static struct xbd_ctl *start_ctl(void)
+{
+	struct xbd_ctl *ctl = NULL;
+	int err = xbd_ctl_start(&ctl);
+
+	if (err) {
+		xbd_debug("control socket in %s: %s (statistics unavailable)",
+			  xbd_ctl_run_dir(), xbd_strerror(err));
+		return NULL;
+	}
+	return ctl;
+}
+
+/* ------------------------------------------------------------------ */
+/* xbd serve                                                          */
+/* ------------------------------------------------------------------ */
+
+struct serve_opts {
+	const char *vm;
+	const char *image;
+	const char *vdev;
+	const char *backend;
+	const char *overlay;
+	const char *mount;
+	const char *log;
+	const char *errinject;
+	bool read_only;
+	bool foreground;
+	unsigned sector_size;
+	unsigned timeout_s;
+	uint32_t devid;
+	struct xbd_backend_params params;
+};
+
+struct serve_state {
+	const struct serve_opts *o;
+	int notify_fd;        /* to the waiting parent; -1 when none */
+	bool connected;
+	bool failed;
+	struct xbd_fuse *fuse;
+	bool fuse_disk;
+};
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xbd serve VM --image FILE [--vdev xvdb] [--backend raw|cow|null]\n"
+		"                 [--overlay FILE] [--read-only] [--sector-size 512|4096]\n"
+		"                 [--mount DIR] [--foreground] [--timeout SECS] [--log FILE]\n"
+		"                 [--max-queues N] [--max-ring-order N] [--indirect-segments N]\n"
+		"                 [--no-persistent] [--workers N] [--inject-errors SECTORS]\n"
+		"Hot-plugs FILE into VM as a disk (backend type xbd) and serves it.\n"
+		"Returns once the VM's blkfront has connected it, unless --foreground.\n"
+		"With --backend null, --image gives the disk's size (e.g. 1G).\n"
+		"--inject-errors 100-199,300-300 fails I/O on those sectors (for tests).\n");
+}
+
+static void tell_parent(struct serve_state *st, char c)
+{
+	if (st->notify_fd < 0)
+		return;
+	if (write(st->notify_fd, &c, 1) != 1)
+		xbd_debug("cannot reach the waiting parent");
+	close(st->notify_fd);
+	st->notify_fd = -1;
+}
+
+/* Connected: the parent may return to the shell; we carry on alone. */
+static void daemonize(struct serve_state *st)
+{
+	int fd;
+
+	if (st->notify_fd < 0)
+		return;
+	setsid();
+	if (chdir("/"))
+		xbd_debug("chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		close(fd);
+	}
+	if (st->o->log)
+		fd = open(st->o->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	else
+		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 2);
+		close(fd);
+	}
+	tell_parent(st, 'C');
+}
+
+static void serve_event(void *opaque, struct xbd_backend_dev *dev,
+			enum xbd_backend_event ev, const char *msg)
+{
+	struct serve_state *st = opaque;
+
+	switch (ev) {
+	case XBD_BACKEND_CONNECTED:
+		if (!st->connected) {
+			st->connected = true;
+			daemonize(st);
+		}
+		break;
+	case XBD_BACKEND_FAILED:
+		/* before the first connection, a failure ends `xbd serve` */
+		if (!st->connected) {
+			st->failed = true;
+			xbd_err("%s: %s: %s", xbd_backend_dev_vm(dev),
+				xbd_backend_dev_vdev(dev), msg);
+			xbd_backend_stop(signal_backend);
+		}
+		break;
+	case XBD_BACKEND_REMOVED:
+		/* the image is closed after this: the export lets go first */
+		if (st->fuse_disk) {
+			xbd_fuse_remove_disk(st->fuse, xbd_backend_dev_vdev(dev));
+			st->fuse_disk = false;
+		}
+		break;
+	case XBD_BACKEND_CLOSED:
+		break;
+	}
+}
+
+static int open_image(const struct serve_opts *o, char **abs_path,
+		      struct xbd_image **img)
+{
+	struct xbd_image *base;
+	int err;
+
+	*abs_path = NULL;
+	if (strcmp(o->backend, "null")) {
+		*abs_path = realpath(o->image, NULL);
+		if (!*abs_path) {
+			err = -errno;
+			xbd_err("%s: %s", o->image, xbd_strerror(err));
+			return err;
+		}
+	} else if (!(*abs_path = strdup(o->image))) {
+		return -ENOMEM;
+	}
+	err = xbd_image_open_by_name(o->backend, *abs_path, o->overlay,
+				     o->read_only, img);
+	if (err)
+		goto fail;
+	if (o->errinject) {
+		base = *img;
+		err = xbd_image_open_errinject(base, o->errinject, img);
+		if (err)
+			goto fail;
+	}
+	if (o->sector_size == 4096) {
+		if ((*img)->size % 4096) {
+			xbd_err("%s: size %llu is not a multiple of 4096 bytes",
+				o->image, (unsigned long long)(*img)->size);
+			xbd_image_close(*img);
+			err = -EINVAL;
+			goto fail;
+		}
+		(*img)->sector_size = 4096;
+	}
+	return 0;
+fail:
+	free(*abs_path);
+	*abs_path = NULL;
+	return err;
+}
+
+/* The serving process (the child, or the only one with --foreground). */
+static int serve_main(const struct serve_opts *o, int notify_fd)
+{
+	struct serve_state st = { .o = o, .notify_fd = notify_fd };
+	struct xbd_platform *p = NULL;
+	struct xbd_backend *be = NULL;
+	struct xbd_ctl *ctl = NULL;
+	struct xbd_image *img = NULL;
+	struct xbd_backend_disk disk;
+	char *abs_path = NULL;
+	uint64_t deadline = 0;
+	uint16_t domid;
+	int err, rc = 1;
+
+	if (xbd_cli_open_platform(&p))
+		goto out;
+	err = xbd_platform_ops_of(p)->domain_lookup(p, o->vm, &domid);
+	if (err) {
+		if (err == -ENOENT)
+			xbd_err("%s: no such domain", o->vm);
+		else
+			xbd_err("%s: cannot look the domain up: %s", o->vm,
+				xbd_strerror(err));
+		goto out;
+	}
+	if (domid == xbd_platform_ops_of(p)->self_domid(p)) {
+		xbd_err("%s: cannot serve a disk to our own domain (use xbd attach)",
+			o->vm);
+		goto out;
+	}
+	if (open_image(o, &abs_path, &img))
+		goto out;
+	if (o->mount) {
+		struct xbd_fuse_opts fo = { .read_only = true };
+
+		err = xbd_fuse_start(o->mount, &fo, &st.fuse);
+		if (err) {
+			xbd_err("%s: cannot mount: %s", o->mount, xbd_strerror(err));
+			xbd_image_close(img);
+			goto out;
+		}
+		err = xbd_fuse_add_disk(st.fuse, o->vdev, img,
+					XBD_FUSE_DISK_READ_ONLY);
+		if (err) {
+			xbd_err("%s/%s: cannot export: %s", o->mount, o->vdev,
+				xbd_strerror(err));
+			xbd_image_close(img);
+			goto out;
+		}
+		st.fuse_disk = true;
+	}
+	err = xbd_backend_create(p, &o->params, &be);
+	if (err) {
+		xbd_err("cannot start the backend: %s", xbd_strerror(err));
+		if (st.fuse_disk)
+			xbd_fuse_remove_disk(st.fuse, o->vdev);
+		st.fuse_disk = false;
+		xbd_image_close(img);
+		goto out;
+	}
+	install_signals(be);
+	ctl = start_ctl();
+	xbd_backend_set_ctl(be, ctl);
+	xbd_backend_set_event_fn(be, serve_event, &st);
+	disk = (struct xbd_backend_disk){
+		.vm_name = o->vm,
+		.fe_domid = domid,
+		.devid = o->devid,
+		.image = img,
+		.image_path = abs_path,
+		.image_format = o->backend,
+		.read_only = o->read_only,
+		.mount = o->mount,
+	};
+	err = xbd_backend_hotplug(be, &disk, NULL);
+	if (err) {
+		if (st.fuse_disk)
+			xbd_fuse_remove_disk(st.fuse, o->vdev);
+		st.fuse_disk = false;
+		goto out; /* the backend closes the image */
+	}
+	if (!o->foreground)
+		deadline = xbd_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
+	err = xbd_backend_run(be, deadline);
+	if (err)
+		xbd_err("%s: %s: %s", o->vm, o->vdev, xbd_strerror(err));
+	else if (!st.failed && (st.connected || o->foreground))
+		rc = 0;
+	if (!st.connected && !st.failed && !o->foreground)
+		xbd_err("%s: %s: the disk went away before the VM connected it",
+			o->vm, o->vdev);
+out:
+	xbd_backend_destroy(be);
+	signal_backend = NULL;
+	xbd_fuse_stop(st.fuse);
+	xbd_ctl_stop(ctl);
+	xbd_platform_close(p);
+	free(abs_path);
+	if (st.notify_fd >= 0)
+		close(st.notify_fd);
+	return rc;
+}
+
+/* Waits for the child to say "connected" or to exit. */
+static int wait_for_child(pid_t pid, int fd)
+{
+	char c = 0;
+	ssize_t n;
+	int status;
+
+	do
+		n = read(fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n == 1 && c == 'C')
+		return 0;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status) ? WEXITSTATUS(status) : 1;
+	xbd_err("serving process died (signal %d)", WTERMSIG(status));
+	return 1;
+}
+
+static int cmd_serve_run(int argc, char **argv)
+{
+	enum { O_OVERLAY = 256, O_SECTOR, O_TIMEOUT, O_LOG, O_QUEUES,
+	       O_ORDER, O_INDIRECT, O_NOPERSIST, O_WORKERS, O_ERRINJ };
+	static const struct option opts[] = {
+		{ "image", required_argument, NULL, 'i' },
+		{ "vdev", required_argument, NULL, 'd' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "overlay", required_argument, NULL, O_OVERLAY },
+		{ "read-only", no_argument, NULL, 'r' },
+		{ "sector-size", required_argument, NULL, O_SECTOR },
+		{ "mount", required_argument, NULL, 'm' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "log", required_argument, NULL, O_LOG },
+		{ "max-queues", required_argument, NULL, O_QUEUES },
+		{ "max-ring-order", required_argument, NULL, O_ORDER },
+		{ "indirect-segments", required_argument, NULL, O_INDIRECT },
+		{ "no-persistent", no_argument, NULL, O_NOPERSIST },
+		{ "workers", required_argument, NULL, O_WORKERS },
+		{ "inject-errors", required_argument, NULL, O_ERRINJ },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct serve_opts o = {
+		.vdev = "xvdb",
+		.backend = "raw",
+		.sector_size = 512,
+		.timeout_s = DEFAULT_CONNECT_TIMEOUT_S,
+	};
+	struct stat sb;
+	unsigned v;
+	int c, fds[2];
+	pid_t pid;
+
+	xbd_backend_params_defaults(&o.params);
+	while ((c = getopt_long(argc, argv, "i:d:b:rm:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i': o.image = optarg; break;
+		case 'd': o.vdev = optarg; break;
+		case 'b': o.backend = optarg; break;
+		case O_OVERLAY: o.overlay = optarg; break;
+		case 'r': o.read_only = true; break;
+		case 'm': o.mount = optarg; break;
+		case 'f': o.foreground = true; break;
+		case O_LOG: o.log = optarg; break;
+		case O_ERRINJ: o.errinject = optarg; break;
+		case O_NOPERSIST: o.params.no_persistent = true; break;
+		case O_SECTOR:
+			if (parse_uint_opt("--sector-size", optarg, 512, 4096, &v) ||
+			    (v != 512 && v != 4096)) {
+				xbd_err("--sector-size: 512 or 4096");
+				return XBD_EXIT_USAGE;
+			}
+			o.sector_size = v;
+			break;
+		case O_TIMEOUT:
+			if (parse_uint_opt("--timeout", optarg, 1, 86400, &o.timeout_s))
+				return XBD_EXIT_USAGE;
+			break;
+		case O_QUEUES:
+			if (parse_uint_opt("--max-queues", optarg, 1, 64,
+					   &o.params.max_queues))
+				return XBD_EXIT_USAGE;
+			break;
+		case O_ORDER:
+			if (parse_uint_opt("--max-ring-order", optarg, 0, 4,
+					   &o.params.max_ring_order))
+				return XBD_EXIT_USAGE;
+			break;
+		case O_INDIRECT:
+			if (parse_uint_opt("--indirect-segments", optarg, 0, 4096,
+					   &o.params.max_indirect_segs))
+				return XBD_EXIT_USAGE;
+			break;
+		case O_WORKERS:
+			if (parse_uint_opt("--workers", optarg, 1, 256,
+					   &o.params.workers))
+				return XBD_EXIT_USAGE;
+			break;
+		case 'h':
+			serve_usage(stdout);
+			return 0;
+		default:
+			serve_usage(stderr);
+			return XBD_EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		xbd_err(optind >= argc ? "serve: which VM?" : "serve: one VM only");
+		serve_usage(stderr);
+		return XBD_EXIT_USAGE;
+	}
+	o.vm = argv[optind];
+	if (!o.image) {
+		xbd_err("serve: --image FILE is required");
+		return XBD_EXIT_USAGE;
+	}
+	if (strcmp(o.backend, "raw") && strcmp(o.backend, "cow") &&
+	    strcmp(o.backend, "null")) {
+		xbd_err("--backend: raw, cow or null, not '%s'", o.backend);
+		return XBD_EXIT_USAGE;
+	}
+	if (o.overlay && strcmp(o.backend, "cow")) {
+		xbd_err("--overlay is for --backend cow");
+		return XBD_EXIT_USAGE;
+	}
+	if (xbd_vdev_to_devid(o.vdev, &o.devid) || o.vdev[0] < 'a' ||
+	    strlen(o.vdev) > 8) {
+		xbd_err("%s: not a virtual disk name (xvdb, xvdc, ...)", o.vdev);
+		return XBD_EXIT_USAGE;
+	}
+	if (strcmp(o.backend, "null") && stat(o.image, &sb)) {
+		xbd_err("%s: %s", o.image, strerror(errno));
+		return 1;
+	}
+	if (o.mount && (stat(o.mount, &sb) || !S_ISDIR(sb.st_mode))) {
+		xbd_err("%s: not a directory", o.mount);
+		return 1;
+	}
+
+	if (o.foreground)
+		return serve_main(&o, -1);
+	if (pipe2(fds, O_CLOEXEC)) {
+		xbd_err("pipe: %s", strerror(errno));
+		return 1;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		xbd_err("fork: %s", strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(serve_main(&o, fds[1]));
+	}
+	close(fds[1]);
+	return wait_for_child(pid, fds[0]);
+}
+
+const struct xbd_cmd xbd_cmd_serve = {
+	.name = "serve",
+	.usage = "serve VM --image FILE [--vdev xvdb] ...",
+	.summary = "hot-plug a disk into a VM and serve it (user-space blkback)",
+	.run = cmd_serve_run,
+};
+
+/* ------------------------------------------------------------------ */
+/* xbd list                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Requests served so far, from the control socket of the process
+ * serving backend_path (-1 when it does not answer). */
+static long long ctl_requests(struct xbd_ctl_reply *replies, unsigned n,
+			      const char *backend_path)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *devs, *dev, *v, *reqs;
+		size_t j;
+
+		if (replies[i].err ||
+		    !json_object_object_get_ex(replies[i].doc, "devices", &devs))
+			continue;
+		for (j = 0; j < json_object_array_length(devs); j++) {
+			long long total = 0;
+
+			dev = json_object_array_get_idx(devs, j);
+			if (!json_object_object_get_ex(dev, "backend_path", &v) ||
+			    strcmp(json_object_get_string(v), backend_path) ||
+			    !json_object_object_get_ex(dev, "requests", &reqs))
+				continue;
+			json_object_object_foreach(reqs, key, val)
+				if (strcmp(key, "indirect"))
+					total += json_object_get_int64(val);
+			return total;
+		}
+	}
+	return -1;
+}
+
+static char *read_or(struct xbd_platform *p, const char *dir, const char *node,
+		     const char *dflt)
+{
+	char path[256], *v = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, node);
+	if (xbd_xs_read_str(p, path, &v))
+		v = strdup(dflt);
+	return v;
+}
+
+static int cmd_list_run(int argc, char **argv)
+{
+	const struct xbd_platform_ops *ops;
+	struct xbd_platform *p;
+	struct xbd_ctl_reply *replies = NULL;
+	unsigned nreplies = 0, nfe = 0, i, j, shown = 0;
+	char type_dir[96], **fes = NULL;
+	int err;
+
+	(void)argv;
+	if (argc > 1) {
+		xbd_err("list: no arguments expected");
+		return XBD_EXIT_USAGE;
+	}
+	if (xbd_cli_open_platform(&p))
+		return 1;
+	ops = xbd_platform_ops_of(p);
+	snprintf(type_dir, sizeof(type_dir), "/local/domain/%u/backend/%s",
+		 ops->self_domid(p), XBD_BACKEND_TYPE);
+	err = ops->xs_directory(p, XBD_XS_NO_TXN, type_dir, &fes, &nfe);
+	if (err && err != -ENOENT) {
+		xbd_err("%s: %s", type_dir, xbd_strerror(err));
+		xbd_platform_close(p);
+		return 1;
+	}
+	if (xbd_ctl_query_all(NULL, "stats", XBD_CTL_TIMEOUT_MS, &replies,
+			      &nreplies))
+		nreplies = 0;
+	printf("%-12s %5s %-6s %-12s %-4s %-6s %7s %10s  %s\n", "VM", "DOMID",
+	       "VDEV", "STATE", "MODE", "FORMAT", "PID", "REQUESTS", "IMAGE");
+	for (i = 0; i < nfe; i++) {
+		char dir[128], **ids = NULL;
+		unsigned nid = 0;
+
+		snprintf(dir, sizeof(dir), "%s/%s", type_dir, fes[i]);
+		if (ops->xs_directory(p, XBD_XS_NO_TXN, dir, &ids, &nid))
+			continue;
+		for (j = 0; j < nid; j++) {
+			char be[192], name_path[64], vdev[16], reqs[24];
+			char *vm, *state, *mode, *fmt, *pid, *params;
+			unsigned long st;
+			long long n;
+
+			snprintf(be, sizeof(be), "%s/%s", dir, ids[j]);
+			snprintf(name_path, sizeof(name_path),
+				 "/local/domain/%s/name", fes[i]);
+			if (xbd_xs_read_str(p, name_path, &vm))
+				vm = strdup("-");
+			if (xbd_devid_to_vdev((uint32_t)strtoul(ids[j], NULL, 10),
+					      vdev, sizeof(vdev)))
+				snprintf(vdev, sizeof(vdev), "%s", ids[j]);
+			state = read_or(p, be, "state", "0");
+			mode = read_or(p, be, "mode", "-");
+			fmt = read_or(p, be, "xbd-format", "-");
+			pid = read_or(p, be, "xbd-pid", "-");
+			params = read_or(p, be, "params", "-");
+			st = state ? strtoul(state, NULL, 10) : 0;
+			n = ctl_requests(replies, nreplies, be);
+			if (n >= 0)
+				snprintf(reqs, sizeof(reqs), "%lld", n);
+			else
+				snprintf(reqs, sizeof(reqs), "-");
+			printf("%-12s %5s %-6s %-12s %-4s %-6s %7s %10s  %s\n",
+			       vm ? vm : "-", fes[i], vdev,
+			       xbd_xenbus_state_name((enum xenbus_state)st),
+			       mode ? mode : "-", fmt ? fmt : "-", pid ? pid : "-",
+			       reqs, params ? params : "-");
+			free(vm);
+			free(state);
+			free(mode);
+			free(fmt);
+			free(pid);
+			free(params);
+			shown++;
+		}
+		free(ids);
+	}
+	if (!shown)
+		printf("(no disks served by xbd)\n");
+	free(fes);
+	xbd_ctl_replies_free(replies, nreplies);
+	xbd_platform_close(p);
+	return 0;
+}
+
+const struct xbd_cmd xbd_cmd_list = {
+	.name = "list",
+	.usage = "list",
+	.summary = "show the disks xbd serves",
+	.run = cmd_list_run,
+};
+
+/* ------------------------------------------------------------------ */
+/* xbd detach                                                         */
+/* ------------------------------------------------------------------ */
+
+static int cmd_detach_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct xbd_platform *p;
+	unsigned timeout_s = XBD_BACKEND_DEFAULT_CLOSE_TIMEOUT_MS / 1000;
+	uint32_t devid;
+	uint16_t domid;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (parse_uint_opt("--timeout", optarg, 1, 3600, &timeout_s))
+				return XBD_EXIT_USAGE;
+			break;
+		case 'h':
+			printf("usage: xbd detach VM VDEV [--timeout SECS]\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: xbd detach VM VDEV [--timeout SECS]\n");
+			return XBD_EXIT_USAGE;
+		}
+	}
+	if (optind + 2 != argc) {
+		xbd_err("usage: xbd detach VM VDEV");
+		return XBD_EXIT_USAGE;
+	}
+	if (xbd_vdev_to_devid(argv[optind + 1], &devid)) {
+		xbd_err("%s: not a virtual disk name (xvdb, xvdc, ...)",
+			argv[optind + 1]);
+		return XBD_EXIT_USAGE;
+	}
+	if (xbd_cli_open_platform(&p))
+		return 1;
+	err = xbd_platform_ops_of(p)->domain_lookup(p, argv[optind], &domid);
+	if (err) {
+		xbd_err("%s: no such domain", argv[optind]);
+		xbd_platform_close(p);
+		return 1;
+	}
+	/* the server waits close_timeout for the guest; we wait a bit more */
+	err = xbd_backend_detach(p, domid, devid,
+				 timeout_s * 1000 + DETACH_MARGIN_MS);
+	if (err == -ENOENT)
+		xbd_err("%s: %s: no disk served by xbd", argv[optind],
+			argv[optind + 1]);
+	else if (err == -ETIMEDOUT)
+		xbd_err("%s: %s: still attached after %u s (is the serving process stuck?)",
+			argv[optind], argv[optind + 1],
+			timeout_s + DETACH_MARGIN_MS / 1000);
+	else if (err)
+		xbd_err("%s: %s: %s", argv[optind], argv[optind + 1],
+			xbd_strerror(err));
+	xbd_platform_close(p);
+	return err ? 1 : 0;
+}
+
+const struct xbd_cmd xbd_cmd_detach = {
+	.name = "detach",
+	.usage = "detach VM VDEV",
+	.summary = "unplug a disk xbd serves and stop serving it",
+	.run = cmd_detach_run,
+};
+
+/* ------------------------------------------------------------------ */
+/* xbd sim blkback                                                    */
+/* ------------------------------------------------------------------ */
+
+static int cmd_sim_blkback_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct xbd_platform_config cfg = { .kind = XBD_PLATFORM_SIM };
+	struct xbd_backend_params params;
+	struct xbd_platform *p = NULL;
+	struct xbd_backend *be = NULL;
+	struct xbd_ctl *ctl;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "+hd:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			cfg.sim_dir = optarg;
+			break;
+		case 'h':
+			printf("usage: xbd sim blkback [--dir DIR]\n"
+			       "Serves every disk a toolstack creates under backend/vbd of the\n"
+			       "simulated dom0, as Linux blkback does, until SIGTERM.\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: xbd sim blkback [--dir DIR]\n");
+			return XBD_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		xbd_err("sim blkback: no arguments expected");
+		return XBD_EXIT_USAGE;
+	}
+	err = xbd_platform_open(&cfg, &p);
+	if (err) {
+		xbd_err("simulated Xen at %s: %s", cfg.sim_dir ? cfg.sim_dir
+							    : xbd_sim_default_dir(),
+			xbd_strerror(err));
+		return 1;
+	}
+	xbd_backend_params_defaults(&params);
+	err = xbd_backend_create(p, &params, &be);
+	if (err) {
+		xbd_err("sim blkback: %s", xbd_strerror(err));
+		xbd_platform_close(p);
+		return 1;
+	}
+	install_signals(be);
+	ctl = start_ctl();
+	xbd_backend_set_ctl(be, ctl);
+	err = xbd_backend_watch_type(be, "vbd");
+	if (!err)
+		err = xbd_backend_run(be, 0);
+	xbd_backend_destroy(be);
+	signal_backend = NULL;
+	xbd_ctl_stop(ctl);
+	xbd_platform_close(p);
+	return err ? 1 : 0;
+}
+
+const struct xbd_cmd xbd_cmd_sim_blkback = {
+	.name = "blkback",
+	.usage = "sim blkback [--dir DIR]",
+	.summary = "serve the sim's backend/vbd devices as Linux blkback does",
+	.run = cmd_sim_blkback_run,
+};

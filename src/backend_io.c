@@ -1,0 +1,887 @@
+/*
+ * The backend's data path.  Each queue (ring) has a thread that takes
+ * requests off the ring (copied once and validated by ring/blkif_ring.c),
+ * reaches the guest's data through persistently mapped grants or grant
+ * copy, and hands the image I/O to the device's worker threads, so a slow
+ * request does not stall the ring; images that never sleep (null) are
+ * served inline.  Responses are pushed with event-index notification and
+ * the final check before the thread sleeps; a queue's event channel stays
+ * masked from the pending read until the ring is drained.
+ */
+#include "backend_priv.h"
+#include "xbd/common.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define SECTOR 512u
+
+static const struct xbd_platform_ops *ops_of(const struct be_dev *d)
+{
+	return d->be->ops;
+}
+
+static void wake(int fd)
+{
+	uint64_t one = 1;
+	ssize_t r = write(fd, &one, sizeof(one));
+
+	(void)r; /* a full eventfd counter already wakes the reader */
+}
+
+static void drain_wake(int fd)
+{
+	uint64_t v;
+	ssize_t r = read(fd, &v, sizeof(v));
+
+	(void)r; /* EAGAIN: nothing to drain */
+}
+
+/* ------------------------------------------------------------------ */
+/* Persistent grants                                                  */
+/* ------------------------------------------------------------------ */
+
+static struct be_pgrant *pg_slot(struct be_queue *q, uint32_t gref)
+{
+	unsigned mask = q->pg_size - 1;
+	unsigned i = (gref * 2654435761u) & mask;
+
+	/* the table is never more than half full: an empty slot ends it */
+	while (q->pg[i].used && q->pg[i].gref != gref)
+		i = (i + 1) & mask;
+	return &q->pg[i];
+}
+
+/* The page of gref mapped persistently (mapping it on first use), or
+ * NULL: grant copy instead (no persistent grants, pool full, a grant we
+ * cannot map, or a read-only grant where the guest's page is written). */
+static void *pg_get(struct be_queue *q, uint32_t gref, bool write_to_guest)
+{
+	struct be_dev *d = q->dev;
+	struct be_pgrant *e;
+	void *addr;
+	bool writable = true;
+	int err;
+
+	if (!q->pg)
+		return NULL;
+	e = pg_slot(q, gref);
+	if (e->used)
+		return !write_to_guest || e->writable ? e->addr : NULL;
+	if (q->pg_count >= q->pg_max)
+		return NULL;
+	err = ops_of(d)->map_grants(d->be->p, d->fe_domid, 1, &gref, true, &addr);
+	if (err == -EPERM) {
+		/* a read-only grant still serves the guest's writes */
+		writable = false;
+		err = ops_of(d)->map_grants(d->be->p, d->fe_domid, 1, &gref,
+					    false, &addr);
+	}
+	if (err)
+		return NULL;
+	e->used = true;
+	e->gref = gref;
+	e->writable = writable;
+	e->addr = addr;
+	q->pg_count++;
+	xbd_stat_add(&d->stats.pgrants_in_use, 1);
+	return !write_to_guest || writable ? addr : NULL;
+}
+
+static void pg_release_all(struct be_queue *q)
+{
+	struct be_dev *d = q->dev;
+	unsigned i;
+
+	if (!q->pg)
+		return;
+	for (i = 0; i < q->pg_size; i++) {
+		if (!q->pg[i].used)
+			continue;
+		ops_of(d)->unmap_grants(d->be->p, q->pg[i].addr, 1);
+		atomic_fetch_sub_explicit(&d->stats.pgrants_in_use, 1,
+					  memory_order_relaxed);
+	}
+	free(q->pg);
+	q->pg = NULL;
+	q->pg_count = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Building a request's data                                          */
+/* ------------------------------------------------------------------ */
+
+#define PREP_HOLD 1 /* not now: retry when requests in flight complete */
+
+static void append_iov(struct be_req *r, void *base, size_t len)
+{
+	struct iovec *prev = r->iovcnt ? &r->iov[r->iovcnt - 1] : NULL;
+
+	if (prev && (char *)prev->iov_base + prev->iov_len == (char *)base) {
+		prev->iov_len += len;
+		return;
+	}
+	r->iov[r->iovcnt].iov_base = base;
+	r->iov[r->iovcnt].iov_len = len;
+	r->iovcnt++;
+}
+
+static void bounce_free(struct be_queue *q, struct be_req *r)
+{
+	free(r->bounce);
+	q->bounce_bytes -= r->bounce_cap;
+	r->bounce = NULL;
+	r->bounce_cap = 0;
+}
+
+/* 0, PREP_HOLD (over the memory budget while others are in flight), or
+ * -ENOMEM. */
+static int bounce_reserve(struct be_queue *q, struct be_req *r, size_t need)
+{
+	size_t cap = (need + XBD_PAGE_SIZE - 1) & ~(size_t)(XBD_PAGE_SIZE - 1);
+
+	if (need <= r->bounce_cap)
+		return 0;
+	if (q->bounce_bytes - r->bounce_cap + cap > BE_BOUNCE_BUDGET &&
+	    q->dispatched > 0)
+		return PREP_HOLD;
+	bounce_free(q, r);
+	r->bounce = aligned_alloc(XBD_PAGE_SIZE, cap);
+	if (!r->bounce)
+		return -ENOMEM;
+	r->bounce_cap = cap;
+	q->bounce_bytes += cap;
+	return 0;
+}
+
+/* Each segment's bytes: a persistently mapped page where there is one,
+ * else a slice of the bounce buffer that grant copy fills or drains. */
+static int prepare_data(struct be_queue *q, struct be_req *r)
+{
+	bool to_guest = r->req.op == BLKIF_OP_READ;
+	uint32_t i, n = r->req.nr_segments;
+	size_t need = 0, pos = 0;
+	int err;
+
+	/* first pass: which segments are mapped (iov[i] holds the page
+	 * address or NULL, uncompacted) */
+	for (i = 0; i < n; i++) {
+		const struct xbd_blkif_seg *s = &r->segs[i];
+		size_t len = (size_t)(s->last_sect - s->first_sect + 1) * SECTOR;
+		char *page = pg_get(q, s->gref, to_guest);
+
+		r->iov[i].iov_base = page ? page + s->first_sect * SECTOR : NULL;
+		r->iov[i].iov_len = len;
+		if (!page)
+			need += len;
+	}
+	if (need) {
+		err = bounce_reserve(q, r, need);
+		if (err)
+			return err;
+	}
+	/* second pass: compact into disk order, merging neighbours */
+	r->iovcnt = 0;
+	r->ncopies = 0;
+	for (i = 0; i < n; i++) {
+		const struct xbd_blkif_seg *s = &r->segs[i];
+		void *base = r->iov[i].iov_base;
+		size_t len = r->iov[i].iov_len;
+
+		if (!base) {
+			struct xbd_grant_copy *c = &r->copies[r->ncopies++];
+
+			base = r->bounce + pos;
+			pos += len;
+			*c = (struct xbd_grant_copy){
+				.domid = q->dev->fe_domid,
+				.ref = s->gref,
+				.offset = (uint16_t)(s->first_sect * SECTOR),
+				.len = (uint16_t)len,
+				.to_grant = to_guest,
+				.local = base,
+			};
+		}
+		append_iov(r, base, len);
+	}
+	return 0;
+}
+
+/* Runs the request's grant copies; -EFAULT if any segment failed. */
+static int copy_grants(struct be_req *r)
+{
+	struct be_dev *d = r->q->dev;
+	unsigned i;
+	int err;
+
+	err = ops_of(d)->grant_copy(d->be->p, r->copies, r->ncopies);
+	if (err)
+		return -EFAULT;
+	for (i = 0; i < r->ncopies; i++)
+		if (r->copies[i].status)
+			return -EFAULT;
+	return 0;
+}
+
+/* An indirect request's segment descriptors, read once from its
+ * indirect pages (mapped persistently, or copied in). */
+static int16_t read_indirect(struct be_queue *q, struct be_req *r)
+{
+	struct be_dev *d = q->dev;
+	const void *pages[XBD_BLKIF_MAX_INDIRECT_PAGES];
+	struct xbd_grant_copy copies[XBD_BLKIF_MAX_INDIRECT_PAGES];
+	unsigned i, ncopies = 0, n = r->req.nr_indirect_pages;
+	int16_t st;
+
+	if (n > XBD_BLKIF_MAX_INDIRECT_PAGES || !q->ind_pages) {
+		r->err_kind = XBD_ERR_BAD_REQUEST;
+		return BLKIF_RSP_ERROR;
+	}
+	for (i = 0; i < n; i++) {
+		pages[i] = pg_get(q, r->req.indirect_grefs[i], false);
+		if (pages[i])
+			continue;
+		pages[i] = (char *)q->ind_pages + (size_t)i * XBD_PAGE_SIZE;
+		copies[ncopies++] = (struct xbd_grant_copy){
+			.domid = d->fe_domid,
+			.ref = r->req.indirect_grefs[i],
+			.len = XBD_PAGE_SIZE,
+			.local = (void *)pages[i],
+		};
+	}
+	if (ncopies) {
+		int err = ops_of(d)->grant_copy(d->be->p, copies, ncopies);
+
+		for (i = 0; !err && i < ncopies; i++)
+			if (copies[i].status)
+				err = copies[i].status;
+		if (err) {
+			r->err_kind = XBD_ERR_BAD_GRANT;
+			return BLKIF_RSP_ERROR;
+		}
+	}
+	st = xbd_blkif_read_indirect_segments(&r->req, &d->lim, pages,
+					      r->ind_segs);
+	if (st != BLKIF_RSP_OKAY)
+		r->err_kind = XBD_ERR_BAD_REQUEST;
+	return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* Executing (worker thread, or inline for nonblocking images)        */
+/* ------------------------------------------------------------------ */
+
+static void execute(struct be_req *r)
+{
+	struct xbd_image *img = r->q->dev->image;
+	uint64_t off = r->req.sector * SECTOR;
+	int err = 0;
+
+	switch (r->req.op) {
+	case BLKIF_OP_READ:
+		err = xbd_image_preadv(img, r->iov, r->iovcnt, off);
+		if (!err && r->ncopies)
+			err = copy_grants(r);
+		break;
+	case BLKIF_OP_WRITE:
+	case BLKIF_OP_FLUSH_DISKCACHE:
+	case BLKIF_OP_WRITE_BARRIER:
+		if (r->req.nr_segments) {
+			if (r->ncopies)
+				err = copy_grants(r);
+			if (!err)
+				err = xbd_image_pwritev(img, r->iov, r->iovcnt, off);
+		}
+		/* durable before the answer: this write and all before it */
+		if (!err && r->req.op != BLKIF_OP_WRITE)
+			err = xbd_image_flush(img);
+		break;
+	case BLKIF_OP_DISCARD:
+		err = xbd_image_discard(img, off, r->req.nr_sectors * SECTOR);
+		break;
+	default:
+		err = -EINVAL;
+		break;
+	}
+	if (err) {
+		r->status = err == -EOPNOTSUPP ? BLKIF_RSP_EOPNOTSUPP
+					       : BLKIF_RSP_ERROR;
+		r->err_kind = err == -EFAULT ? XBD_ERR_BAD_GRANT : XBD_ERR_IO;
+	} else {
+		r->status = BLKIF_RSP_OKAY;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct be_dev *d = arg;
+
+	pthread_mutex_lock(&d->job_lock);
+	for (;;) {
+		struct be_req *r;
+		struct be_queue *q;
+		bool first;
+
+		while (!d->job_head && !d->workers_stop)
+			pthread_cond_wait(&d->job_cond, &d->job_lock);
+		r = d->job_head;
+		if (!r)
+			break;
+		d->job_head = r->next;
+		if (!d->job_head)
+			d->job_tail = NULL;
+		pthread_mutex_unlock(&d->job_lock);
+
+		execute(r);
+		q = r->q;
+		pthread_mutex_lock(&q->done_lock);
+		first = !q->done;
+		r->next = q->done;
+		q->done = r;
+		pthread_mutex_unlock(&q->done_lock);
+		if (first)
+			wake(q->wake_fd);
+
+		pthread_mutex_lock(&d->job_lock);
+	}
+	pthread_mutex_unlock(&d->job_lock);
+	return NULL;
+}
+
+static void submit_job(struct be_dev *d, struct be_req *r)
+{
+	r->next = NULL;
+	pthread_mutex_lock(&d->job_lock);
+	if (d->job_tail)
+		d->job_tail->next = r;
+	else
+		d->job_head = r;
+	d->job_tail = r;
+	pthread_cond_signal(&d->job_cond);
+	pthread_mutex_unlock(&d->job_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* The queue thread                                                   */
+/* ------------------------------------------------------------------ */
+
+static enum xbd_stat_op stat_op_of(uint8_t op)
+{
+	switch (op) {
+	case BLKIF_OP_WRITE:
+		return XBD_OP_WRITE;
+	case BLKIF_OP_WRITE_BARRIER:
+		return XBD_OP_BARRIER;
+	case BLKIF_OP_FLUSH_DISKCACHE:
+		return XBD_OP_FLUSH;
+	case BLKIF_OP_DISCARD:
+		return XBD_OP_DISCARD;
+	default:
+		return XBD_OP_READ;
+	}
+}
+
+static bool op_writes(uint8_t op)
+{
+	return op == BLKIF_OP_WRITE || op == BLKIF_OP_WRITE_BARRIER ||
+	       op == BLKIF_OP_FLUSH_DISKCACHE || op == BLKIF_OP_DISCARD;
+}
+
+/* Queues the response and gives the slot back. */
+static void answer(struct be_queue *q, struct be_req *r, int16_t status)
+{
+	struct be_dev *d = q->dev;
+	/* Linux blkback answers an indirect request with its real op */
+	uint8_t op = r->req.indirect ? r->req.op : r->req.ring_op;
+
+	xbd_blkif_back_put_response(&q->ring, r->req.id, op, status);
+	q->answered++;
+	if (r->counted) {
+		if (status == BLKIF_RSP_OKAY)
+			xbd_stats_end(&d->stats, r->stat_op, r->req.nr_sectors,
+				      r->t0);
+		else
+			xbd_stats_inflight_dec(&d->stats);
+		r->counted = false;
+	}
+	if (status != BLKIF_RSP_OKAY && r->err_kind >= 0)
+		xbd_stat_add(&d->stats.errors[r->err_kind], 1);
+	/* big bounce buffers are not kept while memory is tight */
+	if (r->bounce_cap > (256u << 10) && q->bounce_bytes > BE_BOUNCE_BUDGET / 2)
+		bounce_free(q, r);
+	r->next = q->free;
+	q->free = r;
+	q->inflight--;
+}
+
+static void complete(struct be_queue *q, struct be_req *r)
+{
+	q->dispatched--;
+	if (r->req.op == BLKIF_OP_WRITE_BARRIER)
+		q->barrier_running = false;
+	answer(q, r, r->status);
+}
+
+/* Hands a taken request to I/O, or holds it back: a barrier waits until
+ * everything before it has completed, and a request that needs bounce
+ * memory over the budget waits for others to give theirs back. */
+static void dispatch(struct be_queue *q, struct be_req *r)
+{
+	struct be_dev *d = q->dev;
+	int err;
+
+	if (r->req.op == BLKIF_OP_WRITE_BARRIER && q->dispatched > 0) {
+		q->held = r;
+		return;
+	}
+	if (r->req.nr_segments && r->req.op != BLKIF_OP_DISCARD) {
+		err = prepare_data(q, r);
+		if (err == PREP_HOLD) {
+			q->held = r;
+			return;
+		}
+		if (err) {
+			r->err_kind = XBD_ERR_IO;
+			answer(q, r, BLKIF_RSP_ERROR);
+			return;
+		}
+	}
+	if (r->req.op == BLKIF_OP_WRITE_BARRIER)
+		q->barrier_running = true;
+	q->dispatched++;
+	if (d->image->nonblocking) {
+		execute(r);
+		complete(q, r);
+	} else {
+		submit_job(d, r);
+	}
+}
+
+static void take(struct be_queue *q, struct be_req *r)
+{
+	struct be_dev *d = q->dev;
+	int16_t st;
+
+	r->segs = r->req.seg;
+	r->iovcnt = 0;
+	r->ncopies = 0;
+	r->err_kind = -1;
+	r->counted = false;
+	if (r->req.status != BLKIF_RSP_OKAY) {
+		r->err_kind = d->lim.read_only && op_writes(r->req.op)
+				      ? XBD_ERR_READ_ONLY
+				      : XBD_ERR_BAD_REQUEST;
+		answer(q, r, r->req.status);
+		return;
+	}
+	r->stat_op = stat_op_of(r->req.op);
+	r->t0 = xbd_stats_begin(&d->stats);
+	r->counted = true;
+	if (r->req.indirect) {
+		xbd_stat_add(&d->stats.indirect_reqs, 1);
+		st = read_indirect(q, r);
+		if (st != BLKIF_RSP_OKAY) {
+			answer(q, r, st);
+			return;
+		}
+		r->segs = r->ind_segs;
+	}
+	dispatch(q, r);
+}
+
+static void collect_completions(struct be_queue *q)
+{
+	struct be_req *r;
+
+	pthread_mutex_lock(&q->done_lock);
+	r = q->done;
+	q->done = NULL;
+	pthread_mutex_unlock(&q->done_lock);
+	while (r) {
+		struct be_req *next = r->next;
+
+		complete(q, r);
+		r = next;
+	}
+}
+
+static void push(struct be_queue *q)
+{
+	struct be_dev *d = q->dev;
+
+	if (!q->answered)
+		return;
+	q->answered = 0;
+	if (xbd_blkif_back_push_responses(&q->ring)) {
+		xbd_stat_add(&d->stats.notify_sent, 1);
+		ops_of(d)->evtchn_notify(q->evtchn, q->local_port);
+	} else {
+		xbd_stat_add(&d->stats.notify_suppressed, 1);
+	}
+}
+
+static void mark_broken(struct be_queue *q)
+{
+	struct be_dev *d = q->dev;
+
+	xbd_stat_add(&d->stats.errors[XBD_ERR_PROTOCOL], 1);
+	atomic_store_explicit(&q->broken, true, memory_order_release);
+	wake(d->be->wake_fd); /* the xenbus side closes the device */
+}
+
+/* Everything there is to do now: answers, new requests, the push and
+ * the final check that makes sleeping safe. */
+static void service(struct be_queue *q, bool stop)
+{
+	struct be_dev *d = q->dev;
+
+	for (;;) {
+		bool broken;
+
+		collect_completions(q);
+		if (q->held && stop) {
+			struct be_req *r = q->held;
+
+			q->held = NULL;
+			r->err_kind = XBD_ERR_IO;
+			answer(q, r, BLKIF_RSP_ERROR);
+		} else if (q->held) {
+			struct be_req *r = q->held;
+
+			q->held = NULL;
+			dispatch(q, r);
+		}
+		broken = atomic_load_explicit(&q->broken, memory_order_relaxed);
+		while (!stop && !broken && !q->held && !q->barrier_running) {
+			struct be_req *r = q->free;
+			int n;
+
+			if (!r) {
+				xbd_stat_add(&d->stats.ring_full, 1);
+				break;
+			}
+			n = xbd_blkif_back_next_request(&q->ring, &d->lim, &r->req);
+			if (n == 0)
+				break;
+			if (n < 0) {
+				mark_broken(q);
+				broken = true;
+				break;
+			}
+			q->free = r->next;
+			q->inflight++;
+			take(q, r);
+		}
+		push(q);
+		if (stop || broken || q->held || q->barrier_running || !q->free)
+			return;
+		/* re-arms req_event; requests that raced in are taken now */
+		if (!xbd_blkif_back_final_check(&q->ring))
+			return;
+	}
+}
+
+static void *queue_main(void *arg)
+{
+	struct be_queue *q = arg;
+	struct be_dev *d = q->dev;
+	const struct xbd_platform_ops *ops = ops_of(d);
+	struct pollfd pfd[2] = {
+		{ .fd = ops->evtchn_fd(q->evtchn), .events = POLLIN },
+		{ .fd = q->wake_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		bool stop = atomic_load_explicit(&q->stop, memory_order_acquire);
+		bool ours = false;
+		uint32_t port;
+
+		drain_wake(q->wake_fd);
+		/* pending() masks the port: it stays masked until the ring is
+		 * drained, so a flood of events costs one pass */
+		while (ops->evtchn_pending(q->evtchn, &port) == 0) {
+			xbd_stat_add(&d->stats.notify_received, 1);
+			if (port == q->local_port)
+				ours = true;
+			else
+				ops->evtchn_unmask(q->evtchn, port);
+		}
+		service(q, stop);
+		if (ours)
+			ops->evtchn_unmask(q->evtchn, q->local_port);
+		if (stop && q->inflight == 0)
+			break;
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		/* a dead channel (peer gone) stays readable: stop watching it
+		 * and let the xenbus side tear the device down */
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+			pfd[0].fd = -1;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Start and stop                                                     */
+/* ------------------------------------------------------------------ */
+
+static int alloc_slots(struct be_queue *q)
+{
+	struct be_dev *d = q->dev;
+	unsigned nents = q->ring.r.native.nr_ents;
+	unsigned maxseg = d->lim.max_indirect_segments > XBD_BLKIF_MAX_SEGS
+				  ? d->lim.max_indirect_segments
+				  : XBD_BLKIF_MAX_SEGS;
+	unsigned i;
+
+	q->nslots = nents < BE_MAX_INFLIGHT ? nents : BE_MAX_INFLIGHT;
+	q->slots = calloc(q->nslots, sizeof(*q->slots));
+	if (!q->slots)
+		return -ENOMEM;
+	for (i = 0; i < q->nslots; i++) {
+		struct be_req *r = &q->slots[i];
+
+		r->q = q;
+		r->iov = calloc(maxseg, sizeof(*r->iov));
+		r->copies = calloc(maxseg, sizeof(*r->copies));
+		if (d->lim.max_indirect_segments)
+			r->ind_segs = calloc(d->lim.max_indirect_segments,
+					     sizeof(*r->ind_segs));
+		if (!r->iov || !r->copies ||
+		    (d->lim.max_indirect_segments && !r->ind_segs))
+			return -ENOMEM;
+		r->next = q->free;
+		q->free = r;
+	}
+	return 0;
+}
+
+static void free_slots(struct be_queue *q)
+{
+	unsigned i;
+
+	for (i = 0; q->slots && i < q->nslots; i++) {
+		struct be_req *r = &q->slots[i];
+
+		free(r->iov);
+		free(r->copies);
+		free(r->ind_segs);
+		bounce_free(q, r);
+	}
+	free(q->slots);
+	q->slots = NULL;
+	q->free = NULL;
+	q->nslots = 0;
+}
+
+static int queue_setup(struct be_queue *q, const char **why)
+{
+	struct be_dev *d = q->dev;
+	const struct xbd_platform_ops *ops = ops_of(d);
+	int err;
+
+	err = ops->map_grants(d->be->p, d->fe_domid, q->nr_ring_pages,
+			      q->ring_refs, true, &q->ring_mem);
+	if (err) {
+		q->ring_mem = NULL;
+		*why = "cannot map the ring";
+		return err;
+	}
+	err = xbd_blkif_back_init(&q->ring, q->ring_mem, q->nr_ring_pages, d->abi);
+	if (err) {
+		*why = "bad ring size";
+		return err;
+	}
+	err = ops->evtchn_open(d->be->p, &q->evtchn);
+	if (err) {
+		q->evtchn = NULL;
+		*why = "cannot open an event channel";
+		return err;
+	}
+	err = ops->evtchn_bind_interdomain(q->evtchn, d->fe_domid,
+					   q->remote_port, &q->local_port);
+	if (err) {
+		*why = "cannot bind the event channel";
+		return err;
+	}
+	q->port_bound = true;
+	*why = "out of memory";
+	if (alloc_slots(q))
+		return -ENOMEM;
+	if (d->persistent && d->be->params.persistent_max) {
+		q->pg_max = d->be->params.persistent_max;
+		q->pg_size = 1;
+		while (q->pg_size <= 2 * q->pg_max)
+			q->pg_size <<= 1;
+		q->pg = calloc(q->pg_size, sizeof(*q->pg));
+		if (!q->pg)
+			return -ENOMEM;
+	}
+	if (d->lim.max_indirect_segments) {
+		q->ind_pages = aligned_alloc(XBD_PAGE_SIZE,
+					     XBD_BLKIF_MAX_INDIRECT_PAGES *
+						     XBD_PAGE_SIZE);
+		if (!q->ind_pages)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void queue_teardown(struct be_queue *q)
+{
+	struct be_dev *d = q->dev;
+	const struct xbd_platform_ops *ops = ops_of(d);
+
+	pg_release_all(q);
+	free_slots(q);
+	free(q->ind_pages);
+	q->ind_pages = NULL;
+	if (q->evtchn) {
+		if (q->port_bound)
+			ops->evtchn_unbind(q->evtchn, q->local_port);
+		ops->evtchn_close(q->evtchn);
+		q->evtchn = NULL;
+		q->port_bound = false;
+	}
+	if (q->ring_mem) {
+		ops->unmap_grants(d->be->p, q->ring_mem, q->nr_ring_pages);
+		q->ring_mem = NULL;
+	}
+	if (q->wake_fd >= 0) {
+		close(q->wake_fd);
+		q->wake_fd = -1;
+	}
+	pthread_mutex_destroy(&q->done_lock);
+}
+
+int xbd_be_io_start(struct be_dev *d, const char **why)
+{
+	unsigned i;
+	int err = 0;
+
+	/* everything stop() looks at is valid before the first failure */
+	for (i = 0; i < d->nr_queues; i++) {
+		struct be_queue *q = &d->queues[i];
+
+		q->dev = d;
+		q->index = i;
+		q->wake_fd = -1;
+		pthread_mutex_init(&q->done_lock, NULL);
+	}
+	pthread_mutex_init(&d->job_lock, NULL);
+	pthread_cond_init(&d->job_cond, NULL);
+	d->workers_stop = false;
+	d->job_head = d->job_tail = NULL;
+	pthread_mutex_lock(&d->lock);
+	d->connected = true;
+	pthread_mutex_unlock(&d->lock);
+
+	for (i = 0; i < d->nr_queues; i++) {
+		struct be_queue *q = &d->queues[i];
+
+		q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (q->wake_fd < 0) {
+			err = -errno;
+			*why = "cannot create an eventfd";
+			goto fail;
+		}
+		err = queue_setup(q, why);
+		if (err)
+			goto fail;
+	}
+	if (!d->image->nonblocking) {
+		d->workers = calloc(d->be->params.workers, sizeof(*d->workers));
+		if (!d->workers) {
+			err = -ENOMEM;
+			*why = "out of memory";
+			goto fail;
+		}
+		for (i = 0; i < d->be->params.workers; i++) {
+			err = -pthread_create(&d->workers[i], NULL, worker_main, d);
+			if (err) {
+				*why = "cannot start an I/O thread";
+				goto fail;
+			}
+			d->nworkers++;
+		}
+	}
+	for (i = 0; i < d->nr_queues; i++) {
+		struct be_queue *q = &d->queues[i];
+
+		err = -pthread_create(&q->thread, NULL, queue_main, q);
+		if (err) {
+			*why = "cannot start a ring thread";
+			goto fail;
+		}
+		q->thread_started = true;
+	}
+	return 0;
+fail:
+	xbd_be_io_stop(d);
+	return err;
+}
+
+void xbd_be_io_stop(struct be_dev *d)
+{
+	unsigned i;
+
+	if (!d->connected)
+		return;
+	/* queue threads finish and answer what they took; the workers
+	 * must still run for that */
+	for (i = 0; i < d->nr_queues; i++) {
+		struct be_queue *q = &d->queues[i];
+
+		if (!q->thread_started)
+			continue;
+		atomic_store_explicit(&q->stop, true, memory_order_release);
+		wake(q->wake_fd);
+		pthread_join(q->thread, NULL);
+		q->thread_started = false;
+	}
+	pthread_mutex_lock(&d->job_lock);
+	d->workers_stop = true;
+	pthread_cond_broadcast(&d->job_cond);
+	pthread_mutex_unlock(&d->job_lock);
+	for (i = 0; i < d->nworkers; i++)
+		pthread_join(d->workers[i], NULL);
+	free(d->workers);
+	d->workers = NULL;
+	d->nworkers = 0;
+	pthread_mutex_destroy(&d->job_lock);
+	pthread_cond_destroy(&d->job_cond);
+
+	/* the control socket may be reading ring indices: not while the
+	 * ring goes away */
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; i < d->nr_queues; i++)
+		queue_teardown(&d->queues[i]);
+	free(d->queues);
+	d->queues = NULL;
+	d->nr_queues = 0;
+	d->connected = false;
+	pthread_mutex_unlock(&d->lock);
+}
+
+bool xbd_be_io_broken(struct be_dev *d)
+{
+	unsigned i;
+
+	for (i = 0; d->connected && i < d->nr_queues; i++)
+		if (atomic_load_explicit(&d->queues[i].broken, memory_order_acquire))
+			return true;
+	return false;
+}
+
+void xbd_be_io_ring_state(struct be_dev *d, struct xbd_blkif_ring_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&d->lock);
+	if (d->connected && d->nr_queues && d->queues[0].ring_mem)
+		xbd_blkif_back_state(&d->queues[0].ring, st);
+	pthread_mutex_unlock(&d->lock);
+}
