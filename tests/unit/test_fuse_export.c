@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
@@ -242,6 +243,99 @@ static void test_read_only_export(struct xbd_fuse *fx, const char *img_sha)
 	(void)fx;
 }
 
+struct reader {
+	const char *path;
+	int id;
+	int bad;
+};
+
+/* A full pass over the disk in 1 MiB reads, starting at a different
+ * place in each thread. */
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	unsigned char *buf = malloc(MiB);
+	int fd = open(r->path, O_RDONLY);
+
+	if (fd < 0)
+		r->bad++;
+	for (unsigned i = 0; fd >= 0 && i < DISK_SIZE / MiB; i++) {
+		uint64_t off = (uint64_t)((i + (unsigned)r->id * 17) % (DISK_SIZE / MiB)) * MiB;
+
+		if (pread(fd, buf, MiB, (off_t)off) != MiB || memcmp(buf, disk + off, MiB))
+			r->bad++;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+static void test_parallel_readers(void)
+{
+	enum { T = 4 };
+	pthread_t t[T];
+	struct reader r[T];
+
+	for (int i = 0; i < T; i++) {
+		r[i] = (struct reader){ .path = in_mnt("xvda"), .id = i };
+		pthread_create(&t[i], NULL, reader_main, &r[i]);
+	}
+	for (int i = 0; i < T; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(r[i].bad, 0);
+	}
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+/* GPT disks, Linux's "p" names, and a hostile MBR whose partitions run
+ * past the end of the disk. */
+static void test_partition_tables(struct xbd_fuse *fx)
+{
+	char gpt[512], evil[512];
+	struct xbd_image *g, *e;
+	unsigned char *mbr = calloc(1, 4 * MiB);
+
+	snprintf(gpt, sizeof(gpt), "%s", tu_path("gpt.img"));
+	snprintf(evil, sizeof(evil), "%s", tu_path("evil.img"));
+
+	CHECK_EQ(run("truncate -s 8M '%s' && printf 'label: gpt\\nsize=1M\\nsize=2M\\n"
+		     "size=1M\\n' | sfdisk -q '%s'", gpt, gpt), 0);
+	CHECK_EQ(xbd_image_open_raw(gpt, true, &g), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "nvme0n1", g, 0), 0);
+	check_stat("nvme0n1p1", MiB, 0444);
+	check_stat("nvme0n1p2", 2 * MiB, 0444);
+	check_stat("nvme0n1p3", MiB, 0444);
+	CHECK_EQ(xbd_fuse_remove_disk(fx, "nvme0n1"), 0);
+	xbd_image_close(g);
+
+	/* entry 1: sectors 2048.. +100000 (the disk has 8192);
+	 * entry 2: starts past the end */
+	mbr[510] = 0x55;
+	mbr[511] = 0xAA;
+	mbr[446 + 4] = 0x83;
+	put32(mbr + 446 + 8, 2048);
+	put32(mbr + 446 + 12, 100000);
+	mbr[462 + 4] = 0x83;
+	put32(mbr + 462 + 8, 9000);
+	put32(mbr + 462 + 12, 100);
+	tu_write_file(evil, mbr, 4 * MiB);
+	CHECK_EQ(xbd_image_open_raw(evil, true, &e), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvde", e, 0), 0);
+	CHECK(access(in_mnt("xvde2"), F_OK) < 0);
+	check_stat("xvde1", 3 * MiB, 0444); /* cut at the end of the disk */
+	CHECK_EQ(xbd_fuse_remove_disk(fx, "xvde"), 0);
+	xbd_image_close(e);
+	free(mbr);
+}
+
 /* Disks come and go while mounted; an open file of a removed disk
  * fails with EIO; a failing image gives EIO. */
 static void test_add_remove(struct xbd_fuse *fx)
@@ -295,6 +389,75 @@ static void test_add_remove(struct xbd_fuse *fx)
 	check_listing(names, 3);
 }
 
+#define RMW_SECTORS 2048
+
+struct rmw_writer {
+	const char *path;
+	uint64_t base; /* where the file starts on the disk */
+	pthread_barrier_t *go;
+	int id;
+	int bad;
+};
+
+/* Thread t writes bytes [t*128, t*128+128) of each of RMW_SECTORS
+ * sectors of partition 2, once: all threads read-modify-write the same
+ * sectors at once, and any lost update shows.
+ * Half go through xvda, half through xvda2: the kernel serialises
+ * direct writes to one file, not to two files of one disk. */
+static void *rmw_main(void *arg)
+{
+	struct rmw_writer *w = arg;
+	unsigned char piece[128];
+	int fd = open(w->path, O_WRONLY);
+
+	if (fd < 0)
+		w->bad++;
+	for (uint64_t s = 0; s < RMW_SECTORS; s++) {
+		uint64_t off = 5 * MiB + s * 512 + (uint64_t)w->id * 128;
+
+		tu_fill(piece, sizeof(piece), 321, off);
+		pthread_barrier_wait(w->go); /* all on the same sector at once */
+		if (pwrite(fd, piece, sizeof(piece), (off_t)(off + P2_START - w->base)) !=
+		    sizeof(piece))
+			w->bad++;
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void test_rmw_writers(void)
+{
+	enum { T = 4 };
+	pthread_t t[T];
+	struct rmw_writer w[T];
+	pthread_barrier_t go;
+
+	pthread_barrier_init(&go, NULL, T);
+	for (int i = 0; i < T; i++) {
+		w[i] = (struct rmw_writer){ .path = in_mnt(i % 2 ? "xvda2" : "xvda"),
+					    .base = i % 2 ? P2_START : 0, .go = &go,
+					    .id = i };
+		pthread_create(&t[i], NULL, rmw_main, &w[i]);
+	}
+	for (int i = 0; i < T; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(w[i].bad, 0);
+	}
+	pthread_barrier_destroy(&go);
+	for (uint64_t s = 0; s < RMW_SECTORS; s++) {
+		uint64_t off = 5 * MiB + s * 512;
+
+		tu_fill(disk + P2_START + off, T * 128, 321, off);
+	}
+	unsigned char *back = malloc(RMW_SECTORS * 512);
+	int fd = open(in_mnt("xvda2"), O_RDONLY);
+	CHECK_EQ(pread(fd, back, RMW_SECTORS * 512, 5 * MiB), RMW_SECTORS * 512);
+	CHECK(!memcmp(back, disk + P2_START + 5 * MiB, RMW_SECTORS * 512));
+	close(fd);
+	free(back);
+}
+
 static void test_cow_export(const char *img_sha)
 {
 	struct xbd_image *base, *img;
@@ -330,6 +493,7 @@ static void test_cow_export(const char *img_sha)
 	CHECK_EQ(run("printf HELLO | dd of='%s' bs=1 seek=%u conv=notrunc status=none",
 		     in_mnt("xvda"), P2_START + 77), 0);
 	memcpy(disk + P2_START + 77, "HELLO", 5);
+	test_rmw_writers();
 	CHECK_EQ(xbd_image_pread(img, back, MiB, P2_START + 3 * MiB), 0);
 	CHECK(!memcmp(back, buf + 13, MiB));
 	check_odd_reads("xvda", disk, 0, DISK_SIZE);
@@ -418,6 +582,8 @@ static int test_main(void)
 	CHECK_EQ(xbd_fuse_add_disk(fx, "xvda", img, 0), 0);
 	CHECK(xbd_fuse_mounted(fx));
 	test_read_only_export(fx, img_sha);
+	test_parallel_readers();
+	test_partition_tables(fx);
 	test_add_remove(fx);
 	test_stop_busy(fx);
 	xbd_image_close(img);
@@ -435,6 +601,14 @@ static int test_main(void)
 	xbd_fuse_stop(fx);
 	xbd_image_close(img);
 
+	/* unmounted from outside: the export notices, stop still works */
+	CHECK_EQ(xbd_fuse_start(mnt, NULL, &fx), 0);
+	CHECK_EQ(run("umount '%s'", mnt), 0);
+	for (int i = 0; i < 50 && xbd_fuse_mounted(fx); i++)
+		usleep(100 * 1000);
+	CHECK(!xbd_fuse_mounted(fx));
+	xbd_fuse_stop(fx);
+
 	/* a mount point that is not there */
 	CHECK(xbd_fuse_start(tu_path("nowhere"), NULL, &fx) < 0);
 	free(disk);
@@ -450,7 +624,7 @@ int main(void)
 {
 	static const char *const tools[] = { "sfdisk", "mkfs.ext4", "e2fsck",
 		"fdisk", "sha256sum", "dd", "cmp", "mount", "umount", "truncate" };
-	char mnt_buf[512], fsmnt_buf[512];
+	char mnt_buf[512], fsmnt_buf[512], img_buf[512];
 	int fd, st;
 	pid_t pid;
 
@@ -476,7 +650,9 @@ int main(void)
 	}
 
 	tu_scratch("fuse");
-	img_path = tu_path("disk.img");
+	/* tu_path's buffers get reused: keep our own copies */
+	snprintf(img_buf, sizeof(img_buf), "%s", tu_path("disk.img"));
+	img_path = img_buf;
 	snprintf(mnt_buf, sizeof(mnt_buf), "%s", tu_path("mnt"));
 	snprintf(fsmnt_buf, sizeof(fsmnt_buf), "%s", tu_path("fsmnt"));
 	mnt = mnt_buf;
