@@ -1214,6 +1214,49 @@ static bool process_running(pid_t pid)
 	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
+/* Whether the daemon's log holds a sanitizer report (the markers the
+ * test runner looks for). */
+static bool log_has_report(const char *path)
+{
+	static const char *const markers[] = { "==ERROR", "Sanitizer",
+					       "runtime error:" };
+	char buf[65536 + 64];
+	size_t keep = 0, i;
+	ssize_t n;
+	bool found = false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	while (!found && (n = read(fd, buf + keep, sizeof(buf) - 1 - keep)) > 0) {
+		size_t len = keep + (size_t)n;
+
+		buf[len] = '\0';
+		for (i = 0; i < XBD_ARRAY_SIZE(markers) && !found; i++)
+			found = strstr(buf, markers[i]) != NULL;
+		/* a marker may straddle two reads */
+		keep = len < 32 ? len : 32;
+		memmove(buf, buf + len - keep, keep);
+	}
+	close(fd);
+	return found;
+}
+
+/* A clean stop leaves dir as it was before start; a log that reports
+ * errors (or that $XBD_SIM_KEEP_LOG asks for) stays. */
+static void remove_log(const char *dir)
+{
+	const char *keep = getenv("XBD_SIM_KEEP_LOG");
+	char path[4096];
+
+	if (dir_path(path, sizeof(path), dir, "sim.log") || (keep && *keep))
+		return;
+	if (log_has_report(path))
+		xbd_err("%s: the simulator reported errors; kept its log", path);
+	else
+		unlink(path);
+}
+
 int xbd_sim_stop(const char *dir)
 {
 	static const char *const req[] = { "stop", NULL };
@@ -1234,6 +1277,7 @@ int xbd_sim_stop(const char *dir)
 		}
 		usleep(1000);
 	}
+	remove_log(dir);
 	return 0;
 }
 

@@ -16,11 +16,13 @@ done
 xbd=${XBD_BUILD:?XBD_BUILD must name the build directory}/xbd
 d=$(mktemp -d /tmp/xbd-lifecycle.XXXXXX)
 export XENSTORED_PATH=$d/xenstored.sock
+export XBD_SIM_KEEP_LOG=1 # printed at the end: the runner greps it
 
 cleanup() {
 	"$xbd" sim stop --dir "$d" >/dev/null 2>&1
 	# the daemon's log, where a sanitizer would have reported
 	[ -f "$d/sim.log" ] && { echo "---- sim.log ----"; cat "$d/sim.log"; }
+	rm -f "$d.err"
 	rm -rf "$d"
 }
 trap cleanup EXIT
@@ -162,6 +164,7 @@ expect_out "stop" "" "$xbd" sim stop --dir "$d"
 dead "$pid" && ok "the daemon is gone" || fail "daemon $pid still runs"
 left=$(cd "$d" && ls -A | grep -v '^sim.log$')
 [ -z "$left" ] && ok "no socket or state file left" || fail "left in $d: $left"
+[ -f "$d/sim.log" ] && ok "XBD_SIM_KEEP_LOG keeps the log" || fail "no sim.log"
 echo "---- sim.log of the first run ----"; cat "$d/sim.log"
 expect_err "stop again" \
 	"xbd: $d: no simulator running (start one with \`xbd sim start\`)" \
@@ -171,7 +174,9 @@ expect_err "stop again" \
 expect_out "restart" "" "$xbd" sim start --dir "$d" --owner-pid $$
 expect_out "a restarted sim starts from scratch" "0 Domain-0" \
 	"$xbd" sim vm list --dir "$d"
-expect_out "stop the restarted sim" "" "$xbd" sim stop --dir "$d"
+expect_out "stop the restarted sim" "" env -u XBD_SIM_KEEP_LOG "$xbd" sim stop --dir "$d"
+left=$(cd "$d" && ls -A)
+[ -z "$left" ] && ok "a clean stop leaves an empty directory" || fail "left in $d: $left"
 
 echo "$fails failed"
 [ $fails -eq 0 ]

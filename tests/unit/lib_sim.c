@@ -113,7 +113,9 @@ int xbd_test_sim_stop(void)
 
 	if (!sim_dir[0] || getpid() != sim_owner)
 		return 0; /* not started, or a forked child of the owner */
+	setenv("XBD_SIM_KEEP_LOG", "1", 1);
 	rc = run_xbd(argv);
+	unsetenv("XBD_SIM_KEEP_LOG");
 	copy_sim_log();
 	remove_sim_dir();
 	sim_dir[0] = '\0';
