@@ -115,6 +115,8 @@ struct sh_vm {
  * a process that no longer exists is removed).  0, or a negative errno
  * (line printed) when the run directory cannot be read. */
 int sh_xbd_fetch(struct sh_ctx *ctx, const char *request, struct sh_xbd *x);
+/* Adds from's problems that `to` does not have yet. */
+void sh_xbd_merge_problems(struct sh_xbd *to, const struct sh_xbd *from);
 /* Prints x->problems, one "xbdsh: ..." line each. */
 void sh_xbd_report(const struct sh_xbd *x);
 void sh_xbd_free(struct sh_xbd *x);

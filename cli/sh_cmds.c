@@ -145,20 +145,6 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 	return 0;
 }
 
-/* One refresh: fetch, sample.  status: 1 when something failed. */
-static int take(struct sh_ctx *ctx, const struct sh_vm *vm, bool with_ring,
-		struct sh_xbd *x, struct sh_sample *s)
-{
-	int err = sh_xbd_fetch(ctx, with_ring ? "ring" : "stats", x);
-
-	if (err)
-		return err;
-	err = sh_sample_take(ctx, x, vm, with_ring, s);
-	if (err < 0)
-		sh_xbd_free(x);
-	return err;
-}
-
 /* Problems of a refresh, one line each on stderr. */
 static int report(const struct sh_xbd *x, const struct sh_sample *s, int st)
 {
@@ -240,33 +226,50 @@ static void print_frame(const struct stats_opts *o, const struct sh_sample *s,
 static int stats_loop(struct sh_ctx *ctx, const struct stats_opts *o)
 {
 	struct sh_sample cur, prev = { 0 };
-	struct sh_xbd x;
+	struct sh_xbd x, first;
 	struct sh_vm vm;
 	bool clear = !o->json && isatty(STDOUT_FILENO) && o->interval_s;
+	bool fresh = true; /* x is the fetch the VM was resolved with */
 	unsigned long frames = 0;
-	int err, st = 0;
+	int st;
 
-	err = sh_xbd_fetch(ctx, "stats", &x);
-	if (err)
+	if (sh_xbd_fetch(ctx, "stats", &x))
 		return 1;
-	err = sh_vm_resolve(ctx, &x, o->vm, &vm);
-	sh_xbd_free(&x);
-	if (err)
+	if (sh_vm_resolve(ctx, &x, o->vm, &vm)) {
+		sh_xbd_report(&x);
+		sh_xbd_free(&x);
 		return 1;
-
+	}
+	first = x;
+	first.replies = NULL;
+	first.n = 0;
 	if (!o->interval_s && !o->json) {
 		/* a first look to measure rates against */
-		st = take(ctx, &vm, false, &x, &prev);
+		st = sh_sample_take(ctx, &x, &vm, false, &prev);
+		sh_xbd_free(&x);
 		if (st < 0)
 			return 1;
-		sh_xbd_free(&x);
 		if (!sh_interrupted)
 			usleep(ONE_SHOT_RATE_MS * 1000);
+		fresh = false;
 	}
 	for (;;) {
-		st = take(ctx, &vm, false, &x, &cur);
-		if (st < 0)
+		if (!fresh) {
+			if (sh_xbd_fetch(ctx, "stats", &x)) {
+				st = 1;
+				break;
+			}
+			/* a process found gone by the first look (its socket
+			 * is removed now) is still news for this report */
+			if (!frames)
+				sh_xbd_merge_problems(&x, &first);
+		}
+		fresh = false;
+		st = sh_sample_take(ctx, &x, &vm, false, &cur);
+		if (st < 0) {
+			sh_xbd_free(&x);
 			break;
+		}
 		print_frame(o, &cur, prev.disks ? &prev : NULL, &x, clear);
 		st = clear ? (st || x.unreachable ? 1 : 0) : report(&x, &cur, st);
 		sh_xbd_free(&x);

@@ -194,6 +194,21 @@ int sh_xbd_fetch(struct sh_ctx *ctx, const char *request, struct sh_xbd *x)
 	return 0;
 }
 
+void sh_xbd_merge_problems(struct sh_xbd *to, const struct sh_xbd *from)
+{
+	unsigned i, k;
+
+	for (i = 0; i < from->unreachable &&
+		    i < XBD_ARRAY_SIZE(from->problems); i++) {
+		for (k = 0; k < to->unreachable &&
+			    k < XBD_ARRAY_SIZE(to->problems); k++)
+			if (!strcmp(to->problems[k], from->problems[i]))
+				break;
+		if (k == to->unreachable)
+			add_problem(to, "%s", from->problems[i]);
+	}
+}
+
 void sh_xbd_report(const struct sh_xbd *x)
 {
 	unsigned i;
@@ -466,6 +481,10 @@ static void fill_from_xbd(struct sh_disk *d, struct json_object *dev, pid_t pid,
 
 	d->xbd = json_object_get(dev);
 	d->xbd_pid = pid;
+	if (!d->sectors)
+		d->sectors = ju64(dev, "sectors");
+	if (!d->params[0] && jstr(dev, "image"))
+		snprintf(d->params, sizeof(d->params), "%s", jstr(dev, "image"));
 	d->have_counters = true;
 	d->c.oo_req = ju64(dev, "ring_full");
 	d->c.rd_req = ju64(dev, "requests.read");

@@ -351,6 +351,7 @@ static int repl_terminal(struct sh_ctx *ctx)
 	while (!quit) {
 		char *line, *copy;
 		HIST_ENTRY *last;
+		size_t len;
 
 		sh_interrupted = 0;
 		line = readline("xbdsh> ");
@@ -358,6 +359,10 @@ static int repl_terminal(struct sh_ctx *ctx)
 			putchar('\n');
 			break;
 		}
+		/* completion leaves a trailing blank: not worth keeping */
+		len = strlen(line);
+		while (len && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+			line[--len] = '\0';
 		last = history_length ? history_get(history_base +
 						    history_length - 1) : NULL;
 		if (line[strspn(line, " \t")] &&
