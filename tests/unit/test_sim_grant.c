@@ -2,7 +2,8 @@
  * Sim grant tables across processes: a forked child acts as guest domain
  * N, the parent as dom0.  Sharing and mapping in both directions, Xen's
  * refusals (read-only, bad ref, grant for another domain), unshare while
- * mapped, grant copy, and a destroyed granter.
+ * mapped, grant copy, mapping racing with unsharing, and a destroyed
+ * granter.
  */
 #include "check.h"
 #include "xbd/common.h"
@@ -10,6 +11,8 @@
 #include "xbd/testlib.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +90,144 @@ static void recv_refs(int fd, uint32_t *refs, unsigned n)
 		memcpy(refs, m.refs, n * sizeof(*refs));
 }
 
+/*
+ * Churn: the guest keeps sharing and unsharing batches of pages, each
+ * page stamped with the batch number, and publishes the current refs in
+ * a read-only directory page; two dom0 threads map whatever refs they
+ * find.  A mapping that succeeds must keep its stamp until unmapped
+ * (frames are not reused while mapped), and fresh pages are zeroed.
+ */
+#define CHURN_MS 500
+#define CHURN_PAGES 8u
+#define CHURN_THREADS 2
+#define CHURN_MAX_BATCHES 4000u /* * CHURN_PAGES refs, well below 65536 */
+
+struct churn_dir {
+	_Atomic uint32_t batch;
+	_Atomic uint32_t refs[CHURN_PAGES];
+};
+
+static void guest_churn(int fd)
+{
+	struct churn_dir *dir;
+	uint32_t dir_ref, refs[CHURN_PAGES], batch, i;
+	unsigned long long end;
+	void *pages;
+	bool fresh = true;
+
+	CHECK_EQ(ops->share_pages(P, 0, 1, false, &dir_ref, (void **)&dir), 0);
+	send_refs(fd, &dir_ref, 1);
+	recv_refs(fd, NULL, 0);
+	end = xbd_now_ns() + CHURN_MS * 1000000ull;
+	/* Bounded so that refs never wrap around to a published one. */
+	for (batch = 1; xbd_now_ns() < end && batch < CHURN_MAX_BATCHES; batch++) {
+		if (ops->share_pages(P, 0, CHURN_PAGES, false, refs, &pages)) {
+			CHECK(!"share_pages failed while churning");
+			break;
+		}
+		fresh &= zeroed(pages, CHURN_PAGES * PS);
+		for (i = 0; i < CHURN_PAGES; i++) {
+			memset((char *)pages + i * PS, (int)(batch & 0xff), PS);
+			memcpy((char *)pages + i * PS, &batch, sizeof(batch));
+		}
+		for (i = 0; i < CHURN_PAGES; i++)
+			atomic_store(&dir->refs[i], refs[i]);
+		atomic_store(&dir->batch, batch);
+		usleep(200);
+		CHECK_EQ(ops->unshare_pages(P, pages, CHURN_PAGES), 0);
+	}
+	CHECK(fresh);
+	send_refs(fd, &batch, 1);
+	recv_refs(fd, NULL, 0);
+	CHECK_EQ(ops->unshare_pages(P, dir, 1), 0);
+}
+
+struct churner {
+	uint16_t guest;
+	const struct churn_dir *dir;
+	_Atomic bool *stop;
+	unsigned maps, refused, broken;
+};
+
+/* A stamped page is its batch number, then that number's low byte. */
+static bool stamp_intact(const unsigned char *page, uint32_t *batch)
+{
+	uint32_t b;
+	size_t i;
+
+	memcpy(&b, page, sizeof(b));
+	for (i = sizeof(b); i < PS; i++)
+		if (page[i] != (unsigned char)b)
+			return false;
+	*batch = b;
+	return true;
+}
+
+static void *churn_thread(void *arg)
+{
+	struct churner *c = arg;
+	unsigned n = 0;
+
+	while (!atomic_load(c->stop)) {
+		uint32_t ref = atomic_load(&c->dir->refs[n++ % CHURN_PAGES]);
+		uint32_t before = 0, after = 0;
+		void *m;
+		int err, k;
+
+		err = ops->map_grants(P, c->guest, 1, &ref, false, &m);
+		if (err) {
+			/* ended or not yet published: Xen's answers only */
+			c->broken += err != -EINVAL && err != -EPERM;
+			c->refused++;
+			continue;
+		}
+		c->maps++;
+		if (!stamp_intact(m, &before)) {
+			c->broken++;
+			ops->unmap_grants(P, m, 1);
+			continue;
+		}
+		for (k = 0; k < 50; k++) {
+			if (!stamp_intact(m, &after) || after != before) {
+				c->broken++;
+				break;
+			}
+		}
+		if (ops->unmap_grants(P, m, 1))
+			c->broken++;
+	}
+	return NULL;
+}
+
+static void host_churn(int fd, uint16_t guest_id)
+{
+	struct churner c[CHURN_THREADS];
+	pthread_t t[CHURN_THREADS];
+	_Atomic bool stop = false;
+	uint32_t dir_ref, batches;
+	void *dir;
+	int i;
+
+	recv_refs(fd, &dir_ref, 1);
+	CHECK_EQ(ops->map_grants(P, guest_id, 1, &dir_ref, false, &dir), 0);
+	for (i = 0; i < CHURN_THREADS; i++) {
+		c[i] = (struct churner){ .guest = guest_id, .dir = dir, .stop = &stop };
+		CHECK_EQ(pthread_create(&t[i], NULL, churn_thread, &c[i]), 0);
+	}
+	send_refs(fd, NULL, 0);
+	recv_refs(fd, &batches, 1);
+	atomic_store(&stop, true);
+	for (i = 0; i < CHURN_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(c[i].broken, 0);
+		CHECK(c[i].maps > 0);
+		printf("churn thread %d: %u maps, %u refused, over %u batches\n",
+		       i, c[i].maps, c[i].refused, batches);
+	}
+	CHECK_EQ(ops->unmap_grants(P, dir, 1), 0);
+	send_refs(fd, NULL, 0);
+}
+
 /* The guest, domain `self`; `other` is a third domain. */
 static int guest(int fd, uint16_t self, uint16_t other)
 {
@@ -152,6 +293,8 @@ static int guest(int fd, uint16_t self, uint16_t other)
 	CHECK_EQ(ops->unmap_grants(P, shared, 1), 0);
 	CHECK_EQ(ops->unmap_grants(P, shared, 1), -EINVAL); /* not twice */
 	send_refs(fd, NULL, 0);
+
+	guest_churn(fd);
 
 	/* 8: we die with pages granted and mapped */
 	CHECK_EQ(ops->share_pages(P, 0, 2, true, refs, &last), 0);
@@ -293,6 +436,8 @@ static void host(int fd, uint16_t guest_id, uint16_t other)
 	recv_refs(fd, NULL, 0);
 	CHECK(matches(mine, PS, 9));
 	CHECK_EQ(ops->unshare_pages(P, mine, 1), 0);
+
+	host_churn(fd, guest_id);
 
 	/* 8: the guest is destroyed: mapped pages stay, new maps fail */
 	recv_refs(fd, refs, 2);
