@@ -189,6 +189,17 @@ static int fe_switch_state(struct xbd_frontend *fe, enum xenbus_state s)
 	return err;
 }
 
+/* False once the toolstack removed our directory: writing a state then
+ * would recreate a stray node. */
+static bool fe_dir_present(struct xbd_frontend *fe)
+{
+	char *v = NULL;
+	int err = fe->ops->xs_read(fe->p, XBD_XS_NO_TXN, fe->fe_path, &v, NULL);
+
+	free(v);
+	return err != -ENOENT;
+}
+
 static bool state_is_down(enum xenbus_state s)
 {
 	return s == XenbusStateClosing || s == XenbusStateClosed;
@@ -1619,6 +1630,7 @@ static bool wait_drained(struct xbd_frontend *fe, unsigned ms)
 void xbd_frontend_close(struct xbd_frontend *fe)
 {
 	enum xenbus_state bs;
+	bool present;
 	unsigned step;
 	int failed;
 
@@ -1636,16 +1648,20 @@ void xbd_frontend_close(struct xbd_frontend *fe)
 	stop_threads(fe);
 
 	step = xbd_frontend_status(fe) ? CLOSE_WAIT_FAILED_MS : CLOSE_WAIT_MS;
-	fe_switch_state(fe, XenbusStateClosing);
-	wait_backend(fe, want_closing, step, &bs);
-	fe_switch_state(fe, XenbusStateClosed);
-	wait_backend(fe, want_closed, step, &bs);
-	if (bs != XenbusStateClosed && bs != XenbusStateUnknown)
-		xbd_info("%s: backend still %s after we closed", fe_name(fe),
-			 xbd_xenbus_state_name(bs));
+	present = fe_dir_present(fe);
+	if (present) {
+		fe_switch_state(fe, XenbusStateClosing);
+		wait_backend(fe, want_closing, step, &bs);
+		fe_switch_state(fe, XenbusStateClosed);
+		wait_backend(fe, want_closed, step, &bs);
+		if (bs != XenbusStateClosed && bs != XenbusStateUnknown)
+			xbd_info("%s: backend still %s after we closed",
+				 fe_name(fe), xbd_xenbus_state_name(bs));
+	}
 
 	fail_device(fe, -EIO, "closed");
 	release_grants(fe);
-	remove_ring_nodes(fe);
+	if (present)
+		remove_ring_nodes(fe);
 	free_frontend(fe);
 }

@@ -120,4 +120,142 @@ int xbd_frontend_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
  * in-flight list); a xbd_ctl_query_fn with the frontend as opaque. */
 void xbd_frontend_ctl_query(void *fe, struct xbd_ctl_state *st);
 
+/* ------------------------------------------------------------------ */
+/* The toolstack's part (src/frontend_toolstack.c): finding a VM's disks
+ * and writing or removing a vbd device pair as libxl does.           */
+/* ------------------------------------------------------------------ */
+
+/* One of a VM's disks, as xenstore describes it.  Strings are NULL
+ * when the node is absent. */
+struct xbd_vm_disk {
+	uint32_t devid;
+	char vdev[16];
+	char fe_path[96];
+	char be_path[160];
+	uint16_t be_domid;
+	char be_type[16];       /* "vbd" (blkback), "qdisk", "vbd3", "xbd" */
+	char *params;           /* blkback: a path; qdisk: "FORMAT:PATH" */
+	char *type;             /* "phy", "file", ... */
+	char *mode;             /* "r" or "w" */
+	char *physical_device;  /* "MAJOR:MINOR" in hex */
+	char *device_type;      /* "disk", "cdrom" */
+	int be_state;           /* XenbusState; 0 when absent */
+};
+
+/* The disks under /local/domain/<domid>/device/vbd, by devid; free with
+ * xbd_vm_disks_free.  A VM without disks is 0 disks, not an error. */
+int xbd_vm_disks(struct xbd_platform *p, uint16_t domid,
+		 struct xbd_vm_disk **disks, unsigned *count);
+void xbd_vm_disks_free(struct xbd_vm_disk *disks, unsigned count);
+
+/* A vbd device pair, as a toolstack creates it. */
+struct xbd_vbd_spec {
+	uint16_t fe_domid, be_domid;
+	const char *be_type;     /* "vbd" */
+	uint32_t devid;
+	const char *fe_path;     /* NULL: /local/domain/<fe>/device/vbd/<devid> */
+	const char *vdev;        /* the backend's "dev" node; NULL: from devid */
+	const char *params;      /* NULL: not written (also below) */
+	const char *type;
+	const char *mode;        /* "r" or "w" */
+	const char *physical_device;
+	/* more frontend nodes: NULL-terminated key, value pairs */
+	const char *const *fe_extra;
+};
+
+/* Writes both directories in one transaction (backend owned by the
+ * backend domain and readable by the frontend's, frontend the other way
+ * round, states Initialising, online 1).  -EEXIST, writing nothing, if
+ * either exists.  be_path_out (may be NULL) gets the backend path. */
+int xbd_vbd_create(struct xbd_platform *p, const struct xbd_vbd_spec *s,
+		   char *be_path_out, size_t be_path_len);
+/* Takes a device pair away as a toolstack does: online 0, then both
+ * directories removed, and their parents if that left them empty.
+ * Missing nodes are fine. */
+void xbd_vbd_destroy(struct xbd_platform *p, const char *fe_path,
+		     const char *be_path);
+/* Removes path if it has no children (in a transaction: a child added
+ * meanwhile keeps it).  0 also when path is missing or not empty. */
+int xbd_xs_rm_if_empty(struct xbd_platform *p, const char *path);
+
+/* A loop device over `file` (read-only unless asked), for a raw file
+ * that kernel blkback must serve: it stays while *fd is open and goes
+ * by itself once the last user (blkback) lets it go (autoclear).
+ * dev gets "/dev/loopN", majmin "MAJOR:MINOR" in hex as blkback's
+ * physical-device node wants.  Real Xen only (needs /dev/loop-control). */
+int xbd_loop_attach(const char *file, bool read_only, char *dev, size_t dev_len,
+		    char *majmin, size_t majmin_len, int *fd);
+
+/*
+ * `xbd sim vm create NAME --disk FILE[,VDEV]`: gives sim domain `domid`
+ * a disk served by the sim's blkback (`xbd sim blkback` watches
+ * backend/vbd): backend/vbd/<domid>/<devid> with params = FILE's
+ * absolute path, mode w (FILE must be a readable, writable regular
+ * file), and the guest's device/vbd/<devid>.  VDEV NULL or omitted: the
+ * first free of xvda, xvdb, ...  Prints one error line on failure.
+ */
+int xbd_sim_vm_add_disk(struct xbd_platform *p, uint16_t domid,
+			const char *spec);
+
+/* ------------------------------------------------------------------ */
+/* The simulated guest (src/sim_guest.c)                              */
+/* ------------------------------------------------------------------ */
+
+/* A workload on one disk, in the manner of fio. */
+enum xbd_workload_rw {
+	XBD_WL_READ, XBD_WL_WRITE, XBD_WL_RANDREAD, XBD_WL_RANDWRITE,
+};
+
+struct xbd_workload {
+	enum xbd_workload_rw rw;
+	uint32_t bs;      /* bytes per I/O, a multiple of the sector size */
+	unsigned qd;      /* I/Os in flight */
+	uint64_t size;    /* region [0, size) of the disk; 0: all of it.
+			   * Without `seconds`, also the bytes to transfer */
+	double seconds;   /* > 0: run this long instead */
+	bool verify;      /* reads check the pattern */
+	uint64_t seed;    /* of the pattern written (and checked) */
+};
+
+struct xbd_workload_result {
+	uint64_t bytes, ios;
+	double seconds;
+	char error[160];  /* why it failed, when it did */
+};
+
+/* Parses "read", "write", "randread", "randwrite". */
+int xbd_workload_parse_rw(const char *s, enum xbd_workload_rw *rw);
+const char *xbd_workload_rw_name(enum xbd_workload_rw rw);
+/* "4096", "4k", "1M", "2G" (K/M/G/T: powers of 1024). */
+int xbd_parse_size(const char *s, uint64_t *v);
+
+/* The verifiable pattern: every 512-byte sector names itself.  Bytes
+ * 0-7 "xbdpat01", 8-15 the seed and 16-23 the sector number (both
+ * little-endian), 24-511 the byte (seed + 7 * sector + 1) & 0xff. */
+void xbd_pattern_fill(void *buf, size_t len, uint64_t offset, uint64_t seed);
+/* -1 when it matches, else the byte offset (inside buf) of the first
+ * sector that does not. */
+long long xbd_pattern_check(const void *buf, size_t len, uint64_t offset,
+			    uint64_t seed);
+
+/* Runs a workload on a connected frontend.  0, or -errno with
+ * res->error saying why (-EILSEQ: verification failed). */
+int xbd_workload_run(struct xbd_frontend *fe, const struct xbd_workload *w,
+		     struct xbd_workload_result *res);
+
+/*
+ * `xbd sim guest`: acts as sim domain `domid` the way a Linux guest's
+ * blkfront does: connects every disk that appears in its device/vbd,
+ * closes it when the backend closes, and serves workload requests on
+ * SIM_DIR/guest-<domid>.sock.  Returns on SIGTERM or SIGINT, with every
+ * disk closed properly.
+ */
+int xbd_sim_guest_run(uint16_t domid);
+#define XBD_SIM_GUEST_SOCKET "guest-%u.sock"
+
+/* `xbd sim vm io`: asks VM's guest to run w on vdev (waiting up to 10 s
+ * for the disk to connect).  Prints one error line on failure. */
+int xbd_sim_vm_io(const char *vm, const char *vdev,
+		  const struct xbd_workload *w, struct xbd_workload_result *res);
+
 #endif

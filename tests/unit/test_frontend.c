@@ -321,6 +321,20 @@ static int fp_xs_read(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 		*value = strdup(n->value);
 		if (len)
 			*len = strlen(n->value);
+	} else {
+		/* a directory exists while it has children; it reads "" */
+		size_t l = strlen(path);
+		unsigned i;
+
+		for (i = 0; i < MAX_NODES && !n; i++)
+			if (fp->nodes[i].path && !strncmp(fp->nodes[i].path, path, l) &&
+			    fp->nodes[i].path[l] == '/')
+				n = &fp->nodes[i];
+		if (n) {
+			*value = strdup("");
+			if (len)
+				*len = 0;
+		}
 	}
 	pthread_mutex_unlock(&fp->lock);
 	return n ? 0 : -ENOENT;

@@ -1,0 +1,177 @@
+/*
+ * The simulated guest's commands, reached through `xbd sim`:
+ *   xbd sim guest [--domid N]      the guest process of a sim domain
+ *                                  (the sim daemon runs it; hidden)
+ *   xbd sim vm io VM VDEV ...      a workload run by VM's guest on VDEV
+ * The work is in src/sim_guest.c.
+ */
+#include "xbd/cli.h"
+#include "xbd/common.h"
+#include "xbd/frontend.h"
+#include "xbd/sim.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int guest_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "domid", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	unsigned long domid = 0;
+	const char *env = getenv(XBD_SIM_DOMID_ENV);
+	char *end;
+	int c;
+
+	if (env && *env)
+		domid = strtoul(env, &end, 10);
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			domid = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || domid == 0 || domid > XBD_SIM_MAX_DOMID) {
+				xbd_err("sim guest: --domid needs a guest domain id, got '%s'",
+					optarg);
+				return XBD_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			printf("usage: xbd sim guest [--domid N]\n"
+			       "Acts as sim domain N's blkfront (N defaults to $%s).\n",
+			       XBD_SIM_DOMID_ENV);
+			return 0;
+		default:
+			return XBD_EXIT_USAGE;
+		}
+	}
+	if (optind != argc || domid == 0 || domid > XBD_SIM_MAX_DOMID) {
+		xbd_err("sim guest: which domain? (--domid N or $%s)", XBD_SIM_DOMID_ENV);
+		return XBD_EXIT_USAGE;
+	}
+	xbd_progname = "xbd sim guest";
+	return xbd_sim_guest_run((uint16_t)domid) ? 1 : 0;
+}
+
+static void io_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xbd sim vm io VM VDEV --rw read|write|randread|randwrite\n"
+		"           [--bs SIZE] [--qd N] [--size BYTES | --time SECONDS]\n"
+		"           [--verify] [--pattern SEED]\n"
+		"Runs the workload inside VM's simulated guest on its disk VDEV and\n"
+		"prints the throughput.  Writes lay down a pattern made from SEED\n"
+		"(default 1); with --verify, reads check it and a mismatch fails.\n");
+}
+
+static int io_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rw", required_argument, NULL, 'r' },
+		{ "bs", required_argument, NULL, 'b' },
+		{ "qd", required_argument, NULL, 'q' },
+		{ "size", required_argument, NULL, 's' },
+		{ "time", required_argument, NULL, 't' },
+		{ "verify", no_argument, NULL, 'v' },
+		{ "pattern", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct xbd_workload w = { .rw = XBD_WL_READ, .bs = 4096, .qd = 1, .seed = 1 };
+	struct xbd_workload_result res;
+	bool have_rw = false;
+	uint64_t v;
+	char *end;
+	double mbps, iops;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (xbd_workload_parse_rw(optarg, &w.rw)) {
+				xbd_err("--rw: expected read, write, randread or randwrite, got '%s'",
+					optarg);
+				return XBD_EXIT_USAGE;
+			}
+			have_rw = true;
+			break;
+		case 'b':
+			if (xbd_parse_size(optarg, &v) || v == 0 || v % 512 ||
+			    v > (16u << 20)) {
+				xbd_err("--bs: expected a multiple of 512 up to 16M, got '%s'",
+					optarg);
+				return XBD_EXIT_USAGE;
+			}
+			w.bs = (uint32_t)v;
+			break;
+		case 'q':
+			w.qd = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || !*optarg || w.qd == 0 || w.qd > 1024) {
+				xbd_err("--qd: expected 1 to 1024, got '%s'", optarg);
+				return XBD_EXIT_USAGE;
+			}
+			break;
+		case 's':
+			if (xbd_parse_size(optarg, &w.size) || w.size == 0) {
+				xbd_err("--size: expected a size such as 64M, got '%s'", optarg);
+				return XBD_EXIT_USAGE;
+			}
+			break;
+		case 't':
+			w.seconds = strtod(optarg, &end);
+			if (*end || !*optarg || !(w.seconds > 0) || w.seconds > 86400) {
+				xbd_err("--time: expected seconds, got '%s'", optarg);
+				return XBD_EXIT_USAGE;
+			}
+			break;
+		case 'v':
+			w.verify = true;
+			break;
+		case 'p':
+			w.seed = strtoull(optarg, &end, 0);
+			if (*end || !*optarg) {
+				xbd_err("--pattern: expected a number, got '%s'", optarg);
+				return XBD_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			io_usage(stdout);
+			return 0;
+		default:
+			io_usage(stderr);
+			return XBD_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2 || !have_rw) {
+		io_usage(stderr);
+		return XBD_EXIT_USAGE;
+	}
+	err = xbd_sim_vm_io(argv[optind], argv[optind + 1], &w, &res);
+	if (err)
+		return 1;
+	mbps = res.seconds > 0 ? (double)res.bytes / 1e6 / res.seconds : 0;
+	iops = res.seconds > 0 ? (double)res.ios / res.seconds : 0;
+	printf("%s %s %s: %.1f MB/s, %.0f IOPS (%llu bytes, %llu I/Os of %u bytes, qd %u, %.2f s%s)\n",
+	       argv[optind], argv[optind + 1], xbd_workload_rw_name(w.rw), mbps, iops,
+	       (unsigned long long)res.bytes, (unsigned long long)res.ios, w.bs, w.qd,
+	       res.seconds, w.verify ? ", verified" : "");
+	return 0;
+}
+
+const struct xbd_cmd xbd_cmd_sim_guest = {
+	.name = "guest",
+	.usage = "sim guest [--domid N]",
+	.summary = "(internal) a sim domain's guest: blkfront for its disks",
+	.run = guest_run,
+};
+
+const struct xbd_cmd xbd_cmd_sim_vm_io = {
+	.name = "io",
+	.usage = "sim vm io VM VDEV --rw MODE [--bs SIZE] [--qd N] ...",
+	.summary = "run a workload inside a sim VM's guest on one of its disks",
+	.run = io_run,
+};

@@ -1,0 +1,458 @@
+/*
+ * The toolstack's part of a block device, for `xbd attach` and the sim's
+ * `vm create --disk`: finding a VM's disks in xenstore, and writing or
+ * removing a vbd device pair (backend and frontend directories) the way
+ * libxl does, so that a backend driver (kernel blkback, `xbd sim
+ * blkback`) adopts it.
+ */
+#include "xbd/frontend.h"
+#include "xbd/common.h"
+#include "xbd/xenbus.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static const struct xbd_platform_ops *ops_of(struct xbd_platform *p)
+{
+	return xbd_platform_ops_of(p);
+}
+
+/* dir/key, or NULL when absent. */
+static char *read_key(struct xbd_platform *p, const char *dir, const char *key)
+{
+	char path[256], *v = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, key);
+	if (xbd_xs_read_str(p, path, &v))
+		return NULL;
+	return v;
+}
+
+static void disk_free_strings(struct xbd_vm_disk *d)
+{
+	free(d->params);
+	free(d->type);
+	free(d->mode);
+	free(d->physical_device);
+	free(d->device_type);
+}
+
+void xbd_vm_disks_free(struct xbd_vm_disk *disks, unsigned count)
+{
+	unsigned i;
+
+	for (i = 0; disks && i < count; i++)
+		disk_free_strings(&disks[i]);
+	free(disks);
+}
+
+static int cmp_devid(const void *a, const void *b)
+{
+	const struct xbd_vm_disk *x = a, *y = b;
+
+	return x->devid < y->devid ? -1 : x->devid > y->devid;
+}
+
+/* Fills one disk from its frontend directory; -ENOENT when it is not a
+ * complete device (being created or removed). */
+static int read_disk(struct xbd_platform *p, uint16_t domid, const char *id,
+		     struct xbd_vm_disk *d)
+{
+	unsigned long long devid, be_id;
+	char *be = NULL, *end, path[256];
+	unsigned be_dom, fe_dom;
+	char type[16];
+	enum xenbus_state st;
+	int n;
+
+	memset(d, 0, sizeof(*d));
+	devid = strtoull(id, &end, 10);
+	if (*end || end == id || devid == 0 || devid > UINT32_MAX)
+		return -ENOENT;
+	d->devid = (uint32_t)devid;
+	if (xbd_devid_to_vdev(d->devid, d->vdev, sizeof(d->vdev)))
+		snprintf(d->vdev, sizeof(d->vdev), "%u", d->devid);
+	xbd_frontend_path(d->fe_path, sizeof(d->fe_path), domid, d->devid);
+	be = read_key(p, d->fe_path, "backend");
+	snprintf(path, sizeof(path), "%s/backend-id", d->fe_path);
+	if (!be || xbd_xs_read_uint(p, path, &be_id) || be_id >= XBD_DOMID_SELF ||
+	    strlen(be) >= sizeof(d->be_path)) {
+		free(be);
+		return -ENOENT;
+	}
+	snprintf(d->be_path, sizeof(d->be_path), "%s", be);
+	free(be);
+	d->be_domid = (uint16_t)be_id;
+	/* /local/domain/<be>/backend/<type>/<fe>/<devid> */
+	n = sscanf(d->be_path, "/local/domain/%u/backend/%15[^/]/%u/", &be_dom,
+		   type, &fe_dom);
+	if (n != 3 || be_dom != be_id || fe_dom != domid)
+		return -ENOENT;
+	snprintf(d->be_type, sizeof(d->be_type), "%s", type);
+	d->params = read_key(p, d->be_path, "params");
+	d->type = read_key(p, d->be_path, "type");
+	d->mode = read_key(p, d->be_path, "mode");
+	d->physical_device = read_key(p, d->be_path, "physical-device");
+	d->device_type = read_key(p, d->be_path, "device-type");
+	if (!xbd_xenbus_read_state(p, d->be_path, &st))
+		d->be_state = st;
+	return 0;
+}
+
+int xbd_vm_disks(struct xbd_platform *p, uint16_t domid,
+		 struct xbd_vm_disk **disks, unsigned *count)
+{
+	struct xbd_vm_disk *out;
+	char dir[64], **ids = NULL;
+	unsigned n = 0, i, m = 0;
+	int err;
+
+	snprintf(dir, sizeof(dir), "/local/domain/%u/device/vbd", domid);
+	err = ops_of(p)->xs_directory(p, XBD_XS_NO_TXN, dir, &ids, &n);
+	if (err == -ENOENT) {
+		n = 0;
+		err = 0;
+	}
+	if (err)
+		return err;
+	out = calloc(n ? n : 1, sizeof(*out));
+	if (!out) {
+		free(ids);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		if (!read_disk(p, domid, ids[i], &out[m]))
+			m++;
+	free(ids);
+	qsort(out, m, sizeof(*out), cmp_devid);
+	*disks = out;
+	*count = m;
+	return 0;
+}
+
+static int write_key(struct xbd_platform *p, xbd_xs_txn t, const char *dir,
+		     const char *key, const char *value)
+{
+	char path[256];
+
+	if (!value)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, key);
+	return ops_of(p)->xs_write(p, t, path, value, strlen(value));
+}
+
+static bool node_exists(struct xbd_platform *p, xbd_xs_txn t, const char *path)
+{
+	char *v = NULL;
+	int err = ops_of(p)->xs_read(p, t, path, &v, NULL);
+
+	free(v);
+	return err != -ENOENT;
+}
+
+/* owner has full rights; reader may read; nobody else anything */
+static int mkdir_owned(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		       uint16_t owner, uint16_t reader)
+{
+	struct xbd_xs_perm perms[2] = {
+		{ .domid = owner, .perms = XBD_XS_PERM_NONE },
+		{ .domid = reader, .perms = XBD_XS_PERM_READ },
+	};
+	int err = ops_of(p)->xs_mkdir(p, t, path);
+
+	if (!err)
+		err = ops_of(p)->xs_set_perms(p, t, path, perms,
+					      owner == reader ? 1 : 2);
+	return err;
+}
+
+static int create_txn(struct xbd_platform *p, xbd_xs_txn t,
+		      const struct xbd_vbd_spec *s, const char *fe,
+		      const char *be, const char *vdev)
+{
+	char num[32];
+	const char *const *kv;
+	int err;
+
+	if (node_exists(p, t, be) || node_exists(p, t, fe))
+		return -EEXIST;
+	err = mkdir_owned(p, t, be, s->be_domid, s->fe_domid);
+	err = err ? err : write_key(p, t, be, "frontend", fe);
+	snprintf(num, sizeof(num), "%u", s->fe_domid);
+	err = err ? err : write_key(p, t, be, "frontend-id", num);
+	err = err ? err : write_key(p, t, be, "online", "1");
+	err = err ? err : write_key(p, t, be, "removable", "0");
+	err = err ? err : write_key(p, t, be, "bootable", "1");
+	err = err ? err : write_key(p, t, be, "dev", vdev);
+	err = err ? err : write_key(p, t, be, "type", s->type);
+	err = err ? err : write_key(p, t, be, "params", s->params);
+	err = err ? err : write_key(p, t, be, "mode", s->mode);
+	err = err ? err : write_key(p, t, be, "physical-device", s->physical_device);
+	err = err ? err : write_key(p, t, be, "device-type", "disk");
+	snprintf(num, sizeof(num), "%d", XenbusStateInitialising);
+	err = err ? err : write_key(p, t, be, "state", num);
+
+	err = err ? err : mkdir_owned(p, t, fe, s->fe_domid, s->be_domid);
+	err = err ? err : write_key(p, t, fe, "backend", be);
+	snprintf(num, sizeof(num), "%u", s->be_domid);
+	err = err ? err : write_key(p, t, fe, "backend-id", num);
+	snprintf(num, sizeof(num), "%u", s->devid);
+	err = err ? err : write_key(p, t, fe, "virtual-device", num);
+	err = err ? err : write_key(p, t, fe, "device-type", "disk");
+	snprintf(num, sizeof(num), "%d", XenbusStateInitialising);
+	err = err ? err : write_key(p, t, fe, "state", num);
+	for (kv = s->fe_extra; !err && kv && kv[0]; kv += 2)
+		err = write_key(p, t, fe, kv[0], kv[1]);
+	return err;
+}
+
+int xbd_vbd_create(struct xbd_platform *p, const struct xbd_vbd_spec *s,
+		   char *be_path_out, size_t be_path_len)
+{
+	char fe[128], be[160], vdev[16];
+	int err, tries = 0;
+
+	if (s->fe_path)
+		snprintf(fe, sizeof(fe), "%s", s->fe_path);
+	else
+		xbd_frontend_path(fe, sizeof(fe), s->fe_domid, s->devid);
+	xbd_backend_path(be, sizeof(be), s->be_domid, s->be_type, s->fe_domid,
+			 s->devid);
+	if (s->vdev)
+		snprintf(vdev, sizeof(vdev), "%s", s->vdev);
+	else if (xbd_devid_to_vdev(s->devid, vdev, sizeof(vdev)))
+		snprintf(vdev, sizeof(vdev), "%u", s->devid);
+	do {
+		xbd_xs_txn t;
+
+		err = ops_of(p)->xs_transaction_start(p, &t);
+		if (err)
+			return err;
+		err = create_txn(p, t, s, fe, be, vdev);
+		if (err) {
+			ops_of(p)->xs_transaction_end(p, t, true);
+			return err;
+		}
+		err = ops_of(p)->xs_transaction_end(p, t, false);
+	} while (err == -EAGAIN && ++tries < 50);
+	if (!err && be_path_out)
+		snprintf(be_path_out, be_path_len, "%s", be);
+	return err;
+}
+
+int xbd_xs_rm_if_empty(struct xbd_platform *p, const char *path)
+{
+	const struct xbd_platform_ops *ops = ops_of(p);
+	int err, tries = 0;
+
+	do {
+		char **names = NULL;
+		unsigned n = 0;
+		xbd_xs_txn t;
+
+		err = ops->xs_transaction_start(p, &t);
+		if (err)
+			return err;
+		err = ops->xs_directory(p, t, path, &names, &n);
+		free(names);
+		if (err || n) {
+			ops->xs_transaction_end(p, t, true);
+			return err == -ENOENT ? 0 : err;
+		}
+		err = ops->xs_rm(p, t, path);
+		if (err) {
+			ops->xs_transaction_end(p, t, true);
+			return err;
+		}
+		err = ops->xs_transaction_end(p, t, false);
+	} while (err == -EAGAIN && ++tries < 50);
+	return err;
+}
+
+/* The directory holding path (path must have a parent). */
+static void parent_of(const char *path, char *out, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	snprintf(out, len, "%.*s", slash ? (int)(slash - path) : 0, path);
+}
+
+void xbd_vbd_destroy(struct xbd_platform *p, const char *fe_path,
+		     const char *be_path)
+{
+	char path[256];
+
+	if (be_path && node_exists(p, XBD_XS_NO_TXN, be_path)) {
+		snprintf(path, sizeof(path), "%s/online", be_path);
+		ops_of(p)->xs_write(p, XBD_XS_NO_TXN, path, "0", 1);
+		ops_of(p)->xs_rm(p, XBD_XS_NO_TXN, be_path);
+	}
+	if (fe_path)
+		ops_of(p)->xs_rm(p, XBD_XS_NO_TXN, fe_path);
+	/* backend/<type>/<fe> and the frontend's device/<class>, once
+	 * empty, as libxl leaves nothing behind either */
+	if (be_path) {
+		parent_of(be_path, path, sizeof(path));
+		xbd_xs_rm_if_empty(p, path);
+	}
+	if (fe_path) {
+		parent_of(fe_path, path, sizeof(path));
+		xbd_xs_rm_if_empty(p, path);
+	}
+}
+
+/* First xvdX whose device is free in the VM. */
+static int pick_vdev(struct xbd_platform *p, uint16_t domid, char *vdev,
+		     size_t len)
+{
+	struct xbd_vm_disk *disks;
+	unsigned n, i, k;
+	int err = xbd_vm_disks(p, domid, &disks, &n);
+
+	if (err)
+		return err;
+	for (k = 0; k < 26; k++) {
+		char name[8], fe[96];
+		uint32_t devid;
+		bool taken = false;
+
+		snprintf(name, sizeof(name), "xvd%c", 'a' + k);
+		xbd_vdev_to_devid(name, &devid);
+		for (i = 0; i < n; i++)
+			taken |= disks[i].devid == devid;
+		xbd_frontend_path(fe, sizeof(fe), domid, devid);
+		if (!taken && !node_exists(p, XBD_XS_NO_TXN, fe)) {
+			snprintf(vdev, len, "%s", name);
+			xbd_vm_disks_free(disks, n);
+			return 0;
+		}
+	}
+	xbd_vm_disks_free(disks, n);
+	return -ENOSPC;
+}
+
+int xbd_sim_vm_add_disk(struct xbd_platform *p, uint16_t domid,
+			const char *spec)
+{
+	struct xbd_vbd_spec s = { .fe_domid = domid, .be_domid = 0,
+				  .be_type = "vbd", .type = "file", .mode = "w" };
+	char file[PATH_MAX], vdev[16] = "", abs[PATH_MAX];
+	const char *comma = strrchr(spec, ',');
+	struct stat stb;
+	uint32_t devid;
+	int err;
+
+	if (comma && strlen(comma + 1) < sizeof(vdev) && comma != spec) {
+		snprintf(vdev, sizeof(vdev), "%s", comma + 1);
+		snprintf(file, sizeof(file), "%.*s", (int)(comma - spec), spec);
+	} else {
+		snprintf(file, sizeof(file), "%s", spec);
+	}
+	if (!realpath(file, abs) || stat(abs, &stb)) {
+		xbd_err("--disk %s: %s", file, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(stb.st_mode)) {
+		xbd_err("--disk %s: not a regular file", file);
+		return -EINVAL;
+	}
+	if (access(abs, R_OK | W_OK)) {
+		xbd_err("--disk %s: %s", file, strerror(errno));
+		return -errno;
+	}
+	if (stb.st_size == 0 || stb.st_size % 512) {
+		xbd_err("--disk %s: size %lld is not a non-zero multiple of 512 bytes",
+			file, (long long)stb.st_size);
+		return -EINVAL;
+	}
+	if (!vdev[0]) {
+		err = pick_vdev(p, domid, vdev, sizeof(vdev));
+		if (err) {
+			xbd_err("--disk %s: no free device name in domain %u", file,
+				domid);
+			return err;
+		}
+	}
+	if (xbd_vdev_to_devid(vdev, &devid)) {
+		xbd_err("--disk %s: invalid device name '%s' (expected xvda, xvdb, ...)",
+			file, vdev);
+		return -EINVAL;
+	}
+	s.devid = devid;
+	s.vdev = vdev;
+	s.params = abs;
+	err = xbd_vbd_create(p, &s, NULL, 0);
+	if (err == -EEXIST)
+		xbd_err("--disk %s: domain %u already has a device %s", file, domid,
+			vdev);
+	else if (err)
+		xbd_err("--disk %s: cannot write the device nodes: %s", file,
+			xbd_strerror(err));
+	return err;
+}
+
+int xbd_loop_attach(const char *file, bool read_only, char *dev, size_t dev_len,
+		    char *majmin, size_t majmin_len, int *fd)
+{
+	int ctl, file_fd, loop_fd = -1, n, tries, err = 0;
+	struct loop_info64 info;
+	struct stat stb;
+
+	file_fd = open(file, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (file_fd < 0)
+		return -errno;
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0) {
+		err = -errno;
+		close(file_fd);
+		return err;
+	}
+	/* another process may take the free device between the two calls */
+	for (tries = 0; tries < 10; tries++) {
+		n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0) {
+			err = -errno;
+			break;
+		}
+		snprintf(dev, dev_len, "/dev/loop%d", n);
+		loop_fd = open(dev, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (loop_fd < 0) {
+			err = -errno;
+			break;
+		}
+		if (ioctl(loop_fd, LOOP_SET_FD, file_fd) == 0) {
+			err = 0;
+			break;
+		}
+		err = -errno;
+		close(loop_fd);
+		loop_fd = -1;
+		if (err != -EBUSY)
+			break;
+	}
+	close(ctl);
+	close(file_fd);
+	if (loop_fd < 0)
+		return err ? err : -EBUSY;
+	memset(&info, 0, sizeof(info));
+	info.lo_flags = LO_FLAGS_AUTOCLEAR | (read_only ? LO_FLAGS_READ_ONLY : 0);
+	snprintf((char *)info.lo_file_name, sizeof(info.lo_file_name), "%s", file);
+	if (ioctl(loop_fd, LOOP_SET_STATUS64, &info) || fstat(loop_fd, &stb)) {
+		err = -errno;
+		ioctl(loop_fd, LOOP_CLR_FD, 0);
+		close(loop_fd);
+		return err;
+	}
+	snprintf(majmin, majmin_len, "%x:%x", major(stb.st_rdev), minor(stb.st_rdev));
+	*fd = loop_fd;
+	return 0;
+}
