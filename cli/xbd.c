@@ -16,6 +16,8 @@ enum xbd_platform_kind xbd_cli_platform = XBD_PLATFORM_AUTO;
 static const struct xbd_cmd *const commands[] = {
 	&xbd_cmd_sim,
 	&xbd_cmd_selftest,
+	&xbd_cmd_attach,
+	&xbd_cmd_detach_dir, /* before xbd_cmd_detach: takes `detach DIR` */
 	&xbd_cmd_serve,
 	&xbd_cmd_list,
 	&xbd_cmd_detach,

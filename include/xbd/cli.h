@@ -29,5 +29,13 @@ extern const struct xbd_cmd xbd_cmd_list;
 extern const struct xbd_cmd xbd_cmd_detach;
 /* `xbd sim blkback` (hidden): cmd_sim.c hands it argv from "blkback" on */
 extern const struct xbd_cmd xbd_cmd_sim_blkback;
+/* cli/cmd_attach.c: `xbd attach`, and `xbd detach DIR` (which passes
+ * the VM VDEV form on to xbd_cmd_detach) */
+extern const struct xbd_cmd xbd_cmd_attach;
+extern const struct xbd_cmd xbd_cmd_detach_dir;
+/* cli/cmd_guest.c: `xbd sim guest` and `xbd sim vm io` (hidden): cmd_sim.c
+ * hands them argv from "guest" / "io" on */
+extern const struct xbd_cmd xbd_cmd_sim_guest;
+extern const struct xbd_cmd xbd_cmd_sim_vm_io;
 
 #endif

@@ -1,0 +1,851 @@
+/*
+ * xbd attach / xbd detach DIR: a VM's disks in dom0, through a user-space
+ * blkfront and a FUSE export.
+ *
+ * For each chosen disk, attach plays the toolstack: it creates a second
+ * backend instance of the same storage with dom0 as the frontend (kernel
+ * blkback, or the sim's), puts its own frontend directory under
+ * /local/domain/0/device/xbd/ where dom0's kernel blkfront never looks,
+ * connects a struct xbd_frontend to it, and shows the disk and its
+ * partitions in DIR.  Read-only at every layer unless --rw; --cow keeps
+ * writes in dom0.  The command returns once DIR is ready (the work goes
+ * on in a daemon, unless --foreground).  SIGTERM, SIGINT or `xbd detach
+ * DIR` takes everything away again.
+ */
+#include "xbd/cli.h"
+#include "xbd/common.h"
+#include "xbd/ctl.h"
+#include "xbd/frontend.h"
+#include "xbd/fuse_export.h"
+#include "xbd/image.h"
+#include "xbd/xenbus.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ATTACH_FE_DIR "/local/domain/0/device/xbd"
+#define ATTACH_MAX_DISKS 32
+#define ATTACH_GRANT_BUDGET 960u   /* of gntalloc's 1024, all disks */
+#define DETACH_WAIT_MS 30000
+
+struct att_disk {
+	struct xbd_vm_disk vm;        /* the VM's disk */
+	uint32_t devid;               /* our instance's */
+	uint16_t be_domid;            /* our instance's backend domain */
+	char fe_path[96];
+	char be_path[160];
+	const char *backend_kind;     /* for the control socket */
+	bool nodes;                   /* we created fe_path / be_path */
+	struct xbd_frontend *fe;
+	struct xbd_image *img;        /* shown in DIR */
+	bool in_fuse;
+	struct xbd_ctl_dev *ctl;
+	int loop_fd;
+	char loop_dev[32];
+	char file[PATH_MAX + 16];     /* DIR/<vdev> */
+};
+
+struct attach {
+	const char *vm_name;
+	char dir[PATH_MAX];
+	bool cow, rw, foreground;
+	const char *wanted[ATTACH_MAX_DISKS];
+	unsigned nwanted;
+
+	struct xbd_platform *p;
+	bool sim;
+	uint16_t domid;
+	struct att_disk disks[ATTACH_MAX_DISKS];
+	unsigned ndisks;
+	struct xbd_fuse *fuse;
+	struct xbd_ctl *ctl;
+};
+
+static void attach_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw] [--foreground]\n"
+		"Shows VM's disks (all of them, or the --disk ones) as DIR/<vdev> and\n"
+		"their partitions as DIR/<vdev>1, ..., read-only.  --cow: writable,\n"
+		"writes kept in dom0; --rw: writes reach the disk.  Returns once DIR\n"
+		"is ready; `xbd detach DIR` undoes it.\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* Choosing the backend for each disk                                 */
+/* ------------------------------------------------------------------ */
+
+static bool node_exists(struct xbd_platform *p, const char *path)
+{
+	char *v = NULL;
+	int err = xbd_platform_ops_of(p)->xs_read(p, XBD_XS_NO_TXN, path, &v, NULL);
+
+	free(v);
+	return err != -ENOENT;
+}
+
+static bool pid_alive(long pid)
+{
+	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* A frontend directory of ours whose process died: its nodes are
+ * leftovers that nobody else will remove. */
+static bool stale_attach_dir(struct xbd_platform *p, const char *fe_path)
+{
+	char path[160];
+	unsigned long long pid;
+
+	snprintf(path, sizeof(path), "%s/xbd-pid", fe_path);
+	return xbd_xs_read_uint(p, path, &pid) == 0 && !pid_alive((long)pid);
+}
+
+static void remove_stale(struct xbd_platform *p, const char *fe_path)
+{
+	char path[160], *be = NULL;
+
+	snprintf(path, sizeof(path), "%s/backend", fe_path);
+	xbd_xs_read_str(p, path, &be);
+	xbd_vbd_destroy(p, fe_path, be && !strncmp(be, "/local/domain/", 14) ? be : NULL);
+	free(be);
+}
+
+/* The device id of our instance: the VM's own if free in dom0, else
+ * another one (ids beyond xvdzz's range are not used by anyone). */
+static int pick_devid(struct attach *a, struct att_disk *d, uint16_t be_domid,
+		      const char *be_type)
+{
+	unsigned k;
+
+	for (k = 0; k < 1000; k++) {
+		uint32_t devid = k == 0 ? d->vm.devid : (1u << 28) | ((702u + k) << 8);
+		char be[160];
+
+		snprintf(d->fe_path, sizeof(d->fe_path), ATTACH_FE_DIR "/%u", devid);
+		xbd_backend_path(be, sizeof(be), be_domid, be_type, 0, devid);
+		if (node_exists(a->p, d->fe_path) && stale_attach_dir(a->p, d->fe_path))
+			remove_stale(a->p, d->fe_path);
+		if (!node_exists(a->p, d->fe_path) && !node_exists(a->p, be)) {
+			d->devid = devid;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* "FORMAT:PATH" of qdisk/tapdisk params: raw files can go through a
+ * loop device; other formats cannot be read by kernel blkback. */
+static int qdisk_raw_path(struct attach *a, struct att_disk *d, const char **path)
+{
+	static const char *const raw[] = { "raw", "aio", "file" };
+	const char *params = d->vm.params, *colon;
+	size_t i;
+
+	if (!params || !*params) {
+		xbd_err("%s: %s: its %s backend names no file (no params)", a->vm_name,
+			d->vm.vdev, d->vm.be_type);
+		return -EINVAL;
+	}
+	colon = strchr(params, ':');
+	*path = params;
+	if (colon && params[0] != '/') {
+		size_t n = (size_t)(colon - params);
+
+		*path = colon + 1;
+		for (i = 0; i < XBD_ARRAY_SIZE(raw); i++)
+			if (strlen(raw[i]) == n && !strncmp(params, raw[i], n))
+				return 0;
+		xbd_err("%s: %s: disk format %.*s cannot be attached (kernel blkback reads raw images only)",
+			a->vm_name, d->vm.vdev, (int)n, params);
+		return -EMEDIUMTYPE;
+	}
+	return 0;
+}
+
+/* Creates our backend instance of the VM's disk: the spec of the
+ * second vbd, from what serves the VM's. */
+static int create_instance(struct attach *a, struct att_disk *d)
+{
+	const char *fe_extra[] = { "xbd-pid", NULL, "xbd-mount", a->dir, NULL };
+	struct xbd_vbd_spec s = { .fe_domid = 0, .be_type = "vbd", .vdev = d->vm.vdev,
+				  .fe_extra = fe_extra };
+	char pid[24], majmin[24];
+	const char *path;
+	int err;
+
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	fe_extra[1] = pid;
+	if (!strcmp(d->vm.be_type, "vbd")) {
+		/* kernel blkback (the sim's blkback on the sim): the same
+		 * storage, in the backend's domain, read-only unless --rw */
+		if (!d->vm.params && !d->vm.physical_device) {
+			xbd_err("%s: %s: its backend names no storage (no params)",
+				a->vm_name, d->vm.vdev);
+			return -EINVAL;
+		}
+		if (a->rw && d->vm.mode && !strchr(d->vm.mode, 'w')) {
+			xbd_err("%s: %s: the disk is read-only (backend mode %s); --rw refused",
+				a->vm_name, d->vm.vdev, d->vm.mode);
+			return -EROFS;
+		}
+		s.be_domid = d->vm.be_domid;
+		s.params = d->vm.params;
+		s.type = d->vm.type;
+		s.physical_device = d->vm.physical_device;
+		s.mode = a->rw ? "w" : "r";
+		d->backend_kind = a->sim ? "sim-blkback" : "blkback";
+	} else if (!strcmp(d->vm.be_type, "qdisk") || !strcmp(d->vm.be_type, "vbd3")) {
+		err = qdisk_raw_path(a, d, &path);
+		if (err)
+			return err;
+		if (a->sim) {
+			xbd_err("%s: %s: served from a file by %s; attaching it needs a loop device and kernel blkback, which the simulated platform does not have",
+				a->vm_name, d->vm.vdev,
+				strcmp(d->vm.be_type, "qdisk") ? "tapdisk" : "QEMU (qdisk)");
+			return -EOPNOTSUPP;
+		}
+		if (d->vm.be_domid != 0) {
+			xbd_err("%s: %s: its file is in domain %u, not in dom0; cannot make a loop device of it",
+				a->vm_name, d->vm.vdev, d->vm.be_domid);
+			return -EOPNOTSUPP;
+		}
+		err = xbd_loop_attach(path, !a->rw, d->loop_dev, sizeof(d->loop_dev),
+				      majmin, sizeof(majmin), &d->loop_fd);
+		if (err) {
+			xbd_err("%s: %s: cannot make a loop device of %s: %s", a->vm_name,
+				d->vm.vdev, path, xbd_strerror(err));
+			return err;
+		}
+		s.be_domid = 0;
+		s.params = d->loop_dev;
+		s.type = "phy";
+		s.physical_device = majmin;
+		s.mode = a->rw ? "w" : "r";
+		d->backend_kind = "blkback";
+	} else if (!strcmp(d->vm.be_type, "xbd")) {
+		xbd_err("%s: %s: served by `xbd serve`, which shows it in its own FUSE mount (xbd serve --mount)",
+			a->vm_name, d->vm.vdev);
+		return -EOPNOTSUPP;
+	} else {
+		xbd_err("%s: %s: backend type '%s' is not supported (vbd, qdisk and vbd3 are)",
+			a->vm_name, d->vm.vdev, d->vm.be_type);
+		return -EOPNOTSUPP;
+	}
+
+	err = pick_devid(a, d, s.be_domid, s.be_type);
+	if (err) {
+		xbd_err("%s: %s: no free device id in dom0", a->vm_name, d->vm.vdev);
+		return err;
+	}
+	s.devid = d->devid;
+	s.fe_path = d->fe_path;
+	d->be_domid = s.be_domid;
+	err = xbd_vbd_create(a->p, &s, d->be_path, sizeof(d->be_path));
+	if (err) {
+		xbd_err("%s: %s: cannot create the device nodes: %s", a->vm_name,
+			d->vm.vdev, xbd_strerror(err));
+		return err;
+	}
+	d->nodes = true;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Attach and detach                                                  */
+/* ------------------------------------------------------------------ */
+
+static int choose_disks(struct attach *a)
+{
+	struct xbd_vm_disk *all;
+	unsigned n, i, j;
+	int err = xbd_vm_disks(a->p, a->domid, &all, &n);
+
+	if (err) {
+		xbd_err("%s: cannot list its disks: %s", a->vm_name, xbd_strerror(err));
+		return err;
+	}
+	for (i = 0; i < n && !err; i++) {
+		bool want = a->nwanted == 0 &&
+			    !(all[i].device_type && !strcmp(all[i].device_type, "cdrom"));
+
+		for (j = 0; j < a->nwanted; j++) {
+			uint32_t id;
+
+			if (!xbd_vdev_to_devid(a->wanted[j], &id) && id == all[i].devid)
+				want = true;
+		}
+		if (!want)
+			continue;
+		if (a->ndisks == ATTACH_MAX_DISKS) {
+			xbd_err("%s: more than %d disks", a->vm_name, ATTACH_MAX_DISKS);
+			err = -E2BIG;
+			break;
+		}
+		a->disks[a->ndisks].vm = all[i];
+		a->disks[a->ndisks].loop_fd = -1;
+		memset(&all[i], 0, sizeof(all[i])); /* strings moved */
+		a->ndisks++;
+	}
+	/* every --disk must exist */
+	for (j = 0; j < a->nwanted && !err; j++) {
+		uint32_t id;
+		bool found = false;
+
+		if (xbd_vdev_to_devid(a->wanted[j], &id)) {
+			xbd_err("%s: not a virtual disk name (xvda, xvdb, ...)", a->wanted[j]);
+			err = -EINVAL;
+			break;
+		}
+		for (i = 0; i < a->ndisks; i++)
+			found |= a->disks[i].vm.devid == id;
+		if (!found) {
+			char names[256] = "";
+
+			for (i = 0; i < n; i++) {
+				size_t l = strlen(names);
+
+				snprintf(names + l, sizeof(names) - l, "%s%s",
+					 l ? ", " : "", all[i].vdev);
+			}
+			xbd_err("%s: no disk %s (it has: %s)", a->vm_name, a->wanted[j],
+				n ? names : "none");
+			err = -ENOENT;
+		}
+	}
+	xbd_vm_disks_free(all, n);
+	if (!err && a->ndisks == 0) {
+		xbd_err("%s: has no disks", a->vm_name);
+		err = -ENOENT;
+	}
+	return err;
+}
+
+static void register_ctl(struct attach *a, struct att_disk *d)
+{
+	struct xbd_frontend_info info;
+	struct xbd_ctl_device desc = {
+		.vm = a->vm_name, .domid = a->domid, .vdev = d->vm.vdev,
+		.devid = d->vm.devid, .role = XBD_CTL_ATTACH,
+		.backend = d->backend_kind, .frontend_path = d->fe_path,
+		.backend_path = d->be_path, .mount = d->file,
+		.stats = xbd_frontend_stats(d->fe),
+		.query = xbd_frontend_ctl_query, .opaque = d->fe,
+	};
+
+	if (!a->ctl)
+		return;
+	xbd_frontend_get_info(d->fe, &info);
+	desc.read_only = !(a->rw || a->cow);
+	desc.sectors = info.sectors;
+	desc.sector_size = info.sector_size;
+	desc.features.ring_pages = info.ring_pages;
+	desc.features.persistent = info.persistent;
+	desc.features.max_indirect_segments =
+		info.max_segments > 11 ? info.max_segments : 0;
+	desc.features.flush = info.flush;
+	desc.features.barrier = info.barrier;
+	desc.features.discard = info.discard;
+	snprintf(desc.features.protocol, sizeof(desc.features.protocol), "x86_64-abi");
+	if (xbd_ctl_add_device(a->ctl, &desc, &d->ctl))
+		d->ctl = NULL;
+}
+
+static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
+{
+	struct xbd_frontend_config cfg = { .max_ring_order = -1 };
+	struct xbd_image *img;
+	char name[96];
+	int err;
+
+	err = create_instance(a, d);
+	if (err)
+		return err;
+	snprintf(name, sizeof(name), "%s/%s", a->vm_name, d->vm.vdev);
+	cfg.frontend_path = d->fe_path;
+	cfg.backend_path = d->be_path;
+	cfg.backend_domid = d->be_domid;
+	cfg.name = name;
+	cfg.need_write = a->rw;
+	cfg.max_grants = grants;
+	err = xbd_frontend_connect(a->p, &cfg, &d->fe);
+	if (err)
+		return err;
+	err = xbd_frontend_open_image(d->fe, !a->rw, &img);
+	if (err) {
+		xbd_err("%s: %s", name, xbd_strerror(err));
+		return err;
+	}
+	if (a->cow) {
+		/* writes go to an unlinked overlay in dom0, never to the VM */
+		err = xbd_image_open_cow(img, NULL, &img);
+		if (err)
+			return err;
+	}
+	d->img = img;
+	{
+		char file[sizeof(d->file)];
+
+		/* through a copy: d lies inside a, which -Wrestrict minds */
+		snprintf(file, sizeof(file), "%s/%s", a->dir, d->vm.vdev);
+		memcpy(d->file, file, sizeof(file));
+	}
+	err = xbd_fuse_add_disk(a->fuse, d->vm.vdev, d->img,
+				(a->rw || a->cow) ? 0 : XBD_FUSE_DISK_READ_ONLY);
+	if (err) {
+		xbd_err("%s: cannot show it in %s: %s", name, a->dir, xbd_strerror(err));
+		return err;
+	}
+	d->in_fuse = true;
+	register_ctl(a, d);
+	return 0;
+}
+
+/* Everything attach made, in reverse: safe on a half-done attach. */
+static void teardown(struct attach *a)
+{
+	unsigned i;
+
+	for (i = 0; i < a->ndisks; i++) {
+		struct att_disk *d = &a->disks[i];
+
+		if (d->in_fuse)
+			xbd_fuse_remove_disk(a->fuse, d->vm.vdev);
+		d->in_fuse = false;
+		xbd_ctl_remove_device(a->ctl, d->ctl);
+		d->ctl = NULL;
+	}
+	xbd_fuse_stop(a->fuse);
+	a->fuse = NULL;
+	xbd_ctl_stop(a->ctl);
+	a->ctl = NULL;
+	for (i = 0; i < a->ndisks; i++) {
+		struct att_disk *d = &a->disks[i];
+
+		if (d->img)
+			xbd_image_close(d->img);
+		d->img = NULL;
+		xbd_frontend_close(d->fe);
+		d->fe = NULL;
+		if (d->nodes)
+			xbd_vbd_destroy(a->p, d->fe_path, d->be_path);
+		d->nodes = false;
+		if (d->loop_fd >= 0)
+			close(d->loop_fd); /* autoclear frees the loop device */
+		d->loop_fd = -1;
+		free(d->vm.params);
+		free(d->vm.type);
+		free(d->vm.mode);
+		free(d->vm.physical_device);
+		free(d->vm.device_type);
+		memset(&d->vm, 0, sizeof(d->vm));
+	}
+	a->ndisks = 0;
+	if (a->p)
+		xbd_xs_rm_if_empty(a->p, "/local/domain/0/device");
+	xbd_platform_close(a->p);
+	a->p = NULL;
+}
+
+static int setup(struct attach *a)
+{
+	struct xbd_fuse_opts fo = { .read_only = !(a->rw || a->cow) };
+	unsigned i, grants;
+	int err;
+
+	err = xbd_cli_open_platform(&a->p);
+	if (err)
+		return err;
+	a->sim = !strcmp(xbd_platform_ops_of(a->p)->name, "sim");
+	err = xbd_platform_ops_of(a->p)->domain_lookup(a->p, a->vm_name, &a->domid);
+	if (err) {
+		xbd_err("%s: no such domain", a->vm_name);
+		return err;
+	}
+	if (a->domid == xbd_platform_ops_of(a->p)->self_domid(a->p)) {
+		xbd_err("%s: that is this domain; its disks are already here", a->vm_name);
+		return -EINVAL;
+	}
+	err = choose_disks(a);
+	if (err)
+		return err;
+	err = xbd_fuse_start(a->dir, &fo, &a->fuse);
+	if (err) {
+		xbd_err("%s: cannot mount the FUSE export: %s", a->dir, xbd_strerror(err));
+		return err;
+	}
+	if (xbd_ctl_start(&a->ctl))
+		a->ctl = NULL; /* statistics are a nicety: attach anyway */
+	grants = ATTACH_GRANT_BUDGET / a->ndisks;
+	if (grants > XBD_FRONTEND_DEFAULT_GRANTS)
+		grants = XBD_FRONTEND_DEFAULT_GRANTS;
+	for (i = 0; i < a->ndisks; i++) {
+		err = attach_disk(a, &a->disks[i], grants);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Until SIGTERM/SIGINT, or the export is unmounted under us. */
+static void serve_until_stopped(struct attach *a)
+{
+	struct timespec tick = { 0, 500 * 1000000L };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	for (;;) {
+		int sig = sigtimedwait(&set, NULL, &tick);
+
+		if (sig == SIGTERM || sig == SIGINT)
+			return;
+		if (!xbd_fuse_mounted(a->fuse))
+			return;
+	}
+}
+
+/* The daemon tells the waiting parent how setup went: one byte. */
+static void report_ready(int fd, bool ok)
+{
+	char c = ok ? '0' : '1';
+
+	if (fd >= 0) {
+		if (write(fd, &c, 1) < 0) {
+			/* parent gone: nothing to tell */
+		}
+		close(fd);
+	}
+}
+
+/* A daemon must not hold its caller's terminal or pipes: stdin and
+ * stdout go to /dev/null, stderr too unless $XBD_ATTACH_LOG names a
+ * file for its messages. */
+static void quiet_stdio(void)
+{
+	const char *log = getenv("XBD_ATTACH_LOG");
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC), lfd = -1;
+
+	if (fd < 0)
+		return;
+	if (log && *log)
+		lfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(lfd >= 0 ? lfd : fd, 2);
+	if (lfd >= 0)
+		close(lfd);
+	close(fd);
+}
+
+static int parse_attach(int argc, char **argv, struct attach *a)
+{
+	static const struct option opts[] = {
+		{ "mount", required_argument, NULL, 'm' },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "cow", no_argument, NULL, 'c' },
+		{ "rw", no_argument, NULL, 'w' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *mount = NULL;
+	struct stat stb;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "hm:d:f", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			mount = optarg;
+			break;
+		case 'd':
+			if (a->nwanted == ATTACH_MAX_DISKS) {
+				xbd_err("--disk: at most %d", ATTACH_MAX_DISKS);
+				return XBD_EXIT_USAGE;
+			}
+			a->wanted[a->nwanted++] = optarg;
+			break;
+		case 'c':
+			a->cow = true;
+			break;
+		case 'w':
+			a->rw = true;
+			break;
+		case 'f':
+			a->foreground = true;
+			break;
+		case 'h':
+			attach_usage(stdout);
+			return -1;
+		default:
+			attach_usage(stderr);
+			return XBD_EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc || !mount) {
+		attach_usage(stderr);
+		return XBD_EXIT_USAGE;
+	}
+	a->vm_name = argv[optind];
+	if (a->cow && a->rw) {
+		xbd_err("--cow and --rw exclude each other");
+		return XBD_EXIT_USAGE;
+	}
+	if (!realpath(mount, a->dir) || stat(a->dir, &stb)) {
+		xbd_err("%s: %s", mount, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(stb.st_mode)) {
+		xbd_err("%s: not a directory", mount);
+		return 1;
+	}
+	return 0;
+}
+
+static int attach_run(int argc, char **argv)
+{
+	static struct attach a; /* big; one per process */
+	int ready_fd = -1, err;
+	sigset_t set;
+
+	memset(&a, 0, sizeof(a));
+	err = parse_attach(argc, argv, &a);
+	if (err)
+		return err < 0 ? 0 : err;
+
+	if (!a.foreground) {
+		int pfd[2];
+		pid_t pid;
+		char c = '1';
+
+		/* fork before any thread exists; the parent waits for the
+		 * daemon to say DIR is ready (or that it failed) */
+		if (pipe2(pfd, O_CLOEXEC)) {
+			xbd_err("attach: %s", strerror(errno));
+			return 1;
+		}
+		fflush(NULL);
+		pid = fork();
+		if (pid < 0) {
+			xbd_err("attach: cannot fork: %s", strerror(errno));
+			return 1;
+		}
+		if (pid > 0) {
+			close(pfd[1]);
+			if (read(pfd[0], &c, 1) != 1)
+				c = '1';
+			close(pfd[0]);
+			return c == '0' ? 0 : 1;
+		}
+		close(pfd[0]);
+		ready_fd = pfd[1];
+		setsid();
+		signal(SIGHUP, SIG_IGN);
+	}
+	/* every thread inherits the mask; the main thread takes the signals */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	err = setup(&a);
+	if (err) {
+		teardown(&a);
+		report_ready(ready_fd, false);
+		return 1;
+	}
+	xbd_info("%s: %u disk%s in %s", a.vm_name, a.ndisks, a.ndisks == 1 ? "" : "s",
+		 a.dir);
+	report_ready(ready_fd, true);
+	if (!a.foreground)
+		quiet_stdio();
+	serve_until_stopped(&a);
+	teardown(&a);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* xbd detach DIR                                                     */
+/* ------------------------------------------------------------------ */
+
+struct detach_entry {
+	char fe_path[96];
+	long pid;
+};
+
+/* Our frontend directories whose xbd-mount is dir. */
+static int find_attached(struct xbd_platform *p, const char *dir,
+			 struct detach_entry **out, unsigned *count)
+{
+	char **ids = NULL;
+	unsigned n = 0, i, m = 0;
+	struct detach_entry *e;
+	int err = xbd_platform_ops_of(p)->xs_directory(p, XBD_XS_NO_TXN,
+						       ATTACH_FE_DIR, &ids, &n);
+
+	if (err == -ENOENT)
+		n = 0;
+	else if (err)
+		return err;
+	e = calloc(n ? n : 1, sizeof(*e));
+	if (!e) {
+		free(ids);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		char path[160], *mount = NULL;
+		unsigned long long pid = 0;
+
+		snprintf(e[m].fe_path, sizeof(e[m].fe_path), ATTACH_FE_DIR "/%s", ids[i]);
+		snprintf(path, sizeof(path), "%s/xbd-mount", e[m].fe_path);
+		if (xbd_xs_read_str(p, path, &mount))
+			continue;
+		if (!strcmp(mount, dir)) {
+			snprintf(path, sizeof(path), "%s/xbd-pid", e[m].fe_path);
+			xbd_xs_read_uint(p, path, &pid);
+			e[m].pid = (long)pid;
+			m++;
+		}
+		free(mount);
+	}
+	free(ids);
+	*out = e;
+	*count = m;
+	return 0;
+}
+
+static bool is_mountpoint(const char *dir)
+{
+	char line[4096];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX];
+
+		/* id parent major:minor root mountpoint ... (octal escapes
+		 * in names; our directories have none worth decoding) */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && !strcmp(mnt, dir))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+static int detach_dir(const char *arg)
+{
+	unsigned long long deadline;
+	struct detach_entry *e = NULL;
+	struct xbd_platform *p;
+	char dir[PATH_MAX];
+	unsigned n = 0, i;
+	bool any_alive;
+	int err;
+
+	if (!realpath(arg, dir)) {
+		xbd_err("%s: %s", arg, strerror(errno));
+		return 1;
+	}
+	if (xbd_cli_open_platform(&p))
+		return 1;
+	err = find_attached(p, dir, &e, &n);
+	if (err) {
+		xbd_err("cannot read %s: %s", ATTACH_FE_DIR, xbd_strerror(err));
+		xbd_platform_close(p);
+		return 1;
+	}
+	if (n == 0 && !is_mountpoint(dir)) {
+		xbd_err("%s: nothing is attached there", dir);
+		free(e);
+		xbd_platform_close(p);
+		return 1;
+	}
+	/* the attach process takes everything away itself */
+	for (i = 0; i < n; i++)
+		if (pid_alive(e[i].pid))
+			kill((pid_t)e[i].pid, SIGTERM);
+	deadline = xbd_now_ns() + DETACH_WAIT_MS * 1000000ull;
+	do {
+		any_alive = false;
+		for (i = 0; i < n; i++)
+			any_alive |= pid_alive(e[i].pid);
+		if (any_alive)
+			usleep(20000);
+	} while (any_alive && xbd_now_ns() < deadline);
+	if (any_alive) {
+		xbd_err("%s: the attach process did not finish in %d s", dir,
+			DETACH_WAIT_MS / 1000);
+		free(e);
+		xbd_platform_close(p);
+		return 1;
+	}
+	/* a killed attach leaves its nodes and its mount behind */
+	for (i = 0; i < n; i++)
+		if (node_exists(p, e[i].fe_path))
+			remove_stale(p, e[i].fe_path);
+	xbd_xs_rm_if_empty(p, "/local/domain/0/device");
+	if (is_mountpoint(dir) && umount2(dir, MNT_DETACH)) {
+		pid_t pid = fork();
+		int status = 1;
+
+		/* not root: the FUSE helper may unmount what we mounted */
+		if (pid == 0) {
+			execlp("fusermount3", "fusermount3", "-u", "-z", dir, (char *)NULL);
+			_exit(127);
+		}
+		if (pid > 0)
+			waitpid(pid, &status, 0);
+		if (status) {
+			xbd_err("%s: cannot unmount", dir);
+			free(e);
+			xbd_platform_close(p);
+			return 1;
+		}
+	}
+	free(e);
+	xbd_platform_close(p);
+	return 0;
+}
+
+/* One plain argument: a directory of ours; anything else is the
+ * serving side's `xbd detach VM VDEV` (cli/cmd_serve.c). */
+static int detach_dir_run(int argc, char **argv)
+{
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: xbd detach DIR\n       xbd detach VM VDEV [--timeout SECS]\n");
+		return 0;
+	}
+	if (argc == 2 && argv[1][0] != '-')
+		return detach_dir(argv[1]);
+	return xbd_cmd_detach.run(argc, argv);
+}
+
+const struct xbd_cmd xbd_cmd_attach = {
+	.name = "attach",
+	.usage = "attach VM --mount DIR [--disk VDEV]... [--cow|--rw]",
+	.summary = "show a VM's disks as files in DIR (read-only by default)",
+	.run = attach_run,
+};
+
+/* Listed before cli/cmd_serve.c's xbd_cmd_detach, which it forwards
+ * the VM VDEV form to. */
+const struct xbd_cmd xbd_cmd_detach_dir = {
+	.name = "detach",
+	.usage = "detach DIR",
+	.summary = "take away what `xbd attach` put in DIR",
+	.run = detach_dir_run,
+};
