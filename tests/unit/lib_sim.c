@@ -4,9 +4,9 @@
 #include "xbd/common.h"
 #include "xbd/sim.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <poll.h>
 #include <stdio.h>
@@ -87,22 +87,22 @@ static void copy_sim_log(void)
 	fprintf(stderr, "---- end of sim log ----\n");
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* The whole directory: tests may keep their own files in it too. */
 static void remove_sim_dir(void)
 {
-	char path[512];
-	struct dirent *de;
-	DIR *d = opendir(sim_dir);
-
-	if (d) {
-		while ((de = readdir(d))) {
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", sim_dir, de->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(sim_dir);
+	nftw(sim_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int xbd_test_sim_stop(void)
