@@ -20,7 +20,13 @@
  * on the (non-blocking) /dev/fuse fd, exclusively so that one request
  * wakes one worker, and on an eventfd that tells all of them to leave.
  * Closing the /dev/fuse fd afterwards aborts the connection, so any
- * process still inside the mount gets ENOTCONN instead of hanging.
+ * process still inside the mount gets an error (ENOTCONN, or
+ * ECONNABORTED for a request in flight) instead of hanging.
+ *
+ * Not done: splicing raw images' page cache straight into the reply
+ * (one copy less).  A 1 MiB reply does not fit the default 1 MiB pipe
+ * limit with its header, and most images (cow, remote disks) have no
+ * fd to splice from.
  */
 #define FUSE_USE_VERSION 312
 #include "xbd/fuse_export.h"

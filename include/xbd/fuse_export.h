@@ -10,7 +10,10 @@
  *
  * The export runs its own worker threads; the calls below come from
  * the owner's thread, never from inside an image op, and never
- * concurrently with xbd_fuse_stop().
+ * concurrently with xbd_fuse_stop().  Removing a disk and stopping wait
+ * for the requests already inside the image, so image ops must end
+ * (with an error if need be: a vanished peer is -EIO) rather than
+ * block forever.
  */
 #ifndef XBD_FUSE_EXPORT_H
 #define XBD_FUSE_EXPORT_H
