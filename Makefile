@@ -57,7 +57,7 @@ check:
 	tests/run-tests.sh build/asan
 
 check-xen: all
-	tests/xen/run.sh build
+	tests/xen/run.sh $(B)
 
 demo:
 	tests/demo.sh

@@ -54,6 +54,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	say "downloading ${#missing[@]} packages: ${missing[*]}"
 	# A scratch dir: apt-get download leaves partial files on failure.
 	tmp=$(mktemp -d "$cache/debs/.dl.XXXXXX")
+	# apt drops root to _apt for downloads when that user may write here.
+	[ "$(id -u)" -ne 0 ] || chown _apt "$tmp" 2>/dev/null || true
 	(cd "$tmp" && apt-get download -q "${missing[@]}" >&2) ||
 		{ rm -rf "$tmp"; say "apt-get download failed"; exit 1; }
 	mv "$tmp"/*.deb "$cache/debs/"
@@ -69,4 +71,11 @@ for p in "${pkgs[@]}"; do
 		touch "$stamp"
 	done
 done
-echo "${kpkg#linux-image-}" > "$cache/kver"
+kver=${kpkg#linux-image-}
+# The package leaves modules.dep to its postinst: make it here, so that
+# mkinitrd.sh can ask modprobe for each module's dependencies.
+if [ ! -s "$cache/root/lib/modules/$kver/modules.dep.bin" ]; then
+	depmod -b "$cache/root" "$kver" ||
+		{ say "depmod on the unpacked kernel failed"; exit 1; }
+fi
+echo "$kver" > "$cache/kver"
