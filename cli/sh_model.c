@@ -415,7 +415,8 @@ int sh_vm_list(struct sh_ctx *ctx, const struct sh_xbd *x, struct sh_vm **vms,
 		c.n = n;
 		free(list);
 	}
-	qsort(c.vms, c.n, sizeof(*c.vms), cmp_vm);
+	if (c.n)
+		qsort(c.vms, c.n, sizeof(*c.vms), cmp_vm);
 	*vms = c.vms;
 	*count = c.n;
 	return 0;
