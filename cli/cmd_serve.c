@@ -122,7 +122,8 @@ static void serve_usage(FILE *f)
 		"                 [--overlay FILE] [--read-only] [--sector-size 512|4096]\n"
 		"                 [--mount DIR] [--foreground] [--timeout SECS] [--log FILE]\n"
 		"                 [--max-queues N] [--max-ring-order N] [--indirect-segments N]\n"
-		"                 [--no-persistent] [--workers N] [--inject-errors SECTORS]\n"
+		"                 [--no-persistent] [--persistent-grants N] [--workers N]\n"
+		"                 [--inject-errors SECTORS]\n"
 		"Hot-plugs FILE into VM as a disk (backend type xbd) and serves it.\n"
 		"Returns once the VM's blkfront has connected it, unless --foreground.\n"
 		"With --backend null, --image gives the disk's size (e.g. 1G).\n"
@@ -371,7 +372,7 @@ static int wait_for_child(pid_t pid, int fd)
 static int cmd_serve_run(int argc, char **argv)
 {
 	enum { O_OVERLAY = 256, O_SECTOR, O_TIMEOUT, O_LOG, O_QUEUES,
-	       O_ORDER, O_INDIRECT, O_NOPERSIST, O_WORKERS, O_ERRINJ };
+	       O_ORDER, O_INDIRECT, O_NOPERSIST, O_PGRANTS, O_WORKERS, O_ERRINJ };
 	static const struct option opts[] = {
 		{ "image", required_argument, NULL, 'i' },
 		{ "vdev", required_argument, NULL, 'd' },
@@ -387,6 +388,7 @@ static int cmd_serve_run(int argc, char **argv)
 		{ "max-ring-order", required_argument, NULL, O_ORDER },
 		{ "indirect-segments", required_argument, NULL, O_INDIRECT },
 		{ "no-persistent", no_argument, NULL, O_NOPERSIST },
+		{ "persistent-grants", required_argument, NULL, O_PGRANTS },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "inject-errors", required_argument, NULL, O_ERRINJ },
 		{ "help", no_argument, NULL, 'h' },
@@ -441,6 +443,11 @@ static int cmd_serve_run(int argc, char **argv)
 		case O_INDIRECT:
 			if (parse_uint_opt("--indirect-segments", optarg, 0, 4096,
 					   &o.params.max_indirect_segs))
+				return XBD_EXIT_USAGE;
+			break;
+		case O_PGRANTS:
+			if (parse_uint_opt("--persistent-grants", optarg, 0, 65536,
+					   &o.params.persistent_max))
 				return XBD_EXIT_USAGE;
 			break;
 		case O_WORKERS:
@@ -504,7 +511,7 @@ static int cmd_serve_run(int argc, char **argv)
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		_exit(serve_main(&o, fds[1]));
+		exit(serve_main(&o, fds[1])); /* exit: leak checks run */
 	}
 	close(fds[1]);
 	return wait_for_child(pid, fds[0]);
@@ -735,20 +742,26 @@ static int cmd_sim_blkback_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, 'd' },
+		{ "type", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct xbd_platform_config cfg = { .kind = XBD_PLATFORM_SIM };
+	const char *type = "vbd";
 	struct xbd_backend_params params;
 	struct xbd_platform *p = NULL;
 	struct xbd_backend *be = NULL;
 	struct xbd_ctl *ctl;
 	int c, err;
 
-	while ((c = getopt_long(argc, argv, "+hd:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+hd:t:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			cfg.sim_dir = optarg;
+			break;
+		case 't':
+			/* tests serve a type of their own, beside the sim's */
+			type = optarg;
 			break;
 		case 'h':
 			printf("usage: xbd sim blkback [--dir DIR]\n"
@@ -781,7 +794,7 @@ static int cmd_sim_blkback_run(int argc, char **argv)
 	install_signals(be);
 	ctl = start_ctl();
 	xbd_backend_set_ctl(be, ctl);
-	err = xbd_backend_watch_type(be, "vbd");
+	err = xbd_backend_watch_type(be, type);
 	if (!err)
 		err = xbd_backend_run(be, 0);
 	xbd_backend_destroy(be);

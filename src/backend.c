@@ -14,6 +14,7 @@
 #include "backend_priv.h"
 #include "xbd/common.h"
 #include "xbd/ctl.h"
+#include "xbd/frontend.h" /* xbd_xs_rm_if_empty */
 #include "xbd/xenbus.h"
 
 #include <errno.h>
@@ -345,19 +346,21 @@ static void dev_finish(struct be_dev *d, const char *why)
 	/* ours; or a dead VM's, which no toolstack clears on the sim */
 	if (d->hotplugged || d->vm_gone) {
 		char parent[BE_PATH_MAX];
-		char **names = NULL;
-		unsigned n = 0;
 
 		if (d->hotplugged)
 			be->ops->xs_rm(be->p, XBD_XS_NO_TXN, d->fe_path);
 		be->ops->xs_rm(be->p, XBD_XS_NO_TXN, d->be_path);
-		/* backend/xbd/<fe> goes with its last device */
+		/* backend/<type>/<fe>, then backend/<type>, go with their
+		 * last device (checked in a transaction: another server may
+		 * be adding one) */
 		snprintf(parent, sizeof(parent), "/local/domain/%u/backend/%s/%u",
 			 be->self, d->type, d->fe_domid);
-		if (!be->ops->xs_directory(be->p, XBD_XS_NO_TXN, parent, &names, &n) &&
-		    n == 0)
-			be->ops->xs_rm(be->p, XBD_XS_NO_TXN, parent);
-		free(names);
+		xbd_xs_rm_if_empty(be->p, parent);
+		if (d->hotplugged) {
+			snprintf(parent, sizeof(parent), "/local/domain/%u/backend/%s",
+				 be->self, d->type);
+			xbd_xs_rm_if_empty(be->p, parent);
+		}
 	}
 	xbd_debug("%s: %s: removed (%s)", dev_label(d), d->vdev, why);
 	d->removed = true;

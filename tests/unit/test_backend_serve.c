@@ -17,6 +17,7 @@
 #include "xbd/sim.h"
 #include "xbd/xenbus.h"
 
+#include <dirent.h>
 #include <json.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -58,18 +59,21 @@ static void guest_init(struct guest *g, const char *vm, uint16_t domid,
  * when serve returned 0 and the disk is ours to use. */
 static bool serve_connect(struct guest *g, const char *const *extra)
 {
-	const char *args[40] = { "serve", g->vm, "--vdev", g->vdev };
+	char log[200];
+	const char *args[40] = { "serve", g->vm, "--vdev", g->vdev, "--log", log };
 	struct xbd_frontend_config cfg = {
 		.frontend_path = g->fe_path,
 		.backend_path = g->be_path,
 		.backend_domid = 0,
 		.name = g->vm,
 	};
-	unsigned n = 4;
+	unsigned n = 6;
 	char path[200];
 	pid_t pid;
 	int rc, err;
 
+	/* the daemon's stderr, sanitizer reports included, for the end */
+	snprintf(log, sizeof(log), "%s/serve-%s-%s.log", sim_dir, g->vm, g->vdev);
 	while (*extra && n < 39)
 		args[n++] = *extra++;
 	args[n] = NULL;
@@ -662,6 +666,32 @@ static void scenario_no_frontend(struct xbd_platform *gp, uint16_t domid,
 	CHECK(!bt_exists(gp, g.fe_path));
 }
 
+/* The daemons' logs go to our stderr, where the test runner looks for
+ * sanitizer reports. */
+static void show_serve_logs(void)
+{
+	DIR *d = opendir(sim_dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char path[400];
+		size_t len = 0;
+		char *text;
+
+		if (strncmp(de->d_name, "serve-", 6))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sim_dir, de->d_name);
+		text = bt_read_file(path, &len);
+		if (text && len) {
+			fprintf(stderr, "---- %s ----\n", de->d_name);
+			fwrite(text, 1, len, stderr);
+		}
+		free(text);
+	}
+	if (d)
+		closedir(d);
+}
+
 int main(void)
 {
 	char run_dir[128], img[160], img2[160], gold[160], overlay[160];
@@ -716,5 +746,6 @@ int main(void)
 
 	xbd_platform_close(gp1);
 	xbd_platform_close(gp2);
+	show_serve_logs();
 	return check_report("test_backend_serve");
 }
