@@ -355,6 +355,8 @@ static struct json_object *disk_json(const struct sh_disk *d,
 		json_object_object_add(o, "latency", NULL);
 	}
 	jadd_str(o, "note", d->note);
+	json_object_object_add(o, "xbd_pid", d->xbd_pid ?
+			       json_object_new_int64(d->xbd_pid) : NULL);
 	json_object_object_add(o, "xbd", json_object_get(d->xbd));
 	return o;
 }
