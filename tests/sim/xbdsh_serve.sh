@@ -15,7 +15,7 @@
 command -v xenstore-read >/dev/null ||
 	{ echo "SKIP: xenstore-read not installed (package xenstore-utils)"; exit 77; }
 "$xbd" serve --help >/dev/null 2>&1 || { echo "SKIP: xbd serve is not built yet"; exit 77; }
-"$xbd" sim vm io --help >/dev/null 2>&1 ||
+"$xbd" sim vm io --help 2>&1 | grep -q -- --rw ||
 	{ echo "SKIP: xbd sim vm io (the sim guest's workloads) is not available yet"; exit 77; }
 start_sim
 export XBD_ATTACH_LOG=$T/attach.log XBD_SIM_KEEP_LOG=1
