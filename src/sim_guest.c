@@ -544,7 +544,16 @@ static struct guest_dev *dev_get(struct guest *g, const char *vdev,
 				 struct xbd_frontend **fe)
 {
 	unsigned long long deadline = xbd_now_ns() + IO_CONNECT_WAIT_MS * 1000000ull;
+	char path[128], *v = NULL;
+	uint32_t devid;
 
+	/* a disk that is not even in xenstore will not connect */
+	if (xbd_vdev_to_devid(vdev, &devid))
+		return NULL;
+	snprintf(path, sizeof(path), "%s/%u", g->vbd_dir, devid);
+	if (xbd_platform_ops_of(g->p)->xs_read(g->p, XBD_XS_NO_TXN, path, &v, NULL))
+		return NULL;
+	free(v);
 	while (xbd_now_ns() < deadline) {
 		struct guest_dev *d;
 

@@ -1,0 +1,71 @@
+#!/bin/bash
+# End-to-end: `xbd attach --rw` writes reach the VM's disk; and every way
+# attach must refuse, with one clear line, a non-zero exit and nothing
+# left behind: unknown VM, unknown --disk, --cow with --rw, a missing
+# DIR, --rw on a read-only disk, a qcow2 disk (format named), a raw file
+# served by qdisk (no loop devices on the sim).
+. "$(dirname "$0")/attach_common.inc"
+need_fuse_root
+start_sim
+
+img=$T/disk.img
+make_random_image "$img" 16
+vm_create vm1 "$img,xvda"
+wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
+
+attach vm1 "$T/mnt" --rw || { echo "FAIL: attach --rw"; exit 1; }
+[ "$(stat -c %a "$T/mnt/xvda")" = 644 ] && ok "xvda writable (0644)" ||
+	fail "xvda mode $(stat -c %a "$T/mnt/xvda")"
+head -c 1M /dev/urandom >"$T/blob"
+dd if="$T/blob" of="$T/mnt/xvda" bs=64k seek=80 conv=notrunc,fsync status=none ||
+	fail "write through DIR/xvda"
+"$xbd" detach "$T/mnt" || fail "detach"
+cmp <(dd if="$img" bs=64k skip=80 count=16 status=none) "$T/blob" &&
+	ok "--rw: the write reached the VM's image" || fail "--rw: the image lacks the write"
+
+# refuse_attach DESC WANT-IN-MESSAGE ARGS...: attach fails clearly.
+refuse_attach() {
+	local desc=$1 want=$2 rc lines
+	shift 2
+	"$xbd" attach "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+	lines=$(wc -l <"$T/err")
+	if [ $rc -eq 0 ]; then
+		fail "$desc: attach succeeded"
+		mountpoint -q "$T/mnt" && "$xbd" detach "$T/mnt"
+	elif ! grep -q -- "$want" "$T/err"; then
+		fail "$desc: message lacks '$want': $(cat "$T/err")"
+	elif [ "$lines" -ne 1 ]; then
+		fail "$desc: $lines lines: $(cat "$T/err")"
+	elif mountpoint -q "$T/mnt" || ! no_attach_nodes; then
+		fail "$desc: something was left behind"
+	else
+		ok "$desc: $(cat "$T/err")"
+	fi
+}
+mkdir -p "$T/mnt"
+mounts+=("$T/mnt")
+refuse_attach "unknown VM" "nosuchvm: no such domain" nosuchvm --mount "$T/mnt"
+refuse_attach "unknown disk" "no disk xvdc (it has: xvda)" vm1 --mount "$T/mnt" --disk xvdc
+refuse_attach "missing DIR" "No such file" vm1 --mount "$T/nope"
+"$xbd" attach vm1 --mount "$T/mnt" --cow --rw 2>"$T/err"
+[ $? -eq 2 ] && ok "--cow --rw is a usage error" || fail "--cow --rw: $(cat "$T/err")"
+
+be=/local/domain/0/backend/vbd/$DOMID/51712
+xenstore-write "$be/mode" r
+refuse_attach "--rw on a read-only disk" "--rw refused" vm1 --mount "$T/mnt" --rw
+xenstore-write "$be/mode" w
+
+# disks a qdisk serves (nodes only: attach must refuse before using them)
+fe=/local/domain/$DOMID/device/vbd
+for spec in 51728:qcow2:/images/x.qcow2 51744:raw:/images/x.raw; do
+	id=${spec%%:*} params=${spec#*:}
+	qbe=/local/domain/0/backend/qdisk/$DOMID/$id
+	xenstore-write "$qbe/params" "$params" "$qbe/frontend" "$fe/$id" \
+		"$qbe/frontend-id" "$DOMID" "$qbe/state" 1 \
+		"$fe/$id/backend" "$qbe" "$fe/$id/backend-id" 0 "$fe/$id/state" 1
+done
+refuse_attach "qcow2 disk" "disk format qcow2 cannot be attached" vm1 --mount "$T/mnt" --disk xvdb
+refuse_attach "raw file on qdisk, sim" "simulated platform" vm1 --mount "$T/mnt" --disk xvdc
+xenstore-rm "$fe/51728" "$fe/51744" /local/domain/0/backend/qdisk
+finish
