@@ -623,10 +623,10 @@ static void peek_ring(struct xbd_platform *p, const struct xbd_vbd *v,
 }
 
 struct xbd_match {
+	const char *backend_path;
+	bool by_id;          /* also match on domid + devid */
 	uint16_t domid;
 	uint32_t devid;
-	const char *backend_path;
-	const char *role;
 	struct json_object *dev;
 	pid_t pid;
 };
@@ -637,10 +637,10 @@ static void match_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
 	const char *bp = jstr(dev, "backend_path");
 	const char *role = jstr(dev, "role");
 
-	if (m->dev || !role || strcmp(role, m->role))
+	if (m->dev || !role || strcmp(role, "serve"))
 		return;
-	if ((bp && m->backend_path && !strcmp(bp, m->backend_path)) ||
-	    ((uint16_t)ju64(dev, "domid") == m->domid &&
+	if ((bp && !strcmp(bp, m->backend_path)) ||
+	    (m->by_id && (uint16_t)ju64(dev, "domid") == m->domid &&
 	     (uint32_t)ju64(dev, "devid") == m->devid)) {
 		m->dev = dev;
 		m->pid = pid;
@@ -652,6 +652,7 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 			  struct sh_disk *d, bool with_ring)
 {
 	uint16_t self = xbd_platform_ops_of(p)->self_domid(p);
+	struct xbd_match m = { 0 };
 	struct xbd_blkback_counters c;
 	int err;
 
@@ -676,17 +677,20 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 		note_add(d, "no backend yet");
 		return;
 	}
+	/* An xbd process may serve any backend type (`xbd sim blkback`,
+	 * attach's second instance): its own numbers beat everything. */
+	m.backend_path = v->backend_path;
 	if (v->backend == XBD_VBD_XBD) {
-		struct xbd_match m = {
-			.domid = v->domid, .devid = v->devid,
-			.backend_path = v->backend_path, .role = "serve",
-		};
-
-		for_each_dev(x, match_xbd_dev, &m);
-		if (m.dev) {
-			fill_from_xbd(d, m.dev, m.pid, with_ring);
-			return;
-		}
+		m.domid = v->domid;
+		m.devid = v->devid;
+		m.by_id = true;
+	}
+	for_each_dev(x, match_xbd_dev, &m);
+	if (m.dev) {
+		fill_from_xbd(d, m.dev, m.pid, with_ring);
+		return;
+	}
+	if (v->backend == XBD_VBD_XBD) {
 		note_fail(d, "served by xbd, but no xbd process answers for it%s",
 			  x->unreachable ? " (see above)" : "");
 	} else if (v->backend == XBD_VBD_BLKBACK) {
