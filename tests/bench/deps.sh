@@ -1,0 +1,27 @@
+#!/bin/bash
+# Installs what the benchmarks compare xbd with, if missing (Debian 12):
+#   qemu-storage-daemon (its FUSE export)   package qemu-system-common
+#   nbdkit (file plugin)                    package nbdkit
+#   nbdfuse                                 package libnbd-bin
+#   fio, jq, fincore (figures), fuse3       fio jq util-linux-extra fuse3
+#   perf (where the time goes)              linux-perf
+# Safe to run again; as non-root it only says what is missing.
+set -u
+pkgs=(qemu-system-common nbdkit libnbd-bin fio jq fuse3 util-linux-extra linux-perf)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "bench deps: missing packages: ${missing[*]} (run as root)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+# linux-perf is only for finding where the time goes; the rest is needed
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null && exit 0
+needed=()
+for p in "${missing[@]}"; do [ "$p" = linux-perf ] || needed+=("$p"); done
+[ ${#needed[@]} -eq 0 ] || apt-get install -y -q --no-install-recommends "${needed[@]}"

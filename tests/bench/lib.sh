@@ -1,0 +1,195 @@
+# Shared by tests/bench/*.sh (sourced, not run): the build, a work
+# directory that always goes away, medians, dd and fio measurements,
+# a simulated Xen of the bench's own, and the summary rows that run.sh
+# collects.  Benchmarks are not tests: nothing here asserts a target,
+# it measures and says which targets were met.
+set -u
+export LC_ALL=C
+
+bench_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+B=${1:-${XBD_BUILD:-build}}
+case "$B" in /*) ;; *) B=$bench_top/$B ;; esac
+xbd=$B/xbd
+
+RUNS=${XBD_BENCH_RUNS:-5}           # runs per figure; the median is kept
+IMG_MB=${XBD_BENCH_IMG_MB:-1024}    # the image: 1 GiB
+FIO_TIME=${XBD_BENCH_FIO_TIME:-5}   # seconds per fio run
+IO_TIME=${XBD_BENCH_IO_TIME:-3}     # seconds per `xbd sim vm io` run
+# the image lives in memory (tmpfs pages are page cache) unless told
+# otherwise: no disk, no writeback in the figures
+W=$(mktemp -d "${XBD_BENCH_DIR:-/dev/shm}/xbd-bench.XXXXXX") || exit 1
+export XBD_RUN_DIR=$W/run XBD_ATTACH_LOG=$W/attach.log
+unset XBD_PLATFORM
+
+cleanups=()     # commands run at exit, last first
+bench_cleanup() {
+	local i
+	for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${cleanups[$i]}" >/dev/null 2>&1
+	done
+	rm -rf "$W"
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+at_exit() { cleanups+=("$*"); }
+
+say() { printf '%s\n' "$*" >&2; }
+
+# summary NAME VALUE UNIT TARGET-NOTE: one line for run.sh's summary.
+summary() {
+	[ -n "${XBD_BENCH_SUMMARY:-}" ] && printf '%s\n' "$*" >>"$XBD_BENCH_SUMMARY"
+	return 0
+}
+
+# median V...: the median of numbers (the mean of the middle two for an
+# even count); "-" when there is none.
+median() {
+	[ $# -eq 0 ] && { echo -; return; }
+	printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1}
+		END {if (NR % 2) print v[(NR + 1) / 2];
+		     else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+# ratio A B [DIGITS]: A/B, or "-" when either is missing or B is 0.
+ratio() {
+	awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {
+		if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-";
+		else printf "%.*f\n", d, a / b }'
+}
+
+# ge A B: A >= B (numbers; false when A is missing).
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "-" && a != "" && a + 0 >= b + 0) }'; }
+
+# fmt V [DIGITS]: a number with DIGITS decimals, or "-".
+fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.*f\n", d, v }'; }
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# drop_file_cache FILE: drops FILE's own pages from the page cache
+# (posix_fadvise DONTNEED); used on FUSE files so that no export reads
+# from a cache left by an earlier run.  The backing image is untouched.
+drop_file_cache() { dd if="$1" iflag=nocache count=0 status=none 2>/dev/null; true; }
+
+# warm FILE: reads FILE so that it sits in the page cache; fails when
+# fincore says less than all of it is resident.
+warm() {
+	local f=$1 res size
+	cat "$f" >/dev/null
+	command -v fincore >/dev/null || return 0
+	res=$(fincore -b -n -o RES "$f" 2>/dev/null | tr -d ' ')
+	size=$(stat -c %s "$f")
+	[ -z "$res" ] || [ "$res" -ge "$size" ] || { say "bench: $f: only $res of $size bytes in the page cache"; return 1; }
+}
+
+# make_image FILE MiB: random contents (generated here, never fetched).
+make_image() {
+	head -c $(($2 << 20)) /dev/urandom >"$1"
+}
+
+# dd_mbps FILE: reads FILE whole with dd bs=1M; prints MB/s (10^6 B/s).
+dd_mbps() {
+	local out
+	out=$(dd if="$1" of=/dev/null bs=1M 2>&1) || { say "dd $1: $out"; return 1; }
+	echo "$out" | awk '/bytes/ && /copied/ {
+		for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) t = $(i - 1);
+		if ($1 + 0 > 0 && t + 0 > 0) { printf "%.1f\n", $1 / t / 1e6; ok = 1 } }
+		END { exit !ok }'
+}
+
+# fio_randread FILE DIRECT: 4 KiB random reads over all of FILE, queue
+# depth 32 (libaio, one job), FIO_TIME seconds; prints IOPS.
+fio_randread() {
+	local out
+	out=$(fio --name=randread --filename="$1" --readonly --rw=randread --bs=4k \
+		--ioengine=libaio --iodepth=32 --direct="$2" --numjobs=1 \
+		--invalidate=0 --randrepeat=0 --norandommap \
+		--time_based --runtime="$FIO_TIME" --output-format=json 2>&1) ||
+		{ say "fio $1: $(echo "$out" | tail -n 3)"; return 1; }
+	echo "$out" | sed -n '/^{/,$p' | jq -e '.jobs[0].read.iops' 2>/dev/null |
+		awk '$1 > 0 { printf "%.0f\n", $1; ok = 1 } END { exit !ok }' ||
+		{ say "fio $1: no IOPS in: $(echo "$out" | tail -n 3)"; return 1; }
+}
+
+# repeat N CMD...: runs CMD N times (each prints one number); prints the
+# median, or fails when no run gave a number.  The single values go to
+# stderr, so the log shows the spread.
+repeat() {
+	local n=$1 i v vals=()
+	shift
+	for ((i = 0; i < n; i++)); do
+		v=$("$@") && [ -n "$v" ] && vals+=("$v")
+	done
+	[ ${#vals[@]} -gt 0 ] || return 1
+	say "    runs: ${vals[*]}"
+	median "${vals[@]}"
+}
+
+# wait_for SECONDS CMD...: polls until CMD succeeds.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.05
+	done
+}
+
+is_mounted() { grep -q " $1 " /proc/self/mounts; }
+
+# is_tmpfs PATH
+is_tmpfs() { [ "$(stat -f -c %T "$1" 2>/dev/null)" = tmpfs ]; }
+
+# ---- the simulated Xen ------------------------------------------------
+
+sim_dir=
+# start_sim: a sim of the bench's own, stopped at exit.  Fails (with
+# why in $why) when it does not start.
+start_sim() {
+	[ -x "$xbd" ] || { why="no $xbd (run make first)"; return 1; }
+	sim_dir=$W/sim
+	if ! "$xbd" sim start --dir "$sim_dir" --owner-pid $$ >"$W/sim.out" 2>&1; then
+		why="the sim does not start: $(head -c 200 "$W/sim.out")"
+		sim_dir=
+		return 1
+	fi
+	at_exit "'$xbd' sim stop --dir '$sim_dir'"
+	export XBD_SIM_DIR=$sim_dir XENSTORED_PATH=$sim_dir/xenstored.sock
+}
+
+# vm_create NAME [FILE,VDEV]...: a sim VM whose simulated guest runs
+# (and whose disks, if any, the sim's blkback serves); sets DOMID, or
+# fails with $why.
+vm_create() {
+	local name=$1 args=() d out
+	shift
+	for d in "$@"; do args+=(--disk "$d"); done
+	if ! out=$("$xbd" sim vm create "$name" "${args[@]}" 2>&1); then
+		why="xbd sim vm create $name ${args[*]}: $(echo "$out" | head -n1)"
+		return 1
+	fi
+	DOMID=$(echo "$out" | tail -n1)
+	if ! wait_for 5 test -S "$sim_dir/guest-$DOMID.sock"; then
+		# older sims run a guest only when told to
+		"$xbd" sim vm destroy "$name" >/dev/null 2>&1
+		if [ $# -gt 0 ] || ! out=$("$xbd" sim vm create "$name" -- "$xbd" sim guest 2>&1) ||
+			! DOMID=$(echo "$out" | tail -n1) ||
+			! wait_for 5 test -S "$sim_dir/guest-$DOMID.sock"; then
+			why="the sim runs no simulated guest for $name (no $sim_dir/guest-$DOMID.sock)"
+			return 1
+		fi
+	fi
+}
+
+# vm_io VM VDEV ARGS...: one `xbd sim vm io` run; prints "MBPS IOPS".
+vm_io() {
+	local out
+	out=$("$xbd" sim vm io "$@" 2>&1) || { say "xbd sim vm io $*: $out"; return 1; }
+	echo "$out" | awk '/MB\/s/ && /IOPS/ {
+		for (i = 1; i <= NF; i++) {
+			if ($(i + 1) ~ /^MB\/s/) m = $i;
+			if ($(i + 1) ~ /^IOPS/) o = $i }
+		if (m != "") { print m + 0, o + 0; ok = 1 } }
+		END { exit !ok }' || { say "xbd sim vm io $*: cannot read: $out"; return 1; }
+}
+vm_io_mbps() { vm_io "$@" | awk '{print $1}'; }
+vm_io_iops() { vm_io "$@" | awk '{print $2}'; }
