@@ -361,6 +361,17 @@ static void dev_finish(struct be_dev *d, const char *why)
 				 be->self, d->type);
 			xbd_xs_rm_if_empty(be->p, parent);
 		}
+		/* and what we made on the way, if nothing else is in it */
+		if (d->made_be_root) {
+			snprintf(parent, sizeof(parent), "/local/domain/%u/backend",
+				 be->self);
+			xbd_xs_rm_if_empty(be->p, parent);
+		}
+		if (d->made_fe_vbd) {
+			snprintf(parent, sizeof(parent), "/local/domain/%u/device/vbd",
+				 d->fe_domid);
+			xbd_xs_rm_if_empty(be->p, parent);
+		}
 	}
 	xbd_debug("%s: %s: removed (%s)", dev_label(d), d->vdev, why);
 	d->removed = true;
@@ -756,6 +767,8 @@ static int hotplug_txn(struct be_dev *d, xbd_xs_txn t)
 
 	if (node_exists(be, t, d->be_path) || node_exists(be, t, d->fe_path))
 		return -EEXIST;
+	snprintf(fe_dev, sizeof(fe_dev), "/local/domain/%u/backend", be->self);
+	d->made_be_root = !node_exists(be, t, fe_dev);
 	/* backend: dom0's, the guest reads it */
 	err = be->ops->xs_mkdir(be->p, t, d->be_path);
 	if (!err)
@@ -788,6 +801,7 @@ static int hotplug_txn(struct be_dev *d, xbd_xs_txn t)
 	/* frontend: the guest's, we read it */
 	snprintf(fe_dev, sizeof(fe_dev), "/local/domain/%u/device", d->fe_domid);
 	snprintf(fe_vbd, sizeof(fe_vbd), "%s/vbd", fe_dev);
+	d->made_fe_vbd = !node_exists(be, t, fe_vbd);
 	err = mkdir_guest_owned(d, t, fe_dev);
 	if (!err)
 		err = mkdir_guest_owned(d, t, fe_vbd);
@@ -1344,6 +1358,12 @@ int xbd_backend_detach(struct xbd_platform *p, uint16_t fe_domid,
 			free(fe_path);
 		}
 		err = ops->xs_rm(p, XBD_XS_NO_TXN, be_path);
+		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s/%u",
+			 ops->self_domid(p), XBD_BACKEND_TYPE, fe_domid);
+		xbd_xs_rm_if_empty(p, path);
+		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s",
+			 ops->self_domid(p), XBD_BACKEND_TYPE);
+		xbd_xs_rm_if_empty(p, path);
 		return err == -ENOENT ? 0 : err;
 	}
 

@@ -125,6 +125,8 @@ struct be_dev {
 	uint64_t close_deadline_ns;
 	bool removed;
 	bool vm_gone;                /* its domain died */
+	bool made_be_root;           /* we created .../backend */
+	bool made_fe_vbd;            /* we created .../device/vbd */
 
 	/* negotiated at connection */
 	bool connected;
