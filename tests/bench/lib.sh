@@ -168,6 +168,7 @@ vm_create() {
 		return 1
 	fi
 	DOMID=$(echo "$out" | tail -n1)
+	[ $# -gt 0 ] && { ensure_blkback "$DOMID" || return 1; }
 	if ! wait_for 5 test -S "$sim_dir/guest-$DOMID.sock"; then
 		# older sims run a guest only when told to
 		"$xbd" sim vm destroy "$name" >/dev/null 2>&1
@@ -178,6 +179,25 @@ vm_create() {
 			return 1
 		fi
 	fi
+}
+
+# ensure_blkback DOMID: the sim's blkback serves the VM's backend/vbd
+# devices; a sim that does not run one itself gets one from the bench.
+own_blkback=
+ensure_blkback() {
+	local be
+	command -v xenstore-list >/dev/null || return 0
+	be=$(xenstore-list "/local/domain/0/backend/vbd/$1" 2>/dev/null | head -n1)
+	[ -n "$be" ] || return 0
+	be=/local/domain/0/backend/vbd/$1/$be
+	be_taken() { [ "$(xenstore-read "$be/state" 2>/dev/null)" != 1 ]; }
+	wait_for 3 be_taken && return 0
+	if [ -z "$own_blkback" ]; then
+		"$xbd" sim blkback >"$W/blkback.log" 2>&1 &
+		own_blkback=$!
+		at_exit "kill $own_blkback; wait $own_blkback"
+	fi
+	wait_for 5 be_taken || { why="nobody serves $be (xbd sim blkback: $(head -c 200 "$W/blkback.log"))"; return 1; }
 }
 
 # vm_io VM VDEV ARGS...: one `xbd sim vm io` run; prints "MBPS IOPS".
