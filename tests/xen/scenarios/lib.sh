@@ -23,7 +23,7 @@ _run_cleanups() {
 trap _run_cleanups EXIT
 
 _result() { # WORD REASON...
-	echo "$1: ${*:2}"
+	echo "$1: ${*:2}" >&2
 	[ -z "${XBD_RESULT:-}" ] || echo "${*:2}" > "$XBD_RESULT"
 }
 fail() { _result FAIL "$@"; exit 1; }
