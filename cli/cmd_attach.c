@@ -486,9 +486,9 @@ static int setup(struct attach *a)
 	}
 	if (xbd_ctl_start(&a->ctl))
 		a->ctl = NULL; /* statistics are a nicety: attach anyway */
+	/* the frontend shares fewer when the platform refuses (another
+	 * process holds grants too) */
 	grants = ATTACH_GRANT_BUDGET / a->ndisks;
-	if (grants > XBD_FRONTEND_DEFAULT_GRANTS)
-		grants = XBD_FRONTEND_DEFAULT_GRANTS;
 	for (i = 0; i < a->ndisks; i++) {
 		err = attach_disk(a, &a->disks[i], grants);
 		if (err)

@@ -800,13 +800,15 @@ static int submit_part(struct xbd_frontend *fe, struct fe_io *io, uint8_t op,
 	if (indirect)
 		xbd_stat_add(&fe->stats.indirect_reqs, 1);
 	notify = xbd_blkif_front_push_requests(&fe->ring);
+	pthread_mutex_unlock(&fe->lock);
+	/* outside the lock: a system call; the event channel outlives every
+	 * submitter (close comes after the last I/O has returned) */
 	if (notify) {
 		xbd_stat_add(&fe->stats.notify_sent, 1);
 		fe->ops->evtchn_notify(fe->evtchn, fe->port);
 	} else {
 		xbd_stat_add(&fe->stats.notify_suppressed, 1);
 	}
-	pthread_mutex_unlock(&fe->lock);
 	return 0;
 }
 
