@@ -142,18 +142,25 @@ is_tmpfs() { [ "$(stat -f -c %T "$1" 2>/dev/null)" = tmpfs ]; }
 # ---- the simulated Xen ------------------------------------------------
 
 sim_dir=
-# start_sim: a sim of the bench's own, stopped at exit.  Fails (with
-# why in $why) when it does not start.
+# use_sim DIR: later xbd commands use the sim in DIR (each sim gets its
+# own run directory too, so two sims' control sockets never meet).
+use_sim() {
+	sim_dir=$1
+	export XBD_SIM_DIR=$1 XENSTORED_PATH=$1/xenstored.sock XBD_RUN_DIR=$1.run
+}
+
+# start_sim [NAME]: a sim of the bench's own in $W/NAME (default sim),
+# stopped at exit, and used from now on.  Fails (with why in $why) when
+# it does not start.
 start_sim() {
+	local d=$W/${1:-sim}
 	[ -x "$xbd" ] || { why="no $xbd (run make first)"; return 1; }
-	sim_dir=$W/sim
-	if ! "$xbd" sim start --dir "$sim_dir" --owner-pid $$ >"$W/sim.out" 2>&1; then
-		why="the sim does not start: $(head -c 200 "$W/sim.out")"
-		sim_dir=
+	if ! "$xbd" sim start --dir "$d" --owner-pid $$ >"$d.out" 2>&1; then
+		why="the sim does not start: $(head -c 200 "$d.out")"
 		return 1
 	fi
-	at_exit "'$xbd' sim stop --dir '$sim_dir'"
-	export XBD_SIM_DIR=$sim_dir XENSTORED_PATH=$sim_dir/xenstored.sock
+	at_exit "'$xbd' sim stop --dir '$d'"
+	use_sim "$d"
 }
 
 # vm_create NAME [FILE,VDEV]...: a sim VM whose simulated guest runs
