@@ -172,5 +172,12 @@ bool sh_wait_key(int timeout_ms);
 /* Set by SIGINT/SIGTERM; the watch loop and the shell check it. */
 extern volatile int sh_interrupted;
 void sh_install_signals(void);
+/* A command (or one refresh of a view) that takes longer than this is
+ * stuck: one line and exit 1.  Armed while working, not while waiting
+ * for the user. */
+#define SH_DEADLINE_S 20
+#define XBD_SH_STR_(x) #x
+#define XBD_SH_STR(x) XBD_SH_STR_(x)
+void sh_watchdog(bool on);
 
 #endif

@@ -279,8 +279,10 @@ static int stats_loop(struct sh_ctx *ctx, const struct stats_opts *o)
 		if (!o->interval_s || (o->count && frames >= o->count) ||
 		    sh_interrupted)
 			break;
+		sh_watchdog(false); /* waiting for the user is not stuck */
 		if (sh_wait_key((int)(o->interval_s * 1000)) || sh_interrupted)
 			break;
+		sh_watchdog(true);
 	}
 	sh_sample_free(&prev);
 	return st < 0 ? 1 : st;
@@ -400,7 +402,7 @@ static int cmd_list(struct sh_ctx *ctx, int argc, char **argv)
 	return status;
 }
 
-int sh_run_command(struct sh_ctx *ctx, int argc, char **argv)
+static int run_command(struct sh_ctx *ctx, int argc, char **argv)
 {
 	const char *cmd = argv[0];
 
@@ -416,4 +418,14 @@ int sh_run_command(struct sh_ctx *ctx, int argc, char **argv)
 		return cmd_ring(ctx, argc, argv);
 	xbd_err("unknown command '%s' (try help)", cmd);
 	return XBD_EXIT_USAGE;
+}
+
+int sh_run_command(struct sh_ctx *ctx, int argc, char **argv)
+{
+	int status;
+
+	sh_watchdog(true);
+	status = run_command(ctx, argc, argv);
+	sh_watchdog(false);
+	return status;
 }

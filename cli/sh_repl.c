@@ -32,6 +32,26 @@ static void on_signal(int sig)
 	sh_interrupted = 1;
 }
 
+/* Reached only when a command is stuck inside a library call that has
+ * no timeout of its own (libxenstore waiting on a wedged xenstored):
+ * one line and out, rather than a hang. */
+static void on_deadline(int sig)
+{
+	static const char msg[] = "xbdsh: no answer within "
+		XBD_SH_STR(SH_DEADLINE_S) " s (is xenstored or the sim stuck?)\n";
+	ssize_t n;
+
+	(void)sig;
+	n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)n;
+	_exit(1);
+}
+
+void sh_watchdog(bool on)
+{
+	alarm(on ? SH_DEADLINE_S : 0);
+}
+
 void sh_install_signals(void)
 {
 	struct sigaction sa;
@@ -42,6 +62,8 @@ void sh_install_signals(void)
 	/* no SA_RESTART: a wait in progress returns at once */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_deadline;
+	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -283,6 +305,7 @@ static char **sh_complete(const char *text, int start, int end)
 		if (pos == vm_arg || (pos == disk_arg && vm_word)) {
 			struct sh_xbd x;
 
+			sh_watchdog(true);
 			if (!sh_xbd_fetch(complete_ctx, "stats", &x)) {
 				if (pos == vm_arg)
 					add_vm_candidates(complete_ctx, &x);
@@ -291,6 +314,7 @@ static char **sh_complete(const char *text, int start, int end)
 							    vm_word);
 				sh_xbd_free(&x);
 			}
+			sh_watchdog(false);
 		}
 	}
 	free(before);

@@ -137,8 +137,9 @@ int xbd_ctl_add_device(struct xbd_ctl *ctl, const struct xbd_ctl_device *desc,
 /* Unregisters (waits for a query in progress).  NULL dev is a no-op. */
 void xbd_ctl_remove_device(struct xbd_ctl *ctl, struct xbd_ctl_dev *dev);
 
-/* The JSON document the server answers with; the server's own code,
- * exposed for tests.  with_inflight: the "ring" request's form. */
+/* The JSON document the server answers "stats" with (with_inflight:
+ * "ring"), for a process that wants to print or log it itself.  The
+ * caller frees it with json_object_put(). */
 struct json_object *xbd_ctl_build_doc(struct xbd_ctl *ctl, bool with_inflight);
 
 /* --- client --- */

@@ -16,22 +16,22 @@ tm() { tmux -S "$tmux_sock" "$@"; }
 # save_screen: the whole scrollback of the session into screens.log,
 # where sanitizer reports would show.
 save_screen() {
-	tm capture-pane -p -S - -t sh >>"$T/screens.log" 2>/dev/null
+	tm capture-pane -p -S - -t "$sess" >>"$T/screens.log" 2>/dev/null
 }
 
-# start_shell: xbdsh in a fresh tmux session named "sh".
+# start_shell NAME: xbdsh in a new tmux session (the earlier ones stay,
+# so the tmux server does not come and go between them).
 start_shell() {
-	save_screen
-	tm kill-session -t sh 2>/dev/null
-	tm -f /dev/null new-session -d -s sh -x 150 -y 45 \
+	sess=$1
+	tm -f /dev/null new-session -d -s "$sess" -x 150 -y 45 \
 		"$xbdsh --xbd-only; echo \"EXITED rc=\$?\"; sleep 60"
 }
 
-pane() { tm capture-pane -p -t sh; }
+pane() { tm capture-pane -p -t "$sess"; }
 # The line the cursor is on (readline's current input line).
 cursor_line() {
 	local y
-	y=$(tm display-message -p -t sh '#{cursor_y}')
+	y=$(tm display-message -p -t "$sess" '#{cursor_y}')
 	pane | sed -n "$((y + 1))p" | sed 's/ *$//'
 }
 
@@ -57,36 +57,36 @@ wait_line() {
 	fi
 }
 
-start_shell
+start_shell first
 wait_pane "banner and prompt" '^xbdsh> ?$'
 
 # Commands.
-tm send-keys -t sh 'sta' Tab
+tm send-keys -t "$sess" 'sta' Tab
 wait_line "command completion" 'xbdsh> stats'
 # VM names: a common prefix first, then the candidates listed.
-tm send-keys -t sh 'al' Tab
+tm send-keys -t "$sess" 'al' Tab
 wait_line "VM name: common prefix" 'xbdsh> stats alp'
-tm send-keys -t sh Tab Tab
+tm send-keys -t "$sess" Tab Tab
 wait_pane "VM name: candidates listed" 'alpha +alpine'
-tm send-keys -t sh 'ha' Tab
+tm send-keys -t "$sess" 'ha' Tab
 wait_line "VM name completed" 'xbdsh> stats alpha'
-tm send-keys -t sh Enter
+tm send-keys -t "$sess" Enter
 wait_pane "stats ran" '^alpha \(domain 5\): 2 disks'
-tm send-keys -t sh 'clear-not-a-command' Enter
+tm send-keys -t "$sess" 'clear-not-a-command' Enter
 wait_pane "unknown command: one line" "unknown command 'clear-not-a-command'"
 
 # Disks of the VM named before them; options do not count as positions.
-tm send-keys -t sh 'ring alpha xv' Tab
+tm send-keys -t "$sess" 'ring alpha xv' Tab
 wait_line "disk: common prefix" 'xbdsh> ring alpha xvd'
-tm send-keys -t sh Tab Tab
+tm send-keys -t "$sess" Tab Tab
 wait_pane "disk candidates listed" 'xvdb +xvdc'
-tm send-keys -t sh 'c' Enter
+tm send-keys -t "$sess" 'c' Enter
 wait_pane "ring ran" 'ring: 32 entries'
-tm send-keys -t sh 'watch -w 0.3 alp' Tab
+tm send-keys -t "$sess" 'watch -w 0.3 alp' Tab
 wait_line "VM completion after an option" 'xbdsh> watch -w 0.3 alp'
-tm send-keys -t sh 'ine' Tab
+tm send-keys -t "$sess" 'ine' Tab
 wait_line "VM completion after an option, completed" 'xbdsh> watch -w 0.3 alpine'
-tm send-keys -t sh Enter
+tm send-keys -t "$sess" Enter
 wait_pane "watch refreshes in place" 'every 0\.3s, any key stops'
 if pane | grep -q '^xbdsh> '; then
 	fail "watch did not clear the screen"
@@ -94,15 +94,15 @@ else
 	ok "watch cleared the screen"
 fi
 sleep 0.8
-tm send-keys -t sh x
+tm send-keys -t "$sess" x
 wait_pane "a key stops watch" '^xbdsh> ?$'
 
 # History: within the session, then saved and read by the next one.
-tm send-keys -t sh 'help' Enter
+tm send-keys -t "$sess" 'help' Enter
 wait_pane "help ran" '^commands:'
-tm send-keys -t sh Up
+tm send-keys -t "$sess" Up
 wait_line "Up recalls the last command" 'xbdsh> help'
-tm send-keys -t sh C-u 'quit' Enter
+tm send-keys -t "$sess" C-u 'quit' Enter
 wait_pane "quit" 'EXITED rc=0'
 if grep -qx 'help' "$HOME/.xbdsh_history" &&
    grep -qx 'stats alpha' "$HOME/.xbdsh_history" &&
@@ -112,13 +112,14 @@ else
 	fail "history file: $(tr '\n' '|' <"$HOME/.xbdsh_history" 2>&1)"
 fi
 
-start_shell
+save_screen
+start_shell second
 wait_pane "second session" '^xbdsh> ?$'
-tm send-keys -t sh Up Up
+tm send-keys -t "$sess" Up Up
 wait_line "history of the last session" 'xbdsh> help'
-tm send-keys -t sh C-u C-r 'ring al'
+tm send-keys -t "$sess" C-u C-r 'ring al'
 wait_pane "reverse search finds an old command" "ring alpha xvdc"
-tm send-keys -t sh C-g C-u C-d
+tm send-keys -t "$sess" C-g C-u C-d
 wait_pane "Ctrl-D leaves" 'EXITED rc=0'
 # the runner looks for sanitizer reports in this test's output
 save_screen

@@ -145,6 +145,20 @@ else
 	fail "dead xbd process: rc $rc, ${ms} ms: $(cat "$T/err")"
 fi
 
+# A wedged xenstored: libxenstore has no timeout, xbdsh's watchdog does.
+simpid=$(cat "$sim_dir/pid" 2>/dev/null)
+if [ -n "$simpid" ]; then
+	kill -STOP "$simpid"
+	run_timed timeout 60 "$xbdsh" stats vm1 --json
+	kill -CONT "$simpid"
+	if [ $rc -eq 1 ] && [ "$ms" -lt 30000 ] &&
+	   [ "$(cat "$T/err")" = "xbdsh: no answer within 20 s (is xenstored or the sim stuck?)" ]; then
+		ok "stuck xenstored: one line after ${ms} ms"
+	else
+		fail "stuck xenstored: rc $rc, ${ms} ms: $(cat "$T/err")"
+	fi
+fi
+
 # The VM is destroyed.
 "$xbd" sim vm destroy vm1 >/dev/null 2>&1
 run_timed xsh stats vm1
