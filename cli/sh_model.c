@@ -446,7 +446,7 @@ static void fill_requests_from_xbd(struct sh_disk *d, struct json_object *dev)
 	size_t i, n;
 
 	if (!reqs || !json_object_is_type(reqs, json_type_array))
-		return;
+		return; /* the device cannot list them: "not known" */
 	n = json_object_array_length(reqs);
 	d->total_requests = (unsigned)ju64(dev, "in_flight_total");
 	d->requests = calloc(n ? n : 1, sizeof(*d->requests));

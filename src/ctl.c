@@ -243,6 +243,8 @@ static struct json_object *device_json(struct xbd_ctl_dev *d,
 	if (inflight) {
 		st.inflight = inflight;
 		st.inflight_cap = CTL_INFLIGHT_CAP;
+		/* left as is by a callback that does not list requests */
+		st.inflight_total = XBD_CTL_INFLIGHT_UNKNOWN;
 	}
 	if (desc->query)
 		desc->query(desc->opaque, &st);
@@ -272,10 +274,13 @@ static struct json_object *device_json(struct xbd_ctl_dev *d,
 	json_object_object_add(o, "features", features_json(&st.features));
 	counters_json(desc->stats, o);
 	json_object_object_add(o, "ring", ring_json(desc->role, &st.ring));
-	if (inflight) {
+	if (inflight && st.inflight_total != XBD_CTL_INFLIGHT_UNKNOWN) {
 		add_u64(o, "in_flight_total", st.inflight_total);
 		json_object_object_add(o, "in_flight_requests",
 				       inflight_json(&st, now));
+	} else if (inflight) {
+		json_object_object_add(o, "in_flight_total", NULL);
+		json_object_object_add(o, "in_flight_requests", NULL);
 	}
 	return o;
 }

@@ -28,6 +28,7 @@ struct json_object;
 #define XBD_CTL_VERSION 1             /* "version" of the JSON document */
 #define XBD_CTL_DEFAULT_RUN_DIR "/run/xbd"
 #define XBD_CTL_TIMEOUT_MS 1000       /* client: whole query, all sockets */
+#define XBD_CTL_INFLIGHT_UNKNOWN (~0u)
 
 enum xbd_ctl_role {
 	XBD_CTL_SERVE,  /* we are the backend: `xbd serve` */
@@ -74,7 +75,9 @@ struct xbd_ctl_state {
 	struct xbd_ctl_ring ring;
 	/* In-flight list, only for the "ring" request (else inflight is
 	 * NULL): write at most inflight_cap entries, set inflight_len to
-	 * the number written and inflight_total to the number in flight. */
+	 * the number written and inflight_total to the number in flight.
+	 * A callback that leaves inflight_total alone (it comes in as
+	 * XBD_CTL_INFLIGHT_UNKNOWN) says it cannot list them. */
 	struct xbd_ctl_request *inflight;
 	unsigned inflight_cap;
 	unsigned inflight_len;

@@ -579,6 +579,43 @@ static void test_bad_requests(struct xbd_ctl *ctl)
 				 NULL) == -EINVAL);
 }
 
+/* A device whose callback knows its ring but cannot list requests. */
+static void ring_only_query(void *opaque, struct xbd_ctl_state *st)
+{
+	(void)opaque;
+	st->ring.nr_ents = 64;
+	st->ring.req_prod = st->ring.rsp_prod = 5;
+	st->ring.req_cons = st->ring.rsp_prod_pvt = 5;
+}
+
+static void test_unlisted_inflight(struct xbd_ctl *ctl)
+{
+	struct xbd_stats stats;
+	struct xbd_ctl_dev *reg = NULL;
+	struct xbd_ctl_device desc = {
+		.vm = "vm3", .domid = 9, .vdev = "xvde", .stats = &stats,
+		.query = ring_only_query,
+	};
+	struct json_object *doc = NULL, *devs, *d = NULL;
+	size_t i;
+
+	xbd_stats_init(&stats);
+	CHECK_EQ(xbd_ctl_add_device(ctl, &desc, &reg), 0);
+	CHECK_EQ(xbd_ctl_query(xbd_ctl_socket_path(ctl), "ring", 1000, &doc), 0);
+	devs = get(doc, "devices");
+	for (i = 0; devs && i < json_object_array_length(devs); i++)
+		if (!strcmp(get_str(json_object_array_get_idx(devs, i), "vm"), "vm3"))
+			d = json_object_array_get_idx(devs, i);
+	CHECK(d != NULL);
+	CHECK(is_null(d, "in_flight_requests"));
+	CHECK(is_null(d, "in_flight_total"));
+	CHECK_EQ(get_u64(d, "ring.nr_ents"), 64);
+	CHECK_EQ(get_u64(d, "ring.free"), 64);
+	CHECK_EQ(check_doc(doc, "ctl", false, NULL, 0), 0);
+	json_object_put(doc);
+	xbd_ctl_remove_device(ctl, reg);
+}
+
 struct racer {
 	const char *path;
 	volatile bool stop;
@@ -924,6 +961,7 @@ int main(int argc, char **argv)
 		test_document(ctl);
 		test_ring_request_and_fields(ctl);
 		test_bad_requests(ctl);
+		test_unlisted_inflight(ctl);
 		test_add_remove_race(ctl);
 		test_dead_process(argv[0], run_dir);
 		xbd_ctl_remove_device(ctl, serve_dev->reg);
