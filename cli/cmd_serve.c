@@ -269,11 +269,6 @@ static int serve_main(const struct serve_opts *o, int notify_fd)
 				xbd_strerror(err));
 		goto out;
 	}
-	if (domid == xbd_platform_ops_of(p)->self_domid(p)) {
-		xbd_err("%s: cannot serve a disk to our own domain (use xbd attach)",
-			o->vm);
-		goto out;
-	}
 	if (open_image(o, &abs_path, &img))
 		goto out;
 	if (o->mount) {

@@ -171,6 +171,8 @@ static void ctl_query(void *opaque, struct xbd_ctl_state *st)
 	st->ring.rsp_event = rs.rsp_event;
 	st->ring.req_cons = rs.req_cons;
 	st->ring.rsp_prod_pvt = rs.rsp_prod_pvt;
+	if (st->inflight)
+		xbd_be_io_inflight(d, st);
 }
 
 static void ctl_register(struct be_dev *d)

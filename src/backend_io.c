@@ -10,6 +10,7 @@
  */
 #include "backend_priv.h"
 #include "xbd/common.h"
+#include "xbd/ctl.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -81,8 +82,13 @@ static void *pg_get(struct be_queue *q, uint32_t gref, bool write_to_guest)
 		err = ops_of(d)->map_grants(d->be->p, d->fe_domid, 1, &gref,
 					    false, &addr);
 	}
-	if (err)
+	if (err) {
+		/* out of mapping room (gntdev's limit, memory): stop trying,
+		 * grant copy serves the rest */
+		if (err != -EINVAL && err != -EPERM && err != -ESRCH)
+			q->pg_max = q->pg_count;
 		return NULL;
+	}
 	e->used = true;
 	e->gref = gref;
 	e->writable = writable;
@@ -400,6 +406,7 @@ static void answer(struct be_queue *q, struct be_req *r, int16_t status)
 
 	xbd_blkif_back_put_response(&q->ring, r->req.id, op, status);
 	q->answered++;
+	atomic_store_explicit(&r->pub_meta, 0, memory_order_relaxed);
 	if (r->counted) {
 		if (status == BLKIF_RSP_OKAY)
 			xbd_stats_end(&d->stats, r->stat_op, r->req.nr_sectors,
@@ -481,6 +488,16 @@ static void take(struct be_queue *q, struct be_req *r)
 	r->stat_op = stat_op_of(r->req.op);
 	r->t0 = xbd_stats_begin(&d->stats);
 	r->counted = true;
+	atomic_store_explicit(&r->pub_id, r->req.id, memory_order_relaxed);
+	atomic_store_explicit(&r->pub_sector, r->req.sector, memory_order_relaxed);
+	atomic_store_explicit(&r->pub_start, r->t0 ? r->t0 : xbd_now_ns(),
+			      memory_order_relaxed);
+	/* release: a reader that sees it busy sees the fields above */
+	atomic_store_explicit(&r->pub_meta,
+			      PUB_BUSY | (r->req.indirect ? PUB_INDIRECT : 0) |
+				      (uint32_t)r->req.op << 16 |
+				      (r->req.nr_segments & 0xffff),
+			      memory_order_release);
 	if (r->req.indirect) {
 		xbd_stat_add(&d->stats.indirect_reqs, 1);
 		st = read_indirect(q, r);
@@ -883,5 +900,39 @@ void xbd_be_io_ring_state(struct be_dev *d, struct xbd_blkif_ring_state *st)
 	pthread_mutex_lock(&d->lock);
 	if (d->connected && d->nr_queues && d->queues[0].ring_mem)
 		xbd_blkif_back_state(&d->queues[0].ring, st);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void xbd_be_io_inflight(struct be_dev *d, struct xbd_ctl_state *st)
+{
+	unsigned i, j;
+
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; d->connected && i < d->nr_queues; i++) {
+		struct be_queue *q = &d->queues[i];
+
+		for (j = 0; q->slots && j < q->nslots; j++) {
+			struct be_req *r = &q->slots[j];
+			/* acquire: pairs with take()'s release of the fields */
+			uint32_t meta = atomic_load_explicit(&r->pub_meta,
+							     memory_order_acquire);
+			struct xbd_ctl_request *out;
+
+			if (!(meta & PUB_BUSY))
+				continue;
+			st->inflight_total++;
+			if (st->inflight_len >= st->inflight_cap)
+				continue;
+			out = &st->inflight[st->inflight_len++];
+			out->id = atomic_load_explicit(&r->pub_id, memory_order_relaxed);
+			out->sector = atomic_load_explicit(&r->pub_sector,
+							   memory_order_relaxed);
+			out->start_ns = atomic_load_explicit(&r->pub_start,
+							     memory_order_relaxed);
+			out->op = (uint8_t)(meta >> 16);
+			out->indirect = meta & PUB_INDIRECT;
+			out->nr_segments = (uint16_t)meta;
+		}
+	}
 	pthread_mutex_unlock(&d->lock);
 }

@@ -26,6 +26,10 @@
 
 struct be_queue;
 struct be_dev;
+struct xbd_ctl_state;
+
+#define PUB_BUSY (1u << 31)
+#define PUB_INDIRECT (1u << 30)
 
 /* One request between being taken off the ring and being answered. */
 struct be_req {
@@ -42,6 +46,10 @@ struct be_req {
 	size_t bounce_cap;
 	enum xbd_stat_op stat_op;
 	int16_t status;
+	/* the request as the control socket shows it while in flight;
+	 * pub_meta 0: not in flight, else PUB_BUSY | op << 16 | segments */
+	_Atomic uint32_t pub_meta;
+	_Atomic uint64_t pub_id, pub_sector, pub_start;
 	bool counted;                 /* in the device's in-flight count */
 	int err_kind;                 /* enum xbd_stat_error, or -1 */
 	uint64_t t0;
@@ -180,5 +188,7 @@ void xbd_be_io_stop(struct be_dev *d);
 bool xbd_be_io_broken(struct be_dev *d);
 /* Ring indices of queue 0 for the control socket (zero if none). */
 void xbd_be_io_ring_state(struct be_dev *d, struct xbd_blkif_ring_state *st);
+/* The requests in flight, for the control socket's "ring" request. */
+void xbd_be_io_inflight(struct be_dev *d, struct xbd_ctl_state *st);
 
 #endif

@@ -15,10 +15,12 @@
 #include "test_backend_rawfe.h"
 #include "test_backend_util.h"
 
+#include "xbd/ctl.h"
 #include "xbd/image.h"
 #include "xbd/xenbus.h"
 
 #include <fuse.h>
+#include <json.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -537,6 +539,45 @@ static int slow_write(const char *path, const char *buf, size_t size,
 	return (int)size;
 }
 
+/* The control socket's "ring" answer lists request id in flight on the
+ * device at backend path be. */
+static bool ctl_shows_in_flight(const char *be, uint64_t id)
+{
+	struct xbd_ctl_reply *replies = NULL;
+	unsigned n = 0, i;
+	bool found = false;
+
+	if (xbd_ctl_query_all(NULL, "ring", 2000, &replies, &n))
+		return false;
+	for (i = 0; i < n && !found; i++) {
+		struct json_object *devs, *v, *reqs;
+		size_t j, k;
+
+		if (replies[i].err ||
+		    !json_object_object_get_ex(replies[i].doc, "devices", &devs))
+			continue;
+		for (j = 0; j < json_object_array_length(devs); j++) {
+			struct json_object *d = json_object_array_get_idx(devs, j);
+
+			if (!json_object_object_get_ex(d, "backend_path", &v) ||
+			    strcmp(json_object_get_string(v), be) ||
+			    !json_object_object_get_ex(d, "in_flight_requests", &reqs))
+				continue;
+			for (k = 0; k < json_object_array_length(reqs); k++) {
+				struct json_object *r = json_object_array_get_idx(reqs, k);
+
+				if (json_object_object_get_ex(r, "id", &v) &&
+				    (uint64_t)json_object_get_int64(v) == id &&
+				    json_object_object_get_ex(r, "op", &v) &&
+				    !strcmp(json_object_get_string(v), "read"))
+					found = true;
+			}
+		}
+	}
+	xbd_ctl_replies_free(replies, n);
+	return found;
+}
+
 static void *slow_loop(void *arg)
 {
 	fuse_loop_mt((struct fuse *)arg, 0);
@@ -597,6 +638,8 @@ static void test_slow_request(void)
 		}
 		xbd_blkif_front_push_requests(&rf.q[0].f);
 		rawfe_kick(&rf, 0);
+		usleep(300 * 1000);
+		CHECK(ctl_shows_in_flight(s.be, 1));
 		while (got < 41) {
 			struct xbd_blkif_response rsp;
 
