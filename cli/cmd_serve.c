@@ -51,6 +51,7 @@ static void install_signals(struct xbd_backend *be)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL); /* the terminal went away: clean up */
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -120,7 +121,7 @@ static void serve_usage(FILE *f)
 	fprintf(f,
 		"usage: xbd serve VM --image FILE [--vdev xvdb] [--backend raw|cow|null]\n"
 		"                 [--overlay FILE] [--read-only] [--sector-size 512|4096]\n"
-		"                 [--mount DIR] [--foreground] [--timeout SECS] [--log FILE]\n"
+		"                 [--mount DIR] [--foreground] [--timeout SECS (30)] [--log FILE]\n"
 		"                 [--max-queues N] [--max-ring-order N] [--indirect-segments N]\n"
 		"                 [--no-persistent] [--persistent-grants N] [--workers N]\n"
 		"                 [--inject-errors SECTORS]\n"
@@ -148,20 +149,21 @@ static void daemonize(struct serve_state *st)
 	if (st->notify_fd < 0)
 		return;
 	setsid();
-	if (chdir("/"))
-		xbd_debug("chdir /: %s", strerror(errno));
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		close(fd);
-	}
+	/* the log first: a relative path is the caller's */
 	if (st->o->log)
 		fd = open(st->o->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	else
 		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		dup2(fd, 2);
+		close(fd);
+	}
+	if (chdir("/"))
+		xbd_debug("chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
 		close(fd);
 	}
 	tell_parent(st, 'C');
