@@ -7,7 +7,7 @@ pkgs=(
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
 	xenstore-utils             # xenstore-read/-write/... against the sim
 	e2fsprogs fdisk util-linux # mkfs.ext4, e2fsck, sfdisk, losetup
-	fio tmux expect jq python3 procps psmisc
+	fio tmux expect jq python3 python3-prometheus-client procps psmisc
 	qemu-system-x86 cpio kmod  # the real-Xen tier
 )
 missing=()
