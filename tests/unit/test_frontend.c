@@ -1,15 +1,17 @@
 /*
- * The user-space blkfront against an in-process fake platform (memory
+ * The user-space blkfront against a fake backend built on the backend
+ * half of the ring code, on two platforms: an in-process fake (memory
  * xenstore, grant table, event channels with the masking contract of
- * libxenevtchn) and a fake backend thread built on the backend half of
- * the ring code.  Covers the handshake and its nodes, data integrity
- * with many threads and many requests in flight (direct, indirect,
- * multi-page rings, unaligned reads, a tiny grant budget), read-only
- * disks, 4096-byte sectors, and a hostile or vanishing backend: bogus
- * id, duplicate response, rsp_prod beyond req_prod, wrong op, unknown
- * status, a backend that stops answering, leaves Connected, or whose
- * domain dies.  Each must end in -EIO, never a crash or a hang; close
- * must give back every grant and port and remove our nodes.
+ * libxenevtchn) and the sim, where the backend runs in another process
+ * acting as a driver domain.  Covers the handshake and its nodes, data
+ * integrity with many threads and many requests in flight (direct,
+ * indirect, multi-page rings, unaligned reads, a tiny grant budget),
+ * read-only disks, 4096-byte sectors, the workload engine, and a hostile
+ * or vanishing backend: bogus id, duplicate response, rsp_prod beyond
+ * req_prod, wrong op, unknown status, stale id, a backend that stops
+ * answering, is killed, leaves Connected, or whose domain dies.  Each
+ * must end in -EIO, never a crash or a hang; close must give back every
+ * grant and port and remove our nodes.
  */
 #include "xbd/frontend.h"
 #include "xbd/image.h"
@@ -17,17 +19,21 @@
 #include "xbd/stats.h"
 #include "xbd/ctl.h"
 #include "xbd/common.h"
+#include "xbd/sim.h"
+#include "xbd/testlib.h"
 #include "xbd/xenbus.h"
 #include "check.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
@@ -42,11 +48,13 @@ struct node {
 	char *path, *value;
 };
 
+/* One port: its owner's handle and the port at the other end (0 while
+ * unbound); delivery follows libxenevtchn's masking contract. */
 struct fake_port {
 	bool used;
 	struct fake_evtchn *owner;
+	uint32_t remote;
 	bool masked, queued, pending_masked;
-	int be_efd; /* the backend's side: frontend notifications */
 };
 
 struct fake_platform {
@@ -57,6 +65,10 @@ struct fake_platform {
 	bool grant_live[MAX_GRANTS];
 	unsigned next_ref;
 	unsigned shared_pages; /* live */
+	/* unshared memory stays until the end, as a page the peer still
+	 * maps stays alive on Xen */
+	void *blocks[256];
+	unsigned nblocks;
 	unsigned refuse_above; /* share_pages of more pages: -ENOSPC */
 	struct fake_port ports[MAX_PORTS];
 	unsigned open_evtchns;
@@ -72,6 +84,11 @@ struct fake_evtchn {
 static struct fake_platform *fp_of(struct xbd_platform *p)
 {
 	return (struct fake_platform *)p;
+}
+
+static struct xbd_platform *P(struct fake_platform *fp)
+{
+	return (struct xbd_platform *)fp;
 }
 
 static void fp_close(struct xbd_platform *p)
@@ -132,21 +149,41 @@ static int fp_unshare(struct xbd_platform *p, void *addr, unsigned count)
 		}
 	}
 	fp->shared_pages -= found;
+	if (fp->nblocks < XBD_ARRAY_SIZE(fp->blocks))
+		fp->blocks[fp->nblocks++] = addr;
+	else
+		abort();
 	pthread_mutex_unlock(&fp->lock);
-	free(addr);
 	return found == count ? 0 : -EINVAL;
 }
 
-/* The backend's view of a grant: the page, or NULL for a bad ref. */
-static void *fp_grant(struct fake_platform *fp, uint32_t ref)
+/* The backend's mapping: the frontend's own pages (a multi-page map must
+ * be of pages shared together, which lie side by side). */
+static int fp_map(struct xbd_platform *p, uint16_t domid, unsigned count,
+		  const uint32_t *refs, bool writable, void **addr)
 {
-	void *pg = NULL;
+	struct fake_platform *fp = fp_of(p);
+	unsigned i;
+	int err = 0;
 
+	(void)domid;
+	(void)writable;
 	pthread_mutex_lock(&fp->lock);
-	if (ref < MAX_GRANTS && fp->grant_live[ref])
-		pg = fp->grant_page[ref];
+	for (i = 0; i < count && !err; i++)
+		if (refs[i] >= MAX_GRANTS || !fp->grant_live[refs[i]] ||
+		    (char *)fp->grant_page[refs[i]] !=
+			    (char *)fp->grant_page[refs[0]] + (size_t)i * 4096)
+			err = -EINVAL;
+	if (!err)
+		*addr = fp->grant_page[refs[0]];
 	pthread_mutex_unlock(&fp->lock);
-	return pg;
+	return err;
+}
+
+static int fp_unmap(struct xbd_platform *p, void *addr, unsigned count)
+{
+	(void)p, (void)addr, (void)count;
+	return 0;
 }
 
 static int fp_evtchn_open(struct xbd_platform *p, struct xbd_evtchn **out)
@@ -156,7 +193,9 @@ static int fp_evtchn_open(struct xbd_platform *p, struct xbd_evtchn **out)
 	e->base.ops = fp_of(p)->base.ops;
 	e->fp = fp_of(p);
 	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_mutex_lock(&e->fp->lock);
 	e->fp->open_evtchns++;
+	pthread_mutex_unlock(&e->fp->lock);
 	*out = (struct xbd_evtchn *)e;
 	return 0;
 }
@@ -167,9 +206,15 @@ static void fp_evtchn_close(struct xbd_evtchn *xe)
 	unsigned i;
 
 	pthread_mutex_lock(&e->fp->lock);
-	for (i = 0; i < MAX_PORTS; i++)
-		if (e->fp->ports[i].used && e->fp->ports[i].owner == e)
-			e->fp->ports[i].used = false;
+	for (i = 0; i < MAX_PORTS; i++) {
+		struct fake_port *fpt = &e->fp->ports[i];
+
+		if (fpt->used && fpt->owner == e) {
+			if (fpt->remote)
+				e->fp->ports[fpt->remote].remote = 0;
+			fpt->used = false;
+		}
+	}
 	e->fp->open_evtchns--;
 	pthread_mutex_unlock(&e->fp->lock);
 	close(e->efd);
@@ -181,13 +226,10 @@ static int fp_evtchn_fd(struct xbd_evtchn *xe)
 	return ((struct fake_evtchn *)xe)->efd;
 }
 
-static int fp_alloc_unbound(struct xbd_evtchn *xe, uint16_t remote,
-			    uint32_t *port)
+static int new_port(struct fake_evtchn *e, uint32_t remote, uint32_t *port)
 {
-	struct fake_evtchn *e = (struct fake_evtchn *)xe;
 	unsigned i;
 
-	(void)remote;
 	pthread_mutex_lock(&e->fp->lock);
 	for (i = 1; i < MAX_PORTS; i++) {
 		struct fake_port *fpt = &e->fp->ports[i];
@@ -197,7 +239,9 @@ static int fp_alloc_unbound(struct xbd_evtchn *xe, uint16_t remote,
 		memset(fpt, 0, sizeof(*fpt));
 		fpt->used = true;
 		fpt->owner = e;
-		fpt->be_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		fpt->remote = remote;
+		if (remote)
+			e->fp->ports[remote].remote = i;
 		*port = i;
 		pthread_mutex_unlock(&e->fp->lock);
 		return 0;
@@ -206,53 +250,69 @@ static int fp_alloc_unbound(struct xbd_evtchn *xe, uint16_t remote,
 	return -ENOSPC;
 }
 
+static int fp_alloc_unbound(struct xbd_evtchn *xe, uint16_t remote,
+			    uint32_t *port)
+{
+	(void)remote;
+	return new_port((struct fake_evtchn *)xe, 0, port);
+}
+
 static int fp_bind(struct xbd_evtchn *xe, uint16_t d, uint32_t rp, uint32_t *port)
 {
-	(void)xe, (void)d, (void)rp, (void)port;
-	return -ENOSYS;
+	struct fake_evtchn *e = (struct fake_evtchn *)xe;
+
+	(void)d;
+	if (rp == 0 || rp >= MAX_PORTS || !e->fp->ports[rp].used ||
+	    e->fp->ports[rp].remote)
+		return -EINVAL;
+	return new_port(e, rp, port);
 }
 
 static int fp_unbind(struct xbd_evtchn *xe, uint32_t port)
 {
 	struct fake_evtchn *e = (struct fake_evtchn *)xe;
+	struct fake_port *fpt = &e->fp->ports[port];
 
 	pthread_mutex_lock(&e->fp->lock);
-	e->fp->ports[port].used = false;
+	if (fpt->used && fpt->remote)
+		e->fp->ports[fpt->remote].remote = 0;
+	fpt->used = false;
 	pthread_mutex_unlock(&e->fp->lock);
 	return 0;
+}
+
+/* Raises `port`: delivered (and masked) unless masked already, then
+ * remembered until unmask. */
+static void raise_port_locked(struct fake_platform *fp, uint32_t port)
+{
+	struct fake_port *fpt = &fp->ports[port];
+	uint64_t one = 1;
+
+	if (!fpt->used)
+		return;
+	if (fpt->masked) {
+		fpt->pending_masked = true;
+	} else {
+		fpt->masked = true;
+		fpt->queued = true;
+		if (write(fpt->owner->efd, &one, 8) != 8)
+			abort();
+	}
 }
 
 static int fp_notify(struct xbd_evtchn *xe, uint32_t port)
 {
 	struct fake_evtchn *e = (struct fake_evtchn *)xe;
-	uint64_t one = 1;
+	int err = 0;
 
-	if (port >= MAX_PORTS || !e->fp->ports[port].used)
-		return -EINVAL;
-	if (write(e->fp->ports[port].be_efd, &one, 8) != 8)
-		return -EIO;
-	return 0;
-}
-
-/* The backend notifies the frontend's port: delivered (and masked)
- * unless masked already, then remembered until unmask. */
-static void be_notify_port(struct fake_platform *fp, uint32_t port)
-{
-	struct fake_port *fpt = &fp->ports[port];
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&fp->lock);
-	if (fpt->used) {
-		if (fpt->masked) {
-			fpt->pending_masked = true;
-		} else {
-			fpt->masked = true;
-			fpt->queued = true;
-			if (write(fpt->owner->efd, &one, 8) != 8)
-				abort();
-		}
-	}
-	pthread_mutex_unlock(&fp->lock);
+	pthread_mutex_lock(&e->fp->lock);
+	if (port >= MAX_PORTS || !e->fp->ports[port].used ||
+	    e->fp->ports[port].owner != e)
+		err = -EINVAL;
+	else if (e->fp->ports[port].remote)
+		raise_port_locked(e->fp, e->fp->ports[port].remote);
+	pthread_mutex_unlock(&e->fp->lock);
+	return err;
 }
 
 static int fp_pending(struct xbd_evtchn *xe, uint32_t *port)
@@ -283,16 +343,12 @@ static int fp_unmask(struct xbd_evtchn *xe, uint32_t port)
 {
 	struct fake_evtchn *e = (struct fake_evtchn *)xe;
 	struct fake_port *fpt = &e->fp->ports[port];
-	uint64_t one = 1;
 
 	pthread_mutex_lock(&e->fp->lock);
 	fpt->masked = false;
 	if (fpt->pending_masked) {
 		fpt->pending_masked = false;
-		fpt->masked = true;
-		fpt->queued = true;
-		if (write(e->efd, &one, 8) != 8)
-			abort();
+		raise_port_locked(e->fp, port);
 	}
 	pthread_mutex_unlock(&e->fp->lock);
 	return 0;
@@ -425,6 +481,8 @@ static const struct xbd_platform_ops fake_ops = {
 	.self_domid = fp_self,
 	.share_pages = fp_share,
 	.unshare_pages = fp_unshare,
+	.map_grants = fp_map,
+	.unmap_grants = fp_unmap,
 	.evtchn_open = fp_evtchn_open,
 	.evtchn_close = fp_evtchn_close,
 	.evtchn_fd = fp_evtchn_fd,
@@ -463,39 +521,42 @@ static void fp_free(struct fake_platform *fp)
 		free(fp->nodes[i].path);
 		free(fp->nodes[i].value);
 	}
-	for (i = 0; i < MAX_PORTS; i++)
-		if (fp->ports[i].be_efd > 0)
-			close(fp->ports[i].be_efd);
+	for (i = 0; i < fp->nblocks; i++)
+		free(fp->blocks[i]);
 	pthread_mutex_destroy(&fp->lock);
 	free(fp);
 }
 
-static void xs_put(struct fake_platform *fp, const char *dir, const char *key,
+/* xenstore through the seam: fake or sim alike */
+static void xs_put(struct xbd_platform *p, const char *dir, const char *key,
 		   const char *fmt, unsigned long long v)
 {
-	char path[256], val[64];
+	char path[256];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, key);
-	snprintf(val, sizeof(val), fmt, v);
-	fp_xs_write((struct xbd_platform *)fp, 0, path, val, strlen(val));
+	xbd_xs_printf(p, XBD_XS_NO_TXN, path, fmt, v);
 }
 
-static long long xs_get(struct fake_platform *fp, const char *dir, const char *key)
+static long long xs_get(struct xbd_platform *p, const char *dir, const char *key)
 {
-	char path[256], *v;
-	long long r;
+	char path[256];
+	unsigned long long v;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, key);
-	if (fp_xs_read((struct xbd_platform *)fp, 0, path, &v, NULL))
+	if (xbd_xs_read_uint(p, path, &v))
 		return -1;
-	r = strtoll(v, NULL, 10);
-	free(v);
-	return r;
+	return (long long)v;
 }
 
-static bool xs_has(struct fake_platform *fp, const char *dir, const char *key)
+static bool xs_has(struct xbd_platform *p, const char *dir, const char *key)
 {
-	return xs_get(fp, dir, key) != -1;
+	char path[256], *v = NULL;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, key);
+	err = xbd_xs_read_str(p, path, &v);
+	free(v);
+	return err == 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -504,6 +565,7 @@ static bool xs_has(struct fake_platform *fp, const char *dir, const char *key)
 
 #define FE_DIR "/local/domain/0/device/xbd/51712"
 #define BE_DIR "/local/domain/0/backend/vbd/0/51712"
+#define MAP_SLOTS 4096 /* grant mappings kept: the frontend's pool is small */
 
 enum hostile {
 	H_NONE,
@@ -515,12 +577,20 @@ enum hostile {
 	H_BAD_STATUS,    /* status 7 */
 	H_SILENT,        /* stop answering (process killed) */
 	H_CLOSE,         /* leave Connected while requests wait */
-	H_DOMAIN_DIES,   /* backend domain destroyed */
+	H_DOMAIN_DIES,   /* backend domain destroyed (fake platform only) */
 	H_STALE_ID,      /* answer a request with a previous id of its slot */
 };
 
+struct be_map {
+	uint32_t ref;
+	void *addr;
+};
+
 struct fake_be {
-	struct fake_platform *fp;
+	struct xbd_platform *p;   /* the backend's platform */
+	struct fake_platform *fp; /* the same, when it is the fake */
+	const char *fe_dir, *be_dir;
+	uint16_t fe_domid;
 	uint8_t *disk;
 	uint64_t size;
 	unsigned sector_size;
@@ -537,9 +607,48 @@ struct fake_be {
 	uint64_t last_id;
 	uint64_t held_id; /* H_DUPLICATE: the request kept back */
 	uint8_t held_op;
-	uint32_t port;
+	struct xbd_evtchn *ev;
+	uint32_t port;            /* ours, bound to the frontend's */
+	void *ring_mem;
+	unsigned ring_pages;
+	struct be_map maps[MAP_SLOTS]; /* open addressing by ref */
 	struct xbd_blkif_back ring;
 };
+
+/* A grant of the frontend, mapped once and kept (as blkback keeps
+ * persistent grants); NULL for a ref that does not map. */
+static void *be_page(struct fake_be *be, uint32_t ref)
+{
+	unsigned i, h = (ref * 2654435761u) % MAP_SLOTS;
+	void *addr;
+
+	for (i = 0; i < MAP_SLOTS; i++) {
+		struct be_map *m = &be->maps[(h + i) % MAP_SLOTS];
+
+		if (m->addr && m->ref == ref)
+			return m->addr;
+		if (!m->addr) {
+			if (xbd_platform_ops_of(be->p)->map_grants(be->p, be->fe_domid, 1,
+								   &ref, true, &addr))
+				return NULL;
+			m->ref = ref;
+			m->addr = addr;
+			return addr;
+		}
+	}
+	return NULL;
+}
+
+static void be_unmap_all(struct fake_be *be)
+{
+	unsigned i;
+
+	for (i = 0; i < MAP_SLOTS; i++) {
+		if (be->maps[i].addr)
+			xbd_platform_ops_of(be->p)->unmap_grants(be->p, be->maps[i].addr, 1);
+		be->maps[i].addr = NULL;
+	}
+}
 
 static void be_io(struct fake_be *be, struct xbd_blkif_request *req,
 		  const struct xbd_blkif_limits *lim)
@@ -555,7 +664,7 @@ static void be_io(struct fake_be *be, struct xbd_blkif_request *req,
 		const void *pages[XBD_BLKIF_MAX_INDIRECT_PAGES];
 
 		for (i = 0; i < req->nr_indirect_pages; i++) {
-			pages[i] = fp_grant(be->fp, req->indirect_grefs[i]);
+			pages[i] = be_page(be, req->indirect_grefs[i]);
 			if (!pages[i]) {
 				req->status = BLKIF_RSP_ERROR;
 				return;
@@ -572,7 +681,7 @@ static void be_io(struct fake_be *be, struct xbd_blkif_request *req,
 	case BLKIF_OP_WRITE:
 		pos = req->sector * 512;
 		for (i = 0; i < req->nr_segments; i++) {
-			char *pg = fp_grant(be->fp, segs[i].gref);
+			char *pg = be_page(be, segs[i].gref);
 			size_t off = segs[i].first_sect * 512u;
 			size_t n = (segs[i].last_sect - segs[i].first_sect + 1) * 512u;
 
@@ -600,11 +709,17 @@ out:
 static bool be_wait_fe_state(struct fake_be *be, long long want)
 {
 	while (!atomic_load(&be->stop)) {
-		if (xs_get(be->fp, FE_DIR, "state") == want)
+		if (xs_get(be->p, be->fe_dir, "state") == want)
 			return true;
 		usleep(1000);
 	}
 	return false;
+}
+
+static void be_push(struct fake_be *be)
+{
+	if (xbd_blkif_back_push_responses(&be->ring))
+		xbd_platform_ops_of(be->p)->evtchn_notify(be->ev, be->port);
 }
 
 /* What a hostile backend does instead of answering `req`. */
@@ -648,34 +763,35 @@ static bool be_misbehave(struct fake_be *be, const struct xbd_blkif_request *req
 	case H_SILENT:
 		break;
 	case H_CLOSE:
-		xs_put(be->fp, BE_DIR, "state", "%llu", XenbusStateClosing);
+		xs_put(be->p, be->be_dir, "state", "%llu", XenbusStateClosing);
 		break;
 	case H_DOMAIN_DIES:
-		atomic_store(&be->fp->domain_alive, 0);
+		if (be->fp)
+			atomic_store(&be->fp->domain_alive, 0);
 		break;
 	default:
 		return false;
 	}
 	atomic_store(&be->triggered, true);
-	if (xbd_blkif_back_push_responses(&be->ring))
-		be_notify_port(be->fp, be->port);
+	be_push(be);
 	return true;
 }
 
 static void be_serve(struct fake_be *be, const struct xbd_blkif_limits *lim)
 {
-	int efd = be->fp->ports[be->port].be_efd;
-	struct pollfd pfd = { .fd = efd, .events = POLLIN };
+	const struct xbd_platform_ops *ops = xbd_platform_ops_of(be->p);
+	struct pollfd pfd = { .fd = ops->evtchn_fd(be->ev), .events = POLLIN };
 
 	while (!atomic_load(&be->stop)) {
 		struct xbd_blkif_request req;
-		uint64_t v;
+		bool got = false;
+		uint32_t port;
 		int r;
 
-		if (poll(&pfd, 1, 5) > 0 && read(efd, &v, 8) < 0) {
-			/* spurious */
-		}
-		if (xs_get(be->fp, FE_DIR, "state") >= XenbusStateClosing)
+		if (poll(&pfd, 1, 5) > 0)
+			while (ops->evtchn_pending(be->ev, &port) == 0)
+				got = true;
+		if (xs_get(be->p, be->fe_dir, "state") >= XenbusStateClosing)
 			return;
 		if (atomic_load(&be->triggered) &&
 		    (be->hostile == H_SILENT || be->hostile == H_CLOSE ||
@@ -695,17 +811,22 @@ static void be_serve(struct fake_be *be, const struct xbd_blkif_limits *lim)
 				be->last_id = req.id;
 				atomic_fetch_add(&be->served, 1);
 			}
-			if (xbd_blkif_back_push_responses(&be->ring))
-				be_notify_port(be->fp, be->port);
+			be_push(be);
 			if (r < 0 || !xbd_blkif_back_final_check(&be->ring))
 				break;
 		}
+		if (got)
+			ops->evtchn_unmask(be->ev, be->port);
 	}
 }
 
+/* The backend's whole life, as blkback lives it: InitWait, map the ring
+ * and bind the channel on Initialised, Connected, serve, and the close
+ * walk (unless "dead"). */
 static void *be_main(void *arg)
 {
 	struct fake_be *be = arg;
+	const struct xbd_platform_ops *ops = xbd_platform_ops_of(be->p);
 	struct xbd_blkif_limits lim = {
 		.nr_sectors = be->size / 512,
 		.sector_size = be->sector_size,
@@ -714,59 +835,74 @@ static void *be_main(void *arg)
 		.discard = !be->read_only,
 		.max_indirect_segments = be->max_indirect,
 	};
-	long long order, ref;
-	void *ring;
+	uint32_t refs[XBD_RING_MAX_PAGES];
+	long long order;
 	unsigned i;
 
-	xs_put(be->fp, BE_DIR, "max-ring-page-order", "%llu", be->max_order);
+	xs_put(be->p, be->be_dir, "max-ring-page-order", "%llu", be->max_order);
 	if (be->max_indirect)
-		xs_put(be->fp, BE_DIR, "feature-max-indirect-segments", "%llu",
+		xs_put(be->p, be->be_dir, "feature-max-indirect-segments", "%llu",
 		       be->max_indirect);
-	xs_put(be->fp, BE_DIR, "state", "%llu", XenbusStateInitWait);
+	xs_put(be->p, be->be_dir, "state", "%llu", XenbusStateInitWait);
 	if (!be_wait_fe_state(be, XenbusStateInitialised))
 		return NULL;
 
-	order = xs_get(be->fp, FE_DIR, "ring-page-order");
-	ref = order > 0 ? xs_get(be->fp, FE_DIR, "ring-ref0")
-			: xs_get(be->fp, FE_DIR, "ring-ref");
+	order = xs_get(be->p, be->fe_dir, "ring-page-order");
 	if (order < 0)
 		order = 0;
-	ring = fp_grant(be->fp, (uint32_t)ref);
-	/* the fake shares contiguous pages: check the others follow */
-	for (i = 1; i < (1u << order); i++) {
+	be->ring_pages = 1u << order;
+	for (i = 0; i < be->ring_pages; i++) {
 		char key[32];
 
-		snprintf(key, sizeof(key), "ring-ref%u", i);
-		if (fp_grant(be->fp, (uint32_t)xs_get(be->fp, FE_DIR, key)) !=
-		    (char *)ring + i * 4096)
-			abort();
+		snprintf(key, sizeof(key), order ? "ring-ref%u" : "ring-ref", i);
+		refs[i] = (uint32_t)xs_get(be->p, be->fe_dir, key);
 	}
-	be->port = (uint32_t)xs_get(be->fp, FE_DIR, "event-channel");
-	if (xbd_blkif_back_init(&be->ring, ring, 1u << order, XBD_BLKIF_ABI_X86_64))
+	if (ops->map_grants(be->p, be->fe_domid, be->ring_pages, refs, true,
+			    &be->ring_mem) ||
+	    ops->evtchn_open(be->p, &be->ev) ||
+	    ops->evtchn_bind_interdomain(be->ev, be->fe_domid,
+					 (uint32_t)xs_get(be->p, be->fe_dir,
+							  "event-channel"),
+					 &be->port) ||
+	    xbd_blkif_back_init(&be->ring, be->ring_mem, be->ring_pages,
+				XBD_BLKIF_ABI_X86_64))
 		abort();
 
-	xs_put(be->fp, BE_DIR, "sectors", "%llu", be->size / 512);
-	xs_put(be->fp, BE_DIR, "sector-size", "%llu", be->sector_size);
-	xs_put(be->fp, BE_DIR, "info", "%llu", be->read_only ? VDISK_READONLY : 0);
-	xs_put(be->fp, BE_DIR, "feature-flush-cache", "%llu", 1);
+	xs_put(be->p, be->be_dir, "sectors", "%llu", be->size / 512);
+	xs_put(be->p, be->be_dir, "sector-size", "%llu", be->sector_size);
+	xs_put(be->p, be->be_dir, "info", "%llu", be->read_only ? VDISK_READONLY : 0);
+	xs_put(be->p, be->be_dir, "feature-flush-cache", "%llu", 1);
 	if (!be->read_only)
-		xs_put(be->fp, BE_DIR, "feature-discard", "%llu", 1);
-	xs_put(be->fp, BE_DIR, "feature-persistent", "%llu", be->persistent);
-	xs_put(be->fp, BE_DIR, "state", "%llu", XenbusStateConnected);
+		xs_put(be->p, be->be_dir, "feature-discard", "%llu", 1);
+	xs_put(be->p, be->be_dir, "feature-persistent", "%llu", be->persistent);
+	xs_put(be->p, be->be_dir, "state", "%llu", XenbusStateConnected);
 
 	be_serve(be, &lim);
 
-	/* the close walk, unless we are "dead" */
-	if (atomic_load(&be->triggered) && be->hostile == H_SILENT)
-		return NULL;
-	if (be_wait_fe_state(be, XenbusStateClosing) ||
-	    xs_get(be->fp, FE_DIR, "state") == XenbusStateClosed)
-		xs_put(be->fp, BE_DIR, "state", "%llu", XenbusStateClosing);
-	if (be_wait_fe_state(be, XenbusStateClosed))
-		xs_put(be->fp, BE_DIR, "state", "%llu", XenbusStateClosed);
+	if (!(atomic_load(&be->triggered) && be->hostile == H_SILENT)) {
+		if (be_wait_fe_state(be, XenbusStateClosing) ||
+		    xs_get(be->p, be->fe_dir, "state") == XenbusStateClosed)
+			xs_put(be->p, be->be_dir, "state", "%llu", XenbusStateClosing);
+		if (be_wait_fe_state(be, XenbusStateClosed))
+			xs_put(be->p, be->be_dir, "state", "%llu", XenbusStateClosed);
+	}
+	/* "dead" backends still give back what they hold when the test
+	 * ends: the test checks the frontend, not our leaks */
+	be_unmap_all(be);
+	ops->unmap_grants(be->p, be->ring_mem, be->ring_pages);
+	ops->evtchn_close(be->ev);
 	return NULL;
 }
 
+static void fill_disk(uint8_t *disk, uint64_t size)
+{
+	uint64_t i;
+
+	for (i = 0; i < size / 8; i++)
+		((uint64_t *)disk)[i] = i * 0x9e3779b97f4a7c15ull;
+}
+
+/* The fake platform, frontend and backend in this process. */
 struct rig {
 	struct fake_platform *fp;
 	struct fake_be be;
@@ -778,7 +914,10 @@ static void rig_defaults(struct rig *r, uint64_t size)
 {
 	memset(r, 0, sizeof(*r));
 	r->fp = fp_new();
+	r->be.p = P(r->fp);
 	r->be.fp = r->fp;
+	r->be.fe_dir = FE_DIR;
+	r->be.be_dir = BE_DIR;
 	r->be.size = size;
 	r->be.sector_size = 512;
 	r->be.max_order = 2;
@@ -795,16 +934,14 @@ static void rig_defaults(struct rig *r, uint64_t size)
 
 static int rig_start(struct rig *r)
 {
-	uint64_t i;
 	int err;
 
 	r->be.disk = malloc(r->be.size);
-	for (i = 0; i < r->be.size / 8; i++)
-		((uint64_t *)r->be.disk)[i] = i * 0x9e3779b97f4a7c15ull;
-	xs_put(r->fp, FE_DIR, "state", "%llu", XenbusStateInitialising);
-	xs_put(r->fp, BE_DIR, "state", "%llu", XenbusStateInitialising);
+	fill_disk(r->be.disk, r->be.size);
+	xs_put(P(r->fp), FE_DIR, "state", "%llu", XenbusStateInitialising);
+	xs_put(P(r->fp), BE_DIR, "state", "%llu", XenbusStateInitialising);
 	pthread_create(&r->be.th, NULL, be_main, &r->be);
-	err = xbd_frontend_connect((struct xbd_platform *)r->fp, &r->cfg, &r->fe);
+	err = xbd_frontend_connect(P(r->fp), &r->cfg, &r->fe);
 	if (err)
 		r->fe = NULL;
 	return err;
@@ -819,10 +956,10 @@ static void rig_stop(struct rig *r)
 	CHECK_EQ(r->fp->shared_pages, 0);
 	CHECK_EQ(r->fp->open_evtchns, 0);
 	if (r->fe) {
-		CHECK(!xs_has(r->fp, FE_DIR, "ring-ref"));
-		CHECK(!xs_has(r->fp, FE_DIR, "ring-ref0"));
-		CHECK(!xs_has(r->fp, FE_DIR, "event-channel"));
-		CHECK_EQ(xs_get(r->fp, FE_DIR, "state"), XenbusStateClosed);
+		CHECK(!xs_has(P(r->fp), FE_DIR, "ring-ref"));
+		CHECK(!xs_has(P(r->fp), FE_DIR, "ring-ref0"));
+		CHECK(!xs_has(P(r->fp), FE_DIR, "event-channel"));
+		CHECK_EQ(xs_get(P(r->fp), FE_DIR, "state"), XenbusStateClosed);
 	}
 	free(r->be.disk);
 	fp_free(r->fp);
@@ -832,7 +969,6 @@ static void rig_stop(struct rig *r)
 /* Tests                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Handshake nodes, then whole-disk read, write/read back. */
 static void test_handshake_and_data(void)
 {
 	struct xbd_frontend_info info;
@@ -845,12 +981,12 @@ static void test_handshake_and_data(void)
 	CHECK_EQ(rig_start(&r), 0);
 	if (!r.fe)
 		goto out;
-	CHECK_EQ(xs_get(r.fp, FE_DIR, "state"), XenbusStateConnected);
-	CHECK_EQ(xs_get(r.fp, FE_DIR, "ring-page-order"), 2);
-	CHECK(xs_has(r.fp, FE_DIR, "ring-ref3"));
-	CHECK(!xs_has(r.fp, FE_DIR, "ring-ref4"));
-	CHECK(xs_has(r.fp, FE_DIR, "event-channel"));
-	CHECK_EQ(xs_get(r.fp, FE_DIR, "feature-persistent"), 1);
+	CHECK_EQ(xs_get(P(r.fp), FE_DIR, "state"), XenbusStateConnected);
+	CHECK_EQ(xs_get(P(r.fp), FE_DIR, "ring-page-order"), 2);
+	CHECK(xs_has(P(r.fp), FE_DIR, "ring-ref3"));
+	CHECK(!xs_has(P(r.fp), FE_DIR, "ring-ref4"));
+	CHECK(xs_has(P(r.fp), FE_DIR, "event-channel"));
+	CHECK_EQ(xs_get(P(r.fp), FE_DIR, "feature-persistent"), 1);
 	{
 		char *proto = NULL;
 
@@ -993,8 +1129,8 @@ static void test_threads_direct_small_pool(void)
 		CHECK_EQ(info.max_segments, 11);
 		CHECK_EQ(info.ring_pages, 1);
 		CHECK(info.pool_pages <= 39);
-		CHECK(xs_has(r.fp, FE_DIR, "ring-ref"));
-		CHECK(!xs_has(r.fp, FE_DIR, "ring-page-order"));
+		CHECK(xs_has(P(r.fp), FE_DIR, "ring-ref"));
+		CHECK(!xs_has(P(r.fp), FE_DIR, "ring-page-order"));
 		run_workers(&r, 6);
 		CHECK(xbd_stat_get(&xbd_frontend_stats(r.fe)->ring_full) > 0);
 	}
@@ -1248,13 +1384,13 @@ static void test_connect_timeout(void)
 	};
 	struct xbd_frontend *fe = NULL;
 
-	xs_put(fp, BE_DIR, "state", "%llu", XenbusStateInitialising);
+	xs_put(P(fp), BE_DIR, "state", "%llu", XenbusStateInitialising);
 	CHECK_EQ(xbd_frontend_connect((struct xbd_platform *)fp, &cfg, &fe),
 		 -ETIMEDOUT);
 	CHECK_EQ(fp->shared_pages, 0);
 	CHECK_EQ(fp->open_evtchns, 0);
 	/* a backend already Closed */
-	xs_put(fp, BE_DIR, "state", "%llu", XenbusStateClosed);
+	xs_put(P(fp), BE_DIR, "state", "%llu", XenbusStateClosed);
 	CHECK_EQ(xbd_frontend_connect((struct xbd_platform *)fp, &cfg, &fe), -ENODEV);
 	fp_free(fp);
 }
@@ -1283,6 +1419,306 @@ static void test_ctl_query(void)
 	rig_stop(&r);
 }
 
+/* The workload engine on a fake disk: a pattern laid by writes reads
+ * back verified; a wrong seed is caught; a read-only disk refuses. */
+static void test_workload(void)
+{
+	struct xbd_workload_result res;
+	struct xbd_workload w = { .rw = XBD_WL_WRITE, .bs = 64 << 10, .qd = 8,
+				  .seed = 42 };
+	struct rig r;
+
+	rig_defaults(&r, 4 << 20);
+	CHECK_EQ(rig_start(&r), 0);
+	if (!r.fe)
+		goto out;
+	CHECK_EQ(xbd_workload_run(r.fe, &w, &res), 0);
+	CHECK_EQ(res.bytes, 4 << 20);
+	CHECK_EQ(xbd_pattern_check(r.be.disk, 4 << 20, 0, 42), -1);
+	w.rw = XBD_WL_RANDREAD;
+	w.bs = 4096;
+	w.qd = 32;
+	w.seconds = 0.3;
+	w.verify = true;
+	CHECK_EQ(xbd_workload_run(r.fe, &w, &res), 0);
+	CHECK(res.ios > 100);
+	w.rw = XBD_WL_RANDWRITE;
+	w.seconds = 0.2;
+	w.verify = false;
+	CHECK_EQ(xbd_workload_run(r.fe, &w, &res), 0);
+	w.rw = XBD_WL_READ;
+	w.bs = 1 << 20;
+	w.seconds = 0;
+	w.verify = true;
+	CHECK_EQ(xbd_workload_run(r.fe, &w, &res), 0);
+	w.seed = 43;
+	CHECK_EQ(xbd_workload_run(r.fe, &w, &res), -EILSEQ);
+	CHECK(strstr(res.error, "verification failed") != NULL);
+	w.bs = 1000;
+	CHECK_EQ(xbd_workload_run(r.fe, &w, &res), -EINVAL);
+out:
+	rig_stop(&r);
+}
+
+/* The toolstack removed our directory before we closed (a hot-unplug):
+ * close must not write a stray state node back. */
+static void test_close_after_unplug(void)
+{
+	struct rig r;
+
+	rig_defaults(&r, 1 << 20);
+	CHECK_EQ(rig_start(&r), 0);
+	if (r.fe) {
+		xs_put(P(r.fp), BE_DIR, "state", "%llu", XenbusStateClosing);
+		fp_xs_rm(P(r.fp), 0, FE_DIR);
+		xbd_frontend_close(r.fe);
+		CHECK(!xs_has(P(r.fp), FE_DIR, "state"));
+		r.fe = NULL;
+	}
+	atomic_store(&r.be.stop, true);
+	pthread_join(r.be.th, NULL);
+	CHECK_EQ(r.fp->shared_pages, 0);
+	CHECK_EQ(r.fp->open_evtchns, 0);
+	free(r.be.disk);
+	fp_free(r.fp);
+}
+
+/* ------------------------------------------------------------------ */
+/* On the sim: the backend in another process, as a driver domain     */
+/* ------------------------------------------------------------------ */
+
+#define SIM_DISK (4u << 20)
+
+struct sim_rig {
+	const char *sim_dir;
+	uint16_t be_domid;
+	char be_dir[160];
+	pid_t child;
+	struct xbd_platform *p; /* dom0's: the frontend and the toolstack */
+	struct xbd_frontend *fe;
+};
+
+/* The child: domain be_domid serving a 4 MiB memory disk. */
+static void sim_backend_child(uint16_t be_domid, const char *be_dir,
+			      enum hostile h, unsigned after)
+{
+	static struct fake_be be;
+
+	memset(&be, 0, sizeof(be));
+	be.p = xbd_test_sim_open(be_domid);
+	be.fe_dir = FE_DIR;
+	be.be_dir = be_dir;
+	be.fe_domid = 0;
+	be.size = SIM_DISK;
+	be.sector_size = 512;
+	be.max_order = 1;
+	be.max_indirect = 64;
+	be.persistent = true;
+	be.hostile = h;
+	be.hostile_after = after;
+	be.disk = malloc(SIM_DISK);
+	fill_disk(be.disk, SIM_DISK);
+	be_main(&be);
+	/* _exit: the test's exit handlers (which stop the sim) are the
+	 * parent's */
+	_exit(0);
+}
+
+static int sim_rig_start(struct sim_rig *r, enum hostile h, unsigned after,
+			 unsigned io_timeout_ms)
+{
+	struct xbd_vbd_spec spec = { .fe_domid = 0, .be_domid = r->be_domid,
+				     .be_type = "vbd", .devid = 51712,
+				     .fe_path = FE_DIR, .params = "memory",
+				     .type = "file", .mode = "w" };
+	struct xbd_frontend_config cfg = {
+		.frontend_path = FE_DIR, .backend_domid = r->be_domid,
+		.name = "sim/xvda", .max_ring_order = -1,
+		.io_timeout_ms = io_timeout_ms, .connect_timeout_ms = 10000,
+	};
+	int err;
+
+	r->fe = NULL;
+	err = xbd_vbd_create(r->p, &spec, r->be_dir, sizeof(r->be_dir));
+	CHECK_EQ(err, 0);
+	if (err)
+		return err;
+	fflush(NULL);
+	r->child = fork();
+	if (r->child == 0)
+		sim_backend_child(r->be_domid, r->be_dir, h, after);
+	cfg.backend_path = r->be_dir;
+	err = xbd_frontend_connect(r->p, &cfg, &r->fe);
+	CHECK_EQ(err, 0);
+	return err;
+}
+
+static void sim_rig_stop(struct sim_rig *r)
+{
+	unsigned i;
+	int status = -1;
+
+	xbd_frontend_close(r->fe);
+	r->fe = NULL;
+	for (i = 0; i < 500 && waitpid(r->child, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (i == 500) {
+		kill(r->child, SIGKILL);
+		waitpid(r->child, &status, 0);
+	}
+	xbd_vbd_destroy(r->p, FE_DIR, r->be_dir);
+	CHECK(!xs_has(r->p, FE_DIR, "state"));
+}
+
+static uint64_t expected_word(uint64_t i)
+{
+	return i * 0x9e3779b97f4a7c15ull;
+}
+
+/* Data across processes, through real shared grants and channels. */
+static void sim_case_data(struct sim_rig *r)
+{
+	struct xbd_workload_result res;
+	struct xbd_workload w = { .rw = XBD_WL_WRITE, .bs = 128 << 10, .qd = 4,
+				  .size = 1 << 20, .seed = 9 };
+	struct xbd_image *img;
+	uint64_t *buf = malloc(SIM_DISK);
+	uint64_t i, bad = 0;
+
+	if (sim_rig_start(r, H_NONE, 0, 0))
+		goto out;
+	CHECK_EQ(xbd_frontend_open_image(r->fe, false, &img), 0);
+	CHECK_EQ(xbd_image_pread(img, buf, SIM_DISK, 0), 0);
+	for (i = 0; i < SIM_DISK / 8; i++)
+		bad += buf[i] != expected_word(i);
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(xbd_workload_run(r->fe, &w, &res), 0);
+	w.rw = XBD_WL_RANDREAD;
+	w.bs = 4096;
+	w.qd = 32;
+	w.verify = true;
+	w.seconds = 0.3;
+	CHECK_EQ(xbd_workload_run(r->fe, &w, &res), 0);
+	CHECK(res.ios > 100);
+	printf("sim: randread 4k qd32 across processes: %.0f IOPS\n",
+	       res.seconds > 0 ? res.ios / res.seconds : 0);
+	xbd_image_close(img);
+out:
+	sim_rig_stop(r);
+	free(buf);
+}
+
+/* Reads until one fails; its error, and when (in *t_err). */
+static int read_until_error(struct xbd_image *img, unsigned long long *t_err)
+{
+	uint8_t *buf = malloc(1 << 20);
+	unsigned i;
+	int err = 0;
+
+	/* 1 MiB: several requests in flight (the backend offers 64
+	 * segments per request) */
+	for (i = 0; !err && i < 100000; i++)
+		err = xbd_image_pread(img, buf, 1 << 20,
+				      ((uint64_t)i << 20) % SIM_DISK);
+	*t_err = xbd_now_ns();
+	free(buf);
+	return err;
+}
+
+static void sim_case_hostile(struct sim_rig *r, enum hostile h)
+{
+	unsigned long long t0 = xbd_now_ns(), t1;
+	struct xbd_image *img;
+
+	if (sim_rig_start(r, h, 4, 2000))
+		goto out;
+	CHECK_EQ(xbd_frontend_open_image(r->fe, true, &img), 0);
+	CHECK_EQ(read_until_error(img, &t1), -EIO);
+	CHECK((t1 - t0) / 1000000 < 1500);
+	CHECK_EQ(xbd_stat_get(&xbd_frontend_stats(r->fe)->errors[XBD_ERR_PROTOCOL]), 1);
+	CHECK_EQ(xbd_image_pread(img, &t0, 8, 0), -EIO);
+	xbd_image_close(img);
+out:
+	sim_rig_stop(r);
+}
+
+struct killer {
+	pid_t pid;
+	unsigned long long t_kill;
+};
+
+static void *killer_main(void *arg)
+{
+	struct killer *k = arg;
+
+	usleep(300000);
+	k->t_kill = xbd_now_ns();
+	kill(k->pid, SIGKILL);
+	return NULL;
+}
+
+/* The backend process dies mid-read (nothing in xenstore changes): the
+ * reader gets EIO within 5 s with the default timeout. */
+static void sim_case_killed(struct sim_rig *r)
+{
+	struct killer k = { 0 };
+	unsigned long long t1;
+	struct xbd_image *img;
+	pthread_t th;
+
+	if (sim_rig_start(r, H_NONE, 0, 0))
+		goto out;
+	CHECK_EQ(xbd_frontend_open_image(r->fe, true, &img), 0);
+	k.pid = r->child;
+	pthread_create(&th, NULL, killer_main, &k);
+	CHECK_EQ(read_until_error(img, &t1), -EIO);
+	pthread_join(th, NULL);
+	printf("sim: backend killed: EIO after %llu ms\n", (t1 - k.t_kill) / 1000000);
+	CHECK((t1 - k.t_kill) / 1000000 < 5000);
+	xbd_image_close(img);
+out:
+	sim_rig_stop(r);
+}
+
+/* The driver domain is destroyed mid-read: EIO at once (its domain is
+ * gone and its backend directory with it). */
+static void sim_case_domain_destroyed(struct sim_rig *r, const char *name)
+{
+	unsigned long long t0, t1;
+	struct xbd_image *img;
+
+	if (sim_rig_start(r, H_NONE, 0, 60000))
+		goto out;
+	CHECK_EQ(xbd_frontend_open_image(r->fe, true, &img), 0);
+	t0 = xbd_now_ns();
+	CHECK_EQ(xbd_sim_vm_destroy(r->sim_dir, name), 0);
+	CHECK_EQ(read_until_error(img, &t1), -EIO);
+	printf("sim: driver domain destroyed: EIO after %llu ms\n", (t1 - t0) / 1000000);
+	CHECK((t1 - t0) / 1000000 < 2000);
+	xbd_image_close(img);
+out:
+	sim_rig_stop(r);
+}
+
+static void test_sim(void)
+{
+	struct sim_rig r = { 0 };
+
+	r.sim_dir = xbd_test_sim_start();
+	r.be_domid = xbd_test_sim_vm_create("drv");
+	r.p = xbd_test_sim_open(0);
+	sim_case_data(&r);
+	sim_case_hostile(&r, H_BOGUS_ID);
+	sim_case_hostile(&r, H_DUPLICATE);
+	sim_case_hostile(&r, H_PROD_BEYOND);
+	sim_case_hostile(&r, H_WRONG_OP);
+	sim_case_hostile(&r, H_BAD_STATUS);
+	sim_case_killed(&r);
+	sim_case_domain_destroyed(&r, "drv");
+	xbd_platform_close(r.p);
+	CHECK_EQ(xbd_test_sim_stop(), 0);
+}
+
 int main(void)
 {
 	test_handshake_and_data();
@@ -1297,5 +1733,8 @@ int main(void)
 	test_dead_many_waiters();
 	test_connect_timeout();
 	test_ctl_query();
+	test_workload();
+	test_close_after_unplug();
+	test_sim();
 	return check_report("test_frontend");
 }
