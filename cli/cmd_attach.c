@@ -411,6 +411,75 @@ static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
 	return 0;
 }
 
+struct detach_entry {
+	char fe_path[96];
+	long pid;
+};
+
+/* Our frontend directories whose xbd-mount is dir. */
+static int find_attached(struct xbd_platform *p, const char *dir,
+			 struct detach_entry **out, unsigned *count)
+{
+	char **ids = NULL;
+	unsigned n = 0, i, m = 0;
+	struct detach_entry *e;
+	int err = xbd_platform_ops_of(p)->xs_directory(p, XBD_XS_NO_TXN,
+						       ATTACH_FE_DIR, &ids, &n);
+
+	if (err == -ENOENT)
+		n = 0;
+	else if (err)
+		return err;
+	e = calloc(n ? n : 1, sizeof(*e));
+	if (!e) {
+		free(ids);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		char path[160], *mount = NULL;
+		unsigned long long pid = 0;
+
+		snprintf(e[m].fe_path, sizeof(e[m].fe_path), ATTACH_FE_DIR "/%s", ids[i]);
+		snprintf(path, sizeof(path), "%s/xbd-mount", e[m].fe_path);
+		if (xbd_xs_read_str(p, path, &mount))
+			continue;
+		if (!strcmp(mount, dir)) {
+			snprintf(path, sizeof(path), "%s/xbd-pid", e[m].fe_path);
+			xbd_xs_read_uint(p, path, &pid);
+			e[m].pid = (long)pid;
+			m++;
+		}
+		free(mount);
+	}
+	free(ids);
+	*out = e;
+	*count = m;
+	return 0;
+}
+
+/* DIR must not be in use by another attach; leftovers of a killed one
+ * are cleared. */
+static int check_dir_free(struct attach *a)
+{
+	struct detach_entry *e;
+	unsigned n, i;
+	int err = find_attached(a->p, a->dir, &e, &n);
+
+	if (err)
+		return 0; /* nothing readable: nothing of ours there */
+	for (i = 0; i < n && !err; i++) {
+		if (pid_alive(e[i].pid)) {
+			xbd_err("%s: already in use by xbd attach (pid %ld); `xbd detach %s` first",
+				a->dir, e[i].pid, a->dir);
+			err = -EBUSY;
+		}
+	}
+	for (i = 0; i < n && !err; i++)
+		remove_stale(a->p, e[i].fe_path);
+	free(e);
+	return err;
+}
+
 /* Everything attach made, in reverse: safe on a half-done attach. */
 static void teardown(struct attach *a)
 {
@@ -476,6 +545,9 @@ static int setup(struct attach *a)
 		xbd_err("%s: that is this domain; its disks are already here", a->vm_name);
 		return -EINVAL;
 	}
+	err = check_dir_free(a);
+	if (err)
+		return err;
 	err = choose_disks(a);
 	if (err)
 		return err;
@@ -679,52 +751,6 @@ static int attach_run(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* xbd detach DIR                                                     */
 /* ------------------------------------------------------------------ */
-
-struct detach_entry {
-	char fe_path[96];
-	long pid;
-};
-
-/* Our frontend directories whose xbd-mount is dir. */
-static int find_attached(struct xbd_platform *p, const char *dir,
-			 struct detach_entry **out, unsigned *count)
-{
-	char **ids = NULL;
-	unsigned n = 0, i, m = 0;
-	struct detach_entry *e;
-	int err = xbd_platform_ops_of(p)->xs_directory(p, XBD_XS_NO_TXN,
-						       ATTACH_FE_DIR, &ids, &n);
-
-	if (err == -ENOENT)
-		n = 0;
-	else if (err)
-		return err;
-	e = calloc(n ? n : 1, sizeof(*e));
-	if (!e) {
-		free(ids);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		char path[160], *mount = NULL;
-		unsigned long long pid = 0;
-
-		snprintf(e[m].fe_path, sizeof(e[m].fe_path), ATTACH_FE_DIR "/%s", ids[i]);
-		snprintf(path, sizeof(path), "%s/xbd-mount", e[m].fe_path);
-		if (xbd_xs_read_str(p, path, &mount))
-			continue;
-		if (!strcmp(mount, dir)) {
-			snprintf(path, sizeof(path), "%s/xbd-pid", e[m].fe_path);
-			xbd_xs_read_uint(p, path, &pid);
-			e[m].pid = (long)pid;
-			m++;
-		}
-		free(mount);
-	}
-	free(ids);
-	*out = e;
-	*count = m;
-	return 0;
-}
 
 static bool is_mountpoint(const char *dir)
 {

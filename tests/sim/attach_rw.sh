@@ -3,7 +3,8 @@
 # attach must refuse, with one clear line, a non-zero exit and nothing
 # left behind: unknown VM, unknown --disk, --cow with --rw, a missing
 # DIR, --rw on a read-only disk, a qcow2 disk (format named), a raw file
-# served by qdisk (no loop devices on the sim).
+# served by qdisk (no loop devices on the sim), a DIR already in use.
+# And --foreground: attach runs until SIGINT, then takes all away.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
 start_sim
@@ -68,4 +69,31 @@ done
 refuse_attach "qcow2 disk" "disk format qcow2 cannot be attached" vm1 --mount "$T/mnt" --disk xvdb
 refuse_attach "raw file on qdisk, sim" "simulated platform" vm1 --mount "$T/mnt" --disk xvdc
 xenstore-rm "$fe/51728" "$fe/51744" /local/domain/0/backend/qdisk
+
+"$xbd" attach vm1 --mount "$T/mnt" --foreground 2>"$T/fg.err" &
+fg=$!
+bg_pids+=($fg)
+if wait_for 10 test -e "$T/mnt/xvda"; then
+	ok "--foreground: DIR ready"
+	if "$xbd" attach vm1 --mount "$T/mnt" 2>"$T/err"; then
+		fail "a second attach on the same DIR succeeded"
+	elif grep -q "already in use by xbd attach (pid $fg)" "$T/err"; then
+		ok "DIR in use: $(cat "$T/err")"
+	else
+		fail "DIR in use: $(cat "$T/err")"
+	fi
+	kill -INT "$fg"
+	if wait_for 10 eval '! kill -0 '"$fg"' 2>/dev/null'; then
+		wait "$fg"
+		rc=$?
+		[ $rc -eq 0 ] && ok "--foreground: SIGINT ends it (exit 0)" ||
+			fail "--foreground exit status $rc: $(cat "$T/fg.err")"
+	else
+		fail "--foreground: still running 10 s after SIGINT"
+	fi
+	mountpoint -q "$T/mnt" && fail "still mounted after SIGINT" || ok "unmounted"
+	wait_for 3 no_attach_nodes && ok "no attach nodes left" || fail "attach nodes left"
+else
+	fail "--foreground: DIR not ready: $(cat "$T/fg.err")"
+fi
 finish
