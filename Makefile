@@ -27,8 +27,13 @@ LIB_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 DEPS      := $(patsubst %.c,$(B)/obj/%.d,$(LIB_SRC) $(XBD_SRC) $(XBDSH_SRC) $(TEST_SRC) $(TESTLIB))
 
 PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/xbd
+BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
-.PHONY: all check check-xen demo bench clean install tests
+.PHONY: all check check-xen demo bench clean install uninstall deb tests
 all: $(B)/xbd $(B)/xbdsh
 
 $(B)/obj/%.o: %.c
@@ -65,9 +70,35 @@ demo:
 bench: all
 	tests/bench/run.sh build
 
+# Programs, man pages, bash completion, the systemd unit (its ExecStart
+# pointed at SBINDIR) and the documents.  DESTDIR stages, as packagers do.
 install: all
-	install -D -m 0755 $(B)/xbd $(DESTDIR)$(PREFIX)/sbin/xbd
-	install -D -m 0755 $(B)/xbdsh $(DESTDIR)$(PREFIX)/sbin/xbdsh
+	install -D -m 0755 $(B)/xbd $(DESTDIR)$(SBINDIR)/xbd
+	install -D -m 0755 $(B)/xbdsh $(DESTDIR)$(SBINDIR)/xbdsh
+	install -D -m 0644 packaging/man/xbd.8 $(DESTDIR)$(MANDIR)/man8/xbd.8
+	install -D -m 0644 packaging/man/xbdsh.8 $(DESTDIR)$(MANDIR)/man8/xbdsh.8
+	install -D -m 0644 packaging/completion/xbd $(DESTDIR)$(BASHCOMPDIR)/xbd
+	install -D -m 0644 packaging/completion/xbdsh $(DESTDIR)$(BASHCOMPDIR)/xbdsh
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|/usr/sbin/xbd |$(SBINDIR)/xbd |' packaging/systemd/xbd-serve@.service \
+		>'$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-serve@.service'
+	chmod 0644 '$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-serve@.service'
+	install -D -m 0644 -t $(DESTDIR)$(DOCDIR) README $(wildcard packaging/*.md)
+	install -D -m 0644 packaging/systemd/serve.conf.example \
+		$(DESTDIR)$(DOCDIR)/examples/serve.conf.example
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/xbd $(DESTDIR)$(SBINDIR)/xbdsh \
+	      $(DESTDIR)$(MANDIR)/man8/xbd.8 $(DESTDIR)$(MANDIR)/man8/xbdsh.8 \
+	      $(DESTDIR)$(BASHCOMPDIR)/xbd $(DESTDIR)$(BASHCOMPDIR)/xbdsh \
+	      '$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-serve@.service'
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+# The Debian package, built by dpkg-buildpackage in a temporary copy of
+# the tree (which stays clean); the .deb lands in DEBDIR.
+DEBDIR ?= build/deb
+deb:
+	packaging/build-deb.sh $(DEBDIR)
 
 clean:
 	rm -rf build
