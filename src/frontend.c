@@ -35,6 +35,7 @@
 #define DEFAULT_MAX_SEGMENTS 128u   /* 512 KiB per request */
 #define POLL_MS 100                 /* completion thread's tick */
 #define MONITOR_MS 250              /* backend state / domain checks */
+#define MONITOR_READ_ERRORS 4       /* failed state reads in a row: gone */
 #define CLOSE_WAIT_MS 3000u         /* each close step, healthy backend */
 #define CLOSE_WAIT_FAILED_MS 500u   /* each close step, failed device */
 #define SLOT_BITS 16                /* request id: generation << 16 | slot */
@@ -598,6 +599,7 @@ static void *completion_main(void *arg)
 static void *monitor_main(void *arg)
 {
 	struct xbd_frontend *fe = arg;
+	unsigned read_errors = 0;
 
 	for (;;) {
 		struct timespec ts;
@@ -624,9 +626,14 @@ static void *monitor_main(void *arg)
 
 		why[0] = 0;
 		err = xbd_xenbus_read_state(fe->p, fe->be_path, &s);
-		if (err)
+		read_errors = err ? read_errors + 1 : 0;
+		/* one failed read may be a hiccup; xenstore gone for a second
+		 * is not */
+		if (err && read_errors >= MONITOR_READ_ERRORS)
 			snprintf(why, sizeof(why), "cannot read backend state: %s",
 				 xbd_strerror(err));
+		else if (err)
+			continue;
 		else if (s == XenbusStateUnknown)
 			snprintf(why, sizeof(why), "backend %s vanished", fe->be_path);
 		else if (s != XenbusStateConnected)
