@@ -907,6 +907,9 @@ void xbd_be_io_inflight(struct be_dev *d, struct xbd_ctl_state *st)
 {
 	unsigned i, j;
 
+	/* we can list them: none unless found below */
+	st->inflight_total = 0;
+	st->inflight_len = 0;
 	pthread_mutex_lock(&d->lock);
 	for (i = 0; d->connected && i < d->nr_queues; i++) {
 		struct be_queue *q = &d->queues[i];

@@ -561,7 +561,10 @@ static bool ctl_shows_in_flight(const char *be, uint64_t id)
 
 			if (!json_object_object_get_ex(d, "backend_path", &v) ||
 			    strcmp(json_object_get_string(v), be) ||
-			    !json_object_object_get_ex(d, "in_flight_requests", &reqs))
+			    !json_object_object_get_ex(d, "in_flight_requests", &reqs) ||
+			    !json_object_object_get_ex(d, "in_flight_total", &v) ||
+			    json_object_get_int64(v) < 1 ||
+			    (size_t)json_object_get_int64(v) != json_object_array_length(reqs))
 				continue;
 			for (k = 0; k < json_object_array_length(reqs); k++) {
 				struct json_object *r = json_object_array_get_idx(reqs, k);
