@@ -546,6 +546,7 @@ static void mark_broken(struct be_queue *q)
 	struct be_dev *d = q->dev;
 
 	xbd_stat_add(&d->stats.errors[XBD_ERR_PROTOCOL], 1);
+	/* release: the counted error is seen by whoever sees it broken */
 	atomic_store_explicit(&q->broken, true, memory_order_release);
 	wake(d->be->wake_fd); /* the xenbus side closes the device */
 }
@@ -613,6 +614,7 @@ static void *queue_main(void *arg)
 	};
 
 	for (;;) {
+		/* acquire: pairs with io_stop's release of the flag */
 		bool stop = atomic_load_explicit(&q->stop, memory_order_acquire);
 		bool ours = false;
 		uint32_t port;
@@ -855,6 +857,7 @@ void xbd_be_io_stop(struct be_dev *d)
 
 		if (!q->thread_started)
 			continue;
+		/* release: what we did before is seen by the stopping thread */
 		atomic_store_explicit(&q->stop, true, memory_order_release);
 		wake(q->wake_fd);
 		pthread_join(q->thread, NULL);
@@ -889,6 +892,7 @@ bool xbd_be_io_broken(struct be_dev *d)
 	unsigned i;
 
 	for (i = 0; d->connected && i < d->nr_queues; i++)
+		/* acquire: pairs with mark_broken's release */
 		if (atomic_load_explicit(&d->queues[i].broken, memory_order_acquire))
 			return true;
 	return false;
