@@ -7,7 +7,9 @@
 # that debian/control's Build-Depends and tests/install-deps.sh agree and
 # that debian/changelog's version is the Makefile's XBD_VERSION.
 #   packaging/build-deb.sh [OUTDIR]        (or: make deb DEBDIR=OUTDIR)
-# DEB_BUILD_OPTIONS=nocheck skips the tests run during the build.
+# DEB_BUILD_OPTIONS=nocheck skips the tests run during the build;
+# XBD_DEB_REF=HEAD (or any commit) packages that commit instead of the
+# working tree.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,9 +24,29 @@ for t in dpkg-buildpackage dpkg-parsechangelog dh; do
 		die "$t not found (apt-get install dpkg-dev debhelper)"
 done
 
-# --- consistency checks, before any work -------------------------------
-deb=$top/packaging/debian
-upstream=$(sed -n 's/^XBD_VERSION *:= *//p' "$top/Makefile")
+# --- a clean copy of the tree ------------------------------------------
+tmp=$(mktemp -d /tmp/xbd-deb.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+src=$tmp/xbd
+mkdir "$src"
+cd "$top"
+if [ -n "${XBD_DEB_REF:-}" ]; then
+	git archive --format=tar "$XBD_DEB_REF" | tar -x -C "$src"
+elif git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	# tracked and new files that exist, as the working tree has them
+	git ls-files -z --cached --others --exclude-standard |
+		while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
+		tar -c --null -T - -f - | tar -x -C "$src"
+else
+	tar -c --exclude='./build' --exclude='./build-*' --exclude='./debian' \
+		-f - . | tar -x -C "$src"
+fi
+rm -rf "$src/debian"
+cp -r "$src/packaging/debian" "$src/debian"
+
+# --- consistency checks, on the copy ------------------------------------
+deb=$src/debian
+upstream=$(sed -n 's/^XBD_VERSION *:= *//p' "$src/Makefile")
 version=$(dpkg-parsechangelog -l "$deb/changelog" -S Version)
 [ "${version%-*}" = "$upstream" ] ||
 	die "debian/changelog says $version but the Makefile's XBD_VERSION is $upstream (add a changelog entry: dch -v $upstream-1)"
@@ -37,7 +59,7 @@ bdeps=$(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$deb/control" | sed '$d' |
 	sed 's/^Build-Depends://' | tr ',' '\n' | grep -v '<!nocheck>' |
 	sed 's/(.*)//; s/[[:space:]]//g' | grep -v '^$' |
 	grep -v '^debhelper-compat$' | sort)
-ideps=$(sed -n '/^pkgs=(/,/^)/p' "$top/tests/install-deps.sh" |
+ideps=$(sed -n '/^pkgs=(/,/^)/p' "$src/tests/install-deps.sh" |
 	sed '1d;$d; s/#.*//' | sed -n '1,/xenstore-utils/p' |
 	tr -s ' \t' '\n' | grep -v -e '^$' -e '^xenstore-utils$' \
 	-e '^build-essential$' -e '^fuse3$' | sort)
@@ -47,23 +69,8 @@ if [ "$bdeps" != "$ideps" ]; then
 	exit 1
 fi
 
-# --- a clean copy of the tree ------------------------------------------
-tmp=$(mktemp -d /tmp/xbd-deb.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+mv "$src" "$tmp/xbd-$upstream"
 src=$tmp/xbd-$upstream
-mkdir "$src"
-cd "$top"
-if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-	# tracked and new files that exist, as the working tree has them
-	git ls-files -z --cached --others --exclude-standard |
-		while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
-		tar -c --null -T - -f - | tar -x -C "$src"
-else
-	tar -c --exclude='./build' --exclude='./build-*' --exclude='./debian' \
-		-f - . | tar -x -C "$src"
-fi
-rm -rf "$src/debian"
-cp -r "$deb" "$src/debian"
 
 # --- build ---------------------------------------------------------------
 cd "$src"
