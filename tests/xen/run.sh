@@ -44,7 +44,7 @@ B=$(cd "$B" && pwd)
 for f in xbd xbdsh; do
 	[ -x "$B/$f" ] || die "$B/$f is missing (run make first)"
 done
-for tool in qemu-system-x86_64 cpio depmod modprobe apt-get dpkg timeout; do
+for tool in qemu-system-x86_64 cpio depmod modprobe apt-get dpkg timeout setpriv; do
 	command -v "$tool" >/dev/null ||
 		die "$tool not found (tests/install-deps.sh installs what the tier needs)"
 done
@@ -121,8 +121,12 @@ trap 'stop_qemu; exit 130' INT TERM
 boot_limit=${XBD_XEN_BOOT_TIMEOUT:-90}
 boot_qemu() { # sets qrc; 0 when dom0 came up (or QEMU ended), 1 on a hang
 	local start=$SECONDS up=0
-	# timeout's own process group, so killing it takes QEMU along.
-	timeout -k 10 "$limit" "${qemu[@]}" -serial stdio </dev/null >"$serial.raw" 2>&1 &
+	# QEMU runs in timeout's own process group, so killing the group
+	# takes it along.  Should this script die without its traps (kill
+	# -9), the parent-death signals end timeout, then QEMU.
+	setpriv --pdeathsig TERM timeout -k 10 "$limit" \
+		setpriv --pdeathsig KILL "${qemu[@]}" -serial stdio \
+		</dev/null >"$serial.raw" 2>&1 &
 	qpid=$!
 	while [ $up -eq 0 ] && kill -0 "$qpid" 2>/dev/null; do
 		if grep -qa 'XBD-DOM0 \(UP\|FAIL\)' "$serial.raw"; then
