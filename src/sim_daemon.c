@@ -732,6 +732,11 @@ static int listen_ctl(const char *dir, int *out)
 	return 0;
 }
 
+static char dom0_blkback_exe[4096];
+static const char *dom0_blkback_argv[] = {
+	dom0_blkback_exe, "sim", "blkback", NULL,
+};
+
 static int daemon_setup(struct sim_daemon *d, char *msg, size_t msglen)
 {
 	char path[4096];
@@ -785,7 +790,36 @@ static int daemon_setup(struct sim_daemon *d, char *msg, size_t msglen)
 			 xbd_strerror(err));
 		return err;
 	}
+	/* A Linux dom0 has kernel blkback serving backend/vbd; the sim's
+	 * stand-in runs as Domain-0's own "guest" process. */
+	if ((err = spawn_guest(d, &d->vms[0], (char **)dom0_blkback_argv))) {
+		snprintf(msg, msglen, "%s: cannot start the sim's blkback: %s",
+			 d->dir, xbd_strerror(err));
+		return err;
+	}
 	return 0;
+}
+
+/* Stops dom0's blkback politely first, so it can close its devices and
+ * remove its nodes while xenstored still runs. */
+static void stop_dom0_blkback(struct sim_daemon *d)
+{
+	struct sim_vm *dom0 = &d->vms[0];
+	int i;
+
+	if (!dom0->guest || !dom0->guest_running) {
+		kill_guest(dom0);
+		return;
+	}
+	kill(-dom0->guest, SIGTERM);
+	for (i = 0; i < 100; i++) {
+		if (waitpid(dom0->guest, NULL, WNOHANG) == dom0->guest) {
+			dom0->guest_running = false;
+			break;
+		}
+		usleep(50 * 1000);
+	}
+	kill_guest(dom0);
 }
 
 static void daemon_teardown(struct sim_daemon *d)
@@ -802,6 +836,7 @@ static void daemon_teardown(struct sim_daemon *d)
 			teardown_vm(d, &d->vms[d->nvms - 1], true);
 			d->nvms--;
 		}
+		stop_dom0_blkback(d);
 		xs_close(d->xs);
 	}
 	if (d->xsd)
@@ -885,6 +920,14 @@ static int daemon_main(const char *dir, int owner_pid, int lock_fd,
 			 xbd_strerror(err));
 		goto fail;
 	}
+	n = (int)readlink("/proc/self/exe", dom0_blkback_exe,
+			  sizeof(dom0_blkback_exe) - 1);
+	if (n <= 0) {
+		err = -errno;
+		snprintf(msg, sizeof(msg), "/proc/self/exe: %s", xbd_strerror(err));
+		goto fail;
+	}
+	dom0_blkback_exe[n] = 0;
 	if ((err = daemon_setup(&d, msg, sizeof(msg))))
 		goto fail;
 	xbd_info("simulated Xen running in %s (pid %d)", dir, (int)getpid());
