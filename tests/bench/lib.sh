@@ -207,16 +207,35 @@ ensure_blkback() {
 	wait_for 5 be_taken || { why="nobody serves $be (xbd sim blkback: $(head -c 200 "$W/blkback.log"))"; return 1; }
 }
 
-# vm_io VM VDEV ARGS...: one `xbd sim vm io` run; prints "MBPS IOPS".
+# vm_io VM VDEV ARGS...: one `xbd sim vm io` run; prints "MBPS IOPS IOS"
+# (IOS: the I/Os done).
 vm_io() {
 	local out
 	out=$("$xbd" sim vm io "$@" 2>&1) || { say "xbd sim vm io $*: $out"; return 1; }
 	echo "$out" | awk '/MB\/s/ && /IOPS/ {
 		for (i = 1; i <= NF; i++) {
 			if ($(i + 1) ~ /^MB\/s/) m = $i;
-			if ($(i + 1) ~ /^IOPS/) o = $i }
-		if (m != "") { print m + 0, o + 0; ok = 1 } }
+			if ($(i + 1) ~ /^IOPS/) o = $i;
+			if ($(i + 1) == "I/Os") n = $i }
+		if (m != "") { print m + 0, o + 0, n + 0; ok = 1 } }
 		END { exit !ok }' || { say "xbd sim vm io $*: cannot read: $out"; return 1; }
 }
-vm_io_mbps() { vm_io "$@" | awk '{print $1}'; }
-vm_io_iops() { vm_io "$@" | awk '{print $2}'; }
+
+# cpu_ns PID...: CPU time used so far by all threads of the processes, ns.
+cpu_ns() {
+	local p
+	for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done |
+		awk '{ t += $1 } END { printf "%.0f\n", t }'
+}
+
+# sim_guest_pid: the pid of the simulated guest of the current sim.
+sim_guest_pid() {
+	local p
+	for p in /proc/[0-9]*; do
+		[[ "$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" == *"sim guest"* ]] || continue
+		tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qx "XBD_SIM_DIR=$sim_dir" || continue
+		echo "${p#/proc/}"
+		return 0
+	done
+	return 1
+}

@@ -62,9 +62,10 @@ for ((r = 1; r <= RUNS; r++)); do
 		for w in "${wl_order[@]}"; do
 			# shellcheck disable=SC2086
 			if v=$(vm_io vm1 "${served[$be]}" ${wl[$w]}); then
+				read -r mbps iops _ <<<"$v"
 				case $w in
-				rand*) runs["$be $w"]+=" ${v#* }" ;;
-				*) runs["$be $w"]+=" ${v% *}" ;;
+				rand*) runs["$be $w"]+=" $iops" ;;
+				*) runs["$be $w"]+=" $mbps" ;;
 				esac
 			fi
 		done
