@@ -23,6 +23,11 @@
 # tests/bench/stats_switch.c (-Wl,--wrap), which gives XBD_STATS=off that
 # meaning; the table says which was measured.
 #
+# A model that needs neither a switch nor a quiet machine: the counting
+# code's own cost per request (tests/bench/stats_cost.c, on libxbd.a),
+# counted twice per I/O (guest blkfront and backend), as a share of the
+# CPU time per I/O measured above.
+#
 # With perf, it also samples the guest and backend during a null random
 # read with the counters on and prints the share of the counting
 # functions (inlined counter updates are charged to their callers).
@@ -214,6 +219,27 @@ if [ $switch_ok = 1 ]; then
 else
 	echo "NOT MEASURED: the counters could not be switched off (stats_enabled: on=$en_on off=$en_off)"
 	summary "counters|cost of counters|not measured: no switch|"
+fi
+
+# ---- model: the counting code's own cost per request ------------------
+if cc -std=gnu11 -O2 -D_GNU_SOURCE -I"$bench_top/include" -o "$W/stats_cost" \
+	"$bench_top/tests/bench/stats_cost.c" "$B/libxbd.a" -lpthread >"$W/cost.log" 2>&1 &&
+	"$W/stats_cost" >"$W/cost.txt"; then
+	c_all=$(awk '$1 == "count" {print $2}' "$W/cost.txt")
+	c_off=$(awk '$1 == "count_timing_off" {print $2}' "$W/cost.txt")
+	c_clk=$(awk '$1 == "clock_read" {print $2}' "$W/cost.txt")
+	share() { awk -v c="$1" -v cpu="$2" 'BEGIN { if (cpu == "-" || cpu + 0 == 0) print "-"; else printf "%.1f\n", 2 * c / cpu * 100 }'; }
+	echo
+	echo "model (tests/bench/stats_cost.c on libxbd.a, best of 7 rounds, one thread):"
+	echo "  counting one request: $c_all ns per side ($c_off ns with latency timing off; one clock read: $c_clk ns)"
+	echo "  two sides per I/O (guest blkfront + backend): $(fmt "$(awk -v c="$c_all" 'BEGIN{print 2*c}')" 0) ns per I/O ="
+	echo "    $(share "$c_all" "${cmed[on rand]}")% of the CPU per I/O of null 4k randread ($(fmt "${cmed[on rand]}") ns),"
+	echo "    $(share "$c_all" "${cmed[on seq]}")% of that of raw 1M seq read ($(fmt "${cmed[on seq]}") ns)"
+	echo "  of which latency timing: $(share "$(awk -v a="$c_all" -v b="$c_off" 'BEGIN{print a-b}')" "${cmed[on rand]}")% (null randread)"
+	summary "counters|model: counting cost, null 4k randread|$(share "$c_all" "${cmed[on rand]}") % of CPU/IO|$(ge "$(share "$c_all" "${cmed[on rand]}")" 2 && echo MISSED || echo met)"
+	summary "counters|model: counting cost, raw 1M seq read|$(share "$c_all" "${cmed[on seq]}") % of CPU/IO|$(ge "$(share "$c_all" "${cmed[on seq]}")" 2 && echo MISSED || echo met)"
+else
+	echo "model: cannot build tests/bench/stats_cost.c: $(head -c 300 "$W/cost.log")"
 fi
 
 # ---- perf: the share of the counting functions ---------------------------
