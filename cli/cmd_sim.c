@@ -23,13 +23,14 @@ static void sim_usage(FILE *f)
 		"usage: xbd sim start [--dir DIR] [--owner-pid PID]\n"
 		"       xbd sim stop [--dir DIR]\n"
 		"       xbd sim vm create NAME [--dir DIR] [--disk FILE[,VDEV]]...\n"
-		"                         [-- GUEST-COMMAND [ARGS...]]\n"
+		"                         [--no-guest | -- GUEST-COMMAND [ARGS...]]\n"
 		"       xbd sim vm list [--dir DIR]\n"
 		"       xbd sim vm destroy NAME|ID [--dir DIR]\n"
 		"       xbd sim vm io VM VDEV --rw MODE [--bs SIZE] [--qd N] ...\n"
 		"DIR defaults to $XBD_SIM_DIR or /run/xbd-sim.  A VM's guest behaves as\n"
 		"a Linux guest's blkfront (xbd sim guest) unless a guest command is\n"
-		"given; it runs as the domain (XBD_SIM_DIR, XBD_SIM_DOMID set) until\n"
+		"given (--no-guest: none, a VM whose blkfront never connects);\n"
+		"it runs as the domain (XBD_SIM_DIR, XBD_SIM_DOMID set) until\n"
 		"the domain is destroyed.  --disk gives the VM a disk served by the\n"
 		"sim's blkback (backend/vbd), as a toolstack does.\n"
 		"With --owner-pid the simulator also stops when process PID exits.\n");
@@ -52,7 +53,7 @@ static int vm_list(const char *dir)
  * blkfront, `xbd sim guest`), then gives it its disks as a toolstack
  * does; a disk that cannot be added destroys the half-made domain. */
 static int vm_create(const char *dir, const char *name, char **guest,
-		     const char *const *disks, unsigned ndisks)
+		     bool no_guest, const char *const *disks, unsigned ndisks)
 {
 	static char exe[4096];
 	char *default_guest[] = { exe, (char *)"sim", (char *)"guest", NULL };
@@ -63,7 +64,7 @@ static int vm_create(const char *dir, const char *name, char **guest,
 	ssize_t n;
 	int err = 0;
 
-	if (!guest) {
+	if (!guest && !no_guest) {
 		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 		if (n <= 0) {
 			xbd_err("/proc/self/exe: %s", strerror(errno));
@@ -95,6 +96,7 @@ static int cmd_sim_run(int argc, char **argv)
 	const char *dir = NULL, *words[4], *disks[MAX_DISKS];
 	char **guest = NULL;
 	unsigned nwords = 0, ndisks = 0;
+	bool no_guest = false;
 	long owner = 0;
 	char *end;
 	int i;
@@ -119,6 +121,8 @@ static int cmd_sim_run(int argc, char **argv)
 			dir = argv[i];
 		} else if (!strncmp(argv[i], "--dir=", 6)) {
 			dir = argv[i] + 6;
+		} else if (!strcmp(argv[i], "--no-guest")) {
+			no_guest = true;
 		} else if (!strcmp(argv[i], "--disk")) {
 			if (++i == argc) {
 				xbd_err("--disk needs FILE[,VDEV]");
@@ -151,6 +155,10 @@ static int cmd_sim_run(int argc, char **argv)
 	}
 	if (!dir || !*dir)
 		dir = xbd_sim_default_dir();
+	if (guest && no_guest) {
+		xbd_err("sim: --no-guest and a guest command exclude each other");
+		return XBD_EXIT_USAGE;
+	}
 	if (guest && !*guest) {
 		xbd_err("sim: no guest command after --");
 		return XBD_EXIT_USAGE;
@@ -162,7 +170,8 @@ static int cmd_sim_run(int argc, char **argv)
 		return xbd_sim_stop(dir) ? 1 : 0;
 	if (nwords >= 2 && !strcmp(words[0], "vm")) {
 		if (nwords == 3 && !strcmp(words[1], "create"))
-			return vm_create(dir, words[2], guest, disks, ndisks);
+			return vm_create(dir, words[2], guest, no_guest, disks,
+					 ndisks);
 		if (nwords == 2 && !strcmp(words[1], "list") && !guest)
 			return vm_list(dir);
 		if (nwords == 3 && !strcmp(words[1], "destroy") && !guest)

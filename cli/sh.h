@@ -169,6 +169,9 @@ int sh_repl(struct sh_ctx *ctx);
  * (otherwise), waiting at most timeout_ms; the key is consumed on a
  * terminal, left for the next command otherwise. */
 bool sh_wait_key(int timeout_ms);
+/* Whether input on stdin ends a refreshing view (a tty, or piped
+ * shell commands), rather than only -n or a signal. */
+bool sh_watch_stops_on_input(void);
 /* Set by SIGINT/SIGTERM; the watch loop and the shell check it. */
 extern volatile int sh_interrupted;
 void sh_install_signals(void);

@@ -212,7 +212,8 @@ static void print_frame(const struct stats_opts *o, const struct sh_sample *s,
 	if (o->interval_s)
 		printf("every %.1fs, %s\n\n", o->interval_s,
 		       isatty(STDIN_FILENO) ? "any key stops" :
-		       "stops when input arrives or ends");
+		       sh_watch_stops_on_input() ?
+		       "stops when input arrives or ends" : "Ctrl-C stops");
 	sh_print_stats(stdout, s, prev);
 	/* in a refreshing view the problems belong on the screen */
 	for (i = 0; clear && i < x->unreachable &&

@@ -108,6 +108,14 @@ static char *read_plain_line(void)
 	}
 }
 
+/* Set while the shell reads its commands from stdin. */
+static bool stdin_is_script;
+
+bool sh_watch_stops_on_input(void)
+{
+	return isatty(STDIN_FILENO) || stdin_is_script;
+}
+
 bool sh_wait_key(int timeout_ms)
 {
 	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
@@ -116,6 +124,14 @@ bool sh_wait_key(int timeout_ms)
 	bool key = false;
 	int r;
 
+	/* `xbdsh stats VM -w 1 -n 10 > log` from cron or a script: stdin
+	 * (often /dev/null) is nobody's keyboard, so only -n, a signal or a
+	 * real key ends the view.  Piped commands to the shell are another
+	 * matter: there the next command arriving ends a watch. */
+	if (!tty && !stdin_is_script) {
+		poll(NULL, 0, timeout_ms);
+		return false;
+	}
 	if (!tty && (in_len || in_eof))
 		return true;
 	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
@@ -431,5 +447,6 @@ static int repl_plain(struct sh_ctx *ctx)
 int sh_repl(struct sh_ctx *ctx)
 {
 	ctx->interactive = isatty(STDIN_FILENO);
+	stdin_is_script = !ctx->interactive;
 	return ctx->interactive ? repl_terminal(ctx) : repl_plain(ctx);
 }

@@ -13,6 +13,7 @@
  *
  * The client side (xbd_sim_*) is at the end.
  */
+#include "xbd/frontend.h"
 #include "xbd/sim.h"
 #include "xbd/platform.h"
 #include "xbd/platform_xs.h"
@@ -442,9 +443,15 @@ static void kill_guest(struct sim_vm *vm)
  * the toolstack removes its nodes, xenstored fires @releaseDomain. */
 static void teardown_vm(struct sim_daemon *d, struct sim_vm *vm, bool introduced)
 {
+	char guest_sock[64], sock[4200];
 	int err;
 
+	snprintf(guest_sock, sizeof(guest_sock), XBD_SIM_GUEST_SOCKET, vm->domid);
+
 	kill_guest(vm);
+	/* a killed guest cannot remove its own workload socket */
+	if (!dir_path(sock, sizeof(sock), d->dir, guest_sock))
+		unlink(sock);
 	sim_hv_domain_kill(d->hv, vm->domid);
 	if ((err = xs_in_transaction(d->xs, remove_domain_nodes, vm, 0)))
 		xbd_err("%s: removing xenstore nodes: %s", vm->name,

@@ -25,7 +25,7 @@ fail() { echo "FAIL: $*"; fails=$((fails+1)); }
 ok() { echo "ok: $*"; }
 
 "$XBD" sim start --dir "$D" || { echo "cannot start the sim"; exit 1; }
-"$XBD" sim vm create vm1 >/dev/null || { echo "cannot create vm1"; exit 1; }
+"$XBD" sim vm create vm1 --no-guest >/dev/null || { echo "cannot create vm1"; exit 1; }
 truncate -s 16M "$D/disk.raw"
 
 dump() { xenstore-ls -f /local/domain 2>/dev/null | sort; }
