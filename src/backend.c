@@ -154,7 +154,6 @@ static void switch_state(struct be_dev *d, enum xenbus_state state)
 static void ctl_query(void *opaque, struct xbd_ctl_state *st)
 {
 	struct be_dev *d = opaque;
-	struct xbd_blkif_ring_state rs;
 
 	st->xenbus_state = d->state;
 	if (d->connected) {
@@ -163,14 +162,7 @@ static void ctl_query(void *opaque, struct xbd_ctl_state *st)
 		snprintf(st->features.protocol, sizeof(st->features.protocol),
 			 "%s", xbd_blkif_abi_protocol(d->abi));
 	}
-	xbd_be_io_ring_state(d, &rs);
-	st->ring.nr_ents = rs.nr_ents;
-	st->ring.req_prod = rs.req_prod;
-	st->ring.req_event = rs.req_event;
-	st->ring.rsp_prod = rs.rsp_prod;
-	st->ring.rsp_event = rs.rsp_event;
-	st->ring.req_cons = rs.req_cons;
-	st->ring.rsp_prod_pvt = rs.rsp_prod_pvt;
+	xbd_be_io_ring_state(d, &st->ring);
 	if (st->inflight)
 		xbd_be_io_inflight(d, st);
 }

@@ -168,7 +168,7 @@ static struct json_object *counters_json(struct xbd_stats *s,
 /* Slots holding requests not yet answered, from this side's own view:
  * a frontend knows exactly what it has not consumed; a backend counts the
  * requests published that it has not answered yet. */
-static uint32_t ring_used(enum xbd_ctl_role role, const struct xbd_ctl_ring *r)
+static uint32_t ring_used(enum xbd_ctl_role role, const struct xbd_blkif_ring_state *r)
 {
 	uint32_t used = role == XBD_CTL_ATTACH ? r->req_prod_pvt - r->rsp_cons
 					       : r->req_prod - r->rsp_prod_pvt;
@@ -177,7 +177,7 @@ static uint32_t ring_used(enum xbd_ctl_role role, const struct xbd_ctl_ring *r)
 }
 
 static struct json_object *ring_json(enum xbd_ctl_role role,
-				     const struct xbd_ctl_ring *r)
+				     const struct xbd_blkif_ring_state *r)
 {
 	struct json_object *o;
 	uint32_t used;

@@ -1146,7 +1146,6 @@ struct xbd_stats *xbd_frontend_stats(struct xbd_frontend *fe)
 void xbd_frontend_ctl_query(void *opaque, struct xbd_ctl_state *st)
 {
 	struct xbd_frontend *fe = opaque;
-	struct xbd_blkif_ring_state rs;
 	unsigned i;
 
 	pthread_mutex_lock(&fe->lock);
@@ -1162,16 +1161,8 @@ void xbd_frontend_ctl_query(void *opaque, struct xbd_ctl_state *st)
 	st->features.discard = fe->info.discard;
 	snprintf(st->features.protocol, sizeof(st->features.protocol), "%s",
 		 xbd_blkif_abi_protocol(XBD_BLKIF_ABI_X86_64));
-	if (fe->ring_mem) {
-		xbd_blkif_front_state(&fe->ring, &rs);
-		st->ring.nr_ents = rs.nr_ents;
-		st->ring.req_prod = rs.req_prod;
-		st->ring.req_event = rs.req_event;
-		st->ring.rsp_prod = rs.rsp_prod;
-		st->ring.rsp_event = rs.rsp_event;
-		st->ring.req_prod_pvt = rs.req_prod_pvt;
-		st->ring.rsp_cons = rs.rsp_cons;
-	}
+	if (fe->ring_mem)
+		xbd_blkif_front_state(&fe->ring, &st->ring);
 	if (st->inflight) {
 		st->inflight_len = 0;
 		st->inflight_total = 0;

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "xbd/ring.h"
+
 struct xbd_stats;
 struct json_object;
 
@@ -44,15 +46,6 @@ struct xbd_ctl_features {
 	char protocol[24];              /* "x86_64-abi", "x86_32-abi" */
 };
 
-/* Ring indices as the device sees them; field names follow
- * struct xbd_blkif_ring_state (include/xbd/ring.h), so a query callback
- * copies that struct field by field.  nr_ents == 0: no ring mapped. */
-struct xbd_ctl_ring {
-	unsigned nr_ents;
-	uint32_t req_prod, req_event, rsp_prod, rsp_event; /* shared page */
-	uint32_t req_cons, rsp_prod_pvt;  /* private: role serve */
-	uint32_t req_prod_pvt, rsp_cons;  /* private: role attach */
-};
 
 /* One request in flight, for `xbdsh ring`. */
 struct xbd_ctl_request {
@@ -72,7 +65,9 @@ struct xbd_ctl_state {
 	uint64_t sectors;
 	unsigned sector_size;
 	struct xbd_ctl_features features;
-	struct xbd_ctl_ring ring;
+	/* Ring indices as the device sees them, filled by the ring's own
+	 * state function; nr_ents == 0: no ring mapped. */
+	struct xbd_blkif_ring_state ring;
 	/* In-flight list, only for the "ring" request (else inflight is
 	 * NULL): write at most inflight_cap entries, set inflight_len to
 	 * the number written and inflight_total to the number in flight.
