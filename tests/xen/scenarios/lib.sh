@@ -36,6 +36,11 @@ check() {
 	"$@" || fail "$what"
 }
 
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+since_s() { # T0 from uptime_s: seconds since then
+	awk -v a="$1" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }'
+}
+
 # wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s; 1 on timeout.
 wait_for() {
 	local secs=$1 i=0; shift
@@ -76,7 +81,7 @@ domu_alive() { # NAME
 # it has no disks (a user-space backend can hot-plug its own).
 domu_start() {
 	local name=$1; shift
-	local disks=() job= memory=128 extra=() cfg initrd jobroot
+	local disks=() job= memory=128 extra=() cfg initrd jobroot t0
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--disk) disks+=("'$2'"); shift 2 ;;
@@ -107,7 +112,7 @@ domu_start() {
 		echo "type = 'pv'"
 		echo "kernel = '$XBD_TESTS/domU/vmlinuz'"
 		echo "ramdisk = '$initrd'"
-		echo "extra = 'console=hvc0 panic=-1 quiet'"
+		echo "extra = 'console=hvc0 panic=-1 quiet cryptomgr.notests'"
 		echo "memory = $memory"
 		echo "vcpus = 1"
 		echo "on_poweroff = 'destroy'"
@@ -117,11 +122,13 @@ domu_start() {
 	} > "$cfg"
 	rm -f "$(domu_console "$name")"
 	echo "domu_start: creating $name (disks: ${disks[*]:-none})"
+	t0=$(uptime_s)
 	if ! xl create -q "$cfg" > "$W/$name-create.log" 2>&1; then
 		cat "$W/$name-create.log"
 		fail "xl create $name failed"
 	fi
 	on_exit "domu_destroy $name"
+	echo "domu_start: $name is domain $(xl domid "$name") (xl create: $(since_s "$t0")s)"
 }
 
 domu_destroy() { # NAME: gone, whatever its state
@@ -173,8 +180,10 @@ domu_result() {
 # domu_wait_exit NAME [SECONDS]: waits until the job ends and the domain
 # is gone; fails unless the job exited 0.
 domu_wait_exit() {
-	local name=$1 secs=${2:-90} line status
+	local name=$1 secs=${2:-90} line status t0
+	t0=$(uptime_s)
 	line=$(domu_wait "$name" '^XBD-DOMU JOB-EXIT ' "$secs") || exit 1
+	echo "domu_wait_exit: $line (waited $(since_s "$t0")s)"
 	status=${line#XBD-DOMU JOB-EXIT }
 	wait_for 15 eval "! domu_alive $name" || fail "$name did not power off"
 	if [ "$status" != 0 ]; then
