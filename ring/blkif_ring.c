@@ -203,102 +203,168 @@ int16_t xbd_blkif_read_indirect_segments(struct xbd_blkif_request *req,
 }
 
 /* ------------------------------------------------------------------ */
-/* Decoding a slot (already copied off the ring)                       */
+/* The two ABIs as layouts: one codec for both                         */
 /* ------------------------------------------------------------------ */
 
-static void decode_segments(struct xbd_blkif_request *req,
-			    const struct blkif_request_segment *seg)
-{
-	uint32_t i, n = req->nr_segments;
+/*
+ * Where each field of each request kind sits in a slot of one ABI.  The
+ * offsets come from the typed structs (offsetof), so the codec below is
+ * written once and cannot disagree with the layouts the static asserts
+ * in blkif_abi.h pin down.  The operation byte (0), nr_segments / flag /
+ * indirect_op (1) and the rw handle (2) sit at the same place in both.
+ */
+struct blkif_layout {
+	size_t slot_size;
+	size_t rw_id, rw_sector, rw_seg;
+	size_t discard_id, discard_sector, discard_nr_sectors;
+	size_t ind_nr_segments, ind_id, ind_sector, ind_handle, ind_grefs;
+};
 
-	if (n > BLKIF_MAX_SEGMENTS_PER_REQUEST)
-		n = BLKIF_MAX_SEGMENTS_PER_REQUEST; /* rejected later anyway */
-	for (i = 0; i < n; i++) {
-		req->seg[i].gref = seg[i].gref;
-		req->seg[i].first_sect = seg[i].first_sect;
-		req->seg[i].last_sect = seg[i].last_sect;
+#define BLKIF_LAYOUT(rw_t, discard_t, indirect_t)                           \
+	{                                                                   \
+		.slot_size = sizeof(rw_t),                                  \
+		.rw_id = offsetof(rw_t, id),                                \
+		.rw_sector = offsetof(rw_t, sector_number),                 \
+		.rw_seg = offsetof(rw_t, seg),                              \
+		.discard_id = offsetof(discard_t, id),                      \
+		.discard_sector = offsetof(discard_t, sector_number),       \
+		.discard_nr_sectors = offsetof(discard_t, nr_sectors),      \
+		.ind_nr_segments = offsetof(indirect_t, nr_segments),       \
+		.ind_id = offsetof(indirect_t, id),                         \
+		.ind_sector = offsetof(indirect_t, sector_number),          \
+		.ind_handle = offsetof(indirect_t, handle),                 \
+		.ind_grefs = offsetof(indirect_t, indirect_grefs),          \
+	}
+
+static const struct blkif_layout layouts[] = {
+	[XBD_BLKIF_ABI_X86_64] = BLKIF_LAYOUT(blkif_request_t,
+					      blkif_request_discard_t,
+					      blkif_request_indirect_t),
+	[XBD_BLKIF_ABI_X86_32] = BLKIF_LAYOUT(struct blkif_x86_32_request,
+					      struct blkif_x86_32_request_discard,
+					      struct blkif_x86_32_request_indirect),
+};
+
+/* A slot's bytes, copied once off the ring (big enough for either ABI). */
+union blkif_slot_copy {
+	blkif_request_t native;
+	struct blkif_x86_32_request x86_32;
+	uint8_t bytes[sizeof(blkif_request_t)];
+};
+
+static uint64_t get64(const uint8_t *p, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, p + off, sizeof(v));
+	return v;
+}
+
+static uint16_t get16(const uint8_t *p, size_t off)
+{
+	uint16_t v;
+
+	memcpy(&v, p + off, sizeof(v));
+	return v;
+}
+
+static void put64(uint8_t *p, size_t off, uint64_t v)
+{
+	memcpy(p + off, &v, sizeof(v));
+}
+
+static void put16(uint8_t *p, size_t off, uint16_t v)
+{
+	memcpy(p + off, &v, sizeof(v));
+}
+
+/* Decodes a private copy of a slot (never the shared slot itself). */
+static void decode_request(const struct blkif_layout *l, const uint8_t *slot,
+			   struct xbd_blkif_request *req)
+{
+	uint32_t i, n;
+
+	req->ring_op = slot[0];
+	switch (slot[0]) {
+	case BLKIF_OP_DISCARD:
+		req->op = BLKIF_OP_DISCARD;
+		req->discard_secure = slot[1] & BLKIF_DISCARD_SECURE;
+		req->handle = get16(slot, 2);
+		req->id = get64(slot, l->discard_id);
+		req->sector = get64(slot, l->discard_sector);
+		req->nr_sectors = get64(slot, l->discard_nr_sectors);
+		break;
+	case BLKIF_OP_INDIRECT:
+		req->op = slot[1];
+		req->indirect = true;
+		req->nr_segments = get16(slot, l->ind_nr_segments);
+		req->id = get64(slot, l->ind_id);
+		req->sector = get64(slot, l->ind_sector);
+		req->handle = get16(slot, l->ind_handle);
+		memcpy(req->indirect_grefs, slot + l->ind_grefs,
+		       sizeof(req->indirect_grefs));
+		break;
+	default:
+		req->op = slot[0];
+		req->nr_segments = slot[1];
+		req->handle = get16(slot, 2);
+		req->id = get64(slot, l->rw_id);
+		req->sector = get64(slot, l->rw_sector);
+		/* more than 11 is rejected by validation; read no further */
+		n = req->nr_segments < BLKIF_MAX_SEGMENTS_PER_REQUEST ?
+			    req->nr_segments : BLKIF_MAX_SEGMENTS_PER_REQUEST;
+		for (i = 0; i < n; i++) {
+			struct blkif_request_segment seg;
+
+			memcpy(&seg, slot + l->rw_seg + i * sizeof(seg), sizeof(seg));
+			req->seg[i].gref = seg.gref;
+			req->seg[i].first_sect = seg.first_sect;
+			req->seg[i].last_sect = seg.last_sect;
+		}
+		break;
 	}
 }
 
-static void decode_indirect_grefs(struct xbd_blkif_request *req,
-				  const grant_ref_t *grefs)
+/* Encodes into a zeroed private buffer; the caller copies it whole into
+ * the slot, so the backend sees a complete request or (before push)
+ * nothing, and no stale bytes of ours leak into padding. */
+static void encode_request(const struct blkif_layout *l,
+			   const struct xbd_blkif_request *req, uint8_t *slot)
 {
-	unsigned i;
+	uint32_t i;
 
-	for (i = 0; i < XBD_BLKIF_MAX_INDIRECT_PAGES; i++)
-		req->indirect_grefs[i] = grefs[i];
-}
-
-/* The x86_64 slot is a blkif_request_t union-punned as the other kinds,
- * exactly as the protocol lays them out; same for x86_32 below. */
-static void decode_native(const blkif_request_t *slot,
-			  struct xbd_blkif_request *req)
-{
-	const blkif_request_discard_t *d = (const void *)slot;
-	const blkif_request_indirect_t *ind = (const void *)slot;
-
-	req->ring_op = slot->operation;
-	switch (slot->operation) {
+	slot[0] = req->ring_op;
+	switch (req->ring_op) {
 	case BLKIF_OP_DISCARD:
-		req->id = d->id;
-		req->handle = d->handle;
-		req->sector = d->sector_number;
-		req->nr_sectors = d->nr_sectors;
-		req->discard_secure = d->flag & BLKIF_DISCARD_SECURE;
-		req->op = BLKIF_OP_DISCARD;
+		slot[1] = req->discard_secure ? BLKIF_DISCARD_SECURE : 0;
+		put16(slot, 2, req->handle);
+		put64(slot, l->discard_id, req->id);
+		put64(slot, l->discard_sector, req->sector);
+		put64(slot, l->discard_nr_sectors, req->nr_sectors);
 		break;
 	case BLKIF_OP_INDIRECT:
-		req->id = ind->id;
-		req->handle = ind->handle;
-		req->sector = ind->sector_number;
-		req->nr_segments = ind->nr_segments;
-		req->op = ind->indirect_op;
-		req->indirect = true;
-		decode_indirect_grefs(req, ind->indirect_grefs);
+		slot[1] = req->op;
+		put16(slot, l->ind_nr_segments, (uint16_t)req->nr_segments);
+		put64(slot, l->ind_id, req->id);
+		put64(slot, l->ind_sector, req->sector);
+		put16(slot, l->ind_handle, req->handle);
+		memcpy(slot + l->ind_grefs, req->indirect_grefs,
+		       sizeof(req->indirect_grefs));
 		break;
 	default:
-		req->id = slot->id;
-		req->handle = slot->handle;
-		req->sector = slot->sector_number;
-		req->nr_segments = slot->nr_segments;
-		req->op = slot->operation;
-		decode_segments(req, slot->seg);
-		break;
-	}
-}
+		slot[1] = (uint8_t)req->nr_segments;
+		put16(slot, 2, req->handle);
+		put64(slot, l->rw_id, req->id);
+		put64(slot, l->rw_sector, req->sector);
+		for (i = 0; i < req->nr_segments && i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++) {
+			struct blkif_request_segment seg = {
+				.gref = req->seg[i].gref,
+				.first_sect = req->seg[i].first_sect,
+				.last_sect = req->seg[i].last_sect,
+			};
 
-static void decode_x86_32(const struct blkif_x86_32_request *slot,
-			  struct xbd_blkif_request *req)
-{
-	const struct blkif_x86_32_request_discard *d = (const void *)slot;
-	const struct blkif_x86_32_request_indirect *ind = (const void *)slot;
-
-	req->ring_op = slot->operation;
-	switch (slot->operation) {
-	case BLKIF_OP_DISCARD:
-		req->id = d->id;
-		req->handle = d->handle;
-		req->sector = d->sector_number;
-		req->nr_sectors = d->nr_sectors;
-		req->discard_secure = d->flag & BLKIF_DISCARD_SECURE;
-		req->op = BLKIF_OP_DISCARD;
-		break;
-	case BLKIF_OP_INDIRECT:
-		req->id = ind->id;
-		req->handle = ind->handle;
-		req->sector = ind->sector_number;
-		req->nr_segments = ind->nr_segments;
-		req->op = ind->indirect_op;
-		req->indirect = true;
-		decode_indirect_grefs(req, ind->indirect_grefs);
-		break;
-	default:
-		req->id = slot->id;
-		req->handle = slot->handle;
-		req->sector = slot->sector_number;
-		req->nr_segments = slot->nr_segments;
-		req->op = slot->operation;
-		decode_segments(req, slot->seg);
+			memcpy(slot + l->rw_seg + i * sizeof(seg), &seg, sizeof(seg));
+		}
 		break;
 	}
 }
@@ -329,6 +395,7 @@ int xbd_blkif_back_next_request(struct xbd_blkif_back *b,
 				struct xbd_blkif_request *req)
 {
 	blkif_back_ring_t *r = &b->r.native;
+	union blkif_slot_copy copy;
 	RING_IDX prod;
 
 	if (b->broken)
@@ -347,18 +414,12 @@ int xbd_blkif_back_next_request(struct xbd_blkif_back *b,
 		return 0;
 
 	memset(req, 0, sizeof(*req));
-	if (b->abi == XBD_BLKIF_ABI_X86_32) {
-		struct blkif_x86_32_request copy;
-
-		RING_COPY_REQUEST(&b->r.x86_32, r->req_cons, &copy);
-		decode_x86_32(&copy, req);
-	} else {
-		blkif_request_t copy;
-
-		RING_COPY_REQUEST(r, r->req_cons, &copy);
-		decode_native(&copy, req);
-	}
+	if (b->abi == XBD_BLKIF_ABI_X86_32)
+		RING_COPY_REQUEST(&b->r.x86_32, r->req_cons, &copy.x86_32);
+	else
+		RING_COPY_REQUEST(r, r->req_cons, &copy.native);
 	r->req_cons++;
+	decode_request(&layouts[b->abi], copy.bytes, req);
 
 	RELAXED_ADD(b->counters.requests[req->ring_op < 7 ? req->ring_op : 7], 1);
 	if (req->ring_op == BLKIF_OP_DISCARD)
@@ -467,106 +528,22 @@ unsigned xbd_blkif_front_free_slots(const struct xbd_blkif_front *f)
 	return RING_FREE_REQUESTS(&f->r.native);
 }
 
-static void encode_segments(struct blkif_request_segment *dst,
-			    const struct xbd_blkif_request *req)
-{
-	uint32_t i;
-
-	for (i = 0; i < req->nr_segments && i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++) {
-		dst[i].gref = req->seg[i].gref;
-		dst[i].first_sect = req->seg[i].first_sect;
-		dst[i].last_sect = req->seg[i].last_sect;
-	}
-}
-
-/* Encodes in a local buffer first, then copies the whole slot: the
- * backend sees a complete request or (before push) nothing. */
-static void encode_native(blkif_request_t *slot, const struct xbd_blkif_request *req)
-{
-	union {
-		blkif_request_t rw;
-		blkif_request_discard_t discard;
-		blkif_request_indirect_t indirect;
-	} u;
-
-	memset(&u, 0, sizeof(u));
-	if (req->ring_op == BLKIF_OP_DISCARD) {
-		u.discard.operation = BLKIF_OP_DISCARD;
-		u.discard.flag = req->discard_secure ? BLKIF_DISCARD_SECURE : 0;
-		u.discard.handle = req->handle;
-		u.discard.id = req->id;
-		u.discard.sector_number = req->sector;
-		u.discard.nr_sectors = req->nr_sectors;
-	} else if (req->ring_op == BLKIF_OP_INDIRECT) {
-		u.indirect.operation = BLKIF_OP_INDIRECT;
-		u.indirect.indirect_op = req->op;
-		u.indirect.nr_segments = (uint16_t)req->nr_segments;
-		u.indirect.id = req->id;
-		u.indirect.sector_number = req->sector;
-		u.indirect.handle = req->handle;
-		memcpy(u.indirect.indirect_grefs, req->indirect_grefs,
-		       sizeof(u.indirect.indirect_grefs));
-	} else {
-		u.rw.operation = req->ring_op;
-		u.rw.nr_segments = (uint8_t)req->nr_segments;
-		u.rw.handle = req->handle;
-		u.rw.id = req->id;
-		u.rw.sector_number = req->sector;
-		encode_segments(u.rw.seg, req);
-	}
-	memcpy(slot, &u.rw, sizeof(*slot));
-}
-
-static void encode_x86_32(struct blkif_x86_32_request *slot,
-			  const struct xbd_blkif_request *req)
-{
-	union {
-		struct blkif_x86_32_request rw;
-		struct blkif_x86_32_request_discard discard;
-		struct blkif_x86_32_request_indirect indirect;
-	} u;
-
-	memset(&u, 0, sizeof(u));
-	if (req->ring_op == BLKIF_OP_DISCARD) {
-		u.discard.operation = BLKIF_OP_DISCARD;
-		u.discard.flag = req->discard_secure ? BLKIF_DISCARD_SECURE : 0;
-		u.discard.handle = req->handle;
-		u.discard.id = req->id;
-		u.discard.sector_number = req->sector;
-		u.discard.nr_sectors = req->nr_sectors;
-	} else if (req->ring_op == BLKIF_OP_INDIRECT) {
-		u.indirect.operation = BLKIF_OP_INDIRECT;
-		u.indirect.indirect_op = req->op;
-		u.indirect.nr_segments = (uint16_t)req->nr_segments;
-		u.indirect.id = req->id;
-		u.indirect.sector_number = req->sector;
-		u.indirect.handle = req->handle;
-		memcpy(u.indirect.indirect_grefs, req->indirect_grefs,
-		       sizeof(u.indirect.indirect_grefs));
-	} else {
-		u.rw.operation = req->ring_op;
-		u.rw.nr_segments = (uint8_t)req->nr_segments;
-		u.rw.handle = req->handle;
-		u.rw.id = req->id;
-		u.rw.sector_number = req->sector;
-		encode_segments(u.rw.seg, req);
-	}
-	memcpy(slot, &u.rw, sizeof(*slot));
-}
-
 int xbd_blkif_front_put_request(struct xbd_blkif_front *f,
 				const struct xbd_blkif_request *req)
 {
 	blkif_front_ring_t *r = &f->r.native;
+	union blkif_slot_copy slot;
 
 	if (RING_FULL(r)) {
 		RELAXED_ADD(f->counters.ring_full, 1);
 		return -EBUSY;
 	}
+	memset(&slot, 0, sizeof(slot));
+	encode_request(&layouts[f->abi], req, slot.bytes);
 	if (f->abi == XBD_BLKIF_ABI_X86_32)
-		encode_x86_32(RING_GET_REQUEST(&f->r.x86_32, r->req_prod_pvt), req);
+		*RING_GET_REQUEST(&f->r.x86_32, r->req_prod_pvt) = slot.x86_32;
 	else
-		encode_native(RING_GET_REQUEST(r, r->req_prod_pvt), req);
+		*RING_GET_REQUEST(r, r->req_prod_pvt) = slot.native;
 	r->req_prod_pvt++;
 	RELAXED_ADD(f->counters.requests[req->ring_op < 7 ? req->ring_op : 7], 1);
 	return 0;
