@@ -38,7 +38,7 @@ all: $(B)/xbd $(B)/xbdsh
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(XCFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libxbd.a: $(LIB_OBJ)
 	@rm -f $@

@@ -45,9 +45,11 @@ static void usage(FILE *f)
 	size_t i;
 
 	fprintf(f, "usage: xbd [--platform xen|sim] [-v] COMMAND [ARGS]\n\ncommands:\n");
+	/* usage on one line, what it does indented under it: fits 80 columns */
 	for (i = 0; i < XBD_ARRAY_SIZE(commands); i++)
-		fprintf(f, "  xbd %-40s %s\n", commands[i]->usage,
+		fprintf(f, "  xbd %s\n      %s\n", commands[i]->usage,
 			commands[i]->summary);
+	fprintf(f, "\n`xbd COMMAND --help` says more about each.\n");
 	fprintf(f, "\nThe platform is xen when /proc/xen/capabilities exists, else sim;\n"
 		   "$XBD_PLATFORM or --platform chooses, $XBD_SIM_DIR picks the sim.\n");
 }
@@ -66,10 +68,11 @@ int main(int argc, char **argv)
 	int c;
 
 	xbd_progname = "xbd";
-	if (dbg && *dbg)
+	/* XBD_DEBUG=1 or 2 (any other non-empty value but 0 means 1) */
+	if (dbg && *dbg && strcmp(dbg, "0"))
 		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
 	/* '+': stop at the command name; its options are its own */
-	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (xbd_platform_parse_kind(optarg, &xbd_cli_platform)) {
