@@ -191,3 +191,35 @@ domu_wait_exit() {
 		fail "$name's job exited with status $status"
 	fi
 }
+
+# --- one-line JSON (xbdsh stats --json), without a JSON tool in dom0 ---
+# xbdsh prints each document on one line, keys in a fixed order: every
+# disk object starts with "vdev", and its flat objects ("counters",
+# "ring", "requests", ...) come before the nested "xbd" copy.
+
+# json_disk JSON VDEV: the text of the disk object for VDEV (up to the
+# next disk); empty when there is none.
+json_disk() {
+	sed 's/{"vdev":"/\n&/g' <<< "$1" | grep -m1 -F "{\"vdev\":\"$2\""
+}
+
+# json_obj TEXT KEY: the first flat object "KEY":{...} in TEXT.
+json_obj() {
+	grep -o -m1 "\"$2\":{[^{}]*}" <<< "$1" | head -n1
+}
+
+# json_val TEXT KEY: the first scalar value of "KEY" in TEXT (strings
+# without their quotes); empty when absent.
+json_val() {
+	grep -o "\"$2\":\(\"[^\"]*\"\|[-0-9.eE+]*\|true\|false\|null\)" <<< "$1" |
+		head -n1 | sed "s/^\"$2\"://; s/^\"\(.*\)\"\$/\1/"
+}
+
+# json_int TEXT KEY: the first value of "KEY" in TEXT, which must be an
+# integer; fails the scenario otherwise.
+json_int() {
+	local v
+	v=$(json_val "$1" "$2")
+	[[ $v =~ ^[0-9]+$ ]] || fail "no integer \"$2\" in: ${1:0:300}"
+	echo "$v"
+}
