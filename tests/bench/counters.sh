@@ -209,12 +209,11 @@ row "null 4k randread QD32" rand
 row "raw 1M seq read (MB/s)" seq
 echo "   (rate: IOPS or MB/s; spread: (max - min) / median of the runs, on/off; CPU: guest + serving xbd)"
 if [ $switch_ok = 1 ]; then
-	v=met
-	for x in "$c_rand" "$c_seq"; do ge "$x" 2 && v=MISSED; done
-	[ "$c_rand" = - ] && v="not measured"
-	echo "target: counters cost < 2%: CPU per I/O $c_rand% (randread), $c_seq% (seq); throughput lower by $t_rand% / $t_seq% -> $v"
-	summary "counters|cost of counters, null 4k randread|CPU/IO $c_rand %, IOPS lower $t_rand %|$v"
-	summary "counters|cost of counters, raw 1M seq read|CPU/IO $c_seq %, MB/s lower $t_seq %|$v"
+	verdict() { if [ "$1" = - ]; then echo "not measured"; elif ge "$1" 2; then echo MISSED; else echo met; fi; }
+	echo "target: counters cost < 2%: CPU per I/O $c_rand% (randread) -> $(verdict "$c_rand"), $c_seq% (seq) -> $(verdict "$c_seq");"
+	echo "        throughput lower by $t_rand% / $t_seq%"
+	summary "counters|cost of counters, null 4k randread|CPU/IO $c_rand %, IOPS lower $t_rand %|$(verdict "$c_rand")"
+	summary "counters|cost of counters, raw 1M seq read|CPU/IO $c_seq %, MB/s lower $t_seq %|$(verdict "$c_seq")"
 	[[ "$mode" == bench* ]] && summary "counters|(measured with the bench switch: xbd has none)||"
 else
 	echo "NOT MEASURED: the counters could not be switched off (stats_enabled: on=$en_on off=$en_off)"
