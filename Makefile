@@ -57,7 +57,10 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(patsubst %.c,$(B)/obj/%.o,$(TESTLIB)) $(
 tests: all $(TESTS)
 
 # The test build: same sources, sanitizers on, its own directory.
+# Installs missing build and test packages first (as root; a no-op when
+# all are there), so `make check` works as written on a fresh machine.
 check:
+	bash tests/install-deps.sh
 	$(MAKE) B=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" tests
 	tests/run-tests.sh build/asan
 
