@@ -10,7 +10,8 @@
  * partitions in DIR.  Read-only at every layer unless --rw; --cow keeps
  * writes in dom0.  The command returns once DIR is ready (the work goes
  * on in a daemon, unless --foreground).  SIGTERM, SIGINT or `xbd detach
- * DIR` takes everything away again.
+ * DIR` takes everything away again.  `xbd detach` itself is in
+ * cli/cmd_serve.c, which hands the DIR form to xbd_cli_detach_dir().
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
@@ -60,6 +61,7 @@ struct attach {
 	const char *vm_name;
 	char dir[PATH_MAX];
 	bool cow, rw, foreground;
+	int log_fd;                   /* the daemon's stderr; -1: /dev/null */
 	const char *wanted[ATTACH_MAX_DISKS];
 	unsigned nwanted;
 
@@ -72,14 +74,20 @@ struct attach {
 	struct xbd_ctl *ctl;
 };
 
-static void attach_usage(FILE *f)
+static void attach_usage(void)
 {
-	fprintf(f,
-		"usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw] [--foreground]\n"
-		"Shows VM's disks (all of them, or the --disk ones) as DIR/<vdev> and\n"
-		"their partitions as DIR/<vdev>1, ..., read-only.  --cow: writable,\n"
-		"writes kept in dom0; --rw: writes reach the disk.  Returns once DIR\n"
-		"is ready; `xbd detach DIR` undoes it.\n");
+	printf("usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw]\n"
+	       "                  [--foreground | --log FILE]\n"
+	       "Shows VM's disks (all of them, or the --disk ones) as DIR/<vdev> and\n"
+	       "their partitions as DIR/<vdev>1, ..., read-only.\n"
+	       "  -m, --mount DIR    where the disks appear (required)\n"
+	       "  --disk VDEV        only this disk (xvda, ...); repeatable\n"
+	       "  --cow              writable; writes are kept in dom0\n"
+	       "  --rw               writable; writes reach the VM's disk\n"
+	       "  -f, --foreground   serve DIR from this process until SIGTERM\n"
+	       "  --log FILE         append the background process's messages to FILE\n"
+	       "                     (default $XBD_ATTACH_LOG, else none)\n"
+	       "Returns once DIR is ready; `xbd detach DIR` undoes it.\n");
 }
 
 /* ------------------------------------------------------------------ */
@@ -602,76 +610,119 @@ static void report_ready(int fd, bool ok)
 }
 
 /* A daemon must not hold its caller's terminal or pipes: stdin and
- * stdout go to /dev/null, stderr too unless $XBD_ATTACH_LOG names a
- * file for its messages. */
-static void quiet_stdio(void)
+ * stdout go to /dev/null, stderr too unless a log was opened. */
+static void quiet_stdio(struct attach *a)
 {
-	const char *log = getenv("XBD_ATTACH_LOG");
-	int fd = open("/dev/null", O_RDWR | O_CLOEXEC), lfd = -1;
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 	if (fd < 0)
 		return;
-	if (log && *log)
-		lfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	dup2(fd, 0);
 	dup2(fd, 1);
-	dup2(lfd >= 0 ? lfd : fd, 2);
-	if (lfd >= 0)
-		close(lfd);
+	dup2(a->log_fd >= 0 ? a->log_fd : fd, 2);
+	if (a->log_fd >= 0)
+		close(a->log_fd);
+	a->log_fd = -1;
 	close(fd);
 }
 
+/* The daemon's log: --log FILE (an error when it cannot be opened), or
+ * $XBD_ATTACH_LOG (quietly none then); opened before the fork, so that
+ * a relative name is the caller's and a mistake is reported at once. */
+static int open_log(struct attach *a, const char *log)
+{
+	bool from_env = !log;
+
+	if (a->foreground)
+		return 0;
+	if (from_env)
+		log = getenv("XBD_ATTACH_LOG");
+	if (!log || !*log)
+		return 0;
+	a->log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (a->log_fd >= 0 || from_env)
+		return 0;
+	xbd_err("%s: %s", log, strerror(errno));
+	return 1;
+}
+
+/* 0: go on; -1: done (help printed); else the exit status. */
 static int parse_attach(int argc, char **argv, struct attach *a)
 {
+	enum { O_DISK = 256, O_COW, O_RW, O_LOG };
 	static const struct option opts[] = {
 		{ "mount", required_argument, NULL, 'm' },
-		{ "disk", required_argument, NULL, 'd' },
-		{ "cow", no_argument, NULL, 'c' },
-		{ "rw", no_argument, NULL, 'w' },
+		{ "disk", required_argument, NULL, O_DISK },
+		{ "cow", no_argument, NULL, O_COW },
+		{ "rw", no_argument, NULL, O_RW },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "log", required_argument, NULL, O_LOG },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *mount = NULL;
+	const char *mount = NULL, *log = NULL;
 	struct stat stb;
+	uint32_t devid;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "hm:d:f", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hm:f", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			mount = optarg;
 			break;
-		case 'd':
+		case O_DISK:
+			if (xbd_vdev_to_devid(optarg, &devid)) {
+				xbd_err("attach: --disk: expected a disk name such as xvda, got '%s'",
+					optarg);
+				return XBD_EXIT_USAGE;
+			}
 			if (a->nwanted == ATTACH_MAX_DISKS) {
-				xbd_err("--disk: at most %d", ATTACH_MAX_DISKS);
+				xbd_err("attach: --disk: at most %d disks",
+					ATTACH_MAX_DISKS);
 				return XBD_EXIT_USAGE;
 			}
 			a->wanted[a->nwanted++] = optarg;
 			break;
-		case 'c':
+		case O_COW:
 			a->cow = true;
 			break;
-		case 'w':
+		case O_RW:
 			a->rw = true;
 			break;
 		case 'f':
 			a->foreground = true;
 			break;
+		case O_LOG:
+			log = optarg;
+			break;
 		case 'h':
-			attach_usage(stdout);
+			attach_usage();
 			return -1;
 		default:
-			attach_usage(stderr);
+			xbd_opt_err("attach", c, argv, opts);
 			return XBD_EXIT_USAGE;
 		}
 	}
-	if (optind + 1 != argc || !mount) {
-		attach_usage(stderr);
+	if (optind == argc) {
+		xbd_usage_err("attach", "missing VM");
+		return XBD_EXIT_USAGE;
+	}
+	if (optind + 1 != argc) {
+		xbd_usage_err("attach", "unexpected argument '%s'", argv[optind + 1]);
 		return XBD_EXIT_USAGE;
 	}
 	a->vm_name = argv[optind];
+	if (!mount) {
+		xbd_err("attach: --mount DIR is required");
+		return XBD_EXIT_USAGE;
+	}
 	if (a->cow && a->rw) {
-		xbd_err("--cow and --rw exclude each other");
+		xbd_err("attach: --cow and --rw exclude each other");
+		return XBD_EXIT_USAGE;
+	}
+	if (log && a->foreground) {
+		xbd_err("attach: --log is for the background process (--foreground writes to stderr)");
 		return XBD_EXIT_USAGE;
 	}
 	if (!realpath(mount, a->dir) || stat(a->dir, &stb)) {
@@ -682,7 +733,7 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 		xbd_err("%s: not a directory", mount);
 		return 1;
 	}
-	return 0;
+	return open_log(a, log);
 }
 
 static int attach_run(int argc, char **argv)
@@ -692,9 +743,15 @@ static int attach_run(int argc, char **argv)
 	sigset_t set;
 
 	memset(&a, 0, sizeof(a));
+	a.log_fd = -1;
 	err = parse_attach(argc, argv, &a);
-	if (err)
+	if (err) {
+		if (a.log_fd >= 0)
+			close(a.log_fd);
 		return err < 0 ? 0 : err;
+	}
+	if (a.foreground)
+		xbd_cli_notify_init();
 
 	if (!a.foreground) {
 		int pfd[2];
@@ -714,6 +771,8 @@ static int attach_run(int argc, char **argv)
 			return 1;
 		}
 		if (pid > 0) {
+			if (a.log_fd >= 0)
+				close(a.log_fd);
 			close(pfd[1]);
 			if (read(pfd[0], &c, 1) != 1)
 				c = '1';
@@ -741,14 +800,18 @@ static int attach_run(int argc, char **argv)
 	if (err) {
 		teardown(&a);
 		report_ready(ready_fd, false);
+		if (a.log_fd >= 0)
+			close(a.log_fd);
 		return 1;
 	}
 	xbd_info("%s: %u disk%s in %s", a.vm_name, a.ndisks, a.ndisks == 1 ? "" : "s",
 		 a.dir);
 	report_ready(ready_fd, true);
+	xbd_cli_notify("READY=1");
 	if (!a.foreground)
-		quiet_stdio();
+		quiet_stdio(&a);
 	serve_until_stopped(&a);
+	xbd_cli_notify("STOPPING=1");
 	teardown(&a);
 	return 0;
 }
@@ -777,7 +840,7 @@ static bool is_mountpoint(const char *dir)
 	return found;
 }
 
-static int detach_dir(const char *arg)
+int xbd_cli_detach_dir(const char *arg)
 {
 	unsigned long long deadline;
 	struct detach_entry *e = NULL;
@@ -852,31 +915,9 @@ static int detach_dir(const char *arg)
 	return 0;
 }
 
-/* One plain argument: a directory of ours; anything else is the
- * serving side's `xbd detach VM VDEV` (cli/cmd_serve.c). */
-static int detach_dir_run(int argc, char **argv)
-{
-	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		printf("usage: xbd detach DIR\n       xbd detach VM VDEV [--timeout SECS]\n");
-		return 0;
-	}
-	if (argc == 2 && argv[1][0] != '-')
-		return detach_dir(argv[1]);
-	return xbd_cmd_detach.run(argc, argv);
-}
-
 const struct xbd_cmd xbd_cmd_attach = {
 	.name = "attach",
 	.usage = "attach VM --mount DIR [--disk VDEV]... [--cow|--rw]",
 	.summary = "show a VM's disks as files in DIR (read-only by default)",
 	.run = attach_run,
-};
-
-/* Listed before cli/cmd_serve.c's xbd_cmd_detach, which it forwards
- * the VM VDEV form to. */
-const struct xbd_cmd xbd_cmd_detach_dir = {
-	.name = "detach",
-	.usage = "detach DIR",
-	.summary = "take away what `xbd attach` put in DIR",
-	.run = detach_dir_run,
 };

@@ -30,12 +30,13 @@ static int guest_run(int argc, char **argv)
 
 	if (env && *env)
 		domid = strtoul(env, &end, 10);
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			domid = strtoul(optarg, &end, 10);
 			if (*end || !*optarg || domid == 0 || domid > XBD_SIM_MAX_DOMID) {
-				xbd_err("sim guest: --domid needs a guest domain id, got '%s'",
+				xbd_err("sim guest: --domid: expected a guest domain id, got '%s'",
 					optarg);
 				return XBD_EXIT_USAGE;
 			}
@@ -46,26 +47,30 @@ static int guest_run(int argc, char **argv)
 			       XBD_SIM_DOMID_ENV);
 			return 0;
 		default:
+			xbd_opt_err("sim guest", c, argv, opts);
 			return XBD_EXIT_USAGE;
 		}
 	}
-	if (optind != argc || domid == 0 || domid > XBD_SIM_MAX_DOMID) {
-		xbd_err("sim guest: which domain? (--domid N or $%s)", XBD_SIM_DOMID_ENV);
+	if (optind != argc) {
+		xbd_usage_err("sim guest", "takes no arguments");
+		return XBD_EXIT_USAGE;
+	}
+	if (domid == 0 || domid > XBD_SIM_MAX_DOMID) {
+		xbd_err("sim guest: --domid N or $%s is required", XBD_SIM_DOMID_ENV);
 		return XBD_EXIT_USAGE;
 	}
 	xbd_progname = "xbd sim guest";
 	return xbd_sim_guest_run((uint16_t)domid) ? 1 : 0;
 }
 
-static void io_usage(FILE *f)
+static void io_usage(void)
 {
-	fprintf(f,
-		"usage: xbd sim vm io VM VDEV --rw read|write|randread|randwrite\n"
-		"           [--bs SIZE] [--qd N] [--size BYTES | --time SECONDS]\n"
-		"           [--verify] [--pattern SEED]\n"
-		"Runs the workload inside VM's simulated guest on its disk VDEV and\n"
-		"prints the throughput.  Writes lay down a pattern made from SEED\n"
-		"(default 1); with --verify, reads check it and a mismatch fails.\n");
+	printf("usage: xbd sim vm io VM VDEV --rw read|write|randread|randwrite\n"
+	       "           [--bs SIZE] [--qd N] [--size BYTES | --time SECONDS]\n"
+	       "           [--verify] [--pattern SEED]\n"
+	       "Runs the workload inside VM's simulated guest on its disk VDEV and\n"
+	       "prints the throughput.  Writes lay down a pattern made from SEED\n"
+	       "(default 1); with --verify, reads check it and a mismatch fails.\n");
 }
 
 static int io_run(int argc, char **argv)
@@ -89,11 +94,12 @@ static int io_run(int argc, char **argv)
 	double mbps, iops;
 	int c, err;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			if (xbd_workload_parse_rw(optarg, &w.rw)) {
-				xbd_err("--rw: expected read, write, randread or randwrite, got '%s'",
+				xbd_err("sim vm io: --rw: expected read, write, randread or randwrite, got '%s'",
 					optarg);
 				return XBD_EXIT_USAGE;
 			}
@@ -102,7 +108,7 @@ static int io_run(int argc, char **argv)
 		case 'b':
 			if (xbd_parse_size(optarg, &v) || v == 0 || v % 512 ||
 			    v > (16u << 20)) {
-				xbd_err("--bs: expected a multiple of 512 up to 16M, got '%s'",
+				xbd_err("sim vm io: --bs: expected a multiple of 512 up to 16M, got '%s'",
 					optarg);
 				return XBD_EXIT_USAGE;
 			}
@@ -111,20 +117,20 @@ static int io_run(int argc, char **argv)
 		case 'q':
 			w.qd = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || !*optarg || w.qd == 0 || w.qd > 1024) {
-				xbd_err("--qd: expected 1 to 1024, got '%s'", optarg);
+				xbd_err("sim vm io: --qd: expected 1 to 1024, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
 		case 's':
 			if (xbd_parse_size(optarg, &w.size) || w.size == 0) {
-				xbd_err("--size: expected a size such as 64M, got '%s'", optarg);
+				xbd_err("sim vm io: --size: expected a size such as 64M, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
 		case 't':
 			w.seconds = strtod(optarg, &end);
 			if (*end || !*optarg || !(w.seconds > 0) || w.seconds > 86400) {
-				xbd_err("--time: expected seconds, got '%s'", optarg);
+				xbd_err("sim vm io: --time: expected seconds, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
@@ -134,20 +140,28 @@ static int io_run(int argc, char **argv)
 		case 'p':
 			w.seed = strtoull(optarg, &end, 0);
 			if (*end || !*optarg) {
-				xbd_err("--pattern: expected a number, got '%s'", optarg);
+				xbd_err("sim vm io: --pattern: expected a number, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
 		case 'h':
-			io_usage(stdout);
+			io_usage();
 			return 0;
 		default:
-			io_usage(stderr);
+			xbd_opt_err("sim vm io", c, argv, opts);
 			return XBD_EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 2 || !have_rw) {
-		io_usage(stderr);
+	if (argc - optind < 2) {
+		xbd_usage_err("sim vm io", "missing %s", argc == optind ? "VM VDEV" : "VDEV");
+		return XBD_EXIT_USAGE;
+	}
+	if (argc - optind > 2) {
+		xbd_usage_err("sim vm io", "unexpected argument '%s'", argv[optind + 2]);
+		return XBD_EXIT_USAGE;
+	}
+	if (!have_rw) {
+		xbd_err("sim vm io: --rw MODE is required");
 		return XBD_EXIT_USAGE;
 	}
 	err = xbd_sim_vm_io(argv[optind], argv[optind + 1], &w, &res);

@@ -9,6 +9,7 @@
 #include "xbd/sim.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,23 +18,22 @@
 
 #define MAX_DISKS 16
 
-static void sim_usage(FILE *f)
+static void sim_usage(void)
 {
-	fprintf(f,
-		"usage: xbd sim start [--dir DIR] [--owner-pid PID]\n"
-		"       xbd sim stop [--dir DIR]\n"
-		"       xbd sim vm create NAME [--dir DIR] [--disk FILE[,VDEV]]...\n"
-		"                         [--no-guest | -- GUEST-COMMAND [ARGS...]]\n"
-		"       xbd sim vm list [--dir DIR]\n"
-		"       xbd sim vm destroy NAME|ID [--dir DIR]\n"
-		"       xbd sim vm io VM VDEV --rw MODE [--bs SIZE] [--qd N] ...\n"
-		"DIR defaults to $XBD_SIM_DIR or /run/xbd-sim.  A VM's guest behaves as\n"
-		"a Linux guest's blkfront (xbd sim guest) unless a guest command is\n"
-		"given (--no-guest: none, a VM whose blkfront never connects);\n"
-		"it runs as the domain (XBD_SIM_DIR, XBD_SIM_DOMID set) until\n"
-		"the domain is destroyed.  --disk gives the VM a disk served by the\n"
-		"sim's blkback (backend/vbd), as a toolstack does.\n"
-		"With --owner-pid the simulator also stops when process PID exits.\n");
+	printf("usage: xbd sim start [--dir DIR] [--owner-pid PID]\n"
+	       "       xbd sim stop [--dir DIR]\n"
+	       "       xbd sim vm create NAME [--dir DIR] [--disk FILE[,VDEV]]...\n"
+	       "                         [--no-guest | -- GUEST-COMMAND [ARGS...]]\n"
+	       "       xbd sim vm list [--dir DIR]\n"
+	       "       xbd sim vm destroy NAME|ID [--dir DIR]\n"
+	       "       xbd sim vm io VM VDEV --rw MODE [--bs SIZE] [--qd N] ...\n"
+	       "DIR defaults to $XBD_SIM_DIR or /run/xbd-sim.  A VM's guest behaves as\n"
+	       "a Linux guest's blkfront (xbd sim guest) unless a guest command is\n"
+	       "given (--no-guest: none, a VM whose blkfront never connects);\n"
+	       "it runs as the domain (XBD_SIM_DIR, XBD_SIM_DOMID set) until\n"
+	       "the domain is destroyed.  --disk gives the VM a disk served by the\n"
+	       "sim's blkback (backend/vbd), as a toolstack does.\n"
+	       "With --owner-pid the simulator also stops when process PID exits.\n");
 }
 
 static int vm_list(const char *dir)
@@ -91,15 +91,37 @@ static int vm_create(const char *dir, const char *name, char **guest,
 	return 0;
 }
 
+/* Whether arg is a long option whose value is the next word. */
+static bool takes_value(const char *arg, const struct option *opts)
+{
+	const struct option *o;
+
+	if (strncmp(arg, "--", 2) || !arg[2] || strchr(arg, '='))
+		return false;
+	for (o = opts; o->name; o++)
+		if (o->has_arg == required_argument &&
+		    !strncmp(o->name, arg + 2, strlen(arg + 2)))
+			return true;
+	return false;
+}
+
 static int cmd_sim_run(int argc, char **argv)
 {
-	const char *dir = NULL, *words[4], *disks[MAX_DISKS];
-	char **guest = NULL;
-	unsigned nwords = 0, ndisks = 0;
-	bool no_guest = false;
+	enum { O_DIR = 256, O_OWNER, O_DISK, O_NO_GUEST };
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, O_DIR },
+		{ "owner-pid", required_argument, NULL, O_OWNER },
+		{ "disk", required_argument, NULL, O_DISK },
+		{ "no-guest", no_argument, NULL, O_NO_GUEST },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *dir = NULL, *disks[MAX_DISKS], *misplaced = NULL, *cmd;
+	char **guest = NULL, **words, *end;
+	int nwords, i, c, nargs = argc;
+	unsigned ndisks = 0;
+	bool no_guest = false, vm_create_opt = false;
 	long owner = 0;
-	char *end;
-	int i;
 
 	/* Sub-commands with options of their own. */
 	if (argc > 1 && !strcmp(argv[1], "blkback"))
@@ -109,76 +131,118 @@ static int cmd_sim_run(int argc, char **argv)
 	if (argc > 2 && !strcmp(argv[1], "vm") && !strcmp(argv[2], "io"))
 		return xbd_cmd_sim_vm_io.run(argc - 2, argv + 2);
 
+	/* `vm create NAME -- COMMAND ARGS`: the guest's words are not ours */
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			guest = &argv[i + 1];
+			nargs = i;
 			break;
-		} else if (!strcmp(argv[i], "--dir")) {
-			if (++i == argc) {
-				xbd_err("--dir needs a directory");
+		}
+		if (takes_value(argv[i], opts))
+			i++;
+	}
+	opterr = 0;
+	while ((c = getopt_long(nargs, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_DIR:
+			dir = optarg;
+			break;
+		case O_OWNER:
+			owner = strtol(optarg, &end, 10);
+			if (owner <= 0 || *end || owner > INT_MAX) {
+				xbd_err("sim: --owner-pid: expected a process id, got '%s'",
+					optarg);
 				return XBD_EXIT_USAGE;
 			}
-			dir = argv[i];
-		} else if (!strncmp(argv[i], "--dir=", 6)) {
-			dir = argv[i] + 6;
-		} else if (!strcmp(argv[i], "--no-guest")) {
-			no_guest = true;
-		} else if (!strcmp(argv[i], "--disk")) {
-			if (++i == argc) {
-				xbd_err("--disk needs FILE[,VDEV]");
-				return XBD_EXIT_USAGE;
-			}
+			misplaced = "--owner-pid";
+			break;
+		case O_DISK:
 			if (ndisks == MAX_DISKS) {
-				xbd_err("--disk: at most %d disks", MAX_DISKS);
+				xbd_err("sim: --disk: at most %d disks", MAX_DISKS);
 				return XBD_EXIT_USAGE;
 			}
-			disks[ndisks++] = argv[i];
-		} else if (!strcmp(argv[i], "--owner-pid")) {
-			if (++i == argc || (owner = strtol(argv[i], &end, 10)) <= 0 ||
-			    *end || owner > INT_MAX) {
-				xbd_err("--owner-pid needs a process id");
-				return XBD_EXIT_USAGE;
-			}
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			sim_usage(stdout);
+			disks[ndisks++] = optarg;
+			vm_create_opt = true;
+			break;
+		case O_NO_GUEST:
+			no_guest = true;
+			vm_create_opt = true;
+			break;
+		case 'h':
+			sim_usage();
 			return 0;
-		} else if (argv[i][0] == '-') {
-			xbd_err("sim: unknown option '%s'", argv[i]);
-			sim_usage(stderr);
-			return XBD_EXIT_USAGE;
-		} else if (nwords < XBD_ARRAY_SIZE(words)) {
-			words[nwords++] = argv[i];
-		} else {
-			xbd_err("sim: too many arguments");
+		default:
+			xbd_opt_err("sim", c, argv, opts);
 			return XBD_EXIT_USAGE;
 		}
 	}
+	words = argv + optind;
+	nwords = nargs - optind;
 	if (!dir || !*dir)
 		dir = xbd_sim_default_dir();
+	if (nwords == 0) {
+		xbd_usage_err("sim", "missing sub-command (start, stop or vm)");
+		return XBD_EXIT_USAGE;
+	}
+	if (!strcmp(words[0], "vm")) {
+		if (nwords == 1) {
+			xbd_usage_err("sim vm", "missing sub-command (create, list, destroy or io)");
+			return XBD_EXIT_USAGE;
+		}
+		if (strcmp(words[1], "create") && strcmp(words[1], "list") &&
+		    strcmp(words[1], "destroy")) {
+			xbd_usage_err("sim vm", "unknown sub-command '%s'", words[1]);
+			return XBD_EXIT_USAGE;
+		}
+		cmd = !strcmp(words[1], "create") ? "sim vm create" :
+		      !strcmp(words[1], "list") ? "sim vm list" : "sim vm destroy";
+		words++;
+		nwords--;
+	} else if (!strcmp(words[0], "start") || !strcmp(words[0], "stop")) {
+		cmd = !strcmp(words[0], "start") ? "sim start" : "sim stop";
+	} else {
+		xbd_usage_err("sim", "unknown sub-command '%s'", words[0]);
+		return XBD_EXIT_USAGE;
+	}
+	/* each option belongs to one sub-command (--dir to all) */
+	if (strcmp(cmd, "sim start") && misplaced) {
+		xbd_err("%s: %s is for sim start", cmd, misplaced);
+		return XBD_EXIT_USAGE;
+	}
+	if (strcmp(cmd, "sim vm create") && (vm_create_opt || guest)) {
+		xbd_err("%s: %s is for sim vm create", cmd,
+			ndisks ? "--disk" : no_guest ? "--no-guest" : "a guest command");
+		return XBD_EXIT_USAGE;
+	}
+	/* NAME for create and destroy; nothing more */
+	if (nwords < 2 && (!strcmp(cmd, "sim vm create") ||
+			   !strcmp(cmd, "sim vm destroy"))) {
+		xbd_usage_err(cmd, "missing NAME");
+		return XBD_EXIT_USAGE;
+	}
+	i = !strcmp(cmd, "sim vm create") || !strcmp(cmd, "sim vm destroy") ? 2 : 1;
+	if (nwords > i) {
+		xbd_usage_err(cmd, "unexpected argument '%s'", words[i]);
+		return XBD_EXIT_USAGE;
+	}
 	if (guest && no_guest) {
-		xbd_err("sim: --no-guest and a guest command exclude each other");
+		xbd_err("sim vm create: --no-guest and a guest command exclude each other");
 		return XBD_EXIT_USAGE;
 	}
 	if (guest && !*guest) {
-		xbd_err("sim: no guest command after --");
+		xbd_usage_err("sim vm create", "missing the guest command after --");
 		return XBD_EXIT_USAGE;
 	}
 
-	if (nwords == 1 && !strcmp(words[0], "start") && !guest)
+	if (!strcmp(cmd, "sim start"))
 		return xbd_sim_start(dir, (int)owner) ? 1 : 0;
-	if (nwords == 1 && !strcmp(words[0], "stop") && !guest)
+	if (!strcmp(cmd, "sim stop"))
 		return xbd_sim_stop(dir) ? 1 : 0;
-	if (nwords >= 2 && !strcmp(words[0], "vm")) {
-		if (nwords == 3 && !strcmp(words[1], "create"))
-			return vm_create(dir, words[2], guest, no_guest, disks,
-					 ndisks);
-		if (nwords == 2 && !strcmp(words[1], "list") && !guest)
-			return vm_list(dir);
-		if (nwords == 3 && !strcmp(words[1], "destroy") && !guest)
-			return xbd_sim_vm_destroy(dir, words[2]) ? 1 : 0;
-	}
-	sim_usage(stderr);
-	return XBD_EXIT_USAGE;
+	if (!strcmp(cmd, "sim vm create"))
+		return vm_create(dir, words[1], guest, no_guest, disks, ndisks);
+	if (!strcmp(cmd, "sim vm list"))
+		return vm_list(dir);
+	return xbd_sim_vm_destroy(dir, words[1]) ? 1 : 0;
 }
 
 const struct xbd_cmd xbd_cmd_sim = {

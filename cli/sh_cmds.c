@@ -7,6 +7,7 @@
 #include "xbd/cli.h"
 #include "xbd/common.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -28,11 +29,46 @@ static const struct {
 	{ "stats [VM] --prometheus",
 	  "every disk's metrics (or VM's), Prometheus text format" },
 	{ "watch VM [-w SECONDS] [-n COUNT]",
-	  "stats VM refreshed in place until a key is pressed" },
+	  "the stats of VM, refreshed in place until a key is pressed" },
 	{ "ring VM DISK", "ring indices, free slots and requests in flight" },
-	{ "help", "this list" },
+	{ "help [COMMAND]", "this list, or what COMMAND --help says" },
 	{ "quit", "leave the shell (also: exit, Ctrl-D)" },
 };
+
+/* "xbdsh " on the command line, "" in the shell (whose commands are
+ * typed without the program's name). */
+static const char *prog_prefix(void)
+{
+	return xbd_help_prefix && !*xbd_help_prefix ? "" : "xbdsh ";
+}
+
+/* Whether a help_lines entry is about cmd. */
+static bool usage_of(size_t i, const char *cmd)
+{
+	size_t n = strlen(cmd);
+
+	return !strncmp(help_lines[i].usage, cmd, n) &&
+	       (!help_lines[i].usage[n] || help_lines[i].usage[n] == ' ');
+}
+
+/* cmd's usage lines and what the first says it does, then more. */
+static void print_usage(const char *cmd, const char *more)
+{
+	const char *summary = NULL;
+	size_t i;
+
+	for (i = 0; i < XBD_ARRAY_SIZE(help_lines); i++) {
+		if (!usage_of(i, cmd))
+			continue;
+		printf("%s%s%s\n", summary ? "       " : "usage: ", prog_prefix(),
+		       help_lines[i].usage);
+		if (!summary)
+			summary = help_lines[i].summary;
+	}
+	if (summary)
+		printf("%c%s.\n", toupper((unsigned char)summary[0]), summary + 1);
+	fputs(more, stdout);
+}
 
 void sh_command_args(const char *cmd, int *vm_arg, int *disk_arg)
 {
@@ -45,13 +81,70 @@ void sh_command_args(const char *cmd, int *vm_arg, int *disk_arg)
 		*disk_arg = 2;
 }
 
-static int cmd_help(void)
-{
-	size_t i;
+static const struct option help_only[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ 0, 0, 0, 0 },
+};
 
+/*
+ * The arguments of a command whose only option is --help: the names of
+ * its nargs_min..nargs_max arguments in args ("VM DISK").  0: go on,
+ * with the arguments from argv[optind]; -1: help printed; else 2 with
+ * the error printed.
+ */
+static int parse_plain(int argc, char **argv, const char *cmd,
+		       const char *more, int nargs_min, int nargs_max,
+		       const char *args)
+{
+	const char *missing = args;
+	int c, i;
+
+	optind = 0; /* glibc: 0 re-initialises getopt for each command */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", help_only, NULL)) != -1) {
+		if (c == 'h') {
+			print_usage(cmd, more);
+			return -1;
+		}
+		xbd_opt_err(cmd, c, argv, help_only);
+		return XBD_EXIT_USAGE;
+	}
+	if (argc - optind > nargs_max) {
+		if (nargs_max)
+			xbd_usage_err(cmd, "unexpected argument '%s'",
+				      argv[optind + nargs_max]);
+		else
+			xbd_usage_err(cmd, "takes no arguments");
+		return XBD_EXIT_USAGE;
+	}
+	if (argc - optind < nargs_min) {
+		/* the names of the arguments not given */
+		for (i = 0; i < argc - optind; i++)
+			missing += strcspn(missing, " ") + 1;
+		xbd_usage_err(cmd, "missing %s", missing);
+		return XBD_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int run_command(struct sh_ctx *ctx, int argc, char **argv);
+
+static int cmd_help(struct sh_ctx *ctx, int argc, char **argv)
+{
+	char *words[] = { NULL, (char *)"--help", NULL };
+	size_t i;
+	int err = parse_plain(argc, argv, "help", "", 0, 1, "COMMAND");
+
+	if (err)
+		return err < 0 ? 0 : err;
+	if (optind < argc) { /* help CMD: what CMD --help says */
+		words[0] = argv[optind];
+		return run_command(ctx, 2, words);
+	}
 	printf("commands:\n");
+	/* usage on one line, what it does indented under it: fits 80 columns */
 	for (i = 0; i < XBD_ARRAY_SIZE(help_lines); i++)
-		printf("  %-44s %s\n", help_lines[i].usage, help_lines[i].summary);
+		printf("  %s\n      %s\n", help_lines[i].usage, help_lines[i].summary);
 	printf("VM is a domain name or id; DISK a name (xvda) or device id.\n");
 	return 0;
 }
@@ -68,25 +161,27 @@ struct stats_opts {
 
 static int parse_stats(int argc, char **argv, struct stats_opts *o)
 {
+	enum { O_JSON = 256, O_PROMETHEUS };
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "prometheus", no_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "prometheus", no_argument, NULL, O_PROMETHEUS },
 		{ "interval", required_argument, NULL, 'w' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
+	const char *cmd = o->watch ? "watch" : "stats";
 	char *end;
 	int c;
 
 	optind = 0; /* glibc: 0 re-initialises getopt for each command */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "jpw:n:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":w:n:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j':
+		case O_JSON:
 			o->json = true;
 			break;
-		case 'p':
+		case O_PROMETHEUS:
 			o->prometheus = true;
 			break;
 		case 'w':
@@ -94,8 +189,8 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 			o->interval_s = strtod(optarg, &end);
 			if (errno || *end || end == optarg || o->interval_s < 0.1 ||
 			    o->interval_s > 86400) {
-				xbd_err("-w: expected seconds between 0.1 and "
-					"86400, got '%s'", optarg);
+				xbd_err("%s: -w: expected seconds from 0.1 to "
+					"86400, got '%s'", cmd, optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
@@ -104,42 +199,41 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 			o->count = strtoul(optarg, &end, 10);
 			if (errno || *end || end == optarg || !o->count ||
 			    optarg[0] == '-') {
-				xbd_err("-n: expected a positive count, got '%s'",
-					optarg);
+				xbd_err("%s: -n: expected a positive count, got '%s'",
+					cmd, optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
 		case 'h':
 			return -1;
 		default:
-			xbd_err("%s: unknown option '%s' (try help)", argv[0],
-				argv[optind - 1]);
+			xbd_opt_err(cmd, c, argv, opts);
 			return XBD_EXIT_USAGE;
 		}
 	}
 	if (optind < argc)
 		o->vm = argv[optind++];
 	if (optind < argc) {
-		xbd_err("%s: unexpected argument '%s'", argv[0], argv[optind]);
+		xbd_usage_err(cmd, "unexpected argument '%s'", argv[optind]);
 		return XBD_EXIT_USAGE;
 	}
 	if (o->json && o->prometheus) {
-		xbd_err("%s: --json and --prometheus exclude each other", argv[0]);
+		xbd_err("%s: --json and --prometheus exclude each other", cmd);
 		return XBD_EXIT_USAGE;
 	}
 	if (o->prometheus && (o->interval_s || o->watch || o->count)) {
 		xbd_err("%s: --prometheus prints once (a scraper decides when)",
-			argv[0]);
+			cmd);
 		return XBD_EXIT_USAGE;
 	}
 	if (!o->vm && !o->prometheus) {
-		xbd_err("%s: which VM? (usage: %s VM)", argv[0], argv[0]);
+		xbd_usage_err(cmd, "missing VM");
 		return XBD_EXIT_USAGE;
 	}
 	if (o->watch && !o->interval_s)
 		o->interval_s = 1;
 	if (o->count && !o->interval_s) {
-		xbd_err("%s: -n needs -w", argv[0]);
+		xbd_err("%s: -n needs -w", cmd);
 		return XBD_EXIT_USAGE;
 	}
 	return 0;
@@ -295,8 +389,13 @@ static int cmd_stats(struct sh_ctx *ctx, int argc, char **argv, bool watch)
 	int err = parse_stats(argc, argv, &o);
 
 	if (err < 0) {
-		printf("usage: %s\n", watch ? help_lines[3].usage :
-		       help_lines[1].usage);
+		print_usage(watch ? "watch" : "stats", watch ?
+			    "  -w, --interval SECS  refresh every SECS seconds (default 1)\n"
+			    "  -n, --count N        stop after N refreshes\n" :
+			    "  --json               one JSON document per sample\n"
+			    "  --prometheus         Prometheus text format, once\n"
+			    "  -w, --interval SECS  sample again every SECS seconds\n"
+			    "  -n, --count N        stop after N samples\n");
 		return 0;
 	}
 	if (err)
@@ -318,10 +417,12 @@ static int cmd_ring(struct sh_ctx *ctx, int argc, char **argv)
 	unsigned i;
 	int st;
 
-	if (argc != 3) {
-		xbd_err("usage: ring VM DISK");
-		return XBD_EXIT_USAGE;
-	}
+	st = parse_plain(argc, argv, "ring",
+			 "VM is a domain name or id; DISK a name (xvda) or device id.\n",
+			 2, 2, "VM DISK");
+	if (st)
+		return st < 0 ? 0 : st;
+	argv += optind - 1; /* argv[1] VM, argv[2] DISK */
 	if (sh_xbd_fetch(ctx, "ring", &x))
 		return 1;
 	if (sh_vm_resolve(ctx, &x, argv[1], &vm)) {
@@ -366,10 +467,9 @@ static int cmd_list(struct sh_ctx *ctx, int argc, char **argv)
 	unsigned n, i;
 	int status = 0;
 
-	if (argc != 1) {
-		xbd_err("%s: unexpected argument '%s'", argv[0], argv[1]);
-		return XBD_EXIT_USAGE;
-	}
+	status = parse_plain(argc, argv, "list", "", 0, 0, "");
+	if (status)
+		return status < 0 ? 0 : status;
 	if (sh_xbd_fetch(ctx, "stats", &x))
 		return 1;
 	if (sh_vm_list(ctx, &x, &vms, &n)) {
@@ -408,7 +508,7 @@ static int run_command(struct sh_ctx *ctx, int argc, char **argv)
 	const char *cmd = argv[0];
 
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "?"))
-		return cmd_help();
+		return cmd_help(ctx, argc, argv);
 	if (!strcmp(cmd, "list") || !strcmp(cmd, "ls"))
 		return cmd_list(ctx, argc, argv);
 	if (!strcmp(cmd, "stats"))
@@ -417,7 +517,10 @@ static int run_command(struct sh_ctx *ctx, int argc, char **argv)
 		return cmd_stats(ctx, argc, argv, true);
 	if (!strcmp(cmd, "ring"))
 		return cmd_ring(ctx, argc, argv);
-	xbd_err("unknown command '%s' (try help)", cmd);
+	if (xbd_help_prefix && !*xbd_help_prefix)
+		xbd_err("unknown command '%s' (see help)", cmd);
+	else
+		xbd_usage_err(NULL, "unknown command '%s'", cmd);
 	return XBD_EXIT_USAGE;
 }
 

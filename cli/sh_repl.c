@@ -448,5 +448,6 @@ int sh_repl(struct sh_ctx *ctx)
 {
 	ctx->interactive = isatty(STDIN_FILENO);
 	stdin_is_script = !ctx->interactive;
+	xbd_help_prefix = ""; /* "see stats --help": no "xbdsh" in the shell */
 	return ctx->interactive ? repl_terminal(ctx) : repl_plain(ctx);
 }

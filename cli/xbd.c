@@ -1,15 +1,20 @@
 /*
  * xbd: the command-line entry point.  Global options, then one command
- * from the table below; each command lives in cli/cmd_*.c.
+ * from the table below; each command lives in cli/cmd_*.c.  Also the
+ * helpers the commands share: opening the platform, systemd's readiness
+ * notification.
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 enum xbd_platform_kind xbd_cli_platform = XBD_PLATFORM_AUTO;
 
@@ -17,7 +22,6 @@ static const struct xbd_cmd *const commands[] = {
 	&xbd_cmd_sim,
 	&xbd_cmd_selftest,
 	&xbd_cmd_attach,
-	&xbd_cmd_detach_dir, /* before xbd_cmd_detach: takes `detach DIR` */
 	&xbd_cmd_serve,
 	&xbd_cmd_list,
 	&xbd_cmd_detach,
@@ -40,18 +44,54 @@ int xbd_cli_open_platform(struct xbd_platform **p)
 	return err;
 }
 
-static void usage(FILE *f)
+/* systemd's notification socket (sd_notify(3)); -1 when not under it */
+static int notify_fd = -1;
+static struct sockaddr_un notify_addr;
+static socklen_t notify_len;
+
+void xbd_cli_notify_init(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	size_t len = path ? strlen(path) : 0;
+
+	if (notify_fd >= 0 || !len)
+		return;
+	/* a path, or an abstract socket written with a leading '@' */
+	if ((path[0] != '/' && path[0] != '@') || len >= sizeof(notify_addr.sun_path)) {
+		xbd_debug("NOTIFY_SOCKET=%s: not a socket xbd can use", path);
+		return;
+	}
+	notify_addr.sun_family = AF_UNIX;
+	memcpy(notify_addr.sun_path, path, len);
+	if (path[0] == '@')
+		notify_addr.sun_path[0] = '\0';
+	notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (notify_fd < 0)
+		xbd_debug("NOTIFY_SOCKET: %s", strerror(errno));
+	/* what we start must not speak for us */
+	unsetenv("NOTIFY_SOCKET");
+}
+
+void xbd_cli_notify(const char *state)
+{
+	if (notify_fd >= 0)
+		(void)sendto(notify_fd, state, strlen(state), MSG_NOSIGNAL,
+			      (const struct sockaddr *)&notify_addr, notify_len);
+}
+
+static void usage(void)
 {
 	size_t i;
 
-	fprintf(f, "usage: xbd [--platform xen|sim] [-v] COMMAND [ARGS]\n\ncommands:\n");
+	printf("usage: xbd [--platform xen|sim] [-v] COMMAND [ARGS]\n\ncommands:\n");
 	/* usage on one line, what it does indented under it: fits 80 columns */
 	for (i = 0; i < XBD_ARRAY_SIZE(commands); i++)
-		fprintf(f, "  xbd %s\n      %s\n", commands[i]->usage,
-			commands[i]->summary);
-	fprintf(f, "\n`xbd COMMAND --help` says more about each.\n");
-	fprintf(f, "\nThe platform is xen when /proc/xen/capabilities exists, else sim;\n"
-		   "$XBD_PLATFORM or --platform chooses, $XBD_SIM_DIR picks the sim.\n");
+		printf("  xbd %s\n      %s\n", commands[i]->usage,
+		       commands[i]->summary);
+	printf("\n`xbd COMMAND --help` says more about each.\n");
+	printf("\nThe platform is xen when /proc/xen/capabilities exists, else sim;\n"
+	       "$XBD_PLATFORM or --platform chooses, $XBD_SIM_DIR picks the sim.\n");
 }
 
 int main(int argc, char **argv)
@@ -72,7 +112,8 @@ int main(int argc, char **argv)
 	if (dbg && *dbg && strcmp(dbg, "0"))
 		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
 	/* '+': stop at the command name; its options are its own */
-	while ((c = getopt_long(argc, argv, "+vhV", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (xbd_platform_parse_kind(optarg, &xbd_cli_platform)) {
@@ -84,18 +125,18 @@ int main(int argc, char **argv)
 			xbd_verbosity++;
 			break;
 		case 'h':
-			usage(stdout);
+			usage();
 			return 0;
 		case 'V':
 			printf("xbd %s\n", XBD_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			xbd_opt_err(NULL, c, argv, opts);
 			return XBD_EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		xbd_usage_err(NULL, "missing command");
 		return XBD_EXIT_USAGE;
 	}
 	for (i = 0; i < XBD_ARRAY_SIZE(commands); i++) {
@@ -106,6 +147,6 @@ int main(int argc, char **argv)
 			return commands[i]->run(argc - first, argv + first);
 		}
 	}
-	xbd_err("unknown command '%s' (try xbd --help)", argv[optind]);
+	xbd_usage_err(NULL, "unknown command '%s'", argv[optind]);
 	return XBD_EXIT_USAGE;
 }

@@ -12,29 +12,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
+static void usage(void)
 {
-	fprintf(f,
-		"usage: xbdsh [OPTIONS] [COMMAND [ARGS]]\n"
-		"\n"
-		"  xbdsh list                      VMs, disks, backends, states\n"
-		"  xbdsh stats VM [--json] [-w SECONDS [-n COUNT]]\n"
-		"  xbdsh stats [VM] --prometheus   Prometheus text format\n"
-		"  xbdsh watch VM [-w SECONDS]     refresh until a key is pressed\n"
-		"  xbdsh ring VM DISK              ring indices, requests in flight\n"
-		"  xbdsh                           interactive shell\n"
-		"\n"
-		"options:\n"
-		"  --platform xen|sim   which Xen to talk to (default: xen in a dom0,\n"
-		"                       else sim; $XBD_PLATFORM, $XBD_SIM_DIR)\n"
-		"  --sysfs-root DIR     where sysfs is (default /sys)\n"
-		"  --run-dir DIR        xbd control sockets (default $XBD_RUN_DIR\n"
-		"                       or /run/xbd)\n"
-		"  --xbd-only           only disks of xbd processes; no xenstore\n"
-		"  -v, --verbose        more messages\n"
-		"\n"
-		"A text `stats` measures rates over half a second.  Without a\n"
-		"terminal the shell reads commands from stdin, without a prompt.\n");
+	printf("usage: xbdsh [OPTIONS] [COMMAND [ARGS]]\n"
+	       "\n"
+	       "  xbdsh list                      VMs, disks, backends, states\n"
+	       "  xbdsh stats VM [--json] [-w SECONDS [-n COUNT]]\n"
+	       "  xbdsh stats [VM] --prometheus   Prometheus text format\n"
+	       "  xbdsh watch VM [-w SECONDS]     refresh until a key is pressed\n"
+	       "  xbdsh ring VM DISK              ring indices, requests in flight\n"
+	       "  xbdsh                           interactive shell\n"
+	       "  xbdsh COMMAND --help            more about COMMAND\n"
+	       "\n"
+	       "options:\n"
+	       "  --platform xen|sim   which Xen to talk to (default: xen in a dom0,\n"
+	       "                       else sim; $XBD_PLATFORM, $XBD_SIM_DIR)\n"
+	       "  --sysfs-root DIR     where sysfs is (default /sys)\n"
+	       "  --run-dir DIR        xbd control sockets (default $XBD_RUN_DIR\n"
+	       "                       or /run/xbd)\n"
+	       "  --xbd-only           only disks of xbd processes; no xenstore\n"
+	       "  -v, --verbose        more messages\n"
+	       "  -h, --help           this text\n"
+	       "  -V, --version        the version\n"
+	       "\n"
+	       "A text `stats` measures rates over half a second.  Without a\n"
+	       "terminal the shell reads commands from stdin, without a prompt.\n");
 }
 
 int main(int argc, char **argv)
@@ -54,10 +56,12 @@ int main(int argc, char **argv)
 	int c, status;
 
 	xbd_progname = "xbdsh";
-	if (dbg && *dbg)
+	/* XBD_DEBUG=1 or 2 (any other non-empty value but 0 means 1) */
+	if (dbg && *dbg && strcmp(dbg, "0"))
 		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
 	/* '+': stop at the command; its options are its own */
-	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (xbd_platform_parse_kind(optarg, &ctx.platform_kind)) {
@@ -79,13 +83,13 @@ int main(int argc, char **argv)
 			xbd_verbosity++;
 			break;
 		case 'h':
-			usage(stdout);
+			usage();
 			return 0;
 		case 'V':
 			printf("xbdsh %s\n", XBD_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			xbd_opt_err(NULL, c, argv, opts);
 			return XBD_EXIT_USAGE;
 		}
 	}

@@ -21,6 +21,14 @@ int xbd_cli_open_platform(struct xbd_platform **p);
 /* Exit codes: 0 ok, 1 failure, 2 usage. */
 #define XBD_EXIT_USAGE 2
 
+/* systemd's readiness protocol (sd_notify(3)), for the commands that
+ * run in the foreground under a Type=notify unit.  init takes
+ * $NOTIFY_SOCKET (a path, or '@' for an abstract name) out of the
+ * environment; notify sends one datagram such as "READY=1", and does
+ * nothing when there is no socket.  notify is async-signal-safe. */
+void xbd_cli_notify_init(void);
+void xbd_cli_notify(const char *state);
+
 extern const struct xbd_cmd xbd_cmd_sim;
 extern const struct xbd_cmd xbd_cmd_selftest;
 /* cli/cmd_serve.c */
@@ -29,10 +37,10 @@ extern const struct xbd_cmd xbd_cmd_list;
 extern const struct xbd_cmd xbd_cmd_detach;
 /* `xbd sim blkback` (hidden): cmd_sim.c hands it argv from "blkback" on */
 extern const struct xbd_cmd xbd_cmd_sim_blkback;
-/* cli/cmd_attach.c: `xbd attach`, and `xbd detach DIR` (which passes
- * the VM VDEV form on to xbd_cmd_detach) */
+/* cli/cmd_attach.c: `xbd attach`, and `xbd detach DIR` (which
+ * xbd_cmd_detach runs for one argument); returns the exit status */
 extern const struct xbd_cmd xbd_cmd_attach;
-extern const struct xbd_cmd xbd_cmd_detach_dir;
+int xbd_cli_detach_dir(const char *dir);
 /* cli/cmd_guest.c: `xbd sim guest` and `xbd sim vm io` (hidden): cmd_sim.c
  * hands them argv from "guest" / "io" on */
 extern const struct xbd_cmd xbd_cmd_sim_guest;

@@ -20,6 +20,22 @@ void xbd_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void xbd_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void xbd_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A usage error (the caller exits 2), one line:
+ *   "xbd: serve: MESSAGE (see xbd serve --help)"
+ * cmd: the command's words ("serve", "sim vm io"), NULL for the
+ * program's own options.  The hint names xbd_help_prefix before cmd,
+ * or xbd_progname when it is NULL (xbdsh's shell sets ""). */
+extern const char *xbd_help_prefix;
+void xbd_usage_err(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Reports what getopt_long refused, as xbd_usage_err: an unknown or
+ * ambiguous option, a missing value, a value given to a flag.  c is
+ * what getopt_long returned ('?' or ':'); it must have been called with
+ * opterr = 0 and an optstring that starts with ':' (after any '+'). */
+struct option;
+void xbd_opt_err(const char *cmd, int c, char *const *argv,
+		 const struct option *opts);
+
 /* Human text for a negative errno return (strerror of -err). */
 const char *xbd_strerror(int err);
 

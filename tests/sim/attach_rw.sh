@@ -3,8 +3,10 @@
 # attach must refuse, with one clear line, a non-zero exit and nothing
 # left behind: unknown VM, unknown --disk, --cow with --rw, a missing
 # DIR, --rw on a read-only disk, a qcow2 disk (format named), a raw file
-# served by qdisk (no loop devices on the sim), a DIR already in use.
-# And --foreground: attach runs until SIGINT, then takes all away.
+# served by qdisk (no loop devices on the sim), a DIR already in use, a
+# --log that cannot be opened.  --log wins over $XBD_ATTACH_LOG.
+# And --foreground: attach runs until SIGINT, then takes all away; with
+# $NOTIFY_SOCKET it tells systemd READY=1 and STOPPING=1.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
 start_sim
@@ -14,7 +16,11 @@ make_random_image "$img" 16
 vm_create vm1 "$img,xvda"
 wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
 
-attach vm1 "$T/mnt" --rw || { echo "FAIL: attach --rw"; exit 1; }
+# the daemon's messages (sanitizer reports too) go where the cleanup looks
+XBD_ATTACH_LOG=$T/env.log attach vm1 "$T/mnt" --rw --log "$T/attach.log" ||
+	{ echo "FAIL: attach --rw"; exit 1; }
+[ -e "$T/attach.log" ] && [ ! -e "$T/env.log" ] && ok "--log wins over \$XBD_ATTACH_LOG" ||
+	fail "--log: $(ls "$T")"
 [ "$(stat -c %a "$T/mnt/xvda")" = 644 ] && ok "xvda writable (0644)" ||
 	fail "xvda mode $(stat -c %a "$T/mnt/xvda")"
 head -c 1M /dev/urandom >"$T/blob"
@@ -49,6 +55,11 @@ mounts+=("$T/mnt")
 refuse_attach "unknown VM" "nosuchvm: no such domain" nosuchvm --mount "$T/mnt"
 refuse_attach "unknown disk" "no disk xvdc (it has: xvda)" vm1 --mount "$T/mnt" --disk xvdc
 refuse_attach "missing DIR" "No such file" vm1 --mount "$T/nope"
+refuse_attach "--log unopenable" "^xbd: $T/nodir/x.log: No such file or directory$" \
+	vm1 --mount "$T/mnt" --log "$T/nodir/x.log"
+"$xbd" attach vm1 2>"$T/err"
+[ $? -eq 2 ] && [ "$(cat "$T/err")" = "xbd: attach: --mount DIR is required" ] &&
+	ok "no --mount: $(cat "$T/err")" || fail "no --mount: $(cat "$T/err")"
 "$xbd" attach vm1 --mount "$T/mnt" --cow --rw 2>"$T/err"
 [ $? -eq 2 ] && ok "--cow --rw is a usage error" || fail "--cow --rw: $(cat "$T/err")"
 
@@ -70,11 +81,32 @@ refuse_attach "qcow2 disk" "disk format qcow2 cannot be attached" vm1 --mount "$
 refuse_attach "raw file on qdisk, sim" "simulated platform" vm1 --mount "$T/mnt" --disk xvdc
 xenstore-rm "$fe/51728" "$fe/51744" /local/domain/0/backend/qdisk
 
-"$xbd" attach vm1 --mount "$T/mnt" --foreground 2>"$T/fg.err" &
+# systemd's side of sd_notify: one line per datagram in $T/notify.msgs
+python3 - "$T/notify.sock" "$T/notify.msgs" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+with open(sys.argv[2], "a") as f:
+    while True:
+        try:
+            msg = s.recv(4096).decode()
+        except socket.timeout:
+            break
+        f.write(msg.replace("\n", "|") + "\n")
+        f.flush()
+        if msg == "STOPPING=1":
+            break
+PY
+bg_pids+=($!)
+wait_for 5 test -S "$T/notify.sock" || fail "no notify listener"
+NOTIFY_SOCKET=$T/notify.sock "$xbd" attach vm1 --mount "$T/mnt" --foreground 2>"$T/fg.err" &
 fg=$!
 bg_pids+=($fg)
 if wait_for 10 test -e "$T/mnt/xvda"; then
 	ok "--foreground: DIR ready"
+	wait_for 5 grep -qx READY=1 "$T/notify.msgs" && ok "--foreground: READY=1" ||
+		fail "--foreground: no READY=1: $(cat "$T/notify.msgs" 2>/dev/null)"
 	if "$xbd" attach vm1 --mount "$T/mnt" 2>"$T/err"; then
 		fail "a second attach on the same DIR succeeded"
 	elif grep -q "already in use by xbd attach (pid $fg)" "$T/err"; then
@@ -92,6 +124,9 @@ if wait_for 10 test -e "$T/mnt/xvda"; then
 		fail "--foreground: still running 10 s after SIGINT"
 	fi
 	mountpoint -q "$T/mnt" && fail "still mounted after SIGINT" || ok "unmounted"
+	[ "$(tr '\n' ' ' <"$T/notify.msgs")" = "READY=1 STOPPING=1 " ] &&
+		ok "--foreground: READY=1, then STOPPING=1" ||
+		fail "--foreground: notifications: $(cat "$T/notify.msgs")"
 	wait_for 3 no_attach_nodes && ok "no attach nodes left" || fail "attach nodes left"
 else
 	fail "--foreground: DIR not ready: $(cat "$T/fg.err")"

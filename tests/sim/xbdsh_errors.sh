@@ -102,10 +102,44 @@ XBD_SIM_DIR=$T/nosim run_timed timeout 10 "$xbdsh" --platform sim stats vm1
 	ok "no sim: one line" || fail "no sim: rc $rc: $(cat "$T/err")"
 
 # Usage errors: exit 2, one line.
-for args in "stats" "stats vm1 -w 0" "stats vm1 -n 3" "ring vm1" "frob" "stats vm1 --frob"; do
+for args in "stats" "stats vm1 -w 0" "stats vm1 -n 3" "ring vm1" "frob" "stats vm1 --frob" \
+	"list extra" "ring --frob" "list -x" "watch" "stats vm1 -w" "help a b" "--frob list"; do
 	run_timed "$xbdsh" --xbd-only $args
-	[ $rc -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && ok "usage: xbdsh $args" ||
+	[ $rc -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && [ ! -s "$T/out" ] &&
+		ok "usage: xbdsh $args: $(cat "$T/err")" ||
 		fail "usage: xbdsh $args: rc $rc: $(cat "$T/err")"
 done
+# ... in the same words as xbd's
+expect_line() {
+	local want=$1
+	shift
+	run_timed "$xbdsh" --xbd-only "$@"
+	[ $rc -eq 2 ] && [ "$(cat "$T/err")" = "$want" ] && ok "xbdsh $*: $want" ||
+		fail "xbdsh $*: rc $rc: $(cat "$T/err") (wanted: $want)"
+}
+expect_line "xbdsh: stats: unknown option '--frob' (see xbdsh stats --help)" stats vm1 --frob
+expect_line "xbdsh: ring: missing DISK (see xbdsh ring --help)" ring vm1
+expect_line "xbdsh: list: takes no arguments (see xbdsh list --help)" list extra
+expect_line "xbdsh: stats: -w needs a value (see xbdsh stats --help)" stats vm1 -w
+expect_line "xbdsh: unknown command 'frob' (see xbdsh --help)" frob
+# in the shell, the hint is what one types there
+printf 'stats vm1 --frob\nfrob\n' >"$T/in"
+run_timed "$xbdsh" --xbd-only <"$T/in"
+[ $rc -eq 2 ] && [ "$(cat "$T/err")" = "xbdsh: stats: unknown option '--frob' (see stats --help)
+xbdsh: unknown command 'frob' (see help)" ] && ok "shell: the hints name shell commands" ||
+	fail "shell hints: rc $rc: $(cat "$T/err")"
+
+# --help of every command: usage on stdout, exit 0, nothing on stderr.
+for args in "--help" "-h" "list --help" "stats --help" "watch -h" "ring --help" "help ring"; do
+	run_timed "$xbdsh" --xbd-only $args
+	[ $rc -eq 0 ] && grep -q "^usage: xbdsh" "$T/out" && [ ! -s "$T/err" ] &&
+		ok "xbdsh $args" || fail "xbdsh $args: rc $rc: $(head -c 200 "$T/out") $(cat "$T/err")"
+done
+run_timed "$xbdsh" -V
+[ $rc -eq 0 ] && grep -q "^xbdsh [0-9]" "$T/out" && ok "xbdsh -V" || fail "xbdsh -V: rc $rc"
+run_timed "$xbdsh" help
+long=$(awk 'length > 80' "$T/out")
+[ $rc -eq 0 ] && [ -z "$long" ] && ok "xbdsh help fits 80 columns" ||
+	fail "xbdsh help: rc $rc, lines over 80: $long"
 
 finish
