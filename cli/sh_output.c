@@ -1,7 +1,7 @@
 /*
  * xbdsh's renderings of its model: text blocks for people, the JSON
  * document for scripts (packaging/xbd-stats-json.md), and the Prometheus
- * text exposition format for monitoring (packaging/prometheus.md).
+ * text exposition format for monitoring (README, "Watching a fleet with Prometheus").
  */
 #include "cli/sh.h"
 #include "xbd/common.h"
