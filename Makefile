@@ -71,7 +71,7 @@ demo:
 	tests/demo.sh
 
 bench: all
-	tests/bench/run.sh build
+	tests/bench/run.sh $(B)
 
 # Programs, man pages, bash completion, the systemd unit (its ExecStart
 # pointed at SBINDIR) and the documents.  DESTDIR stages, as packagers do.
