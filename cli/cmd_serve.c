@@ -17,6 +17,7 @@
 #include "xbd/ctl.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
+#include "xbd/stats.h"
 #include "xbd/xenbus.h"
 
 #include <errno.h>
@@ -139,7 +140,7 @@ static void serve_usage(void)
 	       "                 [--mount DIR] [--foreground | [--timeout SECS] [--log FILE]]\n"
 	       "                 [--max-queues N] [--max-ring-order N] [--indirect-segments N]\n"
 	       "                 [--no-persistent] [--persistent-grants N] [--workers N]\n"
-	       "                 [--inject-errors SECTORS]\n"
+	       "                 [--inject-errors SECTORS] [--no-stats]\n"
 	       "Hot-plugs FILE into VM as a disk (backend type xbd) and serves it.\n"
 	       "Returns once the VM's blkfront has connected it (within --timeout,\n"
 	       "default 30 s) and serves on in the background, its messages going to\n"
@@ -147,7 +148,9 @@ static void serve_usage(void)
 	       "it tells when the disk is connected).  Short options: -i --image,\n"
 	       "-b --backend, -r --read-only, -m --mount, -f --foreground.\n"
 	       "With --backend null, --image gives the disk's size (e.g. 1G).\n"
-	       "--inject-errors 100-199,300-300 fails I/O on those sectors (for tests).\n");
+	       "--inject-errors 100-199,300-300 fails I/O on those sectors (for tests).\n"
+	       "--no-stats turns latency timing off (as XBD_STATS=off does); the\n"
+	       "request and error counters are kept.\n");
 }
 
 static void tell_parent(struct serve_state *st, char c)
@@ -419,7 +422,8 @@ static int open_serve_log(struct serve_opts *o, const char *log)
 static int parse_serve(int argc, char **argv, struct serve_opts *o)
 {
 	enum { O_VDEV = 256, O_OVERLAY, O_SECTOR, O_TIMEOUT, O_LOG, O_QUEUES,
-	       O_ORDER, O_INDIRECT, O_NOPERSIST, O_PGRANTS, O_WORKERS, O_ERRINJ };
+	       O_ORDER, O_INDIRECT, O_NOPERSIST, O_PGRANTS, O_WORKERS, O_ERRINJ,
+	       O_NOSTATS };
 	static const struct option opts[] = {
 		{ "image", required_argument, NULL, 'i' },
 		{ "vdev", required_argument, NULL, O_VDEV },
@@ -438,6 +442,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ "persistent-grants", required_argument, NULL, O_PGRANTS },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "inject-errors", required_argument, NULL, O_ERRINJ },
+		{ "no-stats", no_argument, NULL, O_NOSTATS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -485,6 +490,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		case O_LOG: log = optarg; break;
 		case O_ERRINJ: o->errinject = optarg; break;
 		case O_NOPERSIST: o->params.no_persistent = true; break;
+		case O_NOSTATS: xbd_stats_default_off(); break;
 		case O_SECTOR:
 			if (strcmp(optarg, "512") && strcmp(optarg, "4096")) {
 				xbd_err("serve: --sector-size: expected 512 or 4096, got '%s'",

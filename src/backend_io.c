@@ -397,7 +397,10 @@ static bool op_writes(uint8_t op)
 	       op == BLKIF_OP_FLUSH_DISKCACHE || op == BLKIF_OP_DISCARD;
 }
 
-/* Queues the response and gives the slot back. */
+static void push(struct be_queue *q);
+
+/* Queues the response and gives the slot back.  An answered request
+ * leaves the stats at the push (see count_answered). */
 static void answer(struct be_queue *q, struct be_req *r, int16_t status)
 {
 	struct be_dev *d = q->dev;
@@ -407,14 +410,16 @@ static void answer(struct be_queue *q, struct be_req *r, int16_t status)
 	xbd_blkif_back_put_response(&q->ring, r->req.id, op, status);
 	q->answered++;
 	atomic_store_explicit(&r->pub_meta, 0, memory_order_relaxed);
-	if (r->counted) {
-		if (status == BLKIF_RSP_OKAY)
-			xbd_stats_end(&d->stats, r->stat_op, r->req.nr_sectors,
-				      r->t0);
-		else
-			xbd_stats_inflight_dec(&d->stats);
-		r->counted = false;
+	if (r->counted && status == BLKIF_RSP_OKAY) {
+		q->unpushed[q->nunpushed++] = (struct be_answered){
+			.t0 = r->t0,
+			.sectors = r->req.nr_sectors,
+			.op = r->stat_op,
+		};
+	} else if (r->counted) {
+		xbd_stats_inflight_dec(&d->stats);
 	}
+	r->counted = false;
 	if (status != BLKIF_RSP_OKAY && r->err_kind >= 0)
 		xbd_stat_add(&d->stats.errors[r->err_kind], 1);
 	/* big bounce buffers are not kept while memory is tight */
@@ -423,6 +428,8 @@ static void answer(struct be_queue *q, struct be_req *r, int16_t status)
 	r->next = q->free;
 	q->free = r;
 	q->inflight--;
+	if (q->nunpushed == BE_STATS_BATCH)
+		push(q);
 }
 
 static void complete(struct be_queue *q, struct be_req *r)
@@ -468,7 +475,9 @@ static void dispatch(struct be_queue *q, struct be_req *r)
 	}
 }
 
-static void take(struct be_queue *q, struct be_req *r)
+/* now: when the batch this request came in with was taken off the
+ * ring (xbd_now_ns(), one read per batch). */
+static void take(struct be_queue *q, struct be_req *r, uint64_t now)
 {
 	struct be_dev *d = q->dev;
 	int16_t st;
@@ -486,12 +495,11 @@ static void take(struct be_queue *q, struct be_req *r)
 		return;
 	}
 	r->stat_op = stat_op_of(r->req.op);
-	r->t0 = xbd_stats_begin(&d->stats);
+	r->t0 = xbd_stats_begin_at(&d->stats, d->stats.enabled ? now : 0);
 	r->counted = true;
 	atomic_store_explicit(&r->pub_id, r->req.id, memory_order_relaxed);
 	atomic_store_explicit(&r->pub_sector, r->req.sector, memory_order_relaxed);
-	atomic_store_explicit(&r->pub_start, r->t0 ? r->t0 : xbd_now_ns(),
-			      memory_order_relaxed);
+	atomic_store_explicit(&r->pub_start, now, memory_order_relaxed);
 	/* release: a reader that sees it busy sees the fields above */
 	atomic_store_explicit(&r->pub_meta,
 			      PUB_BUSY | (r->req.indirect ? PUB_INDIRECT : 0) |
@@ -526,6 +534,24 @@ static void collect_completions(struct be_queue *q)
 	}
 }
 
+/* The requests answered OKAY since the last push leave flight and are
+ * counted, all with one end time: the push's (one clock read per batch
+ * of responses). */
+static void count_answered(struct be_queue *q)
+{
+	struct xbd_stats *s = &q->dev->stats;
+	uint64_t now;
+	unsigned i;
+
+	if (!q->nunpushed)
+		return;
+	now = xbd_stats_now(s);
+	for (i = 0; i < q->nunpushed; i++)
+		xbd_stats_end_at(s, q->unpushed[i].op, q->unpushed[i].sectors,
+				 q->unpushed[i].t0, now);
+	q->nunpushed = 0;
+}
+
 static void push(struct be_queue *q)
 {
 	struct be_dev *d = q->dev;
@@ -533,6 +559,9 @@ static void push(struct be_queue *q)
 	if (!q->answered)
 		return;
 	q->answered = 0;
+	/* counted before the guest can see the answers, so that a reader
+	 * of the stats who saw them sees them counted */
+	count_answered(q);
 	if (xbd_blkif_back_push_responses(&q->ring)) {
 		xbd_stat_add(&d->stats.notify_sent, 1);
 		ops_of(d)->evtchn_notify(q->evtchn, q->local_port);
@@ -558,6 +587,7 @@ static void service(struct be_queue *q, bool stop)
 	struct be_dev *d = q->dev;
 
 	for (;;) {
+		uint64_t taken_at;
 		bool broken;
 
 		collect_completions(q);
@@ -574,6 +604,7 @@ static void service(struct be_queue *q, bool stop)
 			dispatch(q, r);
 		}
 		broken = atomic_load_explicit(&q->broken, memory_order_relaxed);
+		taken_at = 0;
 		while (!stop && !broken && !q->held && !q->barrier_running) {
 			struct be_req *r = q->free;
 			int n;
@@ -592,7 +623,9 @@ static void service(struct be_queue *q, bool stop)
 			}
 			q->free = r->next;
 			q->inflight++;
-			take(q, r);
+			if (!taken_at)
+				taken_at = xbd_now_ns(); /* once per batch */
+			take(q, r, taken_at);
 		}
 		push(q);
 		if (stop || broken || q->held || q->barrier_running || !q->free)

@@ -23,6 +23,9 @@
 #define BE_MAX_INFLIGHT 128
 /* Bounce buffers (for grant copy) one queue may hold at once. */
 #define BE_BOUNCE_BUDGET (32u << 20)
+/* Answers one queue counts in its device's stats at once (at the push,
+ * with one clock read); more answers than this before a push push early. */
+#define BE_STATS_BATCH 64
 
 struct be_queue;
 struct be_dev;
@@ -97,6 +100,14 @@ struct be_queue {
 	unsigned pg_size;             /* power of two, > 2 * pg_max */
 	unsigned pg_count, pg_max;
 	unsigned answered;            /* responses since the last push */
+	/* answered OKAY since the last push: completed in the stats just
+	 * before the push, all with one end time */
+	struct be_answered {
+		uint64_t t0;
+		uint64_t sectors;
+		enum xbd_stat_op op;
+	} unpushed[BE_STATS_BATCH];
+	unsigned nunpushed;
 	/* indirect pages copied in (non-persistent frontends) */
 	void *ind_pages;
 };

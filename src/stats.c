@@ -6,7 +6,9 @@
  */
 #include "xbd/stats.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const op_names[XBD_OP_COUNT] = {
 	[XBD_OP_READ] = "read",
@@ -24,11 +26,34 @@ static const char *const error_names[XBD_ERR_COUNT] = {
 	[XBD_ERR_READ_ONLY] = "read_only",
 };
 
+/* Set by xbd_stats_default_off(); read when a device is set up. */
+static atomic_bool timing_forced_off;
+
+bool xbd_stats_default_enabled(void)
+{
+	static const char *const off_words[] = { "off", "0", "no", "false" };
+	const char *v;
+	size_t i;
+
+	if (atomic_load_explicit(&timing_forced_off, memory_order_relaxed))
+		return false;
+	v = getenv("XBD_STATS");
+	for (i = 0; v && i < XBD_ARRAY_SIZE(off_words); i++)
+		if (!strcasecmp(v, off_words[i]))
+			return false;
+	return true;
+}
+
+void xbd_stats_default_off(void)
+{
+	atomic_store_explicit(&timing_forced_off, true, memory_order_relaxed);
+}
+
 void xbd_stats_init(struct xbd_stats *s)
 {
 	/* Nobody else sees the struct yet: plain stores are enough. */
 	memset(s, 0, sizeof(*s));
-	s->enabled = true;
+	s->enabled = xbd_stats_default_enabled();
 }
 
 /* Raises *max to at least v; relaxed, like every counter here. */

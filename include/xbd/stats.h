@@ -70,8 +70,17 @@ static inline uint64_t xbd_stat_get(_Atomic uint64_t *c)
 }
 
 /* src/stats.c */
-/* Zeroes every counter; timing on (enabled = true). */
+/* Zeroes every counter; enabled = xbd_stats_default_enabled(). */
 void xbd_stats_init(struct xbd_stats *s);
+/* Whether the devices this process sets up time their requests: false
+ * when $XBD_STATS is "off" (also "0", "no", "false") or after
+ * xbd_stats_default_off(), else true.  The environment variable reaches
+ * every xbd process (serve, attach, the sim's guest and blkback); the
+ * plain counters are kept either way. */
+bool xbd_stats_default_enabled(void);
+/* Latency timing off for every device set up from now on, whatever the
+ * environment says (`xbd serve --no-stats`).  Call before I/O starts. */
+void xbd_stats_default_off(void);
 /* In flight: inc also raises in_flight_max when the new value is higher. */
 void xbd_stats_inflight_inc(struct xbd_stats *s);
 void xbd_stats_inflight_dec(struct xbd_stats *s);

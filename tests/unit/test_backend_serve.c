@@ -282,6 +282,22 @@ static long long json_u64(struct json_object *o, const char *a, const char *b)
 	return json_object_get_int64(v);
 }
 
+/* Requests of one op counted in its latency histogram (-1: none there). */
+static long long latency_count(struct json_object *dev, const char *op)
+{
+	struct json_object *lat, *o, *buckets;
+	long long n = 0;
+	size_t i;
+
+	if (!dev || !json_object_object_get_ex(dev, "latency", &lat) ||
+	    !json_object_object_get_ex(lat, op, &o) ||
+	    !json_object_object_get_ex(o, "buckets", &buckets))
+		return -1;
+	for (i = 0; i < json_object_array_length(buckets); i++)
+		n += json_object_get_int64(json_object_array_get_idx(buckets, i));
+	return n;
+}
+
 /* ------------------------------------------------------------------ */
 /* Scenarios                                                          */
 /* ------------------------------------------------------------------ */
@@ -319,6 +335,10 @@ static void scenario_raw(struct xbd_platform *gp, uint16_t domid,
 	CHECK_EQ(json_u64(dev, "errors", "bad_grant"), 0);
 	CHECK_EQ(json_u64(dev, "errors", "io"), 0);
 	CHECK_EQ(json_u64(dev, "in_flight", NULL), 0);
+	/* every answered request is timed exactly once */
+	CHECK_EQ(latency_count(dev, "read"), json_u64(dev, "requests", "read"));
+	CHECK_EQ(latency_count(dev, "write"), json_u64(dev, "requests", "write"));
+	CHECK_EQ(latency_count(dev, "flush"), json_u64(dev, "requests", "flush"));
 	if (want_persistent)
 		CHECK(json_u64(dev, "persistent_grants", "in_use") > 0);
 	else
@@ -451,10 +471,15 @@ out:
 	free(model);
 }
 
+/* null, and --no-stats: counted but not timed */
 static void scenario_null(struct xbd_platform *gp, uint16_t domid)
 {
-	const char *extra[] = { "--image", "64M", "--backend", "null", NULL };
+	const char *extra[] = { "--image", "64M", "--backend", "null",
+				"--no-stats", NULL };
+	struct xbd_ctl_reply *replies = NULL;
+	struct json_object *dev, *v;
 	struct guest g;
+	unsigned nrep = 0;
 	char *buf = malloc(MiB), *zero = calloc(1, MiB);
 
 	guest_init(&g, "vm1", domid, gp, "xvdf");
@@ -465,6 +490,15 @@ static void scenario_null(struct xbd_platform *gp, uint16_t domid)
 		CHECK_EQ(xbd_image_pread(g.img, buf, MiB, 8 * MiB), 0);
 		CHECK(!memcmp(buf, zero, MiB));
 		CHECK_EQ(xbd_image_flush(g.img), 0);
+		dev = ctl_device(&g, &replies, &nrep);
+		CHECK(dev && json_object_object_get_ex(dev, "stats_enabled", &v) &&
+		      !json_object_get_boolean(v));
+		CHECK(json_u64(dev, "requests", "read") >= 1);
+		CHECK(json_u64(dev, "requests", "write") >= 1);
+		CHECK_EQ(latency_count(dev, "read"), 0);
+		CHECK_EQ(latency_count(dev, "write"), 0);
+		CHECK_EQ(json_u64(dev, "in_flight", NULL), 0);
+		xbd_ctl_replies_free(replies, nrep);
 		guest_close(&g);
 		detach_and_check(&g);
 	}
@@ -729,7 +763,7 @@ int main(void)
 	scenario_read_only(gp1, dom1, img);
 	printf("cow\n");
 	scenario_cow(gp1, dom1, gold, overlay);
-	printf("null\n");
+	printf("null, --no-stats\n");
 	scenario_null(gp1, dom1);
 	printf("error injection\n");
 	scenario_errinject(gp1, dom1, img);

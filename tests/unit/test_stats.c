@@ -1,7 +1,8 @@
 /*
  * Unit test of the per-device counters (src/stats.c): exact counts after a
  * known workload, histogram totals, percentiles, in-flight maximum under
- * concurrent updates, timing switched off, names.
+ * concurrent updates, timing switched off (by hand, by $XBD_STATS and by
+ * xbd_stats_default_off), names.
  */
 #include "tests/unit/check.h"
 #include "xbd/stats.h"
@@ -217,8 +218,48 @@ static void test_names(void)
 		CHECK(xbd_stat_error_name(i) != NULL);
 }
 
+/* The switch: $XBD_STATS, then xbd_stats_default_off(), which no
+ * environment undoes (it is process-wide: this test runs last). */
+static void test_switch(void)
+{
+	static const char *const off[] = { "off", "OFF", "0", "no", "false" };
+	static const char *const on[] = { "on", "1", "", "yes" };
+	static struct xbd_stats s;
+	size_t i;
+
+	unsetenv("XBD_STATS");
+	CHECK(xbd_stats_default_enabled());
+	for (i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+		setenv("XBD_STATS", off[i], 1);
+		CHECK(!xbd_stats_default_enabled());
+		xbd_stats_init(&s);
+		CHECK(!s.enabled);
+	}
+	for (i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+		setenv("XBD_STATS", on[i], 1);
+		CHECK(xbd_stats_default_enabled());
+		xbd_stats_init(&s);
+		CHECK(s.enabled);
+	}
+	/* off: counted but not timed */
+	setenv("XBD_STATS", "off", 1);
+	xbd_stats_init(&s);
+	xbd_stats_end(&s, XBD_OP_READ, 8, xbd_stats_begin(&s));
+	CHECK_EQ(xbd_stat_get(&s.reqs[XBD_OP_READ]), 1);
+	CHECK_EQ(hist_sum(&s), 0);
+
+	unsetenv("XBD_STATS");
+	xbd_stats_default_off();
+	CHECK(!xbd_stats_default_enabled());
+	setenv("XBD_STATS", "on", 1);
+	xbd_stats_init(&s);
+	CHECK(!s.enabled);
+	unsetenv("XBD_STATS");
+}
+
 int main(void)
 {
+	unsetenv("XBD_STATS"); /* the tests before test_switch time */
 	test_known_workload();
 	test_percentiles();
 	test_buckets();
@@ -226,5 +267,6 @@ int main(void)
 	test_concurrent();
 	test_names();
 	report_cost();
+	test_switch();
 	return check_report("test_stats");
 }
