@@ -104,6 +104,12 @@ struct xbd_fuse {
 	pthread_mutex_t init_lock;
 	pthread_cond_t init_cond;
 	bool initialised;
+
+	pthread_mutex_t read_lock; /* the fields below */
+	pthread_cond_t reads_idle;
+	unsigned reads_active;    /* reads started and not yet replied */
+	struct fx_read *read_free; /* contexts kept for reuse */
+	unsigned read_nfree;
 };
 
 /* ---- disks and nodes ---- */
@@ -506,12 +512,136 @@ static void io_window(const struct fx_node *n, uint64_t off, uint64_t len,
 	*a1 = (abs + len + align - 1) / align * align;
 }
 
+/*
+ * Reads are asynchronous: the worker starts the read and goes back to
+ * /dev/fuse; whoever completes it (the image's own thread, or the
+ * worker itself for synchronous images) replies.  So requests in
+ * flight are not capped by the number of workers, and no worker sleeps
+ * per request.  A read holds its node (so the disk stays allocated),
+ * the disk's gate (so remove waits for it) and the export's count (so
+ * stop waits for it before the session goes).
+ */
+struct fx_read {
+	struct fx_read *next;     /* on the export's free list */
+	struct xbd_fuse *fx;
+	struct fx_node *node;
+	fuse_req_t req;
+	size_t skip, len;         /* the reply inside buf */
+	struct iovec iov;         /* the aligned window */
+	char *buf;
+	size_t cap;
+};
+
+#define FX_READ_MIN_BUF (64u << 10)
+#define FX_READ_CACHE 64          /* contexts kept for reuse */
+#define FX_READ_CACHE_LARGE 8     /* of them with more than the minimum */
+
+/* A read context with room for len bytes (buffers are reused: a fresh
+ * large malloc per request costs page faults on every request). */
+static struct fx_read *read_get(struct xbd_fuse *fx, size_t len)
+{
+	struct fx_read *r;
+
+	pthread_mutex_lock(&fx->read_lock);
+	r = fx->read_free;
+	if (r) {
+		fx->read_free = r->next;
+		fx->read_nfree--;
+	}
+	pthread_mutex_unlock(&fx->read_lock);
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return NULL;
+	}
+	if (r->cap < len) {
+		size_t cap = len < FX_READ_MIN_BUF ? FX_READ_MIN_BUF : len;
+
+		free(r->buf);
+		r->buf = malloc(cap);
+		r->cap = r->buf ? cap : 0;
+		if (!r->buf) {
+			free(r);
+			return NULL;
+		}
+	}
+	r->fx = fx;
+	return r;
+}
+
+static void read_free(struct fx_read *r)
+{
+	free(r->buf);
+	free(r);
+}
+
+static void read_put(struct xbd_fuse *fx, struct fx_read *r)
+{
+	pthread_mutex_lock(&fx->read_lock);
+	if (fx->read_nfree >= FX_READ_CACHE_LARGE && r->cap > FX_READ_MIN_BUF) {
+		/* a burst of large reads: keep the context, not its buffer */
+		free(r->buf);
+		r->buf = NULL;
+		r->cap = 0;
+	}
+	if (fx->read_nfree < FX_READ_CACHE) {
+		r->next = fx->read_free;
+		fx->read_free = r;
+		fx->read_nfree++;
+		r = NULL;
+	}
+	pthread_mutex_unlock(&fx->read_lock);
+	if (r)
+		read_free(r);
+}
+
+static void reads_enter(struct xbd_fuse *fx)
+{
+	pthread_mutex_lock(&fx->read_lock);
+	fx->reads_active++;
+	pthread_mutex_unlock(&fx->read_lock);
+}
+
+static void reads_leave(struct xbd_fuse *fx)
+{
+	pthread_mutex_lock(&fx->read_lock);
+	if (--fx->reads_active == 0)
+		pthread_cond_broadcast(&fx->reads_idle);
+	pthread_mutex_unlock(&fx->read_lock);
+}
+
+/* Waits for every read started to have replied. */
+static void reads_drain(struct xbd_fuse *fx)
+{
+	pthread_mutex_lock(&fx->read_lock);
+	while (fx->reads_active)
+		pthread_cond_wait(&fx->reads_idle, &fx->read_lock);
+	pthread_mutex_unlock(&fx->read_lock);
+}
+
+static void read_done(void *opaque, int err)
+{
+	struct fx_read *r = opaque;
+	struct xbd_fuse *fx = r->fx;
+	struct fx_node *n = r->node;
+
+	if (err)
+		fuse_reply_err(r->req, -err);
+	else
+		fuse_reply_buf(r->req, r->buf + r->skip, r->len);
+	disk_leave(n->disk);
+	node_put(fx, n);
+	read_put(fx, r);
+	reads_leave(fx); /* last: stop may free fx once this is 0 */
+}
+
 static void fx_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct xbd_fuse *fx = fuse_req_userdata(req);
 	struct fx_node *n = (struct fx_node *)(uintptr_t)fi->fh;
 	uint64_t len, a0, a1;
-	char *buf;
+	struct fx_read *r;
 	int err;
 
 	(void)ino;
@@ -527,21 +657,26 @@ static void fx_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (len > size)
 		len = size;
 	io_window(n, (uint64_t)off, len, &a0, &a1);
-	buf = io_buffer(a1 - a0);
-	if (!buf) {
+	r = read_get(fx, a1 - a0);
+	if (!r) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	if (!disk_enter(n->disk)) {
-		err = -EIO;
-	} else {
-		err = xbd_image_pread(n->disk->img, buf, a1 - a0, a0);
-		disk_leave(n->disk);
+		read_put(fx, r);
+		fuse_reply_err(req, EIO);
+		return;
 	}
+	node_get(n);
+	reads_enter(fx);
+	r->node = n;
+	r->req = req;
+	r->skip = n->start + (uint64_t)off - a0;
+	r->len = len;
+	r->iov = (struct iovec){ .iov_base = r->buf, .iov_len = a1 - a0 };
+	err = xbd_image_preadv_async(n->disk->img, &r->iov, 1, a0, read_done, r);
 	if (err)
-		fuse_reply_err(req, -err);
-	else
-		fuse_reply_buf(req, buf + (n->start + (uint64_t)off - a0), len);
+		read_done(r, err);
 }
 
 /* Unaligned write: read the covering sectors, patch, write back. */
@@ -814,9 +949,11 @@ void xbd_fuse_stop(struct xbd_fuse *fx)
 {
 	if (!fx)
 		return;
-	/* Workers first: they reply on the session fd, which the unmount
-	 * below closes (its number could be reused under them). */
+	/* Workers first, then the reads they started: both reply on the
+	 * session fd, which the unmount below closes (its number could be
+	 * reused under them). */
 	stop_workers(fx);
+	reads_drain(fx);
 	if (fx->se) {
 		/* closes /dev/fuse (aborting the connection if the mount is
 		 * busy) and detaches the mount lazily */
@@ -831,6 +968,14 @@ void xbd_fuse_stop(struct xbd_fuse *fx)
 	pthread_rwlock_destroy(&fx->lock);
 	pthread_mutex_destroy(&fx->init_lock);
 	pthread_cond_destroy(&fx->init_cond);
+	while (fx->read_free) {
+		struct fx_read *r = fx->read_free;
+
+		fx->read_free = r->next;
+		read_free(r);
+	}
+	pthread_mutex_destroy(&fx->read_lock);
+	pthread_cond_destroy(&fx->reads_idle);
 	free(fx->mountpoint);
 	free(fx);
 }
@@ -872,6 +1017,8 @@ int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 	pthread_rwlock_init(&fx->lock, NULL);
 	pthread_mutex_init(&fx->init_lock, NULL);
 	pthread_cond_init(&fx->init_cond, NULL);
+	pthread_mutex_init(&fx->read_lock, NULL);
+	pthread_cond_init(&fx->reads_idle, NULL);
 	fx->read_only = opts->read_only;
 	fx->uid = getuid();
 	fx->gid = getgid();

@@ -1046,6 +1046,28 @@ static int fe_img_preadv(struct xbd_image *img, const struct iovec *iov,
 	return err;
 }
 
+/* Sector-aligned reads go to the ring and return at once; others take
+ * the synchronous path (with its bounce buffer) and finish here. */
+static int fe_img_preadv_async(struct xbd_image *img, const struct iovec *iov,
+			       int iovcnt, uint64_t offset,
+			       xbd_image_done_fn done, void *opaque)
+{
+	struct xbd_frontend *fe = image_fe(img);
+	size_t len = xbd_iov_length(iov, iovcnt);
+	uint64_t a0, a1;
+	int err = xbd_image_check_io(img, offset, len, false);
+
+	if (err)
+		return err;
+	align_range(fe, offset, len, &a0, &a1);
+	if (len == 0 || a0 != offset || a1 != offset + len) {
+		done(opaque, fe_img_preadv(img, iov, iovcnt, offset));
+		return 0;
+	}
+	return xbd_frontend_submit(fe, XBD_FRONTEND_READ, iov, iovcnt, offset,
+				   len, done, opaque);
+}
+
 static int fe_img_pwritev(struct xbd_image *img, const struct iovec *iov,
 			  int iovcnt, uint64_t offset)
 {
@@ -1104,6 +1126,7 @@ static const struct xbd_image_ops fe_image_ops = {
 	.flush = fe_img_flush,
 	.discard = fe_img_discard,
 	.close = fe_img_close,
+	.preadv_async = fe_img_preadv_async,
 };
 
 int xbd_frontend_open_image(struct xbd_frontend *fe, bool read_only,

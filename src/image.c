@@ -180,6 +180,21 @@ int xbd_image_pwrite(struct xbd_image *img, const void *buf, size_t len,
 	return xbd_image_pwritev(img, &iov, 1, offset);
 }
 
+int xbd_image_preadv_async(struct xbd_image *img, const struct iovec *iov,
+			   int iovcnt, uint64_t offset, xbd_image_done_fn done,
+			   void *opaque)
+{
+	int err = xbd_image_check_io(img, offset, xbd_iov_length(iov, iovcnt),
+				     false);
+
+	if (err)
+		return err;
+	if (img->ops->preadv_async)
+		return img->ops->preadv_async(img, iov, iovcnt, offset, done, opaque);
+	done(opaque, img->ops->preadv(img, iov, iovcnt, offset));
+	return 0;
+}
+
 int xbd_image_flush(struct xbd_image *img)
 {
 	if (!img->can_flush || !img->ops->flush)

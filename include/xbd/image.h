@@ -18,6 +18,10 @@
 
 struct xbd_image;
 
+/* Completion of an asynchronous read: 0 (the whole length was read) or
+ * -errno. */
+typedef void (*xbd_image_done_fn)(void *opaque, int err);
+
 struct xbd_image_ops {
 	const char *name; /* "raw", "cow", "null", "errinject", "blkfront" */
 	int (*preadv)(struct xbd_image *img, const struct iovec *iov, int iovcnt,
@@ -29,7 +33,25 @@ struct xbd_image_ops {
 	/* May be NULL (no discard).  Reads of a discarded range return
 	 * zeroes for raw and cow. */
 	int (*discard)(struct xbd_image *img, uint64_t offset, uint64_t len);
+	/* May be NULL.  preadv that never waits for the disk (raw: only from
+	 * the page cache, with RWF_NOWAIT), for callers that would rather
+	 * hand a read to a thread that may sleep than sleep themselves.
+	 * 0: all of it was read.  -EAGAIN: it would have to wait (part of
+	 * iov may have been written: read all of it again with preadv).
+	 * -EOPNOTSUPP: this file cannot be read so (tmpfs, FUSE, ...): do
+	 * not try again.  Else -errno. */
+	int (*try_preadv_nowait)(struct xbd_image *img, const struct iovec *iov,
+				 int iovcnt, uint64_t offset);
 	void (*close)(struct xbd_image *img);
+	/* May be NULL (reads are synchronous only).  Starts a read and
+	 * returns at once: 0, and done(opaque, err) is called exactly once,
+	 * from any thread (possibly before this returns); or -errno, and
+	 * done is never called.  iov must stay valid until done.  The
+	 * back-end keeps working until done was called for every read it
+	 * accepted, so close only after the last done. */
+	int (*preadv_async)(struct xbd_image *img, const struct iovec *iov,
+			    int iovcnt, uint64_t offset, xbd_image_done_fn done,
+			    void *opaque);
 };
 
 /* Every back-end's handle starts with this public header. */
@@ -89,6 +111,12 @@ int xbd_image_pread(struct xbd_image *img, void *buf, size_t len,
 		    uint64_t offset);
 int xbd_image_pwrite(struct xbd_image *img, const void *buf, size_t len,
 		     uint64_t offset);
+/* Asynchronous read, as the preadv_async op above; on an image without
+ * that op it reads synchronously and calls done before returning 0.  A
+ * bad range is -EINVAL at once (done is not called). */
+int xbd_image_preadv_async(struct xbd_image *img, const struct iovec *iov,
+			   int iovcnt, uint64_t offset, xbd_image_done_fn done,
+			   void *opaque);
 int xbd_image_flush(struct xbd_image *img);
 int xbd_image_discard(struct xbd_image *img, uint64_t offset, uint64_t len);
 void xbd_image_close(struct xbd_image *img);

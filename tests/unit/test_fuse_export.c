@@ -4,7 +4,9 @@
  * and writable from cow, checked with the tools people use on it
  * (sha256sum, dd, cmp, fdisk, mount -o loop, e2fsck, sfdisk) and with
  * odd-sized reads from C.  Also: a failing image gives EIO, removed
- * disks fail open files, and stopping with busy files does not hang.
+ * disks fail open files, and stopping with busy files does not hang;
+ * an image with asynchronous reads gets many in flight with two
+ * workers, and remove and stop wait for the reads inside it.
  *
  * The test runs in a child; the parent only waits and then cleans up
  * mounts and files, so a crash or a timeout leaves nothing behind.
@@ -532,6 +534,255 @@ static void test_cow_export(const char *img_sha)
 
 /* Stop with a file held open here and a dd loop running elsewhere:
  * neither the stop nor the readers hang, and the readers get errors. */
+/*
+ * An image whose reads complete later, on a thread of its own, as the
+ * blkfront image's do: the export must keep many reads in flight with
+ * few workers, reply from the image's thread, and wait for those
+ * replies on remove and stop.  Reads are held until `hold` of them wait
+ * (or 200 ms passed), then completed after delay_ms.
+ */
+struct late_read {
+	struct late_read *next;
+	const struct iovec *iov;
+	int iovcnt;
+	uint64_t off;
+	xbd_image_done_fn done;
+	void *opaque;
+};
+
+struct late_img {
+	struct xbd_image img;
+	struct xbd_image *base;
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	struct late_read *head;
+	unsigned queued, queued_max;
+	unsigned started, done_called; /* done_called: before done runs */
+	unsigned hold, delay_ms;
+	unsigned long long first_ns;
+	bool stop;
+	pthread_t thread;
+};
+
+static void *late_main(void *arg)
+{
+	struct late_img *li = arg;
+
+	pthread_mutex_lock(&li->m);
+	for (;;) {
+		bool ready = li->queued && (li->queued >= li->hold || li->stop ||
+					    xbd_now_ns() - li->first_ns > 200000000ull);
+		if (!ready) {
+			if (li->stop && !li->queued)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&li->cv, &li->m, &ts);
+			continue;
+		}
+		struct late_read *batch = li->head;
+		li->head = NULL;
+		li->queued = 0;
+		pthread_mutex_unlock(&li->m);
+		if (li->delay_ms)
+			usleep(li->delay_ms * 1000);
+		while (batch) {
+			struct late_read *r = batch;
+			int err = xbd_image_preadv(li->base, r->iov, r->iovcnt, r->off);
+
+			batch = r->next;
+			pthread_mutex_lock(&li->m);
+			li->done_called++;
+			pthread_mutex_unlock(&li->m);
+			r->done(r->opaque, err);
+			free(r);
+		}
+		pthread_mutex_lock(&li->m);
+	}
+	pthread_mutex_unlock(&li->m);
+	return NULL;
+}
+
+static int late_preadv_async(struct xbd_image *img, const struct iovec *iov,
+			     int iovcnt, uint64_t off, xbd_image_done_fn done,
+			     void *opaque)
+{
+	struct late_img *li = (struct late_img *)img;
+	struct late_read *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	*r = (struct late_read){ .iov = iov, .iovcnt = iovcnt, .off = off,
+				 .done = done, .opaque = opaque };
+	pthread_mutex_lock(&li->m);
+	if (!li->queued)
+		li->first_ns = xbd_now_ns();
+	r->next = li->head;      /* newest first: completions out of order */
+	li->head = r;
+	li->started++;
+	if (++li->queued > li->queued_max)
+		li->queued_max = li->queued;
+	pthread_cond_signal(&li->cv);
+	pthread_mutex_unlock(&li->m);
+	return 0;
+}
+
+static int late_preadv(struct xbd_image *img, const struct iovec *iov,
+		       int iovcnt, uint64_t off)
+{
+	return xbd_image_preadv(((struct late_img *)img)->base, iov, iovcnt, off);
+}
+
+static int late_pwritev(struct xbd_image *img, const struct iovec *iov,
+			int iovcnt, uint64_t off)
+{
+	(void)img, (void)iov, (void)iovcnt, (void)off;
+	return -EROFS;
+}
+
+static void late_close(struct xbd_image *img)
+{
+	struct late_img *li = (struct late_img *)img;
+
+	pthread_mutex_lock(&li->m);
+	li->stop = true;
+	pthread_cond_signal(&li->cv);
+	pthread_mutex_unlock(&li->m);
+	pthread_join(li->thread, NULL);
+	xbd_image_close(li->base);
+	pthread_mutex_destroy(&li->m);
+	pthread_cond_destroy(&li->cv);
+	free(li);
+}
+
+static const struct xbd_image_ops late_ops = {
+	.name = "late",
+	.preadv = late_preadv,
+	.pwritev = late_pwritev,
+	.close = late_close,
+	.preadv_async = late_preadv_async,
+};
+
+static struct late_img *late_open(void)
+{
+	struct late_img *li = calloc(1, sizeof(*li));
+
+	CHECK(li != NULL);
+	CHECK_EQ(xbd_image_open_raw(img_path, true, &li->base), 0);
+	li->img = *li->base;
+	li->img.ops = &late_ops;
+	li->hold = 1;
+	pthread_mutex_init(&li->m, NULL);
+	pthread_cond_init(&li->cv, NULL);
+	CHECK_EQ(pthread_create(&li->thread, NULL, late_main, li), 0);
+	return li;
+}
+
+static void late_set(struct late_img *li, unsigned hold, unsigned delay_ms)
+{
+	pthread_mutex_lock(&li->m);
+	li->hold = hold;
+	li->delay_ms = delay_ms;
+	li->queued_max = 0;
+	pthread_mutex_unlock(&li->m);
+}
+
+static bool late_all_done(struct late_img *li)
+{
+	bool all;
+
+	pthread_mutex_lock(&li->m);
+	all = li->started == li->done_called;
+	pthread_mutex_unlock(&li->m);
+	return all;
+}
+
+struct one_read {
+	const char *path;
+	uint64_t off;
+	pthread_t t;
+	ssize_t n;
+	int err;
+	bool same;
+};
+
+static void *one_read_main(void *arg)
+{
+	struct one_read *o = arg;
+	unsigned char buf[4096];
+	int fd = open(o->path, O_RDONLY);
+
+	o->n = fd < 0 ? -1 : pread(fd, buf, sizeof(buf), (off_t)o->off);
+	o->err = o->n < 0 ? errno : 0;
+	o->same = o->n == (ssize_t)sizeof(buf) && !memcmp(buf, disk + o->off, sizeof(buf));
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* A read is waiting in the image; `what` (remove or stop) must wait for
+ * its reply, which is the data or EIO. */
+static void check_waits_for_late_read(struct xbd_fuse *fx, struct late_img *li,
+				      bool stop)
+{
+	struct one_read o = { .path = in_mnt("xvdl"), .off = 8192 };
+
+	late_set(li, 1, 400);
+	CHECK_EQ(pthread_create(&o.t, NULL, one_read_main, &o), 0);
+	for (int i = 0; i < 100 && late_all_done(li); i++)
+		usleep(10 * 1000);
+	CHECK(!late_all_done(li)); /* the read is inside the image */
+	if (stop)
+		xbd_fuse_stop(fx);
+	else
+		CHECK_EQ(xbd_fuse_remove_disk(fx, "xvdl"), 0);
+	CHECK(late_all_done(li));
+	pthread_join(o.t, NULL);
+	CHECK(o.same || (o.n < 0 && (o.err == EIO || o.err == ENOTCONN ||
+				     o.err == ECONNABORTED)));
+}
+
+static void test_async_image(void)
+{
+	struct xbd_fuse_opts two = { .threads = 2 };
+	enum { R = 16 };
+	struct one_read o[R];
+	struct late_img *li = late_open();
+	struct xbd_fuse *fx;
+
+	CHECK_EQ(xbd_fuse_start(mnt, &two, &fx), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvdl", &li->img, 0), 0);
+	CHECK_EQ(run("cmp '%s' '%s'", in_mnt("xvdl"), img_path), 0);
+	CHECK_EQ(run("cmp -n %u '%s' '%s' 0 %u", P2_SIZE, in_mnt("xvdl2"), img_path,
+		     P2_START), 0);
+	check_odd_reads("xvdl", disk, 0, DISK_SIZE);
+	check_odd_reads("xvdl2", disk, P2_START, P2_SIZE);
+
+	/* more reads in flight than workers */
+	late_set(li, 12, 0);
+	for (int i = 0; i < R; i++) {
+		o[i] = (struct one_read){ .path = in_mnt("xvdl"),
+					  .off = (uint64_t)i * 1234567 / 4096 * 4096 };
+		CHECK_EQ(pthread_create(&o[i].t, NULL, one_read_main, &o[i]), 0);
+	}
+	for (int i = 0; i < R; i++) {
+		pthread_join(o[i].t, NULL);
+		CHECK(o[i].same);
+	}
+	printf("late image: %u reads waiting at once with 2 workers\n", li->queued_max);
+	CHECK(li->queued_max >= 12);
+
+	check_waits_for_late_read(fx, li, false);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvdl", &li->img, XBD_FUSE_NO_PARTITIONS), 0);
+	check_waits_for_late_read(fx, li, true);
+	xbd_image_close(&li->img);
+}
+
 static void test_stop_busy(struct xbd_fuse *fx)
 {
 	unsigned char buf[4096];
@@ -588,6 +839,7 @@ static int test_main(void)
 	test_stop_busy(fx);
 	xbd_image_close(img);
 
+	test_async_image(); /* before the cow test changes `disk` */
 	test_cow_export(img_sha);
 
 	/* a read-only mount shows even writable images read-only */
