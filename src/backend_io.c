@@ -4,7 +4,9 @@
  * reaches the guest's data through persistently mapped grants or grant
  * copy, and hands the image I/O to the device's worker threads, so a slow
  * request does not stall the ring; images that never sleep (null) are
- * served inline.  Responses are pushed with event-index notification and
+ * served inline, and so are small reads that the image can serve without
+ * waiting (raw: from the page cache), the worker getting only those that
+ * would wait.  Responses are pushed with event-index notification and
  * the final check before the thread sleeps; a queue's event channel stays
  * masked from the pending read until the ring is drained.
  */
@@ -281,6 +283,17 @@ static int16_t read_indirect(struct be_queue *q, struct be_req *r)
 /* Executing (worker thread, or inline for nonblocking images)        */
 /* ------------------------------------------------------------------ */
 
+static void set_status(struct be_req *r, int err)
+{
+	if (err) {
+		r->status = err == -EOPNOTSUPP ? BLKIF_RSP_EOPNOTSUPP
+					       : BLKIF_RSP_ERROR;
+		r->err_kind = err == -EFAULT ? XBD_ERR_BAD_GRANT : XBD_ERR_IO;
+	} else {
+		r->status = BLKIF_RSP_OKAY;
+	}
+}
+
 static void execute(struct be_req *r)
 {
 	struct xbd_image *img = r->q->dev->image;
@@ -313,13 +326,30 @@ static void execute(struct be_req *r)
 		err = -EINVAL;
 		break;
 	}
-	if (err) {
-		r->status = err == -EOPNOTSUPP ? BLKIF_RSP_EOPNOTSUPP
-					       : BLKIF_RSP_ERROR;
-		r->err_kind = err == -EFAULT ? XBD_ERR_BAD_GRANT : XBD_ERR_IO;
-	} else {
-		r->status = BLKIF_RSP_OKAY;
-	}
+	set_status(r, err);
+}
+
+/* A small read tried here on the queue thread, without waiting (see
+ * BE_INLINE_READ_MAX).  False: it would wait, or this image cannot try;
+ * a worker does it. */
+static bool read_inline(struct be_queue *q, struct be_req *r)
+{
+	struct xbd_image *img = q->dev->image;
+	int err;
+
+	if (!q->try_nowait || r->req.op != BLKIF_OP_READ ||
+	    r->req.nr_sectors * SECTOR > BE_INLINE_READ_MAX)
+		return false;
+	err = img->ops->try_preadv_nowait(img, r->iov, r->iovcnt,
+					  r->req.sector * SECTOR);
+	if (err == -EOPNOTSUPP)
+		q->try_nowait = false;
+	if (err)
+		return false; /* the worker's preadv waits, or names the error */
+	if (r->ncopies)
+		err = copy_grants(r);
+	set_status(r, err);
+	return true;
 }
 
 static void *worker_main(void *arg)
@@ -469,6 +499,8 @@ static void dispatch(struct be_queue *q, struct be_req *r)
 	q->dispatched++;
 	if (d->image->nonblocking) {
 		execute(r);
+		complete(q, r);
+	} else if (read_inline(q, r)) {
 		complete(q, r);
 	} else {
 		submit_job(d, r);
@@ -761,6 +793,7 @@ static int queue_setup(struct be_queue *q, const char **why)
 		return err;
 	}
 	q->port_bound = true;
+	q->try_nowait = d->image->ops->try_preadv_nowait != NULL;
 	*why = "out of memory";
 	if (alloc_slots(q))
 		return -ENOMEM;

@@ -23,6 +23,11 @@
 #define BE_MAX_INFLIGHT 128
 /* Bounce buffers (for grant copy) one queue may hold at once. */
 #define BE_BOUNCE_BUDGET (32u << 20)
+/* Reads up to this size are tried on the queue thread first when the
+ * image can read without waiting (from the page cache): no hand-off to a
+ * worker and back.  Larger ones go to the workers, which copy in
+ * parallel and never hold up the ring for long. */
+#define BE_INLINE_READ_MAX (64u << 10)
 /* Answers one queue counts in its device's stats at once (at the push,
  * with one clock read); more answers than this before a push push early. */
 #define BE_STATS_BATCH 64
@@ -80,6 +85,7 @@ struct be_queue {
 	uint32_t local_port;
 	bool port_bound;
 	int wake_fd;                  /* eventfd: completions and stop */
+	bool try_nowait;              /* image->ops->try_preadv_nowait works */
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stop;

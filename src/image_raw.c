@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -31,6 +32,25 @@ static int raw_preadv(struct xbd_image *img, const struct iovec *iov,
 				     false);
 
 	return err ? err : xbd_fd_preadv_full(to_raw(img)->fd, iov, iovcnt, offset);
+}
+
+static int raw_try_preadv_nowait(struct xbd_image *img, const struct iovec *iov,
+				 int iovcnt, uint64_t offset)
+{
+	size_t len = xbd_iov_length(iov, iovcnt);
+	int err = xbd_image_check_io(img, offset, len, false);
+	ssize_t n;
+
+	if (err)
+		return err;
+	if (iovcnt > IOV_MAX)
+		return -EAGAIN; /* preadv would split it: not worth it here */
+	n = preadv2(to_raw(img)->fd, iov, iovcnt, (off_t)offset, RWF_NOWAIT);
+	if (n < 0)
+		return errno == EINTR ? -EAGAIN : -errno;
+	/* short: the rest is not cached (or the file shrank): the caller's
+	 * blocking preadv tells which */
+	return (size_t)n == len ? 0 : -EAGAIN;
 }
 
 static int raw_pwritev(struct xbd_image *img, const struct iovec *iov,
@@ -76,6 +96,7 @@ static const struct xbd_image_ops raw_ops = {
 	.flush = raw_flush,
 	.discard = raw_discard,
 	.close = raw_close,
+	.try_preadv_nowait = raw_try_preadv_nowait,
 };
 
 int xbd_image_open_raw(const char *path, bool read_only,

@@ -726,9 +726,38 @@ static void show_serve_logs(void)
 		closedir(d);
 }
 
+/* The raw image's read that never waits, which the backend tries on its
+ * ring thread before handing a read to a worker: the image's bytes from
+ * the page cache, or "cannot" from a file system without RWF_NOWAIT. */
+static void test_raw_nowait(const char *img_path)
+{
+	struct xbd_image *img;
+	char *want = malloc(65536), *got = malloc(65536);
+	struct iovec iov[2] = { { got, 4096 }, { got + 4096, 61440 } };
+	int err;
+
+	CHECK_EQ(xbd_image_open_raw(img_path, true, &img), 0);
+	CHECK(img->ops->try_preadv_nowait != NULL);
+	CHECK_EQ(xbd_image_pread(img, want, 65536, 3 * MiB), 0); /* cached now */
+	memset(got, 0, 65536);
+	err = img->ops->try_preadv_nowait(img, iov, 2, 3 * MiB);
+	if (err == -EOPNOTSUPP) {
+		printf("(no RWF_NOWAIT on this file system: reads go to workers)\n");
+	} else {
+		CHECK_EQ(err, 0);
+		CHECK(!memcmp(got, want, 65536));
+	}
+	CHECK_EQ(img->ops->try_preadv_nowait(img, iov, 2, DISK_SIZE - 4096),
+		 -EINVAL);
+	xbd_image_close(img);
+	free(want);
+	free(got);
+}
+
 int main(void)
 {
 	char run_dir[128], img[160], img2[160], gold[160], overlay[160];
+	char disk_dir[] = "/var/tmp/xbd-test-serve.XXXXXX", disk_img[64];
 	struct xbd_platform *gp1, *gp2;
 	uint16_t dom1, dom2;
 
@@ -750,6 +779,25 @@ int main(void)
 	gp1 = xbd_test_sim_open(dom1);
 	gp2 = xbd_test_sim_open(dom2);
 
+	/* the sim's directory is tmpfs, which has no RWF_NOWAIT: one image
+	 * on a disk file system, where the backend reads from the page cache
+	 * on its ring thread */
+	if (mkdtemp(disk_dir)) {
+		snprintf(disk_img, sizeof(disk_img), "%s/disk.raw", disk_dir);
+		bt_make_file(disk_img, DISK_SIZE, 4);
+		printf("raw on %s: reads without waiting\n", disk_dir);
+		test_raw_nowait(disk_img);
+		printf("raw on %s, reads inline\n", disk_dir);
+		scenario_raw(gp1, dom1, (const char *const[]){ "--image",
+							       disk_img, NULL },
+			     30, true);
+		unlink(disk_img);
+		rmdir(disk_dir);
+	} else {
+		printf("(no /var/tmp: reads inline not tested)\n");
+	}
+	printf("raw on tmpfs: reads without waiting\n");
+	test_raw_nowait(img);
 	printf("raw, persistent grants\n");
 	scenario_raw(gp1, dom1, (const char *const[]){ "--image", img, NULL }, 10,
 		     true);
