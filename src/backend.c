@@ -418,7 +418,12 @@ static int read_queue_nodes(struct be_dev *d, const char *dir,
 	unsigned i;
 	int err;
 
-	err = read_fe_uint(d, dir, "ring-page-order", 64, &order);
+	/* ring-page-order sits in the device directory even when the refs
+	 * are per queue (Linux blkfront, blkif.h); older or odd frontends
+	 * may put it beside the refs: accept that too. */
+	err = read_fe_uint(d, d->fe_path, "ring-page-order", 64, &order);
+	if (err == -ENOENT && strcmp(dir, d->fe_path))
+		err = read_fe_uint(d, dir, "ring-page-order", 64, &order);
 	if (err && err != -ENOENT) {
 		*why = "bad ring-page-order";
 		return err;

@@ -155,7 +155,9 @@ static bool xs_read_u64(struct xbd_platform *p, const char *dir,
 }
 
 /* ring-ref, or ring-page-order with ring-ref0..N-1, in dir (the frontend
- * directory, or its queue-0 for a multi-queue frontend). */
+ * directory, or its queue-0 for a multi-queue frontend).  ring-page-order
+ * itself sits in the frontend directory even for multi-queue (blkif.h,
+ * Linux blkfront); beside the refs is accepted too. */
 static void read_ring_refs(struct xbd_platform *p, const char *dir,
 			   struct xbd_vbd *v)
 {
@@ -163,7 +165,8 @@ static void read_ring_refs(struct xbd_platform *p, const char *dir,
 	unsigned i, n;
 
 	v->nr_ring_refs = 0;
-	if (xs_read_u64(p, dir, "ring-page-order", &order)) {
+	if (xs_read_u64(p, v->frontend_path, "ring-page-order", &order) ||
+	    xs_read_u64(p, dir, "ring-page-order", &order)) {
 		if (order > XBD_RING_MAX_ORDER)
 			return;
 		n = 1u << order;

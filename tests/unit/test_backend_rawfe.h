@@ -150,13 +150,12 @@ static inline int rawfe_connect(struct rawfe *rf, const struct rawfe_opts *o)
 			return err;
 		if (nq > 1)
 			snprintf(dir, sizeof(dir), "queue-%u/", i);
-		if (o->bad_order) {
-			snprintf(node, sizeof(node), "%sring-page-order", dir);
-			rawfe_write(rf, node, "%s", o->bad_order);
-		} else if (o->order || o->order_node) {
-			snprintf(node, sizeof(node), "%sring-page-order", dir);
-			rawfe_write(rf, node, "%u", o->order);
-		}
+		/* as Linux blkfront (and blkif.h) lay it out: ring-page-order
+		 * once in the device directory, the refs per queue */
+		if (i == 0 && o->bad_order)
+			rawfe_write(rf, "ring-page-order", "%s", o->bad_order);
+		else if (i == 0 && (o->order || o->order_node))
+			rawfe_write(rf, "ring-page-order", "%u", o->order);
 		for (j = 0; j < q->npages; j++) {
 			if (o->order || o->order_node || o->bad_order)
 				snprintf(node, sizeof(node), "%sring-ref%u", dir, j);
