@@ -12,7 +12,8 @@
  * sector-aligned window into one buffer and reply from inside it (no
  * extra copy); unaligned writes do read-modify-write under a per-disk
  * lock.  Large requests (1 MiB max_read/max_write, async direct I/O)
- * and a pool of workers keep many requests in flight.
+ * and a pool of workers keep many requests in flight; reads do not even
+ * hold a worker while the image works on them (see fx_read).
  *
  * Why our own workers instead of fuse_session_loop_mt(): stopping must
  * work even when a reader holds a file open, i.e. when the kernel will
@@ -23,7 +24,11 @@
  * process still inside the mount gets an error (ENOTCONN, or
  * ECONNABORTED for a request in flight) instead of hanging.
  *
- * Not done: splicing raw images' page cache straight into the reply
+ * Not done: replying straight from a blkfront's grant pages (one copy
+ * less).  A 1 MiB read is two ring requests, and holding the pages of
+ * the first until the second completes can deadlock the page pool
+ * unless all of a read's pages are taken at once.
+ * Not done either: splicing raw images' page cache straight into the reply
  * (one copy less).  A 1 MiB reply does not fit the default 1 MiB pipe
  * limit with its header, and most images (cow, remote disks) have no
  * fd to splice from.

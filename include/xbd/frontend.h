@@ -3,8 +3,9 @@
  * attached disk.  It performs the frontend half of the xenbus handshake
  * against a backend that a toolstack has set up, drives the shared ring
  * from a pool of pages granted once and reused for every request, and
- * exports the disk as a struct xbd_image (synchronous, thread-safe) and
- * through an asynchronous submit call.
+ * exports the disk as a struct xbd_image (thread-safe; synchronous, plus
+ * the asynchronous preadv_async for aligned reads) and through an
+ * asynchronous submit call.
  *
  * The backend is not trusted: every response is checked against what is
  * outstanding, and a protocol violation, a backend that leaves Connected
