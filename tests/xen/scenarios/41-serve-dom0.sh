@@ -3,7 +3,7 @@
 # blkfront (xen-blkfront) connects it as /dev/xvdc; dom0 reads the whole
 # disk and writes a pattern through it, and both match the image; then
 # `xbd detach 0 xvdc` makes /dev/xvdc go and leaves no xenstore node.
-# timeout: 90
+# timeout: 120
 . "$(dirname "$0")/lib.sh"
 
 img=$W/dom0.img
@@ -12,19 +12,7 @@ dev=/dev/$vdev
 devid=51744 # 202<<8 | 2<<4
 mib=1048576
 serve_log=$W/serve.log
-ok=
-
-debug_dump() {
-	[ -z "$ok" ] || return 0
-	echo "---- xbd serve log ----"
-	cat "$serve_log" 2>/dev/null
-	echo "---- dom0 dmesg (tail) ----"
-	dmesg | tail -n 25
-	echo "---- xenstore: backend/xbd, dom0's device/vbd ----"
-	xenstore-ls -f /local/domain/0/backend/xbd 2>&1 | head -n 40
-	xenstore-ls -f /local/domain/0/device/vbd 2>&1 | head -n 40
-}
-on_exit debug_dump
+on_failure xbd_diag "$serve_log" Domain-0
 
 [ -d /sys/bus/xen/drivers/vbd ] || modprobe xen-blkfront ||
 	fail "dom0 has no kernel blkfront (modprobe xen-blkfront)"
@@ -81,4 +69,3 @@ for n in "$be" /local/domain/0/backend/xbd "$fe"; do
 done
 ! xbd list | grep -q "$vdev" || fail "xbd list still shows $vdev"
 echo "dom0's blkfront read and wrote the served image; $dev went away on detach"
-ok=1

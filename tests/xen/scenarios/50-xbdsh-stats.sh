@@ -5,38 +5,25 @@
 # indices (from a read-only mapping of the domU's ring) moving; the human
 # output names the backend.  Then xbd serve hot-plugs a second disk that
 # the domU reads too, and xbdsh shows that disk's counters from xbd.
-# timeout: 150
+# timeout: 240
 . "$(dirname "$0")/lib.sh"
 
 mib=1048576
 img=$W/blkback.img
 served=$W/served.img
 serve_log=$W/serve.log
-ok=
-
-debug_dump() {
-	[ -z "$ok" ] || return 0
-	echo "---- xbd serve log ----"
-	cat "$serve_log" 2>/dev/null
-	echo "---- dom0 dmesg (tail) ----"
-	dmesg | tail -n 25
-	echo "---- last xbdsh output ----"
-	cat "$W/last.out" 2>/dev/null
-	_domu_console_tail vm1
-}
-on_exit debug_dump
 
 dd if=/dev/urandom of="$img" bs=$mib count=16 2>/dev/null || fail "cannot make $img"
 dd if=/dev/urandom of="$served" bs=$mib count=8 2>/dev/null || fail "cannot make $served"
 loop_attach loop "$img"
 
 # The domU reads its disks with O_DIRECT (every read reaches the ring)
-# until dom0 is done with it (at most 120 s).
+# until dom0 is done with it (at most 200 s).
 cat > "$W/job.sh" <<'JOB'
 . /lib/xbd-domu.sh
 wait_dev /dev/xvda || exit 1
 report reading xvda
-end=$(( $(cut -d. -f1 /proc/uptime) + 120 ))
+end=$(( $(cut -d. -f1 /proc/uptime) + 200 ))
 seen_b=
 while [ "$(cut -d. -f1 /proc/uptime)" -lt $end ]; do
 	dd if=/dev/xvda of=/dev/null bs=65536 iflag=direct 2>/dev/null || exit 2
@@ -47,8 +34,10 @@ while [ "$(cut -d. -f1 /proc/uptime)" -lt $end ]; do
 done
 JOB
 domu_start vm1 --disk "phy:$loop,xvda,r" --script "$W/job.sh"
+on_failure xbd_diag "$serve_log" vm1
+on_failure 'echo "---- the last xbdsh output ----"; cat "$W/last.out"'
 domid=$(xl domid vm1)
-domu_wait vm1 '^XBD-DOMU RESULT reading xvda' 60 >/dev/null
+domu_wait vm1 '^XBD-DOMU RESULT reading xvda' 120 >/dev/null
 
 sysfs=/sys/bus/xen-backend/devices/vbd-$domid-51712/statistics
 [ -r "$sysfs/rd_req" ] || fail "kernel blkback has no $sysfs"
@@ -105,7 +94,7 @@ grep -q blkback "$W/last.out" || fail "xbdsh stats vm1 does not name blkback as 
 xbd serve vm1 --image "$served" --vdev xvdb --read-only --log "$serve_log" ||
 	fail "xbd serve vm1 --image $served --vdev xvdb exited $?"
 on_exit "xbd detach vm1 xvdb >/dev/null 2>&1"
-domu_wait vm1 '^XBD-DOMU RESULT reading xvdb' 30 >/dev/null
+domu_wait vm1 '^XBD-DOMU RESULT reading xvdb' 60 >/dev/null
 j1=$(stats_json) || exit 1
 sleep 1
 j2=$(stats_json) || exit 1
@@ -134,4 +123,3 @@ grep -q 'xvdb.*xbd\|xbd.*xvdb' "$W/last.out" ||
 	fail "xbdsh stats vm1 does not show xvdb as served by xbd"
 
 xbd detach vm1 xvdb || fail "xbd detach vm1 xvdb exited $?"
-ok=1

@@ -223,3 +223,29 @@ json_int() {
 	[[ $v =~ ^[0-9]+$ ]] || fail "no integer \"$2\" in: ${1:0:300}"
 	echo "$v"
 }
+
+# --- what a failure needs to be understood --------------------------
+
+# on_failure COMMAND...: like on_exit, but only when the scenario failed
+# or skipped (its reason is in $XBD_RESULT).  Registered after
+# domu_start, it runs while the domain and its xenstore nodes still exist.
+on_failure() {
+	on_exit "[ ! -s \"\${XBD_RESULT:-}\" ] || { $*; }"
+}
+
+# xbd_diag LOG VM: xbd's log (xbd serve --log LOG), dom0's kernel lines
+# about Xen and block devices, the xenstore nodes of xbd's backends and of
+# VM's virtual disks, and VM's console (unless VM is dom0).
+xbd_diag() {
+	local log=$1 vm=$2 domid
+	echo "---- xbd's log ($log) ----"
+	cat "$log" 2>/dev/null
+	echo "---- dom0's kernel: Xen and block lines (tail) ----"
+	dmesg | grep -i 'xen\|blk\|vbd' | tail -n 20
+	domid=$(xl domid "$vm" 2>/dev/null) || domid=
+	echo "---- xenstore: backend/xbd, $vm's device/vbd ----"
+	xenstore-ls -f /local/domain/0/backend/xbd 2>&1 | head -n 40
+	[ -z "$domid" ] ||
+		xenstore-ls -f "/local/domain/$domid/device/vbd" 2>&1 | grep -v 'ring-ref[1-9]' | head -n 60
+	[ "${domid:-0}" = 0 ] || _domu_console_tail "$vm"
+}
