@@ -11,13 +11,16 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <stdlib.h>
+#include <linux/magic.h>
 #include <sys/ioctl.h>
+#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 struct raw_image {
 	struct xbd_image pub;
 	int fd;
+	bool in_memory; /* on tmpfs: reads never wait for a device */
 };
 
 static struct raw_image *to_raw(struct xbd_image *img)
@@ -45,7 +48,11 @@ static int raw_try_preadv_nowait(struct xbd_image *img, const struct iovec *iov,
 		return err;
 	if (iovcnt > IOV_MAX)
 		return -EAGAIN; /* preadv would split it: not worth it here */
-	n = preadv2(to_raw(img)->fd, iov, iovcnt, (off_t)offset, RWF_NOWAIT);
+	/* tmpfs answers RWF_NOWAIT with EOPNOTSUPP, but its pages are
+	 * memory (swap aside): a plain read there does not wait for a
+	 * device either. */
+	n = preadv2(to_raw(img)->fd, iov, iovcnt, (off_t)offset,
+		    to_raw(img)->in_memory ? 0 : RWF_NOWAIT);
 	if (n < 0)
 		return errno == EINTR ? -EAGAIN : -errno;
 	/* short: the rest is not cached (or the file shrank): the caller's
@@ -103,6 +110,7 @@ int xbd_image_open_raw(const char *path, bool read_only,
 		       struct xbd_image **out)
 {
 	struct raw_image *raw;
+	struct statfs sfs;
 	struct stat st;
 	uint64_t size;
 	unsigned sector_size = 512;
@@ -150,6 +158,8 @@ int xbd_image_open_raw(const char *path, bool read_only,
 		goto out_close;
 	}
 	raw->fd = fd;
+	raw->in_memory = S_ISREG(st.st_mode) && !fstatfs(fd, &sfs) &&
+			 sfs.f_type == TMPFS_MAGIC;
 	raw->pub = (struct xbd_image){
 		.ops = &raw_ops,
 		.size = size,

@@ -779,9 +779,10 @@ int main(void)
 	gp1 = xbd_test_sim_open(dom1);
 	gp2 = xbd_test_sim_open(dom2);
 
-	/* the sim's directory is tmpfs, which has no RWF_NOWAIT: one image
-	 * on a disk file system, where the backend reads from the page cache
-	 * on its ring thread */
+	/* the sim's directory is tmpfs, which has no RWF_NOWAIT (the raw
+	 * image reads it plainly, as memory): one image on a disk file
+	 * system too, where the backend reads from the page cache on its
+	 * ring thread with RWF_NOWAIT */
 	if (mkdtemp(disk_dir)) {
 		snprintf(disk_img, sizeof(disk_img), "%s/disk.raw", disk_dir);
 		bt_make_file(disk_img, DISK_SIZE, 4);
@@ -796,7 +797,7 @@ int main(void)
 	} else {
 		printf("(no /var/tmp: reads inline not tested)\n");
 	}
-	printf("raw on tmpfs: reads without waiting\n");
+	printf("raw on tmpfs: reads without waiting (tmpfs is memory)\n");
 	test_raw_nowait(img);
 	printf("raw, persistent grants\n");
 	scenario_raw(gp1, dom1, (const char *const[]){ "--image", img, NULL }, 10,
