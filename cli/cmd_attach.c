@@ -784,11 +784,6 @@ static int attach_run(int argc, char **argv)
 		setsid();
 		signal(SIGHUP, SIG_IGN);
 	}
-	/* --cow keeps its overlay in $TMPDIR, else /var/tmp: fall back on
-	 * /tmp where /var/tmp is missing (a minimal dom0); set before any
-	 * thread exists */
-	if (a.cow && !getenv("TMPDIR") && access("/var/tmp", W_OK))
-		setenv("TMPDIR", "/tmp", 1);
 		/* every thread inherits the mask; the main thread takes the signals */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

@@ -501,8 +501,10 @@ static int cow_open_overlay(struct cow_image *c, const char *path)
 		const char *dir = getenv("TMPDIR");
 		char tmpl[4096];
 
+		/* overlays can grow big: /var/tmp rather than tmpfs, unless
+		 * there is none (a minimal dom0) */
 		if (!dir || !*dir)
-			dir = "/var/tmp"; /* overlays can grow big: not tmpfs */
+			dir = access("/var/tmp", W_OK) ? "/tmp" : "/var/tmp";
 		c->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (c->fd < 0) {
 			snprintf(tmpl, sizeof(tmpl), "%s/xbd-overlay.XXXXXX", dir);

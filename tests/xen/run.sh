@@ -9,7 +9,7 @@
 #              and the serial log to BUILD/xen-run
 #   --shell    interactive: a dom0 shell on this terminal, no scenarios run
 #   SCENARIO   run only these (names like 20-blkback-domu)
-# Environment: XBD_XEN_TIMEOUT (seconds for the whole QEMU run, 300),
+# Environment: XBD_XEN_TIMEOUT (seconds for the whole QEMU run, 900),
 # XBD_XEN_BOOT_TIMEOUT (seconds for dom0 to come up, 150; booted again
 # once if it does not, or if its kernel reports a soft lockup first).
 # Prints one line per scenario and "N passed, N failed"; exits non-zero
@@ -97,7 +97,7 @@ if [ $shell -eq 1 ]; then
 	exec timeout --foreground 3600 "${qemu[@]}" -serial mon:stdio
 fi
 
-limit=${XBD_XEN_TIMEOUT:-300}
+limit=${XBD_XEN_TIMEOUT:-900}
 serial=$run/serial.log
 qpid=
 stop_qemu() { # QEMU runs under timeout, in timeout's process group
@@ -125,6 +125,7 @@ boot_qemu() { # sets qrc; 0 when dom0 came up (or QEMU ended), 1 on a hang
 	# QEMU runs in timeout's own process group, so killing the group
 	# takes it along.  Should this script die without its traps (kill
 	# -9), the parent-death signals end timeout, then QEMU.
+	: >"$serial.raw" # exists before the first look at it
 	setpriv --pdeathsig TERM timeout -k 10 "$limit" \
 		setpriv --pdeathsig KILL "${qemu[@]}" -serial stdio \
 		</dev/null >"$serial.raw" 2>&1 &
