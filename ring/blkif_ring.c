@@ -369,6 +369,19 @@ static void encode_request(const struct blkif_layout *l,
 	}
 }
 
+/* The shared half of a state snapshot (the header is the same for both
+ * ABIs and both roles). */
+static void read_shared_indices(blkif_sring_t *s, unsigned nr_ents,
+				struct xbd_blkif_ring_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->nr_ents = nr_ents;
+	st->req_prod = READ_SHARED(s->req_prod);
+	st->req_event = READ_SHARED(s->req_event);
+	st->rsp_prod = READ_SHARED(s->rsp_prod);
+	st->rsp_event = READ_SHARED(s->rsp_event);
+}
+
 /* ------------------------------------------------------------------ */
 /* Backend                                                            */
 /* ------------------------------------------------------------------ */
@@ -489,12 +502,7 @@ void xbd_blkif_back_state(const struct xbd_blkif_back *b,
 {
 	const blkif_back_ring_t *r = &b->r.native;
 
-	memset(st, 0, sizeof(*st));
-	st->nr_ents = r->nr_ents;
-	st->req_prod = READ_SHARED(r->sring->req_prod);
-	st->req_event = READ_SHARED(r->sring->req_event);
-	st->rsp_prod = READ_SHARED(r->sring->rsp_prod);
-	st->rsp_event = READ_SHARED(r->sring->rsp_event);
+	read_shared_indices(r->sring, r->nr_ents, st);
 	st->req_cons = r->req_cons;
 	st->rsp_prod_pvt = r->rsp_prod_pvt;
 }
@@ -636,12 +644,7 @@ void xbd_blkif_front_state(const struct xbd_blkif_front *f,
 {
 	const blkif_front_ring_t *r = &f->r.native;
 
-	memset(st, 0, sizeof(*st));
-	st->nr_ents = r->nr_ents;
-	st->req_prod = READ_SHARED(r->sring->req_prod);
-	st->req_event = READ_SHARED(r->sring->req_event);
-	st->rsp_prod = READ_SHARED(r->sring->rsp_prod);
-	st->rsp_event = READ_SHARED(r->sring->rsp_event);
+	read_shared_indices(r->sring, r->nr_ents, st);
 	st->req_prod_pvt = r->req_prod_pvt;
 	st->rsp_cons = r->rsp_cons;
 }
