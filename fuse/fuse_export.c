@@ -848,6 +848,8 @@ static const struct fuse_lowlevel_ops fx_ops = {
 
 /* ---- workers ---- */
 
+#define FX_DRAIN_MAX 16 /* requests taken per wake-up, at most */
+
 static void *fx_worker(void *arg)
 {
 	struct xbd_fuse *fx = arg;
@@ -883,16 +885,28 @@ static void *fx_worker(void *arg)
 			break;
 		if (!ready)
 			continue;
-		int res = fuse_session_receive_buf(fx->se, &fbuf);
-		if (res == -EAGAIN || res == -EINTR)
-			continue; /* another worker took it */
-		if (res <= 0 || fuse_session_exited(fx->se)) {
-			/* unmounted from outside or a broken device: the
-			 * others leave too */
-			atomic_store(&fx->unmounted, true);
-			break;
+		/* Take what is queued before sleeping again: with reads
+		 * answered asynchronously a request costs little here, and an
+		 * epoll_wait per request was a good part of it.  Bounded, so
+		 * that a stop is seen soon even under a steady stream. */
+		bool gone = false;
+		for (int taken = 0; taken < FX_DRAIN_MAX; taken++) {
+			int res = fuse_session_receive_buf(fx->se, &fbuf);
+
+			if (res == -EAGAIN || res == -EINTR)
+				break; /* drained, or another worker took it */
+			if (res <= 0 || fuse_session_exited(fx->se)) {
+				gone = true;
+				break;
+			}
+			fuse_session_process_buf(fx->se, &fbuf);
 		}
-		fuse_session_process_buf(fx->se, &fbuf);
+		if (!gone)
+			continue;
+		/* unmounted from outside or a broken device: the others
+		 * leave too */
+		atomic_store(&fx->unmounted, true);
+		break;
 	}
 out:
 	/* wake the others: the eventfd stays readable, nobody reads it */
