@@ -382,6 +382,24 @@ static void read_shared_indices(blkif_sring_t *s, unsigned nr_ents,
 	st->rsp_event = READ_SHARED(s->rsp_event);
 }
 
+void xbd_blkif_peek_request(enum xbd_blkif_abi abi, const void *sring,
+			    unsigned nr_ents, uint32_t idx,
+			    struct xbd_blkif_request *req)
+{
+	union blkif_slot_copy copy;
+	unsigned slot = idx & (nr_ents - 1);
+
+	/* one volatile copy of the slot; only the copy is decoded */
+	if (abi == XBD_BLKIF_ABI_X86_32)
+		copy.x86_32 = *(const volatile struct blkif_x86_32_request *)
+			&((const blkif_x86_32_sring_t *)sring)->ring[slot].req;
+	else
+		copy.native = *(const volatile blkif_request_t *)
+			&((const blkif_sring_t *)sring)->ring[slot].req;
+	memset(req, 0, sizeof(*req));
+	decode_request(&layouts[abi], copy.bytes, req);
+}
+
 /* ------------------------------------------------------------------ */
 /* Backend                                                            */
 /* ------------------------------------------------------------------ */

@@ -288,55 +288,20 @@ int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
 /* ------------------------------------------------------------------ */
 /* The ring, read-only                                                */
 
-/* One request slot, copied once from the shared page into a local. */
-static void peek_request(enum xbd_blkif_abi abi, const void *ring_base,
-			 unsigned slot, struct xbd_ring_peek_request *q)
+/* One request slot, copied once and decoded by the ring code. */
+static void peek_request(enum xbd_blkif_abi abi, const void *sring,
+			 unsigned nr_ents, uint32_t idx,
+			 struct xbd_ring_peek_request *q)
 {
-	uint8_t op;
+	struct xbd_blkif_request r;
 
+	xbd_blkif_peek_request(abi, sring, nr_ents, idx, &r);
 	memset(q, 0, sizeof(*q));
-	if (abi == XBD_BLKIF_ABI_X86_32) {
-		const union blkif_x86_32_sring_entry *e =
-			(const union blkif_x86_32_sring_entry *)ring_base + slot;
-		union blkif_x86_32_sring_entry copy;
-		const struct blkif_x86_32_request_indirect *ind =
-			(const void *)&copy.req;
-
-		memcpy(&copy, e, sizeof(copy));
-		op = copy.req.operation;
-		q->id = copy.req.id;
-		q->sector = copy.req.sector_number;
-		q->nr_segments = copy.req.nr_segments;
-		if (op == BLKIF_OP_INDIRECT) {
-			q->indirect = true;
-			op = ind->indirect_op;
-			q->nr_segments = ind->nr_segments;
-			q->id = ind->id;
-			q->sector = ind->sector_number;
-		}
-	} else {
-		const union blkif_sring_entry *e =
-			(const union blkif_sring_entry *)ring_base + slot;
-		union blkif_sring_entry copy;
-		const struct blkif_request_indirect *ind =
-			(const void *)&copy.req;
-
-		memcpy(&copy, e, sizeof(copy));
-		op = copy.req.operation;
-		q->id = copy.req.id;
-		q->sector = copy.req.sector_number;
-		q->nr_segments = copy.req.nr_segments;
-		if (op == BLKIF_OP_INDIRECT) {
-			q->indirect = true;
-			op = ind->indirect_op;
-			q->nr_segments = ind->nr_segments;
-			q->id = ind->id;
-			q->sector = ind->sector_number;
-		}
-	}
-	if (op == BLKIF_OP_DISCARD)
-		q->nr_segments = 0;
-	q->op = op;
+	q->id = r.id;
+	q->op = r.op;
+	q->indirect = r.indirect;
+	q->nr_segments = r.ring_op == BLKIF_OP_DISCARD ? 0 : r.nr_segments;
+	q->sector = r.sector;
 }
 
 int xbd_vbd_ring_peek(struct xbd_platform *p, const struct xbd_vbd *v,
@@ -374,8 +339,7 @@ int xbd_vbd_ring_peek(struct xbd_platform *p, const struct xbd_vbd *v,
 		atomic_thread_fence(memory_order_acquire);
 		for (i = 0; i < out->used && i < XBD_ARRAY_SIZE(out->requests);
 		     i++)
-			peek_request(abi, sring->ring,
-				     (out->rsp_prod + i) & (out->nr_ents - 1),
+			peek_request(abi, sring, out->nr_ents, out->rsp_prod + i,
 				     &out->requests[i]);
 		out->nr_requests = i;
 	}

@@ -105,6 +105,13 @@ struct xbd_blkif_ring_state {
 /* Entries in a ring of nr_pages pages for an ABI (32 per page). */
 unsigned xbd_blkif_ring_entries(enum xbd_blkif_abi abi, unsigned nr_pages);
 
+/* Decodes the request in slot idx of a ring that others drive, from one
+ * private copy of the slot, without validating it: for looking at a
+ * ring (xbdsh), never for serving one. */
+void xbd_blkif_peek_request(enum xbd_blkif_abi abi, const void *sring,
+			    unsigned nr_ents, uint32_t idx,
+			    struct xbd_blkif_request *req);
+
 /* --- backend side --- */
 /* Both ABIs' ring structs share their header fields, which are reached
  * through .native whatever the ABI; only entries differ. */
