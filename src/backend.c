@@ -113,31 +113,29 @@ static void emit(struct be_dev *d, enum xbd_backend_event ev, const char *msg)
 				ev, msg);
 }
 
-/* Writes our state, in a transaction that first checks the device is
- * still there: a toolstack removing it must not see nodes come back. */
+/* Transaction bodies that write into the device's backend directory
+ * first check that it is still there: a toolstack removing the device
+ * must not see nodes come back.  -ENOENT: it went away. */
+static int write_state_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
+			   void *arg)
+{
+	struct be_dev *d = arg;
+
+	if (!node_exists(d->be, t, d->be_path))
+		return -ENOENT;
+	return write_node(d->be, t, d->be_path, "state", "%d", (int)d->state);
+}
+
+/* Writes our state (d->state), in a transaction. */
 static void switch_state(struct be_dev *d, enum xenbus_state state)
 {
 	struct xbd_backend *be = d->be;
 	int err;
 
 	d->state = state;
-	do {
-		xbd_xs_txn t;
-
-		err = be->ops->xs_transaction_start(be->p, &t);
-		if (err)
-			break;
-		if (!node_exists(be, t, d->be_path)) {
-			be->ops->xs_transaction_end(be->p, t, true);
-			return;
-		}
-		err = write_node(be, t, d->be_path, "state", "%d", (int)state);
-		if (err) {
-			be->ops->xs_transaction_end(be->p, t, true);
-			break;
-		}
-		err = be->ops->xs_transaction_end(be->p, t, false);
-	} while (err == -EAGAIN);
+	err = xbd_xs_transaction(be->p, write_state_txn, d);
+	if (err == -ENOENT)
+		return; /* removed by the toolstack: nothing to say */
 	if (err)
 		xbd_debug("%s: %s: cannot write state %s: %s", dev_label(d),
 			  d->vdev, xbd_xenbus_state_name(state),
@@ -286,6 +284,22 @@ static int write_features(struct be_dev *d, xbd_xs_txn t)
 	if (be->params.max_queues > 1)
 		err |= write_node(be, t, d->be_path, "multi-queue-max-queues",
 				  "%u", be->params.max_queues);
+	return err ? -EIO : 0;
+}
+
+/* Features, hotplug-status and InitWait, in one transaction. */
+static int publish_features_txn(struct xbd_platform *p XBD_UNUSED,
+				xbd_xs_txn t, void *arg)
+{
+	struct be_dev *d = arg;
+	int err;
+
+	if (!node_exists(d->be, t, d->be_path))
+		return -ENOENT;
+	err = write_features(d, t);
+	err |= write_node(d->be, t, d->be_path, "hotplug-status", "connected");
+	err |= write_node(d->be, t, d->be_path, "state", "%d",
+			  XenbusStateInitWait);
 	return err ? -EIO : 0;
 }
 
@@ -464,6 +478,31 @@ static int read_queue_nodes(struct be_dev *d, const char *dir,
 	return 0;
 }
 
+/* The disk's size and kind, and Connected, in one transaction. */
+static int publish_disk_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
+			    void *arg)
+{
+	struct be_dev *d = arg;
+	struct xbd_backend *be = d->be;
+	int err = 0;
+
+	if (!node_exists(be, t, d->be_path))
+		return -ENOENT;
+	/* sectors in 512-byte units whatever sector-size says, as Linux
+	 * blkback and blkfront count them */
+	err |= write_node(be, t, d->be_path, "sectors", "%llu",
+			  (unsigned long long)d->lim.nr_sectors);
+	err |= write_node(be, t, d->be_path, "sector-size", "%u",
+			  d->lim.sector_size);
+	err |= write_node(be, t, d->be_path, "physical-sector-size", "%u",
+			  d->lim.sector_size);
+	err |= write_node(be, t, d->be_path, "info", "%u",
+			  d->lim.read_only ? VDISK_READONLY : 0);
+	err |= write_node(be, t, d->be_path, "state", "%d",
+			  XenbusStateConnected);
+	return err ? -EIO : 0;
+}
+
 /* Reads what the frontend published and starts serving it. */
 static void dev_connect(struct be_dev *d)
 {
@@ -541,36 +580,7 @@ static void dev_connect(struct be_dev *d)
 		return;
 	}
 
-	do {
-		xbd_xs_txn t;
-
-		err = be->ops->xs_transaction_start(be->p, &t);
-		if (err)
-			break;
-		if (!node_exists(be, t, d->be_path)) {
-			be->ops->xs_transaction_end(be->p, t, true);
-			err = -ENOENT;
-			break;
-		}
-		/* sectors in 512-byte units whatever sector-size says, as
-		 * Linux blkback and blkfront count them */
-		err |= write_node(be, t, d->be_path, "sectors", "%llu",
-				  (unsigned long long)d->lim.nr_sectors);
-		err |= write_node(be, t, d->be_path, "sector-size", "%u",
-				  d->lim.sector_size);
-		err |= write_node(be, t, d->be_path, "physical-sector-size", "%u",
-				  d->lim.sector_size);
-		err |= write_node(be, t, d->be_path, "info", "%u",
-				  d->lim.read_only ? VDISK_READONLY : 0);
-		err |= write_node(be, t, d->be_path, "state", "%d",
-				  XenbusStateConnected);
-		if (err) {
-			be->ops->xs_transaction_end(be->p, t, true);
-			err = -EIO;
-			break;
-		}
-		err = be->ops->xs_transaction_end(be->p, t, false);
-	} while (err == -EAGAIN);
+	err = xbd_xs_transaction(be->p, publish_disk_txn, d);
 	if (err) {
 		dev_fatal(d, "cannot publish the disk", err);
 		return;
@@ -758,8 +768,10 @@ static int mkdir_guest_owned(struct be_dev *d, xbd_xs_txn t, const char *path)
 	return err;
 }
 
-static int hotplug_txn(struct be_dev *d, xbd_xs_txn t)
+static int hotplug_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
+		       void *arg)
 {
+	struct be_dev *d = arg;
 	struct xbd_backend *be = d->be;
 	char fe_dev[64], fe_vbd[80];
 	int err = 0;
@@ -857,19 +869,7 @@ int xbd_backend_hotplug(struct xbd_backend *be,
 	}
 	set_limits(be, d);
 
-	do {
-		xbd_xs_txn t;
-
-		err = be->ops->xs_transaction_start(be->p, &t);
-		if (err)
-			break;
-		err = hotplug_txn(d, t);
-		if (err) {
-			be->ops->xs_transaction_end(be->p, t, true);
-			break;
-		}
-		err = be->ops->xs_transaction_end(be->p, t, false);
-	} while (err == -EAGAIN);
+	err = xbd_xs_transaction(be->p, hotplug_txn, d);
 	if (err == -EEXIST) {
 		xbd_err("%s: %s: the VM already has this disk", d->vm_name,
 			d->vdev);
@@ -968,28 +968,7 @@ static void try_adopt(struct xbd_backend *be, uint16_t fe, uint32_t devid)
 		dev_fatal(d, "cannot open the image", err);
 		goto out;
 	}
-	do {
-		xbd_xs_txn t;
-
-		err = be->ops->xs_transaction_start(be->p, &t);
-		if (err)
-			break;
-		if (!node_exists(be, t, d->be_path)) {
-			be->ops->xs_transaction_end(be->p, t, true);
-			err = -ENOENT;
-			break;
-		}
-		err = write_features(d, t);
-		err |= write_node(be, t, d->be_path, "hotplug-status", "connected");
-		err |= write_node(be, t, d->be_path, "state", "%d",
-				  XenbusStateInitWait);
-		if (err) {
-			be->ops->xs_transaction_end(be->p, t, true);
-			err = -EIO;
-			break;
-		}
-		err = be->ops->xs_transaction_end(be->p, t, false);
-	} while (err == -EAGAIN);
+	err = xbd_xs_transaction(be->p, publish_features_txn, d);
 	if (err) {
 		dev_finish(d, "cannot publish features");
 		goto out;

@@ -105,3 +105,25 @@ int xbd_xs_printf(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 	free(s);
 	return err;
 }
+
+int xbd_xs_transaction(struct xbd_platform *p,
+		       int (*fn)(struct xbd_platform *p, xbd_xs_txn t, void *arg),
+		       void *arg)
+{
+	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
+	xbd_xs_txn t;
+	int err;
+
+	do {
+		err = ops->xs_transaction_start(p, &t);
+		if (err)
+			return err;
+		err = fn(p, t, arg);
+		if (err) {
+			ops->xs_transaction_end(p, t, true);
+			return err;
+		}
+		err = ops->xs_transaction_end(p, t, false);
+	} while (err == -EAGAIN);
+	return err;
+}

@@ -198,6 +198,12 @@ int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value);
 int xbd_xs_read_uint(struct xbd_platform *p, const char *path,
 		     unsigned long long *v);
+/* Runs fn(p, t, arg) in a transaction, again while the commit conflicts
+ * (-EAGAIN).  A non-zero return from fn aborts the transaction and is
+ * returned as it is. */
+int xbd_xs_transaction(struct xbd_platform *p,
+		       int (*fn)(struct xbd_platform *p, xbd_xs_txn t, void *arg),
+		       void *arg);
 int xbd_xs_printf(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
