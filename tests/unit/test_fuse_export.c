@@ -6,7 +6,9 @@
  * odd-sized reads from C.  Also: a failing image gives EIO, removed
  * disks fail open files, and stopping with busy files does not hang;
  * an image with asynchronous reads gets many in flight with two
- * workers, and remove and stop wait for the reads inside it.
+ * workers, and remove and stop wait for the reads inside it; reads that
+ * wait inside a synchronous image run on all the workers at once and
+ * do not hold up the rest of the export.
  *
  * The test runs in a child; the parent only waits and then cleans up
  * mounts and files, so a crash or a timeout leaves nothing behind.
@@ -783,6 +785,151 @@ static void test_async_image(void)
 	xbd_image_close(&li->img);
 }
 
+/*
+ * A synchronous image whose reads wait inside it: each read waits until
+ * `hold` reads are inside at once, or until released.  Such reads go to
+ * the export's workers, so they must be inside together (as many as
+ * there are workers), and while they wait the reader thread must still
+ * answer names, attributes and reads of other disks.
+ */
+struct gate_img {
+	struct xbd_image img;
+	struct xbd_image *base;
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	unsigned inside, inside_max, hold;
+	bool open_gate;
+};
+
+static int gate_preadv(struct xbd_image *img, const struct iovec *iov,
+		       int iovcnt, uint64_t off)
+{
+	struct gate_img *g = (struct gate_img *)img;
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&g->m);
+	if (++g->inside > g->inside_max)
+		g->inside_max = g->inside;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open_gate && g->inside_max < g->hold &&
+	       pthread_cond_timedwait(&g->cv, &g->m, &until) == 0)
+		;
+	pthread_mutex_unlock(&g->m);
+	int err = xbd_image_preadv(g->base, iov, iovcnt, off);
+	pthread_mutex_lock(&g->m);
+	g->inside--;
+	pthread_mutex_unlock(&g->m);
+	return err;
+}
+
+static int gate_pwritev(struct xbd_image *img, const struct iovec *iov,
+			int iovcnt, uint64_t off)
+{
+	(void)img, (void)iov, (void)iovcnt, (void)off;
+	return -EROFS;
+}
+
+static void gate_close(struct xbd_image *img)
+{
+	struct gate_img *g = (struct gate_img *)img;
+
+	xbd_image_close(g->base);
+	pthread_mutex_destroy(&g->m);
+	pthread_cond_destroy(&g->cv);
+	free(g);
+}
+
+static const struct xbd_image_ops gate_ops = {
+	.name = "gate",
+	.preadv = gate_preadv,
+	.pwritev = gate_pwritev,
+	.close = gate_close,
+};
+
+static void gate_wait_inside(struct gate_img *g, unsigned n)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&g->m);
+	while (g->inside < n &&
+	       pthread_cond_timedwait(&g->cv, &g->m, &until) == 0)
+		;
+	pthread_mutex_unlock(&g->m);
+}
+
+static void test_blocking_image(void)
+{
+	struct xbd_fuse_opts four = { .threads = 4 };
+	struct gate_img *g = calloc(1, sizeof(*g));
+	struct xbd_image *null_img;
+	struct xbd_fuse *fx;
+	struct one_read o[4];
+	struct stat st;
+
+	CHECK(g != NULL);
+	CHECK_EQ(xbd_image_open_raw(img_path, true, &g->base), 0);
+	g->img = *g->base;
+	g->img.ops = &gate_ops;
+	g->hold = 4;
+	pthread_mutex_init(&g->m, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	CHECK_EQ(xbd_image_open_null(MiB, &null_img), 0);
+	CHECK_EQ(xbd_fuse_start(mnt, &four, &fx), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvdg", &g->img, XBD_FUSE_NO_PARTITIONS), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "null0", null_img, 0), 0);
+
+	/* four waiting reads, four workers: all inside at once */
+	unsigned long long t0 = xbd_now_ns();
+	for (int i = 0; i < 4; i++) {
+		o[i] = (struct one_read){ .path = in_mnt("xvdg"),
+					  .off = (uint64_t)(i + 1) * 3 * MiB };
+		CHECK_EQ(pthread_create(&o[i].t, NULL, one_read_main, &o[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(o[i].t, NULL);
+		CHECK(o[i].same);
+	}
+	printf("blocking image: %u reads inside at once with 4 workers, %.0f ms\n",
+	       g->inside_max, (double)(xbd_now_ns() - t0) / 1e6);
+	CHECK_EQ(g->inside_max, 4u);
+	CHECK(xbd_now_ns() - t0 < 4000000000ull);
+
+	/* every worker held by that disk: the rest of the export answers */
+	pthread_mutex_lock(&g->m);
+	g->hold = 100;
+	pthread_mutex_unlock(&g->m);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(pthread_create(&o[i].t, NULL, one_read_main, &o[i]), 0);
+	gate_wait_inside(g, 4);
+	CHECK_EQ(g->inside, 4u);
+	t0 = xbd_now_ns();
+	check_listing((const char *const[]){ "xvdg", "null0" }, 2);
+	CHECK_EQ(stat(in_mnt("null0"), &st), 0);
+	struct one_read z = { .path = in_mnt("null0"), .off = 4096 };
+	CHECK_EQ(pthread_create(&z.t, NULL, one_read_main, &z), 0);
+	pthread_join(z.t, NULL);
+	CHECK_EQ(z.n, 4096);
+	printf("blocking image: listing, stat and a read of another disk took "
+	       "%.1f ms with every worker waiting\n",
+	       (double)(xbd_now_ns() - t0) / 1e6);
+	CHECK(xbd_now_ns() - t0 < 1000000000ull);
+	pthread_mutex_lock(&g->m);
+	g->open_gate = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->m);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(o[i].t, NULL);
+		CHECK(o[i].same);
+	}
+	xbd_fuse_stop(fx);
+	xbd_image_close(null_img);
+	xbd_image_close(&g->img);
+}
+
 static void test_stop_busy(struct xbd_fuse *fx)
 {
 	unsigned char buf[4096];
@@ -840,6 +987,7 @@ static int test_main(void)
 	xbd_image_close(img);
 
 	test_async_image(); /* before the cow test changes `disk` */
+	test_blocking_image();
 	test_cow_export(img_sha);
 
 	/* a read-only mount shows even writable images read-only */
