@@ -441,8 +441,8 @@ static void answer(struct be_queue *q, struct be_req *r, int16_t status)
 	q->answered++;
 	atomic_store_explicit(&r->pub_meta, 0, memory_order_relaxed);
 	if (r->counted && status == BLKIF_RSP_OKAY) {
-		q->unpushed[q->nunpushed++] = (struct be_answered){
-			.t0 = r->t0,
+		q->unpushed[q->nunpushed++] = (struct xbd_stats_done){
+			.start_ns = r->t0,
 			.sectors = r->req.nr_sectors,
 			.op = r->stat_op,
 		};
@@ -572,15 +572,10 @@ static void collect_completions(struct be_queue *q)
 static void count_answered(struct be_queue *q)
 {
 	struct xbd_stats *s = &q->dev->stats;
-	uint64_t now;
-	unsigned i;
 
 	if (!q->nunpushed)
 		return;
-	now = xbd_stats_now(s);
-	for (i = 0; i < q->nunpushed; i++)
-		xbd_stats_end_at(s, q->unpushed[i].op, q->unpushed[i].sectors,
-				 q->unpushed[i].t0, now);
+	xbd_stats_end_batch(s, q->unpushed, q->nunpushed, xbd_stats_now(s));
 	q->nunpushed = 0;
 }
 

@@ -108,11 +108,7 @@ struct be_queue {
 	unsigned answered;            /* responses since the last push */
 	/* answered OKAY since the last push: completed in the stats just
 	 * before the push, all with one end time */
-	struct be_answered {
-		uint64_t t0;
-		uint64_t sectors;
-		enum xbd_stat_op op;
-	} unpushed[BE_STATS_BATCH];
+	struct xbd_stats_done unpushed[BE_STATS_BATCH];
 	unsigned nunpushed;
 	/* indirect pages copied in (non-persistent frontends) */
 	void *ind_pages;

@@ -118,9 +118,10 @@ struct xbd_frontend {
 	bool closing;
 
 	/* completion thread's scratch: slots taken off the ring in a
-	 * batch, and the ios they finished */
+	 * batch, the ios they finished, and what the stats count of them */
 	unsigned *batch;
 	struct fe_io **finished;
+	struct xbd_stats_done *batch_done;
 
 	pthread_t completion_thread, monitor_thread;
 	bool threads_started;
@@ -507,6 +508,8 @@ static unsigned drain_responses(struct xbd_frontend *fe)
 	}
 
 	if (n) {
+		unsigned nerr = 0;
+
 		now = xbd_stats_now(&fe->stats);
 		pthread_mutex_lock(&fe->lock);
 		for (i = 0; i < n; i++) {
@@ -514,17 +517,24 @@ static unsigned drain_responses(struct xbd_frontend *fe)
 			struct fe_slot *s = &fe->slots[idx];
 			int err = status_errno(s->status);
 
-			xbd_stats_end_at(&fe->stats, stat_op(s->op),
-					 err ? 0 : s->nr_sectors, s->start_ns, now);
-			if (err)
-				xbd_stat_add(&fe->stats.errors[XBD_ERR_IO], 1);
+			fe->batch_done[i] = (struct xbd_stats_done){
+				.start_ns = s->start_ns,
+				.sectors = err ? 0 : s->nr_sectors,
+				.op = stat_op(s->op),
+			};
+			nerr += err != 0;
 			pages_free_locked(fe, s);
 			if (io_part_done_locked(s->io, err))
 				finished[nfin++] = s->io;
 			slot_free_locked(fe, idx);
 		}
+		/* under the lock: a slot freed above and taken again must not
+		 * count in flight twice */
+		xbd_stats_end_batch(&fe->stats, fe->batch_done, n, now);
 		pthread_cond_broadcast(&fe->space);
 		pthread_mutex_unlock(&fe->lock);
+		if (nerr)
+			xbd_stat_add(&fe->stats.errors[XBD_ERR_IO], nerr);
 		for (i = 0; i < nfin; i++)
 			io_finish(finished[i]);
 	}
@@ -1382,8 +1392,10 @@ static int setup_slots(struct xbd_frontend *fe, unsigned max_segs_cfg)
 				sizeof(*fe->slot_pages));
 	fe->batch = calloc(fe->nr_slots, sizeof(*fe->batch));
 	fe->finished = calloc(fe->nr_slots, sizeof(*fe->finished));
+	fe->batch_done = calloc(fe->nr_slots, sizeof(*fe->batch_done));
 	fe->free_pages = calloc(fe->pool_pages, sizeof(*fe->free_pages));
 	if (!fe->slots || !fe->slot_pages || !fe->batch || !fe->finished ||
+	    !fe->batch_done ||
 	    !fe->free_pages)
 		return -ENOMEM;
 	for (i = 0; i < fe->nr_slots; i++) {
@@ -1423,6 +1435,7 @@ static void free_frontend(struct xbd_frontend *fe)
 	free(fe->slot_pages);
 	free(fe->batch);
 	free(fe->finished);
+	free(fe->batch_done);
 	free(fe->free_pages);
 	free(fe->pool_refs);
 	free(fe->fe_path);

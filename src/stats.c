@@ -53,7 +53,7 @@ void xbd_stats_init(struct xbd_stats *s)
 {
 	/* Nobody else sees the struct yet: plain stores are enough. */
 	memset(s, 0, sizeof(*s));
-	s->enabled = xbd_stats_default_enabled();
+	s->enabled = XBD_COUNTING && xbd_stats_default_enabled();
 }
 
 /* Raises *max to at least v; relaxed, like every counter here. */
@@ -70,6 +70,8 @@ static void stat_raise_max(_Atomic uint64_t *max, uint64_t v)
 
 void xbd_stats_inflight_inc(struct xbd_stats *s)
 {
+	if (!XBD_COUNTING)
+		return;
 	uint64_t now = atomic_fetch_add_explicit(&s->in_flight, 1,
 						 memory_order_relaxed) + 1;
 
@@ -78,6 +80,8 @@ void xbd_stats_inflight_inc(struct xbd_stats *s)
 
 void xbd_stats_inflight_dec(struct xbd_stats *s)
 {
+	if (!XBD_COUNTING)
+		return;
 	atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
 }
 
@@ -96,7 +100,7 @@ void xbd_stats_complete(struct xbd_stats *s, enum xbd_stat_op op,
 {
 	struct xbd_latency_hist *h;
 
-	if ((unsigned)op >= XBD_OP_COUNT)
+	if (!XBD_COUNTING || (unsigned)op >= XBD_OP_COUNT)
 		return;
 	xbd_stat_add(&s->reqs[op], 1);
 	if (sectors)
@@ -107,6 +111,67 @@ void xbd_stats_complete(struct xbd_stats *s, enum xbd_stat_op op,
 	xbd_stat_add(&h->bucket[xbd_latency_bucket(latency_ns)], 1);
 	xbd_stat_add(&h->total_ns, latency_ns);
 	stat_raise_max(&h->max_ns, latency_ns);
+}
+
+/* Latencies of one batch, summed per op, and the histogram buckets they
+ * fell in (a batch usually touches few). */
+#define BATCH_BUCKETS 8
+
+void xbd_stats_end_batch(struct xbd_stats *s, const struct xbd_stats_done *done,
+			 unsigned n, uint64_t now)
+{
+	struct {
+		uint64_t reqs, sectors, total_ns, max_ns;
+	} sum[XBD_OP_COUNT] = { { 0 } };
+	struct {
+		unsigned op, bucket;
+		uint64_t count;
+	} tally[BATCH_BUCKETS];
+	unsigned ntally = 0, i, j;
+
+	if (!XBD_COUNTING || n == 0)
+		return;
+	for (i = 0; i < n; i++) {
+		unsigned op = done[i].op, b;
+		uint64_t lat;
+
+		if (op >= XBD_OP_COUNT)
+			continue;
+		sum[op].reqs++;
+		sum[op].sectors += done[i].sectors;
+		if (!s->enabled)
+			continue;
+		lat = done[i].start_ns && now > done[i].start_ns ?
+			      now - done[i].start_ns : 0;
+		sum[op].total_ns += lat;
+		if (lat > sum[op].max_ns)
+			sum[op].max_ns = lat;
+		b = xbd_latency_bucket(lat);
+		for (j = 0; j < ntally; j++)
+			if (tally[j].op == op && tally[j].bucket == b)
+				break;
+		if (j < ntally)
+			tally[j].count++;
+		else if (ntally < BATCH_BUCKETS)
+			tally[ntally++] = (typeof(tally[0])){ op, b, 1 };
+		else
+			xbd_stat_add(&s->latency[op].bucket[b], 1);
+	}
+	atomic_fetch_sub_explicit(&s->in_flight, n, memory_order_relaxed);
+	for (i = 0; i < XBD_OP_COUNT; i++) {
+		if (!sum[i].reqs)
+			continue;
+		xbd_stat_add(&s->reqs[i], sum[i].reqs);
+		if (sum[i].sectors)
+			xbd_stat_add(&s->sectors[i], sum[i].sectors);
+		if (!s->enabled)
+			continue;
+		xbd_stat_add(&s->latency[i].total_ns, sum[i].total_ns);
+		stat_raise_max(&s->latency[i].max_ns, sum[i].max_ns);
+	}
+	for (j = 0; j < ntally; j++)
+		xbd_stat_add(&s->latency[tally[j].op].bucket[tally[j].bucket],
+			     tally[j].count);
 }
 
 uint64_t xbd_latency_count(const struct xbd_latency_hist *h)

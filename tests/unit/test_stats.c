@@ -1,6 +1,7 @@
 /*
  * Unit test of the per-device counters (src/stats.c): exact counts after a
- * known workload, histogram totals, percentiles, in-flight maximum under
+ * known workload, histogram totals, a batch of answers counted as the same
+ * answers one by one, percentiles, in-flight maximum under
  * concurrent updates, timing switched off (by hand, by $XBD_STATS and by
  * xbd_stats_default_off), names.
  */
@@ -257,10 +258,64 @@ static void test_switch(void)
 	unsetenv("XBD_STATS");
 }
 
+/* A batch counts exactly what the same requests ended one by one count:
+ * requests, sectors, every histogram bucket, totals, maxima, in flight;
+ * with more distinct buckets than the batch tallies locally. */
+static void test_batch_matches_single(void)
+{
+	static struct xbd_stats one, batch;
+	struct xbd_stats_done done[300];
+	const uint64_t now = 1ull << 40;
+	unsigned i, op, b;
+
+	xbd_stats_init(&one);
+	xbd_stats_init(&batch);
+	for (i = 0; i < 300; i++) {
+		/* latencies from 0 to ~2^29 ns: some 30 buckets, all ops,
+		 * an untimed request (start 0) and an invalid op among them */
+		uint64_t lat = i % 7 == 0 ? 0 : (1ull << (i % 30)) + i;
+
+		done[i] = (struct xbd_stats_done){
+			.start_ns = i == 5 ? 0 : now - lat,
+			.sectors = i % 3 ? 8 * (i % 5) : 0,
+			.op = i == 17 ? XBD_OP_COUNT : (enum xbd_stat_op)(i % XBD_OP_COUNT),
+		};
+		xbd_stats_begin_at(&one, 1);
+		xbd_stats_begin_at(&batch, 1);
+		xbd_stats_end_at(&one, done[i].op, done[i].sectors, done[i].start_ns, now);
+	}
+	xbd_stats_end_batch(&batch, done, 100, now);
+	xbd_stats_end_batch(&batch, done + 100, 200, now);
+	CHECK_EQ(xbd_stat_get(&batch.in_flight), 0);
+	CHECK_EQ(xbd_stat_get(&one.in_flight), 0);
+	CHECK_EQ(req_sum(&batch), 299);
+	for (op = 0; op < XBD_OP_COUNT; op++) {
+		CHECK_EQ(xbd_stat_get(&batch.reqs[op]), xbd_stat_get(&one.reqs[op]));
+		CHECK_EQ(xbd_stat_get(&batch.sectors[op]), xbd_stat_get(&one.sectors[op]));
+		CHECK_EQ(xbd_stat_get(&batch.latency[op].total_ns),
+			 xbd_stat_get(&one.latency[op].total_ns));
+		CHECK_EQ(xbd_stat_get(&batch.latency[op].max_ns),
+			 xbd_stat_get(&one.latency[op].max_ns));
+		for (b = 0; b < XBD_LAT_BUCKETS; b++)
+			CHECK_EQ(xbd_stat_get(&batch.latency[op].bucket[b]),
+				 xbd_stat_get(&one.latency[op].bucket[b]));
+	}
+	CHECK_EQ(hist_sum(&batch), 299);
+
+	/* timing off: counts, no histograms */
+	batch.enabled = false;
+	xbd_stats_begin_at(&batch, 0);
+	xbd_stats_end_batch(&batch, done + 1, 1, now);
+	CHECK_EQ(req_sum(&batch), 300);
+	CHECK_EQ(hist_sum(&batch), 299);
+	CHECK_EQ(xbd_stat_get(&batch.in_flight), 0);
+}
+
 int main(void)
 {
 	unsetenv("XBD_STATS"); /* the tests before test_switch time */
 	test_known_workload();
+	test_batch_matches_single();
 	test_percentiles();
 	test_buckets();
 	test_disabled();
