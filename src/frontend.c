@@ -113,6 +113,7 @@ struct xbd_frontend {
 	unsigned pages_per_slot;
 	uint32_t *slot_pages;
 	unsigned pending;         /* slots in PENDING */
+	unsigned pending_max;     /* the most there were */
 	uint64_t last_progress_ns;
 	int err;                  /* != 0: the device is failed */
 	bool closing;
@@ -813,7 +814,9 @@ static int submit_part(struct xbd_frontend *fe, struct fe_io *io, uint8_t op,
 	s->state = SLOT_PENDING;
 	if (fe->pending++ == 0)
 		fe->last_progress_ns = xbd_now_ns();
-	s->start_ns = xbd_stats_begin(&fe->stats);
+	if (fe->pending > fe->pending_max)
+		fe->pending_max = fe->pending;
+	s->start_ns = xbd_stats_now(&fe->stats);
 	if (indirect)
 		xbd_stat_add(&fe->stats.indirect_reqs, 1);
 	notify = xbd_blkif_front_push_requests(&fe->ring);
@@ -1171,8 +1174,21 @@ void xbd_frontend_get_info(const struct xbd_frontend *fe,
 	*info = fe->info;
 }
 
+/* The stats keep no in-flight count of their own (in_flight_by_owner):
+ * pending is it, stored there when someone looks. */
+static void publish_in_flight_locked(struct xbd_frontend *fe)
+{
+	atomic_store_explicit(&fe->stats.in_flight, fe->pending,
+			      memory_order_relaxed);
+	atomic_store_explicit(&fe->stats.in_flight_max, fe->pending_max,
+			      memory_order_relaxed);
+}
+
 struct xbd_stats *xbd_frontend_stats(struct xbd_frontend *fe)
 {
+	pthread_mutex_lock(&fe->lock);
+	publish_in_flight_locked(fe);
+	pthread_mutex_unlock(&fe->lock);
 	return &fe->stats;
 }
 
@@ -1182,6 +1198,7 @@ void xbd_frontend_ctl_query(void *opaque, struct xbd_ctl_state *st)
 	unsigned i;
 
 	pthread_mutex_lock(&fe->lock);
+	publish_in_flight_locked(fe);
 	st->xenbus_state = fe->state;
 	st->sectors = fe->info.sectors;
 	st->sector_size = fe->info.sector_size;
@@ -1627,6 +1644,7 @@ int xbd_frontend_connect(struct xbd_platform *p,
 	pthread_cond_init(&fe->monitor_cv, NULL);
 	pthread_mutex_init(&fe->rmw_lock, NULL);
 	xbd_stats_init(&fe->stats);
+	fe->stats.in_flight_by_owner = true;
 	if (!fe->fe_path || !fe->be_path || (cfg->name && !fe->name)) {
 		free_frontend(fe);
 		return -ENOMEM;

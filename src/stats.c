@@ -70,7 +70,7 @@ static void stat_raise_max(_Atomic uint64_t *max, uint64_t v)
 
 void xbd_stats_inflight_inc(struct xbd_stats *s)
 {
-	if (!XBD_COUNTING)
+	if (!XBD_COUNTING || s->in_flight_by_owner)
 		return;
 	uint64_t now = atomic_fetch_add_explicit(&s->in_flight, 1,
 						 memory_order_relaxed) + 1;
@@ -80,7 +80,7 @@ void xbd_stats_inflight_inc(struct xbd_stats *s)
 
 void xbd_stats_inflight_dec(struct xbd_stats *s)
 {
-	if (!XBD_COUNTING)
+	if (!XBD_COUNTING || s->in_flight_by_owner)
 		return;
 	atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
 }
@@ -157,7 +157,8 @@ void xbd_stats_end_batch(struct xbd_stats *s, const struct xbd_stats_done *done,
 		else
 			xbd_stat_add(&s->latency[op].bucket[b], 1);
 	}
-	atomic_fetch_sub_explicit(&s->in_flight, n, memory_order_relaxed);
+	if (!s->in_flight_by_owner)
+		atomic_fetch_sub_explicit(&s->in_flight, n, memory_order_relaxed);
 	for (i = 0; i < XBD_OP_COUNT; i++) {
 		if (!sum[i].reqs)
 			continue;

@@ -87,6 +87,9 @@ void xbd_frontend_close(struct xbd_frontend *fe);
 
 void xbd_frontend_get_info(const struct xbd_frontend *fe,
 			   struct xbd_frontend_info *info);
+/* The device's counters; in_flight and in_flight_max as of this call
+ * (the frontend counts requests in flight itself and stores them in the
+ * stats when asked: here and in xbd_frontend_ctl_query). */
 struct xbd_stats *xbd_frontend_stats(struct xbd_frontend *fe);
 /* 0 while usable; the -errno that failed the device otherwise. */
 int xbd_frontend_status(struct xbd_frontend *fe);

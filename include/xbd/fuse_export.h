@@ -8,7 +8,7 @@
  * (0644).  fsync flushes the image.  Data is never cached by the
  * kernel: every read sees the image as it is now.
  *
- * The export runs its own worker threads; the calls below come from
+ * The export runs its own threads; the calls below come from
  * the owner's thread, never from inside an image op, and never
  * concurrently with xbd_fuse_stop().  Removing a disk and stopping wait
  * for the requests already inside the image, so image ops must end
@@ -26,7 +26,10 @@ struct xbd_fuse;
 struct xbd_fuse_opts {
 	bool read_only;   /* mount read-only; every disk is shown read-only */
 	bool allow_other; /* other users may enter (modes still apply) */
-	unsigned threads; /* request workers; 0 = 16 */
+	unsigned threads; /* workers for requests that may wait (writes,
+			   * fsync, reads of a synchronous image that must
+			   * go to its disk); 0 = 16.  One more thread reads
+			   * /dev/fuse and answers everything else. */
 };
 
 #define XBD_FUSE_NAME_MAX 64

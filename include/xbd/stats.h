@@ -70,6 +70,11 @@ struct xbd_stats {
 	_Atomic uint64_t pgrants_max;       /* pool size (0: none) */
 	bool enabled; /* false: the data path skips latency timing (and
 		       * the histograms stay empty); set before I/O starts */
+	/* true: the owner keeps in_flight and in_flight_max itself (it
+	 * counts requests in flight under its own lock anyway, and stores
+	 * them here when asked); begin and end leave them alone, so that
+	 * its submitters and its completion thread share no counter. */
+	bool in_flight_by_owner;
 };
 
 /*
