@@ -429,6 +429,16 @@ static bool op_writes(uint8_t op)
 
 static void push(struct be_queue *q);
 
+/* Requests taken enter the stats' in-flight count in one addition per
+ * batch; called before anything leaves it, so it never goes below 0. */
+static void flush_taken(struct be_queue *q)
+{
+	if (q->taken_uncounted) {
+		xbd_stats_inflight_add(&q->dev->stats, q->taken_uncounted);
+		q->taken_uncounted = 0;
+	}
+}
+
 /* Queues the response and gives the slot back.  An answered request
  * leaves the stats at the push (see count_answered). */
 static void answer(struct be_queue *q, struct be_req *r, int16_t status)
@@ -447,6 +457,7 @@ static void answer(struct be_queue *q, struct be_req *r, int16_t status)
 			.op = r->stat_op,
 		};
 	} else if (r->counted) {
+		flush_taken(q);
 		xbd_stats_inflight_dec(&d->stats);
 	}
 	r->counted = false;
@@ -527,7 +538,8 @@ static void take(struct be_queue *q, struct be_req *r, uint64_t now)
 		return;
 	}
 	r->stat_op = stat_op_of(r->req.op);
-	r->t0 = xbd_stats_begin_at(&d->stats, d->stats.enabled ? now : 0);
+	r->t0 = d->stats.enabled ? now : 0; /* in flight: flush_taken */
+	q->taken_uncounted++;
 	r->counted = true;
 	atomic_store_explicit(&r->pub_id, r->req.id, memory_order_relaxed);
 	atomic_store_explicit(&r->pub_sector, r->req.sector, memory_order_relaxed);
@@ -575,6 +587,7 @@ static void count_answered(struct be_queue *q)
 
 	if (!q->nunpushed)
 		return;
+	flush_taken(q);
 	xbd_stats_end_batch(s, q->unpushed, q->nunpushed, xbd_stats_now(s));
 	q->nunpushed = 0;
 }
@@ -654,6 +667,7 @@ static void service(struct be_queue *q, bool stop)
 				taken_at = xbd_now_ns(); /* once per batch */
 			take(q, r, taken_at);
 		}
+		flush_taken(q);
 		push(q);
 		if (stop || broken || q->held || q->barrier_running || !q->free)
 			return;

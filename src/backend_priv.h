@@ -110,6 +110,9 @@ struct be_queue {
 	 * before the push, all with one end time */
 	struct xbd_stats_done unpushed[BE_STATS_BATCH];
 	unsigned nunpushed;
+	/* taken since the stats last saw them: put in flight once per
+	 * batch (flush_taken), always before any of them leaves it */
+	unsigned taken_uncounted;
 	/* indirect pages copied in (non-persistent frontends) */
 	void *ind_pages;
 };

@@ -68,14 +68,19 @@ static void stat_raise_max(_Atomic uint64_t *max, uint64_t v)
 		;
 }
 
-void xbd_stats_inflight_inc(struct xbd_stats *s)
+void xbd_stats_inflight_add(struct xbd_stats *s, uint64_t n)
 {
 	if (!XBD_COUNTING || s->in_flight_by_owner)
 		return;
-	uint64_t now = atomic_fetch_add_explicit(&s->in_flight, 1,
-						 memory_order_relaxed) + 1;
+	uint64_t now = atomic_fetch_add_explicit(&s->in_flight, n,
+						 memory_order_relaxed) + n;
 
 	stat_raise_max(&s->in_flight_max, now);
+}
+
+void xbd_stats_inflight_inc(struct xbd_stats *s)
+{
+	xbd_stats_inflight_add(s, 1);
 }
 
 void xbd_stats_inflight_dec(struct xbd_stats *s)

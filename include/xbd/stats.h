@@ -116,6 +116,9 @@ void xbd_stats_default_off(void);
 /* In flight: inc also raises in_flight_max when the new value is higher. */
 void xbd_stats_inflight_inc(struct xbd_stats *s);
 void xbd_stats_inflight_dec(struct xbd_stats *s);
+/* n requests enter flight at once (one addition; the maximum is raised
+ * to the new value). */
+void xbd_stats_inflight_add(struct xbd_stats *s, uint64_t n);
 /* One completed request: counts it and its sectors; when s->enabled, also
  * its latency (histogram bucket, total, max).  Does not touch in_flight. */
 void xbd_stats_complete(struct xbd_stats *s, enum xbd_stat_op op,
