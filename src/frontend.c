@@ -529,11 +529,11 @@ static unsigned drain_responses(struct xbd_frontend *fe)
 				finished[nfin++] = s->io;
 			slot_free_locked(fe, idx);
 		}
-		/* under the lock: a slot freed above and taken again must not
-		 * count in flight twice */
-		xbd_stats_end_batch(&fe->stats, fe->batch_done, n, now);
 		pthread_cond_broadcast(&fe->space);
 		pthread_mutex_unlock(&fe->lock);
+		/* outside the lock: it leaves in_flight alone (ours, see
+		 * publish_in_flight_locked) and batch_done is this thread's */
+		xbd_stats_end_batch(&fe->stats, fe->batch_done, n, now);
 		if (nerr)
 			xbd_stat_add(&fe->stats.errors[XBD_ERR_IO], nerr);
 		for (i = 0; i < nfin; i++)
