@@ -688,7 +688,7 @@ static int take_resources_locked(struct xbd_frontend *fe, unsigned npages)
 		if (fe->free_slot < fe->nr_slots && fe->nr_free_pages >= npages)
 			break;
 		if (!counted) {
-			xbd_stat_add(&fe->stats.ring_full, 1);
+			xbd_stat_add_serialised(&fe->stats.ring_full, 1);
 			counted = true;
 		}
 		pthread_cond_wait(&fe->space, &fe->lock);
@@ -818,17 +818,15 @@ static int submit_part(struct xbd_frontend *fe, struct fe_io *io, uint8_t op,
 		fe->pending_max = fe->pending;
 	s->start_ns = xbd_stats_now(&fe->stats);
 	if (indirect)
-		xbd_stat_add(&fe->stats.indirect_reqs, 1);
+		xbd_stat_add_serialised(&fe->stats.indirect_reqs, 1);
 	notify = xbd_blkif_front_push_requests(&fe->ring);
+	xbd_stat_add_serialised(notify ? &fe->stats.notify_sent
+				       : &fe->stats.notify_suppressed, 1);
 	pthread_mutex_unlock(&fe->lock);
 	/* outside the lock: a system call; the event channel outlives every
 	 * submitter (close comes after the last I/O has returned) */
-	if (notify) {
-		xbd_stat_add(&fe->stats.notify_sent, 1);
+	if (notify)
 		fe->ops->evtchn_notify(fe->evtchn, fe->port);
-	} else {
-		xbd_stat_add(&fe->stats.notify_suppressed, 1);
-	}
 	return 0;
 }
 

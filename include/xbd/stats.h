@@ -96,6 +96,16 @@ static inline void xbd_stat_add(_Atomic uint64_t *c, uint64_t n)
 		atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
+/* For a counter whose writers all hold one lock (a frontend's "start"
+ * counters, under its lock): a plain read and write, no atomic
+ * addition; readers elsewhere still see whole values. */
+static inline void xbd_stat_add_serialised(_Atomic uint64_t *c, uint64_t n)
+{
+	if (XBD_COUNTING)
+		atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+				      memory_order_relaxed);
+}
+
 static inline uint64_t xbd_stat_get(_Atomic uint64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);

@@ -15,7 +15,7 @@
 # and stays in both.
 #
 # The same workloads run in turns on one and the other (RUNS pairs,
-# default 15, alternating who goes first): 4 KiB random read QD32 on null
+# default 31, alternating who goes first): 4 KiB random read QD32 on null
 # (the most requests per second, so the largest share of per-request
 # counting) and 1 MiB sequential read on raw.  Two figures per run:
 #   throughput (IOPS, MB/s) as the guest sees it, and
@@ -38,9 +38,9 @@
 # during a null random read with the counters on and prints the share
 # of the counting functions.
 #
-# Usage: tests/bench/counters.sh [BUILD]   (env: XBD_BENCH_RUNS (15),
+# Usage: tests/bench/counters.sh [BUILD]   (env: XBD_BENCH_RUNS (31),
 #        _IMG_MB, _IO_TIME, _DIR, XBD_BENCH_PERF=0)
-XBD_BENCH_RUNS=${XBD_BENCH_RUNS:-15}
+XBD_BENCH_RUNS=${XBD_BENCH_RUNS:-31}
 . "$(dirname "$0")/lib.sh"
 
 xbdsh=$B/xbdsh

@@ -56,7 +56,7 @@ static void count_frontend_batch(struct xbd_stats *s)
 	for (i = 0; i < BATCH; i++) {
 		done[i] = (struct xbd_stats_done){ .start_ns = xbd_stats_now(s),
 						   .sectors = 8, .op = XBD_OP_READ };
-		xbd_stat_add(&s->notify_suppressed, 1);
+		xbd_stat_add_serialised(&s->notify_suppressed, 1); /* under its lock */
 	}
 	now = xbd_stats_now(s);
 	xbd_stats_end_batch(s, done, BATCH, now);
