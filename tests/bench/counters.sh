@@ -261,7 +261,7 @@ if cc -std=gnu11 -O2 -D_GNU_SOURCE -I"$bench_top/include" -o "$W/stats_cost" \
 	echo "  = $(share "$c_all" "${cmed[on rand]}")% of the CPU per I/O of null 4k randread ($(fmt "${cmed[on rand]}") ns),"
 	echo "    $(share "$c_all" "${cmed[on seq]}")% of that of raw 1M seq read ($(fmt "${cmed[on seq]}") ns)"
 	echo "  of which latency timing: $(share "$(awk -v a="$c_all" -v b="$c_off" 'BEGIN{print a-b}')" "${cmed[on rand]}")% (null randread)"
-	echo "  (one thread, warm caches: a lower bound where threads on two CPUs share counters)"
+	echo "  (one thread in a tight loop: what the code costs, not what it adds to a pipeline)"
 	summary "counters|model: counting cost, null 4k randread|$(share "$c_all" "${cmed[on rand]}") % of CPU/IO|$(ge "$(share "$c_all" "${cmed[on rand]}")" 2 && echo MISSED || echo met)"
 	summary "counters|model: counting cost, raw 1M seq read|$(share "$c_all" "${cmed[on seq]}") % of CPU/IO|$(ge "$(share "$c_all" "${cmed[on seq]}")" 2 && echo MISSED || echo met)"
 else
