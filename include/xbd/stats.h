@@ -47,7 +47,9 @@ struct xbd_latency_hist {
  * completion thread do not pull one line back and forth between CPUs on
  * every request: "start" is written where requests are put on or taken
  * off the ring, "end" where they are answered.  in_flight is written by
- * both (+1 per request, -n per batch of answers).
+ * both in a backend (+n per batch taken, -n per batch answered, both on
+ * the queue's ring thread); a frontend keeps it itself
+ * (in_flight_by_owner).
  */
 struct xbd_stats {
 	/* start */
@@ -139,8 +141,8 @@ struct xbd_stats_done {
 	uint64_t sectors;         /* 512-byte sectors transferred */
 	enum xbd_stat_op op;
 };
-/* Takes n requests out of flight and counts them as xbd_stats_end_at()
- * would, all ended at `now`, but sums them first and adds the sums to
+/* Takes n requests out of flight (unless in_flight_by_owner) and counts
+ * them as xbd_stats_end_at() would, all ended at `now`, but sums them first and adds the sums to
  * the shared counters: a few atomic additions per batch instead of five
  * or six per request. */
 void xbd_stats_end_batch(struct xbd_stats *s, const struct xbd_stats_done *done,
