@@ -334,7 +334,7 @@ static unsigned fail_locked(struct xbd_frontend *fe, int err, const char *why,
 
 		if (s->state != SLOT_PENDING)
 			continue;
-		xbd_stats_end(&fe->stats, stat_op(s->op), 0, 0);
+		xbd_stats_complete(&fe->stats, stat_op(s->op), 0, 0);
 		xbd_stat_add(&fe->stats.errors[XBD_ERR_IO], 1);
 		fe->pending--;
 		if (io_part_done_locked(s->io, -EIO) && n < cap)
@@ -531,9 +531,9 @@ static unsigned drain_responses(struct xbd_frontend *fe)
 		}
 		pthread_cond_broadcast(&fe->space);
 		pthread_mutex_unlock(&fe->lock);
-		/* outside the lock: it leaves in_flight alone (ours, see
-		 * publish_in_flight_locked) and batch_done is this thread's */
-		xbd_stats_end_batch(&fe->stats, fe->batch_done, n, now);
+		/* outside the lock: batch_done is this thread's, and in
+		 * flight is ours (publish_in_flight_locked), not the stats' */
+		xbd_stats_complete_batch(&fe->stats, fe->batch_done, n, now);
 		if (nerr)
 			xbd_stat_add(&fe->stats.errors[XBD_ERR_IO], nerr);
 		for (i = 0; i < nfin; i++)
@@ -1172,8 +1172,9 @@ void xbd_frontend_get_info(const struct xbd_frontend *fe,
 	*info = fe->info;
 }
 
-/* The stats keep no in-flight count of their own (in_flight_by_owner):
- * pending is it, stored there when someone looks. */
+/* The frontend never counts in flight in the stats (its submitters and
+ * its completion thread would share that counter): pending is it,
+ * stored there when someone looks. */
 static void publish_in_flight_locked(struct xbd_frontend *fe)
 {
 	atomic_store_explicit(&fe->stats.in_flight, fe->pending,
@@ -1642,7 +1643,6 @@ int xbd_frontend_connect(struct xbd_platform *p,
 	pthread_cond_init(&fe->monitor_cv, NULL);
 	pthread_mutex_init(&fe->rmw_lock, NULL);
 	xbd_stats_init(&fe->stats);
-	fe->stats.in_flight_by_owner = true;
 	if (!fe->fe_path || !fe->be_path || (cfg->name && !fe->name)) {
 		free_frontend(fe);
 		return -ENOMEM;

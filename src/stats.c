@@ -70,7 +70,7 @@ static void stat_raise_max(_Atomic uint64_t *max, uint64_t v)
 
 void xbd_stats_inflight_add(struct xbd_stats *s, uint64_t n)
 {
-	if (!XBD_COUNTING || s->in_flight_by_owner)
+	if (!XBD_COUNTING)
 		return;
 	uint64_t now = atomic_fetch_add_explicit(&s->in_flight, n,
 						 memory_order_relaxed) + n;
@@ -83,11 +83,15 @@ void xbd_stats_inflight_inc(struct xbd_stats *s)
 	xbd_stats_inflight_add(s, 1);
 }
 
+void xbd_stats_inflight_sub(struct xbd_stats *s, uint64_t n)
+{
+	if (XBD_COUNTING)
+		atomic_fetch_sub_explicit(&s->in_flight, n, memory_order_relaxed);
+}
+
 void xbd_stats_inflight_dec(struct xbd_stats *s)
 {
-	if (!XBD_COUNTING || s->in_flight_by_owner)
-		return;
-	atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
+	xbd_stats_inflight_sub(s, 1);
 }
 
 unsigned xbd_latency_bucket(uint64_t ns)
@@ -122,8 +126,9 @@ void xbd_stats_complete(struct xbd_stats *s, enum xbd_stat_op op,
  * fell in (a batch usually touches few). */
 #define BATCH_BUCKETS 8
 
-void xbd_stats_end_batch(struct xbd_stats *s, const struct xbd_stats_done *done,
-			 unsigned n, uint64_t now)
+void xbd_stats_complete_batch(struct xbd_stats *s,
+			      const struct xbd_stats_done *done, unsigned n,
+			      uint64_t now)
 {
 	struct {
 		uint64_t reqs, sectors, total_ns, max_ns;
@@ -162,8 +167,6 @@ void xbd_stats_end_batch(struct xbd_stats *s, const struct xbd_stats_done *done,
 		else
 			xbd_stat_add(&s->latency[op].bucket[b], 1);
 	}
-	if (!s->in_flight_by_owner)
-		atomic_fetch_sub_explicit(&s->in_flight, n, memory_order_relaxed);
 	for (i = 0; i < XBD_OP_COUNT; i++) {
 		if (!sum[i].reqs)
 			continue;

@@ -48,8 +48,8 @@ struct xbd_latency_hist {
  * every request: "start" is written where requests are put on or taken
  * off the ring, "end" where they are answered.  in_flight is written by
  * both in a backend (+n per batch taken, -n per batch answered, both on
- * the queue's ring thread); a frontend keeps it itself
- * (in_flight_by_owner).
+ * the queue's ring thread); a frontend counts requests in flight under
+ * its own lock and stores them here when asked.
  */
 struct xbd_stats {
 	/* start */
@@ -72,11 +72,6 @@ struct xbd_stats {
 	_Atomic uint64_t pgrants_max;       /* pool size (0: none) */
 	bool enabled; /* false: the data path skips latency timing (and
 		       * the histograms stay empty); set before I/O starts */
-	/* true: the owner keeps in_flight and in_flight_max itself (it
-	 * counts requests in flight under its own lock anyway, and stores
-	 * them here when asked); begin and end leave them alone, so that
-	 * its submitters and its completion thread share no counter. */
-	bool in_flight_by_owner;
 };
 
 /*
@@ -128,25 +123,27 @@ void xbd_stats_default_off(void);
 /* In flight: inc also raises in_flight_max when the new value is higher. */
 void xbd_stats_inflight_inc(struct xbd_stats *s);
 void xbd_stats_inflight_dec(struct xbd_stats *s);
-/* n requests enter flight at once (one addition; the maximum is raised
- * to the new value). */
+/* n requests enter or leave flight at once (one addition or
+ * subtraction; add raises the maximum to the new value). */
 void xbd_stats_inflight_add(struct xbd_stats *s, uint64_t n);
+void xbd_stats_inflight_sub(struct xbd_stats *s, uint64_t n);
 /* One completed request: counts it and its sectors; when s->enabled, also
  * its latency (histogram bucket, total, max).  Does not touch in_flight. */
 void xbd_stats_complete(struct xbd_stats *s, enum xbd_stat_op op,
 			uint64_t sectors, uint64_t latency_ns);
-/* One answered request, for xbd_stats_end_batch(). */
+/* One answered request, for xbd_stats_complete_batch(). */
 struct xbd_stats_done {
 	uint64_t start_ns;        /* its begin time (0: not timed) */
 	uint64_t sectors;         /* 512-byte sectors transferred */
 	enum xbd_stat_op op;
 };
-/* Takes n requests out of flight (unless in_flight_by_owner) and counts
- * them as xbd_stats_end_at() would, all ended at `now`, but sums them first and adds the sums to
- * the shared counters: a few atomic additions per batch instead of five
- * or six per request. */
-void xbd_stats_end_batch(struct xbd_stats *s, const struct xbd_stats_done *done,
-			 unsigned n, uint64_t now);
+/* Counts n answered requests as xbd_stats_complete() would, all ended
+ * at `now`, but sums them first and adds the sums to the shared
+ * counters: a few atomic additions per batch instead of five or six per
+ * request.  Does not touch in_flight. */
+void xbd_stats_complete_batch(struct xbd_stats *s,
+			      const struct xbd_stats_done *done, unsigned n,
+			      uint64_t now);
 /* Percentile (0..100) of a histogram, in ns: the upper bound of the
  * bucket holding it, but never above max_ns. 0 when empty. */
 uint64_t xbd_latency_percentile(const struct xbd_latency_hist *h, double pct);
@@ -198,6 +195,16 @@ static inline void xbd_stats_end_at(struct xbd_stats *s, enum xbd_stat_op op,
 	xbd_stats_inflight_dec(s);
 	xbd_stats_complete(s, op, sectors,
 			   start_ns && now > start_ns ? now - start_ns : 0);
+}
+
+/* The batch form of xbd_stats_end_at(): n requests out of flight and
+ * counted. */
+static inline void xbd_stats_end_batch(struct xbd_stats *s,
+				       const struct xbd_stats_done *done,
+				       unsigned n, uint64_t now)
+{
+	xbd_stats_inflight_sub(s, n);
+	xbd_stats_complete_batch(s, done, n, now);
 }
 
 static inline void xbd_stats_end(struct xbd_stats *s, enum xbd_stat_op op,

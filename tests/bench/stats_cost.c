@@ -9,7 +9,7 @@
  * thread, with answers counted in batches of BATCH:
  *   count_frontend:  a start time read per request, a notification
  *                 counter, and its share of the batch's clock read and
- *                 xbd_stats_end_batch (src/frontend.c);
+ *                 xbd_stats_complete_batch (src/frontend.c);
  *   count_backend:   its share of the batch's two clock reads, in-flight
  *                 addition, xbd_stats_end_batch and notification counter
  *                 (src/backend_io.c);
@@ -46,7 +46,7 @@ static unsigned long long cpu_now(void)
 
 /* The frontend, per request as src/frontend.c counts it: its start
  * time read at submit, a notification counter, and its share of the
- * completion thread's batch (one clock read, xbd_stats_end_batch). */
+ * completion thread's batch (one clock read, xbd_stats_complete_batch). */
 static void count_frontend_batch(struct xbd_stats *s)
 {
 	struct xbd_stats_done done[BATCH];
@@ -59,7 +59,7 @@ static void count_frontend_batch(struct xbd_stats *s)
 		xbd_stat_add_serialised(&s->notify_suppressed, 1); /* under its lock */
 	}
 	now = xbd_stats_now(s);
-	xbd_stats_end_batch(s, done, BATCH, now);
+	xbd_stats_complete_batch(s, done, BATCH, now);
 }
 
 /* The backend, per batch as src/backend_io.c counts it: one clock read
