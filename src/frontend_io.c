@@ -15,6 +15,7 @@
 #include "xbd/ctl.h"
 #include "xbd/image.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -594,12 +595,18 @@ static int check_aligned(const struct xbd_frontend *fe, uint64_t offset,
 {
 	uint64_t ss = fe->info.sector_size;
 
-	if ((offset | len) & (ss - 1))
-		return -EINVAL;
-	if (offset > fe->info.sectors * 512u ||
-	    len > fe->info.sectors * 512u - offset)
-		return -EINVAL;
-	return 0;
+	return (offset | len) & (ss - 1) ? -EINVAL : 0;
+}
+
+/* [offset, offset+len) lies on the disk.  Checked once: by
+ * xbd_frontend_submit for its callers, by the image wrappers for the
+ * image adaptor (whose size is the disk's). */
+static bool in_disk(const struct xbd_frontend *fe, uint64_t offset,
+		    uint64_t len)
+{
+	uint64_t size = fe->info.sectors * 512u;
+
+	return offset <= size && len <= size - offset;
 }
 
 /* Splits io into ring requests and submits them; io->done is called
@@ -687,15 +694,13 @@ static void async_done(void *opaque, int err)
 	done(user, err);
 }
 
-int xbd_frontend_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
+/* Starts a checked request. */
+static int submit_async(struct xbd_frontend *fe, enum xbd_frontend_op op,
 			const struct iovec *iov, int iovcnt, uint64_t offset,
 			uint64_t len, xbd_frontend_done_fn done, void *opaque)
 {
 	struct async_io *a;
-	int err = check_submit(fe, op, offset, len);
 
-	if (err)
-		return err;
 	if ((op == XBD_FRONTEND_READ || op == XBD_FRONTEND_WRITE) &&
 	    xbd_iov_length(iov, iovcnt) < len)
 		return -EINVAL;
@@ -709,6 +714,29 @@ int xbd_frontend_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
 				.opaque = a };
 	submit_io(fe, &a->io);
 	return 0;
+}
+
+int xbd_frontend_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
+			const struct iovec *iov, int iovcnt, uint64_t offset,
+			uint64_t len, xbd_frontend_done_fn done, void *opaque)
+{
+	int err = check_submit(fe, op, offset, len);
+
+	if (!err && op != XBD_FRONTEND_FLUSH && !in_disk(fe, offset, len))
+		err = -EINVAL;
+	return err ? err : submit_async(fe, op, iov, iovcnt, offset, len, done,
+					opaque);
+}
+
+int xbd_fe_io_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
+		     const struct iovec *iov, int iovcnt, uint64_t offset,
+		     uint64_t len, xbd_frontend_done_fn done, void *opaque)
+{
+	int err = check_submit(fe, op, offset, len);
+
+	assert(op == XBD_FRONTEND_FLUSH || in_disk(fe, offset, len));
+	return err ? err : submit_async(fe, op, iov, iovcnt, offset, len, done,
+					opaque);
 }
 
 struct sync_wait {
@@ -739,6 +767,7 @@ int xbd_fe_io_sync(struct xbd_frontend *fe, enum xbd_frontend_op op,
 			    .opaque = &w };
 	int err = check_submit(fe, op, offset, len);
 
+	assert(op == XBD_FRONTEND_FLUSH || in_disk(fe, offset, len));
 	if (err)
 		return err;
 	if (len == 0 && (op == XBD_FRONTEND_READ || op == XBD_FRONTEND_WRITE))

@@ -111,7 +111,12 @@ void *xbd_fe_io_completion_main(void *arg);
 void xbd_fe_io_fail(struct xbd_frontend *fe, int err, const char *why);
 /* Waits up to ms for every slot to be free; true when they are. */
 bool xbd_fe_io_wait_drained(struct xbd_frontend *fe, unsigned ms);
-/* A read, write, flush or discard, waited for: 0 or -errno. */
+/* The image adaptor's entries: xbd_frontend_submit, and the same
+ * waited for, for a range the image wrappers already checked (it is
+ * only asserted here).  0 or -errno. */
+int xbd_fe_io_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
+		     const struct iovec *iov, int iovcnt, uint64_t offset,
+		     uint64_t len, xbd_frontend_done_fn done, void *opaque);
 int xbd_fe_io_sync(struct xbd_frontend *fe, enum xbd_frontend_op op,
 		   const struct iovec *iov, int iovcnt, uint64_t offset,
 		   uint64_t len);

@@ -5,8 +5,9 @@
  * (read-modify-write for writes).  Part of the frontend's data side.
  */
 #include "frontend_priv.h"
-#include "xbd/image.h"
+#include "image_priv.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -38,10 +39,9 @@ static int fe_img_preadv(struct xbd_image *img, const struct iovec *iov,
 	size_t len = xbd_iov_length(iov, iovcnt);
 	uint64_t a0, a1;
 	struct iovec b;
-	int err = xbd_image_check_io(img, offset, len, false);
+	int err;
 
-	if (err)
-		return err;
+	assert(xbd_image_valid_range(img, offset, len));
 	align_range(fe, offset, len, &a0, &a1);
 	if (a0 == offset && a1 == offset + len)
 		return xbd_fe_io_sync(fe, XBD_FRONTEND_READ, iov, iovcnt, offset, len);
@@ -67,17 +67,15 @@ static int fe_img_preadv_async(struct xbd_image *img, const struct iovec *iov,
 	struct xbd_frontend *fe = image_fe(img);
 	size_t len = xbd_iov_length(iov, iovcnt);
 	uint64_t a0, a1;
-	int err = xbd_image_check_io(img, offset, len, false);
 
-	if (err)
-		return err;
+	assert(xbd_image_valid_range(img, offset, len));
 	align_range(fe, offset, len, &a0, &a1);
 	if (len == 0 || a0 != offset || a1 != offset + len) {
 		done(opaque, fe_img_preadv(img, iov, iovcnt, offset));
 		return 0;
 	}
-	return xbd_frontend_submit(fe, XBD_FRONTEND_READ, iov, iovcnt, offset,
-				   len, done, opaque);
+	return xbd_fe_io_submit(fe, XBD_FRONTEND_READ, iov, iovcnt, offset, len,
+				done, opaque);
 }
 
 static int fe_img_pwritev(struct xbd_image *img, const struct iovec *iov,
@@ -87,10 +85,10 @@ static int fe_img_pwritev(struct xbd_image *img, const struct iovec *iov,
 	size_t len = xbd_iov_length(iov, iovcnt);
 	uint64_t a0, a1;
 	struct iovec b;
-	int err = xbd_image_check_io(img, offset, len, true);
+	int err;
 
-	if (err)
-		return err;
+	assert(xbd_image_valid_range(img, offset, len));
+	assert(!img->read_only);
 	align_range(fe, offset, len, &a0, &a1);
 	if (a0 == offset && a1 == offset + len)
 		return xbd_fe_io_sync(fe, XBD_FRONTEND_WRITE, iov, iovcnt, offset, len);
@@ -119,10 +117,8 @@ static int fe_img_flush(struct xbd_image *img)
 
 static int fe_img_discard(struct xbd_image *img, uint64_t offset, uint64_t len)
 {
-	int err = xbd_image_check_io(img, offset, len, true);
-
-	if (err)
-		return err;
+	assert(xbd_image_valid_range(img, offset, len));
+	assert(!img->read_only);
 	return xbd_fe_io_sync(image_fe(img), XBD_FRONTEND_DISCARD, NULL, 0, offset, len);
 }
 
