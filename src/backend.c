@@ -9,7 +9,7 @@
  * event channels, publish the disk's size and go Connected; when it goes
  * Closing, disconnect and follow; when it is Closed, be Closed, and go
  * away if the device is offline.  A detach (online = 0) or a stop walks
- * Closing first and waits for the frontend, at most close_timeout.
+ * Closing first and waits for the frontend, at most close_timeout_ms.
  */
 #include "backend_priv.h"
 #include "xbd/common.h"

@@ -688,7 +688,7 @@ static void *queue_main(void *arg)
 	};
 
 	for (;;) {
-		/* acquire: pairs with io_stop's release of the flag */
+		/* acquire: pairs with xbd_be_io_stop's release of the flag */
 		bool stop = atomic_load_explicit(&q->stop, memory_order_acquire);
 		bool ours = false;
 		uint32_t port;
