@@ -235,8 +235,10 @@ static void *pool_page(struct xbd_frontend *fe, uint32_t idx)
 	return (char *)fe->pool + (size_t)idx * XBD_PAGE_SIZE;
 }
 
-/* A read's data, from its pages to the caller's buffers. */
-static void copy_out(struct xbd_frontend *fe, const struct fe_slot *s)
+/* Moves a slot's data between its pages and the caller's buffers: a
+ * write's in before the request goes out, a read's out once answered. */
+static void copy_data(struct xbd_frontend *fe, const struct fe_slot *s,
+		      bool to_pages)
 {
 	uint32_t done = 0;
 	unsigned k;
@@ -244,24 +246,14 @@ static void copy_out(struct xbd_frontend *fe, const struct fe_slot *s)
 	for (k = 0; done < s->bytes; k++) {
 		uint32_t n = s->bytes - done < XBD_PAGE_SIZE ? s->bytes - done
 							     : XBD_PAGE_SIZE;
+		void *page = pool_page(fe, s->pages[k]);
 
-		xbd_iov_from_buf(s->io->iov, s->io->iovcnt, s->io_skip + done,
-				 pool_page(fe, s->pages[k]), n);
-		done += n;
-	}
-}
-
-static void copy_in(struct xbd_frontend *fe, const struct fe_slot *s)
-{
-	uint32_t done = 0;
-	unsigned k;
-
-	for (k = 0; done < s->bytes; k++) {
-		uint32_t n = s->bytes - done < XBD_PAGE_SIZE ? s->bytes - done
-							     : XBD_PAGE_SIZE;
-
-		xbd_iov_to_buf(s->io->iov, s->io->iovcnt, s->io_skip + done,
-			       pool_page(fe, s->pages[k]), n);
+		if (to_pages)
+			xbd_iov_to_buf(s->io->iov, s->io->iovcnt,
+				       s->io_skip + done, page, n);
+		else
+			xbd_iov_from_buf(s->io->iov, s->io->iovcnt,
+					 s->io_skip + done, page, n);
 		done += n;
 	}
 }
@@ -312,7 +304,7 @@ static unsigned drain_responses(struct xbd_frontend *fe)
 		struct fe_slot *s = &fe->slots[fe->batch[i]];
 
 		if (s->status == BLKIF_RSP_OKAY && s->op == BLKIF_OP_READ)
-			copy_out(fe, s);
+			copy_data(fe, s, false);
 	}
 
 	if (n) {
@@ -544,7 +536,7 @@ static int submit_part(struct xbd_frontend *fe, struct fe_io *io, uint8_t op,
 	pthread_mutex_unlock(&fe->lock);
 
 	if (op == BLKIF_OP_WRITE)
-		copy_in(fe, s);
+		copy_data(fe, s, true);
 	build_request(fe, s, &req);
 
 	pthread_mutex_lock(&fe->lock);
