@@ -25,7 +25,7 @@ LIB_SRC   := $(sort $(wildcard src/*.c ring/*.c fuse/*.c))
 XBD_SRC   := cli/xbd.c $(sort $(wildcard cli/cmd_*.c))
 XBDSH_SRC := cli/xbdsh.c $(sort $(wildcard cli/sh_*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
-TESTLIB   := $(sort $(wildcard tests/unit/lib_*.c))
+TESTLIB   := $(sort $(wildcard tests/lib/*.c))
 TESTS     := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 
 LIB_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
@@ -55,7 +55,13 @@ $(B)/xbd: $(patsubst %.c,$(B)/obj/%.o,$(XBD_SRC)) $(B)/libxbd.a
 $(B)/xbdsh: $(patsubst %.c,$(B)/obj/%.o,$(XBDSH_SRC)) $(B)/libxbd.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(patsubst %.c,$(B)/obj/%.o,$(TESTLIB)) $(B)/libxbd.a
+# tests/lib/: the code the unit tests share, one archive that each test
+# binary takes what it uses from.
+$(B)/libxbdtest.a: $(patsubst %.c,$(B)/obj/%.o,$(TESTLIB))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libxbdtest.a $(B)/libxbd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -8,7 +8,7 @@
 #include "xbd/platform.h"
 #include "xbd/ring.h"
 #include "xbd/common.h"
-#include "check.h"
+#include "tests/lib/check.h"
 
 #include <errno.h>
 #include <poll.h>

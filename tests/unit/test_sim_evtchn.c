@@ -4,10 +4,10 @@
  * fd, libxenevtchn's masking contract, Xen's refusals, unbind, a
  * destroyed peer, and a ping-pong that measures the round-trip latency.
  */
-#include "check.h"
+#include "tests/lib/check.h"
 #include "xbd/common.h"
 #include "xbd/sim.h"
-#include "xbd/testlib.h"
+#include "tests/lib/testlib.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -5,10 +5,10 @@
  * mapped, grant copy, mapping racing with unsharing, and a destroyed
  * granter.
  */
-#include "check.h"
+#include "tests/lib/check.h"
 #include "xbd/common.h"
 #include "xbd/sim.h"
-#include "xbd/testlib.h"
+#include "tests/lib/testlib.h"
 
 #include <errno.h>
 #include <pthread.h>

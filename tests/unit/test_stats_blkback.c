@@ -11,7 +11,7 @@
  * writes the grant ref to FILE and waits to be destroyed, so that the
  * xbdsh shell tests can map a live ring.
  */
-#include "tests/unit/check.h"
+#include "tests/lib/check.h"
 #include "xbd/blkback_sysfs.h"
 #include "xbd/common.h"
 #include "xbd/ring.h"

@@ -1,5 +1,5 @@
 /*
- * Helpers shared by the unit tests (tests/unit/lib_*.c, linked into every
+ * Helpers shared by the unit tests (tests/lib/testlib.c, linked into every
  * test): a simulated Xen of the test's own, platforms acting as one of
  * its domains, and a tiny message channel between forked processes.
  */

@@ -1,6 +1,6 @@
 /* Test helpers: a simulated Xen of the test's own, and a message channel
- * between a test's processes (see include/xbd/testlib.h). */
-#include "xbd/testlib.h"
+ * between a test's processes (declared in tests/lib/testlib.h). */
+#include "tests/lib/testlib.h"
 #include "xbd/common.h"
 #include "xbd/sim.h"
 
