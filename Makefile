@@ -67,6 +67,10 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libxbdtest.a $(B)/libxbd.a
 
 tests: all $(TESTS)
 
+# Keep the objects of the test programs: without this, make deletes them
+# as intermediate files and the next make compiles them all again.
+.SECONDARY:
+
 # The test build: same sources, sanitizers on, its own directory.
 # Installs missing build and test packages first (as root; a no-op when
 # all are there), so `make check` works as written on a fresh machine.
