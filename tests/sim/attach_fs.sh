@@ -16,7 +16,7 @@ sum=$(sha256sum <"$img")
 vm_create vm1 "$img,xvda"
 wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
 
-attach vm1 "$T/mnt" || { echo "FAIL: attach"; exit 1; }
+attach vm1 "$T/mnt" || die "attach"
 names=$(cd "$T/mnt" && echo *)
 [ "$names" = "xvda xvda1 xvda2" ] && ok "DIR holds $names" || fail "DIR holds '$names'"
 [ "$(stat -c %s "$T/mnt/xvda1")" = $((61440 * 512)) ] && ok "xvda1 has the partition's size" ||

@@ -18,7 +18,7 @@ wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect 
 
 # the daemon's messages (sanitizer reports too) go where the cleanup looks
 XBD_ATTACH_LOG=$T/env.log attach vm1 "$T/mnt" --rw --log "$T/attach.log" ||
-	{ echo "FAIL: attach --rw"; exit 1; }
+	die "attach --rw"
 [ -e "$T/attach.log" ] && [ ! -e "$T/env.log" ] && ok "--log wins over \$XBD_ATTACH_LOG" ||
 	fail "--log: $(ls "$T")"
 [ "$(stat -c %a "$T/mnt/xvda")" = 644 ] && ok "xvda writable (0644)" ||

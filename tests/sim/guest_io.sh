@@ -67,7 +67,7 @@ refuse "unknown disk" "no connected disk xvdc" vm1 xvdc --rw read --bs 4k --size
 refuse "unknown VM" "nosuchvm: no such domain" nosuchvm xvda --rw read
 refuse "block size not a sector multiple" "expected a multiple of 512" vm1 xvda --rw read --bs 1000
 
-pid=$(sim_pid "sim guest" "XBD_SIM_DOMID=$DOMID") || { echo "FAIL: no guest process"; exit 1; }
+pid=$(sim_pid "sim guest" "XBD_SIM_DOMID=$DOMID") || die "no guest process"
 kill -TERM "$pid"
 for id in 51712 51728; do
 	fe=/local/domain/$DOMID/device/vbd/$id

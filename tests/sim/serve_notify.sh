@@ -37,7 +37,7 @@ with open(out, "a") as f:
 EOF
 	LISTENER=$!
 	bg_pids+=("$LISTENER")
-	wait_for 5 test -e "$2.bound" || { echo "FAIL: the listener did not start"; exit 1; }
+	wait_for 5 test -e "$2.bound" || die "the listener did not start"
 }
 
 # serve_fg NOTIFY_SOCKET: xbd serve --foreground of xvdb; sets SERVER.
