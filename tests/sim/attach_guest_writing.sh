@@ -11,8 +11,7 @@ start_sim
 
 img=$T/disk.img
 truncate -s 32M "$img"
-vm_create vm1 "$img,xvda"
-wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
+vm1_with_xvda "$img"
 "$xbd" sim vm io vm1 xvda --rw write --bs 1M --qd 4 --pattern 1 ||
 	die "the guest could not lay the first pattern"
 

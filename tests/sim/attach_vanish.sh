@@ -10,8 +10,7 @@ start_sim
 
 img=$T/disk.img
 make_random_image "$img" 64
-vm_create vm1 "$img,xvda"
-wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
+vm1_with_xvda "$img"
 attach vm1 "$T/mnt" || die "attach"
 
 # readers: loop until a read fails, then record how it failed and when
