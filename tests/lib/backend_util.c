@@ -82,19 +82,26 @@ pid_t bt_spawnv(const char *const *args)
 	return pid;
 }
 
-pid_t bt_spawn(const char *arg, ...)
+/* args[] = arg and the rest of ap up to NULL (at most 47), NULL-ended. */
+static void collect_args(const char *args[48], const char *arg, va_list ap)
 {
-	const char *args[48];
 	unsigned n = 0;
-	va_list ap;
 
-	va_start(ap, arg);
 	while (arg && n < 47) {
 		args[n++] = arg;
 		arg = va_arg(ap, const char *);
 	}
-	va_end(ap);
 	args[n] = NULL;
+}
+
+pid_t bt_spawn(const char *arg, ...)
+{
+	const char *args[48];
+	va_list ap;
+
+	va_start(ap, arg);
+	collect_args(args, arg, ap);
+	va_end(ap);
 	return bt_spawnv(args);
 }
 
@@ -126,16 +133,11 @@ int bt_wait(pid_t pid, int ms)
 int bt_run(int ms, const char *arg, ...)
 {
 	const char *args[48];
-	unsigned n = 0;
 	va_list ap;
 
 	va_start(ap, arg);
-	while (arg && n < 47) {
-		args[n++] = arg;
-		arg = va_arg(ap, const char *);
-	}
+	collect_args(args, arg, ap);
 	va_end(ap);
-	args[n] = NULL;
 	return bt_wait(bt_spawnv(args), ms);
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,6 +187,32 @@ struct xbd_platform *xbd_test_sim_open(uint16_t domid)
 		exit(1);
 	}
 	return p;
+}
+
+pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
+			  uint16_t self, uint16_t other, int *peer_fd)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		perror("socketpair");
+		exit(1);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(1);
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		exit(guest(sv[1], self, other));
+	}
+	close(sv[1]);
+	*peer_fd = sv[0];
+	return pid;
 }
 
 int xbd_test_wait_readable(int fd, int ms)
