@@ -66,13 +66,7 @@ pid_t bt_spawnv(const char *const *args)
 	while (*args && n < 47)
 		argv[n++] = *args++;
 	argv[n] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(1);
-	}
+	pid = xbd_test_fork();
 	if (pid == 0) {
 		execv(xbd_test_xbd_path(), (char *const *)argv);
 		fprintf(stderr, "%s: %s\n", xbd_test_xbd_path(), strerror(errno));

@@ -189,6 +189,20 @@ struct xbd_platform *xbd_test_sim_open(uint16_t domid)
 	return p;
 }
 
+pid_t xbd_test_fork(void)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(1);
+	}
+	return pid;
+}
+
 pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
 			  uint16_t self, uint16_t other, int *peer_fd)
 {
@@ -199,13 +213,7 @@ pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
 		perror("socketpair");
 		exit(1);
 	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(1);
-	}
+	pid = xbd_test_fork();
 	if (pid == 0) {
 		close(sv[0]);
 		exit(guest(sv[1], self, other));

@@ -28,6 +28,9 @@ uint16_t xbd_test_sim_vm_create(const char *name);
 /* Opens the test's sim as domain domid; exits 1 on failure. */
 struct xbd_platform *xbd_test_sim_open(uint16_t domid);
 
+/* fork() after flushing stdout and stderr (so that nothing buffered is
+ * printed twice); exits 1 when it fails. */
+pid_t xbd_test_fork(void);
 /* Forks a process that plays guest domain `self` (and knows domain
  * `other`): guest(fd, self, other) runs in the child, its return value
  * the child's exit status; fd is the child's end of a socketpair whose
