@@ -26,7 +26,7 @@ XBD_SRC   := cli/xbd.c $(sort $(wildcard cli/cmd_*.c))
 XBDSH_SRC := cli/xbdsh.c $(sort $(wildcard cli/sh_*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 TESTLIB   := $(sort $(wildcard tests/lib/*.c))
-TESTS     := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
+TEST_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 
 LIB_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 DEPS      := $(patsubst %.c,$(B)/obj/%.d,$(LIB_SRC) $(XBD_SRC) $(XBDSH_SRC) $(TEST_SRC) $(TESTLIB))
@@ -65,7 +65,7 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libxbdtest.a $(B)/libxbd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-tests: all $(TESTS)
+tests: all $(TEST_BINS)
 
 # Keep the objects of the test programs: without this, make deletes them
 # as intermediate files and the next make compiles them all again.
