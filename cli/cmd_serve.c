@@ -18,6 +18,7 @@
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
 #include "xbd/stats.h"
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
 
 #include <errno.h>
@@ -75,12 +76,9 @@ static void install_signals(struct xbd_backend *be)
 static int parse_uint_opt(const char *cmd, const char *opt, const char *s,
 			  unsigned min, unsigned max, unsigned *v)
 {
-	char *end;
-	unsigned long n;
+	unsigned long long n;
 
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (!*s || *end || errno || n < min || n > max || s[0] == '-') {
+	if (xbd_parse_uint(s, max, &n) || n < min) {
 		xbd_err("%s: %s: expected a number from %u to %u, got '%s'", cmd,
 			opt, min, max, s);
 		return -EINVAL;

@@ -7,6 +7,7 @@
 #include "cli/sh.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <json.h>
@@ -252,12 +253,9 @@ static void for_each_dev(const struct sh_xbd *x,
 
 static bool parse_domid(const char *s, uint16_t *domid)
 {
-	char *end;
-	unsigned long v;
+	unsigned long long v;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (!*s || *end || errno || v >= XBD_DOMID_SELF)
+	if (xbd_parse_uint(s, XBD_DOMID_SELF - 1, &v))
 		return false;
 	*domid = (uint16_t)v;
 	return true;

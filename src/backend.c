@@ -15,6 +15,7 @@
 #include "xbd/common.h"
 #include "xbd/ctl.h"
 #include "xbd/frontend.h" /* xbd_xs_rm_if_empty */
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
 
 #include <errno.h>
@@ -397,21 +398,6 @@ static void dev_begin_close(struct be_dev *d)
 		switch_state(d, XenbusStateClosing);
 }
 
-/* Parses a decimal unsigned value that fits in max. */
-static int parse_uint(const char *s, unsigned long long max,
-		      unsigned long long *v)
-{
-	char *end;
-
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		return -EINVAL;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	if (*end || errno || *v > max)
-		return -EINVAL;
-	return 0;
-}
-
 static int read_fe_uint(struct be_dev *d, const char *dir, const char *node,
 			unsigned long long max, unsigned long long *v)
 {
@@ -419,7 +405,7 @@ static int read_fe_uint(struct be_dev *d, const char *dir, const char *node,
 	int err = read_node(d->be, dir, node, &s);
 
 	if (!err)
-		err = parse_uint(s, max, v);
+		err = xbd_parse_uint(s, max, v) ? -EINVAL : 0;
 	free(s);
 	return err;
 }
@@ -1002,13 +988,13 @@ static void scan_type_dir(struct xbd_backend *be)
 		unsigned nid = 0;
 		unsigned long long fe, id;
 
-		if (parse_uint(fes[i], MAX_GUEST_DOMID, &fe))
+		if (xbd_parse_uint(fes[i], MAX_GUEST_DOMID, &fe))
 			continue;
 		snprintf(dir, sizeof(dir), "%s/%s", be->type_dir, fes[i]);
 		if (be->ops->xs_directory(be->p, XBD_XS_NO_TXN, dir, &ids, &nid))
 			continue;
 		for (j = 0; j < nid; j++)
-			if (!parse_uint(ids[j], UINT32_MAX, &id))
+			if (!xbd_parse_uint(ids[j], UINT32_MAX, &id))
 				try_adopt(be, (uint16_t)fe, (uint32_t)id);
 		free(ids);
 	}
@@ -1026,8 +1012,8 @@ static void type_event(struct xbd_backend *be, const char *path)
 	if (strncmp(path, be->type_dir, n) || (path[n] && path[n] != '/'))
 		return;
 	if (path[n] && sscanf(path + n, "/%15[^/]/%15[^/]", fe_s, id_s) == 2 &&
-	    !parse_uint(fe_s, MAX_GUEST_DOMID, &fe) &&
-	    !parse_uint(id_s, UINT32_MAX, &id)) {
+	    !xbd_parse_uint(fe_s, MAX_GUEST_DOMID, &fe) &&
+	    !xbd_parse_uint(id_s, UINT32_MAX, &id)) {
 		d = find_dev(be, be->watch_type, (uint16_t)fe, (uint32_t)id);
 		if (d)
 			dev_evaluate(d);
@@ -1302,7 +1288,7 @@ static bool serving_process_alive(struct xbd_platform *p, const char *be_path)
 	snprintf(path, sizeof(path), "%s/xbd-pid", be_path);
 	if (xbd_xs_read_str(p, path, &s))
 		return true; /* not ours to judge: let it close itself */
-	if (parse_uint(s, 0x7fffffff, &pid) || pid == 0) {
+	if (xbd_parse_uint(s, 0x7fffffff, &pid) || pid == 0) {
 		free(s);
 		return true;
 	}

@@ -9,6 +9,7 @@
 #include "xbd/common.h"
 #include "xbd/ring.h"
 #include "xbd/xenbus.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +24,8 @@
 /* One decimal counter file (blkback prints "%llu\n"). */
 static int read_counter_file(int dirfd, const char *name, uint64_t *v)
 {
-	char buf[32], *end;
+	unsigned long long u;
+	char buf[32];
 	ssize_t n;
 	int fd, err = 0;
 
@@ -36,13 +38,12 @@ static int read_counter_file(int dirfd, const char *name, uint64_t *v)
 	close(fd);
 	if (err)
 		return err;
+	if (n > 0 && buf[n - 1] == '\n')
+		n--; /* sysfs ends its numbers with one */
 	buf[n] = '\0';
-	if (buf[0] < '0' || buf[0] > '9')
+	if (xbd_parse_uint(buf, UINT64_MAX, &u))
 		return -EINVAL;
-	errno = 0;
-	*v = strtoull(buf, &end, 10);
-	if (errno || (*end && *end != '\n'))
-		return -EINVAL;
+	*v = u;
 	return 0;
 }
 
@@ -269,12 +270,9 @@ int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
 		return -ENOMEM;
 	}
 	for (i = 0; i < n; i++) {
-		char *end;
-		unsigned long devid;
+		unsigned long long devid;
 
-		errno = 0;
-		devid = strtoul(names[i], &end, 10);
-		if (*end || end == names[i] || errno || devid > UINT32_MAX)
+		if (xbd_parse_uint(names[i], UINT32_MAX, &devid))
 			continue;
 		read_vbd(p, domid, (uint32_t)devid, &v[m++]);
 	}

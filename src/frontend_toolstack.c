@@ -8,6 +8,7 @@
 #include "xbd/frontend.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,15 +69,14 @@ static int read_disk(struct xbd_platform *p, uint16_t domid, const char *id,
 		     struct xbd_vm_disk *d)
 {
 	unsigned long long devid, be_id;
-	char *be = NULL, *end, path[256];
+	char *be = NULL, path[256];
 	unsigned be_dom, fe_dom;
 	char type[16];
 	enum xenbus_state st;
 	int n;
 
 	memset(d, 0, sizeof(*d));
-	devid = strtoull(id, &end, 10);
-	if (*end || end == id || devid == 0 || devid > UINT32_MAX)
+	if (xbd_parse_uint(id, UINT32_MAX, &devid) || devid == 0)
 		return -ENOENT;
 	d->devid = (uint32_t)devid;
 	if (xbd_devid_to_vdev(d->devid, d->vdev, sizeof(d->vdev)))

@@ -1,5 +1,6 @@
 /* Chooses and opens a platform; small xenstore helpers over the seam. */
 #include "xbd/platform.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -76,14 +77,12 @@ int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value)
 int xbd_xs_read_uint(struct xbd_platform *p, const char *path,
 		     unsigned long long *v)
 {
-	char *s, *end;
+	char *s;
 	int err = xbd_xs_read_str(p, path, &s);
 
 	if (err)
 		return err;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	if (end == s || *end || errno || s[0] == '-')
+	if (xbd_parse_uint(s, UINT64_MAX, v))
 		err = -EINVAL;
 	free(s);
 	return err;

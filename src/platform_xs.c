@@ -4,6 +4,7 @@
  */
 #include "xbd/platform_xs.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -228,12 +229,12 @@ int xbd_xs_op_domain_list(struct xbd_platform *p,
 		return -ENOMEM;
 	}
 	for (i = 0; i < n; i++) {
-		char path[64], *end, *name = NULL;
-		unsigned long id = strtoul(ids[i], &end, 10);
+		char path[64], *name = NULL;
+		unsigned long long id;
 
-		if (*end || end == ids[i] || id >= XBD_DOMID_SELF)
+		if (xbd_parse_uint(ids[i], XBD_DOMID_SELF - 1, &id))
 			continue;
-		snprintf(path, sizeof(path), "/local/domain/%lu/name", id);
+		snprintf(path, sizeof(path), "/local/domain/%llu/name", id);
 		if (xbd_xs_op_read(p, XBD_XS_NO_TXN, path, &name, NULL) < 0)
 			continue; /* dying domain, or no name: not listed */
 		out[m].domid = (uint16_t)id;
