@@ -94,15 +94,6 @@ static void attach_usage(void)
 /* Choosing the backend for each disk                                 */
 /* ------------------------------------------------------------------ */
 
-static bool node_exists(struct xbd_platform *p, const char *path)
-{
-	char *v = NULL;
-	int err = xbd_platform_ops_of(p)->xs_read(p, XBD_XS_NO_TXN, path, &v, NULL);
-
-	free(v);
-	return err != -ENOENT;
-}
-
 static bool pid_alive(long pid)
 {
 	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
@@ -142,9 +133,11 @@ static int pick_devid(struct attach *a, struct att_disk *d, uint16_t be_domid,
 
 		snprintf(d->fe_path, sizeof(d->fe_path), ATTACH_FE_DIR "/%u", devid);
 		xbd_backend_path(be, sizeof(be), be_domid, be_type, 0, devid);
-		if (node_exists(a->p, d->fe_path) && stale_attach_dir(a->p, d->fe_path))
+		if (xbd_xs_exists(a->p, XBD_XS_NO_TXN, d->fe_path) &&
+		    stale_attach_dir(a->p, d->fe_path))
 			remove_stale(a->p, d->fe_path);
-		if (!node_exists(a->p, d->fe_path) && !node_exists(a->p, be)) {
+		if (!xbd_xs_exists(a->p, XBD_XS_NO_TXN, d->fe_path) &&
+		    !xbd_xs_exists(a->p, XBD_XS_NO_TXN, be)) {
 			d->devid = devid;
 			return 0;
 		}
@@ -884,7 +877,7 @@ int xbd_cli_detach_dir(const char *arg)
 	}
 	/* a killed attach leaves its nodes and its mount behind */
 	for (i = 0; i < n; i++)
-		if (node_exists(p, e[i].fe_path))
+		if (xbd_xs_exists(p, XBD_XS_NO_TXN, e[i].fe_path))
 			remove_stale(p, e[i].fe_path);
 	xbd_xs_rm_if_empty(p, "/local/domain/0/device");
 	if (is_mountpoint(dir) && umount2(dir, MNT_DETACH)) {

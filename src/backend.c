@@ -71,15 +71,6 @@ static int read_uint_node(struct xbd_backend *be, const char *dir,
 	return xbd_xs_read_uint(be->p, path, v);
 }
 
-static bool node_exists(struct xbd_backend *be, xbd_xs_txn t, const char *path)
-{
-	char *v = NULL;
-	int err = be->ops->xs_read(be->p, t, path, &v, NULL);
-
-	free(v);
-	return err != -ENOENT;
-}
-
 static int write_node(struct xbd_backend *be, xbd_xs_txn t, const char *dir,
 		      const char *node, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -122,7 +113,7 @@ static int write_state_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 {
 	struct be_dev *d = arg;
 
-	if (!node_exists(d->be, t, d->be_path))
+	if (!xbd_xs_exists(d->be->p, t, d->be_path))
 		return -ENOENT;
 	return write_node(d->be, t, d->be_path, "state", "%d", (int)d->state);
 }
@@ -295,7 +286,7 @@ static int publish_features_txn(struct xbd_platform *p XBD_UNUSED,
 	struct be_dev *d = arg;
 	int err;
 
-	if (!node_exists(d->be, t, d->be_path))
+	if (!xbd_xs_exists(d->be->p, t, d->be_path))
 		return -ENOENT;
 	err = write_features(d, t);
 	err |= write_node(d->be, t, d->be_path, "hotplug-status", "connected");
@@ -319,7 +310,7 @@ static void dev_fatal(struct be_dev *d, const char *why, int err)
 	xbd_info("%s: %s: %s", dev_label(d), d->vdev, msg);
 	d->failed = true;
 	dev_disconnect(d);
-	if (node_exists(be, XBD_XS_NO_TXN, d->be_path))
+	if (xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->be_path))
 		write_node(be, XBD_XS_NO_TXN, d->be_path, "error", "%d %s",
 			   err ? -err : EIO, msg);
 	if (d->state != XenbusStateClosing && d->state != XenbusStateClosed)
@@ -472,7 +463,7 @@ static int publish_disk_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 	struct xbd_backend *be = d->be;
 	int err = 0;
 
-	if (!node_exists(be, t, d->be_path))
+	if (!xbd_xs_exists(be->p, t, d->be_path))
 		return -ENOENT;
 	/* sectors in 512-byte units whatever sector-size says, as Linux
 	 * blkback and blkfront count them */
@@ -600,7 +591,7 @@ static void dev_evaluate(struct be_dev *d)
 	if (d->removed)
 		return;
 	err = read_uint_node(be, d->be_path, "online", &online);
-	if (err == -ENOENT && !node_exists(be, XBD_XS_NO_TXN, d->be_path)) {
+	if (err == -ENOENT && !xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->be_path)) {
 		dev_finish(d, "backend node removed");
 		return;
 	}
@@ -609,7 +600,7 @@ static void dev_evaluate(struct be_dev *d)
 	if (xbd_xenbus_read_state(be->p, d->fe_path, &fe))
 		fe = XenbusStateUnknown; /* garbage reads as gone, as Linux */
 	if (fe == XenbusStateUnknown && (d->fe_seen || d->hotplugged) &&
-	    !node_exists(be, XBD_XS_NO_TXN, d->fe_path)) {
+	    !xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->fe_path)) {
 		d->vm_gone = be->ops->domain_alive(be->p, d->fe_domid) == 0;
 		dev_finish(d, d->vm_gone ? "the VM is gone" : "frontend gone");
 		return;
@@ -746,7 +737,7 @@ static int mkdir_guest_owned(struct be_dev *d, xbd_xs_txn t, const char *path)
 	struct xbd_backend *be = d->be;
 	int err = 0;
 
-	if (!node_exists(be, t, path)) {
+	if (!xbd_xs_exists(be->p, t, path)) {
 		err = be->ops->xs_mkdir(be->p, t, path);
 		if (!err)
 			err = set_perms2(be, t, path, d->fe_domid, be->self);
@@ -762,10 +753,11 @@ static int hotplug_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 	char fe_dev[64], fe_vbd[80];
 	int err = 0;
 
-	if (node_exists(be, t, d->be_path) || node_exists(be, t, d->fe_path))
+	if (xbd_xs_exists(be->p, t, d->be_path) ||
+	    xbd_xs_exists(be->p, t, d->fe_path))
 		return -EEXIST;
 	snprintf(fe_dev, sizeof(fe_dev), "/local/domain/%u/backend", be->self);
-	d->made_be_root = !node_exists(be, t, fe_dev);
+	d->made_be_root = !xbd_xs_exists(be->p, t, fe_dev);
 	/* backend: dom0's, the guest reads it */
 	err = be->ops->xs_mkdir(be->p, t, d->be_path);
 	if (!err)
@@ -798,7 +790,7 @@ static int hotplug_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 	/* frontend: the guest's, we read it */
 	snprintf(fe_dev, sizeof(fe_dev), "/local/domain/%u/device", d->fe_domid);
 	snprintf(fe_vbd, sizeof(fe_vbd), "%s/vbd", fe_dev);
-	d->made_fe_vbd = !node_exists(be, t, fe_vbd);
+	d->made_fe_vbd = !xbd_xs_exists(be->p, t, fe_vbd);
 	err = mkdir_guest_owned(d, t, fe_dev);
 	if (!err)
 		err = mkdir_guest_owned(d, t, fe_vbd);

@@ -1,5 +1,6 @@
 /* Chooses and opens a platform; small xenstore helpers over the seam. */
 #include "xbd/platform.h"
+#include "xbd/common.h"
 #include "xbd/util.h"
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int xbd_platform_parse_kind(const char *s, enum xbd_platform_kind *kind)
@@ -105,15 +107,35 @@ int xbd_xs_printf(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 	return err;
 }
 
+bool xbd_xs_exists(struct xbd_platform *p, xbd_xs_txn t, const char *path)
+{
+	char *v = NULL;
+	int err = xbd_platform_ops_of(p)->xs_read(p, t, path, &v, NULL);
+
+	free(v);
+	return err != -ENOENT;
+}
+
 int xbd_xs_transaction(struct xbd_platform *p,
 		       int (*fn)(struct xbd_platform *p, xbd_xs_txn t, void *arg),
 		       void *arg)
 {
 	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
+	unsigned long long deadline = xbd_now_ns() + XBD_XS_TXN_MS * 1000000ull;
+	unsigned tries;
 	xbd_xs_txn t;
-	int err;
+	int err = -EAGAIN;
 
-	do {
+	for (tries = 0; tries < XBD_XS_TXN_TRIES; tries++) {
+		if (tries) {
+			/* a growing pause, so that a writer looping on the
+			 * same nodes does not win every race */
+			struct timespec ts = { 0, (long)(tries < 20 ? tries : 20) * 1000000L };
+
+			if (xbd_now_ns() >= deadline)
+				break;
+			nanosleep(&ts, NULL);
+		}
 		err = ops->xs_transaction_start(p, &t);
 		if (err)
 			return err;
@@ -123,6 +145,8 @@ int xbd_xs_transaction(struct xbd_platform *p,
 			return err;
 		}
 		err = ops->xs_transaction_end(p, t, false);
-	} while (err == -EAGAIN);
+		if (err != -EAGAIN)
+			return err;
+	}
 	return err;
 }

@@ -198,9 +198,16 @@ int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value);
 int xbd_xs_read_uint(struct xbd_platform *p, const char *path,
 		     unsigned long long *v);
+/* Whether path exists (true too when it cannot be read for another
+ * reason than absence: only -ENOENT proves it is not there). */
+bool xbd_xs_exists(struct xbd_platform *p, xbd_xs_txn t, const char *path);
 /* Runs fn(p, t, arg) in a transaction, again while the commit conflicts
- * (-EAGAIN).  A non-zero return from fn aborts the transaction and is
- * returned as it is. */
+ * (-EAGAIN), but at most XBD_XS_TXN_TRIES times and for XBD_XS_TXN_MS
+ * (a guest rewriting its own nodes can make every commit conflict);
+ * then -EAGAIN.  A non-zero return from fn aborts the transaction and
+ * is returned as it is (a positive one lets fn stop without error). */
+#define XBD_XS_TXN_TRIES 50
+#define XBD_XS_TXN_MS 5000
 int xbd_xs_transaction(struct xbd_platform *p,
 		       int (*fn)(struct xbd_platform *p, xbd_xs_txn t, void *arg),
 		       void *arg);
