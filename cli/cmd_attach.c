@@ -19,6 +19,7 @@
 #include "xbd/frontend.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
 
 #include <errno.h>
@@ -66,6 +67,7 @@ struct attach {
 	unsigned nwanted;
 
 	struct xbd_platform *p;
+	struct xbd_proc self;         /* recorded in each frontend directory */
 	bool sim;
 	uint16_t domid;
 	struct att_disk disks[ATTACH_MAX_DISKS];
@@ -94,20 +96,13 @@ static void attach_usage(void)
 /* Choosing the backend for each disk                                 */
 /* ------------------------------------------------------------------ */
 
-static bool pid_alive(long pid)
-{
-	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-}
-
 /* A frontend directory of ours whose process died: its nodes are
  * leftovers that nobody else will remove. */
 static bool stale_attach_dir(struct xbd_platform *p, const char *fe_path)
 {
-	char path[160];
-	unsigned long long pid;
+	struct xbd_proc proc;
 
-	snprintf(path, sizeof(path), "%s/xbd-pid", fe_path);
-	return xbd_xs_read_uint(p, path, &pid) == 0 && !pid_alive((long)pid);
+	return xbd_xs_read_proc(p, fe_path, &proc) == 0 && !xbd_proc_alive(&proc);
 }
 
 static void remove_stale(struct xbd_platform *p, const char *fe_path)
@@ -178,15 +173,19 @@ static int qdisk_raw_path(struct attach *a, struct att_disk *d, const char **pat
  * second vbd, from what serves the VM's. */
 static int create_instance(struct attach *a, struct att_disk *d)
 {
-	const char *fe_extra[] = { "xbd-pid", NULL, "xbd-mount", a->dir, NULL };
+	const char *fe_extra[] = { XBD_XS_PID_NODE, NULL, XBD_XS_PID_START_NODE, NULL,
+				   "xbd-mount", a->dir, NULL };
 	struct xbd_vbd_spec s = { .fe_domid = 0, .be_type = "vbd", .vdev = d->vm.vdev,
 				  .fe_extra = fe_extra };
-	char pid[24], majmin[24];
+	char pid[24], start[24], majmin[24];
 	const char *path;
 	int err;
 
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	/* what xbd_xs_read_proc() reads back */
+	snprintf(pid, sizeof(pid), "%ld", (long)a->self.pid);
+	snprintf(start, sizeof(start), "%llu", a->self.start);
 	fe_extra[1] = pid;
+	fe_extra[3] = start;
 	if (!strcmp(d->vm.be_type, "vbd")) {
 		/* kernel blkback (the sim's blkback on the sim): the same
 		 * storage, in the backend's domain, read-only unless --rw */
@@ -414,7 +413,7 @@ static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
 
 struct detach_entry {
 	char fe_path[96];
-	long pid;
+	struct xbd_proc proc;         /* pid 0: none recorded */
 };
 
 /* Our frontend directories whose xbd-mount is dir. */
@@ -438,16 +437,14 @@ static int find_attached(struct xbd_platform *p, const char *dir,
 	}
 	for (i = 0; i < n; i++) {
 		char path[160], *mount = NULL;
-		unsigned long long pid = 0;
 
 		snprintf(e[m].fe_path, sizeof(e[m].fe_path), ATTACH_FE_DIR "/%s", ids[i]);
 		snprintf(path, sizeof(path), "%s/xbd-mount", e[m].fe_path);
 		if (xbd_xs_read_str(p, path, &mount))
 			continue;
 		if (!strcmp(mount, dir)) {
-			snprintf(path, sizeof(path), "%s/xbd-pid", e[m].fe_path);
-			xbd_xs_read_uint(p, path, &pid);
-			e[m].pid = (long)pid;
+			if (xbd_xs_read_proc(p, e[m].fe_path, &e[m].proc))
+				e[m].proc = (struct xbd_proc){ .pid = 0 };
 			m++;
 		}
 		free(mount);
@@ -469,9 +466,9 @@ static int check_dir_free(struct attach *a)
 	if (err)
 		return 0; /* nothing readable: nothing of ours there */
 	for (i = 0; i < n && !err; i++) {
-		if (pid_alive(e[i].pid)) {
+		if (xbd_proc_alive(&e[i].proc)) {
 			xbd_err("%s: already in use by xbd attach (pid %ld); `xbd detach %s` first",
-				a->dir, e[i].pid, a->dir);
+				a->dir, (long)e[i].proc.pid, a->dir);
 			err = -EBUSY;
 		}
 	}
@@ -784,6 +781,9 @@ static int attach_run(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* after the fork: the daemon is what the records name */
+	if (xbd_proc_self(&a.self))
+		a.self = (struct xbd_proc){ .pid = getpid() }; /* no /proc */
 	err = setup(&a);
 	if (err) {
 		teardown(&a);
@@ -858,13 +858,13 @@ int xbd_cli_detach_dir(const char *arg)
 	}
 	/* the attach process takes everything away itself */
 	for (i = 0; i < n; i++)
-		if (pid_alive(e[i].pid))
-			kill((pid_t)e[i].pid, SIGTERM);
+		if (xbd_proc_alive(&e[i].proc))
+			kill(e[i].proc.pid, SIGTERM);
 	deadline = xbd_now_ns() + DETACH_WAIT_MS * 1000000ull;
 	do {
 		any_alive = false;
 		for (i = 0; i < n; i++)
-			any_alive |= pid_alive(e[i].pid);
+			any_alive |= xbd_proc_alive(&e[i].proc);
 		if (any_alive)
 			usleep(20000);
 	} while (any_alive && xbd_now_ns() < deadline);

@@ -165,7 +165,8 @@ int sh_xbd_fetch(struct sh_ctx *ctx, const char *request, struct sh_xbd *x)
 		case -ECONNRESET:
 			/* Nobody listens: if the process is gone too, its
 			 * socket is litter that would be reported forever. */
-			if (kill(r->pid, 0) < 0 && errno == ESRCH &&
+			if (!xbd_proc_alive(&(struct xbd_proc){
+				    .pid = r->pid, .start = r->start }) &&
 			    unlink(r->socket) == 0)
 				add_problem(x, "xbd process %ld is gone (removed "
 					    "its stale socket %s)", pid, r->socket);

@@ -776,7 +776,7 @@ static int hotplug_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 			  d->lim.read_only ? "r" : "w");
 	err |= write_node(be, t, d->be_path, "device-type", "disk");
 	err |= write_node(be, t, d->be_path, "xbd-format", "%s", d->image_format);
-	err |= write_node(be, t, d->be_path, "xbd-pid", "%d", (int)getpid());
+	err |= xbd_xs_write_proc(be->p, t, d->be_path, &be->proc);
 	err |= write_node(be, t, d->be_path, "hotplug-status", "connected");
 	if (err)
 		return -EIO;
@@ -1193,6 +1193,8 @@ int xbd_backend_create(struct xbd_platform *p,
 	be->p = p;
 	be->ops = xbd_platform_ops_of(p);
 	be->self = be->ops->self_domid(p);
+	if (xbd_proc_self(&be->proc))
+		be->proc = (struct xbd_proc){ .pid = getpid() }; /* no /proc */
 	be->params = params ? *params : default_params;
 	if (be->params.max_ring_order > XBD_RING_MAX_ORDER)
 		be->params.max_ring_order = XBD_RING_MAX_ORDER;
@@ -1274,18 +1276,11 @@ struct xbd_image *xbd_backend_dev_image(struct xbd_backend_dev *dev)
 
 static bool serving_process_alive(struct xbd_platform *p, const char *be_path)
 {
-	char path[BE_PATH_MAX + 16], *s = NULL;
-	unsigned long long pid;
+	struct xbd_proc proc;
 
-	snprintf(path, sizeof(path), "%s/xbd-pid", be_path);
-	if (xbd_xs_read_str(p, path, &s))
+	if (xbd_xs_read_proc(p, be_path, &proc))
 		return true; /* not ours to judge: let it close itself */
-	if (xbd_parse_uint(s, 0x7fffffff, &pid) || pid == 0) {
-		free(s);
-		return true;
-	}
-	free(s);
-	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+	return xbd_proc_alive(&proc);
 }
 
 int xbd_backend_detach(struct xbd_platform *p, uint16_t fe_domid,

@@ -4,6 +4,7 @@
 #include "xbd/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,40 @@ int xbd_xs_read_uint(struct xbd_platform *p, const char *path,
 		err = -EINVAL;
 	free(s);
 	return err;
+}
+
+int xbd_xs_write_proc(struct xbd_platform *p, xbd_xs_txn t, const char *dir,
+		      const struct xbd_proc *proc)
+{
+	char path[512];
+	int err;
+
+	snprintf(path, sizeof(path), "%s/" XBD_XS_PID_NODE, dir);
+	err = xbd_xs_printf(p, t, path, "%ld", (long)proc->pid);
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), "%s/" XBD_XS_PID_START_NODE, dir);
+	return xbd_xs_printf(p, t, path, "%llu", proc->start);
+}
+
+int xbd_xs_read_proc(struct xbd_platform *p, const char *dir,
+		     struct xbd_proc *proc)
+{
+	unsigned long long v;
+	char path[512];
+	int err;
+
+	snprintf(path, sizeof(path), "%s/" XBD_XS_PID_NODE, dir);
+	err = xbd_xs_read_uint(p, path, &v);
+	if (err)
+		return err;
+	if (v == 0 || v > INT_MAX)
+		return -EINVAL;
+	proc->pid = (pid_t)v;
+	snprintf(path, sizeof(path), "%s/" XBD_XS_PID_START_NODE, dir);
+	if (xbd_xs_read_uint(p, path, &proc->start))
+		proc->start = 0; /* an older xbd's record, or torn: unknown */
+	return 0;
 }
 
 int xbd_xs_printf(struct xbd_platform *p, xbd_xs_txn t, const char *path,

@@ -214,4 +214,18 @@ int xbd_xs_transaction(struct xbd_platform *p,
 int xbd_xs_printf(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* The process that owns a device directory of xbd's: dir/xbd-pid holds
+ * its PID (as ever, for the tools that read it) and dir/xbd-pid-start
+ * its start time, so that a reused PID is never taken for it (see
+ * struct xbd_proc).  Written in the caller's transaction; a directory
+ * from before start times were kept reads as start 0 (unknown). */
+#define XBD_XS_PID_NODE "xbd-pid"
+#define XBD_XS_PID_START_NODE "xbd-pid-start"
+struct xbd_proc;
+int xbd_xs_write_proc(struct xbd_platform *p, xbd_xs_txn t, const char *dir,
+		      const struct xbd_proc *proc);
+/* -ENOENT without an xbd-pid; -EINVAL when it is not a PID. */
+int xbd_xs_read_proc(struct xbd_platform *p, const char *dir,
+		     struct xbd_proc *proc);
+
 #endif
