@@ -22,7 +22,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=all
 
 LIB_SRC   := $(sort $(wildcard src/*.c ring/*.c fuse/*.c))
-XBD_SRC   := cli/xbd.c $(sort $(wildcard cli/cmd_*.c))
+XBD_SRC   := cli/xbd.c cli/daemon.c $(sort $(wildcard cli/cmd_*.c))
 XBDSH_SRC := cli/xbdsh.c $(sort $(wildcard cli/sh_*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 TESTLIB   := $(sort $(wildcard tests/lib/*.c))

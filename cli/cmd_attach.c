@@ -13,6 +13,7 @@
  * DIR` takes everything away again.  `xbd detach` itself is in
  * cli/cmd_serve.c, which hands the DIR form to xbd_cli_detach_dir().
  */
+#include "cli/daemon.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/ctl.h"
@@ -586,36 +587,6 @@ static void serve_until_stopped(struct attach *a)
 	}
 }
 
-/* The daemon tells the waiting parent how setup went: one byte. */
-static void report_ready(int fd, bool ok)
-{
-	char c = ok ? '0' : '1';
-
-	if (fd >= 0) {
-		if (write(fd, &c, 1) < 0) {
-			/* parent gone: nothing to tell */
-		}
-		close(fd);
-	}
-}
-
-/* A daemon must not hold its caller's terminal or pipes: stdin and
- * stdout go to /dev/null, stderr too unless a log was opened. */
-static void quiet_stdio(struct attach *a)
-{
-	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	dup2(fd, 0);
-	dup2(fd, 1);
-	dup2(a->log_fd >= 0 ? a->log_fd : fd, 2);
-	if (a->log_fd >= 0)
-		close(a->log_fd);
-	a->log_fd = -1;
-	close(fd);
-}
-
 /* The daemon's log: --log FILE (an error when it cannot be opened), or
  * $XBD_ATTACH_LOG (quietly none then); opened before the fork, so that
  * a relative name is the caller's and a mistake is reported at once. */
@@ -729,7 +700,8 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 static int attach_run(int argc, char **argv)
 {
 	static struct attach a; /* big; one per process */
-	int ready_fd = -1, err;
+	struct xbd_daemon dmn;
+	int err, status;
 	sigset_t set;
 
 	memset(&a, 0, sizeof(a));
@@ -740,41 +712,14 @@ static int attach_run(int argc, char **argv)
 			close(a.log_fd);
 		return err < 0 ? 0 : err;
 	}
-	if (a.foreground)
-		xbd_cli_notify_init();
-
-	if (!a.foreground) {
-		int pfd[2];
-		pid_t pid;
-		char c = '1';
-
-		/* fork before any thread exists; the parent waits for the
-		 * daemon to say DIR is ready (or that it failed) */
-		if (pipe2(pfd, O_CLOEXEC)) {
-			xbd_err("attach: %s", strerror(errno));
-			return 1;
-		}
-		fflush(NULL);
-		pid = fork();
-		if (pid < 0) {
-			xbd_err("attach: cannot fork: %s", strerror(errno));
-			return 1;
-		}
-		if (pid > 0) {
-			if (a.log_fd >= 0)
-				close(a.log_fd);
-			close(pfd[1]);
-			if (read(pfd[0], &c, 1) != 1)
-				c = '1';
-			close(pfd[0]);
-			return c == '0' ? 0 : 1;
-		}
-		close(pfd[0]);
-		ready_fd = pfd[1];
-		setsid();
-		signal(SIGHUP, SIG_IGN);
-	}
-		/* every thread inherits the mask; the main thread takes the signals */
+	/* the log is the daemon's from here on */
+	err = xbd_daemon_start(&dmn, "attach", a.foreground, a.log_fd, &status);
+	a.log_fd = -1;
+	if (err)
+		return err > 0 ? status : 1;
+	if (!a.foreground)
+		signal(SIGHUP, SIG_IGN); /* the terminal may go: DIR stays */
+	/* every thread inherits the mask; the main thread takes the signals */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -787,17 +732,12 @@ static int attach_run(int argc, char **argv)
 	err = setup(&a);
 	if (err) {
 		teardown(&a);
-		report_ready(ready_fd, false);
-		if (a.log_fd >= 0)
-			close(a.log_fd);
+		xbd_daemon_close(&dmn);
 		return 1;
 	}
 	xbd_info("%s: %u disk%s in %s", a.vm_name, a.ndisks, a.ndisks == 1 ? "" : "s",
 		 a.dir);
-	report_ready(ready_fd, true);
-	xbd_cli_notify("READY=1");
-	if (!a.foreground)
-		quiet_stdio(&a);
+	xbd_daemon_ready(&dmn, NULL);
 	serve_until_stopped(&a);
 	xbd_cli_notify("STOPPING=1");
 	teardown(&a);

@@ -11,6 +11,7 @@
  * $NOTIFY_SOCKET is set) READY=1 once the VM has connected the disk and
  * STOPPING=1 when the disk starts going away.
  */
+#include "cli/daemon.h"
 #include "xbd/backend.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
@@ -112,7 +113,7 @@ struct serve_opts {
 	const char *backend;
 	const char *overlay;
 	const char *mount;
-	int log_fd;            /* the daemon's stderr; -1: /dev/null */
+	int log_fd;            /* --log, until the daemon takes it; -1: none */
 	const char *errinject;
 	bool read_only;
 	bool foreground;
@@ -124,7 +125,7 @@ struct serve_opts {
 
 struct serve_state {
 	const struct serve_opts *o;
-	int notify_fd;        /* to the waiting parent; -1 when none */
+	struct xbd_daemon *daemon; /* says ready once connected */
 	bool connected;
 	bool failed;
 	struct xbd_fuse *fuse;
@@ -151,52 +152,24 @@ static void serve_usage(void)
 	       "request and error counters are kept.\n");
 }
 
-static void tell_parent(struct serve_state *st, char c)
+/* Connected: the parent may return to the shell, systemd hears READY
+ * (with what we serve for systemctl status); we carry on alone. */
+static void serve_ready(struct serve_state *st)
 {
-	if (st->notify_fd < 0)
-		return;
-	if (write(st->notify_fd, &c, 1) != 1)
-		xbd_debug("cannot reach the waiting parent");
-	close(st->notify_fd);
-	st->notify_fd = -1;
+	char status[160];
+
+	snprintf(status, sizeof(status), "serving %s to %s", st->o->vdev,
+		 st->o->vm);
+	xbd_daemon_ready(st->daemon, status);
 }
 
-/* Connected: the parent may return to the shell; we carry on alone. */
-static void daemonize(struct serve_state *st)
-{
-	int fd;
-
-	if (st->notify_fd < 0)
-		return;
-	setsid();
-	/* the log was opened by the parent: a relative path is the caller's */
-	fd = st->o->log_fd >= 0 ? st->o->log_fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 2);
-		close(fd);
-	}
-	if (chdir("/"))
-		xbd_debug("chdir /: %s", strerror(errno));
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		close(fd);
-	}
-	tell_parent(st, 'C');
-}
-
-/* For systemctl status: waiting for the VM, or serving it (READY). */
-static void notify_status(const struct serve_opts *o, bool ready)
+/* For systemctl status, until then. */
+static void notify_waiting(const struct serve_opts *o)
 {
 	char msg[160];
 
-	if (ready)
-		snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving %s to %s",
-			 o->vdev, o->vm);
-	else
-		snprintf(msg, sizeof(msg), "STATUS=waiting for %s to connect %s",
-			 o->vm, o->vdev);
+	snprintf(msg, sizeof(msg), "STATUS=waiting for %s to connect %s",
+		 o->vm, o->vdev);
 	xbd_cli_notify(msg);
 }
 
@@ -209,8 +182,7 @@ static void serve_event(void *opaque, struct xbd_backend_dev *dev,
 	case XBD_BACKEND_CONNECTED:
 		if (!st->connected) {
 			st->connected = true;
-			daemonize(st);
-			notify_status(st->o, true);
+			serve_ready(st);
 		}
 		break;
 	case XBD_BACKEND_FAILED:
@@ -282,9 +254,9 @@ fail:
 }
 
 /* The serving process (the child, or the only one with --foreground). */
-static int serve_main(const struct serve_opts *o, int notify_fd)
+static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 {
-	struct serve_state st = { .o = o, .notify_fd = notify_fd };
+	struct serve_state st = { .o = o, .daemon = daemon };
 	struct xbd_platform *p = NULL;
 	struct xbd_backend *be = NULL;
 	struct xbd_ctl *ctl = NULL;
@@ -359,7 +331,7 @@ static int serve_main(const struct serve_opts *o, int notify_fd)
 	}
 	if (!o->foreground)
 		deadline = xbd_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
-	notify_status(o, false);
+	notify_waiting(o);
 	err = xbd_backend_run(be, deadline);
 	if (err)
 		xbd_err("%s: %s: %s", o->vm, o->vdev, xbd_strerror(err));
@@ -375,31 +347,8 @@ out:
 	xbd_ctl_stop(ctl);
 	xbd_platform_close(p);
 	free(abs_path);
-	if (st.notify_fd >= 0)
-		close(st.notify_fd);
+	xbd_daemon_close(daemon);
 	return rc;
-}
-
-/* Waits for the child to say "connected" or to exit. */
-static int wait_for_child(pid_t pid, int fd)
-{
-	char c = 0;
-	ssize_t n;
-	int status;
-
-	do
-		n = read(fd, &c, 1);
-	while (n < 0 && errno == EINTR);
-	close(fd);
-	if (n == 1 && c == 'C')
-		return 0;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return 1;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status) ? WEXITSTATUS(status) : 1;
-	xbd_err("serving process died (signal %d)", WTERMSIG(status));
-	return 1;
 }
 
 /* The log of the background process, opened before the fork: a relative
@@ -560,39 +509,19 @@ static int cmd_serve_run(int argc, char **argv)
 		.sector_size = 512,
 		.timeout_s = DEFAULT_CONNECT_TIMEOUT_S,
 	};
-	int err, fds[2];
-	pid_t pid;
+	struct xbd_daemon daemon;
+	int err, status;
 
 	xbd_backend_params_defaults(&o.params);
 	err = parse_serve(argc, argv, &o);
 	if (err)
 		return err < 0 ? 0 : err;
-
-	if (o.foreground) {
-		xbd_cli_notify_init();
-		return serve_main(&o, -1);
-	}
-	if (pipe2(fds, O_CLOEXEC)) {
-		xbd_err("pipe: %s", strerror(errno));
-		if (o.log_fd >= 0)
-			close(o.log_fd);
-		return 1;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		xbd_err("fork: %s", strerror(errno));
-		return 1;
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		exit(serve_main(&o, fds[1])); /* exit: leak checks run */
-	}
-	close(fds[1]);
-	if (o.log_fd >= 0)
-		close(o.log_fd);
-	return wait_for_child(pid, fds[0]);
+	/* the log is the daemon's from here on */
+	err = xbd_daemon_start(&daemon, "serve", o.foreground, o.log_fd, &status);
+	o.log_fd = -1;
+	if (err)
+		return err > 0 ? status : 1;
+	return serve_main(&o, &daemon);
 }
 
 const struct xbd_cmd xbd_cmd_serve = {

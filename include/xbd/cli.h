@@ -21,14 +21,6 @@ int xbd_cli_open_platform(struct xbd_platform **p);
 /* Exit codes: 0 ok, 1 failure, 2 usage. */
 #define XBD_EXIT_USAGE 2
 
-/* systemd's readiness protocol (sd_notify(3)), for the commands that
- * run in the foreground under a Type=notify unit.  init takes
- * $NOTIFY_SOCKET (a path, or '@' for an abstract name) out of the
- * environment; notify sends one datagram such as "READY=1", and does
- * nothing when there is no socket.  notify is async-signal-safe. */
-void xbd_cli_notify_init(void);
-void xbd_cli_notify(const char *state);
-
 extern const struct xbd_cmd xbd_cmd_sim;
 extern const struct xbd_cmd xbd_cmd_selftest;
 /* cli/cmd_serve.c */
