@@ -1,5 +1,5 @@
 /*
- * xbd attach / xbd detach DIR: a VM's disks in dom0, through a user-space
+ * xbd attach: a VM's disks in dom0, through a user-space
  * blkfront and a FUSE export.
  *
  * For each chosen disk, attach plays the toolstack: it creates a second
@@ -10,8 +10,8 @@
  * partitions in DIR.  Read-only at every layer unless --rw; --cow keeps
  * writes in dom0.  The command returns once DIR is ready (the work goes
  * on in a daemon, unless --foreground).  SIGTERM, SIGINT or `xbd detach
- * DIR` takes everything away again.  `xbd detach` itself is in
- * cli/cmd_serve.c, which hands the DIR form to xbd_cli_detach_dir().
+ * DIR` (cli/cmd_detach.c, which reads the records kept here) takes
+ * everything away again.
  */
 #include "cli/daemon.h"
 #include "xbd/cli.h"
@@ -31,16 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define ATTACH_FE_DIR "/local/domain/0/device/xbd"
 #define ATTACH_MAX_DISKS 32
 #define ATTACH_GRANT_BUDGET 960u   /* of gntalloc's 1024, all disks */
-#define DETACH_WAIT_MS 30000
 
 struct att_disk {
 	struct xbd_vm_disk vm;        /* the VM's disk */
@@ -106,7 +102,7 @@ static bool stale_attach_dir(struct xbd_platform *p, const char *fe_path)
 	return xbd_xs_read_proc(p, fe_path, &proc) == 0 && !xbd_proc_alive(&proc);
 }
 
-static void remove_stale(struct xbd_platform *p, const char *fe_path)
+void xbd_attach_remove_record(struct xbd_platform *p, const char *fe_path)
 {
 	char path[160], *be = NULL;
 
@@ -127,11 +123,11 @@ static int pick_devid(struct attach *a, struct att_disk *d, uint16_t be_domid,
 		uint32_t devid = k == 0 ? d->vm.devid : (1u << 28) | ((702u + k) << 8);
 		char be[160];
 
-		snprintf(d->fe_path, sizeof(d->fe_path), ATTACH_FE_DIR "/%u", devid);
+		snprintf(d->fe_path, sizeof(d->fe_path), XBD_ATTACH_FE_DIR "/%u", devid);
 		xbd_backend_path(be, sizeof(be), be_domid, be_type, 0, devid);
 		if (xbd_xs_exists(a->p, XBD_XS_NO_TXN, d->fe_path) &&
 		    stale_attach_dir(a->p, d->fe_path))
-			remove_stale(a->p, d->fe_path);
+			xbd_attach_remove_record(a->p, d->fe_path);
 		if (!xbd_xs_exists(a->p, XBD_XS_NO_TXN, d->fe_path) &&
 		    !xbd_xs_exists(a->p, XBD_XS_NO_TXN, be)) {
 			d->devid = devid;
@@ -412,20 +408,14 @@ static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
 	return 0;
 }
 
-struct detach_entry {
-	char fe_path[96];
-	struct xbd_proc proc;         /* pid 0: none recorded */
-};
-
-/* Our frontend directories whose xbd-mount is dir. */
-static int find_attached(struct xbd_platform *p, const char *dir,
-			 struct detach_entry **out, unsigned *count)
+int xbd_attach_records(struct xbd_platform *p, const char *dir,
+		       struct xbd_attach_record **out, unsigned *count)
 {
 	char **ids = NULL;
 	unsigned n = 0, i, m = 0;
-	struct detach_entry *e;
+	struct xbd_attach_record *e;
 	int err = xbd_platform_ops_of(p)->xs_directory(p, XBD_XS_NO_TXN,
-						       ATTACH_FE_DIR, &ids, &n);
+						       XBD_ATTACH_FE_DIR, &ids, &n);
 
 	if (err == -ENOENT)
 		n = 0;
@@ -439,7 +429,7 @@ static int find_attached(struct xbd_platform *p, const char *dir,
 	for (i = 0; i < n; i++) {
 		char path[160], *mount = NULL;
 
-		snprintf(e[m].fe_path, sizeof(e[m].fe_path), ATTACH_FE_DIR "/%s", ids[i]);
+		snprintf(e[m].fe_path, sizeof(e[m].fe_path), XBD_ATTACH_FE_DIR "/%s", ids[i]);
 		snprintf(path, sizeof(path), "%s/xbd-mount", e[m].fe_path);
 		if (xbd_xs_read_str(p, path, &mount))
 			continue;
@@ -460,9 +450,9 @@ static int find_attached(struct xbd_platform *p, const char *dir,
  * are cleared. */
 static int check_dir_free(struct attach *a)
 {
-	struct detach_entry *e;
+	struct xbd_attach_record *e;
 	unsigned n, i;
-	int err = find_attached(a->p, a->dir, &e, &n);
+	int err = xbd_attach_records(a->p, a->dir, &e, &n);
 
 	if (err)
 		return 0; /* nothing readable: nothing of ours there */
@@ -474,7 +464,7 @@ static int check_dir_free(struct attach *a)
 		}
 	}
 	for (i = 0; i < n && !err; i++)
-		remove_stale(a->p, e[i].fe_path);
+		xbd_attach_remove_record(a->p, e[i].fe_path);
 	free(e);
 	return err;
 }
@@ -741,105 +731,6 @@ static int attach_run(int argc, char **argv)
 	serve_until_stopped(&a);
 	xbd_cli_notify("STOPPING=1");
 	teardown(&a);
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* xbd detach DIR                                                     */
-/* ------------------------------------------------------------------ */
-
-static bool is_mountpoint(const char *dir)
-{
-	char line[4096];
-	bool found = false;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char mnt[PATH_MAX];
-
-		/* id parent major:minor root mountpoint ... (octal escapes
-		 * in names; our directories have none worth decoding) */
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && !strcmp(mnt, dir))
-			found = true;
-	}
-	fclose(f);
-	return found;
-}
-
-int xbd_cli_detach_dir(const char *arg)
-{
-	unsigned long long deadline;
-	struct detach_entry *e = NULL;
-	struct xbd_platform *p;
-	char dir[PATH_MAX];
-	unsigned n = 0, i;
-	bool any_alive;
-	int err;
-
-	if (!realpath(arg, dir)) {
-		xbd_err("%s: %s", arg, strerror(errno));
-		return 1;
-	}
-	if (xbd_cli_open_platform(&p))
-		return 1;
-	err = find_attached(p, dir, &e, &n);
-	if (err) {
-		xbd_err("cannot read %s: %s", ATTACH_FE_DIR, xbd_strerror(err));
-		xbd_platform_close(p);
-		return 1;
-	}
-	if (n == 0 && !is_mountpoint(dir)) {
-		xbd_err("%s: nothing is attached there", dir);
-		free(e);
-		xbd_platform_close(p);
-		return 1;
-	}
-	/* the attach process takes everything away itself */
-	for (i = 0; i < n; i++)
-		if (xbd_proc_alive(&e[i].proc))
-			kill(e[i].proc.pid, SIGTERM);
-	deadline = xbd_now_ns() + DETACH_WAIT_MS * 1000000ull;
-	do {
-		any_alive = false;
-		for (i = 0; i < n; i++)
-			any_alive |= xbd_proc_alive(&e[i].proc);
-		if (any_alive)
-			usleep(20000);
-	} while (any_alive && xbd_now_ns() < deadline);
-	if (any_alive) {
-		xbd_err("%s: the attach process did not finish in %d s", dir,
-			DETACH_WAIT_MS / 1000);
-		free(e);
-		xbd_platform_close(p);
-		return 1;
-	}
-	/* a killed attach leaves its nodes and its mount behind */
-	for (i = 0; i < n; i++)
-		if (xbd_xs_exists(p, XBD_XS_NO_TXN, e[i].fe_path))
-			remove_stale(p, e[i].fe_path);
-	xbd_xs_rm_if_empty(p, "/local/domain/0/device");
-	if (is_mountpoint(dir) && umount2(dir, MNT_DETACH)) {
-		pid_t pid = fork();
-		int status = 1;
-
-		/* not root: the FUSE helper may unmount what we mounted */
-		if (pid == 0) {
-			execlp("fusermount3", "fusermount3", "-u", "-z", dir, (char *)NULL);
-			_exit(127);
-		}
-		if (pid > 0)
-			waitpid(pid, &status, 0);
-		if (status) {
-			xbd_err("%s: cannot unmount", dir);
-			free(e);
-			xbd_platform_close(p);
-			return 1;
-		}
-	}
-	free(e);
-	xbd_platform_close(p);
 	return 0;
 }
 

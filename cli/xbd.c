@@ -41,6 +41,20 @@ int xbd_cli_open_platform(struct xbd_platform **p)
 	return err;
 }
 
+int xbd_cli_parse_uint_opt(const char *cmd, const char *opt, const char *s,
+			   unsigned min, unsigned max, unsigned *v)
+{
+	unsigned long long n;
+
+	if (xbd_parse_uint(s, max, &n) || n < min) {
+		xbd_err("%s: %s: expected a number from %u to %u, got '%s'", cmd,
+			opt, min, max, s);
+		return -EINVAL;
+	}
+	*v = (unsigned)n;
+	return 0;
+}
+
 static void usage(void)
 {
 	size_t i;

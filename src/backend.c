@@ -32,7 +32,6 @@
 #define TOKEN_RELEASE "xbd-be-release"
 #define TOKEN_DEV_PREFIX "xbd-be-dev-"
 #define TICK_MS 1000
-#define DETACH_POLL_MS 50
 #define MAX_GUEST_DOMID 0x7fefu /* DOMID_FIRST_RESERVED - 1 */
 
 static const struct xbd_backend_params default_params = {
@@ -1268,91 +1267,4 @@ const char *xbd_backend_dev_vm(const struct xbd_backend_dev *dev)
 struct xbd_image *xbd_backend_dev_image(struct xbd_backend_dev *dev)
 {
 	return ((struct be_dev *)dev)->image;
-}
-
-/* ------------------------------------------------------------------ */
-/* xbd detach                                                         */
-/* ------------------------------------------------------------------ */
-
-static bool serving_process_alive(struct xbd_platform *p, const char *be_path)
-{
-	struct xbd_proc proc;
-
-	if (xbd_xs_read_proc(p, be_path, &proc))
-		return true; /* not ours to judge: let it close itself */
-	return xbd_proc_alive(&proc);
-}
-
-int xbd_backend_detach(struct xbd_platform *p, uint16_t fe_domid,
-		       uint32_t devid, unsigned timeout_ms)
-{
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
-	char be_path[BE_PATH_MAX], path[BE_PATH_MAX + 16];
-	uint64_t deadline = xbd_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	char *v = NULL;
-	int err;
-
-	xbd_backend_path(be_path, sizeof(be_path), ops->self_domid(p),
-			 XBD_BACKEND_TYPE, fe_domid, devid);
-	if (ops->xs_read(p, XBD_XS_NO_TXN, be_path, &v, NULL))
-		return -ENOENT;
-	free(v);
-
-	if (!serving_process_alive(p, be_path)) {
-		char *fe_path = NULL;
-
-		/* killed: nobody will walk the handshake; clear up */
-		snprintf(path, sizeof(path), "%s/frontend", be_path);
-		if (!xbd_xs_read_str(p, path, &fe_path)) {
-			if (!strncmp(fe_path, "/local/domain/", 14))
-				ops->xs_rm(p, XBD_XS_NO_TXN, fe_path);
-			free(fe_path);
-		}
-		err = ops->xs_rm(p, XBD_XS_NO_TXN, be_path);
-		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s/%u",
-			 ops->self_domid(p), XBD_BACKEND_TYPE, fe_domid);
-		xbd_xs_rm_if_empty(p, path);
-		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s",
-			 ops->self_domid(p), XBD_BACKEND_TYPE);
-		xbd_xs_rm_if_empty(p, path);
-		return err == -ENOENT ? 0 : err;
-	}
-
-	do {
-		xbd_xs_txn t;
-
-		err = ops->xs_transaction_start(p, &t);
-		if (err)
-			return err;
-		if (ops->xs_read(p, t, be_path, &v, NULL)) {
-			ops->xs_transaction_end(p, t, true);
-			return 0; /* went away meanwhile */
-		}
-		free(v);
-		snprintf(path, sizeof(path), "%s/online", be_path);
-		err = ops->xs_write(p, t, path, "0", 1);
-		if (!err) {
-			snprintf(path, sizeof(path), "%s/state", be_path);
-			err = xbd_xs_printf(p, t, path, "%d", XenbusStateClosing);
-		}
-		if (err) {
-			ops->xs_transaction_end(p, t, true);
-			return err;
-		}
-		err = ops->xs_transaction_end(p, t, false);
-	} while (err == -EAGAIN);
-	if (err)
-		return err;
-
-	/* the serving process removes the nodes once closed */
-	while (xbd_now_ns() < deadline) {
-		if (ops->xs_read(p, XBD_XS_NO_TXN, be_path, &v, NULL) == -ENOENT)
-			return 0;
-		free(v);
-		v = NULL;
-		if (!serving_process_alive(p, be_path))
-			return xbd_backend_detach(p, fe_domid, devid, 0);
-		usleep(DETACH_POLL_MS * 1000);
-	}
-	return -ETIMEDOUT;
 }
