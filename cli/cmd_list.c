@@ -8,6 +8,7 @@
 #include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/ctl.h"
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
 
 #include <errno.h>
@@ -72,7 +73,10 @@ struct list_row {
 static void list_print_text(const struct list_row *r, bool header)
 {
 	char reqs[24] = "-";
-	unsigned long st = strtoul(r->state, NULL, 10);
+	unsigned long long st;
+
+	if (xbd_parse_uint(r->state, XenbusStateReconfigured, &st))
+		st = XenbusStateUnknown;
 
 	if (header)
 		printf("%-12s %5s %-6s %-12s %-4s %-6s %7s %10s  %s\n", "VM",
@@ -88,12 +92,10 @@ static void list_print_text(const struct list_row *r, bool header)
 /* A number, or null when the node held none. */
 static struct json_object *json_number_or_null(const char *s)
 {
-	char *end;
-	long long v;
+	unsigned long long v;
 
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	return *s && !*end && !errno ? json_object_new_int64(v) : NULL;
+	return xbd_parse_uint(s, INT64_MAX, &v) ? NULL :
+						 json_object_new_int64((int64_t)v);
 }
 
 static struct json_object *json_string_or_null(const char *s)
@@ -104,7 +106,10 @@ static struct json_object *json_string_or_null(const char *s)
 static void list_add_json(struct json_object *arr, const struct list_row *r)
 {
 	struct json_object *o = json_object_new_object();
-	unsigned long st = strtoul(r->state, NULL, 10);
+	unsigned long long st;
+
+	if (xbd_parse_uint(r->state, XenbusStateReconfigured, &st))
+		st = XenbusStateUnknown;
 
 	json_object_object_add(o, "vm", json_string_or_null(r->vm));
 	json_object_object_add(o, "domid", json_number_or_null(r->domid));
@@ -196,14 +201,15 @@ static int cmd_list_run(int argc, char **argv)
 			continue;
 		for (j = 0; j < nid; j++) {
 			struct list_row r = { .domid = fes[i] };
+			unsigned long long devid;
 			char be[192], name_path[64];
 
 			snprintf(be, sizeof(be), "%s/%s", dir, ids[j]);
 			snprintf(name_path, sizeof(name_path),
 				 "/local/domain/%s/name", fes[i]);
 			r.vm = read_or(p, name_path, NULL, "-");
-			if (xbd_devid_to_vdev((uint32_t)strtoul(ids[j], NULL, 10),
-					      r.vdev, sizeof(r.vdev)))
+			if (xbd_parse_uint(ids[j], UINT32_MAX, &devid) ||
+			    xbd_devid_to_vdev((uint32_t)devid, r.vdev, sizeof(r.vdev)))
 				snprintf(r.vdev, sizeof(r.vdev), "%s", ids[j]);
 			r.state = read_or(p, be, "state", "0");
 			r.mode = read_or(p, be, "mode", "-");

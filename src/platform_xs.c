@@ -253,8 +253,7 @@ int xbd_xs_op_domain_lookup(struct xbd_platform *p, const char *name,
 {
 	struct xbd_domain_info *list;
 	unsigned n, i;
-	char *end;
-	unsigned long id;
+	unsigned long long id;
 	int err;
 
 	err = xbd_xs_op_domain_list(p, &list, &n);
@@ -270,8 +269,9 @@ int xbd_xs_op_domain_lookup(struct xbd_platform *p, const char *name,
 	}
 	/* A bare number names a domain by id, as xl accepts. */
 	if (err) {
-		id = strtoul(name, &end, 10);
-		for (i = 0; *name && !*end && i < n; i++) {
+		bool number = !xbd_parse_uint(name, XBD_DOMID_SELF - 1, &id);
+
+		for (i = 0; number && i < n; i++) {
 			if (list[i].domid == id) {
 				*domid = (uint16_t)id;
 				err = 0;
