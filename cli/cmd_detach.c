@@ -29,7 +29,6 @@
 #define DETACH_POLL_MS 50
 #define BE_PATH_MAX 160
 
-
 static void detach_usage(void)
 {
 	printf("usage: xbd detach DIR\n"
@@ -39,7 +38,6 @@ static void detach_usage(void)
 	       "gets -t, --timeout SECS (default %u) to let go of it.\n",
 	       XBD_BACKEND_DEFAULT_CLOSE_TIMEOUT_MS / 1000);
 }
-
 
 static bool is_mountpoint(const char *dir)
 {
@@ -71,7 +69,7 @@ static int detach_dir(const char *arg)
 	char dir[PATH_MAX];
 	unsigned n = 0, i;
 	bool any_alive;
-	int err;
+	int err, rc = 1;
 
 	if (!realpath(arg, dir)) {
 		xbd_err("%s: %s", arg, strerror(errno));
@@ -82,14 +80,11 @@ static int detach_dir(const char *arg)
 	err = xbd_attach_records(p, dir, &e, &n);
 	if (err) {
 		xbd_err("cannot read %s: %s", XBD_ATTACH_FE_DIR, xbd_strerror(err));
-		xbd_platform_close(p);
-		return 1;
+		goto out_platform;
 	}
 	if (n == 0 && !is_mountpoint(dir)) {
 		xbd_err("%s: nothing is attached there", dir);
-		free(e);
-		xbd_platform_close(p);
-		return 1;
+		goto out;
 	}
 	/* the attach process takes everything away itself */
 	for (i = 0; i < n; i++)
@@ -106,9 +101,7 @@ static int detach_dir(const char *arg)
 	if (any_alive) {
 		xbd_err("%s: the attach process did not finish in %d s", dir,
 			DETACH_WAIT_MS / 1000);
-		free(e);
-		xbd_platform_close(p);
-		return 1;
+		goto out;
 	}
 	/* a killed attach leaves its nodes and its mount behind */
 	for (i = 0; i < n; i++)
@@ -128,14 +121,15 @@ static int detach_dir(const char *arg)
 			waitpid(pid, &status, 0);
 		if (status) {
 			xbd_err("%s: cannot unmount", dir);
-			free(e);
-			xbd_platform_close(p);
-			return 1;
+			goto out;
 		}
 	}
+	rc = 0;
+out:
 	free(e);
+out_platform:
 	xbd_platform_close(p);
-	return 0;
+	return rc;
 }
 
 /* Whether the process serving be_path still runs; a directory that
