@@ -1,6 +1,6 @@
 /*
- * xbd attach: a VM's disks in dom0, through a user-space
- * blkfront and a FUSE export.
+ * xbd attach: a VM's disks in dom0, through a user-space blkfront and a
+ * FUSE export.
  *
  * For each chosen disk, attach plays the toolstack: it creates a second
  * backend instance of the same storage with dom0 as the frontend (kernel
