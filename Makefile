@@ -17,6 +17,9 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=all
 
 LIB_SRC   := $(sort $(wildcard src/*.c ring/*.c fuse/*.c))
+# The simulated hypervisor: test infrastructure and the demo's platform,
+# a library of its own that needs libxbd (never the reverse).
+SIM_SRC   := $(sort $(wildcard src/sim/*.c))
 XBD_SRC   := cli/xbd.c $(sort $(wildcard cli/cmd_*.c))
 XBDSH_SRC := cli/xbdsh.c $(sort $(wildcard cli/sh_*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
@@ -24,7 +27,10 @@ TESTLIB   := $(sort $(wildcard tests/unit/lib_*.c))
 TESTS     := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 
 LIB_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
-DEPS      := $(patsubst %.c,$(B)/obj/%.d,$(LIB_SRC) $(XBD_SRC) $(XBDSH_SRC) $(TEST_SRC) $(TESTLIB))
+SIM_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(SIM_SRC))
+DEPS      := $(patsubst %.c,$(B)/obj/%.d,$(LIB_SRC) $(SIM_SRC) $(XBD_SRC) $(XBDSH_SRC) $(TEST_SRC) $(TESTLIB))
+# libxbdsim.a first: its references into libxbd resolve from the archive after it.
+LIBS_XBD  := $(B)/libxbdsim.a $(B)/libxbd.a
 
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -33,8 +39,19 @@ DOCDIR  ?= $(PREFIX)/share/doc/xbd
 BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
-.PHONY: all check check-xen demo bench clean install uninstall deb tests
-all: $(B)/xbd $(B)/xbdsh
+.PHONY: all check check-xen demo bench clean install uninstall deb tests \
+	check-sim-isolation
+all: check-sim-isolation $(B)/xbd $(B)/xbdsh
+
+# Product code never includes the simulator (only the hook
+# xbd_platform_set_sim connects them): fail the build if it does.
+SIM_HDRS    := $(notdir $(wildcard src/sim/*.h))
+PRODUCT_SRC := $(wildcard src/*.c src/*.h fuse/*.c fuse/*.h ring/*.c ring/*.h include/xbd/*.h)
+empty :=
+space := $(empty) $(empty)
+check-sim-isolation:
+	@! grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*["<]([^">]*/)?(sim/|($(subst .,\.,$(subst $(space),|,$(SIM_HDRS))))[">])' \
+		$(PRODUCT_SRC) || { echo "error: product code includes the simulator (src/sim/)" >&2; exit 1; }
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -44,17 +61,21 @@ $(B)/libxbd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/xbd: $(patsubst %.c,$(B)/obj/%.o,$(XBD_SRC)) $(B)/libxbd.a
+$(B)/libxbdsim.a: $(SIM_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/xbd: $(patsubst %.c,$(B)/obj/%.o,$(XBD_SRC)) $(LIBS_XBD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/xbdsh: $(patsubst %.c,$(B)/obj/%.o,$(XBDSH_SRC)) $(B)/libxbd.a
+$(B)/xbdsh: $(patsubst %.c,$(B)/obj/%.o,$(XBDSH_SRC)) $(LIBS_XBD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(patsubst %.c,$(B)/obj/%.o,$(TESTLIB)) $(B)/libxbd.a
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(patsubst %.c,$(B)/obj/%.o,$(TESTLIB)) $(LIBS_XBD)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-tests: all $(TESTS)
+tests: all check-sim-isolation $(TESTS)
 
 # The test build: same sources, sanitizers on, its own directory.
 # Installs missing build and test packages first (as root; a no-op when

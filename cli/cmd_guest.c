@@ -8,7 +8,7 @@
 #include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/frontend.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -19,6 +19,7 @@
 #include "xbd/image.h"
 #include "xbd/stats.h"
 #include "xbd/xenbus.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <fcntl.h>

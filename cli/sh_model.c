@@ -7,6 +7,7 @@
 #include "cli/sh.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <json.h>

@@ -41,11 +41,13 @@ enum xbd_platform_kind xbd_platform_resolve(enum xbd_platform_kind kind)
 	return XBD_PLATFORM_SIM;
 }
 
-const char *xbd_sim_default_dir(void)
-{
-	const char *env = getenv("XBD_SIM_DIR");
+/* The one place libxbd meets the sim: a pointer, so that libxbd has no
+ * link-time dependency on libxbdsim.a (see xbd_platform_set_sim). */
+static xbd_platform_open_fn *sim_open;
 
-	return env && *env ? env : "/run/xbd-sim";
+void xbd_platform_set_sim(xbd_platform_open_fn *open)
+{
+	sim_open = open;
 }
 
 int xbd_platform_open(const struct xbd_platform_config *cfg,
@@ -55,7 +57,7 @@ int xbd_platform_open(const struct xbd_platform_config *cfg,
 	case XBD_PLATFORM_XEN:
 		return xbd_platform_xen_open(cfg, out);
 	case XBD_PLATFORM_SIM:
-		return xbd_platform_sim_open(cfg, out);
+		return sim_open ? sim_open(cfg, out) : -ENOSYS;
 	default:
 		return -EINVAL;
 	}

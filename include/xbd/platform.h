@@ -3,8 +3,9 @@
  *
  * Two implementations are chosen at run time: "xen" (thin wrappers over
  * libxengnttab/libxengntshr, libxenevtchn, libxenstore, libxenctrl) and
- * "sim" (the simulated hypervisor in src/sim_*.c).  Protocol code above
- * this line never knows which one it talks to.
+ * "sim" (the simulated hypervisor, src/sim/, its own library that libxbd
+ * never links: a program hands it over with xbd_platform_set_sim()).
+ * Protocol code above this line never knows which one it talks to.
  *
  * Conventions: every function returns 0 or a negative errno.  Strings and
  * arrays handed back are malloc'd and freed by the caller with free().
@@ -161,11 +162,21 @@ struct xbd_platform_config {
 	uint16_t sim_domid;
 };
 
-/* Resolves AUTO: $XBD_PLATFORM ("xen"/"sim"), else xen when
- * /proc/xen/capabilities exists, else sim. */
+/* Resolves AUTO: $XBD_PLATFORM ("xen"/"sim"), else sim when
+ * $XBD_SIM_DIR is set, else xen when /proc/xen/capabilities exists,
+ * else sim. */
 enum xbd_platform_kind xbd_platform_resolve(enum xbd_platform_kind kind);
 int xbd_platform_parse_kind(const char *s, enum xbd_platform_kind *kind);
-const char *xbd_sim_default_dir(void); /* $XBD_SIM_DIR or /run/xbd-sim */
+
+/* How a platform is opened: the xen one is part of libxbd; the sim one
+ * lives in libxbdsim.a (test infrastructure, never linked into libxbd),
+ * so a program that may run on the sim passes its opener once, in
+ * main() before any thread starts: xbd_platform_set_sim(
+ * xbd_platform_sim_open).  Until then, opening the sim fails with
+ * -ENOSYS. */
+typedef int xbd_platform_open_fn(const struct xbd_platform_config *cfg,
+				 struct xbd_platform **out);
+void xbd_platform_set_sim(xbd_platform_open_fn *open);
 
 int xbd_platform_open(const struct xbd_platform_config *cfg,
 		      struct xbd_platform **out);
@@ -188,10 +199,8 @@ static inline int xbd_evtchn_notify(struct xbd_evtchn *e, uint32_t port)
 	return xbd_evtchn_ops_of(e)->evtchn_notify(e, port);
 }
 
-/* Implementations (src/platform_xen.c, src/sim_platform.c). */
+/* The xen implementation (src/platform_xen.c). */
 int xbd_platform_xen_open(const struct xbd_platform_config *cfg,
-			  struct xbd_platform **out);
-int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
 			  struct xbd_platform **out);
 
 /* Convenience wrappers over the xenstore ops (src/platform.c). */

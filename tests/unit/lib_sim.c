@@ -2,7 +2,7 @@
  * between a test's processes (see include/xbd/testlib.h). */
 #include "xbd/testlib.h"
 #include "xbd/common.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -170,6 +170,13 @@ uint16_t xbd_test_sim_vm_create(const char *name)
 		exit(1);
 	}
 	return domid;
+}
+
+/* Every test may open the sim platform, through this library or by
+ * itself: hand libxbd the sim's opener before main() runs. */
+__attribute__((constructor)) static void use_sim_platform(void)
+{
+	xbd_platform_set_sim(xbd_platform_sim_open);
 }
 
 struct xbd_platform *xbd_test_sim_open(uint16_t domid)

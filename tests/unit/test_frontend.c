@@ -19,7 +19,7 @@
 #include "xbd/stats.h"
 #include "xbd/ctl.h"
 #include "xbd/common.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "xbd/testlib.h"
 #include "xbd/xenbus.h"
 #include "check.h"

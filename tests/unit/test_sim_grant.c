@@ -7,7 +7,7 @@
  */
 #include "check.h"
 #include "xbd/common.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "xbd/testlib.h"
 
 #include <errno.h>

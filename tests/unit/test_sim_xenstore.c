@@ -6,7 +6,7 @@
  * speaking the raw wire protocol.
  */
 #include "xbd/common.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "check.h"
 
 #include <errno.h>

@@ -19,7 +19,7 @@
  */
 #include "xbd/platform.h"
 #include "xbd/platform_xs.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "xbd/common.h"
 
 #include <dirent.h>
@@ -1330,6 +1330,13 @@ static int sim_domid_from_env(uint16_t *domid)
 		return -EINVAL;
 	*domid = (uint16_t)v;
 	return 0;
+}
+
+const char *xbd_sim_default_dir(void)
+{
+	const char *env = getenv(XBD_SIM_DIR_ENV);
+
+	return env && *env ? env : "/run/xbd-sim";
 }
 
 int xbd_platform_sim_open(const struct xbd_platform_config *cfg,

@@ -17,7 +17,7 @@
  * One thread runs a poll loop and owns every piece of state below; the
  * caller's thread only starts it and, after joining it, frees everything.
  */
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "xbd/common.h"
 
 #include <errno.h>

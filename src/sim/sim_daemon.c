@@ -13,8 +13,7 @@
  *
  * The client side (xbd_sim_*) is at the end.
  */
-#include "xbd/frontend.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "xbd/platform.h"
 #include "xbd/platform_xs.h"
 #include "xbd/common.h"
