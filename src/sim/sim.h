@@ -53,25 +53,6 @@ int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
 			  struct xbd_platform **out);
 const char *xbd_sim_default_dir(void); /* $XBD_SIM_DIR or /run/xbd-sim */
 
-/* The daemon's side of the state files (domains table, per-domain grant
- * tables, memory and event channel ports).  Only the daemon calls these. */
-struct sim_hv;
-/* Fresh state in dir (stale files of a dead sim are replaced), with
- * Domain-0 alive. */
-int sim_hv_create(const char *dir, struct sim_hv **out);
-/* Removes every state file and frees hv. */
-void sim_hv_destroy(struct sim_hv *hv);
-int sim_hv_domain_add(struct sim_hv *hv, uint16_t domid, const char *name);
-/* What a crash looks like: the domain is dying, its grants can no longer
- * be mapped, its ports are closed (peers' become unbound) and the grants
- * it had mapped from others count as unmapped. */
-void sim_hv_domain_kill(struct sim_hv *hv, uint16_t domid);
-/* Forgets a killed domain: its table slot and state files go. */
-void sim_hv_domain_remove(struct sim_hv *hv, uint16_t domid);
-/* An unbound port of domid for remote (e.g. the xenstore port). */
-int sim_hv_alloc_unbound(struct sim_hv *hv, uint16_t domid, uint16_t remote,
-			 uint32_t *port);
-
 /* --- the sim daemon and its control client --- */
 /* Each prints one error line on failure and returns a negative errno. */
 /* Starts a daemon on dir (created if missing), returns once it serves;

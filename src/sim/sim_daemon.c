@@ -13,7 +13,7 @@
  *
  * The client side (xbd_sim_*) is at the end.
  */
-#include "src/sim/sim.h"
+#include "sim_hv.h"
 #include "xbd/platform.h"
 #include "xbd/platform_xs.h"
 #include "xbd/common.h"
