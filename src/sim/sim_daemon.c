@@ -16,7 +16,7 @@
 #include "sim_daemon.h"
 #include "sim_hv.h"
 #include "xbd/platform.h"
-#include "xbd/platform_xs.h"
+#include "src/platform_priv.h"
 #include "xbd/common.h"
 
 #include <ctype.h>

@@ -25,7 +25,7 @@
 #define XBD_SIM_HV_H
 
 #include "xbd/platform.h"
-#include "xbd/platform_xs.h"
+#include "src/platform_priv.h"
 #include "src/sim/sim.h"
 
 #include <pthread.h>
