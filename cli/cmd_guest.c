@@ -3,7 +3,7 @@
  *   xbd sim guest [--domid N]      the guest process of a sim domain
  *                                  (the sim daemon runs it; hidden)
  *   xbd sim vm io VM VDEV ...      a workload run by VM's guest on VDEV
- * The work is in src/sim_guest.c.
+ * The work is in src/sim/sim_guest.c.
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"

@@ -1,7 +1,7 @@
 /*
  * xbd sim: start and stop the simulated Xen, create, list and destroy its
- * domains.  The work is done by src/sim_daemon.c; this file parses the
- * command line and prints.
+ * domains.  The work is done in src/sim/ (sim_client.c, which talks to
+ * sim_daemon.c); this file parses the command line and prints.
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"

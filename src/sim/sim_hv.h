@@ -165,7 +165,8 @@ static inline struct sim_evtchn *sev_of(struct xbd_evtchn *e)
 
 /* --- sim_hv.c --- */
 /* The daemon's side of the state files (domains table, per-domain grant
- * tables, memory and event channel ports).  Only the daemon (sim_daemon.c) calls these. */
+ * tables, memory and event channel ports).  Only the daemon
+ * (sim_daemon.c) calls these. */
 struct sim_hv;
 /* Fresh state in dir (stale files of a dead sim are replaced), with
  * Domain-0 alive. */
