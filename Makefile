@@ -8,9 +8,14 @@ WARN    := -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes \
            -Wmissing-declarations -Werror
 CFLAGS  ?= -O2 -g
 XBD_VERSION := 0.1.0
-XCFLAGS := -std=gnu11 -DXBD_VERSION=\"$(XBD_VERSION)\" $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
-           -Iinclude -I. $(shell pkg-config --cflags $(PKGS))
-LIBS    := $(shell pkg-config --libs $(PKGS)) -lreadline -lpthread -lrt
+# pkg-config runs once, and only when something is compiled or linked:
+# `make demo` and `make check` install the -dev packages before that,
+# so a fresh machine sees no "Package fuse3 was not found" first.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+XCFLAGS  = -std=gnu11 -DXBD_VERSION=\"$(XBD_VERSION)\" $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+           -Iinclude -I. $(PKG_CFLAGS)
+LIBS     = $(PKG_LIBS) -lreadline -lpthread -lrt
 
 B       ?= build
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer \

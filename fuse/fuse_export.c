@@ -91,7 +91,7 @@ struct fx_disk {
 	bool gone;                /* removed: no new requests */
 	pthread_mutex_t rmw_lock; /* serialises unaligned writes */
 	atomic_uint refs;         /* one per node */
-	atomic_bool try_nowait;   /* the image's try_preadv_nowait works */
+	atomic_bool try_nowait;   /* xbd_image_try_preadv_nowait works */
 };
 
 /* One file: a disk or one of its partitions. */
@@ -162,7 +162,7 @@ static struct fx_disk *disk_new(struct xbd_image *img, bool read_only)
 	pthread_cond_init(&d->idle, NULL);
 	pthread_mutex_init(&d->rmw_lock, NULL);
 	atomic_init(&d->refs, 0);
-	atomic_init(&d->try_nowait, img->ops->try_preadv_nowait != NULL);
+	atomic_init(&d->try_nowait, xbd_image_can_read_nowait(img));
 	return d;
 }
 
@@ -688,7 +688,7 @@ static void read_start(struct xbd_fuse *fx, struct fx_read *r)
 	struct xbd_image *img = d->img;
 	int err;
 
-	if (img->ops->preadv_async || img->nonblocking) {
+	if (xbd_image_reads_async(img) || img->nonblocking) {
 		err = xbd_image_preadv_async(img, &r->iov, 1, r->iov_offset,
 					     read_done, r);
 		if (err)
@@ -696,7 +696,7 @@ static void read_start(struct xbd_fuse *fx, struct fx_read *r)
 		return;
 	}
 	if (atomic_load_explicit(&d->try_nowait, memory_order_relaxed)) {
-		err = img->ops->try_preadv_nowait(img, &r->iov, 1, r->iov_offset);
+		err = xbd_image_try_preadv_nowait(img, &r->iov, 1, r->iov_offset);
 		if (!err) {
 			read_done(r, 0);
 			return;

@@ -12,8 +12,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define RELAXED_ADD(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
-
 /* A shared index, read once: the peer writes it concurrently. */
 #define READ_SHARED(x) (*(volatile __typeof__(x) *)&(x))
 #define WRITE_SHARED(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
@@ -435,7 +433,6 @@ int xbd_blkif_back_next_request(struct xbd_blkif_back *b,
 	xen_rmb(); /* read req_prod before the requests it publishes */
 	if (RING_REQUEST_PROD_OVERFLOW(r, prod)) {
 		b->broken = true;
-		RELAXED_ADD(b->counters.protocol_errors, 1);
 		return -EPROTO;
 	}
 	if (r->req_cons == prod)
@@ -452,15 +449,12 @@ int xbd_blkif_back_next_request(struct xbd_blkif_back *b,
 	r->req_cons++;
 	decode_request(&layouts[b->abi], copy.bytes, req);
 
-	RELAXED_ADD(b->counters.requests[req->ring_op < 7 ? req->ring_op : 7], 1);
 	if (req->ring_op == BLKIF_OP_DISCARD)
 		req->status = validate_discard(req, lim);
 	else if (req->ring_op == BLKIF_OP_INDIRECT)
 		req->status = validate_indirect(req, lim);
 	else
 		req->status = validate_direct(req, lim);
-	if (req->status != BLKIF_RSP_OKAY)
-		RELAXED_ADD(b->counters.bad_requests, 1);
 	return 1;
 }
 
@@ -486,7 +480,6 @@ void xbd_blkif_back_put_response(struct xbd_blkif_back *b, uint64_t id,
 		rsp->status = status;
 	}
 	r->rsp_prod_pvt++;
-	RELAXED_ADD(b->counters.responses, 1);
 }
 
 bool xbd_blkif_back_push_responses(struct xbd_blkif_back *b)
@@ -497,10 +490,6 @@ bool xbd_blkif_back_push_responses(struct xbd_blkif_back *b)
 	if (READ_SHARED(r->sring->rsp_prod) == r->rsp_prod_pvt)
 		return false;
 	RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(r, notify);
-	if (notify)
-		RELAXED_ADD(b->counters.notify_sent, 1);
-	else
-		RELAXED_ADD(b->counters.notify_suppressed, 1);
 	return notify;
 }
 
@@ -560,10 +549,8 @@ int xbd_blkif_front_put_request(struct xbd_blkif_front *f,
 	blkif_front_ring_t *r = &f->r.native;
 	union blkif_slot_copy slot;
 
-	if (RING_FULL(r)) {
-		RELAXED_ADD(f->counters.ring_full, 1);
+	if (RING_FULL(r))
 		return -EBUSY;
-	}
 	memset(&slot, 0, sizeof(slot));
 	encode_request(&layouts[f->abi], req, slot.bytes);
 	if (f->abi == XBD_BLKIF_ABI_X86_32)
@@ -571,7 +558,6 @@ int xbd_blkif_front_put_request(struct xbd_blkif_front *f,
 	else
 		*RING_GET_REQUEST(r, r->req_prod_pvt) = slot.native;
 	r->req_prod_pvt++;
-	RELAXED_ADD(f->counters.requests[req->ring_op < 7 ? req->ring_op : 7], 1);
 	return 0;
 }
 
@@ -600,10 +586,6 @@ bool xbd_blkif_front_push_requests(struct xbd_blkif_front *f)
 	if (READ_SHARED(r->sring->req_prod) == r->req_prod_pvt)
 		return false;
 	RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(r, notify);
-	if (notify)
-		RELAXED_ADD(f->counters.notify_sent, 1);
-	else
-		RELAXED_ADD(f->counters.notify_suppressed, 1);
 	return notify;
 }
 
@@ -621,7 +603,6 @@ int xbd_blkif_front_next_response(struct xbd_blkif_front *f,
 	if (RING_RESPONSE_PROD_OVERFLOW(r, prod) ||
 	    (RING_IDX)(prod - r->rsp_cons) > (RING_IDX)(r->req_prod_pvt - r->rsp_cons)) {
 		f->broken = true;
-		RELAXED_ADD(f->counters.protocol_errors, 1);
 		return -EPROTO;
 	}
 	if (r->rsp_cons == prod)
@@ -642,7 +623,6 @@ int xbd_blkif_front_next_response(struct xbd_blkif_front *f,
 		rsp->status = copy.status;
 	}
 	r->rsp_cons++;
-	RELAXED_ADD(f->counters.responses, 1);
 	return 1;
 }
 

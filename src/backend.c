@@ -9,7 +9,7 @@
  * event channels, publish the disk's size and go Connected; when it goes
  * Closing, disconnect and follow; when it is Closed, be Closed, and go
  * away if the device is offline.  A detach (online = 0) or a stop walks
- * Closing first and waits for the frontend, at most close_timeout.
+ * Closing first and waits for the frontend, at most close_timeout_ms.
  */
 #include "backend_priv.h"
 #include "xbd/common.h"
@@ -252,7 +252,7 @@ static void set_limits(struct xbd_backend *be, struct be_dev *d)
 		.read_only = ro,
 		.flush = !ro,
 		.barrier = !ro,
-		.discard = !ro && img->can_discard && img->ops->discard,
+		.discard = !ro && xbd_image_can_discard(img),
 		.max_indirect_segments = be->params.max_indirect_segs,
 	};
 }
@@ -859,7 +859,7 @@ int xbd_backend_hotplug(struct xbd_backend *be,
 	d->vm_name = strdup(disk->vm_name);
 	d->image_path = strdup(disk->image_path ? disk->image_path : "");
 	d->image_format = strdup(disk->image_format ? disk->image_format
-						    : disk->image->ops->name);
+						    : xbd_image_name(disk->image));
 	d->mount = disk->mount ? strdup(disk->mount) : NULL;
 	if (!d->vm_name || !d->image_path || !d->image_format ||
 	    (disk->mount && !d->mount)) {

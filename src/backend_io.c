@@ -340,7 +340,7 @@ static bool read_inline(struct be_queue *q, struct be_req *r)
 	if (!q->try_nowait || r->req.op != BLKIF_OP_READ ||
 	    r->req.nr_sectors * SECTOR > BE_INLINE_READ_MAX)
 		return false;
-	err = img->ops->try_preadv_nowait(img, r->iov, r->iovcnt,
+	err = xbd_image_try_preadv_nowait(img, r->iov, r->iovcnt,
 					  r->req.sector * SECTOR);
 	if (err == -EOPNOTSUPP)
 		q->try_nowait = false;
@@ -688,7 +688,7 @@ static void *queue_main(void *arg)
 	};
 
 	for (;;) {
-		/* acquire: pairs with io_stop's release of the flag */
+		/* acquire: pairs with xbd_be_io_stop's release of the flag */
 		bool stop = atomic_load_explicit(&q->stop, memory_order_acquire);
 		bool ours = false;
 		uint32_t port;
@@ -802,7 +802,7 @@ static int queue_setup(struct be_queue *q, const char **why)
 		return err;
 	}
 	q->port_bound = true;
-	q->try_nowait = d->image->ops->try_preadv_nowait != NULL;
+	q->try_nowait = xbd_image_can_read_nowait(d->image);
 	*why = "out of memory";
 	if (alloc_slots(q))
 		return -ENOMEM;

@@ -85,7 +85,7 @@ struct be_queue {
 	uint32_t local_port;
 	bool port_bound;
 	int wake_fd;                  /* eventfd: completions and stop */
-	bool try_nowait;              /* image->ops->try_preadv_nowait works */
+	bool try_nowait;              /* xbd_image_try_preadv_nowait works */
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stop;

@@ -1,9 +1,12 @@
 /*
- * The image seam: checked wrappers around the ops table, opening a
- * back-end by name (as `xbd serve --backend` does), and the iovec and
+ * The image seam's choke point: every call into a back-end goes through
+ * a wrapper here, which checks the request's range and the read-only
+ * flag once (the back-ends only assert them), as nbdkit's
+ * server/backend.c does for its plugins.  Also opening a back-end by
+ * name (as `xbd serve --backend` does), and the iovec and
  * full-transfer helpers the back-ends share.
  */
-#include "xbd/image.h"
+#include "image_priv.h"
 #include "xbd/common.h"
 
 #include <errno.h>
@@ -12,10 +15,13 @@
 #include <string.h>
 #include <sys/uio.h>
 
-int xbd_image_check_io(const struct xbd_image *img, uint64_t offset,
-		       uint64_t len, bool write)
+/* 0 if [offset, offset+len) lies inside the image (and, for a write,
+ * the image is writable); else -EINVAL (out of range, overflow) or
+ * -EROFS.  The one range check of a request. */
+static int check_io(const struct xbd_image *img, uint64_t offset,
+		    uint64_t len, bool write)
 {
-	if (offset > img->size || len > img->size - offset)
+	if (!xbd_image_valid_range(img, offset, len))
 		return -EINVAL;
 	if (write && img->read_only)
 		return -EROFS;
@@ -149,8 +155,7 @@ int xbd_fd_pwritev_full(int fd, const struct iovec *iov, int iovcnt,
 int xbd_image_preadv(struct xbd_image *img, const struct iovec *iov,
 		     int iovcnt, uint64_t offset)
 {
-	int err = xbd_image_check_io(img, offset, xbd_iov_length(iov, iovcnt),
-				     false);
+	int err = check_io(img, offset, xbd_iov_length(iov, iovcnt), false);
 
 	return err ? err : img->ops->preadv(img, iov, iovcnt, offset);
 }
@@ -158,8 +163,7 @@ int xbd_image_preadv(struct xbd_image *img, const struct iovec *iov,
 int xbd_image_pwritev(struct xbd_image *img, const struct iovec *iov,
 		      int iovcnt, uint64_t offset)
 {
-	int err = xbd_image_check_io(img, offset, xbd_iov_length(iov, iovcnt),
-				     true);
+	int err = check_io(img, offset, xbd_iov_length(iov, iovcnt), true);
 
 	return err ? err : img->ops->pwritev(img, iov, iovcnt, offset);
 }
@@ -184,8 +188,7 @@ int xbd_image_preadv_async(struct xbd_image *img, const struct iovec *iov,
 			   int iovcnt, uint64_t offset, xbd_image_done_fn done,
 			   void *opaque)
 {
-	int err = xbd_image_check_io(img, offset, xbd_iov_length(iov, iovcnt),
-				     false);
+	int err = check_io(img, offset, xbd_iov_length(iov, iovcnt), false);
 
 	if (err)
 		return err;
@@ -193,6 +196,18 @@ int xbd_image_preadv_async(struct xbd_image *img, const struct iovec *iov,
 		return img->ops->preadv_async(img, iov, iovcnt, offset, done, opaque);
 	done(opaque, img->ops->preadv(img, iov, iovcnt, offset));
 	return 0;
+}
+
+int xbd_image_try_preadv_nowait(struct xbd_image *img, const struct iovec *iov,
+				int iovcnt, uint64_t offset)
+{
+	int err = check_io(img, offset, xbd_iov_length(iov, iovcnt), false);
+
+	if (err)
+		return err;
+	if (!img->ops->try_preadv_nowait)
+		return -EOPNOTSUPP;
+	return img->ops->try_preadv_nowait(img, iov, iovcnt, offset);
 }
 
 int xbd_image_flush(struct xbd_image *img)
@@ -204,11 +219,11 @@ int xbd_image_flush(struct xbd_image *img)
 
 int xbd_image_discard(struct xbd_image *img, uint64_t offset, uint64_t len)
 {
-	int err = xbd_image_check_io(img, offset, len, true);
+	int err = check_io(img, offset, len, true);
 
 	if (err)
 		return err;
-	if (!img->can_discard || !img->ops->discard)
+	if (!xbd_image_can_discard(img))
 		return -EOPNOTSUPP;
 	return img->ops->discard(img, offset, len);
 }
@@ -217,6 +232,26 @@ void xbd_image_close(struct xbd_image *img)
 {
 	if (img)
 		img->ops->close(img);
+}
+
+const char *xbd_image_name(const struct xbd_image *img)
+{
+	return img->ops->name;
+}
+
+bool xbd_image_reads_async(const struct xbd_image *img)
+{
+	return img->ops->preadv_async != NULL;
+}
+
+bool xbd_image_can_read_nowait(const struct xbd_image *img)
+{
+	return img->ops->try_preadv_nowait != NULL;
+}
+
+bool xbd_image_can_discard(const struct xbd_image *img)
+{
+	return img->can_discard && img->ops->discard != NULL;
 }
 
 /* "4096", "512M", "10G": a byte count, K/M/G/T meaning powers of 1024. */

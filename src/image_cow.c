@@ -18,7 +18,7 @@
  * whose data did not make it.  An unnamed overlay is an unlinked
  * temporary file whose bitmap is never written.
  */
-#include "xbd/image.h"
+#include "image_priv.h"
 #include "xbd/common.h"
 
 #include <endian.h>
@@ -229,9 +229,10 @@ static int cow_preadv(struct xbd_image *img, const struct iovec *iov,
 	struct cow_image *c = to_cow(img);
 	uint64_t len = xbd_iov_length(iov, iovcnt), end = offset + len;
 	struct slice_buf s;
-	int err = xbd_image_check_io(img, offset, len, false);
+	int err;
 
-	if (err || (err = slice_buf_init(&s, iovcnt)))
+	assert(xbd_image_valid_range(img, offset, len));
+	if ((err = slice_buf_init(&s, iovcnt)))
 		return err;
 	for (uint64_t pos = offset; !err && pos < end; ) {
 		bool in = cow_in_overlay(c, pos >> c->shift);
@@ -254,9 +255,11 @@ static int cow_modify(struct cow_image *c, const struct iovec *iov, int iovcnt,
 {
 	uint64_t end = offset + len;
 	struct slice_buf s;
-	int err = xbd_image_check_io(&c->pub, offset, len, true);
+	int err;
 
-	if (err || (err = slice_buf_init(&s, iovcnt)))
+	assert(xbd_image_valid_range(&c->pub, offset, len));
+	assert(!c->pub.read_only);
+	if ((err = slice_buf_init(&s, iovcnt)))
 		return err;
 	for (uint64_t pos = offset; !err && pos < end; ) {
 		uint64_t cl = pos >> c->shift;

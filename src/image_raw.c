@@ -3,7 +3,7 @@
  * bytes, one to one.  positioned I/O (preadv/pwritev) on one shared fd
  * makes every op thread-safe without locks.
  */
-#include "xbd/image.h"
+#include "image_priv.h"
 #include "xbd/common.h"
 
 #include <errno.h>
@@ -31,21 +31,17 @@ static struct raw_image *to_raw(struct xbd_image *img)
 static int raw_preadv(struct xbd_image *img, const struct iovec *iov,
 		      int iovcnt, uint64_t offset)
 {
-	int err = xbd_image_check_io(img, offset, xbd_iov_length(iov, iovcnt),
-				     false);
-
-	return err ? err : xbd_fd_preadv_full(to_raw(img)->fd, iov, iovcnt, offset);
+	assert(xbd_image_valid_range(img, offset, xbd_iov_length(iov, iovcnt)));
+	return xbd_fd_preadv_full(to_raw(img)->fd, iov, iovcnt, offset);
 }
 
 static int raw_try_preadv_nowait(struct xbd_image *img, const struct iovec *iov,
 				 int iovcnt, uint64_t offset)
 {
 	size_t len = xbd_iov_length(iov, iovcnt);
-	int err = xbd_image_check_io(img, offset, len, false);
 	ssize_t n;
 
-	if (err)
-		return err;
+	assert(xbd_image_valid_range(img, offset, len));
 	if (iovcnt > IOV_MAX)
 		return -EAGAIN; /* preadv would split it: not worth it here */
 	/* tmpfs answers RWF_NOWAIT with EOPNOTSUPP, but its pages are
@@ -63,10 +59,9 @@ static int raw_try_preadv_nowait(struct xbd_image *img, const struct iovec *iov,
 static int raw_pwritev(struct xbd_image *img, const struct iovec *iov,
 		       int iovcnt, uint64_t offset)
 {
-	int err = xbd_image_check_io(img, offset, xbd_iov_length(iov, iovcnt),
-				     true);
-
-	return err ? err : xbd_fd_pwritev_full(to_raw(img)->fd, iov, iovcnt, offset);
+	assert(xbd_image_valid_range(img, offset, xbd_iov_length(iov, iovcnt)));
+	assert(!img->read_only);
+	return xbd_fd_pwritev_full(to_raw(img)->fd, iov, iovcnt, offset);
 }
 
 static int raw_flush(struct xbd_image *img)
@@ -78,10 +73,10 @@ static int raw_flush(struct xbd_image *img)
 
 static int raw_discard(struct xbd_image *img, uint64_t offset, uint64_t len)
 {
-	int err = xbd_image_check_io(img, offset, len, true);
-
-	if (err || len == 0)
-		return err;
+	assert(xbd_image_valid_range(img, offset, len));
+	assert(!img->read_only);
+	if (len == 0)
+		return 0;
 	/* On a file this deallocates (reads then see zeroes); on a block
 	 * device the kernel zeroes the range, discarding where it can. */
 	if (fallocate(to_raw(img)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,

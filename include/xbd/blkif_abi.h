@@ -13,8 +13,9 @@
 #include <stdint.h>
 #include <string.h>
 
-/* ring.h needs these before it is included: C11 fences stand in for the
- * hypervisor's barriers (each use site in ring.h says what it orders). */
+/* <xen/io/ring.h> needs these before it is included: C11 fences stand
+ * in for the hypervisor's barriers (ring/blkif_ring.c says what each of
+ * its own uses orders). */
 #ifndef __XEN_INTERFACE_VERSION__
 #define __XEN_INTERFACE_VERSION__ 0x00040e00
 #endif

@@ -2,8 +2,12 @@
  * Image back-ends: what a disk's bytes live in, as one ops table in the
  * manner of nbdkit plugins.  The backend serves an image to a guest; the
  * frontend exposes an attached disk as an image; the FUSE export and the
- * copy-on-write overlay work on any image.  All ops are thread-safe and
+ * copy-on-write overlay work on any image.  All calls are thread-safe and
  * may run concurrently (many requests in flight).
+ *
+ * Callers use the xbd_image_* wrappers below: they are the one place a
+ * request's range and the read-only flag are checked.  The ops table
+ * and the back-ends behind it are private (src/image_priv.h).
  *
  * Offsets and lengths are bytes; callers keep them 512-byte aligned.
  * Functions return 0 (the whole length was transferred) or -errno.
@@ -22,41 +26,12 @@ struct xbd_image;
  * -errno. */
 typedef void (*xbd_image_done_fn)(void *opaque, int err);
 
-struct xbd_image_ops {
-	const char *name; /* "raw", "cow", "null", "errinject", "blkfront" */
-	int (*preadv)(struct xbd_image *img, const struct iovec *iov, int iovcnt,
-		      uint64_t offset);
-	int (*pwritev)(struct xbd_image *img, const struct iovec *iov,
-		       int iovcnt, uint64_t offset);
-	/* Everything completed before is durable when this returns. */
-	int (*flush)(struct xbd_image *img);
-	/* May be NULL (no discard).  Reads of a discarded range return
-	 * zeroes for raw and cow. */
-	int (*discard)(struct xbd_image *img, uint64_t offset, uint64_t len);
-	/* May be NULL.  preadv that never waits for the disk (raw: only from
-	 * the page cache, with RWF_NOWAIT), for callers that would rather
-	 * hand a read to a thread that may sleep than sleep themselves.
-	 * 0: all of it was read.  -EAGAIN: it would have to wait (part of
-	 * iov may have been written: read all of it again with preadv).
-	 * -EOPNOTSUPP: this file cannot be read so (tmpfs, FUSE, ...): do
-	 * not try again.  Else -errno. */
-	int (*try_preadv_nowait)(struct xbd_image *img, const struct iovec *iov,
-				 int iovcnt, uint64_t offset);
-	void (*close)(struct xbd_image *img);
-	/* May be NULL (reads are synchronous only).  Starts a read and
-	 * returns at once: 0, and done(opaque, err) is called exactly once,
-	 * from any thread (possibly before this returns); or -errno, and
-	 * done is never called.  iov must stay valid until done.  The
-	 * back-end keeps working until done was called for every read it
-	 * accepted, so close only after the last done. */
-	int (*preadv_async)(struct xbd_image *img, const struct iovec *iov,
-			    int iovcnt, uint64_t offset, xbd_image_done_fn done,
-			    void *opaque);
-};
+/* The ops table is private to the back-ends (src/image_priv.h). */
+struct xbd_image_ops;
 
 /* Every back-end's handle starts with this public header. */
 struct xbd_image {
-	const struct xbd_image_ops *ops;
+	const struct xbd_image_ops *ops; /* opaque outside the back-ends */
 	uint64_t size;         /* bytes, a multiple of 512 */
 	unsigned sector_size;  /* logical: 512 or 4096 */
 	bool read_only;        /* pwritev/discard fail with -EROFS */
@@ -99,9 +74,9 @@ int xbd_image_open_by_name(const char *backend, const char *path,
 /*
  * Calling an image.  These wrappers check the range and the read-only
  * flag before calling the back-end, so a caller's bug gets -EINVAL or
- * -EROFS, never I/O outside the image.  flush is 0 for an image that
- * cannot flush (nothing to make durable); discard is -EOPNOTSUPP when
- * the image has none.
+ * -EROFS, never I/O outside the image; the back-ends rely on it.  flush
+ * is 0 for an image that cannot flush (nothing to make durable);
+ * discard is -EOPNOTSUPP when the image has none.
  */
 int xbd_image_preadv(struct xbd_image *img, const struct iovec *iov,
 		     int iovcnt, uint64_t offset);
@@ -111,26 +86,41 @@ int xbd_image_pread(struct xbd_image *img, void *buf, size_t len,
 		    uint64_t offset);
 int xbd_image_pwrite(struct xbd_image *img, const void *buf, size_t len,
 		     uint64_t offset);
-/* Asynchronous read, as the preadv_async op above; on an image without
- * that op it reads synchronously and calls done before returning 0.  A
- * bad range is -EINVAL at once (done is not called). */
+/* Asynchronous read: returns at once, 0 and done(opaque, err) is called
+ * exactly once, from any thread (possibly before this returns); or
+ * -errno, and done is never called.  iov must stay valid until done.
+ * Close the image only after the last done.  On an image that cannot
+ * read asynchronously (xbd_image_reads_async false) it reads
+ * synchronously and calls done before returning 0. */
 int xbd_image_preadv_async(struct xbd_image *img, const struct iovec *iov,
 			   int iovcnt, uint64_t offset, xbd_image_done_fn done,
 			   void *opaque);
+/* A read that never waits for the disk (raw: only from the page cache,
+ * with RWF_NOWAIT), for callers that would rather hand a read to a
+ * thread that may sleep than sleep themselves.  0: all of it was read.
+ * -EAGAIN: it would have to wait (part of iov may have been written:
+ * read all of it again with preadv).  -EOPNOTSUPP: this image or file
+ * cannot be read so (tmpfs, FUSE, no such op ...): do not try again.
+ * Else -errno. */
+int xbd_image_try_preadv_nowait(struct xbd_image *img, const struct iovec *iov,
+				int iovcnt, uint64_t offset);
 int xbd_image_flush(struct xbd_image *img);
 int xbd_image_discard(struct xbd_image *img, uint64_t offset, uint64_t len);
 void xbd_image_close(struct xbd_image *img);
 
+/* What a back-end offers, for callers choosing how to call it. */
+const char *xbd_image_name(const struct xbd_image *img); /* "raw", "cow", ... */
+/* The back-end starts reads and completes them later (a blkfront). */
+bool xbd_image_reads_async(const struct xbd_image *img);
+/* xbd_image_try_preadv_nowait may succeed (else it is -EOPNOTSUPP). */
+bool xbd_image_can_read_nowait(const struct xbd_image *img);
+/* can_discard, and the back-end has a discard op. */
+bool xbd_image_can_discard(const struct xbd_image *img);
+
 /*
- * For back-end implementations.
+ * iovec helpers.
  */
 
-/* 0 if [offset, offset+len) lies inside the image (and, for a write,
- * the image is writable); else -EINVAL (out of range, overflow) or
- * -EROFS.  Every back-end op checks this itself, because callers may
- * call the ops table directly. */
-int xbd_image_check_io(const struct xbd_image *img, uint64_t offset,
-		       uint64_t len, bool write);
 size_t xbd_iov_length(const struct iovec *iov, int iovcnt);
 /* Fills out[] (room for iovcnt entries) with the part of iov[] that
  * covers bytes [skip, skip+len); returns the number of entries. */
@@ -141,12 +131,5 @@ void xbd_iov_to_buf(const struct iovec *iov, int iovcnt, size_t skip,
 		    void *buf, size_t len);
 void xbd_iov_from_buf(const struct iovec *iov, int iovcnt, size_t skip,
 		      const void *buf, size_t len);
-/* preadv/pwritev on an fd until the whole iov is done: retries short
- * transfers and EINTR, splits at IOV_MAX.  End of file before the end
- * of the iov is -EIO.  Returns 0 or -errno. */
-int xbd_fd_preadv_full(int fd, const struct iovec *iov, int iovcnt,
-		       uint64_t offset);
-int xbd_fd_pwritev_full(int fd, const struct iovec *iov, int iovcnt,
-			uint64_t offset);
 
 #endif

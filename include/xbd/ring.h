@@ -15,7 +15,6 @@
 #ifndef XBD_RING_H
 #define XBD_RING_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -82,18 +81,6 @@ struct xbd_blkif_response {
 	int16_t status;
 };
 
-/* Ring-level counters, relaxed atomics (read by the stats socket while
- * the ring thread runs). */
-struct xbd_blkif_counters {
-	_Atomic uint64_t requests[8];   /* by ring op byte; [7] = unknown ops */
-	_Atomic uint64_t responses;
-	_Atomic uint64_t notify_sent;       /* push said: notify the peer */
-	_Atomic uint64_t notify_suppressed; /* push said: peer will look anyway */
-	_Atomic uint64_t ring_full;         /* frontend found no free slot */
-	_Atomic uint64_t bad_requests;      /* answered with an error status */
-	_Atomic uint64_t protocol_errors;   /* producer index overflow etc. */
-};
-
 /* Snapshot of the shared and private indices (for `xbdsh ring`). */
 struct xbd_blkif_ring_state {
 	unsigned nr_ents;
@@ -128,7 +115,6 @@ struct xbd_blkif_back {
 	enum xbd_blkif_abi abi;
 	union xbd_blkif_back_rings r;
 	bool broken; /* a producer overflow was seen: stop using the ring */
-	struct xbd_blkif_counters counters;
 };
 
 /* Attaches to an already initialised shared ring of nr_pages at mem. */
@@ -165,7 +151,6 @@ struct xbd_blkif_front {
 	enum xbd_blkif_abi abi;
 	union xbd_blkif_front_rings r;
 	bool broken;
-	struct xbd_blkif_counters counters;
 };
 
 /* Initialises the shared ring in mem (zeroed pages) and attaches. */
@@ -173,7 +158,7 @@ int xbd_blkif_front_init(struct xbd_blkif_front *f, void *mem,
 			 unsigned nr_pages, enum xbd_blkif_abi abi);
 unsigned xbd_blkif_front_free_slots(const struct xbd_blkif_front *f);
 /* Writes one request into the next free slot (not visible until push).
- * -EBUSY: the ring is full (counted as a ring-full event). */
+ * -EBUSY: the ring is full. */
 int xbd_blkif_front_put_request(struct xbd_blkif_front *f,
 				const struct xbd_blkif_request *req);
 /* Writes segment descriptors into an indirect page (up to 512). */

@@ -9,7 +9,7 @@
  * thread, with answers counted in batches of BATCH:
  *   count_frontend:  a start time read per request, a notification
  *                 counter, and its share of the batch's clock read and
- *                 xbd_stats_complete_batch (src/frontend.c);
+ *                 xbd_stats_complete_batch (src/frontend_io.c);
  *   count_backend:   its share of the batch's two clock reads, in-flight
  *                 addition, xbd_stats_end_batch and notification counter
  *                 (src/backend_io.c);
@@ -44,7 +44,7 @@ static unsigned long long cpu_now(void)
 
 #define BATCH 8 /* answers counted together (QD32 sees 4 to 16) */
 
-/* The frontend, per request as src/frontend.c counts it: its start
+/* The frontend, per request as src/frontend_io.c counts it: its start
  * time read at submit, a notification counter, and its share of the
  * completion thread's batch (one clock read, xbd_stats_complete_batch). */
 static void count_frontend_batch(struct xbd_stats *s)

@@ -18,6 +18,7 @@
 #include "xbd/common.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
+#include "src/image_priv.h" /* the test back-ends below */
 
 #include <dirent.h>
 #include <errno.h>

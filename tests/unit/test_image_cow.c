@@ -61,7 +61,7 @@ static void test_basic(const char *base_path, const char *overlay)
 	struct xbd_image *img = open_cow(base_path, overlay);
 	unsigned char buf[1024];
 
-	CHECK(!strcmp(img->ops->name, "cow"));
+	CHECK(!strcmp(xbd_image_name(img), "cow"));
 	CHECK_EQ(img->size, SIZE);
 	CHECK(!img->read_only && img->can_flush && img->can_discard);
 	memcpy(model, gold, SIZE);
@@ -87,9 +87,9 @@ static void test_basic(const char *base_path, const char *overlay)
 	CHECK_EQ(xbd_image_pread(img, buf, 1024, SIZE - 512), -EINVAL);
 	CHECK_EQ(xbd_image_pwrite(img, buf, 1024, SIZE - 512), -EINVAL);
 	struct iovec v = { .iov_base = buf, .iov_len = 1024 };
-	CHECK_EQ(img->ops->pwritev(img, &v, 1, UINT64_MAX - 511), -EINVAL);
-	CHECK_EQ(img->ops->preadv(img, &v, 1, SIZE), -EINVAL);
-	CHECK_EQ(img->ops->discard(img, SIZE - 512, 1024), -EINVAL);
+	CHECK_EQ(xbd_image_pwritev(img, &v, 1, UINT64_MAX - 511), -EINVAL);
+	CHECK_EQ(xbd_image_preadv(img, &v, 1, SIZE), -EINVAL);
+	CHECK_EQ(xbd_image_discard(img, SIZE - 512, 1024), -EINVAL);
 	CHECK_EQ(xbd_image_flush(img), 0);
 	check_model(img);
 	xbd_image_close(img);

@@ -31,7 +31,7 @@ int main(void)
 	tu_write_file(path, gold, SIZE);
 
 	CHECK_EQ(open_ei(path, "8-15,100", &img), 0);
-	CHECK(!strcmp(img->ops->name, "errinject"));
+	CHECK(!strcmp(xbd_image_name(img), "errinject"));
 	CHECK_EQ(img->size, SIZE);
 	CHECK(!img->read_only && img->can_discard);
 

@@ -12,7 +12,7 @@ int main(void)
 	struct iovec v[2] = { { buf, 4096 }, { buf + 4096, 4096 } };
 
 	CHECK_EQ(xbd_image_open_null(1 << 20, &img), 0);
-	CHECK(!strcmp(img->ops->name, "null"));
+	CHECK(!strcmp(xbd_image_name(img), "null"));
 	CHECK(img->nonblocking && !img->read_only && img->can_flush && img->can_discard);
 	CHECK_EQ(img->size, 1 << 20);
 
@@ -25,9 +25,9 @@ int main(void)
 	CHECK(zero);
 
 	CHECK_EQ(xbd_image_pread(img, buf, 1024, (1 << 20) - 512), -EINVAL);
-	CHECK_EQ(img->ops->preadv(img, v, 2, (1 << 20) - 4096), -EINVAL);
-	CHECK_EQ(img->ops->pwritev(img, v, 2, (1 << 20) - 4096), -EINVAL);
-	CHECK_EQ(img->ops->discard(img, 1 << 20, 512), -EINVAL);
+	CHECK_EQ(xbd_image_preadv(img, v, 2, (1 << 20) - 4096), -EINVAL);
+	CHECK_EQ(xbd_image_pwritev(img, v, 2, (1 << 20) - 4096), -EINVAL);
+	CHECK_EQ(xbd_image_discard(img, 1 << 20, 512), -EINVAL);
 	CHECK_EQ(xbd_image_discard(img, 0, 1 << 20), 0);
 	CHECK_EQ(xbd_image_flush(img), 0);
 	xbd_image_close(img);

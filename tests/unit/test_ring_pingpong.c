@@ -168,6 +168,7 @@ static int backend(uint16_t domid, int pipe_rd)
 	struct handoff h;
 	uint32_t port;
 	uint64_t next = 0, answered = 0, mismatches = 0;
+	uint64_t notified = 0, suppressed = 0;
 	void *ring;
 	int err;
 
@@ -215,8 +216,12 @@ static int backend(uint16_t domid, int pipe_rd)
 			mismatches++;
 			break;
 		}
-		if (xbd_blkif_back_push_responses(&b))
+		if (xbd_blkif_back_push_responses(&b)) {
 			xbd_evtchn_notify(e, port);
+			notified++;
+		} else if (progress) {
+			suppressed++;
+		}
 		if (progress || xbd_blkif_back_final_check(&b))
 			continue;
 		if (wait_event(e)) {
@@ -227,8 +232,7 @@ static int backend(uint16_t domid, int pipe_rd)
 	}
 	printf("backend: %llu requests answered, %llu notifications sent, %llu suppressed\n",
 	       (unsigned long long)answered,
-	       (unsigned long long)b.counters.notify_sent,
-	       (unsigned long long)b.counters.notify_suppressed);
+	       (unsigned long long)notified, (unsigned long long)suppressed);
 	ops->evtchn_close(e);
 	ops->unmap_grants(p, ring, RING_PAGES);
 	xbd_platform_close(p);

@@ -308,9 +308,8 @@ static void test_responses(enum xbd_blkif_abi abi)
 		r.id = 1000 + i;
 		CHECK_EQ(xbd_blkif_front_put_request(&h.f, &r), 0);
 	}
-	/* the 65th finds the ring full and is counted */
+	/* the 65th finds the ring full */
 	CHECK_EQ(xbd_blkif_front_put_request(&h.f, &r), -EBUSY);
-	CHECK_EQ(h.f.counters.ring_full, 1);
 	/* first push: the backend armed req_event=1, so it must be told */
 	CHECK_EQ(xbd_blkif_front_push_requests(&h.f), 1);
 	for (i = 0; i < 64; i++) {
@@ -339,7 +338,6 @@ static void test_responses(enum xbd_blkif_abi abi)
 	r.id = 2;
 	xbd_blkif_front_put_request(&h.f, &r);
 	CHECK_EQ(xbd_blkif_front_push_requests(&h.f), 0);
-	CHECK_EQ(h.f.counters.notify_suppressed, 1);
 	/* the final-check tail: the backend sees work before sleeping */
 	CHECK_EQ(xbd_blkif_back_final_check(&h.b), 1);
 	harness_fini(&h);
@@ -358,7 +356,6 @@ static void test_overflow(enum xbd_blkif_abi abi)
 	s = h.mem;
 	s->req_prod = 1000;
 	CHECK_EQ(xbd_blkif_back_next_request(&h.b, &base_limits, &got), -EPROTO);
-	CHECK_EQ(h.b.counters.protocol_errors, 1);
 	CHECK_EQ(h.b.broken, 1);
 	CHECK_EQ(xbd_blkif_back_next_request(&h.b, &base_limits, &got), -EPROTO);
 	harness_fini(&h);
@@ -367,7 +364,6 @@ static void test_overflow(enum xbd_blkif_abi abi)
 	s = h.mem;
 	s->rsp_prod = 1; /* no request was ever sent */
 	CHECK_EQ(xbd_blkif_front_next_response(&h.f, &rsp), -EPROTO);
-	CHECK_EQ(h.f.counters.protocol_errors, 1);
 	harness_fini(&h);
 
 	/* exactly a full ring is legal */

@@ -1,0 +1,124 @@
+/*
+ * Insides of the frontend shared by its halves: src/frontend.c (the
+ * xenbus side: handshake, the monitor thread, close),
+ * src/frontend_io.c (the data path: slots, the page pool, submission,
+ * the completion thread) and src/image_blkfront.c (the frontend as an
+ * image).  The public API is include/xbd/frontend.h.
+ *
+ * Threads: any number of submitters; one completion thread per device
+ * (event channel, responses, the no-progress timeout); one monitor
+ * thread per device (backend state and domain, over xenstore, so that a
+ * slow xenstore never delays the completion thread).  fe->lock guards
+ * the ring, the shadow table, the page pool and the device state.
+ */
+#ifndef XBD_FRONTEND_PRIV_H
+#define XBD_FRONTEND_PRIV_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <xen/io/xenbus.h>
+
+#include "xbd/frontend.h"
+#include "xbd/platform.h"
+#include "xbd/ring.h"
+#include "xbd/stats.h"
+
+struct fe_slot;
+struct fe_io;
+
+struct xbd_frontend {
+	struct xbd_platform *p;
+	const struct xbd_platform_ops *ops;
+	char *fe_path, *be_path, *name;
+	uint16_t be_domid;
+	unsigned io_timeout_ms;
+
+	struct xbd_frontend_info info;
+	enum xenbus_state state;  /* ours, as last written */
+
+	/* grants */
+	void *ring_mem;
+	unsigned ring_pages;
+	uint32_t ring_refs[XBD_RING_MAX_PAGES];
+	void *pool;
+	uint32_t *pool_refs;
+	unsigned pool_pages;
+	uint32_t *free_pages;     /* stack of free page indices */
+	unsigned nr_free_pages;
+
+	/* event channel */
+	struct xbd_evtchn *evtchn;
+	uint32_t port;
+	bool port_bound;
+
+	pthread_mutex_t lock;
+	pthread_cond_t space;     /* a slot or pages were released; or failure */
+	struct xbd_blkif_front ring;
+	struct fe_slot *slots;     /* the shadow table (src/frontend_io.c) */
+	unsigned nr_slots;
+	unsigned free_slot;       /* head of the free list; nr_slots = none */
+	unsigned pages_per_slot;
+	uint32_t *slot_pages;
+	unsigned pending;         /* slots in PENDING */
+	unsigned pending_max;     /* the most there were */
+	uint64_t last_progress_ns;
+	int err;                  /* != 0: the device is failed */
+	bool closing;
+
+	/* completion thread's scratch: slots taken off the ring in a
+	 * batch, the ios they finished, and what the stats count of them */
+	unsigned *batch;
+	struct fe_io **finished;
+	struct xbd_stats_done *batch_done;
+
+	pthread_t completion_thread, monitor_thread;
+	bool threads_started;
+	_Atomic bool stop_threads;
+	pthread_mutex_t monitor_lock;
+	pthread_cond_t monitor_cv;
+
+	pthread_mutex_t rmw_lock; /* serialises unaligned writes */
+
+	struct xbd_stats stats;
+};
+
+static inline const char *fe_name(const struct xbd_frontend *fe)
+{
+	return fe->name ? fe->name : fe->fe_path;
+}
+
+static inline void fe_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* --- src/frontend_io.c --- */
+/* Sizes the shadow table and the page pool's free list once the
+ * backend's segment limit is known (max_segs_cfg 0: the default). */
+int xbd_fe_io_setup(struct xbd_frontend *fe, unsigned max_segs_cfg);
+/* The completion thread (started by the handshake, stopped by close). */
+void *xbd_fe_io_completion_main(void *arg);
+/* Marks the device failed (first err wins) and fails every request on
+ * the ring with -EIO. */
+void xbd_fe_io_fail(struct xbd_frontend *fe, int err, const char *why);
+/* Waits up to ms for every slot to be free; true when they are. */
+bool xbd_fe_io_wait_drained(struct xbd_frontend *fe, unsigned ms);
+/* The image adaptor's entries: xbd_frontend_submit, and the same
+ * waited for, for a range the image wrappers already checked (it is
+ * only asserted here).  0 or -errno. */
+int xbd_fe_io_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
+		     const struct iovec *iov, int iovcnt, uint64_t offset,
+		     uint64_t len, xbd_frontend_done_fn done, void *opaque);
+int xbd_fe_io_sync(struct xbd_frontend *fe, enum xbd_frontend_op op,
+		   const struct iovec *iov, int iovcnt, uint64_t offset,
+		   uint64_t len);
+
+#endif
