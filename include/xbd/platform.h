@@ -167,9 +167,11 @@ int xbd_domain_alive(struct xbd_platform *p, uint16_t domid);
 int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
 		    unsigned *count);
 
-/* Transitional (issue 11): frontend, backend and `xbd attach`/`serve`
- * still call the ops table directly.  Once they use the wrappers above,
- * this include goes and the table is the implementations' alone. */
+/* Transitional (issue 11): frontend.c, frontend_toolstack.c, backend.c,
+ * backend_io.c, cli/cmd_attach.c, cli/cmd_serve.c, src/sim/sim_guest.c
+ * and a few unit tests still call the ops table directly.  Once they use
+ * the wrappers above, this include goes and the table is the
+ * implementations' alone. */
 #include "src/platform_priv.h"
 
 /* Convenience wrappers over the xenstore ops (src/platform.c). */
