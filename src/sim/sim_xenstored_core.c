@@ -491,15 +491,21 @@ static int create_node(struct request *rq, const char *path, struct node **out)
 	return 0;
 }
 
-static int op_read(struct request *rq)
+/* The node that path argument arg names, if the caller may read it. */
+static int readable_node(struct request *rq, const char *arg,
+			 struct node **n)
 {
 	char path[PATH_BUF];
-	struct node *n;
-	int rc;
+	int rc = path_arg(rq, arg, path);
 
-	rc = path_arg(rq, xsd_one_arg(rq), path);
-	if (!rc)
-		rc = xsd_get_node(rq, path, XS_PERM_READ, &n);
+	return rc ? rc : xsd_get_node(rq, path, XS_PERM_READ, n);
+}
+
+static int op_read(struct request *rq)
+{
+	struct node *n;
+	int rc = readable_node(rq, xsd_one_arg(rq), &n);
+
 	if (rc)
 		return rc;
 	return xsd_reply(rq, n->value, n->value_len);
@@ -635,13 +641,9 @@ static int op_rm(struct request *rq)
 
 static int op_directory(struct request *rq)
 {
-	char path[PATH_BUF];
 	struct node *n;
-	int rc;
+	int rc = readable_node(rq, xsd_one_arg(rq), &n);
 
-	rc = path_arg(rq, xsd_one_arg(rq), path);
-	if (!rc)
-		rc = xsd_get_node(rq, path, XS_PERM_READ, &n);
 	if (rc)
 		return rc;
 	return xsd_reply(rq, n->children, n->children_len);
@@ -702,7 +704,7 @@ static struct perm_list *special_perms(struct sim_xenstored *xs,
 static int op_get_perms(struct request *rq)
 {
 	const char *arg = xsd_one_arg(rq);
-	char path[PATH_BUF], buf[XENSTORE_PAYLOAD_MAX];
+	char buf[XENSTORE_PAYLOAD_MAX];
 	const struct perm_list *pl;
 	uint32_t i, len = 0;
 	struct node *n;
@@ -715,9 +717,7 @@ static int op_get_perms(struct request *rq)
 		if (!(xsd_perm_for(rq->c->domid, pl) & XS_PERM_READ))
 			return -EACCES;
 	} else {
-		rc = path_arg(rq, arg, path);
-		if (!rc)
-			rc = xsd_get_node(rq, path, XS_PERM_READ, &n);
+		rc = readable_node(rq, arg, &n);
 		if (rc)
 			return rc;
 		pl = &n->perms;
