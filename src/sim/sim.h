@@ -47,8 +47,8 @@ void sim_xenstored_stop(struct sim_xenstored *xs);
 #define XBD_SIM_MAX_DOMAINS 256 /* live at once, dom0 included */
 #define XBD_SIM_MAX_DOMID 0x7fefu /* DOMID_FIRST_RESERVED - 1 */
 
-/* The platform ops of the sim, for xbd_platform_set_sim(): a program
- * that may run on the sim hands this to libxbd in main(). */
+/* Opens the sim platform: what a program that may run on the sim hands
+ * to libxbd in main(), with xbd_platform_set_sim(). */
 int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
 			  struct xbd_platform **out);
 const char *xbd_sim_default_dir(void); /* $XBD_SIM_DIR or /run/xbd-sim */
