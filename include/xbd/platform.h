@@ -169,9 +169,11 @@ int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
 
 /* Transitional (issue 11): frontend.c, frontend_toolstack.c, backend.c,
  * backend_io.c, cli/cmd_attach.c, cli/cmd_serve.c, src/sim/sim_guest.c
- * and a few unit tests still call the ops table directly.  Once they use
- * the wrappers above, this include goes and the table is the
- * implementations' alone. */
+ * and the shared test code (test_backend_rawfe.h, test_backend_util.h)
+ * still call the ops table directly.  Once they use the wrappers above,
+ * this include goes and the table is the implementations' alone (the
+ * fake platforms of test_frontend.c and test_stats_blkback.c are
+ * implementations: they will include src/platform_priv.h). */
 #include "src/platform_priv.h"
 
 /* Convenience wrappers over the xenstore ops (src/platform.c). */

@@ -499,7 +499,7 @@ static int sim_guest(const char *out)
 		return 1;
 	}
 	/* the frontend grants its ring writable, as blkfront does */
-	err = xbd_platform_ops_of(p)->share_pages(p, 0, 1, true, &ref, &page);
+	err = xbd_share_pages(p, 0, 1, true, &ref, &page);
 	if (err) {
 		fprintf(stderr, "sim guest: share: %s\n", xbd_strerror(err));
 		xbd_platform_close(p);
