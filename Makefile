@@ -28,8 +28,8 @@ SIM_SRC   := $(sort $(wildcard src/sim/*.c))
 XBD_SRC   := cli/xbd.c $(sort $(wildcard cli/cmd_*.c))
 XBDSH_SRC := cli/xbdsh.c $(sort $(wildcard cli/sh_*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
-TESTLIB   := $(sort $(wildcard tests/unit/lib_*.c))
-TESTS     := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
+TESTLIB   := $(sort $(wildcard tests/lib/*.c))
+TEST_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 
 LIB_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 SIM_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(SIM_SRC))
@@ -76,11 +76,21 @@ $(B)/xbd: $(patsubst %.c,$(B)/obj/%.o,$(XBD_SRC)) $(LIBS_XBD)
 $(B)/xbdsh: $(patsubst %.c,$(B)/obj/%.o,$(XBDSH_SRC)) $(LIBS_XBD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(patsubst %.c,$(B)/obj/%.o,$(TESTLIB)) $(LIBS_XBD)
+# tests/lib/: the code the unit tests share, one archive that each test
+# binary takes what it uses from.
+$(B)/libxbdtest.a: $(patsubst %.c,$(B)/obj/%.o,$(TESTLIB))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libxbdtest.a $(LIBS_XBD)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-tests: all check-sim-isolation $(TESTS)
+tests: all check-sim-isolation $(TEST_BINS)
+
+# Keep the objects of the test programs: without this, make deletes them
+# as intermediate files and the next make compiles them all again.
+.SECONDARY:
 
 # The test build: same sources, sanitizers on, its own directory.
 # Installs missing build and test packages first (as root; a no-op when

@@ -7,12 +7,9 @@
 #   perf (where the time goes)              linux-perf
 # Safe to run again; as non-root it only says what is missing.
 set -u
+. "$(dirname "$0")/../lib/packages.sh"
 pkgs=(qemu-system-common nbdkit libnbd-bin fio jq fuse3 util-linux-extra linux-perf)
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-		missing+=("$p")
-done
+mapfile -t missing < <(missing_packages "${pkgs[@]}")
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench deps: missing packages: ${missing[*]} (run as root)" >&2

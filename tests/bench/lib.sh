@@ -2,8 +2,9 @@
 # directory that always goes away, medians, dd and fio measurements,
 # a simulated Xen of the bench's own, and the summary rows that run.sh
 # collects.  Benchmarks are not tests: nothing here asserts a target,
-# it measures and says which targets were met.
-set -u
+# it measures and says which targets were met.  wait_for, cleanup_fn and
+# the work directory are tests/lib/functions.sh's.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/functions.sh"
 export LC_ALL=C
 
 bench_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -17,21 +18,15 @@ FIO_TIME=${XBD_BENCH_FIO_TIME:-5}   # seconds per fio run
 IO_TIME=${XBD_BENCH_IO_TIME:-3}     # seconds per `xbd sim vm io` run
 # the image lives in memory (tmpfs pages are page cache) unless told
 # otherwise: no disk, no writeback in the figures
-W=$(mktemp -d "${XBD_BENCH_DIR:-/dev/shm}/xbd-bench.XXXXXX") || exit 1
+make_workdir xbd-bench "${XBD_BENCH_DIR:-/dev/shm}"
+W=$T
 export XBD_RUN_DIR=$W/run XBD_ATTACH_LOG=$W/attach.log
 unset XBD_PLATFORM
 
-cleanups=()     # commands run at exit, last first
-bench_cleanup() {
-	local i
-	for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do
-		eval "${cleanups[$i]}" >/dev/null 2>&1
-	done
-	rm -rf "$W"
-}
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-at_exit() { cleanups+=("$*"); }
+# at_exit COMMAND...: run at exit, quietly, as one string through eval
+# (last registered first, before $W goes).
+_quiet_eval() { eval "$1" >/dev/null 2>&1; }
+at_exit() { cleanup_fn _quiet_eval "$*"; }
 
 say() { printf '%s\n' "$*" >&2; }
 
@@ -122,16 +117,6 @@ repeat() {
 	[ ${#vals[@]} -gt 0 ] || return 1
 	say "    runs: ${vals[*]}"
 	median "${vals[@]}"
-}
-
-# wait_for SECONDS CMD...: polls until CMD succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.05
-	done
 }
 
 is_mounted() { grep -q " $1 " /proc/self/mounts; }

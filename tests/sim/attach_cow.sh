@@ -6,17 +6,9 @@
 # disk as it was (the overlay is gone with the first).
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
-command -v sfdisk >/dev/null && command -v mkfs.ext4 >/dev/null ||
-	skip "needs sfdisk and mkfs.ext4"
-start_sim
+ext4_vm1
 
-img=$T/disk.img
-make_ext4_image "$img"
-sum=$(sha256sum <"$img")
-vm_create vm1 "$img,xvda"
-wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
-
-attach vm1 "$T/mnt" --cow || { echo "FAIL: attach --cow"; exit 1; }
+attach vm1 "$T/mnt" --cow || die "attach --cow"
 [ "$(stat -c %a "$T/mnt/xvda")" = 644 ] && ok "xvda writable (0644)" ||
 	fail "xvda mode $(stat -c %a "$T/mnt/xvda")"
 
@@ -59,7 +51,7 @@ fi
 [ "$(sha256sum <"$img")" = "$sum" ] && ok "image unchanged after detach" ||
 	fail "image changed after detach"
 
-attach vm1 "$T/mnt2" || { echo "FAIL: second attach"; exit 1; }
+attach vm1 "$T/mnt2" || die "second attach"
 [ "$(sha256sum <"$T/mnt2/xvda")" = "$sum" ] && ok "a new attach sees the original disk" ||
 	fail "a new attach sees the old overlay"
 "$xbd" detach "$T/mnt2" || fail "second detach"

@@ -6,17 +6,9 @@
 # is unchanged afterwards.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
-command -v sfdisk >/dev/null && command -v mkfs.ext4 >/dev/null ||
-	skip "needs sfdisk and mkfs.ext4"
-start_sim
+ext4_vm1
 
-img=$T/disk.img
-make_ext4_image "$img"
-sum=$(sha256sum <"$img")
-vm_create vm1 "$img,xvda"
-wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
-
-attach vm1 "$T/mnt" || { echo "FAIL: attach"; exit 1; }
+attach vm1 "$T/mnt" || die "attach"
 names=$(cd "$T/mnt" && echo *)
 [ "$names" = "xvda xvda1 xvda2" ] && ok "DIR holds $names" || fail "DIR holds '$names'"
 [ "$(stat -c %s "$T/mnt/xvda1")" = $((61440 * 512)) ] && ok "xvda1 has the partition's size" ||

@@ -11,17 +11,16 @@ start_sim
 
 img=$T/disk.img
 truncate -s 32M "$img"
-vm_create vm1 "$img,xvda"
-wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
+vm1_with_xvda "$img"
 "$xbd" sim vm io vm1 xvda --rw write --bs 1M --qd 4 --pattern 1 ||
-	{ echo "FAIL: the guest could not lay the first pattern"; exit 1; }
+	die "the guest could not lay the first pattern"
 
 "$xbd" sim vm io vm1 xvda --rw randwrite --bs 4k --qd 16 --time 4 --pattern 2 \
 	>"$T/io.out" 2>&1 &
 io=$!
 bg_pids+=($io)
 sleep 0.3
-attach vm1 "$T/mnt" || { echo "FAIL: attach while the guest writes"; exit 1; }
+attach vm1 "$T/mnt" || die "attach while the guest writes"
 ok "attached while the guest writes"
 for i in 1 2 3; do
 	dd if="$T/mnt/xvda" of="$T/copy$i" bs=1M status=none || fail "copy $i"

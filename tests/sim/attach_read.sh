@@ -26,8 +26,7 @@ wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect 
 
 start=$EPOCHREALTIME
 if ! attach vm1 "$T/mnt" 2>"$T/attach.err"; then
-	echo "FAIL: attach: $(cat "$T/attach.err")"
-	exit 1
+	die "attach: $(cat "$T/attach.err")"
 fi
 ok "attach returned in $(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b-a}') s"
 ls -l "$T/mnt"

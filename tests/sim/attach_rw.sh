@@ -13,12 +13,11 @@ start_sim
 
 img=$T/disk.img
 make_random_image "$img" 16
-vm_create vm1 "$img,xvda"
-wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
+vm1_with_xvda "$img"
 
 # the daemon's messages (sanitizer reports too) go where the cleanup looks
 XBD_ATTACH_LOG=$T/env.log attach vm1 "$T/mnt" --rw --log "$T/attach.log" ||
-	{ echo "FAIL: attach --rw"; exit 1; }
+	die "attach --rw"
 [ -e "$T/attach.log" ] && [ ! -e "$T/env.log" ] && ok "--log wins over \$XBD_ATTACH_LOG" ||
 	fail "--log: $(ls "$T")"
 [ "$(stat -c %a "$T/mnt/xvda")" = 644 ] && ok "xvda writable (0644)" ||
@@ -82,24 +81,7 @@ refuse_attach "raw file on qdisk, sim" "simulated platform" vm1 --mount "$T/mnt"
 xenstore-rm "$fe/51728" "$fe/51744" /local/domain/0/backend/qdisk
 
 # systemd's side of sd_notify: one line per datagram in $T/notify.msgs
-python3 - "$T/notify.sock" "$T/notify.msgs" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(30)
-with open(sys.argv[2], "a") as f:
-    while True:
-        try:
-            msg = s.recv(4096).decode()
-        except socket.timeout:
-            break
-        f.write(msg.replace("\n", "|") + "\n")
-        f.flush()
-        if msg == "STOPPING=1":
-            break
-PY
-bg_pids+=($!)
-wait_for 5 test -S "$T/notify.sock" || fail "no notify listener"
+notify_listen "$T/notify.sock" "$T/notify.msgs"
 NOTIFY_SOCKET=$T/notify.sock "$xbd" attach vm1 --mount "$T/mnt" --foreground 2>"$T/fg.err" &
 fg=$!
 bg_pids+=($fg)

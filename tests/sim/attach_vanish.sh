@@ -10,9 +10,8 @@ start_sim
 
 img=$T/disk.img
 make_random_image "$img" 64
-vm_create vm1 "$img,xvda"
-wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
-attach vm1 "$T/mnt" || { echo "FAIL: attach"; exit 1; }
+vm1_with_xvda "$img"
+attach vm1 "$T/mnt" || die "attach"
 
 # readers: loop until a read fails, then record how it failed and when
 for i in 1 2 3; do
@@ -24,7 +23,7 @@ for i in 1 2 3; do
 	bg_pids+=($!)
 done
 sleep 0.5
-pid=$(sim_pid "sim blkback") || { echo "FAIL: no sim blkback process"; exit 1; }
+pid=$(sim_pid "sim blkback") || die "no sim blkback process"
 t0=$EPOCHREALTIME
 kill -KILL "$pid"
 ok "killed the sim blkback (pid $pid)"

@@ -32,15 +32,7 @@ unplug() {
 		fail "detach vm2 $1: $(cat "$T/detach.err")"
 	fi
 }
-io() {
-	local desc=$1 out
-	shift
-	if out=$("$xbd" sim vm io vm2 "$@" 2>&1); then
-		ok "$desc: $out"
-	else
-		fail "$desc: $out"
-	fi
-}
+io() { vm_io_ok vm2 "$@"; }
 gone() { [ -z "$(xenstore-list "/local/domain/$DOMID/device/vbd" 2>/dev/null)" ]; }
 
 truncate -s 16M "$T/x.img"

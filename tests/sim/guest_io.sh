@@ -18,15 +18,7 @@ wait_for 10 guest_connected "$DOMID" 51728 || fail "xvdb did not connect"
 ok "the guest connected both disks"
 
 # io DESC ARGS...: a workload that must succeed
-io() {
-	local desc=$1 out
-	shift
-	if out=$("$xbd" sim vm io vm1 "$@" 2>&1); then
-		ok "$desc: $out"
-	else
-		fail "$desc: $out"
-	fi
-}
+io() { vm_io_ok vm1 "$@"; }
 io "sequential write" xvda --rw write --bs 1M --qd 8 --pattern 7
 io "random write, 2 s" xvda --rw randwrite --bs 4k --qd 32 --time 2 --pattern 7
 io "random read with verification, 2 s" xvda --rw randread --bs 4k --qd 32 --time 2 --verify --pattern 7
@@ -67,7 +59,7 @@ refuse "unknown disk" "no connected disk xvdc" vm1 xvdc --rw read --bs 4k --size
 refuse "unknown VM" "nosuchvm: no such domain" nosuchvm xvda --rw read
 refuse "block size not a sector multiple" "expected a multiple of 512" vm1 xvda --rw read --bs 1000
 
-pid=$(sim_pid "sim guest" "XBD_SIM_DOMID=$DOMID") || { echo "FAIL: no guest process"; exit 1; }
+pid=$(sim_pid "sim guest" "XBD_SIM_DOMID=$DOMID") || die "no guest process"
 kill -TERM "$pid"
 for id in 51712 51728; do
 	fe=/local/domain/$DOMID/device/vbd/$id

@@ -4,27 +4,20 @@
 # their NAME line, their version is the programs', and every command and
 # long option that `xbd --help', `xbd COMMAND --help', `xbdsh --help' and
 # `xbdsh help' print is documented, so the pages cannot drift from the code.
-set -u
+. "$(dirname "$0")/../lib/functions.sh"
 
-if ! command -v man >/dev/null || ! command -v groff >/dev/null; then
-	echo "SKIP: man or groff not installed (packages man-db, groff-base)"
-	exit 77
-fi
+requires_prog man "package man-db"
+requires_prog groff "package groff-base"
 
 B=${XBD_BUILD:?XBD_BUILD must name the build directory}
 TOP=${XBD_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 xbd=$B/xbd
 xbdsh=$B/xbdsh
 man_dir=$TOP/packaging/man
-T=$(mktemp -d /tmp/xbd-man.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+make_workdir xbd-man
 # no simulator or Xen is needed: only help texts are read
 export XBD_SIM_DIR=$T/no-sim XBD_RUN_DIR=$T/run HOME=$T
 unset XBD_PLATFORM XBD_DEBUG
-
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
 
 for page in xbd.8 xbdsh.8; do
 	src=$man_dir/$page
@@ -124,8 +117,4 @@ for c in $cmds; do
 	fi
 done
 
-if [ $fails -ne 0 ]; then
-	echo "$fails failure(s)"
-	exit 1
-fi
-echo "all man page checks passed"
+finish

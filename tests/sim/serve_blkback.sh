@@ -5,14 +5,15 @@
 # Closing, never brings back nodes the toolstack removed, and stops
 # cleanly on SIGTERM.  It serves its own backend type here (--type), so
 # that it never meets a blkback the sim itself may run.
-set -u
+. "$(dirname "$0")/../lib/functions.sh"
 B=${XBD_BUILD:?XBD_BUILD not set}
 XBD=$B/xbd
-command -v xenstore-write >/dev/null || { echo "SKIP: xenstore-utils not installed"; exit 77; }
+requires_prog xenstore-write "package xenstore-utils"
 "$XBD" sim blkback --help 2>&1 | grep -q "as Linux blkback does" ||
-	{ echo "SKIP: xbd sim does not route 'blkback' yet"; exit 77; }
+	skip "xbd sim does not route 'blkback' yet"
 
-D=$(mktemp -d /dev/shm/xbd-serve-blkback.XXXXXX)
+make_workdir xbd-serve-blkback /dev/shm
+D=$T
 export XBD_SIM_DIR=$D XBD_RUN_DIR=$D/run XENSTORED_PATH=$D/xenstored.sock
 bb=
 cleanup() {
@@ -21,16 +22,12 @@ cleanup() {
 	for f in "$D"/sim.log "$D"/blkback.log; do
 		[ -s "$f" ] && { echo "---- $f ----"; cat "$f"; }
 	done
-	rm -rf "$D"
+	return 0
 }
-trap cleanup EXIT
+cleanup_fn cleanup
 
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails+1)); }
-ok() { echo "ok: $*"; }
-
-"$XBD" sim start --dir "$D" || { echo "cannot start the sim"; exit 1; }
-"$XBD" sim vm create vm1 >/dev/null || exit 1
+"$XBD" sim start --dir "$D" || die "cannot start the sim"
+"$XBD" sim vm create vm1 >/dev/null || die "cannot create vm1"
 truncate -s 16M "$D/disk.raw"
 "$XBD" sim blkback --dir "$D" --type vbdtest 2>"$D/blkback.log" &
 bb=$!
@@ -38,15 +35,10 @@ bb=$!
 BE=/local/domain/0/backend/vbdtest/1
 FE=/local/domain/1/device/vbd
 
+# value_is PATH VALUE: the node reads VALUE.
+value_is() { [ "$(xenstore-read "$1" 2>/dev/null)" = "$2" ]; }
 # wait_value PATH VALUE: up to 5 s
-wait_value() {
-	local v
-	for _ in $(seq 250); do
-		v=$(xenstore-read "$1" 2>/dev/null) && [ "$v" = "$2" ] && return 0
-		sleep 0.02
-	done
-	return 1
-}
+wait_value() { wait_for 5 value_is "$@"; }
 
 # A device as a toolstack writes it, in one transaction.
 toolstack_add() { # DEVID PARAMS MODE
@@ -90,5 +82,4 @@ kill -0 "$bb" 2>/dev/null && ok "still running" || fail "blkback died"
 kill -TERM "$bb"; wait "$bb"; rc=$?; bb=
 [ "$rc" = 0 ] && ok "SIGTERM: exit 0" || fail "SIGTERM: exit $rc"
 
-[ $fails -eq 0 ] || { echo "$fails failed"; exit 1; }
-echo "all ok"
+finish

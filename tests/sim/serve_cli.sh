@@ -6,28 +6,26 @@
 # (and its --json), which prints nothing when nothing is served; detach
 # removes every node; a killed server's nodes are cleared by detach; a
 # VM that never connects the disk makes serve give up cleanly.
-set -u
+. "$(dirname "$0")/../lib/functions.sh"
 B=${XBD_BUILD:?XBD_BUILD not set}
 XBD=$B/xbd
-command -v xenstore-ls >/dev/null || { echo "SKIP: xenstore-ls not installed"; exit 77; }
+requires_prog xenstore-ls "package xenstore-utils"
 
-D=$(mktemp -d /dev/shm/xbd-serve-cli.XXXXXX)
+make_workdir xbd-serve-cli /dev/shm
+D=$T
 export XBD_SIM_DIR=$D XBD_RUN_DIR=$D/run XENSTORED_PATH=$D/xenstored.sock
 pids=()
 cleanup() {
+	local p
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 	"$XBD" sim stop --dir "$D" >/dev/null 2>&1
 	[ -f "$D/sim.log" ] && { echo "---- sim log ----"; cat "$D/sim.log"; }
-	rm -rf "$D"
+	return 0
 }
-trap cleanup EXIT
+cleanup_fn cleanup
 
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails+1)); }
-ok() { echo "ok: $*"; }
-
-"$XBD" sim start --dir "$D" || { echo "cannot start the sim"; exit 1; }
-"$XBD" sim vm create vm1 --no-guest >/dev/null || { echo "cannot create vm1"; exit 1; }
+"$XBD" sim start --dir "$D" || die "cannot start the sim"
+"$XBD" sim vm create vm1 --no-guest >/dev/null || die "cannot create vm1"
 truncate -s 16M "$D/disk.raw"
 
 dump() { xenstore-ls -f /local/domain 2>/dev/null | sort; }
@@ -213,5 +211,4 @@ else
 	echo "note: xbd sim blkback is not routed by cmd_sim yet"
 fi
 
-[ $fails -eq 0 ] || { echo "$fails failed"; exit 1; }
-echo "all ok"
+finish

@@ -13,33 +13,6 @@ vm_create vm2
 truncate -s 16M "$T/disk.img"
 FE=/local/domain/$DOMID/device/vbd/51728 # xvdb
 
-# listen ADDR OUT: systemd's side, one line in OUT per datagram (its
-# newlines as '|'), until STOPPING=1; sets LISTENER.
-listen() {
-	rm -f "$2" "$2.bound"
-	python3 - "$1" "$2" <<'EOF' &
-import socket, sys
-addr, out = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("\0" + addr[1:] if addr.startswith("@") else addr)
-open(out + ".bound", "w").close()
-s.settimeout(40)
-with open(out, "a") as f:
-    while True:
-        try:
-            msg = s.recv(4096).decode()
-        except socket.timeout:
-            break
-        f.write(msg.replace("\n", "|") + "\n")
-        f.flush()
-        if "STOPPING=1" in msg.split("\n"):
-            break
-EOF
-	LISTENER=$!
-	bg_pids+=("$LISTENER")
-	wait_for 5 test -e "$2.bound" || { echo "FAIL: the listener did not start"; exit 1; }
-}
-
 # serve_fg NOTIFY_SOCKET: xbd serve --foreground of xvdb; sets SERVER.
 serve_fg() {
 	NOTIFY_SOCKET=$1 "$xbd" serve vm2 --image "$T/disk.img" --vdev xvdb \
@@ -53,7 +26,7 @@ got() { grep -qx -- "$2" "$1" 2>/dev/null; }
 
 # 1. A socket path; the disk goes by `xbd detach`.
 out=$T/path.msgs
-listen "$T/notify.sock" "$out"
+notify_listen "$T/notify.sock" "$out"
 serve_fg "$T/notify.sock"
 if wait_for 20 got "$out" "READY=1|STATUS=serving xvdb to vm2"; then
 	ok "path socket: READY=1 once connected"
@@ -81,7 +54,7 @@ n=$(grep -c . "$out")
 
 # 2. An abstract socket ('@'); the disk goes by SIGTERM.
 out=$T/abstract.msgs
-listen "@xbd-notify-test-$$" "$out"
+notify_listen "@xbd-notify-test-$$" "$out"
 serve_fg "@xbd-notify-test-$$"
 if wait_for 20 got "$out" "READY=1|STATUS=serving xvdb to vm2"; then
 	ok "abstract socket: READY=1"

@@ -4,17 +4,15 @@
 # list, destroy (nodes gone, guest process killed), clear errors for
 # duplicate and unknown names and for a second start on the same
 # directory, and a stop that leaves no process and no socket behind.
-set -u
+. "$(dirname "$0")/../lib/functions.sh"
 
 for t in xenstore-ls xenstore-read xenstore-list; do
-	if ! command -v "$t" >/dev/null; then
-		echo "SKIP: $t not installed (package xenstore-utils)"
-		exit 77
-	fi
+	requires_prog "$t" "package xenstore-utils"
 done
 
 xbd=${XBD_BUILD:?XBD_BUILD must name the build directory}/xbd
-d=$(mktemp -d /tmp/xbd-lifecycle.XXXXXX)
+make_workdir xbd-lifecycle
+d=$T
 export XENSTORED_PATH=$d/xenstored.sock
 export XBD_SIM_KEEP_LOG=1 # printed at the end: the runner greps it
 
@@ -23,26 +21,8 @@ cleanup() {
 	# the daemon's log, where a sanitizer would have reported
 	[ -f "$d/sim.log" ] && { echo "---- sim.log ----"; cat "$d/sim.log"; }
 	rm -f "$d.err"
-	rm -rf "$d"
 }
-trap cleanup EXIT
-
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-
-# expect_out DESC WANT CMD...: CMD succeeds and prints exactly WANT.
-expect_out() {
-	local desc=$1 want=$2 got
-	shift 2
-	if ! got=$("$@" 2>&1); then
-		fail "$desc: '$*' failed: $got"
-	elif [ "$got" != "$want" ]; then
-		fail "$desc: '$*' printed '$got', expected '$want'"
-	else
-		ok "$desc"
-	fi
-}
+cleanup_fn cleanup
 
 # expect_err DESC WANT CMD...: CMD fails, with exactly WANT on stderr
 # and nothing on stdout.
@@ -60,22 +40,12 @@ expect_err() {
 	fi
 }
 
-# wait_for SECONDS CMD...: polls until CMD succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.05
-	done
-}
-
 alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 dead() { ! alive "$1"; }
 
 # --- start ------------------------------------------------------------
 if "$xbd" sim start --dir "$d" --owner-pid $$; then ok "start"; else
-	fail "start"; exit 1
+	die "start"
 fi
 pid=$(cat "$d/pid")
 [ -S "$d/ctl.sock" ] && [ -S "$d/xenstored.sock" ] && alive "$pid" &&
@@ -178,5 +148,4 @@ expect_out "stop the restarted sim" "" env -u XBD_SIM_KEEP_LOG "$xbd" sim stop -
 left=$(cd "$d" && ls -A)
 [ -z "$left" ] && ok "a clean stop leaves an empty directory" || fail "left in $d: $left"
 
-echo "$fails failed"
-[ $fails -eq 0 ]
+finish

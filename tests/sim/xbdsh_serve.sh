@@ -12,11 +12,10 @@
 #   - the serving process killed: said within a second.
 . "$(dirname "$0")/xbdsh_common.inc"
 
-command -v xenstore-read >/dev/null ||
-	{ echo "SKIP: xenstore-read not installed (package xenstore-utils)"; exit 77; }
-"$xbd" serve --help >/dev/null 2>&1 || { echo "SKIP: xbd serve is not built yet"; exit 77; }
+requires_prog xenstore-read "package xenstore-utils"
+"$xbd" serve --help >/dev/null 2>&1 || skip "xbd serve is not built yet"
 "$xbd" sim vm io --help 2>&1 | grep -q -- --rw ||
-	{ echo "SKIP: xbd sim vm io (the sim guest's workloads) is not available yet"; exit 77; }
+	skip "xbd sim vm io (the sim guest's workloads) is not available yet"
 start_sim
 export XBD_ATTACH_LOG=$T/attach.log XBD_SIM_KEEP_LOG=1
 mnt=
@@ -29,17 +28,15 @@ cleanup_serve() {
 	for f in "$T/serve.log" "$T/attach.log" "$sim_dir/sim.log"; do
 		[ -s "$f" ] && { echo "---- $f ----"; tail -n 100 "$f"; }
 	done
-	cleanup
 }
-trap cleanup_serve EXIT
+cleanup_fn cleanup_serve
 
 truncate -s 32M "$T/a.img" "$T/b.img"
 if ! out=$("$xbd" sim vm create vm1 --disk "$T/a.img,xvda" 2>&1); then
 	case "$out" in
-	*usage*|*unknown*) echo "SKIP: xbd sim vm create --disk is not available yet"; exit 77 ;;
+	*usage*|*unknown*) skip "xbd sim vm create --disk is not available yet" ;;
 	esac
-	echo "FAIL: vm create: $out"
-	exit 1
+	die "vm create: $out"
 fi
 domid=$(echo "$out" | tail -n1)
 # the sim's blkback takes xvda; if this sim runs none, the test does
@@ -49,11 +46,10 @@ if ! wait_for 3 eval '[ "$(xenstore-read $be/state 2>/dev/null)" = 4 ]'; then
 	pids+=($!)
 fi
 wait_for 10 eval '[ "$(xenstore-read /local/domain/'"$domid"'/device/vbd/51712/state 2>/dev/null)" = 4 ]' ||
-	{ echo "FAIL: vm1's guest did not connect xvda"; exit 1; }
+	die "vm1's guest did not connect xvda"
 if ! "$xbd" serve vm1 --image "$T/b.img" --vdev xvdb --timeout 20 --log "$T/serve.log" \
 	>"$T/serve.out" 2>&1; then
-	echo "FAIL: xbd serve: $(cat "$T/serve.out")"
-	exit 1
+	die "xbd serve: $(cat "$T/serve.out")"
 fi
 ok "vm1 (domain $domid): xvda from the sim's blkback, xvdb from xbd serve"
 

@@ -4,10 +4,7 @@
 # sessions; watch refreshing in place until a key is pressed; Ctrl-D.
 . "$(dirname "$0")/xbdsh_common.inc"
 
-if ! command -v tmux >/dev/null; then
-	echo "SKIP: tmux not installed"
-	exit 77
-fi
+requires_prog tmux
 
 start_fake pa alpha:5:xvdb alpha:5:xvdc alpine:6:xvda
 tmux_sock=$T/tmux.sock

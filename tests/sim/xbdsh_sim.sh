@@ -10,17 +10,14 @@
 # VM is destroyed.
 . "$(dirname "$0")/xbdsh_common.inc"
 
-if ! command -v xenstore-write >/dev/null; then
-	echo "SKIP: xenstore-write not installed (package xenstore-utils)"
-	exit 77
-fi
+requires_prog xenstore-write "package xenstore-utils"
 start_sim
 "$xbd" sim vm create vm1 -- "$B/tests/test_stats_blkback" --sim-guest "$T/ref" \
-	>"$T/vm.out" 2>&1 || { echo "FAIL: vm create: $(cat "$T/vm.out")"; exit 1; }
-wait_for 10 test -s "$T/ref" || { echo "FAIL: the guest did not grant its ring"; exit 1; }
+	>"$T/vm.out" 2>&1 || die "vm create: $(cat "$T/vm.out")"
+wait_for 10 test -s "$T/ref" || die "the guest did not grant its ring"
 ref=$(cat "$T/ref")
 domid=$(xenstore-read /local/domain/1/name >/dev/null && echo 1)
-[ "$domid" = 1 ] || { echo "FAIL: vm1 is not domain 1"; exit 1; }
+[ "$domid" = 1 ] || die "vm1 is not domain 1"
 
 FE=/local/domain/1/device/vbd
 BE=/local/domain/0/backend

@@ -2,60 +2,30 @@
 # End-to-end: Debian's xenstore-utils tools (unmodified libxenstore) against
 # the sim's xenstored, started by `xbd sim start`: write, read, ls, list,
 # exists, rm, chmod, and watch events seen through xenstore-watch.
-set -u
+. "$(dirname "$0")/../lib/functions.sh"
 
 for t in xenstore-write xenstore-read xenstore-ls xenstore-list \
 	 xenstore-exists xenstore-rm xenstore-chmod xenstore-watch; do
-	if ! command -v "$t" >/dev/null; then
-		echo "SKIP: $t not installed (package xenstore-utils)"
-		exit 77
-	fi
+	requires_prog "$t" "package xenstore-utils"
 done
 
 xbd=${XBD_BUILD:?XBD_BUILD must name the build directory}/xbd
-d=$(mktemp -d /tmp/xbd-xstools.XXXXXX)
+make_workdir xbd-xstools
+d=$T
 watchers=()
 
 cleanup() {
 	local p
 	for p in "${watchers[@]}"; do kill "$p" 2>/dev/null; done
 	"$xbd" sim stop --dir "$d" >/dev/null 2>&1
-	rm -rf "$d"
 }
-trap cleanup EXIT
-
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-
-# expect_out DESC WANT CMD...: CMD succeeds and prints exactly WANT.
-expect_out() {
-	local desc=$1 want=$2 got
-	shift 2
-	if ! got=$("$@" 2>&1); then
-		fail "$desc: '$*' failed: $got"
-	elif [ "$got" != "$want" ]; then
-		fail "$desc: '$*' printed '$got', expected '$want'"
-	else
-		ok "$desc"
-	fi
-}
+cleanup_fn cleanup
 
 # expect_fail DESC CMD...: CMD exits non-zero.
 expect_fail() {
 	local desc=$1
 	shift
 	if "$@" >/dev/null 2>&1; then fail "$desc: '$*' succeeded"; else ok "$desc"; fi
-}
-
-# wait_for SECONDS CMD...: polls until CMD succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.05
-	done
 }
 
 # start_watch FILE N PATH: xenstore-watch -n N PATH in the background,
@@ -80,14 +50,9 @@ watch_result() {
 	fi
 }
 
-if ! "$xbd" sim start --dir "$d"; then
-	echo "FAIL: xbd sim start --dir $d"
-	exit 1
-fi
-if ! wait_for 5 test -S "$d/xenstored.sock"; then
-	echo "FAIL: no $d/xenstored.sock after xbd sim start"
-	exit 1
-fi
+"$xbd" sim start --dir "$d" || die "xbd sim start --dir $d"
+wait_for 5 test -S "$d/xenstored.sock" ||
+	die "no $d/xenstored.sock after xbd sim start"
 export XENSTORED_PATH=$d/xenstored.sock
 
 # Writing, reading, listing.
@@ -155,8 +120,4 @@ xenstore-write /m/a 1
 xenstore-chmod /m/a n0
 watch_result "$d/w3" $'/m\n/m/a\n/m/a' "watch: only changes at or below"
 
-if [ $fails -ne 0 ]; then
-	echo "$fails check(s) failed"
-	exit 1
-fi
-echo "all checks passed"
+finish

@@ -17,9 +17,9 @@
  * (the image and a canary file beside it are compared at the end), leaks
  * no grant mapping or event channel, and vm2 never sees an error.
  */
-#include "check.h"
-#include "test_backend_rawfe.h"
-#include "test_backend_util.h"
+#include "tests/lib/check.h"
+#include "tests/lib/rawfe.h"
+#include "tests/lib/backend_util.h"
 
 #include "xbd/backend.h"
 #include "xbd/frontend.h"

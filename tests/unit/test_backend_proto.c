@@ -1,6 +1,6 @@
 /*
  * The protocol as `xbd serve` offers and honours it, each feature driven
- * by a bare test frontend (tests/unit/test_backend_rawfe.h) on the sim:
+ * by a bare test frontend (tests/lib/rawfe.c) on the sim:
  * multi-page rings of order 0 to 4 filled to the brim, multi-queue,
  * the x86_32 ABI, indirect requests with and without persistent grants,
  * a persistent grant pool smaller than the frontend's pages, flush and
@@ -11,9 +11,9 @@
  * own whose reads of one range take a second and a half).
  */
 #define FUSE_USE_VERSION 31
-#include "check.h"
-#include "test_backend_rawfe.h"
-#include "test_backend_util.h"
+#include "tests/lib/check.h"
+#include "tests/lib/rawfe.h"
+#include "tests/lib/backend_util.h"
 
 #include "xbd/ctl.h"
 #include "xbd/image.h"

@@ -8,8 +8,8 @@
  * error injection, discard, two VMs at once, the FUSE view, and the exit
  * paths (detach, SIGTERM, the VM destroyed) that must leave no node.
  */
-#include "check.h"
-#include "test_backend_util.h"
+#include "tests/lib/check.h"
+#include "tests/lib/backend_util.h"
 
 #include "xbd/ctl.h"
 #include "xbd/frontend.h"

@@ -12,7 +12,7 @@
  * documents against the tables:
  *   test_ctl --check-doc SECTION [--opaque PATH]... < doc.json
  */
-#include "tests/unit/check.h"
+#include "tests/lib/check.h"
 #include "xbd/common.h"
 #include "xbd/ctl.h"
 #include "xbd/stats.h"

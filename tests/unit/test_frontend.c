@@ -20,9 +20,9 @@
 #include "xbd/ctl.h"
 #include "xbd/common.h"
 #include "src/sim/sim.h"
-#include "xbd/testlib.h"
+#include "tests/lib/testlib.h"
 #include "xbd/xenbus.h"
-#include "check.h"
+#include "tests/lib/check.h"
 
 #include <errno.h>
 #include <poll.h>

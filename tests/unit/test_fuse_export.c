@@ -13,8 +13,8 @@
  * The test runs in a child; the parent only waits and then cleans up
  * mounts and files, so a crash or a timeout leaves nothing behind.
  */
-#include "check.h"
-#include "test_image_util.h"
+#include "tests/lib/check.h"
+#include "tests/lib/image_util.h"
 #include "xbd/common.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"

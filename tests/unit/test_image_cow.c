@@ -2,8 +2,8 @@
  * writes keep the rest of the cluster, discard zeroes, concurrent
  * writers to one cluster lose nothing, persistent overlays reopen, the
  * base is never written, and any image can be the base. */
-#include "check.h"
-#include "test_image_util.h"
+#include "tests/lib/check.h"
+#include "tests/lib/image_util.h"
 #include "xbd/image.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* errinject image back-end: I/O touching the listed sectors fails with
  * -EIO and never reaches the base; everything else passes through. */
-#include "check.h"
-#include "test_image_util.h"
+#include "tests/lib/check.h"
+#include "tests/lib/image_util.h"
 #include "xbd/common.h"
 #include "xbd/image.h"
 

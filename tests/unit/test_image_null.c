@@ -1,5 +1,5 @@
 /* null image back-end: zeroes, dropped writes, bounds, by-name sizes. */
-#include "check.h"
+#include "tests/lib/check.h"
 #include "xbd/image.h"
 
 #include <errno.h>

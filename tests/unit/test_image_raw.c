@@ -1,7 +1,7 @@
 /* raw image back-end: bounds, read-only, discard, flush, big iovecs,
  * concurrent writers, shrinking files, opening by name. */
-#include "check.h"
-#include "test_image_util.h"
+#include "tests/lib/check.h"
+#include "tests/lib/image_util.h"
 #include "xbd/image.h"
 
 #include <errno.h>

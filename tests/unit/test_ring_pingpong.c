@@ -8,7 +8,8 @@
 #include "xbd/platform.h"
 #include "xbd/ring.h"
 #include "xbd/common.h"
-#include "check.h"
+#include "tests/lib/check.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -242,6 +243,9 @@ int main(void)
 	unsigned long long t0, t1;
 	uint16_t domid;
 	pid_t child;
+
+	/* Both sides open the sim platform themselves, without tests/lib. */
+	xbd_platform_set_sim(xbd_platform_sim_open);
 
 	if (n)
 		total_requests = strtoull(n, NULL, 10);

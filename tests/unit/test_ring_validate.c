@@ -6,7 +6,7 @@
  * guest would.
  */
 #include "xbd/ring.h"
-#include "check.h"
+#include "tests/lib/check.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -4,10 +4,10 @@
  * fd, libxenevtchn's masking contract, Xen's refusals, unbind, a
  * destroyed peer, and a ping-pong that measures the round-trip latency.
  */
-#include "check.h"
+#include "tests/lib/check.h"
 #include "xbd/common.h"
 #include "src/sim/sim.h"
-#include "xbd/testlib.h"
+#include "tests/lib/testlib.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -275,32 +275,18 @@ static void host(int fd, uint16_t guest_id)
 int main(void)
 {
 	uint16_t guest_id, other;
-	int sv[2], status = -1;
+	int fd, status = -1;
 	pid_t pid;
 
 	sim_dir = xbd_test_sim_start();
 	guest_id = xbd_test_sim_vm_create("guest");
 	other = xbd_test_sim_vm_create("other");
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		perror("socketpair");
-		return 1;
-	}
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		return 1;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		exit(guest(sv[1], guest_id, other));
-	}
-	close(sv[1]);
+	pid = xbd_test_fork_guest(guest, guest_id, other, &fd);
 	P = xbd_test_sim_open(0);
-	host(sv[0], guest_id);
+	host(fd, guest_id);
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	close(sv[0]);
+	close(fd);
 	xbd_platform_close(P);
 	CHECK_EQ(xbd_test_sim_stop(), 0);
 	return check_report("test_sim_evtchn");

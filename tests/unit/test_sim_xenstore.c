@@ -7,7 +7,7 @@
  */
 #include "xbd/common.h"
 #include "src/sim/sim.h"
-#include "check.h"
+#include "tests/lib/check.h"
 
 #include <errno.h>
 #include <poll.h>

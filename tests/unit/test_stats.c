@@ -5,7 +5,7 @@
  * concurrent updates, timing switched off (by hand, by $XBD_STATS and by
  * xbd_stats_default_off), names.
  */
-#include "tests/unit/check.h"
+#include "tests/lib/check.h"
 #include "xbd/stats.h"
 
 #include <pthread.h>

@@ -11,10 +11,11 @@
  * writes the grant ref to FILE and waits to be destroyed, so that the
  * xbdsh shell tests can map a live ring.
  */
-#include "tests/unit/check.h"
+#include "tests/lib/check.h"
 #include "xbd/blkback_sysfs.h"
 #include "xbd/common.h"
 #include "xbd/ring.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -518,6 +519,8 @@ static int sim_guest(const char *out)
 
 int main(int argc, char **argv)
 {
+	/* The --sim-guest side opens the sim platform without tests/lib. */
+	xbd_platform_set_sim(xbd_platform_sim_open);
 	if (argc == 3 && !strcmp(argv[1], "--sim-guest"))
 		return sim_guest(argv[2]);
 	test_sysfs();

@@ -1,6 +1,6 @@
 /* vdev names <-> devids, as docs/man/xen-vbd-interface defines them. */
 #include "xbd/xenbus.h"
-#include "check.h"
+#include "tests/lib/check.h"
 
 #include <string.h>
 

@@ -1,7 +1,8 @@
 /* Helpers shared by the backend tests: running xbd commands, killing
- * whatever they left running at exit, waiting on xenstore nodes. */
-#ifndef XBD_TEST_BACKEND_UTIL_H
-#define XBD_TEST_BACKEND_UTIL_H
+ * whatever they left running at exit, waiting on xenstore nodes
+ * (declared in backend_util.h). */
+#include "tests/lib/backend_util.h"
+
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +18,7 @@
 
 #include "xbd/common.h"
 #include "xbd/platform.h"
-#include "xbd/testlib.h"
+#include "tests/lib/testlib.h"
 
 #define BT_MAX_PIDS 64
 
@@ -26,7 +27,7 @@ static unsigned bt_npids;
 static pid_t bt_owner;
 
 /* Everything still running goes at exit (even when a check failed). */
-static inline void bt_kill_all(void)
+static void bt_kill_all(void)
 {
 	unsigned i;
 
@@ -44,7 +45,7 @@ static inline void bt_kill_all(void)
 /* Kills pid at exit, unless it is gone by then.  The first call also
  * registers the handler, which runs before the sim is stopped when
  * called after xbd_test_sim_start(). */
-static inline void bt_track(pid_t pid)
+void bt_track(pid_t pid)
 {
 	if (!bt_owner) {
 		bt_owner = getpid();
@@ -55,7 +56,7 @@ static inline void bt_track(pid_t pid)
 }
 
 /* Starts `xbd ARGS...` (NULL-terminated); its output goes to ours. */
-static inline pid_t bt_spawnv(const char *const *args)
+pid_t bt_spawnv(const char *const *args)
 {
 	const char *argv[48];
 	unsigned n = 0;
@@ -65,13 +66,7 @@ static inline pid_t bt_spawnv(const char *const *args)
 	while (*args && n < 47)
 		argv[n++] = *args++;
 	argv[n] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(1);
-	}
+	pid = xbd_test_fork();
 	if (pid == 0) {
 		execv(xbd_test_xbd_path(), (char *const *)argv);
 		fprintf(stderr, "%s: %s\n", xbd_test_xbd_path(), strerror(errno));
@@ -81,25 +76,32 @@ static inline pid_t bt_spawnv(const char *const *args)
 	return pid;
 }
 
-static inline pid_t bt_spawn(const char *arg, ...)
+/* args[] = arg and the rest of ap up to NULL (at most 47), NULL-ended. */
+static void collect_args(const char *args[48], const char *arg, va_list ap)
 {
-	const char *args[48];
 	unsigned n = 0;
-	va_list ap;
 
-	va_start(ap, arg);
 	while (arg && n < 47) {
 		args[n++] = arg;
 		arg = va_arg(ap, const char *);
 	}
-	va_end(ap);
 	args[n] = NULL;
+}
+
+pid_t bt_spawn(const char *arg, ...)
+{
+	const char *args[48];
+	va_list ap;
+
+	va_start(ap, arg);
+	collect_args(args, arg, ap);
+	va_end(ap);
 	return bt_spawnv(args);
 }
 
 /* The exit status of our child pid within ms (128+signal when killed);
  * -1 on timeout, after which it is killed. */
-static inline int bt_wait(pid_t pid, int ms)
+int bt_wait(pid_t pid, int ms)
 {
 	uint64_t deadline = xbd_now_ns() + (uint64_t)ms * 1000000u;
 	int status;
@@ -122,24 +124,19 @@ static inline int bt_wait(pid_t pid, int ms)
 }
 
 /* Runs `xbd ARGS...` to completion (at most ms); its exit status. */
-static inline int bt_run(int ms, const char *arg, ...)
+int bt_run(int ms, const char *arg, ...)
 {
 	const char *args[48];
-	unsigned n = 0;
 	va_list ap;
 
 	va_start(ap, arg);
-	while (arg && n < 47) {
-		args[n++] = arg;
-		arg = va_arg(ap, const char *);
-	}
+	collect_args(args, arg, ap);
 	va_end(ap);
-	args[n] = NULL;
 	return bt_wait(bt_spawnv(args), ms);
 }
 
 /* True while a process (not a zombie) has this pid. */
-static inline bool bt_pid_alive(pid_t pid)
+bool bt_pid_alive(pid_t pid)
 {
 	char path[64], buf[512], *p;
 	ssize_t n;
@@ -160,7 +157,7 @@ static inline bool bt_pid_alive(pid_t pid)
 	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
-static inline bool bt_wait_pid_gone(pid_t pid, int ms)
+bool bt_wait_pid_gone(pid_t pid, int ms)
 {
 	uint64_t deadline = xbd_now_ns() + (uint64_t)ms * 1000000u;
 
@@ -173,7 +170,7 @@ static inline bool bt_wait_pid_gone(pid_t pid, int ms)
 	return true;
 }
 
-static inline bool bt_exists(struct xbd_platform *p, const char *path)
+bool bt_exists(struct xbd_platform *p, const char *path)
 {
 	char *v = NULL;
 	int err = xbd_platform_ops_of(p)->xs_read(p, XBD_XS_NO_TXN, path, &v, NULL);
@@ -183,8 +180,8 @@ static inline bool bt_exists(struct xbd_platform *p, const char *path)
 }
 
 /* Waits until path reads `want` (NULL: until it exists). */
-static inline bool bt_wait_value(struct xbd_platform *p, const char *path,
-				 const char *want, int ms)
+bool bt_wait_value(struct xbd_platform *p, const char *path,
+		   const char *want, int ms)
 {
 	uint64_t deadline = xbd_now_ns() + (uint64_t)ms * 1000000u;
 
@@ -203,7 +200,7 @@ static inline bool bt_wait_value(struct xbd_platform *p, const char *path,
 	}
 }
 
-static inline bool bt_wait_gone(struct xbd_platform *p, const char *path, int ms)
+bool bt_wait_gone(struct xbd_platform *p, const char *path, int ms)
 {
 	uint64_t deadline = xbd_now_ns() + (uint64_t)ms * 1000000u;
 
@@ -215,7 +212,7 @@ static inline bool bt_wait_gone(struct xbd_platform *p, const char *path, int ms
 	return true;
 }
 
-static inline long long bt_read_ll(struct xbd_platform *p, const char *path)
+long long bt_read_ll(struct xbd_platform *p, const char *path)
 {
 	char *v = NULL;
 	long long n = -1;
@@ -227,7 +224,7 @@ static inline long long bt_read_ll(struct xbd_platform *p, const char *path)
 }
 
 /* Deterministic bytes: the same (seed, offset) always gives the same. */
-static inline void bt_pattern(void *buf, size_t len, uint64_t seed, uint64_t off)
+void bt_pattern(void *buf, size_t len, uint64_t seed, uint64_t off)
 {
 	unsigned char *b = buf;
 	size_t i;
@@ -240,7 +237,7 @@ static inline void bt_pattern(void *buf, size_t len, uint64_t seed, uint64_t off
 }
 
 /* A file of len pattern bytes. */
-static inline void bt_make_file(const char *path, size_t len, uint64_t seed)
+void bt_make_file(const char *path, size_t len, uint64_t seed)
 {
 	char *buf = malloc(len);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -259,7 +256,7 @@ static inline void bt_make_file(const char *path, size_t len, uint64_t seed)
 }
 
 /* The whole file, malloc'd; *len its size. */
-static inline char *bt_read_file(const char *path, size_t *len)
+char *bt_read_file(const char *path, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	off_t size;
@@ -278,5 +275,3 @@ static inline char *bt_read_file(const char *path, size_t *len)
 	*len = (size_t)size;
 	return buf;
 }
-
-#endif

@@ -1,5 +1,5 @@
 /*
- * Helpers shared by the unit tests (tests/unit/lib_*.c, linked into every
+ * Helpers shared by the unit tests (tests/lib/testlib.c, linked into every
  * test): a simulated Xen of the test's own, platforms acting as one of
  * its domains, and a tiny message channel between forked processes.
  */
@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "xbd/platform.h"
 
@@ -26,6 +27,17 @@ const char *xbd_test_xbd_path(void);
 uint16_t xbd_test_sim_vm_create(const char *name);
 /* Opens the test's sim as domain domid; exits 1 on failure. */
 struct xbd_platform *xbd_test_sim_open(uint16_t domid);
+
+/* fork() after flushing stdout and stderr (so that nothing buffered is
+ * printed twice); exits 1 when it fails. */
+pid_t xbd_test_fork(void);
+/* Forks a process that plays guest domain `self` (and knows domain
+ * `other`): guest(fd, self, other) runs in the child, its return value
+ * the child's exit status; fd is the child's end of a socketpair whose
+ * other end goes to *peer_fd.  Returns the child's pid; exits 1 on
+ * failure. */
+pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
+			  uint16_t self, uint16_t other, int *peer_fd);
 
 /* 1 when fd is readable within ms, 0 on timeout, negative errno. */
 int xbd_test_wait_readable(int fd, int ms);

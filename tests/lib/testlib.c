@@ -1,6 +1,6 @@
 /* Test helpers: a simulated Xen of the test's own, and a message channel
- * between a test's processes (see include/xbd/testlib.h). */
-#include "xbd/testlib.h"
+ * between a test's processes (declared in tests/lib/testlib.h). */
+#include "tests/lib/testlib.h"
 #include "xbd/common.h"
 #include "src/sim/sim.h"
 
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -172,8 +173,9 @@ uint16_t xbd_test_sim_vm_create(const char *name)
 	return domid;
 }
 
-/* Every test may open the sim platform, through this library or by
- * itself: hand libxbd the sim's opener before main() runs. */
+/* A test that uses this file may open the sim platform, through it or
+ * by itself: hand libxbd the sim's opener before main() runs.  (A test
+ * that links nothing from here calls xbd_platform_set_sim() itself.) */
 __attribute__((constructor)) static void use_sim_platform(void)
 {
 	xbd_platform_set_sim(xbd_platform_sim_open);
@@ -193,6 +195,40 @@ struct xbd_platform *xbd_test_sim_open(uint16_t domid)
 		exit(1);
 	}
 	return p;
+}
+
+pid_t xbd_test_fork(void)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(1);
+	}
+	return pid;
+}
+
+pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
+			  uint16_t self, uint16_t other, int *peer_fd)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		perror("socketpair");
+		exit(1);
+	}
+	pid = xbd_test_fork();
+	if (pid == 0) {
+		close(sv[0]);
+		exit(guest(sv[1], self, other));
+	}
+	close(sv[1]);
+	*peer_fd = sv[0];
+	return pid;
 }
 
 int xbd_test_wait_readable(int fd, int ms)

@@ -1,7 +1,8 @@
 /* Helpers shared by the image and FUSE tests: a scratch directory that
- * goes away at exit, files of known bytes, whole-file reads. */
-#ifndef XBD_TEST_IMAGE_UTIL_H
-#define XBD_TEST_IMAGE_UTIL_H
+ * goes away at exit, files of known bytes, whole-file reads (declared in
+ * image_util.h). */
+#include "tests/lib/image_util.h"
+
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -13,11 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char tu_dir[256];
+char tu_dir[256];
 static pid_t tu_owner; /* only the process that made it removes it */
 
-static inline int tu_rm_one(const char *path, const struct stat *st, int flag,
-			    struct FTW *ftw)
+static int tu_rm_one(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -25,14 +26,14 @@ static inline int tu_rm_one(const char *path, const struct stat *st, int flag,
 	return remove(path);
 }
 
-static inline void tu_cleanup(void)
+static void tu_cleanup(void)
 {
 	if (tu_dir[0] && getpid() == tu_owner)
 		nftw(tu_dir, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Makes the scratch directory (removed at exit); returns its path. */
-static inline const char *tu_scratch(const char *name)
+const char *tu_scratch(const char *name)
 {
 	const char *tmp = getenv("TMPDIR");
 
@@ -48,7 +49,7 @@ static inline const char *tu_scratch(const char *name)
 }
 
 /* "<scratch>/<name>" in a static ring of buffers. */
-static inline const char *tu_path(const char *name)
+const char *tu_path(const char *name)
 {
 	static char bufs[8][512];
 	static int next;
@@ -59,7 +60,7 @@ static inline const char *tu_path(const char *name)
 }
 
 /* Deterministic bytes: byte i of stream `seed`. */
-static inline void tu_fill(void *buf, size_t len, uint64_t seed, uint64_t start)
+void tu_fill(void *buf, size_t len, uint64_t seed, uint64_t start)
 {
 	unsigned char *p = buf;
 
@@ -70,7 +71,7 @@ static inline void tu_fill(void *buf, size_t len, uint64_t seed, uint64_t start)
 	}
 }
 
-static inline void tu_write_file(const char *path, const void *buf, size_t len)
+void tu_write_file(const char *path, const void *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
@@ -81,7 +82,7 @@ static inline void tu_write_file(const char *path, const void *buf, size_t len)
 }
 
 /* The whole file, malloc'd; *len gets its size. */
-static inline unsigned char *tu_read_file(const char *path, size_t *len)
+unsigned char *tu_read_file(const char *path, size_t *len)
 {
 	struct stat st;
 	unsigned char *buf;
@@ -102,7 +103,7 @@ static inline unsigned char *tu_read_file(const char *path, size_t *len)
 }
 
 /* sha256sum of a file as 64 hex digits in out[65]. */
-static inline int tu_sha256(const char *path, char out[65])
+int tu_sha256(const char *path, char out[65])
 {
 	char cmd[600];
 	FILE *p;
@@ -116,12 +117,10 @@ static inline int tu_sha256(const char *path, char out[65])
 	return pclose(p) == 0 && ok ? 0 : -1;
 }
 
-static inline bool tu_all_zero(const unsigned char *p, size_t len)
+bool tu_all_zero(const unsigned char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if (p[i])
 			return false;
 	return true;
 }
-
-#endif

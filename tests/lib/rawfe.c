@@ -2,10 +2,10 @@
  * A bare blkfront for the backend tests: it does the frontend handshake
  * itself and puts requests on the ring exactly as told, valid or not,
  * so a test can play a well-behaved guest with any ABI, ring size or
- * queue count, or a hostile one (raw slot and index writes).
+ * queue count, or a hostile one (raw slot and index writes).  The
+ * interface is in rawfe.h.
  */
-#ifndef XBD_TEST_BACKEND_RAWFE_H
-#define XBD_TEST_BACKEND_RAWFE_H
+#include "tests/lib/rawfe.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -21,50 +21,7 @@
 #include "xbd/ring.h"
 #include "xbd/xenbus.h"
 
-#define RAWFE_MAX_QUEUES 4
-
-struct rawq {
-	void *ring;
-	unsigned npages;
-	uint32_t refs[XBD_RING_MAX_PAGES];
-	struct xbd_blkif_front f;
-	struct xbd_evtchn *e;
-	uint32_t port;
-};
-
-struct rawfe {
-	struct xbd_platform *p;
-	const struct xbd_platform_ops *ops;
-	char fe_path[128];
-	char be_path[192];
-	enum xbd_blkif_abi abi;
-	unsigned nq;
-	struct rawq q[RAWFE_MAX_QUEUES];
-	/* pages granted (writable) to the backend's domain */
-	unsigned char *data;
-	uint32_t *data_refs;
-	unsigned ndata;
-	bool connected;
-};
-
-struct rawfe_opts {
-	unsigned order;      /* ring-page-order; 0 writes plain ring-ref */
-	bool order_node;     /* write ring-page-order even when 0 */
-	unsigned nq;         /* >1: multi-queue-num-queues */
-	enum xbd_blkif_abi abi;
-	bool no_protocol;    /* leave `protocol` out (x86_32 then) */
-	bool persistent;     /* feature-persistent = 1 */
-	unsigned data_pages;
-	/* hostile handshakes */
-	const char *bad_ring_ref;  /* written instead of the real one */
-	const char *bad_order;     /* ring-page-order as written */
-};
-
-static inline int rawfe_write(struct rawfe *rf, const char *node,
-			      const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static inline int rawfe_write(struct rawfe *rf, const char *node,
-			      const char *fmt, ...)
+int rawfe_write(struct rawfe *rf, const char *node, const char *fmt, ...)
 {
 	char path[256], val[128];
 	va_list ap;
@@ -77,7 +34,7 @@ static inline int rawfe_write(struct rawfe *rf, const char *node,
 }
 
 /* The backend's state, waiting up to ms for `want` (0: no wait). */
-static inline int rawfe_be_state(struct rawfe *rf, int want, int ms)
+int rawfe_be_state(struct rawfe *rf, int want, int ms)
 {
 	uint64_t deadline = xbd_now_ns() + (uint64_t)ms * 1000000u;
 	enum xenbus_state st = XenbusStateUnknown;
@@ -91,7 +48,7 @@ static inline int rawfe_be_state(struct rawfe *rf, int want, int ms)
 	}
 }
 
-static inline void rawfe_free_queues(struct rawfe *rf)
+static void rawfe_free_queues(struct rawfe *rf)
 {
 	unsigned i;
 
@@ -112,7 +69,7 @@ static inline void rawfe_free_queues(struct rawfe *rf)
 
 /* Publishes rings and channels and waits for the backend to connect.
  * 0 when it did; the backend's state otherwise (negative: setup). */
-static inline int rawfe_connect(struct rawfe *rf, const struct rawfe_opts *o)
+int rawfe_connect(struct rawfe *rf, const struct rawfe_opts *o)
 {
 	unsigned i, j, nq = o->nq ? o->nq : 1;
 	int err;
@@ -185,7 +142,7 @@ static inline int rawfe_connect(struct rawfe *rf, const struct rawfe_opts *o)
 
 /* Walks Closing/Closed with the backend, lets go of the rings and
  * removes the nodes it published. */
-static inline void rawfe_close(struct rawfe *rf)
+void rawfe_close(struct rawfe *rf)
 {
 	static const char *const nodes[] = {
 		"ring-ref", "ring-page-order", "event-channel", "protocol",
@@ -214,7 +171,7 @@ static inline void rawfe_close(struct rawfe *rf)
 	rf->connected = false;
 }
 
-static inline void rawfe_destroy(struct rawfe *rf)
+void rawfe_destroy(struct rawfe *rf)
 {
 	rawfe_free_queues(rf);
 	if (rf->data)
@@ -224,8 +181,8 @@ static inline void rawfe_destroy(struct rawfe *rf)
 	rf->data_refs = NULL;
 }
 
-static inline void rawfe_init(struct rawfe *rf, struct xbd_platform *p,
-			      const char *fe_path, const char *be_path)
+void rawfe_init(struct rawfe *rf, struct xbd_platform *p,
+		const char *fe_path, const char *be_path)
 {
 	memset(rf, 0, sizeof(*rf));
 	rf->p = p;
@@ -234,14 +191,14 @@ static inline void rawfe_init(struct rawfe *rf, struct xbd_platform *p,
 	snprintf(rf->be_path, sizeof(rf->be_path), "%s", be_path);
 }
 
-static inline void rawfe_kick(struct rawfe *rf, unsigned qi)
+void rawfe_kick(struct rawfe *rf, unsigned qi)
 {
 	rf->ops->evtchn_notify(rf->q[qi].e, rf->q[qi].port);
 }
 
 /* Puts req on queue qi's ring and pushes it. */
-static inline int rawfe_send(struct rawfe *rf, unsigned qi,
-			     const struct xbd_blkif_request *req)
+int rawfe_send(struct rawfe *rf, unsigned qi,
+	       const struct xbd_blkif_request *req)
 {
 	int err = xbd_blkif_front_put_request(&rf->q[qi].f, req);
 
@@ -253,8 +210,8 @@ static inline int rawfe_send(struct rawfe *rf, unsigned qi,
 }
 
 /* One response within ms: 1, or 0 on timeout, -EPROTO on a bad ring. */
-static inline int rawfe_recv(struct rawfe *rf, unsigned qi,
-			     struct xbd_blkif_response *rsp, int ms)
+int rawfe_recv(struct rawfe *rf, unsigned qi,
+	       struct xbd_blkif_response *rsp, int ms)
 {
 	struct rawq *q = &rf->q[qi];
 	uint64_t deadline = xbd_now_ns() + (uint64_t)ms * 1000000u;
@@ -280,8 +237,8 @@ static inline int rawfe_recv(struct rawfe *rf, unsigned qi,
 
 /* Sends and waits for the answer; its status, or 99 on no answer (or
  * an answer with the wrong id). */
-static inline int rawfe_do(struct rawfe *rf, unsigned qi,
-			   const struct xbd_blkif_request *req, int ms)
+int rawfe_do(struct rawfe *rf, unsigned qi,
+	     const struct xbd_blkif_request *req, int ms)
 {
 	struct xbd_blkif_response rsp;
 
@@ -293,9 +250,9 @@ static inline int rawfe_do(struct rawfe *rf, unsigned qi,
 }
 
 /* A read or write of whole data pages [page, page+n) at sector. */
-static inline struct xbd_blkif_request rawfe_rw(struct rawfe *rf, uint8_t op,
-						uint64_t id, uint64_t sector,
-						unsigned page, unsigned n)
+struct xbd_blkif_request rawfe_rw(struct rawfe *rf, uint8_t op,
+				  uint64_t id, uint64_t sector,
+				  unsigned page, unsigned n)
 {
 	struct xbd_blkif_request r;
 	unsigned i;
@@ -313,9 +270,7 @@ static inline struct xbd_blkif_request rawfe_rw(struct rawfe *rf, uint8_t op,
 	return r;
 }
 
-static inline unsigned char *rawfe_page(struct rawfe *rf, unsigned i)
+unsigned char *rawfe_page(struct rawfe *rf, unsigned i)
 {
 	return rf->data + (size_t)i * XBD_PAGE_SIZE;
 }
-
-#endif

@@ -1,0 +1,155 @@
+/*
+ * Private to the FUSE export (the files in fuse/): the export's state, its disks
+ * and files, and the functions its parts call in one another.  The
+ * public API is include/xbd/fuse_export.h.
+ *
+ *   fuse_export.c  the export core: the FUSE operations (attributes,
+ *                  reads and writes to the images) and the public API
+ *   nodes.c        disks and the table of files (disks, partitions)
+ *   workers.c      the reader thread and the worker pool
+ *   partitions.c   a disk's partition table (the guest's: hostile)
+ */
+#ifndef XBD_FUSE_PRIVATE_H
+#define XBD_FUSE_PRIVATE_H
+
+#define FUSE_USE_VERSION 312
+#include "xbd/fuse_export.h"
+#include "xbd/image.h"
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define FX_MAX_IO (1u << 20)      /* max_read / max_write */
+#define FX_DEFAULT_THREADS 16
+#define FX_TIMEOUT 1.0            /* seconds the kernel may cache names/attrs */
+#define FX_INIT_WAIT_S 10
+
+/* What the files of one disk share: the image and the gate that lets
+ * remove wait for the requests still using it. */
+struct fx_disk {
+	struct xbd_image *img;
+	bool read_only;
+	unsigned align;           /* I/O granularity towards the image */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	unsigned active;          /* requests inside the image */
+	bool gone;                /* removed: no new requests */
+	pthread_mutex_t rmw_lock; /* serialises unaligned writes */
+	atomic_uint refs;         /* one per node */
+	atomic_bool try_nowait;   /* xbd_image_try_preadv_nowait works */
+};
+
+/* One file: a disk or one of its partitions. */
+struct fx_node {
+	struct fx_node *next;
+	struct fx_disk *disk;
+	fuse_ino_t ino;
+	uint64_t start, size;     /* byte range of the disk */
+	bool is_partition;
+	atomic_uint refs;         /* the table's or the retired list's + open files */
+	char name[XBD_FUSE_NAME_MAX + 1];
+};
+
+struct xbd_fuse {
+	struct fuse_session *se;
+	char *mountpoint;         /* absolute */
+	bool read_only;
+	uid_t uid;
+	gid_t gid;
+	struct timespec born;
+
+	pthread_rwlock_t lock;    /* nodes, retired, next_ino, root_mtime */
+	struct fx_node *nodes;    /* what readdir shows, in order */
+	struct fx_node *retired;  /* removed but still held by open files */
+	fuse_ino_t next_ino;      /* never reused: stale handles stay stale */
+	struct timespec root_mtime;
+
+	int stop_fd;              /* eventfd: the reader leaves when readable */
+	pthread_t reader;
+	bool reader_started;
+	pthread_t *workers;
+	unsigned nworkers;
+
+	pthread_mutex_t pool_lock; /* the fields below */
+	pthread_cond_t pool_work;
+	struct fx_job *queue_head, *queue_tail; /* for the workers, FIFO */
+	struct fx_job *job_free;  /* kept for reuse, with their buffers */
+	unsigned job_nfree;
+	bool pool_stop;           /* workers leave once the queue is empty */
+	atomic_bool unmounted;
+
+	pthread_mutex_t init_lock;
+	pthread_cond_t init_cond;
+	bool initialised;
+
+	pthread_mutex_t read_lock; /* the fields below */
+	pthread_cond_t reads_idle;
+	unsigned reads_active;    /* reads started and not yet replied */
+	struct fx_read *read_free; /* contexts kept for reuse */
+	unsigned read_nfree;
+};
+
+struct fx_read;
+
+/* Each worker keeps its I/O buffer between requests (fuse_export.c);
+ * a thread frees its own when it ends (workers.c). */
+extern __thread char *worker_buf;
+extern __thread size_t worker_buf_len;
+
+/* ---- fuse_export.c ---- */
+/* A worker's part of a read that could not start without waiting. */
+void read_blocking(struct fx_read *r);
+
+/* ---- nodes.c ---- */
+struct fx_disk *disk_new(struct xbd_image *img, bool read_only);
+/* Enters the image; false once the disk was removed. */
+bool disk_enter(struct fx_disk *d);
+void disk_leave(struct fx_disk *d);
+bool disk_gone(struct fx_disk *d);
+/* After this, no request touches the image again. */
+void disk_retire(struct fx_disk *d);
+struct fx_node *node_new(struct xbd_fuse *fx, struct fx_disk *d,
+			 const char *name, uint64_t start, uint64_t size,
+			 bool is_partition);
+void node_free(struct fx_node *n);
+void node_get(struct fx_node *n);
+/* Drops a reference; a retired node goes with its last one. */
+void node_put(struct xbd_fuse *fx, struct fx_node *n);
+/* Caller holds fx->lock. */
+struct fx_node *find_name(struct xbd_fuse *fx, const char *name);
+/* The node of inode `ino`, with a reference, or NULL. */
+struct fx_node *node_by_ino(struct xbd_fuse *fx, fuse_ino_t ino);
+/* Caller holds fx->lock for writing. */
+void append_node(struct xbd_fuse *fx, struct fx_node *n);
+/* Moves the nodes matching (disk, partitions_only) from the table to
+ * `out` (a private list).  Caller holds fx->lock for writing. */
+void unlink_nodes(struct xbd_fuse *fx, struct fx_disk *d,
+		  bool partitions_only, struct fx_node **out);
+/* Drops the table's reference on unlinked nodes; open files keep them
+ * on the retired list until they close.  Tells the kernel the names
+ * are gone (outside fx->lock: the kernel may need a worker meanwhile). */
+void release_unlinked(struct xbd_fuse *fx, struct fx_node *list);
+
+/* ---- workers.c ---- */
+/* Hands r to a worker; false (nothing queued) without memory for it,
+ * or when called on a worker already (it may as well wait itself). */
+bool queue_read(struct xbd_fuse *fx, struct fx_read *r);
+int start_threads(struct xbd_fuse *fx, unsigned nworkers);
+/* The reader first (no new work), then the workers once they have done
+ * what was queued. */
+void stop_threads(struct xbd_fuse *fx);
+
+/* ---- partitions.c ---- */
+/*
+ * Finds the partitions with libblkid.  blkid wants an fd, and the
+ * simplest fd that shows the disk exactly as the export does is the
+ * disk's own file in our mount, which the workers are already serving.
+ */
+int probe_partitions(struct xbd_fuse *fx, struct fx_node *dn);
+
+#endif
