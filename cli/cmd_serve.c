@@ -247,6 +247,7 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 	struct xbd_ctl *ctl = NULL;
 	struct xbd_image *img = NULL;
 	struct xbd_backend_disk disk;
+	struct xbd_proc dead;
 	char *abs_path = NULL;
 	uint64_t deadline = 0;
 	uint16_t domid;
@@ -263,10 +264,24 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 				xbd_strerror(err));
 		goto out;
 	}
+	/* a killed serve of the same disk left its nodes: ours, and dead */
+	err = xbd_serve_remove_dead(p, domid, o->devid, &dead);
+	if (err < 0) {
+		xbd_err("%s: %s: cannot remove what a killed xbd serve left: %s", o->vm,
+			o->vdev, xbd_strerror(err));
+		goto out;
+	}
+	if (err)
+		xbd_err("%s: %s: removed what xbd serve (pid %ld), which was killed, left",
+			o->vm, o->vdev, (long)dead.pid);
 	if (open_image(o, &abs_path, &img))
 		goto out;
 	if (o->mount) {
-		struct xbd_fuse_opts fo = { .read_only = true };
+		char fsname[96];
+		struct xbd_fuse_opts fo = { .read_only = true, .fsname = fsname };
+
+		/* "xbd:VM:VDEV", which `xbd detach DIR` tells from an attach's */
+		snprintf(fsname, sizeof(fsname), "%s:%s", o->vm, o->vdev);
 
 		err = xbd_fuse_start(o->mount, &fo, &st.fuse);
 		if (err) {
