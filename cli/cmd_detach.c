@@ -208,6 +208,11 @@ out_platform:
 	return rc;
 }
 
+int xbd_detach_dir(const char *dir)
+{
+	return detach_dir(dir, DETACH_UNLESS_BUSY);
+}
+
 /* Whether the process serving be_path still runs; a directory that
  * names none is not ours to judge, so it is left to close itself. */
 static bool serving_process_alive(struct xbd_platform *p, const char *be_path)

@@ -42,6 +42,9 @@ extern const struct xbd_cmd xbd_cmd_sim_blkback;
 /* cli/cmd_list.c, cli/cmd_detach.c */
 extern const struct xbd_cmd xbd_cmd_list;
 extern const struct xbd_cmd xbd_cmd_detach;
+/* cli/cmd_detach.c: `xbd detach DIR` (refused while DIR is in use);
+ * the exit status. */
+int xbd_detach_dir(const char *dir);
 /* cli/cmd_detach.c: removes the nodes of disk devid that a killed
  * `xbd serve` left for domain fe_domid (*was: the process they named).
  * 1 when removed, 0 when there is nothing, or its process lives,
