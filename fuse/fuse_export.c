@@ -61,6 +61,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -672,6 +673,16 @@ static bool own_mount_on_top(const struct xbd_fuse *fx)
 	return !strcmp(dev, fx->dev) && xbd_mount_is_xbd(&m);
 }
 
+/* The kernel has ended the connection: the mount is gone, or was
+ * aborted (poll says POLLERR, as libfuse itself asks before it
+ * unmounts by path). */
+static bool conn_ended(struct xbd_fuse *fx)
+{
+	struct pollfd pfd = { .fd = fuse_session_fd(fx->se) };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
+}
+
 const char *xbd_fuse_dev(const struct xbd_fuse *fx)
 {
 	return fx->dev;
@@ -710,9 +721,12 @@ void xbd_fuse_stop(struct xbd_fuse *fx)
 			fx->detached = true; /* or it was unmounted from outside */
 		}
 		/* closes /dev/fuse (aborting the connection if the mount is
-		 * busy) and detaches the mount lazily; destroy alone closes
-		 * it, which frees a mount already detached */
-		if (!fx->detached)
+		 * busy) and detaches the mount lazily.  Once the connection
+		 * has ended libfuse unmounts nothing by path; a detached
+		 * mount whose connection lives on (a user still holds a
+		 * file) is left to destroy, whose closing of /dev/fuse frees
+		 * it (libfuse then keeps its copy of the path: a few bytes) */
+		if (!fx->detached || conn_ended(fx))
 			fuse_session_unmount(fx->se);
 		fuse_session_destroy(fx->se);
 	}
