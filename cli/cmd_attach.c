@@ -629,20 +629,30 @@ static void release_disk(struct attach *a, struct att_disk *d)
 	d->loop_fd = -1;
 }
 
-/* Everything attach made, in reverse: safe on a half-done attach. */
-static void teardown(struct attach *a)
+/* The disks' files out of the export: open ones fail with EIO from
+ * here on, and no request reaches the images any more. */
+static void remove_files(struct attach *a)
 {
 	unsigned i;
 
-	/* the files first: open ones fail with EIO from here on */
 	for (i = 0; i < a->ndisks; i++) {
 		struct att_disk *d = &a->disks[i];
 
 		if (d->in_fuse)
 			xbd_fuse_remove_disk(a->fuse, d->vm.vdev);
 		d->in_fuse = false;
-		xbd_ctl_remove_device(a->ctl, d->ctl);
-		d->ctl = NULL;
+	}
+}
+
+/* Everything attach made, in reverse: safe on a half-done attach. */
+static void teardown(struct attach *a)
+{
+	unsigned i;
+
+	remove_files(a);
+	for (i = 0; i < a->ndisks; i++) {
+		xbd_ctl_remove_device(a->ctl, a->disks[i].ctl);
+		a->disks[i].ctl = NULL;
 	}
 	xbd_fuse_stop(a->fuse);
 	a->fuse = NULL;
@@ -775,9 +785,9 @@ static void record_detaching(struct attach *a)
  * be opened) and the disks stay served while a file is open or a
  * process works inside (a dd, a loop device over a partition); when
  * the kernel drops the mount, the connection ends and teardown
- * follows.  SIGUSR1 (`xbd detach --force`) ends everything now: the
- * users' I/O fails with EIO; true is returned then.  A mount unmounted
- * from outside ends it too.
+ * follows.  SIGUSR1 (`xbd detach --force`), or a second SIGTERM or
+ * SIGINT, ends everything now: the users' I/O fails with EIO; true is
+ * returned then.  A mount unmounted from outside ends it too.
  */
 static bool serve_until_stopped(struct attach *a)
 {
@@ -793,6 +803,9 @@ static bool serve_until_stopped(struct attach *a)
 		int sig = sigtimedwait(&set, NULL, &tick);
 
 		if (sig == SIGUSR1)
+			return true;
+		/* a second one: the user will not wait for the last user */
+		if ((sig == SIGTERM || sig == SIGINT) && detached)
 			return true;
 		if ((sig == SIGTERM || sig == SIGINT) && !detached) {
 			int err = xbd_fuse_detach(a->fuse);
@@ -818,15 +831,8 @@ static bool serve_until_stopped(struct attach *a)
 static void force_stop(struct attach *a)
 {
 	uint64_t deadline = xbd_now_ns() + ATTACH_FORCE_GRACE_MS * 1000000ull;
-	unsigned i;
 
-	for (i = 0; i < a->ndisks; i++) {
-		struct att_disk *d = &a->disks[i];
-
-		if (d->in_fuse)
-			xbd_fuse_remove_disk(a->fuse, d->vm.vdev);
-		d->in_fuse = false;
-	}
+	remove_files(a);
 	if (xbd_fuse_detach(a->fuse))
 		return;
 	while (xbd_fuse_mounted(a->fuse) && xbd_now_ns() < deadline)

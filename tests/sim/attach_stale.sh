@@ -17,12 +17,10 @@ attach_pid() {
 	done
 	return 1
 }
-gone() { ! kill -0 "$1" 2>/dev/null; }
 
 attach vm1 "$T/mnt" || die "attach"
 pid=$(attach_pid) || die "no xbd-pid recorded"
-kill -KILL "$pid"
-wait_for 5 gone "$pid" || die "attach (pid $pid) survived SIGKILL"
+kill9 "$pid" attach
 "$xbd" list >"$T/list" 2>&1
 grep -E "^vm1 .* xvda .* dead .* attach +$T/mnt" "$T/list" >/dev/null &&
 	ok "xbd list shows the dead attach" || fail "xbd list: $(cat "$T/list")"
@@ -38,8 +36,7 @@ fi
 cmp -s "$T/mnt/xvda" "$T/disk.img" && ok "the new attach works" || fail "the new attach shows nothing"
 
 pid=$(attach_pid) || die "no xbd-pid recorded"
-kill -KILL "$pid"
-wait_for 5 gone "$pid" || die "attach (pid $pid) survived SIGKILL"
+kill9 "$pid" attach
 # the PID of a live process (this shell) in its records: still dead
 for id in $(xenstore-list /local/domain/0/device/xbd); do
 	xenstore-write "/local/domain/0/device/xbd/$id/xbd-pid" $$

@@ -10,7 +10,6 @@ make_random_image "$T/disk.img" 8
 make_random_image "$T/served.img" 8
 vm_create vm1 "$T/disk.img,xvda"
 be=/local/domain/0/backend/xbd/$DOMID/51728
-gone() { ! kill -0 "$1" 2>/dev/null; }
 cleanup_fn eval '"$xbd" detach vm1 xvdb >/dev/null 2>&1'
 
 serve() {
@@ -18,8 +17,7 @@ serve() {
 }
 serve || die "serve: $(cat "$T/serve.err")"
 pid=$(xs_read "$be/xbd-pid") || die "no xbd-pid in $be"
-kill -KILL "$pid"
-wait_for 5 gone "$pid" || die "serve (pid $pid) survived SIGKILL"
+kill9 "$pid" serve
 "$xbd" list >"$T/list" 2>&1
 grep -E "^vm1 .* xvdb .* dead .* serve " "$T/list" >/dev/null &&
 	ok "xbd list shows the dead serve" || fail "xbd list: $(cat "$T/list")"
@@ -38,8 +36,7 @@ wait_for 10 state_is "$be" 4 && ok "served again, Connected" || fail "not connec
 	ok "xbd list: Connected" || fail "list: $("$xbd" list)"
 
 pid=$(xs_read "$be/xbd-pid")
-kill -KILL "$pid"
-wait_for 5 gone "$pid" || die "serve (pid $pid) survived SIGKILL"
+kill9 "$pid" serve
 "$xbd" detach vm1 xvdb 2>"$T/err" && ok "detach of a dead serve" ||
 	fail "detach of a dead serve: $(cat "$T/err")"
 xenstore-exists "$be" 2>/dev/null && fail "$be left" || ok "no backend nodes left"
