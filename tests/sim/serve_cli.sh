@@ -110,7 +110,7 @@ for args in "--help" "-h" "attach --help" "attach -h" "serve --help" "serve -h" 
 	fi
 done
 help=$("$XBD" --help)
-[ "$(grep -c "^  xbd detach" <<<"$help")" = 1 ] && grep -q "^  xbd detach DIR | VM VDEV$" <<<"$help" &&
+[ "$(grep -c "^  xbd detach" <<<"$help")" = 1 ] && grep -q "^  xbd detach DIR \[--lazy|--force\] | VM VDEV$" <<<"$help" &&
 	ok "xbd --help lists detach once" || fail "xbd --help: detach: $(grep detach <<<"$help")"
 long=$(awk 'length > 80' <<<"$help")
 [ -z "$long" ] && ok "xbd --help fits 80 columns" || fail "xbd --help: lines over 80: $long"
