@@ -10,6 +10,7 @@
  */
 #include "xbd/frontend.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
 #include "src/sim/sim.h"
 
@@ -60,36 +61,6 @@ int xbd_workload_parse_rw(const char *s, enum xbd_workload_rw *rw)
 const char *xbd_workload_rw_name(enum xbd_workload_rw rw)
 {
 	return (unsigned)rw < XBD_ARRAY_SIZE(rw_names) ? rw_names[rw] : "?";
-}
-
-int xbd_parse_size(const char *s, uint64_t *v)
-{
-	unsigned long long n;
-	unsigned shift = 0;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	n = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 0: break;
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: return -EINVAL;
-	}
-	if (*end == 'i' && shift)
-		end++;
-	if ((*end == 'b' || *end == 'B') && shift)
-		end++;
-	if (*end || (shift && n > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*v = (uint64_t)n << shift;
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -487,11 +458,9 @@ static void guest_scan(struct guest *g)
 	for (d = g->devs; d; d = d->next)
 		d->seen = false;
 	for (i = 0; i < n; i++) {
-		unsigned long devid;
-		char *end;
+		unsigned long long devid;
 
-		devid = strtoul(ids[i], &end, 10);
-		if (*end || end == ids[i] || devid == 0 || devid > UINT32_MAX)
+		if (xbd_parse_uint(ids[i], UINT32_MAX, &devid) || devid == 0)
 			continue;
 		for (d = g->devs; d && d->devid != devid; d = d->next)
 			;
