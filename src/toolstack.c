@@ -24,11 +24,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-static const struct xbd_platform_ops *ops_of(struct xbd_platform *p)
-{
-	return xbd_platform_ops_of(p);
-}
-
 /* dir/key, or NULL when absent. */
 static char *read_key(struct xbd_platform *p, const char *dir, const char *key)
 {
@@ -119,7 +114,7 @@ int xbd_vm_disks(struct xbd_platform *p, uint16_t domid,
 	int err;
 
 	snprintf(dir, sizeof(dir), "/local/domain/%u/device/vbd", domid);
-	err = ops_of(p)->xs_directory(p, XBD_XS_NO_TXN, dir, &ids, &n);
+	err = xbd_xs_directory(p, XBD_XS_NO_TXN, dir, &ids, &n);
 	if (err == -ENOENT) {
 		n = 0;
 		err = 0;
@@ -149,7 +144,7 @@ static int write_key(struct xbd_platform *p, xbd_xs_txn t, const char *dir,
 	if (!value)
 		return 0;
 	snprintf(path, sizeof(path), "%s/%s", dir, key);
-	return ops_of(p)->xs_write(p, t, path, value, strlen(value));
+	return xbd_xs_write(p, t, path, value, strlen(value));
 }
 
 /* owner has full rights; reader may read; nobody else anything */
@@ -160,10 +155,10 @@ static int mkdir_owned(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 		{ .domid = owner, .perms = XBD_XS_PERM_NONE },
 		{ .domid = reader, .perms = XBD_XS_PERM_READ },
 	};
-	int err = ops_of(p)->xs_mkdir(p, t, path);
+	int err = xbd_xs_mkdir(p, t, path);
 
 	if (!err)
-		err = ops_of(p)->xs_set_perms(p, t, path, perms,
+		err = xbd_xs_set_perms(p, t, path, perms,
 					      owner == reader ? 1 : 2);
 	return err;
 }
@@ -271,12 +266,12 @@ static int rm_if_empty_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 	const char *path = arg;
 	char **names = NULL;
 	unsigned n = 0;
-	int err = ops_of(p)->xs_directory(p, t, path, &names, &n);
+	int err = xbd_xs_directory(p, t, path, &names, &n);
 
 	free(names);
 	if (err == -ENOENT || (!err && n))
 		return 1;
-	return err ? err : ops_of(p)->xs_rm(p, t, path);
+	return err ? err : xbd_xs_rm(p, t, path);
 }
 
 int xbd_xs_rm_if_empty(struct xbd_platform *p, const char *path)
@@ -301,11 +296,11 @@ void xbd_vbd_destroy(struct xbd_platform *p, const char *fe_path,
 
 	if (be_path && xbd_xs_exists(p, XBD_XS_NO_TXN, be_path)) {
 		snprintf(path, sizeof(path), "%s/online", be_path);
-		ops_of(p)->xs_write(p, XBD_XS_NO_TXN, path, "0", 1);
-		ops_of(p)->xs_rm(p, XBD_XS_NO_TXN, be_path);
+		xbd_xs_write(p, XBD_XS_NO_TXN, path, "0", 1);
+		xbd_xs_rm(p, XBD_XS_NO_TXN, be_path);
 	}
 	if (fe_path)
-		ops_of(p)->xs_rm(p, XBD_XS_NO_TXN, fe_path);
+		xbd_xs_rm(p, XBD_XS_NO_TXN, fe_path);
 	/* backend/<type>/<fe> and the frontend's device/<class>, once
 	 * empty, as libxl leaves nothing behind either */
 	if (be_path) {
