@@ -12,8 +12,8 @@
 #include "xbd/backend.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
-#include "xbd/frontend.h" /* xbd_xs_rm_if_empty */
 #include "xbd/mounts.h"
+#include "xbd/toolstack.h"
 #include "xbd/xenbus.h"
 
 #include <errno.h>

@@ -3,6 +3,7 @@
 #define XBD_CLI_H
 
 #include "xbd/platform.h"
+#include "xbd/toolstack.h"
 #include "xbd/util.h"
 
 #include <limits.h>
@@ -57,7 +58,6 @@ int xbd_serve_remove_dead(struct xbd_platform *p, uint16_t fe_domid, uint32_t de
  * XBD_ATTACH_FE_DIR, each with xbd-mount (the DIR) and the process
  * (xbd_xs_read_proc()). */
 extern const struct xbd_cmd xbd_cmd_attach;
-#define XBD_ATTACH_FE_DIR "/local/domain/0/device/xbd"
 /* Beside xbd-mount and the process, each record names the VM, its
  * domid and disk, the mount's "MAJOR:MINOR" (xbd_fuse_dev()), and holds
  * xbd-detaching once the mount was taken off DIR lazily. */
