@@ -557,12 +557,27 @@ static bool disk_named(const struct attach *a, const struct att_disk *d)
 	return false;
 }
 
+/* "xvda, xvdb": the disks whose skipped flag is `skipped`. */
+static void disk_names(const struct attach *a, bool skipped, char *buf, size_t size)
+{
+	size_t used = 0;
+	unsigned i;
+
+	buf[0] = '\0';
+	for (i = 0; i < a->ndisks && used < size; i++)
+		if (a->disks[i].skipped == skipped)
+			used += (size_t)snprintf(buf + used, size - used, "%s%s",
+						 used ? ", " : "", a->disks[i].vm.vdev);
+}
+
 /* Attaches every chosen disk.  One that fails (create_instance or the
  * connection said why on stderr) is taken away again and skipped, so
  * that one bad disk does not cost the good ones; a disk named with
- * --disk, or none at all attached, is an error. */
+ * --disk, or none at all attached, is an error.  One line sums up what
+ * was skipped. */
 static int attach_disks(struct attach *a)
 {
+	char skipped[256], attached[256];
 	unsigned i, grants;
 	int err;
 
@@ -578,15 +593,21 @@ static int attach_disks(struct attach *a)
 		release_disk(a, d);
 		if (disk_named(a, d))
 			return err;
-		xbd_err("%s: %s: skipped; attaching the other disks", a->vm_name,
-			d->vm.vdev);
 		d->skipped = true;
 		a->nskipped++;
 	}
 	if (a->nskipped == a->ndisks) {
-		xbd_err("%s: none of its %u disk%s could be attached", a->vm_name,
-			a->ndisks, a->ndisks == 1 ? "" : "s");
+		/* one disk: its own error line says it all */
+		if (a->ndisks > 1)
+			xbd_err("%s: none of its %u disks could be attached", a->vm_name,
+				a->ndisks);
 		return -ENODEV;
+	}
+	if (a->nskipped) {
+		disk_names(a, true, skipped, sizeof(skipped));
+		disk_names(a, false, attached, sizeof(attached));
+		xbd_err("%s: skipped %s (see above); attached %s in %s", a->vm_name,
+			skipped, attached, a->dir);
 	}
 	return 0;
 }

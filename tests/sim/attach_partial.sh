@@ -15,7 +15,7 @@ cleanup_fn eval '"$xbd" detach vm1 xvdb >/dev/null 2>&1'
 attach vm1 "$T/mnt" 2>"$T/err"
 rc=$?
 [ "$rc" = 3 ] && ok "partial attach exits 3" || fail "partial attach: exit $rc: $(cat "$T/err")"
-grep -q "xvdb.*served by \`xbd serve\`" "$T/err" && grep -q "xvdb: skipped" "$T/err" &&
+grep -q "xvdb.*served by \`xbd serve\`" "$T/err" && grep -q "skipped xvdb (see above); attached xvda" "$T/err" &&
 	ok "xvdb named with its reason: $(tr '\n' '|' <"$T/err")" || fail "stderr: $(cat "$T/err")"
 cmp -s "$T/mnt/xvda" "$T/disk.img" && ok "xvda attached" || fail "xvda not attached"
 [ ! -e "$T/mnt/xvdb" ] && ok "no xvdb in DIR" || fail "xvdb in DIR"

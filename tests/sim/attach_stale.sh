@@ -21,11 +21,7 @@ attach_pid() {
 attach vm1 "$T/mnt" || die "attach"
 pid=$(attach_pid) || die "no xbd-pid recorded"
 kill9 "$pid" attach
-"$xbd" list >"$T/list" 2>&1
-grep -E "^vm1 .* xvda .* dead .* attach +$T/mnt" "$T/list" >/dev/null &&
-	ok "xbd list shows the dead attach" || fail "xbd list: $(cat "$T/list")"
-"$xbd" list --json | grep -q '"kind":"attach".*"state":"dead"' &&
-	ok "xbd list --json: dead" || fail "list --json: $("$xbd" list --json)"
+list_shows_dead attach xvda
 
 if "$xbd" attach vm1 --mount "$T/mnt" 2>"$T/err"; then
 	grep -q "removed what xbd attach (pid $pid)" "$T/err" &&

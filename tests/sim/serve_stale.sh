@@ -18,11 +18,7 @@ serve() {
 serve || die "serve: $(cat "$T/serve.err")"
 pid=$(xs_read "$be/xbd-pid") || die "no xbd-pid in $be"
 kill9 "$pid" serve
-"$xbd" list >"$T/list" 2>&1
-grep -E "^vm1 .* xvdb .* dead .* serve " "$T/list" >/dev/null &&
-	ok "xbd list shows the dead serve" || fail "xbd list: $(cat "$T/list")"
-"$xbd" list --json | grep -q '"kind":"serve".*"state":"dead"' &&
-	ok "xbd list --json: dead" || fail "list --json: $("$xbd" list --json)"
+list_shows_dead serve xvdb
 
 if serve; then
 	grep -q "removed what xbd serve (pid $pid)" "$T/serve.err" &&
