@@ -921,7 +921,10 @@ static int open_params(const char *params, bool ro, struct xbd_image **img,
 	*format = strdup(kind);
 	if (!*format)
 		return -ENOMEM;
-	return xbd_image_open_by_name(kind, path, NULL, ro, img);
+	/* as the kernel's blkback, which takes no image locks: the
+	 * toolstack and `xbd serve`'s xenstore check keep writers apart */
+	return xbd_image_open_by_name(kind, path, NULL, ro, XBD_IMAGE_LOCK_NONE,
+				      img);
 }
 
 static void try_adopt(struct xbd_backend *be, uint16_t fe, uint32_t devid)
