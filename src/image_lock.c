@@ -183,15 +183,19 @@ static void report(int fd, const char *path, off_t byte, bool warn_only)
 	const char *what = "in use by another process";
 	struct stat st;
 
+	/* one that refuses writers and writes itself is "another writer" */
+	if (byte == LOCK_SHARED_BASE + PERM_WRITE &&
+	    byte_taken(fd, LOCK_PERM_BASE + PERM_WRITE) == 1)
+		byte = LOCK_PERM_BASE + PERM_WRITE;
 	if (byte == LOCK_PERM_BASE + PERM_WRITE)
 		what = "in use by another writer";
 	else if (byte == LOCK_SHARED_BASE + PERM_WRITE)
 		what = "in use by another process that allows no writer";
 	if (!fstat(fd, &st))
 		find_holder(fd, &st, byte, who, sizeof(who));
-	if (warn_only)
-		xbd_info("%s: %s (%s); sharing it anyway (--share-rw)", path,
-			 what, who);
+	if (warn_only) /* said all the same: the user should know */
+		xbd_err("%s: %s (%s); sharing it anyway (--share-rw)", path,
+			what, who);
 	else
 		xbd_err("%s: %s (%s)", path, what, who);
 }
