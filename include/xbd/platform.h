@@ -139,6 +139,8 @@ struct xbd_platform_ops {
 	int (*domain_alive)(struct xbd_platform *p, uint16_t domid);
 	int (*domain_list)(struct xbd_platform *p, struct xbd_domain_info **list,
 			   unsigned *count);
+	/* May be NULL (the sim has no pause).  As xbd_domain_paused. */
+	int (*domain_paused)(struct xbd_platform *p, uint16_t domid);
 };
 
 /* Every implementation's platform and event channel handles start
@@ -193,6 +195,11 @@ int xbd_platform_xen_open(const struct xbd_platform_config *cfg,
 			  struct xbd_platform **out);
 int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
 			  struct xbd_platform **out);
+
+/* 1 when the domain's vCPUs cannot run (paused, or shut down and not
+ * yet destroyed), 0 when it runs, -ESRCH when there is no such domain,
+ * -EOPNOTSUPP when the platform cannot tell (the sim), or -errno. */
+int xbd_domain_paused(struct xbd_platform *p, uint16_t domid);
 
 /* Convenience wrappers over the xenstore ops (src/platform.c). */
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value);
