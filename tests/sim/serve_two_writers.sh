@@ -2,11 +2,12 @@
 # Two writers on one disk, refused by `xbd serve`: the same image served
 # writable twice (the image lock names the first server), a VM's own
 # running disk served back to it writable, under another name too, a
-# file that another domain's backend names with an "aio:" prefix, and a
-# file QEMU has open writable.  Each refusal is one line, a non-zero
+# file that another domain's backend names with an "aio:" prefix, a file
+# a loop device backs (and a backend names by that loop's
+# physical-device), and a file QEMU has open writable.  Each refusal is one line, a non-zero
 # exit, and the first server serves on; --share-rw serves anyway.
 . "$(dirname "$0")/attach_common.inc"
-command -v xenstore-read >/dev/null || skip "xenstore-read not installed (xenstore-utils)"
+requires_prog xenstore-read xenstore-utils
 start_sim
 truncate -s 16M "$T/own.img" "$T/shared.img" "$T/other.img"
 vm1_with_xvda "$T/own.img"
@@ -83,7 +84,27 @@ refused "a file a qdisk backend names as aio:PATH" \
 	serve vm1 --image "$T/other.img" --vdev xvdd
 xenstore-rm "/local/domain/0/backend/qdisk"
 
-# 4. QEMU has the image open writable: the same lock bytes.
+# 4. A loop device backs the file (no lock: the kernel takes none), and
+# a kernel blkback device names that loop device by physical-device.
+if [ "$(id -u)" -eq 0 ] && loop=$(losetup -f --show "$T/other.img" 2>/dev/null); then
+	cleanup_loop() { losetup -d "$loop" 2>/dev/null; return 0; }
+	cleanup_fn cleanup_loop
+	refused "a file a loop device backs" \
+		"^xbd: $T/other.img: in use by $loop (a loop device backing it); --share-rw to serve anyway\$" \
+		serve vm1 --image "$T/other.img" --vdev xvdd
+	P=/local/domain/0/backend/vbd/$DOMID/51776
+	xenstore-write "$P/physical-device" "$(stat -c '%t:%T' "$loop")" "$P/dev" xvdf ||
+		die "xenstore-write"
+	refused "a file behind the loop device a vbd backend uses" \
+		"^xbd: $T/other.img: in use by vm1's xvdf (vbd backend in domain 0); --share-rw to serve anyway\$" \
+		serve vm1 --image "$T/other.img" --vdev xvdd
+	xenstore-rm "$P"
+	cleanup_loop
+else
+	echo "note: no loop device here: loop-backed files not tested"
+fi
+
+# 5. QEMU has the image open writable: the same lock bytes.
 if command -v qemu-io >/dev/null; then
 	truncate -s 16M "$T/qemu.img"
 	mkfifo "$T/qemu.in"
