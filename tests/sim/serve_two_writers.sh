@@ -4,8 +4,9 @@
 # running disk served back to it writable, under another name too, a
 # file that another domain's backend names with an "aio:" prefix, a file
 # a loop device backs (and a backend names by that loop's
-# physical-device), and a file QEMU has open writable.  Each refusal is one line, a non-zero
-# exit, and the first server serves on; --share-rw serves anyway.
+# physical-device), and a file QEMU has open writable.  Each refusal is
+# one line, a non-zero exit, and the first server serves on; --share-rw
+# serves anyway.
 . "$(dirname "$0")/attach_common.inc"
 requires_prog xenstore-read xenstore-utils
 start_sim
