@@ -7,6 +7,7 @@
  */
 #include "xbd/disk_users.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
 
 #include <ctype.h>
@@ -109,8 +110,7 @@ static void find_loops(struct target *t)
 static int xs_dir(struct xbd_platform *p, const char *path, char ***names,
 		  unsigned *n)
 {
-	int err = xbd_platform_ops_of(p)->xs_directory(p, XBD_XS_NO_TXN, path,
-						       names, n);
+	int err = xbd_xs_directory(p, XBD_XS_NO_TXN, path, names, n);
 
 	if (err == -ENOENT) {
 		*names = NULL;
@@ -118,18 +118,6 @@ static int xs_dir(struct xbd_platform *p, const char *path, char ***names,
 		return 0;
 	}
 	return err;
-}
-
-/* A number that names a domain or a device, and nothing else. */
-static bool parse_id(const char *s, unsigned long max, unsigned long *v)
-{
-	char *end;
-
-	if (!isdigit((unsigned char)s[0]))
-		return false;
-	errno = 0;
-	*v = strtoul(s, &end, 10);
-	return !*end && !errno && *v <= max;
 }
 
 /* "MAJOR:MINOR" in hex, as blkback's hotplug script writes it. */
@@ -173,12 +161,13 @@ static void printable(char *out, size_t len, const char *in)
 }
 
 static void describe(struct xbd_platform *p, const char *dir,
-		     const char *type, unsigned long be, unsigned long fe,
-		     unsigned long devid, char *desc, size_t len)
+		     const char *type, unsigned long long be,
+		     unsigned long long fe, unsigned long long devid,
+		     char *desc, size_t len)
 {
 	char path[300], name[80] = "", vdev[80] = "", *v = NULL;
 
-	snprintf(path, sizeof(path), "/local/domain/%lu/name", fe);
+	snprintf(path, sizeof(path), "/local/domain/%llu/name", fe);
 	if (!xbd_xs_read_str(p, path, &v))
 		printable(name, sizeof(name), v);
 	free(v);
@@ -188,10 +177,10 @@ static void describe(struct xbd_platform *p, const char *dir,
 		printable(vdev, sizeof(vdev), v);
 	free(v);
 	if (!vdev[0] && xbd_devid_to_vdev((uint32_t)devid, vdev, sizeof(vdev)))
-		snprintf(vdev, sizeof(vdev), "device %lu", devid);
+		snprintf(vdev, sizeof(vdev), "device %llu", devid);
 	if (!name[0])
-		snprintf(name, sizeof(name), "domain %lu", fe);
-	snprintf(desc, len, "%s's %s (%s backend in domain %lu)", name, vdev,
+		snprintf(name, sizeof(name), "domain %llu", fe);
+	snprintf(desc, len, "%s's %s (%s backend in domain %llu)", name, vdev,
 		 type, be);
 }
 
@@ -217,30 +206,30 @@ static int device_uses(struct xbd_platform *p, const struct target *t,
 
 /* The devices of one backend type in domain be. */
 static int scan_type(struct xbd_platform *p, struct target *t,
-		     unsigned long be, const char *type, char *desc,
+		     unsigned long long be, const char *type, char *desc,
 		     size_t len)
 {
 	char dir[200], **fes = NULL, **ids = NULL;
 	unsigned nfe, nid, i, j;
-	unsigned long fe, devid;
+	unsigned long long fe, devid;
 	int err, found = 0;
 
-	snprintf(dir, sizeof(dir), "/local/domain/%lu/backend/%s", be, type);
+	snprintf(dir, sizeof(dir), "/local/domain/%llu/backend/%s", be, type);
 	err = xs_dir(p, dir, &fes, &nfe);
 	for (i = 0; !err && !found && i < nfe; i++) {
-		if (!parse_id(fes[i], 0xffff, &fe))
+		if (xbd_parse_uint(fes[i], 0xffff, &fe))
 			continue;
-		snprintf(dir, sizeof(dir), "/local/domain/%lu/backend/%s/%lu",
+		snprintf(dir, sizeof(dir), "/local/domain/%llu/backend/%s/%llu",
 			 be, type, fe);
 		err = xs_dir(p, dir, &ids, &nid);
 		if (!err && (nid > XBD_DISK_USERS_MAX_DEVICES - t->devices))
 			err = -E2BIG;
 		for (j = 0; !err && !found && j < nid; j++) {
 			t->devices++;
-			if (!parse_id(ids[j], UINT32_MAX, &devid))
+			if (xbd_parse_uint(ids[j], UINT32_MAX, &devid))
 				continue;
 			snprintf(dir, sizeof(dir),
-				 "/local/domain/%lu/backend/%s/%lu/%lu", be, type,
+				 "/local/domain/%llu/backend/%s/%llu/%llu", be, type,
 				 fe, devid);
 			if (device_uses(p, t, dir)) {
 				describe(p, dir, type, be, fe, devid, desc, len);
@@ -261,7 +250,7 @@ int xbd_disk_find_user(struct xbd_platform *p, const char *path, char *desc,
 	struct stat st;
 	char **doms = NULL;
 	unsigned ndom, i, k;
-	unsigned long be;
+	unsigned long long be;
 	int err = 0, found = 0;
 
 	if (stat(path, &st))
@@ -279,7 +268,7 @@ int xbd_disk_find_user(struct xbd_platform *p, const char *path, char *desc,
 	if (!err && ndom > XBD_DISK_USERS_MAX_DOMAINS)
 		err = -E2BIG;
 	for (i = 0; !err && !found && i < ndom; i++) {
-		if (!parse_id(doms[i], 0xffff, &be))
+		if (xbd_parse_uint(doms[i], 0xffff, &be))
 			continue;
 		for (k = 0; !err && !found && k < XBD_ARRAY_SIZE(be_types); k++) {
 			err = scan_type(p, t, be, be_types[k], desc, len);
