@@ -9,11 +9,7 @@
 # $NOTIFY_SOCKET it tells systemd READY=1 and STOPPING=1.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
-start_sim
-
-img=$T/disk.img
-make_random_image "$img" 16
-vm1_with_xvda "$img"
+random_vm1 16
 
 # the daemon's messages (sanitizer reports too) go where the cleanup looks;
 # --force: vm1 runs (attach_rw_running.sh tests the refusal)

@@ -7,12 +7,7 @@
 # which is allowed, can only be tested on Xen.)
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
-start_sim
-
-img=$T/disk.img
-make_random_image "$img" 16
-vm1_with_xvda "$img"
-sum=$(sha256sum <"$img")
+random_vm1 16
 mkdir -p "$T/mnt"
 mounts+=("$T/mnt")
 
