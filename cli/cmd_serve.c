@@ -247,22 +247,28 @@ fail:
 /* Two writers of one disk corrupt it silently: a raw image served
  * writable must not be in use by any VM's backend (the VM's own running
  * disk too) nor back a loop device, unless --share-rw.  The image lock
- * cannot see these: the kernel's blkback and loop devices take none. */
-static int check_other_users(struct xbd_platform *p, const struct serve_opts *o)
+ * cannot see these: the kernel's blkback and loop devices take none.
+ * abs_path is the image's, as open_image resolved it. */
+static int check_other_users(struct xbd_platform *p, const struct serve_opts *o,
+			     const char *abs_path)
 {
 	char who[256];
 	int r;
 
 	if (o->read_only || o->share_rw || strcmp(o->backend, "raw"))
 		return 0;
-	r = xbd_disk_find_user(p, o->image, who, sizeof(who));
-	if (r < 0)
+	r = xbd_disk_find_user(p, abs_path, who, sizeof(who));
+	if (r < 0) {
 		xbd_err("%s: cannot check who else uses it: %s; --share-rw to serve anyway",
 			o->image, xbd_strerror(r));
-	else if (r > 0)
+		return r;
+	}
+	if (r > 0) {
 		xbd_err("%s: in use by %s; --share-rw to serve anyway", o->image,
 			who);
-	return r ? -EBUSY : 0;
+		return -EBUSY;
+	}
+	return 0;
 }
 
 /* The serving process (the child, or the only one with --foreground). */
@@ -292,7 +298,7 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 	}
 	if (open_image(o, &abs_path, &img))
 		goto out;
-	if (check_other_users(p, o)) {
+	if (check_other_users(p, o, abs_path)) {
 		xbd_image_close(img);
 		goto out;
 	}

@@ -64,6 +64,11 @@ fi
 refused "vm1's own disk served back to it" \
 	"^xbd: $T/own.img: in use by vm1's xvda (vbd backend in domain 0); --share-rw to serve anyway\$" \
 	serve vm1 --image "$T/own.img" --vdev xvdd
+cd "$T" || die "cd $T"
+refused "vm1's own disk by a relative name" \
+	"^xbd: own.img: in use by vm1's xvda (vbd backend in domain 0); --share-rw to serve anyway\$" \
+	serve vm1 --image own.img --vdev xvdd
+cd - >/dev/null || die "cd -"
 ln -s "$T/own.img" "$T/alias.img"
 refused "vm1's own disk under another name" \
 	"in use by vm1's xvda (vbd backend in domain 0)" \
