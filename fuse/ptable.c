@@ -21,6 +21,11 @@
 #define MBR_TABLE 446            /* offset of the four entries */
 #define MBR_ENTRY 16
 #define MBR_MAX_EMPTY_LINKS 100  /* Linux's loopct */
+/* Linux follows up to MBR_MAX_EMPTY_LINKS empty records before each
+ * data one: a guest could make a probe read that many sectors, one by
+ * one, for every partition.  Real chains have a partition in every
+ * record; past this many records we stop, showing what was found. */
+#define MBR_MAX_LINKS (2 * FX_DISK_MAX_PARTS)
 #define MBR_EXTENDED_LINUX_SECTORS 2 /* what Linux shows of an extended partition */
 #define MBR_TYPE_GPT 0xee
 #define GPT_HEADER_MIN 92
@@ -90,7 +95,7 @@ static bool mbr_magic(const unsigned char *sect)
  * either adds a partition, which ends at partition number
  * FX_DISK_MAX_PARTS - 1, or counts as empty, which ends after
  * MBR_MAX_EMPTY_LINKS in a row: a chain that loops back on itself ends
- * too.  A loop whose links hold data partitions shows them again under
+ * too; and no chain goes past MBR_MAX_LINKS records.  A loop whose links hold data partitions shows them again under
  * new numbers until the limit, as Linux does: the numbers stay those
  * the guest sees. */
 static void mbr_extended(struct pt *t, uint64_t first, uint64_t first_size,
@@ -98,9 +103,10 @@ static void mbr_extended(struct pt *t, uint64_t first, uint64_t first_size,
 {
 	uint64_t f = t->ssz / 512, this = first, this_size = first_size;
 	unsigned char sect[512];
-	unsigned empty = 0;
+	unsigned empty = 0, links = 0;
 
-	while (++empty <= MBR_MAX_EMPTY_LINKS && *next < FX_DISK_MAX_PARTS) {
+	while (++empty <= MBR_MAX_EMPTY_LINKS && *next < FX_DISK_MAX_PARTS &&
+	       ++links <= MBR_MAX_LINKS) {
 		const unsigned char *p = sect + MBR_TABLE;
 		int i;
 

@@ -2,63 +2,27 @@
 # End-to-end: a guest's partition tables are hostile.  vm1's xvda has a
 # valid GPT (right CRCs) that claims 100000 entries, all the same
 # overlapping partition; its xvdb has an MBR whose extended chain links
-# 5001 logical partitions.  `xbd attach` must return within 5 s, show no
-# more partitions per disk than Linux would (partition numbers below
-# DISK_MAX_PARTS), and `xbd detach` must leave nothing behind.
+# 5001 logical partitions; its xvdc a chain of 25100 records with a data
+# partition in every 100th (Linux would read them all).  `xbd attach`
+# must return within 5 s, show no more partitions per disk than Linux
+# would (partition numbers below DISK_MAX_PARTS), and `xbd detach` must
+# leave nothing behind.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
 start_sim
 
-gpt=$T/gpt.img mbr=$T/mbr.img
-python3 - "$gpt" "$mbr" <<'PY' || die "cannot build the hostile images"
-import struct, sys, zlib
+gpt=$T/gpt.img mbr=$T/mbr.img sparse=$T/sparse.img
+tools=$(dirname "$0")/../lib
+python3 "$tools/hostile_ptable.py" gpt 100000 "$gpt" &&
+	python3 "$tools/hostile_ptable.py" chain 5001 "$mbr" &&
+	python3 "$tools/hostile_ptable.py" sparse 25100 "$sparse" ||
+	die "cannot build the hostile images"
 
-SECT = 512
-size = 64 << 20
-last = size // SECT - 1
-
-def mbr_entry(kind, start, count):
-    return struct.pack("<B3sB3sII", 0, b"\0" * 3, kind, b"\0" * 3, start, count)
-
-def boot_sector(entries):
-    body = b"".join(entries).ljust(64, b"\0")
-    return b"\0" * 446 + body + b"\x55\xaa"
-
-# GPT: protective MBR, header at LBA 1, 100000 entries from LBA 2
-n = 100000
-first = 2 + n * 128 // SECT
-entry = struct.pack("<16s16sQQQ72s", b"\xaf\x3d\xc6\x0f\x83\x84\x72\x47"
-                    b"\x8e\x79\x3d\x69\xd8\x47\x7d\xe4", b"\x01" * 16,
-                    first, first + 2047, 0, b"\0" * 72)
-table = entry * n
-hdr = struct.pack("<8sIIIIQQQQ16sQIII", b"EFI PART", 0x10000, 92, 0, 0,
-                  1, last, first, last - 34, b"\x02" * 16, 2, n, 128,
-                  zlib.crc32(table))
-hdr = hdr[:16] + struct.pack("<I", zlib.crc32(hdr)) + hdr[20:]
-with open(sys.argv[1], "wb") as f:
-    f.truncate(size)
-    f.write(boot_sector([mbr_entry(0xEE, 1, last)]))
-    f.write(hdr.ljust(SECT, b"\0"))
-    f.write(table)
-
-# MBR: one extended partition; EBR k sits at sector 2048 + 2k and holds
-# logical partition k (one sector after it) and a link to EBR k + 1
-chain = 5001
-ext_start, ext_size = 2048, 2 * chain + 2048
-with open(sys.argv[2], "wb") as f:
-    f.truncate(size)
-    f.write(boot_sector([mbr_entry(0x05, ext_start, ext_size)]))
-    for k in range(chain):
-        links = [mbr_entry(0x83, 1, 1)]
-        if k + 1 < chain:
-            links.append(mbr_entry(0x05, 2 * (k + 1), 2))
-        f.seek((ext_start + 2 * k) * SECT)
-        f.write(boot_sector(links))
-PY
-
-vm_create vm1 "$gpt,xvda" "$mbr,xvdb"
-wait_for 10 guest_connected "$DOMID" 51712 || fail "vm1's guest did not connect xvda"
-wait_for 10 guest_connected "$DOMID" 51728 || fail "vm1's guest did not connect xvdb"
+vm_create vm1 "$gpt,xvda" "$mbr,xvdb" "$sparse,xvdc"
+for devid in 51712 51728 51744; do
+	wait_for 10 guest_connected "$DOMID" $devid ||
+		fail "vm1's guest did not connect disk $devid"
+done
 
 start=$EPOCHREALTIME
 mkdir -p "$T/mnt"
@@ -74,7 +38,7 @@ else
 fi
 
 # partition numbers below Linux's DISK_MAX_PARTS
-for d in xvda xvdb; do
+for d in xvda xvdb xvdc; do
 	count=$(find "$T/mnt" -maxdepth 1 -name "$d[0-9]*" | wc -l)
 	bad=$(find "$T/mnt" -maxdepth 1 -name "$d[0-9]*" -printf '%f\n' |
 		sed "s/^$d//" | awk '$1 >= 256' | head -n1)
