@@ -1,6 +1,6 @@
 /*
- * xbd attach / xbd detach DIR: a VM's disks in dom0, through a user-space
- * blkfront and a FUSE export.
+ * xbd attach: a VM's disks in dom0, through a user-space blkfront and a
+ * FUSE export.
  *
  * For each chosen disk, attach plays the toolstack: it creates a second
  * backend instance of the same storage with dom0 as the frontend (kernel
@@ -10,15 +10,17 @@
  * partitions in DIR.  Read-only at every layer unless --rw; --cow keeps
  * writes in dom0.  The command returns once DIR is ready (the work goes
  * on in a daemon, unless --foreground).  SIGTERM, SIGINT or `xbd detach
- * DIR` takes everything away again.  `xbd detach` itself is in
- * cli/cmd_serve.c, which hands the DIR form to xbd_cli_detach_dir().
+ * DIR` (cli/cmd_detach.c, which reads the records kept here) takes
+ * everything away again.
  */
+#include "cli/daemon.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/ctl.h"
 #include "xbd/frontend.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
 
 #include <errno.h>
@@ -29,16 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define ATTACH_FE_DIR "/local/domain/0/device/xbd"
 #define ATTACH_MAX_DISKS 32
 #define ATTACH_GRANT_BUDGET 960u   /* of gntalloc's 1024, all disks */
-#define DETACH_WAIT_MS 30000
 
 struct att_disk {
 	struct xbd_vm_disk vm;        /* the VM's disk */
@@ -66,6 +64,7 @@ struct attach {
 	unsigned nwanted;
 
 	struct xbd_platform *p;
+	struct xbd_proc self;         /* recorded in each frontend directory */
 	bool sim;
 	uint16_t domid;
 	struct att_disk disks[ATTACH_MAX_DISKS];
@@ -94,32 +93,16 @@ static void attach_usage(void)
 /* Choosing the backend for each disk                                 */
 /* ------------------------------------------------------------------ */
 
-static bool node_exists(struct xbd_platform *p, const char *path)
-{
-	char *v = NULL;
-	int err = xbd_platform_ops_of(p)->xs_read(p, XBD_XS_NO_TXN, path, &v, NULL);
-
-	free(v);
-	return err != -ENOENT;
-}
-
-static bool pid_alive(long pid)
-{
-	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-}
-
 /* A frontend directory of ours whose process died: its nodes are
  * leftovers that nobody else will remove. */
 static bool stale_attach_dir(struct xbd_platform *p, const char *fe_path)
 {
-	char path[160];
-	unsigned long long pid;
+	struct xbd_proc proc;
 
-	snprintf(path, sizeof(path), "%s/xbd-pid", fe_path);
-	return xbd_xs_read_uint(p, path, &pid) == 0 && !pid_alive((long)pid);
+	return xbd_xs_read_proc(p, fe_path, &proc) == 0 && !xbd_proc_alive(&proc);
 }
 
-static void remove_stale(struct xbd_platform *p, const char *fe_path)
+void xbd_attach_remove_record(struct xbd_platform *p, const char *fe_path)
 {
 	char path[160], *be = NULL;
 
@@ -140,11 +123,13 @@ static int pick_devid(struct attach *a, struct att_disk *d, uint16_t be_domid,
 		uint32_t devid = k == 0 ? d->vm.devid : (1u << 28) | ((702u + k) << 8);
 		char be[160];
 
-		snprintf(d->fe_path, sizeof(d->fe_path), ATTACH_FE_DIR "/%u", devid);
+		snprintf(d->fe_path, sizeof(d->fe_path), XBD_ATTACH_FE_DIR "/%u", devid);
 		xbd_backend_path(be, sizeof(be), be_domid, be_type, 0, devid);
-		if (node_exists(a->p, d->fe_path) && stale_attach_dir(a->p, d->fe_path))
-			remove_stale(a->p, d->fe_path);
-		if (!node_exists(a->p, d->fe_path) && !node_exists(a->p, be)) {
+		if (xbd_xs_exists(a->p, XBD_XS_NO_TXN, d->fe_path) &&
+		    stale_attach_dir(a->p, d->fe_path))
+			xbd_attach_remove_record(a->p, d->fe_path);
+		if (!xbd_xs_exists(a->p, XBD_XS_NO_TXN, d->fe_path) &&
+		    !xbd_xs_exists(a->p, XBD_XS_NO_TXN, be)) {
 			d->devid = devid;
 			return 0;
 		}
@@ -185,15 +170,19 @@ static int qdisk_raw_path(struct attach *a, struct att_disk *d, const char **pat
  * second vbd, from what serves the VM's. */
 static int create_instance(struct attach *a, struct att_disk *d)
 {
-	const char *fe_extra[] = { "xbd-pid", NULL, "xbd-mount", a->dir, NULL };
+	const char *fe_extra[] = { XBD_XS_PID_NODE, NULL, XBD_XS_PID_START_NODE, NULL,
+				   "xbd-mount", a->dir, NULL };
 	struct xbd_vbd_spec s = { .fe_domid = 0, .be_type = "vbd", .vdev = d->vm.vdev,
 				  .fe_extra = fe_extra };
-	char pid[24], majmin[24];
+	char pid[24], start[24], majmin[24];
 	const char *path;
 	int err;
 
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	/* what xbd_xs_read_proc() reads back */
+	snprintf(pid, sizeof(pid), "%ld", (long)a->self.pid);
+	snprintf(start, sizeof(start), "%llu", a->self.start);
 	fe_extra[1] = pid;
+	fe_extra[3] = start;
 	if (!strcmp(d->vm.be_type, "vbd")) {
 		/* kernel blkback (the sim's blkback on the sim): the same
 		 * storage, in the backend's domain, read-only unless --rw */
@@ -419,20 +408,14 @@ static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
 	return 0;
 }
 
-struct detach_entry {
-	char fe_path[96];
-	long pid;
-};
-
-/* Our frontend directories whose xbd-mount is dir. */
-static int find_attached(struct xbd_platform *p, const char *dir,
-			 struct detach_entry **out, unsigned *count)
+int xbd_attach_records(struct xbd_platform *p, const char *dir,
+		       struct xbd_attach_record **out, unsigned *count)
 {
 	char **ids = NULL;
 	unsigned n = 0, i, m = 0;
-	struct detach_entry *e;
+	struct xbd_attach_record *e;
 	int err = xbd_platform_ops_of(p)->xs_directory(p, XBD_XS_NO_TXN,
-						       ATTACH_FE_DIR, &ids, &n);
+						       XBD_ATTACH_FE_DIR, &ids, &n);
 
 	if (err == -ENOENT)
 		n = 0;
@@ -445,16 +428,14 @@ static int find_attached(struct xbd_platform *p, const char *dir,
 	}
 	for (i = 0; i < n; i++) {
 		char path[160], *mount = NULL;
-		unsigned long long pid = 0;
 
-		snprintf(e[m].fe_path, sizeof(e[m].fe_path), ATTACH_FE_DIR "/%s", ids[i]);
+		snprintf(e[m].fe_path, sizeof(e[m].fe_path), XBD_ATTACH_FE_DIR "/%s", ids[i]);
 		snprintf(path, sizeof(path), "%s/xbd-mount", e[m].fe_path);
 		if (xbd_xs_read_str(p, path, &mount))
 			continue;
 		if (!strcmp(mount, dir)) {
-			snprintf(path, sizeof(path), "%s/xbd-pid", e[m].fe_path);
-			xbd_xs_read_uint(p, path, &pid);
-			e[m].pid = (long)pid;
+			if (xbd_xs_read_proc(p, e[m].fe_path, &e[m].proc))
+				e[m].proc = (struct xbd_proc){ .pid = 0 };
 			m++;
 		}
 		free(mount);
@@ -469,21 +450,21 @@ static int find_attached(struct xbd_platform *p, const char *dir,
  * are cleared. */
 static int check_dir_free(struct attach *a)
 {
-	struct detach_entry *e;
+	struct xbd_attach_record *e;
 	unsigned n, i;
-	int err = find_attached(a->p, a->dir, &e, &n);
+	int err = xbd_attach_records(a->p, a->dir, &e, &n);
 
 	if (err)
 		return 0; /* nothing readable: nothing of ours there */
 	for (i = 0; i < n && !err; i++) {
-		if (pid_alive(e[i].pid)) {
+		if (xbd_proc_alive(&e[i].proc)) {
 			xbd_err("%s: already in use by xbd attach (pid %ld); `xbd detach %s` first",
-				a->dir, e[i].pid, a->dir);
+				a->dir, (long)e[i].proc.pid, a->dir);
 			err = -EBUSY;
 		}
 	}
 	for (i = 0; i < n && !err; i++)
-		remove_stale(a->p, e[i].fe_path);
+		xbd_attach_remove_record(a->p, e[i].fe_path);
 	free(e);
 	return err;
 }
@@ -594,36 +575,6 @@ static void serve_until_stopped(struct attach *a)
 		if (!xbd_fuse_mounted(a->fuse))
 			return;
 	}
-}
-
-/* The daemon tells the waiting parent how setup went: one byte. */
-static void report_ready(int fd, bool ok)
-{
-	char c = ok ? '0' : '1';
-
-	if (fd >= 0) {
-		if (write(fd, &c, 1) < 0) {
-			/* parent gone: nothing to tell */
-		}
-		close(fd);
-	}
-}
-
-/* A daemon must not hold its caller's terminal or pipes: stdin and
- * stdout go to /dev/null, stderr too unless a log was opened. */
-static void quiet_stdio(struct attach *a)
-{
-	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	dup2(fd, 0);
-	dup2(fd, 1);
-	dup2(a->log_fd >= 0 ? a->log_fd : fd, 2);
-	if (a->log_fd >= 0)
-		close(a->log_fd);
-	a->log_fd = -1;
-	close(fd);
 }
 
 /* The daemon's log: --log FILE (an error when it cannot be opened), or
@@ -739,7 +690,8 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 static int attach_run(int argc, char **argv)
 {
 	static struct attach a; /* big; one per process */
-	int ready_fd = -1, err;
+	struct xbd_daemon dmn;
+	int err, status;
 	sigset_t set;
 
 	memset(&a, 0, sizeof(a));
@@ -750,163 +702,35 @@ static int attach_run(int argc, char **argv)
 			close(a.log_fd);
 		return err < 0 ? 0 : err;
 	}
-	if (a.foreground)
-		xbd_cli_notify_init();
-
-	if (!a.foreground) {
-		int pfd[2];
-		pid_t pid;
-		char c = '1';
-
-		/* fork before any thread exists; the parent waits for the
-		 * daemon to say DIR is ready (or that it failed) */
-		if (pipe2(pfd, O_CLOEXEC)) {
-			xbd_err("attach: %s", strerror(errno));
-			return 1;
-		}
-		fflush(NULL);
-		pid = fork();
-		if (pid < 0) {
-			xbd_err("attach: cannot fork: %s", strerror(errno));
-			return 1;
-		}
-		if (pid > 0) {
-			if (a.log_fd >= 0)
-				close(a.log_fd);
-			close(pfd[1]);
-			if (read(pfd[0], &c, 1) != 1)
-				c = '1';
-			close(pfd[0]);
-			return c == '0' ? 0 : 1;
-		}
-		close(pfd[0]);
-		ready_fd = pfd[1];
-		setsid();
-		signal(SIGHUP, SIG_IGN);
-	}
-		/* every thread inherits the mask; the main thread takes the signals */
+	/* the log is the daemon's from here on */
+	err = xbd_daemon_start(&dmn, "attach", a.foreground, a.log_fd, &status);
+	a.log_fd = -1;
+	if (err)
+		return err > 0 ? status : 1;
+	if (!a.foreground)
+		signal(SIGHUP, SIG_IGN); /* the terminal may go: DIR stays */
+	/* every thread inherits the mask; the main thread takes the signals */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* after the fork: the daemon is what the records name */
+	if (xbd_proc_self(&a.self))
+		a.self = (struct xbd_proc){ .pid = getpid() }; /* no /proc */
 	err = setup(&a);
 	if (err) {
 		teardown(&a);
-		report_ready(ready_fd, false);
-		if (a.log_fd >= 0)
-			close(a.log_fd);
+		xbd_daemon_close(&dmn);
 		return 1;
 	}
 	xbd_info("%s: %u disk%s in %s", a.vm_name, a.ndisks, a.ndisks == 1 ? "" : "s",
 		 a.dir);
-	report_ready(ready_fd, true);
-	xbd_cli_notify("READY=1");
-	if (!a.foreground)
-		quiet_stdio(&a);
+	xbd_daemon_ready(&dmn, NULL);
 	serve_until_stopped(&a);
 	xbd_cli_notify("STOPPING=1");
 	teardown(&a);
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* xbd detach DIR                                                     */
-/* ------------------------------------------------------------------ */
-
-static bool is_mountpoint(const char *dir)
-{
-	char line[4096];
-	bool found = false;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char mnt[PATH_MAX];
-
-		/* id parent major:minor root mountpoint ... (octal escapes
-		 * in names; our directories have none worth decoding) */
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && !strcmp(mnt, dir))
-			found = true;
-	}
-	fclose(f);
-	return found;
-}
-
-int xbd_cli_detach_dir(const char *arg)
-{
-	unsigned long long deadline;
-	struct detach_entry *e = NULL;
-	struct xbd_platform *p;
-	char dir[PATH_MAX];
-	unsigned n = 0, i;
-	bool any_alive;
-	int err;
-
-	if (!realpath(arg, dir)) {
-		xbd_err("%s: %s", arg, strerror(errno));
-		return 1;
-	}
-	if (xbd_cli_open_platform(&p))
-		return 1;
-	err = find_attached(p, dir, &e, &n);
-	if (err) {
-		xbd_err("cannot read %s: %s", ATTACH_FE_DIR, xbd_strerror(err));
-		xbd_platform_close(p);
-		return 1;
-	}
-	if (n == 0 && !is_mountpoint(dir)) {
-		xbd_err("%s: nothing is attached there", dir);
-		free(e);
-		xbd_platform_close(p);
-		return 1;
-	}
-	/* the attach process takes everything away itself */
-	for (i = 0; i < n; i++)
-		if (pid_alive(e[i].pid))
-			kill((pid_t)e[i].pid, SIGTERM);
-	deadline = xbd_now_ns() + DETACH_WAIT_MS * 1000000ull;
-	do {
-		any_alive = false;
-		for (i = 0; i < n; i++)
-			any_alive |= pid_alive(e[i].pid);
-		if (any_alive)
-			usleep(20000);
-	} while (any_alive && xbd_now_ns() < deadline);
-	if (any_alive) {
-		xbd_err("%s: the attach process did not finish in %d s", dir,
-			DETACH_WAIT_MS / 1000);
-		free(e);
-		xbd_platform_close(p);
-		return 1;
-	}
-	/* a killed attach leaves its nodes and its mount behind */
-	for (i = 0; i < n; i++)
-		if (node_exists(p, e[i].fe_path))
-			remove_stale(p, e[i].fe_path);
-	xbd_xs_rm_if_empty(p, "/local/domain/0/device");
-	if (is_mountpoint(dir) && umount2(dir, MNT_DETACH)) {
-		pid_t pid = fork();
-		int status = 1;
-
-		/* not root: the FUSE helper may unmount what we mounted */
-		if (pid == 0) {
-			execlp("fusermount3", "fusermount3", "-u", "-z", dir, (char *)NULL);
-			_exit(127);
-		}
-		if (pid > 0)
-			waitpid(pid, &status, 0);
-		if (status) {
-			xbd_err("%s: cannot unmount", dir);
-			free(e);
-			xbd_platform_close(p);
-			return 1;
-		}
-	}
-	free(e);
-	xbd_platform_close(p);
 	return 0;
 }
 

@@ -3,12 +3,13 @@
  *   xbd sim guest [--domid N]      the guest process of a sim domain
  *                                  (the sim daemon runs it; hidden)
  *   xbd sim vm io VM VDEV ...      a workload run by VM's guest on VDEV
- * The work is in src/sim_guest.c.
+ * The work is in src/sim/sim_guest.c.
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/frontend.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,19 +24,18 @@ static int guest_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	unsigned long domid = 0;
+	unsigned long long domid = 0;
 	const char *env = getenv(XBD_SIM_DOMID_ENV);
-	char *end;
 	int c;
 
-	if (env && *env)
-		domid = strtoul(env, &end, 10);
+	if (env && *env && xbd_parse_uint(env, XBD_SIM_MAX_DOMID, &domid))
+		domid = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
-			domid = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || domid == 0 || domid > XBD_SIM_MAX_DOMID) {
+			if (xbd_parse_uint(optarg, XBD_SIM_MAX_DOMID, &domid) ||
+			    domid == 0) {
 				xbd_err("sim guest: --domid: expected a guest domain id, got '%s'",
 					optarg);
 				return XBD_EXIT_USAGE;
@@ -89,6 +89,7 @@ static int io_run(int argc, char **argv)
 	struct xbd_workload w = { .rw = XBD_WL_READ, .bs = 4096, .qd = 1, .seed = 1 };
 	struct xbd_workload_result res;
 	bool have_rw = false;
+	unsigned long long n;
 	uint64_t v;
 	char *end;
 	double mbps, iops;
@@ -106,7 +107,7 @@ static int io_run(int argc, char **argv)
 			have_rw = true;
 			break;
 		case 'b':
-			if (xbd_parse_size(optarg, &v) || v == 0 || v % 512 ||
+			if (xbd_parse_byte_size(optarg, &v) || v == 0 || v % 512 ||
 			    v > (16u << 20)) {
 				xbd_err("sim vm io: --bs: expected a multiple of 512 up to 16M, got '%s'",
 					optarg);
@@ -115,14 +116,14 @@ static int io_run(int argc, char **argv)
 			w.bs = (uint32_t)v;
 			break;
 		case 'q':
-			w.qd = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || !*optarg || w.qd == 0 || w.qd > 1024) {
+			if (xbd_parse_uint(optarg, 1024, &n) || n == 0) {
 				xbd_err("sim vm io: --qd: expected 1 to 1024, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
+			w.qd = (unsigned)n;
 			break;
 		case 's':
-			if (xbd_parse_size(optarg, &w.size) || w.size == 0) {
+			if (xbd_parse_byte_size(optarg, &w.size) || w.size == 0) {
 				xbd_err("sim vm io: --size: expected a size such as 64M, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}

@@ -1,16 +1,19 @@
 /*
- * xbd serve, list, detach: a user-space backend that hot-plugs a disk into
- * a running VM (src/backend.c does the work), and the commands that show
- * and end what runs.  Also `xbd sim blkback`, the sim's stand-in for
- * Linux blkback, reached through xbd_cmd_sim_blkback.
+ * xbd serve: a user-space backend that hot-plugs a disk into a running
+ * VM (src/backend.c does the work); `xbd list` and `xbd detach` show and
+ * end what it serves (cli/cmd_list.c, cli/cmd_detach.c).  Also `xbd sim
+ * blkback`, the sim's stand-in for Linux blkback, reached through
+ * xbd_cmd_sim_blkback.
  *
- * `xbd serve` forks before doing anything: the child serves, the parent
- * waits and exits 0 once the child reports the disk connected (or with
- * the child's status when it fails; its error line is already printed).
+ * `xbd serve` goes to the background before doing anything
+ * (cli/daemon.c): the parent exits 0 once the child reports the disk
+ * connected, or with the child's status when it fails (its error line
+ * is already printed).
  * With --foreground there is one process, which tells systemd (when
  * $NOTIFY_SOCKET is set) READY=1 once the VM has connected the disk and
  * STOPPING=1 when the disk starts going away.
  */
+#include "cli/daemon.h"
 #include "xbd/backend.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
@@ -18,23 +21,22 @@
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
 #include "xbd/stats.h"
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <json.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_S 30
-#define DETACH_MARGIN_MS 5000
 
 static struct xbd_backend *signal_backend;
 static volatile sig_atomic_t told_stopping;
@@ -71,24 +73,6 @@ static void install_signals(struct xbd_backend *be)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* "xbd: CMD: --opt: expected a number from MIN to MAX, got 'x'" */
-static int parse_uint_opt(const char *cmd, const char *opt, const char *s,
-			  unsigned min, unsigned max, unsigned *v)
-{
-	char *end;
-	unsigned long n;
-
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (!*s || *end || errno || n < min || n > max || s[0] == '-') {
-		xbd_err("%s: %s: expected a number from %u to %u, got '%s'", cmd,
-			opt, min, max, s);
-		return -EINVAL;
-	}
-	*v = (unsigned)n;
-	return 0;
-}
-
 /* Starts the control socket if it can; serving does not depend on it. */
 static struct xbd_ctl *start_ctl(void)
 {
@@ -114,7 +98,7 @@ struct serve_opts {
 	const char *backend;
 	const char *overlay;
 	const char *mount;
-	int log_fd;            /* the daemon's stderr; -1: /dev/null */
+	int log_fd;            /* --log, until the daemon takes it; -1: none */
 	const char *errinject;
 	bool read_only;
 	bool foreground;
@@ -126,7 +110,7 @@ struct serve_opts {
 
 struct serve_state {
 	const struct serve_opts *o;
-	int notify_fd;        /* to the waiting parent; -1 when none */
+	struct xbd_daemon *daemon; /* says ready once connected */
 	bool connected;
 	bool failed;
 	struct xbd_fuse *fuse;
@@ -153,52 +137,24 @@ static void serve_usage(void)
 	       "request and error counters are kept.\n");
 }
 
-static void tell_parent(struct serve_state *st, char c)
+/* Connected: the parent may return to the shell, systemd hears READY
+ * (with what we serve for systemctl status); we carry on alone. */
+static void serve_ready(struct serve_state *st)
 {
-	if (st->notify_fd < 0)
-		return;
-	if (write(st->notify_fd, &c, 1) != 1)
-		xbd_debug("cannot reach the waiting parent");
-	close(st->notify_fd);
-	st->notify_fd = -1;
+	char status[160];
+
+	snprintf(status, sizeof(status), "serving %s to %s", st->o->vdev,
+		 st->o->vm);
+	xbd_daemon_ready(st->daemon, status);
 }
 
-/* Connected: the parent may return to the shell; we carry on alone. */
-static void daemonize(struct serve_state *st)
-{
-	int fd;
-
-	if (st->notify_fd < 0)
-		return;
-	setsid();
-	/* the log was opened by the parent: a relative path is the caller's */
-	fd = st->o->log_fd >= 0 ? st->o->log_fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 2);
-		close(fd);
-	}
-	if (chdir("/"))
-		xbd_debug("chdir /: %s", strerror(errno));
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		close(fd);
-	}
-	tell_parent(st, 'C');
-}
-
-/* For systemctl status: waiting for the VM, or serving it (READY). */
-static void notify_status(const struct serve_opts *o, bool ready)
+/* For systemctl status, until then. */
+static void notify_waiting(const struct serve_opts *o)
 {
 	char msg[160];
 
-	if (ready)
-		snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving %s to %s",
-			 o->vdev, o->vm);
-	else
-		snprintf(msg, sizeof(msg), "STATUS=waiting for %s to connect %s",
-			 o->vm, o->vdev);
+	snprintf(msg, sizeof(msg), "STATUS=waiting for %s to connect %s",
+		 o->vm, o->vdev);
 	xbd_cli_notify(msg);
 }
 
@@ -211,8 +167,7 @@ static void serve_event(void *opaque, struct xbd_backend_dev *dev,
 	case XBD_BACKEND_CONNECTED:
 		if (!st->connected) {
 			st->connected = true;
-			daemonize(st);
-			notify_status(st->o, true);
+			serve_ready(st);
 		}
 		break;
 	case XBD_BACKEND_FAILED:
@@ -284,9 +239,9 @@ fail:
 }
 
 /* The serving process (the child, or the only one with --foreground). */
-static int serve_main(const struct serve_opts *o, int notify_fd)
+static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 {
-	struct serve_state st = { .o = o, .notify_fd = notify_fd };
+	struct serve_state st = { .o = o, .daemon = daemon };
 	struct xbd_platform *p = NULL;
 	struct xbd_backend *be = NULL;
 	struct xbd_ctl *ctl = NULL;
@@ -361,7 +316,7 @@ static int serve_main(const struct serve_opts *o, int notify_fd)
 	}
 	if (!o->foreground)
 		deadline = xbd_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
-	notify_status(o, false);
+	notify_waiting(o);
 	err = xbd_backend_run(be, deadline);
 	if (err)
 		xbd_err("%s: %s: %s", o->vm, o->vdev, xbd_strerror(err));
@@ -377,31 +332,8 @@ out:
 	xbd_ctl_stop(ctl);
 	xbd_platform_close(p);
 	free(abs_path);
-	if (st.notify_fd >= 0)
-		close(st.notify_fd);
+	xbd_daemon_close(daemon);
 	return rc;
-}
-
-/* Waits for the child to say "connected" or to exit. */
-static int wait_for_child(pid_t pid, int fd)
-{
-	char c = 0;
-	ssize_t n;
-	int status;
-
-	do
-		n = read(fd, &c, 1);
-	while (n < 0 && errno == EINTR);
-	close(fd);
-	if (n == 1 && c == 'C')
-		return 0;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return 1;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status) ? WEXITSTATUS(status) : 1;
-	xbd_err("serving process died (signal %d)", WTERMSIG(status));
-	return 1;
 }
 
 /* The log of the background process, opened before the fork: a relative
@@ -473,7 +405,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			if (c == nums[i].opt)
 				break;
 		if (i < XBD_ARRAY_SIZE(nums)) {
-			if (parse_uint_opt("serve", nums[i].name, optarg, nums[i].min,
+			if (xbd_cli_parse_uint_opt("serve", nums[i].name, optarg, nums[i].min,
 					   nums[i].max, nums[i].v))
 				return XBD_EXIT_USAGE;
 			have_timeout |= c == O_TIMEOUT;
@@ -562,39 +494,19 @@ static int cmd_serve_run(int argc, char **argv)
 		.sector_size = 512,
 		.timeout_s = DEFAULT_CONNECT_TIMEOUT_S,
 	};
-	int err, fds[2];
-	pid_t pid;
+	struct xbd_daemon daemon;
+	int err, status;
 
 	xbd_backend_params_defaults(&o.params);
 	err = parse_serve(argc, argv, &o);
 	if (err)
 		return err < 0 ? 0 : err;
-
-	if (o.foreground) {
-		xbd_cli_notify_init();
-		return serve_main(&o, -1);
-	}
-	if (pipe2(fds, O_CLOEXEC)) {
-		xbd_err("pipe: %s", strerror(errno));
-		if (o.log_fd >= 0)
-			close(o.log_fd);
-		return 1;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		xbd_err("fork: %s", strerror(errno));
-		return 1;
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		exit(serve_main(&o, fds[1])); /* exit: leak checks run */
-	}
-	close(fds[1]);
-	if (o.log_fd >= 0)
-		close(o.log_fd);
-	return wait_for_child(pid, fds[0]);
+	/* the log is the daemon's from here on */
+	err = xbd_daemon_start(&daemon, "serve", o.foreground, o.log_fd, &status);
+	o.log_fd = -1;
+	if (err)
+		return err > 0 ? status : 1;
+	return serve_main(&o, &daemon);
 }
 
 const struct xbd_cmd xbd_cmd_serve = {
@@ -602,342 +514,6 @@ const struct xbd_cmd xbd_cmd_serve = {
 	.usage = "serve VM --image FILE [--vdev xvdb] ...",
 	.summary = "hot-plug a disk into a VM and serve it (user-space blkback)",
 	.run = cmd_serve_run,
-};
-
-/* ------------------------------------------------------------------ */
-/* xbd list                                                           */
-/* ------------------------------------------------------------------ */
-
-/* Requests served so far, from the control socket of the process
- * serving backend_path (-1 when it does not answer). */
-static long long ctl_requests(struct xbd_ctl_reply *replies, unsigned n,
-			      const char *backend_path)
-{
-	unsigned i;
-
-	for (i = 0; i < n; i++) {
-		struct json_object *devs, *dev, *v, *reqs;
-		size_t j;
-
-		if (replies[i].err ||
-		    !json_object_object_get_ex(replies[i].doc, "devices", &devs))
-			continue;
-		for (j = 0; j < json_object_array_length(devs); j++) {
-			long long total = 0;
-
-			dev = json_object_array_get_idx(devs, j);
-			if (!json_object_object_get_ex(dev, "backend_path", &v) ||
-			    strcmp(json_object_get_string(v), backend_path) ||
-			    !json_object_object_get_ex(dev, "requests", &reqs))
-				continue;
-			json_object_object_foreach(reqs, key, val)
-				if (strcmp(key, "indirect"))
-					total += json_object_get_int64(val);
-			return total;
-		}
-	}
-	return -1;
-}
-
-/* dir/node (dir alone when node is NULL), or a copy of dflt. */
-static char *read_or(struct xbd_platform *p, const char *dir, const char *node,
-		     const char *dflt)
-{
-	char path[256], *v = NULL;
-
-	snprintf(path, sizeof(path), "%s%s%s", dir, node ? "/" : "", node ? node : "");
-	if (xbd_xs_read_str(p, path, &v))
-		v = strdup(dflt);
-	return v;
-}
-
-/* One disk of `xbd list`, as xenstore and its process tell it. */
-struct list_row {
-	char *vm, *state, *mode, *fmt, *pid, *params;
-	const char *domid;
-	char vdev[16];
-	long long requests; /* -1: unknown */
-};
-
-static void list_print_text(const struct list_row *r, bool header)
-{
-	char reqs[24] = "-";
-	unsigned long st = strtoul(r->state, NULL, 10);
-
-	if (header)
-		printf("%-12s %5s %-6s %-12s %-4s %-6s %7s %10s  %s\n", "VM",
-		       "DOMID", "VDEV", "STATE", "MODE", "FORMAT", "PID",
-		       "REQUESTS", "IMAGE");
-	if (r->requests >= 0)
-		snprintf(reqs, sizeof(reqs), "%lld", r->requests);
-	printf("%-12s %5s %-6s %-12s %-4s %-6s %7s %10s  %s\n", r->vm, r->domid,
-	       r->vdev, xbd_xenbus_state_name((enum xenbus_state)st), r->mode,
-	       r->fmt, r->pid, reqs, r->params);
-}
-
-/* A number, or null when the node held none. */
-static struct json_object *json_number_or_null(const char *s)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	return *s && !*end && !errno ? json_object_new_int64(v) : NULL;
-}
-
-static struct json_object *json_string_or_null(const char *s)
-{
-	return strcmp(s, "-") ? json_object_new_string(s) : NULL;
-}
-
-static void list_add_json(struct json_object *arr, const struct list_row *r)
-{
-	struct json_object *o = json_object_new_object();
-	unsigned long st = strtoul(r->state, NULL, 10);
-
-	json_object_object_add(o, "vm", json_string_or_null(r->vm));
-	json_object_object_add(o, "domid", json_number_or_null(r->domid));
-	json_object_object_add(o, "vdev", json_object_new_string(r->vdev));
-	json_object_object_add(o, "state", json_object_new_string(
-		xbd_xenbus_state_name((enum xenbus_state)st)));
-	json_object_object_add(o, "mode", json_string_or_null(r->mode));
-	json_object_object_add(o, "format", json_string_or_null(r->fmt));
-	json_object_object_add(o, "pid", json_number_or_null(r->pid));
-	json_object_object_add(o, "requests", r->requests >= 0 ?
-			       json_object_new_int64(r->requests) : NULL);
-	json_object_object_add(o, "image", json_string_or_null(r->params));
-	json_object_array_add(arr, o);
-}
-
-static int parse_list(int argc, char **argv, bool *json)
-{
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0, 0, 0, 0 },
-	};
-	int c;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			*json = true;
-			break;
-		case 'h':
-			printf("usage: xbd list [--json]\n"
-			       "Shows the disks that `xbd serve` serves on this host, one per line\n"
-			       "under a header (nothing at all when there are none); --json prints\n"
-			       "one JSON array of objects instead.\n");
-			return -1;
-		default:
-			xbd_opt_err("list", c, argv, opts);
-			return XBD_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		xbd_usage_err("list", "takes no arguments");
-		return XBD_EXIT_USAGE;
-	}
-	return 0;
-}
-
-static int cmd_list_run(int argc, char **argv)
-{
-	const struct xbd_platform_ops *ops;
-	struct xbd_platform *p;
-	struct xbd_ctl_reply *replies = NULL;
-	struct json_object *arr = NULL;
-	unsigned nreplies = 0, nfe = 0, i, j, shown = 0;
-	char type_dir[96], **fes = NULL;
-	bool json = false;
-	int err;
-
-	err = parse_list(argc, argv, &json);
-	if (err)
-		return err < 0 ? 0 : err;
-	if (xbd_cli_open_platform(&p))
-		return 1;
-	ops = xbd_platform_ops_of(p);
-	snprintf(type_dir, sizeof(type_dir), "/local/domain/%u/backend/%s",
-		 ops->self_domid(p), XBD_BACKEND_TYPE);
-	err = ops->xs_directory(p, XBD_XS_NO_TXN, type_dir, &fes, &nfe);
-	if (err == -ENOENT) {
-		err = 0; /* nothing served yet */
-	} else if (err) {
-		xbd_err("%s: %s", type_dir, xbd_strerror(err));
-		xbd_platform_close(p);
-		return 1;
-	}
-	if (nfe && xbd_ctl_query_all(NULL, "stats", XBD_CTL_TIMEOUT_MS, &replies,
-				     &nreplies))
-		nreplies = 0;
-	if (json && !(arr = json_object_new_array())) {
-		xbd_err("list: out of memory");
-		err = -ENOMEM;
-	}
-	for (i = 0; !err && i < nfe; i++) {
-		char dir[128], **ids = NULL;
-		unsigned nid = 0;
-
-		snprintf(dir, sizeof(dir), "%s/%s", type_dir, fes[i]);
-		if (ops->xs_directory(p, XBD_XS_NO_TXN, dir, &ids, &nid))
-			continue;
-		for (j = 0; j < nid; j++) {
-			struct list_row r = { .domid = fes[i] };
-			char be[192], name_path[64];
-
-			snprintf(be, sizeof(be), "%s/%s", dir, ids[j]);
-			snprintf(name_path, sizeof(name_path),
-				 "/local/domain/%s/name", fes[i]);
-			r.vm = read_or(p, name_path, NULL, "-");
-			if (xbd_devid_to_vdev((uint32_t)strtoul(ids[j], NULL, 10),
-					      r.vdev, sizeof(r.vdev)))
-				snprintf(r.vdev, sizeof(r.vdev), "%s", ids[j]);
-			r.state = read_or(p, be, "state", "0");
-			r.mode = read_or(p, be, "mode", "-");
-			r.fmt = read_or(p, be, "xbd-format", "-");
-			r.pid = read_or(p, be, "xbd-pid", "-");
-			r.params = read_or(p, be, "params", "-");
-			r.requests = ctl_requests(replies, nreplies, be);
-			if (!r.vm || !r.state || !r.mode || !r.fmt || !r.pid ||
-			    !r.params) {
-				xbd_err("list: out of memory");
-				err = -ENOMEM;
-			} else if (json) {
-				list_add_json(arr, &r);
-			} else {
-				list_print_text(&r, shown == 0);
-			}
-			free(r.vm);
-			free(r.state);
-			free(r.mode);
-			free(r.fmt);
-			free(r.pid);
-			free(r.params);
-			shown++;
-		}
-		free(ids);
-	}
-	if (arr && !err)
-		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN |
-							    JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(arr);
-	free(fes);
-	xbd_ctl_replies_free(replies, nreplies);
-	xbd_platform_close(p);
-	return err ? 1 : 0;
-}
-
-const struct xbd_cmd xbd_cmd_list = {
-	.name = "list",
-	.usage = "list [--json]",
-	.summary = "show the disks xbd serves",
-	.run = cmd_list_run,
-};
-
-/* ------------------------------------------------------------------ */
-/* xbd detach                                                         */
-/* ------------------------------------------------------------------ */
-
-static void detach_usage(void)
-{
-	printf("usage: xbd detach DIR\n"
-	       "       xbd detach VM VDEV [--timeout SECS]\n"
-	       "With DIR: stops the `xbd attach` that shows disks in DIR and unmounts it.\n"
-	       "With VM VDEV: unplugs disk VDEV that `xbd serve` serves to VM; the VM\n"
-	       "gets -t, --timeout SECS (default %u) to let go of it.\n",
-	       XBD_BACKEND_DEFAULT_CLOSE_TIMEOUT_MS / 1000);
-}
-
-static int detach_served(const char *vm, const char *vdev, unsigned timeout_s)
-{
-	struct xbd_platform *p;
-	uint32_t devid;
-	uint16_t domid;
-	int err;
-
-	if (xbd_vdev_to_devid(vdev, &devid)) {
-		xbd_err("detach: VDEV: expected a disk name such as xvdb, got '%s'",
-			vdev);
-		return XBD_EXIT_USAGE;
-	}
-	if (xbd_cli_open_platform(&p))
-		return 1;
-	err = xbd_platform_ops_of(p)->domain_lookup(p, vm, &domid);
-	if (err) {
-		xbd_err("%s: no such domain", vm);
-		xbd_platform_close(p);
-		return 1;
-	}
-	/* the server waits close_timeout for the guest; we wait a bit more */
-	err = xbd_backend_detach(p, domid, devid,
-				 timeout_s * 1000 + DETACH_MARGIN_MS);
-	if (err == -ENOENT)
-		xbd_err("%s: %s: no disk served by xbd", vm, vdev);
-	else if (err == -ETIMEDOUT)
-		xbd_err("%s: %s: still attached after %u s (is the serving process stuck?)",
-			vm, vdev, timeout_s + DETACH_MARGIN_MS / 1000);
-	else if (err)
-		xbd_err("%s: %s: %s", vm, vdev, xbd_strerror(err));
-	xbd_platform_close(p);
-	return err ? 1 : 0;
-}
-
-/* `xbd detach DIR` (cli/cmd_attach.c) or `xbd detach VM VDEV`: told
- * apart by the number of arguments. */
-static int cmd_detach_run(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0, 0, 0, 0 },
-	};
-	unsigned timeout_s = XBD_BACKEND_DEFAULT_CLOSE_TIMEOUT_MS / 1000;
-	bool have_timeout = false;
-	int c;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":ht:", opts, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			if (parse_uint_opt("detach", "--timeout", optarg, 1, 3600,
-					   &timeout_s))
-				return XBD_EXIT_USAGE;
-			have_timeout = true;
-			break;
-		case 'h':
-			detach_usage();
-			return 0;
-		default:
-			xbd_opt_err("detach", c, argv, opts);
-			return XBD_EXIT_USAGE;
-		}
-	}
-	switch (argc - optind) {
-	case 0:
-		xbd_usage_err("detach", "missing DIR or VM VDEV");
-		return XBD_EXIT_USAGE;
-	case 1:
-		if (have_timeout) {
-			xbd_err("detach: --timeout is for detach VM VDEV");
-			return XBD_EXIT_USAGE;
-		}
-		return xbd_cli_detach_dir(argv[optind]);
-	case 2:
-		return detach_served(argv[optind], argv[optind + 1], timeout_s);
-	default:
-		xbd_usage_err("detach", "unexpected argument '%s'", argv[optind + 2]);
-		return XBD_EXIT_USAGE;
-	}
-}
-
-const struct xbd_cmd xbd_cmd_detach = {
-	.name = "detach",
-	.usage = "detach DIR | VM VDEV",
-	.summary = "undo `xbd attach` (DIR), or unplug a disk xbd serves (VM VDEV)",
-	.run = cmd_detach_run,
 };
 
 /* ------------------------------------------------------------------ */

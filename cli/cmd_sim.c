@@ -1,12 +1,13 @@
 /*
  * xbd sim: start and stop the simulated Xen, create, list and destroy its
- * domains.  The work is done by src/sim_daemon.c; this file parses the
- * command line and prints.
+ * domains.  The work is done in src/sim/ (sim_client.c, which talks to
+ * sim_daemon.c); this file parses the command line and prints.
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "xbd/frontend.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -117,11 +118,11 @@ static int cmd_sim_run(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	const char *dir = NULL, *disks[MAX_DISKS], *misplaced = NULL, *cmd;
-	char **guest = NULL, **words, *end;
+	char **guest = NULL, **words;
 	int nwords, i, c, nargs = argc;
 	unsigned ndisks = 0;
 	bool no_guest = false, vm_create_opt = false;
-	long owner = 0;
+	unsigned long long owner = 0;
 
 	/* Sub-commands with options of their own. */
 	if (argc > 1 && !strcmp(argv[1], "blkback"))
@@ -148,8 +149,7 @@ static int cmd_sim_run(int argc, char **argv)
 			dir = optarg;
 			break;
 		case O_OWNER:
-			owner = strtol(optarg, &end, 10);
-			if (owner <= 0 || *end || owner > INT_MAX) {
+			if (xbd_parse_uint(optarg, INT_MAX, &owner) || !owner) {
 				xbd_err("sim: --owner-pid: expected a process id, got '%s'",
 					optarg);
 				return XBD_EXIT_USAGE;

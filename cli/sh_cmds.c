@@ -6,10 +6,12 @@
 #include "cli/sh.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -171,6 +173,7 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 		{ 0, 0, 0, 0 },
 	};
 	const char *cmd = o->watch ? "watch" : "stats";
+	unsigned long long n;
 	char *end;
 	int c;
 
@@ -195,14 +198,12 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 			}
 			break;
 		case 'n':
-			errno = 0;
-			o->count = strtoul(optarg, &end, 10);
-			if (errno || *end || end == optarg || !o->count ||
-			    optarg[0] == '-') {
+			if (xbd_parse_uint(optarg, ULONG_MAX, &n) || !n) {
 				xbd_err("%s: -n: expected a positive count, got '%s'",
 					cmd, optarg);
 				return XBD_EXIT_USAGE;
 			}
+			o->count = (unsigned long)n;
 			break;
 		case 'h':
 			return -1;

@@ -7,6 +7,8 @@
 #include "cli/sh.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
+#include "src/sim/sim.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <json.h>
@@ -164,7 +166,8 @@ int sh_xbd_fetch(struct sh_ctx *ctx, const char *request, struct sh_xbd *x)
 		case -ECONNRESET:
 			/* Nobody listens: if the process is gone too, its
 			 * socket is litter that would be reported forever. */
-			if (kill(r->pid, 0) < 0 && errno == ESRCH &&
+			if (!xbd_proc_alive(&(struct xbd_proc){
+				    .pid = r->pid, .start = r->start }) &&
 			    unlink(r->socket) == 0)
 				add_problem(x, "xbd process %ld is gone (removed "
 					    "its stale socket %s)", pid, r->socket);
@@ -252,12 +255,9 @@ static void for_each_dev(const struct sh_xbd *x,
 
 static bool parse_domid(const char *s, uint16_t *domid)
 {
-	char *end;
-	unsigned long v;
+	unsigned long long v;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (!*s || *end || errno || v >= XBD_DOMID_SELF)
+	if (xbd_parse_uint(s, XBD_DOMID_SELF - 1, &v))
 		return false;
 	*domid = (uint16_t)v;
 	return true;
@@ -313,7 +313,7 @@ int sh_vm_resolve(struct sh_ctx *ctx, const struct sh_xbd *x, const char *vm,
 	err = sh_platform(ctx, &p);
 	if (err)
 		return err;
-	err = xbd_platform_ops_of(p)->domain_lookup(p, vm, &domid);
+	err = xbd_domain_lookup(p, vm, &domid);
 	if (err == -ENOENT) {
 		xbd_err("%s: no such domain", vm);
 		return err;
@@ -326,7 +326,7 @@ int sh_vm_resolve(struct sh_ctx *ctx, const struct sh_xbd *x, const char *vm,
 	out->domid = domid;
 	snprintf(out->name, sizeof(out->name), "%s", vm);
 	/* named by id: show its name */
-	if (!xbd_platform_ops_of(p)->domain_list(p, &list, &n)) {
+	if (!xbd_domain_list(p, &list, &n)) {
 		for (i = 0; i < n; i++)
 			if (list[i].domid == domid)
 				snprintf(out->name, sizeof(out->name), "%s",
@@ -397,7 +397,7 @@ int sh_vm_list(struct sh_ctx *ctx, const struct sh_xbd *x, struct sh_vm **vms,
 		err = sh_platform(ctx, &p);
 		if (err)
 			return err;
-		err = xbd_platform_ops_of(p)->domain_list(p, &list, &n);
+		err = xbd_domain_list(p, &list, &n);
 		if (err) {
 			xbd_err("cannot list domains: %s", xbd_strerror(err));
 			return err;
@@ -651,7 +651,7 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 			  const struct sh_xbd *x, const struct xbd_vbd *v,
 			  struct sh_disk *d, bool with_ring)
 {
-	uint16_t self = xbd_platform_ops_of(p)->self_domid(p);
+	uint16_t self = xbd_platform_self_domid(p);
 	struct xbd_match m = { 0 };
 	struct xbd_blkback_counters c;
 	int err;

@@ -1,20 +1,18 @@
 /*
  * xbd: the command-line entry point.  Global options, then one command
  * from the table below; each command lives in cli/cmd_*.c.  Also the
- * helpers the commands share: opening the platform, systemd's readiness
- * notification.
+ * helper the commands share to open the platform (going to the
+ * background and systemd's readiness notification are cli/daemon.c).
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 enum xbd_platform_kind xbd_cli_platform = XBD_PLATFORM_AUTO;
 
@@ -44,40 +42,18 @@ int xbd_cli_open_platform(struct xbd_platform **p)
 	return err;
 }
 
-/* systemd's notification socket (sd_notify(3)); -1 when not under it */
-static int notify_fd = -1;
-static struct sockaddr_un notify_addr;
-static socklen_t notify_len;
-
-void xbd_cli_notify_init(void)
+int xbd_cli_parse_uint_opt(const char *cmd, const char *opt, const char *s,
+			   unsigned min, unsigned max, unsigned *v)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
-	size_t len = path ? strlen(path) : 0;
+	unsigned long long n;
 
-	if (notify_fd >= 0 || !len)
-		return;
-	/* a path, or an abstract socket written with a leading '@' */
-	if ((path[0] != '/' && path[0] != '@') || len >= sizeof(notify_addr.sun_path)) {
-		xbd_debug("NOTIFY_SOCKET=%s: not a socket xbd can use", path);
-		return;
+	if (xbd_parse_uint(s, max, &n) || n < min) {
+		xbd_err("%s: %s: expected a number from %u to %u, got '%s'", cmd,
+			opt, min, max, s);
+		return -EINVAL;
 	}
-	notify_addr.sun_family = AF_UNIX;
-	memcpy(notify_addr.sun_path, path, len);
-	if (path[0] == '@')
-		notify_addr.sun_path[0] = '\0';
-	notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (notify_fd < 0)
-		xbd_debug("NOTIFY_SOCKET: %s", strerror(errno));
-	/* what we start must not speak for us */
-	unsetenv("NOTIFY_SOCKET");
-}
-
-void xbd_cli_notify(const char *state)
-{
-	if (notify_fd >= 0)
-		(void)sendto(notify_fd, state, strlen(state), MSG_NOSIGNAL,
-			      (const struct sockaddr *)&notify_addr, notify_len);
+	*v = (unsigned)n;
+	return 0;
 }
 
 static void usage(void)
@@ -108,6 +84,7 @@ int main(int argc, char **argv)
 	int c;
 
 	xbd_progname = "xbd";
+	xbd_platform_set_sim(xbd_platform_sim_open);
 	/* XBD_DEBUG=1 or 2 (any other non-empty value but 0 means 1) */
 	if (dbg && *dbg && strcmp(dbg, "0"))
 		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;

@@ -15,6 +15,7 @@
 #include "xbd/common.h"
 #include "xbd/ctl.h"
 #include "xbd/frontend.h" /* xbd_xs_rm_if_empty */
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
 
 #include <errno.h>
@@ -31,7 +32,6 @@
 #define TOKEN_RELEASE "xbd-be-release"
 #define TOKEN_DEV_PREFIX "xbd-be-dev-"
 #define TICK_MS 1000
-#define DETACH_POLL_MS 50
 #define MAX_GUEST_DOMID 0x7fefu /* DOMID_FIRST_RESERVED - 1 */
 
 static const struct xbd_backend_params default_params = {
@@ -68,15 +68,6 @@ static int read_uint_node(struct xbd_backend *be, const char *dir,
 
 	join_path(path, sizeof(path), dir, node);
 	return xbd_xs_read_uint(be->p, path, v);
-}
-
-static bool node_exists(struct xbd_backend *be, xbd_xs_txn t, const char *path)
-{
-	char *v = NULL;
-	int err = be->ops->xs_read(be->p, t, path, &v, NULL);
-
-	free(v);
-	return err != -ENOENT;
 }
 
 static int write_node(struct xbd_backend *be, xbd_xs_txn t, const char *dir,
@@ -121,7 +112,7 @@ static int write_state_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 {
 	struct be_dev *d = arg;
 
-	if (!node_exists(d->be, t, d->be_path))
+	if (!xbd_xs_exists(d->be->p, t, d->be_path))
 		return -ENOENT;
 	return write_node(d->be, t, d->be_path, "state", "%d", (int)d->state);
 }
@@ -294,7 +285,7 @@ static int publish_features_txn(struct xbd_platform *p XBD_UNUSED,
 	struct be_dev *d = arg;
 	int err;
 
-	if (!node_exists(d->be, t, d->be_path))
+	if (!xbd_xs_exists(d->be->p, t, d->be_path))
 		return -ENOENT;
 	err = write_features(d, t);
 	err |= write_node(d->be, t, d->be_path, "hotplug-status", "connected");
@@ -318,7 +309,7 @@ static void dev_fatal(struct be_dev *d, const char *why, int err)
 	xbd_info("%s: %s: %s", dev_label(d), d->vdev, msg);
 	d->failed = true;
 	dev_disconnect(d);
-	if (node_exists(be, XBD_XS_NO_TXN, d->be_path))
+	if (xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->be_path))
 		write_node(be, XBD_XS_NO_TXN, d->be_path, "error", "%d %s",
 			   err ? -err : EIO, msg);
 	if (d->state != XenbusStateClosing && d->state != XenbusStateClosed)
@@ -397,21 +388,6 @@ static void dev_begin_close(struct be_dev *d)
 		switch_state(d, XenbusStateClosing);
 }
 
-/* Parses a decimal unsigned value that fits in max. */
-static int parse_uint(const char *s, unsigned long long max,
-		      unsigned long long *v)
-{
-	char *end;
-
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		return -EINVAL;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	if (*end || errno || *v > max)
-		return -EINVAL;
-	return 0;
-}
-
 static int read_fe_uint(struct be_dev *d, const char *dir, const char *node,
 			unsigned long long max, unsigned long long *v)
 {
@@ -419,7 +395,7 @@ static int read_fe_uint(struct be_dev *d, const char *dir, const char *node,
 	int err = read_node(d->be, dir, node, &s);
 
 	if (!err)
-		err = parse_uint(s, max, v);
+		err = xbd_parse_uint(s, max, v) ? -EINVAL : 0;
 	free(s);
 	return err;
 }
@@ -486,7 +462,7 @@ static int publish_disk_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 	struct xbd_backend *be = d->be;
 	int err = 0;
 
-	if (!node_exists(be, t, d->be_path))
+	if (!xbd_xs_exists(be->p, t, d->be_path))
 		return -ENOENT;
 	/* sectors in 512-byte units whatever sector-size says, as Linux
 	 * blkback and blkfront count them */
@@ -614,7 +590,7 @@ static void dev_evaluate(struct be_dev *d)
 	if (d->removed)
 		return;
 	err = read_uint_node(be, d->be_path, "online", &online);
-	if (err == -ENOENT && !node_exists(be, XBD_XS_NO_TXN, d->be_path)) {
+	if (err == -ENOENT && !xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->be_path)) {
 		dev_finish(d, "backend node removed");
 		return;
 	}
@@ -623,7 +599,7 @@ static void dev_evaluate(struct be_dev *d)
 	if (xbd_xenbus_read_state(be->p, d->fe_path, &fe))
 		fe = XenbusStateUnknown; /* garbage reads as gone, as Linux */
 	if (fe == XenbusStateUnknown && (d->fe_seen || d->hotplugged) &&
-	    !node_exists(be, XBD_XS_NO_TXN, d->fe_path)) {
+	    !xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->fe_path)) {
 		d->vm_gone = be->ops->domain_alive(be->p, d->fe_domid) == 0;
 		dev_finish(d, d->vm_gone ? "the VM is gone" : "frontend gone");
 		return;
@@ -760,7 +736,7 @@ static int mkdir_guest_owned(struct be_dev *d, xbd_xs_txn t, const char *path)
 	struct xbd_backend *be = d->be;
 	int err = 0;
 
-	if (!node_exists(be, t, path)) {
+	if (!xbd_xs_exists(be->p, t, path)) {
 		err = be->ops->xs_mkdir(be->p, t, path);
 		if (!err)
 			err = set_perms2(be, t, path, d->fe_domid, be->self);
@@ -776,10 +752,11 @@ static int hotplug_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 	char fe_dev[64], fe_vbd[80];
 	int err = 0;
 
-	if (node_exists(be, t, d->be_path) || node_exists(be, t, d->fe_path))
+	if (xbd_xs_exists(be->p, t, d->be_path) ||
+	    xbd_xs_exists(be->p, t, d->fe_path))
 		return -EEXIST;
 	snprintf(fe_dev, sizeof(fe_dev), "/local/domain/%u/backend", be->self);
-	d->made_be_root = !node_exists(be, t, fe_dev);
+	d->made_be_root = !xbd_xs_exists(be->p, t, fe_dev);
 	/* backend: dom0's, the guest reads it */
 	err = be->ops->xs_mkdir(be->p, t, d->be_path);
 	if (!err)
@@ -798,7 +775,7 @@ static int hotplug_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 			  d->lim.read_only ? "r" : "w");
 	err |= write_node(be, t, d->be_path, "device-type", "disk");
 	err |= write_node(be, t, d->be_path, "xbd-format", "%s", d->image_format);
-	err |= write_node(be, t, d->be_path, "xbd-pid", "%d", (int)getpid());
+	err |= xbd_xs_write_proc(be->p, t, d->be_path, &be->proc);
 	err |= write_node(be, t, d->be_path, "hotplug-status", "connected");
 	if (err)
 		return -EIO;
@@ -812,7 +789,7 @@ static int hotplug_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 	/* frontend: the guest's, we read it */
 	snprintf(fe_dev, sizeof(fe_dev), "/local/domain/%u/device", d->fe_domid);
 	snprintf(fe_vbd, sizeof(fe_vbd), "%s/vbd", fe_dev);
-	d->made_fe_vbd = !node_exists(be, t, fe_vbd);
+	d->made_fe_vbd = !xbd_xs_exists(be->p, t, fe_vbd);
 	err = mkdir_guest_owned(d, t, fe_dev);
 	if (!err)
 		err = mkdir_guest_owned(d, t, fe_vbd);
@@ -1002,13 +979,13 @@ static void scan_type_dir(struct xbd_backend *be)
 		unsigned nid = 0;
 		unsigned long long fe, id;
 
-		if (parse_uint(fes[i], MAX_GUEST_DOMID, &fe))
+		if (xbd_parse_uint(fes[i], MAX_GUEST_DOMID, &fe))
 			continue;
 		snprintf(dir, sizeof(dir), "%s/%s", be->type_dir, fes[i]);
 		if (be->ops->xs_directory(be->p, XBD_XS_NO_TXN, dir, &ids, &nid))
 			continue;
 		for (j = 0; j < nid; j++)
-			if (!parse_uint(ids[j], UINT32_MAX, &id))
+			if (!xbd_parse_uint(ids[j], UINT32_MAX, &id))
 				try_adopt(be, (uint16_t)fe, (uint32_t)id);
 		free(ids);
 	}
@@ -1026,8 +1003,8 @@ static void type_event(struct xbd_backend *be, const char *path)
 	if (strncmp(path, be->type_dir, n) || (path[n] && path[n] != '/'))
 		return;
 	if (path[n] && sscanf(path + n, "/%15[^/]/%15[^/]", fe_s, id_s) == 2 &&
-	    !parse_uint(fe_s, MAX_GUEST_DOMID, &fe) &&
-	    !parse_uint(id_s, UINT32_MAX, &id)) {
+	    !xbd_parse_uint(fe_s, MAX_GUEST_DOMID, &fe) &&
+	    !xbd_parse_uint(id_s, UINT32_MAX, &id)) {
 		d = find_dev(be, be->watch_type, (uint16_t)fe, (uint32_t)id);
 		if (d)
 			dev_evaluate(d);
@@ -1215,6 +1192,8 @@ int xbd_backend_create(struct xbd_platform *p,
 	be->p = p;
 	be->ops = xbd_platform_ops_of(p);
 	be->self = be->ops->self_domid(p);
+	if (xbd_proc_self(&be->proc))
+		be->proc = (struct xbd_proc){ .pid = getpid() }; /* no /proc */
 	be->params = params ? *params : default_params;
 	if (be->params.max_ring_order > XBD_RING_MAX_ORDER)
 		be->params.max_ring_order = XBD_RING_MAX_ORDER;
@@ -1288,98 +1267,4 @@ const char *xbd_backend_dev_vm(const struct xbd_backend_dev *dev)
 struct xbd_image *xbd_backend_dev_image(struct xbd_backend_dev *dev)
 {
 	return ((struct be_dev *)dev)->image;
-}
-
-/* ------------------------------------------------------------------ */
-/* xbd detach                                                         */
-/* ------------------------------------------------------------------ */
-
-static bool serving_process_alive(struct xbd_platform *p, const char *be_path)
-{
-	char path[BE_PATH_MAX + 16], *s = NULL;
-	unsigned long long pid;
-
-	snprintf(path, sizeof(path), "%s/xbd-pid", be_path);
-	if (xbd_xs_read_str(p, path, &s))
-		return true; /* not ours to judge: let it close itself */
-	if (parse_uint(s, 0x7fffffff, &pid) || pid == 0) {
-		free(s);
-		return true;
-	}
-	free(s);
-	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
-
-int xbd_backend_detach(struct xbd_platform *p, uint16_t fe_domid,
-		       uint32_t devid, unsigned timeout_ms)
-{
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
-	char be_path[BE_PATH_MAX], path[BE_PATH_MAX + 16];
-	uint64_t deadline = xbd_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	char *v = NULL;
-	int err;
-
-	xbd_backend_path(be_path, sizeof(be_path), ops->self_domid(p),
-			 XBD_BACKEND_TYPE, fe_domid, devid);
-	if (ops->xs_read(p, XBD_XS_NO_TXN, be_path, &v, NULL))
-		return -ENOENT;
-	free(v);
-
-	if (!serving_process_alive(p, be_path)) {
-		char *fe_path = NULL;
-
-		/* killed: nobody will walk the handshake; clear up */
-		snprintf(path, sizeof(path), "%s/frontend", be_path);
-		if (!xbd_xs_read_str(p, path, &fe_path)) {
-			if (!strncmp(fe_path, "/local/domain/", 14))
-				ops->xs_rm(p, XBD_XS_NO_TXN, fe_path);
-			free(fe_path);
-		}
-		err = ops->xs_rm(p, XBD_XS_NO_TXN, be_path);
-		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s/%u",
-			 ops->self_domid(p), XBD_BACKEND_TYPE, fe_domid);
-		xbd_xs_rm_if_empty(p, path);
-		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s",
-			 ops->self_domid(p), XBD_BACKEND_TYPE);
-		xbd_xs_rm_if_empty(p, path);
-		return err == -ENOENT ? 0 : err;
-	}
-
-	do {
-		xbd_xs_txn t;
-
-		err = ops->xs_transaction_start(p, &t);
-		if (err)
-			return err;
-		if (ops->xs_read(p, t, be_path, &v, NULL)) {
-			ops->xs_transaction_end(p, t, true);
-			return 0; /* went away meanwhile */
-		}
-		free(v);
-		snprintf(path, sizeof(path), "%s/online", be_path);
-		err = ops->xs_write(p, t, path, "0", 1);
-		if (!err) {
-			snprintf(path, sizeof(path), "%s/state", be_path);
-			err = xbd_xs_printf(p, t, path, "%d", XenbusStateClosing);
-		}
-		if (err) {
-			ops->xs_transaction_end(p, t, true);
-			return err;
-		}
-		err = ops->xs_transaction_end(p, t, false);
-	} while (err == -EAGAIN);
-	if (err)
-		return err;
-
-	/* the serving process removes the nodes once closed */
-	while (xbd_now_ns() < deadline) {
-		if (ops->xs_read(p, XBD_XS_NO_TXN, be_path, &v, NULL) == -ENOENT)
-			return 0;
-		free(v);
-		v = NULL;
-		if (!serving_process_alive(p, be_path))
-			return xbd_backend_detach(p, fe_domid, devid, 0);
-		usleep(DETACH_POLL_MS * 1000);
-	}
-	return -ETIMEDOUT;
 }

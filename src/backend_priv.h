@@ -17,6 +17,7 @@
 #include "xbd/image.h"
 #include "xbd/ring.h"
 #include "xbd/stats.h"
+#include "xbd/util.h"
 
 #define BE_PATH_MAX 160
 /* Requests one queue has taken off its ring and not yet answered. */
@@ -177,6 +178,7 @@ struct xbd_backend {
 	const struct xbd_platform_ops *ops;
 	struct xbd_backend_params params;
 	uint16_t self;
+	struct xbd_proc proc;        /* this process, as xbd-pid records it */
 	struct be_dev *devs;
 	unsigned next_serial;
 	int wake_fd;                 /* eventfd: stop, broken rings */

@@ -9,6 +9,7 @@
 #include "xbd/common.h"
 #include "xbd/ring.h"
 #include "xbd/xenbus.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +24,8 @@
 /* One decimal counter file (blkback prints "%llu\n"). */
 static int read_counter_file(int dirfd, const char *name, uint64_t *v)
 {
-	char buf[32], *end;
+	unsigned long long u;
+	char buf[32];
 	ssize_t n;
 	int fd, err = 0;
 
@@ -36,13 +38,12 @@ static int read_counter_file(int dirfd, const char *name, uint64_t *v)
 	close(fd);
 	if (err)
 		return err;
+	if (n > 0 && buf[n - 1] == '\n')
+		n--; /* sysfs ends its numbers with one */
 	buf[n] = '\0';
-	if (buf[0] < '0' || buf[0] > '9')
+	if (xbd_parse_uint(buf, UINT64_MAX, &u))
 		return -EINVAL;
-	errno = 0;
-	*v = strtoull(buf, &end, 10);
-	if (errno || (*end && *end != '\n'))
-		return -EINVAL;
+	*v = u;
 	return 0;
 }
 
@@ -249,7 +250,6 @@ static int cmp_devid(const void *a, const void *b)
 int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
 		 unsigned *count)
 {
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
 	struct xbd_vbd *v;
 	char dir[64], **names = NULL;
 	unsigned n = 0, i, m = 0;
@@ -258,7 +258,7 @@ int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
 	*out = NULL;
 	*count = 0;
 	snprintf(dir, sizeof(dir), "/local/domain/%u/device/vbd", domid);
-	err = ops->xs_directory(p, XBD_XS_NO_TXN, dir, &names, &n);
+	err = xbd_xs_directory(p, XBD_XS_NO_TXN, dir, &names, &n);
 	if (err == -ENOENT)
 		return 0; /* a domain without disks */
 	if (err)
@@ -269,12 +269,9 @@ int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
 		return -ENOMEM;
 	}
 	for (i = 0; i < n; i++) {
-		char *end;
-		unsigned long devid;
+		unsigned long long devid;
 
-		errno = 0;
-		devid = strtoul(names[i], &end, 10);
-		if (*end || end == names[i] || errno || devid > UINT32_MAX)
+		if (xbd_parse_uint(names[i], UINT32_MAX, &devid))
 			continue;
 		read_vbd(p, domid, (uint32_t)devid, &v[m++]);
 	}
@@ -307,7 +304,6 @@ static void peek_request(enum xbd_blkif_abi abi, const void *sring,
 int xbd_vbd_ring_peek(struct xbd_platform *p, const struct xbd_vbd *v,
 		      struct xbd_ring_peek *out)
 {
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
 	enum xbd_blkif_abi abi;
 	const struct blkif_sring *sring;
 	void *addr = NULL;
@@ -321,8 +317,8 @@ int xbd_vbd_ring_peek(struct xbd_platform *p, const struct xbd_vbd *v,
 					&abi))
 		return -EPROTONOSUPPORT;
 	/* writable = false: a look never changes the guest's ring */
-	err = ops->map_grants(p, v->domid, v->nr_ring_refs, v->ring_refs,
-			      false, &addr);
+	err = xbd_map_grants(p, v->domid, v->nr_ring_refs, v->ring_refs,
+			     false, &addr);
 	if (err)
 		return err;
 	sring = addr;
@@ -343,6 +339,6 @@ int xbd_vbd_ring_peek(struct xbd_platform *p, const struct xbd_vbd *v,
 				     &out->requests[i]);
 		out->nr_requests = i;
 	}
-	ops->unmap_grants(p, addr, v->nr_ring_refs);
+	xbd_unmap_grants(p, addr, v->nr_ring_refs);
 	return 0;
 }

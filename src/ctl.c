@@ -7,12 +7,14 @@
 #include "xbd/ctl.h"
 #include "xbd/common.h"
 #include "xbd/stats.h"
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -27,6 +29,10 @@
 
 #define CTL_SOCK_PREFIX "xbd-"
 #define CTL_SOCK_SUFFIX ".sock"
+/* "xbd-<pid>.start" beside the socket holds the process's start time:
+ * the socket's name is documented and stays, and a PID alone could be
+ * another process's by now */
+#define CTL_START_SUFFIX ".start"
 #define CTL_MAX_REQUEST 64            /* a request line, with its \n */
 #define CTL_MAX_REPLY (16u << 20)     /* a document larger than this is bad */
 #define CTL_SERVER_IO_TIMEOUT_S 1     /* a client that stalls is dropped */
@@ -47,6 +53,7 @@ struct xbd_ctl {
 	struct xbd_ctl_dev *devs;
 	uint64_t started_ns;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char start_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 };
 
 const char *xbd_ctl_run_dir(void)
@@ -342,27 +349,59 @@ static int ensure_run_dir(const char *dir)
 	return 0;
 }
 
-/* pid from "xbd-<pid>.sock"; 0 when the name does not have that form. */
-static pid_t socket_name_pid(const char *name)
+/* pid from "xbd-<pid>" + suffix; 0 when the name does not have that
+ * form. */
+static pid_t name_pid(const char *name, const char *suffix)
 {
-	size_t plen = strlen(CTL_SOCK_PREFIX), slen = strlen(CTL_SOCK_SUFFIX);
+	size_t plen = strlen(CTL_SOCK_PREFIX), slen = strlen(suffix);
 	size_t n = strlen(name);
-	unsigned long v = 0;
-	size_t i;
+	unsigned long long v;
+	char digits[16];
 
-	if (n <= plen + slen || strncmp(name, CTL_SOCK_PREFIX, plen) ||
-	    strcmp(name + n - slen, CTL_SOCK_SUFFIX))
+	if (n <= plen + slen || n - plen - slen >= sizeof(digits) ||
+	    strncmp(name, CTL_SOCK_PREFIX, plen) || strcmp(name + n - slen, suffix))
 		return 0;
-	for (i = plen; i < n - slen; i++) {
-		if (name[i] < '0' || name[i] > '9' || v > 100000000ul)
-			return 0;
-		v = v * 10 + (unsigned long)(name[i] - '0');
-	}
+	memcpy(digits, name + plen, n - plen - slen);
+	digits[n - plen - slen] = '\0';
+	if (xbd_parse_uint(digits, INT_MAX, &v))
+		return 0;
 	return (pid_t)v;
 }
 
-/* A crashed xbd process leaves its socket behind: remove the sockets
- * whose process no longer exists, so clients need not wait on them. */
+static pid_t socket_name_pid(const char *name)
+{
+	return name_pid(name, CTL_SOCK_SUFFIX);
+}
+
+/* The process that made xbd-<pid>.sock in dir (start 0: unknown, its
+ * .start file missing, as an older xbd left it). */
+static void socket_proc(int dir_fd, pid_t pid, struct xbd_proc *proc)
+{
+	unsigned long long v;
+	char name[48], buf[32];
+	ssize_t n = -1;
+	int fd;
+
+	proc->pid = pid;
+	proc->start = 0;
+	snprintf(name, sizeof(name), CTL_SOCK_PREFIX "%ld" CTL_START_SUFFIX,
+		 (long)pid);
+	fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (!xbd_parse_uint(buf, UINT64_MAX, &v))
+		proc->start = v;
+}
+
+/* A crashed xbd process leaves its socket (and its .start file)
+ * behind: remove those whose process is gone, so clients need not wait
+ * on them. */
 static void remove_stale_sockets(const char *dir)
 {
 	DIR *dh = opendir(dir);
@@ -372,16 +411,53 @@ static void remove_stale_sockets(const char *dir)
 		return;
 	while ((de = readdir(dh))) {
 		pid_t pid = socket_name_pid(de->d_name);
+		struct xbd_proc proc;
 
+		if (pid <= 0)
+			pid = name_pid(de->d_name, CTL_START_SUFFIX);
 		if (pid <= 0 || pid == getpid())
 			continue;
-		if (kill(pid, 0) < 0 && errno == ESRCH) {
-			xbd_debug("removing stale control socket %s/%s",
+		socket_proc(dirfd(dh), pid, &proc);
+		if (!xbd_proc_alive(&proc)) {
+			xbd_debug("removing stale control file %s/%s",
 				  dir, de->d_name);
 			unlinkat(dirfd(dh), de->d_name, 0);
 		}
 	}
 	closedir(dh);
+}
+
+static void remove_start_file(struct xbd_ctl *ctl)
+{
+	if (ctl->start_path[0])
+		unlink(ctl->start_path);
+	ctl->start_path[0] = '\0';
+}
+
+/* Written before the socket is bound, so that a socket with no .start
+ * beside it is an older xbd's. */
+static int write_start_file(struct xbd_ctl *ctl, const char *dir)
+{
+	struct xbd_proc self;
+	char buf[32];
+	int fd, n, err = 0;
+
+	if (xbd_proc_self(&self))
+		return 0; /* no /proc: the PID alone, as before */
+	snprintf(ctl->start_path, sizeof(ctl->start_path), "%s/" CTL_SOCK_PREFIX
+		 "%ld" CTL_START_SUFFIX, dir, (long)self.pid);
+	fd = open(ctl->start_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+		  O_NOFOLLOW, 0600);
+	if (fd < 0)
+		err = -errno;
+	n = snprintf(buf, sizeof(buf), "%llu\n", self.start);
+	if (fd >= 0 && write(fd, buf, (size_t)n) != n)
+		err = -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		remove_start_file(ctl);
+	return err;
 }
 
 static bool peer_allowed(int fd)
@@ -519,28 +595,34 @@ static int listen_on(struct xbd_ctl *ctl, const char *dir)
 		return -ENAMETOOLONG;
 	}
 	snprintf(ctl->path, sizeof(ctl->path), "%s", sa.sun_path);
+	err = write_start_file(ctl, dir);
+	if (err)
+		return err;
 	ctl->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ctl->listen_fd < 0)
-		return -errno;
+	if (ctl->listen_fd < 0) {
+		err = -errno;
+		goto fail_start;
+	}
 	unlink(ctl->path); /* ours by name: a previous process with our pid */
-	if (bind(ctl->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto fail;
+	if (bind(ctl->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		goto fail_close;
+	}
 	/* The 0700 directory already keeps others out while this is 0755. */
-	if (chmod(ctl->path, 0600) < 0)
+	if (chmod(ctl->path, 0600) < 0 || listen(ctl->listen_fd, 16) < 0) {
+		err = -errno;
 		goto fail_unlink;
-	if (listen(ctl->listen_fd, 16) < 0)
-		goto fail_unlink;
+	}
 	return 0;
 
 fail_unlink:
-	err = -errno;
 	unlink(ctl->path);
-	errno = -err;
-fail:
-	err = -errno;
+fail_close:
 	xbd_err("control socket %s: %s", ctl->path, xbd_strerror(err));
 	close(ctl->listen_fd);
 	ctl->listen_fd = -1;
+fail_start:
+	remove_start_file(ctl);
 	return err;
 }
 
@@ -584,6 +666,7 @@ int xbd_ctl_start(struct xbd_ctl **out)
 
 fail_socket:
 	unlink(ctl->path);
+	remove_start_file(ctl);
 fail:
 	xbd_ctl_stop(ctl);
 	return err;
@@ -602,6 +685,7 @@ void xbd_ctl_stop(struct xbd_ctl *ctl)
 			xbd_err("control socket: cannot wake its thread");
 		pthread_join(ctl->thread, NULL);
 		unlink(ctl->path);
+		remove_start_file(ctl);
 	}
 	if (ctl->listen_fd >= 0)
 		close(ctl->listen_fd);
@@ -888,6 +972,7 @@ static int list_sockets(const char *dir, struct xbd_ctl_reply **out,
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(dh))) {
 		pid_t pid = socket_name_pid(de->d_name);
+		struct xbd_proc proc;
 
 		if (pid <= 0)
 			continue;
@@ -904,6 +989,8 @@ static int list_sockets(const char *dir, struct xbd_ctl_reply **out,
 		}
 		memset(&r[n], 0, sizeof(r[n]));
 		r[n].pid = pid;
+		socket_proc(dirfd(dh), pid, &proc);
+		r[n].start = proc.start;
 		if (asprintf(&r[n].socket, "%s/%s", dir, de->d_name) < 0) {
 			err = -ENOMEM;
 			break;

@@ -223,48 +223,48 @@ static int share_pool(struct xbd_frontend *fe, unsigned want)
 	return err;
 }
 
+struct ring_nodes {
+	struct xbd_frontend *fe;
+	unsigned order;
+};
+
+static int ring_nodes_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
+{
+	const struct ring_nodes *rn = arg;
+	struct xbd_frontend *fe = rn->fe;
+	char path[512];
+	unsigned i;
+	int err;
+
+	(void)p;
+	if (rn->order == 0) {
+		err = fe_write(fe, t, "ring-ref", "%llu", fe->ring_refs[0]);
+	} else {
+		err = fe_write(fe, t, "ring-page-order", "%llu", rn->order);
+		for (i = 0; !err && i < fe->ring_pages; i++) {
+			char key[32];
+
+			snprintf(key, sizeof(key), "ring-ref%u", i);
+			err = fe_write(fe, t, key, "%llu", fe->ring_refs[i]);
+		}
+	}
+	if (!err)
+		err = fe_write(fe, t, "event-channel", "%llu", fe->port);
+	if (!err) {
+		snprintf(path, sizeof(path), "%s/protocol", fe->fe_path);
+		err = fe->ops->xs_write(fe->p, t, path, XEN_IO_PROTO_ABI_X86_64,
+					strlen(XEN_IO_PROTO_ABI_X86_64));
+	}
+	if (!err)
+		err = fe_write(fe, t, "feature-persistent", "%llu", 1);
+	return err;
+}
+
 static int write_ring_nodes(struct xbd_frontend *fe, unsigned order)
 {
-	int tries, err = 0;
+	struct ring_nodes rn = { .fe = fe, .order = order };
 
-	for (tries = 0; tries < 20; tries++) {
-		xbd_xs_txn t;
-		unsigned i;
-
-		err = fe->ops->xs_transaction_start(fe->p, &t);
-		if (err)
-			return err;
-		if (order == 0) {
-			err = fe_write(fe, t, "ring-ref", "%llu", fe->ring_refs[0]);
-		} else {
-			err = fe_write(fe, t, "ring-page-order", "%llu", order);
-			for (i = 0; !err && i < fe->ring_pages; i++) {
-				char key[32];
-
-				snprintf(key, sizeof(key), "ring-ref%u", i);
-				err = fe_write(fe, t, key, "%llu", fe->ring_refs[i]);
-			}
-		}
-		if (!err)
-			err = fe_write(fe, t, "event-channel", "%llu", fe->port);
-		if (!err) {
-			char path[512];
-
-			snprintf(path, sizeof(path), "%s/protocol", fe->fe_path);
-			err = fe->ops->xs_write(fe->p, t, path, XEN_IO_PROTO_ABI_X86_64,
-						strlen(XEN_IO_PROTO_ABI_X86_64));
-		}
-		if (!err)
-			err = fe_write(fe, t, "feature-persistent", "%llu", 1);
-		if (err) {
-			fe->ops->xs_transaction_end(fe->p, t, true);
-			return err;
-		}
-		err = fe->ops->xs_transaction_end(fe->p, t, false);
-		if (err != -EAGAIN)
-			return err;
-	}
-	return err;
+	return xbd_xs_transaction(fe->p, ring_nodes_txn, &rn);
 }
 
 static void remove_ring_nodes(struct xbd_frontend *fe)

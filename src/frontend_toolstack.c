@@ -8,6 +8,7 @@
 #include "xbd/frontend.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,15 +69,14 @@ static int read_disk(struct xbd_platform *p, uint16_t domid, const char *id,
 		     struct xbd_vm_disk *d)
 {
 	unsigned long long devid, be_id;
-	char *be = NULL, *end, path[256];
+	char *be = NULL, path[256];
 	unsigned be_dom, fe_dom;
 	char type[16];
 	enum xenbus_state st;
 	int n;
 
 	memset(d, 0, sizeof(*d));
-	devid = strtoull(id, &end, 10);
-	if (*end || end == id || devid == 0 || devid > UINT32_MAX)
+	if (xbd_parse_uint(id, UINT32_MAX, &devid) || devid == 0)
 		return -ENOENT;
 	d->devid = (uint32_t)devid;
 	if (xbd_devid_to_vdev(d->devid, d->vdev, sizeof(d->vdev)))
@@ -150,15 +150,6 @@ static int write_key(struct xbd_platform *p, xbd_xs_txn t, const char *dir,
 	return ops_of(p)->xs_write(p, t, path, value, strlen(value));
 }
 
-static bool node_exists(struct xbd_platform *p, xbd_xs_txn t, const char *path)
-{
-	char *v = NULL;
-	int err = ops_of(p)->xs_read(p, t, path, &v, NULL);
-
-	free(v);
-	return err != -ENOENT;
-}
-
 /* owner has full rights; reader may read; nobody else anything */
 static int mkdir_owned(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 		       uint16_t owner, uint16_t reader)
@@ -175,15 +166,21 @@ static int mkdir_owned(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 	return err;
 }
 
-static int create_txn(struct xbd_platform *p, xbd_xs_txn t,
-		      const struct xbd_vbd_spec *s, const char *fe,
-		      const char *be, const char *vdev)
+struct create_args {
+	const struct xbd_vbd_spec *s;
+	const char *fe, *be, *vdev;
+};
+
+static int create_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 {
+	const struct create_args *c = arg;
+	const struct xbd_vbd_spec *s = c->s;
+	const char *fe = c->fe, *be = c->be, *vdev = c->vdev;
 	char num[32];
 	const char *const *kv;
 	int err;
 
-	if (node_exists(p, t, be) || node_exists(p, t, fe))
+	if (xbd_xs_exists(p, t, be) || xbd_xs_exists(p, t, fe))
 		return -EEXIST;
 	err = mkdir_owned(p, t, be, s->be_domid, s->fe_domid);
 	err = err ? err : write_key(p, t, be, "frontend", fe);
@@ -219,7 +216,8 @@ int xbd_vbd_create(struct xbd_platform *p, const struct xbd_vbd_spec *s,
 		   char *be_path_out, size_t be_path_len)
 {
 	char fe[128], be[160], vdev[16];
-	int err, tries = 0;
+	struct create_args c = { .s = s, .fe = fe, .be = be, .vdev = vdev };
+	int err;
 
 	if (s->fe_path)
 		snprintf(fe, sizeof(fe), "%s", s->fe_path);
@@ -231,51 +229,31 @@ int xbd_vbd_create(struct xbd_platform *p, const struct xbd_vbd_spec *s,
 		snprintf(vdev, sizeof(vdev), "%s", s->vdev);
 	else if (xbd_devid_to_vdev(s->devid, vdev, sizeof(vdev)))
 		snprintf(vdev, sizeof(vdev), "%u", s->devid);
-	do {
-		xbd_xs_txn t;
-
-		err = ops_of(p)->xs_transaction_start(p, &t);
-		if (err)
-			return err;
-		err = create_txn(p, t, s, fe, be, vdev);
-		if (err) {
-			ops_of(p)->xs_transaction_end(p, t, true);
-			return err;
-		}
-		err = ops_of(p)->xs_transaction_end(p, t, false);
-	} while (err == -EAGAIN && ++tries < 50);
+	err = xbd_xs_transaction(p, create_txn, &c);
 	if (!err && be_path_out)
 		snprintf(be_path_out, be_path_len, "%s", be);
 	return err;
 }
 
+/* 1 (stop, nothing to do) when path is gone or has children. */
+static int rm_if_empty_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
+{
+	const char *path = arg;
+	char **names = NULL;
+	unsigned n = 0;
+	int err = ops_of(p)->xs_directory(p, t, path, &names, &n);
+
+	free(names);
+	if (err == -ENOENT || (!err && n))
+		return 1;
+	return err ? err : ops_of(p)->xs_rm(p, t, path);
+}
+
 int xbd_xs_rm_if_empty(struct xbd_platform *p, const char *path)
 {
-	const struct xbd_platform_ops *ops = ops_of(p);
-	int err, tries = 0;
+	int err = xbd_xs_transaction(p, rm_if_empty_txn, (void *)path);
 
-	do {
-		char **names = NULL;
-		unsigned n = 0;
-		xbd_xs_txn t;
-
-		err = ops->xs_transaction_start(p, &t);
-		if (err)
-			return err;
-		err = ops->xs_directory(p, t, path, &names, &n);
-		free(names);
-		if (err || n) {
-			ops->xs_transaction_end(p, t, true);
-			return err == -ENOENT ? 0 : err;
-		}
-		err = ops->xs_rm(p, t, path);
-		if (err) {
-			ops->xs_transaction_end(p, t, true);
-			return err;
-		}
-		err = ops->xs_transaction_end(p, t, false);
-	} while (err == -EAGAIN && ++tries < 50);
-	return err;
+	return err > 0 ? 0 : err;
 }
 
 /* The directory holding path (path must have a parent). */
@@ -291,7 +269,7 @@ void xbd_vbd_destroy(struct xbd_platform *p, const char *fe_path,
 {
 	char path[256];
 
-	if (be_path && node_exists(p, XBD_XS_NO_TXN, be_path)) {
+	if (be_path && xbd_xs_exists(p, XBD_XS_NO_TXN, be_path)) {
 		snprintf(path, sizeof(path), "%s/online", be_path);
 		ops_of(p)->xs_write(p, XBD_XS_NO_TXN, path, "0", 1);
 		ops_of(p)->xs_rm(p, XBD_XS_NO_TXN, be_path);
@@ -330,7 +308,7 @@ static int pick_vdev(struct xbd_platform *p, uint16_t domid, char *vdev,
 		for (i = 0; i < n; i++)
 			taken |= disks[i].devid == devid;
 		xbd_frontend_path(fe, sizeof(fe), domid, devid);
-		if (!taken && !node_exists(p, XBD_XS_NO_TXN, fe)) {
+		if (!taken && !xbd_xs_exists(p, XBD_XS_NO_TXN, fe)) {
 			snprintf(vdev, len, "%s", name);
 			xbd_vm_disks_free(disks, n);
 			return 0;

@@ -8,6 +8,7 @@
  */
 #include "image_priv.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -254,33 +255,6 @@ bool xbd_image_can_discard(const struct xbd_image *img)
 	return img->can_discard && img->ops->discard != NULL;
 }
 
-/* "4096", "512M", "10G": a byte count, K/M/G/T meaning powers of 1024. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'T': case 't': shift += 10; /* fall through */
-	case 'G': case 'g': shift += 10; /* fall through */
-	case 'M': case 'm': shift += 10; /* fall through */
-	case 'K': case 'k': shift += 10; end++; break;
-	case '\0': break;
-	default: return -EINVAL;
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 int xbd_image_open_by_name(const char *backend, const char *path,
 			   const char *overlay_path, bool read_only,
 			   struct xbd_image **out)
@@ -292,7 +266,7 @@ int xbd_image_open_by_name(const char *backend, const char *path,
 	if (!strcmp(backend, "raw"))
 		return xbd_image_open_raw(path, read_only, out);
 	if (!strcmp(backend, "null")) {
-		if (parse_size(path, &size) || size == 0 || size % 512) {
+		if (xbd_parse_byte_size(path, &size) || size == 0 || size % 512) {
 			xbd_err("null image: bad size '%s' (a multiple of 512, e.g. 1G)",
 				path ? path : "");
 			return -EINVAL;

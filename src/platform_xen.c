@@ -8,8 +8,9 @@
  * The libraries' own log messages go to xbd_debug(), not to stderr.
  */
 #include "xbd/platform.h"
-#include "xbd/platform_xs.h"
+#include "src/platform_priv.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -446,8 +447,8 @@ int xbd_platform_xen_open(const struct xbd_platform_config *cfg,
 			  struct xbd_platform **out)
 {
 	struct xen_platform *x;
-	char *s, *end;
-	unsigned long id;
+	char *s;
+	unsigned long long id;
 	int err;
 
 	(void)cfg;
@@ -465,9 +466,7 @@ int xbd_platform_xen_open(const struct xbd_platform_config *cfg,
 	 * not have "domid" written (older toolstacks), and is 0. */
 	if (xbd_xs_op_read((struct xbd_platform *)x, XBD_XS_NO_TXN, "domid",
 			   &s, NULL) == 0) {
-		errno = 0;
-		id = strtoul(s, &end, 10);
-		if (*s && !*end && !errno && id < XBD_DOMID_SELF)
+		if (!xbd_parse_uint(s, XBD_DOMID_SELF - 1, &id))
 			x->self = (uint16_t)id;
 		free(s);
 	}

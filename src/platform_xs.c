@@ -2,8 +2,9 @@
  * xenstore for both platforms, over the unmodified libxenstore.  The sim
  * xenstored speaks the real wire protocol, so only the socket differs.
  */
-#include "xbd/platform_xs.h"
+#include "src/platform_priv.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -228,12 +229,12 @@ int xbd_xs_op_domain_list(struct xbd_platform *p,
 		return -ENOMEM;
 	}
 	for (i = 0; i < n; i++) {
-		char path[64], *end, *name = NULL;
-		unsigned long id = strtoul(ids[i], &end, 10);
+		char path[64], *name = NULL;
+		unsigned long long id;
 
-		if (*end || end == ids[i] || id >= XBD_DOMID_SELF)
+		if (xbd_parse_uint(ids[i], XBD_DOMID_SELF - 1, &id))
 			continue;
-		snprintf(path, sizeof(path), "/local/domain/%lu/name", id);
+		snprintf(path, sizeof(path), "/local/domain/%llu/name", id);
 		if (xbd_xs_op_read(p, XBD_XS_NO_TXN, path, &name, NULL) < 0)
 			continue; /* dying domain, or no name: not listed */
 		out[m].domid = (uint16_t)id;
@@ -252,8 +253,7 @@ int xbd_xs_op_domain_lookup(struct xbd_platform *p, const char *name,
 {
 	struct xbd_domain_info *list;
 	unsigned n, i;
-	char *end;
-	unsigned long id;
+	unsigned long long id;
 	int err;
 
 	err = xbd_xs_op_domain_list(p, &list, &n);
@@ -269,8 +269,9 @@ int xbd_xs_op_domain_lookup(struct xbd_platform *p, const char *name,
 	}
 	/* A bare number names a domain by id, as xl accepts. */
 	if (err) {
-		id = strtoul(name, &end, 10);
-		for (i = 0; *name && !*end && i < n; i++) {
+		bool number = !xbd_parse_uint(name, XBD_DOMID_SELF - 1, &id);
+
+		for (i = 0; number && i < n; i++) {
 			if (list[i].domid == id) {
 				*domid = (uint16_t)id;
 				err = 0;

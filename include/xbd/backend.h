@@ -124,13 +124,4 @@ const char *xbd_backend_dev_vdev(const struct xbd_backend_dev *dev);
 const char *xbd_backend_dev_vm(const struct xbd_backend_dev *dev);
 struct xbd_image *xbd_backend_dev_image(struct xbd_backend_dev *dev);
 
-/*
- * `xbd detach`: asks the process serving backend/xbd/<fe>/<devid> to
- * close it (online = 0, state Closing, as a toolstack does) and waits
- * up to timeout_ms for its nodes to go.  When the serving process is
- * gone (killed), removes its nodes itself.  -ENOENT: no such device.
- */
-int xbd_backend_detach(struct xbd_platform *p, uint16_t fe_domid,
-		       uint32_t devid, unsigned timeout_ms);
-
 #endif

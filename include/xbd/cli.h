@@ -3,6 +3,7 @@
 #define XBD_CLI_H
 
 #include "xbd/platform.h"
+#include "xbd/util.h"
 
 struct xbd_cmd {
 	const char *name;
@@ -21,26 +22,38 @@ int xbd_cli_open_platform(struct xbd_platform **p);
 /* Exit codes: 0 ok, 1 failure, 2 usage. */
 #define XBD_EXIT_USAGE 2
 
-/* systemd's readiness protocol (sd_notify(3)), for the commands that
- * run in the foreground under a Type=notify unit.  init takes
- * $NOTIFY_SOCKET (a path, or '@' for an abstract name) out of the
- * environment; notify sends one datagram such as "READY=1", and does
- * nothing when there is no socket.  notify is async-signal-safe. */
-void xbd_cli_notify_init(void);
-void xbd_cli_notify(const char *state);
+/* An option's number in [min, max]; otherwise one line
+ * "xbd: CMD: OPT: expected a number from MIN to MAX, got 'S'" and
+ * -EINVAL (the caller exits XBD_EXIT_USAGE). */
+int xbd_cli_parse_uint_opt(const char *cmd, const char *opt, const char *s,
+			   unsigned min, unsigned max, unsigned *v);
 
 extern const struct xbd_cmd xbd_cmd_sim;
 extern const struct xbd_cmd xbd_cmd_selftest;
 /* cli/cmd_serve.c */
 extern const struct xbd_cmd xbd_cmd_serve;
-extern const struct xbd_cmd xbd_cmd_list;
-extern const struct xbd_cmd xbd_cmd_detach;
 /* `xbd sim blkback` (hidden): cmd_sim.c hands it argv from "blkback" on */
 extern const struct xbd_cmd xbd_cmd_sim_blkback;
-/* cli/cmd_attach.c: `xbd attach`, and `xbd detach DIR` (which
- * xbd_cmd_detach runs for one argument); returns the exit status */
+/* cli/cmd_list.c, cli/cmd_detach.c */
+extern const struct xbd_cmd xbd_cmd_list;
+extern const struct xbd_cmd xbd_cmd_detach;
+
+/* cli/cmd_attach.c: `xbd attach`, and the records it keeps of itself
+ * for `xbd detach DIR`: its frontend directories under
+ * XBD_ATTACH_FE_DIR, each with xbd-mount (the DIR) and the process
+ * (xbd_xs_read_proc()). */
 extern const struct xbd_cmd xbd_cmd_attach;
-int xbd_cli_detach_dir(const char *dir);
+#define XBD_ATTACH_FE_DIR "/local/domain/0/device/xbd"
+struct xbd_attach_record {
+	char fe_path[96];
+	struct xbd_proc proc;         /* pid 0: none recorded */
+};
+/* The records whose xbd-mount is dir (*out freed by the caller). */
+int xbd_attach_records(struct xbd_platform *p, const char *dir,
+		       struct xbd_attach_record **out, unsigned *count);
+/* Removes a record's nodes and its backend instance's (a killed
+ * attach's leftovers). */
+void xbd_attach_remove_record(struct xbd_platform *p, const char *fe_path);
 /* cli/cmd_guest.c: `xbd sim guest` and `xbd sim vm io` (hidden): cmd_sim.c
  * hands them argv from "guest" / "io" on */
 extern const struct xbd_cmd xbd_cmd_sim_guest;

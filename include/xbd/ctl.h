@@ -121,7 +121,8 @@ const char *xbd_ctl_run_dir(void);
 
 /* Creates the run directory if needed (0700; an existing one must be a
  * real directory owned by us and not writable by others), removes stale
- * sockets of dead xbd processes, listens on xbd-<pid>.sock (0600) and
+ * sockets of dead xbd processes, listens on xbd-<pid>.sock (0600; its
+ * start time, struct xbd_proc's, in xbd-<pid>.start beside it) and
  * serves it from a thread.  Only root or our own uid may connect. */
 int xbd_ctl_start(struct xbd_ctl **out);
 /* Stops the thread, removes the socket.  Devices still registered are
@@ -144,6 +145,7 @@ struct json_object *xbd_ctl_build_doc(struct xbd_ctl *ctl, bool with_inflight);
 struct xbd_ctl_reply {
 	char *socket;             /* path of the socket asked */
 	pid_t pid;                /* from the socket's name; 0 unknown */
+	unsigned long long start; /* its start time (struct xbd_proc); 0 unknown */
 	/* 0: doc is the answer.  -ECONNREFUSED / -ENOENT: the process is
 	 * gone (stale socket); -ETIMEDOUT: it did not answer in time;
 	 * -EACCES: not allowed; -EPROTO: not a document we understand. */

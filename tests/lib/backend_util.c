@@ -18,6 +18,7 @@
 
 #include "xbd/common.h"
 #include "xbd/platform.h"
+#include "xbd/util.h"
 #include "tests/lib/testlib.h"
 
 #define BT_MAX_PIDS 64
@@ -135,26 +136,10 @@ int bt_run(int ms, const char *arg, ...)
 	return bt_wait(bt_spawnv(args), ms);
 }
 
-/* True while a process (not a zombie) has this pid. */
+/* The one liveness check (xbd/util.h): a zombie counts as gone. */
 bool bt_pid_alive(pid_t pid)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	if (kill(pid, 0) && errno == ESRCH)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+	return xbd_proc_alive(&(struct xbd_proc){ .pid = pid });
 }
 
 bool bt_wait_pid_gone(pid_t pid, int ms)

@@ -11,6 +11,7 @@
 #include "xbd/frontend.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <fcntl.h>
