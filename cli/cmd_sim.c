@@ -7,6 +7,7 @@
 #include "xbd/common.h"
 #include "xbd/util.h"
 #include "xbd/frontend.h"
+#include "xbd/toolstack.h"
 #include "src/sim/sim.h"
 
 #include <errno.h>

@@ -167,10 +167,8 @@ int xbd_domain_alive(struct xbd_platform *p, uint16_t domid);
 int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
 		    unsigned *count);
 
-/* Transitional (issue 11): frontend.c, frontend_toolstack.c, backend.c,
- * backend_io.c, cli/cmd_attach.c, cli/cmd_serve.c, src/sim/sim_guest.c
- * and the shared test code (tests/lib/rawfe.c, tests/lib/backend_util.c)
- * still call the ops table directly.  Once they use the wrappers above,
+/* Transitional (issue 11): backend.c, cli/cmd_attach.c, cli/cmd_serve.c,
+ * cli/cmd_detach.c and cli/cmd_list.c still call the ops table directly.  Once they use the wrappers above,
  * this include goes and the table is the implementations' alone (the
  * fake platforms of test_frontend.c and test_stats_blkback.c are
  * implementations: they will include src/platform_priv.h). */

@@ -104,8 +104,6 @@ struct xbd_workload_result {
 /* Parses "read", "write", "randread", "randwrite". */
 int xbd_workload_parse_rw(const char *s, enum xbd_workload_rw *rw);
 const char *xbd_workload_rw_name(enum xbd_workload_rw rw);
-/* "4096", "4k", "1M", "2G" (K/M/G/T: powers of 1024). */
-int xbd_parse_size(const char *s, uint64_t *v);
 
 /* The verifiable pattern: every 512-byte sector names itself.  Bytes
  * 0-7 "xbdpat01", 8-15 the seed and 16-23 the sector number (both

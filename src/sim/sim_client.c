@@ -6,6 +6,7 @@
 #include "sim_daemon.h"
 #include "xbd/platform.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -318,23 +319,11 @@ out:
 /* True while pid exists and is not a zombie. */
 static bool process_running(pid_t pid)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
+	/* start unknown: the daemon is our child or was just read from its
+	 * pid file, and only its exit is awaited here */
+	struct xbd_proc proc = { .pid = pid, .start = 0 };
 
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno != ENOENT;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+	return xbd_proc_alive(&proc);
 }
 
 /* Whether the daemon's log holds a sanitizer report (the markers the

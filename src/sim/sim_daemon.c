@@ -18,6 +18,7 @@
 #include "xbd/platform.h"
 #include "src/platform_priv.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -333,16 +334,13 @@ static bool valid_name(const char *name)
 /* The domain called name, or with that id. */
 static struct sim_vm *find_vm(struct sim_daemon *d, const char *name)
 {
-	char *end;
-	unsigned long id;
+	unsigned long long id;
 	unsigned i;
 
 	for (i = 0; i < d->nvms; i++)
 		if (!strcmp(d->vms[i].name, name))
 			return &d->vms[i];
-	errno = 0;
-	id = strtoul(name, &end, 10);
-	if (*name && !*end && !errno)
+	if (!xbd_parse_uint(name, UINT16_MAX, &id))
 		for (i = 0; i < d->nvms; i++)
 			if (d->vms[i].domid == id)
 				return &d->vms[i];

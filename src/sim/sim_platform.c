@@ -5,6 +5,7 @@
  */
 #include "sim_hv.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -84,14 +85,11 @@ const struct xbd_platform_ops sim_platform_ops = {
 static int sim_domid_from_env(uint16_t *domid)
 {
 	const char *s = getenv(XBD_SIM_DOMID_ENV);
-	char *end;
-	unsigned long v;
+	unsigned long long v;
 
 	if (!s || !*s)
 		return 0;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*end || errno || v > XBD_SIM_MAX_DOMID)
+	if (xbd_parse_uint(s, XBD_SIM_MAX_DOMID, &v))
 		return -EINVAL;
 	*domid = (uint16_t)v;
 	return 0;

@@ -26,6 +26,7 @@
 #define XBD_SIM_XENSTORED_H
 
 #include "src/sim/sim.h"
+#include "xbd/util.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -226,8 +227,6 @@ bool xsd_is_at_or_below(const char *path, const char *top);
 int xsd_canonicalize(const struct conn *c, const char *in, char *out,
 		     bool *relative);
 unsigned int xsd_perm_for(unsigned int domid, const struct perm_list *pl);
-int xsd_parse_uint(const char *s, unsigned long long max,
-		   unsigned long long *out);
 const char *xsd_one_arg(const struct request *rq);
 unsigned int xsd_get_args(const struct request *rq, const char **vec,
 			  unsigned int max);

@@ -6,6 +6,7 @@
  */
 #include "sim_xenstored.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -324,25 +325,6 @@ unsigned int xsd_perm_for(unsigned int domid, const struct perm_list *pl)
 	return pl->p[0].perms & (XS_PERM_READ | XS_PERM_WRITE);
 }
 
-/* Strict decimal, no sign, no junk, at most max. */
-int xsd_parse_uint(const char *s, unsigned long long max,
-		   unsigned long long *out)
-{
-	unsigned long long v = 0;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		unsigned int d = (unsigned int)(*s - '0');
-
-		if (*s < '0' || *s > '9' || v > (max - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
 static int parse_perm(const char *s, struct xs_permissions *p)
 {
 	unsigned long long id;
@@ -354,7 +336,7 @@ static int parse_perm(const char *s, struct xs_permissions *p)
 	case 'b': p->perms = XS_PERM_READ | XS_PERM_WRITE; break;
 	default: return -EINVAL;
 	}
-	if (xsd_parse_uint(s + 1, UINT16_MAX, &id))
+	if (xbd_parse_uint(s + 1, UINT16_MAX, &id))
 		return -EINVAL;
 	p->id = (unsigned int)id;
 	return 0;
@@ -414,7 +396,7 @@ int xsd_domid_arg(struct request *rq, unsigned int *domid)
 	const char *arg = xsd_one_arg(rq);
 	unsigned long long v;
 
-	if (!arg || xsd_parse_uint(arg, UINT16_MAX, &v))
+	if (!arg || xbd_parse_uint(arg, UINT16_MAX, &v))
 		return -EINVAL;
 	*domid = (unsigned int)v;
 	return 0;
@@ -661,7 +643,7 @@ static int op_directory_part(struct request *rq)
 	struct node *n;
 	int rc;
 
-	if (xsd_get_args(rq, vec, 2) != 2 || xsd_parse_uint(vec[1], UINT32_MAX, &off))
+	if (xsd_get_args(rq, vec, 2) != 2 || xbd_parse_uint(vec[1], UINT32_MAX, &off))
 		return -EINVAL;
 	rc = path_arg(rq, vec[0], path);
 	if (!rc)

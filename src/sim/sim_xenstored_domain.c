@@ -86,9 +86,9 @@ int xsd_op_introduce(struct request *rq)
 	int rc;
 
 	if (xsd_get_args(rq, vec, 3) < 3 ||
-	    xsd_parse_uint(vec[0], DOMID_FIRST_RESERVED - 1, &domid) || !domid ||
-	    xsd_parse_uint(vec[1], UINT64_MAX, &mfn) ||
-	    xsd_parse_uint(vec[2], UINT32_MAX, &port) || !port)
+	    xbd_parse_uint(vec[0], DOMID_FIRST_RESERVED - 1, &domid) || !domid ||
+	    xbd_parse_uint(vec[1], UINT64_MAX, &mfn) ||
+	    xbd_parse_uint(vec[2], UINT32_MAX, &port) || !port)
 		return -EINVAL;
 	/* Introducing again only rebinds the event channel in xenstored:
 	 * nothing to do here, and no event. */

@@ -23,6 +23,7 @@
 
 #include "xbd/backend.h"
 #include "xbd/frontend.h"
+#include "xbd/toolstack.h"
 #include "xbd/image.h"
 
 #include <dirent.h>
