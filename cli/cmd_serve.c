@@ -285,6 +285,9 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 	uint16_t domid;
 	int err, rc = 1;
 
+	/* --timeout covers the whole operation, the hot-plug included */
+	if (!o->foreground)
+		deadline = xbd_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
 	if (xbd_cli_open_platform(&p))
 		goto out;
 	err = xbd_platform_ops_of(p)->domain_lookup(p, o->vm, &domid);
@@ -351,8 +354,6 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 		st.fuse_disk = false;
 		goto out; /* the backend closes the image */
 	}
-	if (!o->foreground)
-		deadline = xbd_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
 	notify_waiting(o);
 	err = xbd_backend_run(be, deadline);
 	if (err)

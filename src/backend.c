@@ -775,6 +775,13 @@ int xbd_backend_hotplug(struct xbd_backend *be,
 			d->vdev);
 		goto fail;
 	}
+	if (err == -EAGAIN) {
+		/* xbd_xs_transaction gave up: something kept writing there */
+		xbd_err("%s: %s: cannot write the device's xenstore nodes: they "
+			"kept changing (is the guest rewriting its device/ nodes?)",
+			d->vm_name, d->vdev);
+		goto fail;
+	}
 	if (err) {
 		xbd_err("%s: %s: cannot write the device's xenstore nodes: %s",
 			d->vm_name, d->vdev, xbd_strerror(err));
