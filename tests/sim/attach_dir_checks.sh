@@ -1,7 +1,7 @@
 #!/bin/bash
 # `xbd attach` refuses a DIR that is already a mount point (it would
 # stack on it), and a DIR holding files (they would be hidden) unless
-# --force; what was there is untouched and back after detach.
+# --nonempty; what was there is untouched and back after detach.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
 start_sim
@@ -23,8 +23,8 @@ attach vm1 "$T/full" 2>"$T/err" && fail "attach on a non-empty DIR succeeded" ||
 	{ grep -q "not empty" "$T/err" && ok "non-empty DIR refused: $(cat "$T/err")"; } ||
 	fail "non-empty DIR: $(cat "$T/err")"
 mountpoint -q "$T/full" && fail "mounted over the files"
-attach vm1 "$T/full" --force 2>"$T/err" && ok "--force mounts over the files" ||
-	fail "attach --force: $(cat "$T/err")"
+attach vm1 "$T/full" --nonempty 2>"$T/err" && ok "--nonempty mounts over the files" ||
+	fail "attach --nonempty: $(cat "$T/err")"
 cmp -s "$T/full/xvda" "$T/disk.img" && ok "disk shown" || fail "disk not shown"
 "$xbd" detach "$T/full" 2>"$T/err" || fail "detach: $(cat "$T/err")"
 [ "$(cat "$T/full/notes.txt" 2>/dev/null)" = mine ] && ok "the files are back after detach" ||
