@@ -6,7 +6,6 @@
 #include "cli/sh.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
-#include "src/sim/sim.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -53,24 +52,16 @@ int main(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	struct sh_ctx ctx = { .platform_kind = XBD_PLATFORM_AUTO };
-	const char *dbg = getenv("XBD_DEBUG");
 	int c, status;
 
-	xbd_progname = "xbdsh";
-	xbd_platform_set_sim(xbd_platform_sim_open);
-	/* XBD_DEBUG=1 or 2 (any other non-empty value but 0 means 1) */
-	if (dbg && *dbg && strcmp(dbg, "0"))
-		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
+	xbd_cli_init("xbdsh");
 	/* '+': stop at the command; its options are its own */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (xbd_platform_parse_kind(optarg, &ctx.platform_kind)) {
-				xbd_err("--platform: expected xen or sim, got '%s'",
-					optarg);
+			if (xbd_cli_parse_platform(optarg, &ctx.platform_kind))
 				return XBD_EXIT_USAGE;
-			}
 			break;
 		case 's':
 			ctx.sysfs_root = optarg;

@@ -13,6 +13,13 @@ struct xbd_cmd {
 	int (*run)(int argc, char **argv); /* argv[0] is the command name */
 };
 
+/* cli/common.c, for xbd and xbdsh alike.  First thing in main(): sets
+ * xbd_progname, hooks the sim platform in, and reads $XBD_DEBUG. */
+void xbd_cli_init(const char *progname);
+/* The value of --platform; otherwise one error line and -EINVAL (the
+ * caller exits XBD_EXIT_USAGE). */
+int xbd_cli_parse_platform(const char *arg, enum xbd_platform_kind *kind);
+
 /* Global options given before the command. */
 extern enum xbd_platform_kind xbd_cli_platform;
 
