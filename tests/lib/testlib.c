@@ -2,13 +2,13 @@
  * between a test's processes (declared in tests/lib/testlib.h). */
 #include "tests/lib/testlib.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "src/sim/sim.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,24 +231,6 @@ pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
 	return pid;
 }
 
-int xbd_test_wait_readable(int fd, int ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	unsigned long long deadline = xbd_now_ns() + (unsigned long long)ms * 1000000ull;
-	int r;
-
-	for (;;) {
-		long long left = (long long)(deadline - xbd_now_ns()) / 1000000;
-
-		r = poll(&pfd, 1, left > 0 ? (int)left : 0);
-		if (r >= 0 || errno != EINTR)
-			break;
-	}
-	if (r < 0)
-		return -errno;
-	return r > 0;
-}
-
 void xbd_test_send(int fd, const void *msg, size_t len)
 {
 	const char *p = msg;
@@ -275,7 +257,7 @@ void xbd_test_recv(int fd, void *msg, size_t len)
 	while (len) {
 		ssize_t n;
 
-		if (xbd_test_wait_readable(fd, MSG_TIMEOUT_MS) <= 0) {
+		if (xbd_wait_readable(fd, MSG_TIMEOUT_MS) <= 0) {
 			fprintf(stderr, "test message: peer silent for %d ms\n",
 				MSG_TIMEOUT_MS);
 			exit(1);

@@ -39,8 +39,6 @@ pid_t xbd_test_fork(void);
 pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
 			  uint16_t self, uint16_t other, int *peer_fd);
 
-/* 1 when fd is readable within ms, 0 on timeout, negative errno. */
-int xbd_test_wait_readable(int fd, int ms);
 /* Whole messages over a socketpair between a test's processes; a peer
  * that does not answer within 10 s, or hangs up, fails the test (exit 1). */
 void xbd_test_send(int fd, const void *msg, size_t len);

@@ -6,6 +6,7 @@
  */
 #include "tests/lib/check.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "src/sim/sim.h"
 #include "tests/lib/testlib.h"
 
@@ -51,7 +52,7 @@ static uint32_t next_event(struct xbd_evtchn *e)
 {
 	uint32_t port = 0;
 
-	if (xbd_test_wait_readable(xbd_evtchn_fd(e), EVENT_MS) != 1)
+	if (xbd_wait_readable(xbd_evtchn_fd(e), EVENT_MS) != 1)
 		return 0;
 	if (xbd_evtchn_pending(e, &port))
 		return 0;
@@ -63,7 +64,7 @@ static bool quiet(struct xbd_evtchn *e)
 {
 	uint32_t port;
 
-	return xbd_test_wait_readable(xbd_evtchn_fd(e), QUIET_MS) == 0 &&
+	return xbd_wait_readable(xbd_evtchn_fd(e), QUIET_MS) == 0 &&
 	       xbd_evtchn_pending(e, &port) == -EAGAIN;
 }
 

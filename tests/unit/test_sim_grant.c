@@ -7,6 +7,7 @@
  */
 #include "tests/lib/check.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "src/sim/sim.h"
 #include "tests/lib/testlib.h"
 
@@ -329,7 +330,7 @@ static bool watch_fired(int ms)
 			continue;
 		}
 		if (left <= 0 ||
-		    xbd_test_wait_readable(xbd_xs_watch_fd(P), (int)left) <= 0)
+		    xbd_wait_readable(xbd_xs_watch_fd(P), (int)left) <= 0)
 			return false;
 	}
 }
