@@ -231,6 +231,25 @@ pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
 	return pid;
 }
 
+int xbd_test_guest_and_host(int (*guest)(int fd, uint16_t self, uint16_t other),
+			    void (*host)(int fd, uint16_t guest_id, uint16_t other),
+			    struct xbd_platform **dom0)
+{
+	uint16_t guest_id = xbd_test_sim_vm_create("guest");
+	uint16_t other = xbd_test_sim_vm_create("other");
+	int fd, status = -1;
+	pid_t pid;
+
+	pid = xbd_test_fork_guest(guest, guest_id, other, &fd);
+	*dom0 = xbd_test_sim_open(0);
+	host(fd, guest_id, other);
+	waitpid(pid, &status, 0);
+	close(fd);
+	xbd_platform_close(*dom0);
+	*dom0 = NULL;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 void xbd_test_send(int fd, const void *msg, size_t len)
 {
 	const char *p = msg;
