@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * What xbd and xbdsh both do before a command runs (include/xbd/cli.h):
- * name the program, hook in the sim, read $XBD_DEBUG, take --platform.
+ * name the program, hook in the sim, read $XBD_DEBUG, take the global
+ * options they share (--platform, -v, -h, -V).
  * One copy, so that the two programs read their environment and their
  * global options alike.
  */
@@ -9,7 +10,8 @@
 #include "xbd/common.h"
 #include "src/sim/sim.h"
 
-#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,11 +27,27 @@ void xbd_cli_init(const char *progname)
 		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
 }
 
-int xbd_cli_parse_platform(const char *arg, enum xbd_platform_kind *kind)
+int xbd_cli_global_opt(int c, char **argv, const struct option *opts,
+		       void (*usage)(void), enum xbd_platform_kind *kind)
 {
-	if (xbd_platform_parse_kind(arg, kind)) {
-		xbd_err("--platform: expected xen or sim, got '%s'", arg);
-		return -EINVAL;
+	switch (c) {
+	case 'p':
+		if (xbd_platform_parse_kind(optarg, kind)) {
+			xbd_err("--platform: expected xen or sim, got '%s'", optarg);
+			return XBD_EXIT_USAGE;
+		}
+		return -1;
+	case 'v':
+		xbd_verbosity++;
+		return -1;
+	case 'h':
+		usage();
+		return 0;
+	case 'V':
+		printf("%s %s\n", xbd_progname, XBD_VERSION);
+		return 0;
+	default:
+		xbd_opt_err(NULL, c, argv, opts);
+		return XBD_EXIT_USAGE;
 	}
-	return 0;
 }

@@ -80,30 +80,15 @@ int main(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	size_t i;
-	int c;
+	int c, r;
 
 	xbd_cli_init("xbd");
 	/* '+': stop at the command name; its options are its own */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:vhV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			if (xbd_cli_parse_platform(optarg, &xbd_cli_platform))
-				return XBD_EXIT_USAGE;
-			break;
-		case 'v':
-			xbd_verbosity++;
-			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			printf("xbd %s\n", XBD_VERSION);
-			return 0;
-		default:
-			xbd_opt_err(NULL, c, argv, opts);
-			return XBD_EXIT_USAGE;
-		}
+		r = xbd_cli_global_opt(c, argv, opts, usage, &xbd_cli_platform);
+		if (r >= 0)
+			return r;
 	}
 	if (optind >= argc) {
 		xbd_usage_err(NULL, "missing command");

@@ -52,17 +52,13 @@ int main(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	struct sh_ctx ctx = { .platform_kind = XBD_PLATFORM_AUTO };
-	int c, status;
+	int c, r, status;
 
 	xbd_cli_init("xbdsh");
 	/* '+': stop at the command; its options are its own */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:vhV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p':
-			if (xbd_cli_parse_platform(optarg, &ctx.platform_kind))
-				return XBD_EXIT_USAGE;
-			break;
 		case 's':
 			ctx.sysfs_root = optarg;
 			break;
@@ -72,18 +68,11 @@ int main(int argc, char **argv)
 		case 'x':
 			ctx.xbd_only = true;
 			break;
-		case 'v':
-			xbd_verbosity++;
-			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			printf("xbdsh %s\n", XBD_VERSION);
-			return 0;
 		default:
-			xbd_opt_err(NULL, c, argv, opts);
-			return XBD_EXIT_USAGE;
+			r = xbd_cli_global_opt(c, argv, opts, usage,
+					       &ctx.platform_kind);
+			if (r >= 0)
+				return r;
 		}
 	}
 	sh_install_signals();
