@@ -330,7 +330,7 @@ int xbd_attach_records(struct xbd_platform *p, const char *dir,
 	char **ids = NULL;
 	unsigned n = 0, i, m = 0;
 	struct xbd_attach_record *e;
-	int err = xbd_platform_ops_of(p)->xs_directory(p, XBD_XS_NO_TXN,
+	int err = xbd_xs_directory(p, XBD_XS_NO_TXN,
 						       XBD_ATTACH_FE_DIR, &ids, &n);
 
 	if (err == -ENOENT)
@@ -661,13 +661,13 @@ static int setup(struct attach *a)
 	err = xbd_cli_open_platform(&a->p);
 	if (err)
 		return err;
-	a->sim = !strcmp(xbd_platform_ops_of(a->p)->name, "sim");
-	err = xbd_platform_ops_of(a->p)->domain_lookup(a->p, a->vm_name, &a->domid);
+	a->sim = !strcmp(xbd_platform_name(a->p), "sim");
+	err = xbd_domain_lookup(a->p, a->vm_name, &a->domid);
 	if (err) {
 		xbd_err("%s: no such domain", a->vm_name);
 		return err;
 	}
-	if (a->domid == xbd_platform_ops_of(a->p)->self_domid(a->p)) {
+	if (a->domid == xbd_platform_self_domid(a->p)) {
 		xbd_err("%s: that is this domain; its disks are already here", a->vm_name);
 		return -EINVAL;
 	}

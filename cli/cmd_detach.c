@@ -235,7 +235,6 @@ static int request_close_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg);
 static int remove_dead_backend(struct xbd_platform *p, const char *be_path,
 			       uint16_t fe_domid)
 {
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
 	char path[BE_PATH_MAX + 16], *fe_path = NULL;
 	int err;
 
@@ -250,16 +249,16 @@ static int remove_dead_backend(struct xbd_platform *p, const char *be_path,
 				       st != XenbusStateClosed && st != XenbusStateInitialising &&
 				       xbd_now_ns() < deadline)
 					usleep(DETACH_POLL_MS * 1000);
-			ops->xs_rm(p, XBD_XS_NO_TXN, fe_path);
+			xbd_xs_rm(p, XBD_XS_NO_TXN, fe_path);
 		}
 		free(fe_path);
 	}
-	err = ops->xs_rm(p, XBD_XS_NO_TXN, be_path);
+	err = xbd_xs_rm(p, XBD_XS_NO_TXN, be_path);
 	snprintf(path, sizeof(path), "/local/domain/%u/backend/%s/%u",
-		 ops->self_domid(p), XBD_BACKEND_TYPE, fe_domid);
+		 xbd_platform_self_domid(p), XBD_BACKEND_TYPE, fe_domid);
 	xbd_xs_rm_if_empty(p, path);
 	snprintf(path, sizeof(path), "/local/domain/%u/backend/%s",
-		 ops->self_domid(p), XBD_BACKEND_TYPE);
+		 xbd_platform_self_domid(p), XBD_BACKEND_TYPE);
 	xbd_xs_rm_if_empty(p, path);
 	return err == -ENOENT ? 0 : err;
 }
@@ -283,7 +282,6 @@ int xbd_serve_remove_dead(struct xbd_platform *p, uint16_t fe_domid, uint32_t de
  * the device went away meanwhile. */
 static int request_close_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 {
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
 	const char *be_path = arg;
 	char path[BE_PATH_MAX + 16];
 	int err;
@@ -291,7 +289,7 @@ static int request_close_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 	if (!xbd_xs_exists(p, t, be_path))
 		return 1;
 	snprintf(path, sizeof(path), "%s/online", be_path);
-	err = ops->xs_write(p, t, path, "0", 1);
+	err = xbd_xs_write(p, t, path, "0", 1);
 	if (err)
 		return err;
 	snprintf(path, sizeof(path), "%s/state", be_path);
@@ -304,12 +302,11 @@ static int request_close_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 static int detach_backend(struct xbd_platform *p, uint16_t fe_domid,
 			  uint32_t devid, unsigned timeout_ms)
 {
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
 	uint64_t deadline = xbd_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	char be_path[BE_PATH_MAX];
 	int err;
 
-	xbd_backend_path(be_path, sizeof(be_path), ops->self_domid(p),
+	xbd_backend_path(be_path, sizeof(be_path), xbd_platform_self_domid(p),
 			 XBD_BACKEND_TYPE, fe_domid, devid);
 	if (!xbd_xs_exists(p, XBD_XS_NO_TXN, be_path))
 		return -ENOENT;
@@ -344,7 +341,7 @@ static int detach_served(const char *vm, const char *vdev, unsigned timeout_s)
 	}
 	if (xbd_cli_open_platform(&p))
 		return 1;
-	err = xbd_platform_ops_of(p)->domain_lookup(p, vm, &domid);
+	err = xbd_domain_lookup(p, vm, &domid);
 	if (err) {
 		xbd_err("%s: no such domain", vm);
 		xbd_platform_close(p);

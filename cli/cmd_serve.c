@@ -291,7 +291,7 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 		deadline = xbd_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
 	if (xbd_cli_open_platform(&p))
 		goto out;
-	err = xbd_platform_ops_of(p)->domain_lookup(p, o->vm, &domid);
+	err = xbd_domain_lookup(p, o->vm, &domid);
 	if (err) {
 		if (err == -ENOENT)
 			xbd_err("%s: no such domain", o->vm);
