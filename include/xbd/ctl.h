@@ -4,7 +4,8 @@
  *
  * Server side: a process starts one server (xbd_ctl_start), which listens
  * on RUN_DIR/xbd-<pid>.sock (RUN_DIR is $XBD_RUN_DIR or /run/xbd, mode
- * 0700; the socket is 0600) from its own thread.  Each device registers a
+ * 0700; the socket is 0600) from its own thread, serving several clients
+ * at once so that a slow one never delays another.  Each device registers a
  * descriptor with xbd_ctl_add_device and unregisters before it goes away.
  * A client sends one request line and gets one JSON document back
  * (packaging/xbd-stats-json.md documents every field):
@@ -31,6 +32,10 @@ struct json_object;
 #define XBD_CTL_DEFAULT_RUN_DIR "/run/xbd"
 #define XBD_CTL_TIMEOUT_MS 1000       /* client: whole query, all sockets */
 #define XBD_CTL_INFLIGHT_UNKNOWN (~0u)
+/* Server: connections served at once.  One more drops the oldest, so a
+ * few silent clients cannot lock the others out; each connection has
+ * 2 s from accept to the last byte of its answer. */
+#define XBD_CTL_MAX_CLIENTS 16
 
 enum xbd_ctl_role {
 	XBD_CTL_SERVE,  /* we are the backend: `xbd serve` */
