@@ -1165,6 +1165,78 @@ int xbd_ctl_query(const char *socket_path, const char *request,
 	return reply.err;
 }
 
+/* ------------------------------------------------------------------ */
+/* Reading a reply                                                     */
+
+struct json_object *xbd_ctl_get(struct json_object *o, const char *dotted)
+{
+	const char *p = dotted;
+
+	while (o && p && *p) {
+		size_t len = strcspn(p, ".");
+		struct json_object *next = NULL;
+		char key[64];
+
+		if (len >= sizeof(key) ||
+		    !json_object_is_type(o, json_type_object))
+			return NULL;
+		memcpy(key, p, len);
+		key[len] = '\0';
+		if (!json_object_object_get_ex(o, key, &next))
+			return NULL;
+		o = next;
+		p += len + (p[len] == '.');
+	}
+	return o;
+}
+
+struct json_object *xbd_ctl_get_object(struct json_object *o,
+				       const char *dotted)
+{
+	o = xbd_ctl_get(o, dotted);
+	return json_object_is_type(o, json_type_object) ? o : NULL;
+}
+
+struct json_object *xbd_ctl_get_array(struct json_object *o,
+				      const char *dotted)
+{
+	o = xbd_ctl_get(o, dotted);
+	return json_object_is_type(o, json_type_array) ? o : NULL;
+}
+
+const char *xbd_ctl_get_str(struct json_object *o, const char *dotted)
+{
+	o = xbd_ctl_get(o, dotted);
+	return json_object_is_type(o, json_type_string) ?
+	       json_object_get_string(o) : NULL;
+}
+
+uint64_t xbd_ctl_get_u64(struct json_object *o, const char *dotted,
+			 bool *known)
+{
+	bool ok;
+
+	o = xbd_ctl_get(o, dotted);
+	/* json-c keeps a large value unsigned, a negative one signed: a
+	 * negative int64 is the only kind of integer that is not ours */
+	ok = json_object_is_type(o, json_type_int) &&
+	     json_object_get_int64(o) >= 0;
+	if (known)
+		*known = ok;
+	return ok ? json_object_get_uint64(o) : 0;
+}
+
+bool xbd_ctl_get_bool(struct json_object *o, const char *dotted, bool *known)
+{
+	bool ok;
+
+	o = xbd_ctl_get(o, dotted);
+	ok = json_object_is_type(o, json_type_boolean);
+	if (known)
+		*known = ok;
+	return ok && json_object_get_boolean(o);
+}
+
 void xbd_ctl_replies_free(struct xbd_ctl_reply *replies, unsigned count)
 {
 	unsigned i;

@@ -169,6 +169,28 @@ int xbd_ctl_query(const char *socket_path, const char *request,
 		  int timeout_ms, struct json_object **doc);
 void xbd_ctl_replies_free(struct xbd_ctl_reply *replies, unsigned count);
 
+/* --- reading a reply ---
+ * A reply is another process's word: any field may be missing, null or
+ * of another type than documented, and each of these is "unknown" to
+ * the accessors below, which never crash on any document.  dotted names
+ * a field through nested objects ("latency.read.count"); NULL is o
+ * itself.  Every consumer of a reply reads it through these. */
+/* The field (any type), or NULL when missing or null. */
+struct json_object *xbd_ctl_get(struct json_object *o, const char *dotted);
+/* The field when it is an object / an array, else NULL. */
+struct json_object *xbd_ctl_get_object(struct json_object *o,
+				       const char *dotted);
+struct json_object *xbd_ctl_get_array(struct json_object *o,
+				      const char *dotted);
+/* The field when it is a string, else NULL. */
+const char *xbd_ctl_get_str(struct json_object *o, const char *dotted);
+/* The field when it is an integer >= 0 (*known true); else 0 (*known
+ * false).  known may be NULL. */
+uint64_t xbd_ctl_get_u64(struct json_object *o, const char *dotted,
+			 bool *known);
+/* The field when it is a boolean (*known true); else false. */
+bool xbd_ctl_get_bool(struct json_object *o, const char *dotted, bool *known);
+
 /* Name of a BLKIF_OP_* operation byte ("read", "write", "barrier",
  * "flush", "discard", "indirect"); "unknown" otherwise. */
 const char *xbd_ctl_blkif_op_name(unsigned op);

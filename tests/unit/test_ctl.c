@@ -9,8 +9,10 @@
  * The same binary is the fake xbd process the xbdsh shell tests use:
  *   test_ctl --serve [--busy] VM:DOMID:VDEV[:ROLE[:BACKEND]] ...
  * registers one device per argument with known counters, prints
- * "ready SOCKET" and serves until SIGTERM/SIGINT.  And it checks other
- * documents against the tables:
+ * "ready SOCKET" and serves until SIGTERM/SIGINT;
+ *   test_ctl --serve-doc FILE
+ * answers every request with FILE as it is (a hostile or broken peer).
+ * And it checks other documents against the tables:
  *   test_ctl --check-doc SECTION [--opaque PATH]... < doc.json
  */
 #include "tests/lib/check.h"
@@ -1022,6 +1024,47 @@ static int serve_mode(int argc, char **argv)
 	return 0;
 }
 
+/* A fake xbd process that answers every request with the document in
+ * FILE, whatever it holds: the hostile peer of the reply parsers. */
+static int serve_doc_mode(int argc, char **argv)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *doc;
+	FILE *f;
+	int lfd;
+
+	if (argc != 1 || !(f = fopen(argv[0], "r")))
+		return 2;
+	doc = slurp(f);
+	fclose(f);
+	if (!doc)
+		return 1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/xbd-%ld.sock",
+		 xbd_ctl_run_dir(), (long)getpid());
+	mkdir(xbd_ctl_run_dir(), 0700);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(lfd, 16) < 0) {
+		perror(sa.sun_path);
+		free(doc);
+		return 1;
+	}
+	printf("ready %s\n", sa.sun_path);
+	fflush(stdout);
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		char line[64];
+
+		if (fd < 0)
+			continue;
+		if (recv(fd, line, sizeof(line), 0) >= 0 &&
+		    send(fd, doc, strlen(doc), MSG_NOSIGNAL) >= 0)
+			shutdown(fd, SHUT_WR);
+		close(fd);
+	}
+}
+
 static int check_doc_mode(int argc, char **argv)
 {
 	const char *opaque[16];
@@ -1069,6 +1112,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--serve"))
 		return serve_mode(argc - 2, argv + 2);
+	if (argc > 1 && !strcmp(argv[1], "--serve-doc"))
+		return serve_doc_mode(argc - 2, argv + 2);
 	if (argc > 1 && !strcmp(argv[1], "--check-doc"))
 		return check_doc_mode(argc - 2, argv + 2);
 
