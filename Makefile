@@ -22,6 +22,9 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=all
 
 LIB_SRC   := $(sort $(wildcard src/*.c ring/*.c fuse/*.c))
+# The simulated hypervisor: test infrastructure and the demo's platform,
+# a library of its own that needs libxbd (never the reverse).
+SIM_SRC   := $(sort $(wildcard src/sim/*.c))
 XBD_SRC   := cli/xbd.c cli/daemon.c $(sort $(wildcard cli/cmd_*.c))
 XBDSH_SRC := cli/xbdsh.c $(sort $(wildcard cli/sh_*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
@@ -29,7 +32,10 @@ TESTLIB   := $(sort $(wildcard tests/lib/*.c))
 TEST_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 
 LIB_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
-DEPS      := $(patsubst %.c,$(B)/obj/%.d,$(LIB_SRC) $(XBD_SRC) $(XBDSH_SRC) $(TEST_SRC) $(TESTLIB))
+SIM_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(SIM_SRC))
+DEPS      := $(patsubst %.c,$(B)/obj/%.d,$(LIB_SRC) $(SIM_SRC) $(XBD_SRC) $(XBDSH_SRC) $(TEST_SRC) $(TESTLIB))
+# libxbdsim.a first: its references into libxbd resolve from the archive after it.
+LIBS_XBD  := $(B)/libxbdsim.a $(B)/libxbd.a
 
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -38,8 +44,19 @@ DOCDIR  ?= $(PREFIX)/share/doc/xbd
 BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
-.PHONY: all check check-xen demo bench clean install uninstall deb tests
-all: $(B)/xbd $(B)/xbdsh
+.PHONY: all check check-xen demo bench clean install uninstall deb tests \
+	check-sim-isolation
+all: check-sim-isolation $(B)/xbd $(B)/xbdsh
+
+# Product code never includes the simulator (only the hook
+# xbd_platform_set_sim connects them): fail the build if it does.
+SIM_HDRS    := $(notdir $(wildcard src/sim/*.h))
+PRODUCT_SRC := $(wildcard src/*.c src/*.h fuse/*.c fuse/*.h ring/*.c ring/*.h include/xbd/*.h)
+empty :=
+space := $(empty) $(empty)
+check-sim-isolation:
+	@! grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*["<]([^">]*/)?(sim/|($(subst .,\.,$(subst $(space),|,$(SIM_HDRS))))[">])' \
+		$(PRODUCT_SRC) || { echo "error: product code includes the simulator (src/sim/)" >&2; exit 1; }
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -49,10 +66,14 @@ $(B)/libxbd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/xbd: $(patsubst %.c,$(B)/obj/%.o,$(XBD_SRC)) $(B)/libxbd.a
+$(B)/libxbdsim.a: $(SIM_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/xbd: $(patsubst %.c,$(B)/obj/%.o,$(XBD_SRC)) $(LIBS_XBD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/xbdsh: $(patsubst %.c,$(B)/obj/%.o,$(XBDSH_SRC)) $(B)/libxbd.a
+$(B)/xbdsh: $(patsubst %.c,$(B)/obj/%.o,$(XBDSH_SRC)) $(LIBS_XBD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # tests/lib/: the code the unit tests share, one archive that each test
@@ -61,11 +82,11 @@ $(B)/libxbdtest.a: $(patsubst %.c,$(B)/obj/%.o,$(TESTLIB))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libxbdtest.a $(B)/libxbd.a
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libxbdtest.a $(LIBS_XBD)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-tests: all $(TEST_BINS)
+tests: all check-sim-isolation $(TEST_BINS)
 
 # Keep the objects of the test programs: without this, make deletes them
 # as intermediate files and the next make compiles them all again.

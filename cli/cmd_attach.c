@@ -40,18 +40,11 @@
 
 struct att_disk {
 	struct xbd_vm_disk vm;        /* the VM's disk */
-	uint32_t devid;               /* our instance's */
-	uint16_t be_domid;            /* our instance's backend domain */
-	char fe_path[96];
-	char be_path[160];
-	const char *backend_kind;     /* for the control socket */
-	bool nodes;                   /* we created fe_path / be_path */
+	struct xbd_attach_instance inst; /* our backend instance of it */
 	struct xbd_frontend *fe;
 	struct xbd_image *img;        /* shown in DIR */
 	bool in_fuse;
 	struct xbd_ctl_dev *ctl;
-	int loop_fd;
-	char loop_dev[32];
 	char file[PATH_MAX + 16];     /* DIR/<vdev> */
 };
 
@@ -112,150 +105,28 @@ void xbd_attach_remove_record(struct xbd_platform *p, const char *fe_path)
 	free(be);
 }
 
-/* The device id of our instance: the VM's own if free in dom0, else
- * another one (ids beyond xvdzz's range are not used by anyone). */
-static int pick_devid(struct attach *a, struct att_disk *d, uint16_t be_domid,
-		      const char *be_type)
+/* A frontend directory of ours in the way of a new instance. */
+static void clear_if_stale(struct xbd_platform *p, const char *fe_path)
 {
-	unsigned k;
-
-	for (k = 0; k < 1000; k++) {
-		uint32_t devid = k == 0 ? d->vm.devid : (1u << 28) | ((702u + k) << 8);
-		char be[160];
-
-		snprintf(d->fe_path, sizeof(d->fe_path), XBD_ATTACH_FE_DIR "/%u", devid);
-		xbd_backend_path(be, sizeof(be), be_domid, be_type, 0, devid);
-		if (xbd_xs_exists(a->p, XBD_XS_NO_TXN, d->fe_path) &&
-		    stale_attach_dir(a->p, d->fe_path))
-			xbd_attach_remove_record(a->p, d->fe_path);
-		if (!xbd_xs_exists(a->p, XBD_XS_NO_TXN, d->fe_path) &&
-		    !xbd_xs_exists(a->p, XBD_XS_NO_TXN, be)) {
-			d->devid = devid;
-			return 0;
-		}
-	}
-	return -ENOSPC;
+	if (stale_attach_dir(p, fe_path))
+		xbd_attach_remove_record(p, fe_path);
 }
 
-/* "FORMAT:PATH" of qdisk/tapdisk params: raw files can go through a
- * loop device; other formats cannot be read by kernel blkback. */
-static int qdisk_raw_path(struct attach *a, struct att_disk *d, const char **path)
-{
-	static const char *const raw[] = { "raw", "aio", "file" };
-	const char *params = d->vm.params, *colon;
-	size_t i;
-
-	if (!params || !*params) {
-		xbd_err("%s: %s: its %s backend names no file (no params)", a->vm_name,
-			d->vm.vdev, d->vm.be_type);
-		return -EINVAL;
-	}
-	colon = strchr(params, ':');
-	*path = params;
-	if (colon && params[0] != '/') {
-		size_t n = (size_t)(colon - params);
-
-		*path = colon + 1;
-		for (i = 0; i < XBD_ARRAY_SIZE(raw); i++)
-			if (strlen(raw[i]) == n && !strncmp(params, raw[i], n))
-				return 0;
-		xbd_err("%s: %s: disk format %.*s cannot be attached (kernel blkback reads raw images only)",
-			a->vm_name, d->vm.vdev, (int)n, params);
-		return -EMEDIUMTYPE;
-	}
-	return 0;
-}
-
-/* Creates our backend instance of the VM's disk: the spec of the
- * second vbd, from what serves the VM's. */
+/* Creates our backend instance of the VM's disk (src/toolstack.c). */
 static int create_instance(struct attach *a, struct att_disk *d)
 {
-	const char *fe_extra[] = { XBD_XS_PID_NODE, NULL, XBD_XS_PID_START_NODE, NULL,
+	char pid[24], start[24];
+	const char *fe_extra[] = { XBD_XS_PID_NODE, pid, XBD_XS_PID_START_NODE, start,
 				   "xbd-mount", a->dir, NULL };
-	struct xbd_vbd_spec s = { .fe_domid = 0, .be_type = "vbd", .vdev = d->vm.vdev,
-				  .fe_extra = fe_extra };
-	char pid[24], start[24], majmin[24];
-	const char *path;
-	int err;
+	struct xbd_attach_instance_opts o = {
+		.vm_name = a->vm_name, .rw = a->rw, .sim = a->sim,
+		.fe_extra = fe_extra, .clear_stale = clear_if_stale,
+	};
 
 	/* what xbd_xs_read_proc() reads back */
 	snprintf(pid, sizeof(pid), "%ld", (long)a->self.pid);
 	snprintf(start, sizeof(start), "%llu", a->self.start);
-	fe_extra[1] = pid;
-	fe_extra[3] = start;
-	if (!strcmp(d->vm.be_type, "vbd")) {
-		/* kernel blkback (the sim's blkback on the sim): the same
-		 * storage, in the backend's domain, read-only unless --rw */
-		if (!d->vm.params && !d->vm.physical_device) {
-			xbd_err("%s: %s: its backend names no storage (no params)",
-				a->vm_name, d->vm.vdev);
-			return -EINVAL;
-		}
-		if (a->rw && d->vm.mode && !strchr(d->vm.mode, 'w')) {
-			xbd_err("%s: %s: the disk is read-only (backend mode %s); --rw refused",
-				a->vm_name, d->vm.vdev, d->vm.mode);
-			return -EROFS;
-		}
-		s.be_domid = d->vm.be_domid;
-		s.params = d->vm.params;
-		s.type = d->vm.type;
-		s.physical_device = d->vm.physical_device;
-		s.mode = a->rw ? "w" : "r";
-		d->backend_kind = a->sim ? "sim-blkback" : "blkback";
-	} else if (!strcmp(d->vm.be_type, "qdisk") || !strcmp(d->vm.be_type, "vbd3")) {
-		err = qdisk_raw_path(a, d, &path);
-		if (err)
-			return err;
-		if (a->sim) {
-			xbd_err("%s: %s: served from a file by %s; attaching it needs a loop device and kernel blkback, which the simulated platform does not have",
-				a->vm_name, d->vm.vdev,
-				strcmp(d->vm.be_type, "qdisk") ? "tapdisk" : "QEMU (qdisk)");
-			return -EOPNOTSUPP;
-		}
-		if (d->vm.be_domid != 0) {
-			xbd_err("%s: %s: its file is in domain %u, not in dom0; cannot make a loop device of it",
-				a->vm_name, d->vm.vdev, d->vm.be_domid);
-			return -EOPNOTSUPP;
-		}
-		err = xbd_loop_attach(path, !a->rw, d->loop_dev, sizeof(d->loop_dev),
-				      majmin, sizeof(majmin), &d->loop_fd);
-		if (err) {
-			xbd_err("%s: %s: cannot make a loop device of %s: %s", a->vm_name,
-				d->vm.vdev, path, xbd_strerror(err));
-			return err;
-		}
-		s.be_domid = 0;
-		s.params = d->loop_dev;
-		s.type = "phy";
-		s.physical_device = majmin;
-		s.mode = a->rw ? "w" : "r";
-		d->backend_kind = "blkback";
-	} else if (!strcmp(d->vm.be_type, "xbd")) {
-		xbd_err("%s: %s: served by `xbd serve`, which shows it in its own FUSE mount (xbd serve --mount)",
-			a->vm_name, d->vm.vdev);
-		return -EOPNOTSUPP;
-	} else {
-		xbd_err("%s: %s: backend type '%s' is not supported (vbd, qdisk and vbd3 are)",
-			a->vm_name, d->vm.vdev, d->vm.be_type);
-		return -EOPNOTSUPP;
-	}
-
-	err = pick_devid(a, d, s.be_domid, s.be_type);
-	if (err) {
-		xbd_err("%s: %s: no free device id in dom0", a->vm_name, d->vm.vdev);
-		return err;
-	}
-	s.devid = d->devid;
-	s.fe_path = d->fe_path;
-	d->be_domid = s.be_domid;
-	err = xbd_vbd_create(a->p, &s, d->be_path, sizeof(d->be_path));
-	if (err) {
-		xbd_err("%s: %s: cannot create the device nodes: %s", a->vm_name,
-			d->vm.vdev, xbd_strerror(err));
-		return err;
-	}
-	d->nodes = true;
-	return 0;
+	return xbd_attach_instance_create(a->p, &d->vm, &o, &d->inst);
 }
 
 /* ------------------------------------------------------------------ */
@@ -290,7 +161,7 @@ static int choose_disks(struct attach *a)
 			break;
 		}
 		a->disks[a->ndisks].vm = all[i];
-		a->disks[a->ndisks].loop_fd = -1;
+		xbd_attach_instance_init(&a->disks[a->ndisks].inst);
 		memset(&all[i], 0, sizeof(all[i])); /* strings moved */
 		a->ndisks++;
 	}
@@ -334,8 +205,8 @@ static void register_ctl(struct attach *a, struct att_disk *d)
 	struct xbd_ctl_device desc = {
 		.vm = a->vm_name, .domid = a->domid, .vdev = d->vm.vdev,
 		.devid = d->vm.devid, .role = XBD_CTL_ATTACH,
-		.backend = d->backend_kind, .frontend_path = d->fe_path,
-		.backend_path = d->be_path, .mount = d->file,
+		.backend = d->inst.backend_kind, .frontend_path = d->inst.fe_path,
+		.backend_path = d->inst.be_path, .mount = d->file,
 		.stats = xbd_frontend_stats(d->fe),
 		.query = xbd_frontend_ctl_query, .opaque = d->fe,
 	};
@@ -369,9 +240,9 @@ static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
 	if (err)
 		return err;
 	snprintf(name, sizeof(name), "%s/%s", a->vm_name, d->vm.vdev);
-	cfg.frontend_path = d->fe_path;
-	cfg.backend_path = d->be_path;
-	cfg.backend_domid = d->be_domid;
+	cfg.frontend_path = d->inst.fe_path;
+	cfg.backend_path = d->inst.be_path;
+	cfg.backend_domid = d->inst.be_domid;
 	cfg.name = name;
 	cfg.need_write = a->rw;
 	cfg.max_grants = grants;
@@ -495,12 +366,7 @@ static void teardown(struct attach *a)
 		d->img = NULL;
 		xbd_frontend_close(d->fe);
 		d->fe = NULL;
-		if (d->nodes)
-			xbd_vbd_destroy(a->p, d->fe_path, d->be_path);
-		d->nodes = false;
-		if (d->loop_fd >= 0)
-			close(d->loop_fd); /* autoclear frees the loop device */
-		d->loop_fd = -1;
+		xbd_attach_instance_destroy(a->p, &d->inst);
 		free(d->vm.params);
 		free(d->vm.type);
 		free(d->vm.mode);

@@ -10,7 +10,7 @@
 #include "xbd/backend.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
-#include "xbd/frontend.h" /* xbd_xs_rm_if_empty */
+#include "xbd/toolstack.h"
 #include "xbd/xenbus.h"
 
 #include <errno.h>

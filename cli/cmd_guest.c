@@ -3,12 +3,12 @@
  *   xbd sim guest [--domid N]      the guest process of a sim domain
  *                                  (the sim daemon runs it; hidden)
  *   xbd sim vm io VM VDEV ...      a workload run by VM's guest on VDEV
- * The work is in src/sim_guest.c.
+ * The work is in src/sim/sim_guest.c.
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/frontend.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "xbd/util.h"
 
 #include <errno.h>

@@ -27,7 +27,6 @@
 
 struct selftest {
 	struct xbd_platform *p;
-	const struct xbd_platform_ops *ops;
 	uint16_t self;
 	unsigned checks, failed;
 };
@@ -132,7 +131,7 @@ static void grant_copy_checks(struct selftest *st, const uint32_t *refs,
 	segs[1] = (struct xbd_grant_copy){ .domid = st->self, .ref = refs[0],
 		.offset = 0, .len = XBD_PAGE_SIZE, .to_grant = false,
 		.local = out };
-	err = st->ops->grant_copy(st->p, segs, 2);
+	err = xbd_copy_grants(st->p, segs, 2);
 	if (err)
 		check_failed(st, what, "grant_copy: %s", xbd_strerror(err));
 	else if (segs[0].status || segs[1].status)
@@ -149,7 +148,7 @@ static void grant_copy_checks(struct selftest *st, const uint32_t *refs,
 	segs[0] = (struct xbd_grant_copy){ .domid = st->self,
 		.ref = INVALID_GRANT_REF, .offset = 0, .len = 16,
 		.to_grant = false, .local = out };
-	err = st->ops->grant_copy(st->p, segs, 1);
+	err = xbd_copy_grants(st->p, segs, 1);
 	if (err == 0 && segs[0].status < 0)
 		check_ok(st, what);
 	else if (err)
@@ -169,19 +168,19 @@ static void read_only_checks(struct selftest *st)
 	void *shared, *mapped;
 	int err;
 
-	err = st->ops->share_pages(st->p, st->self, 1, false, &ref, &shared);
+	err = xbd_share_pages(st->p, st->self, 1, false, &ref, &shared);
 	if (err) {
 		check_failed(st, what, "share_pages (read-only): %s",
 			     xbd_strerror(err));
 		return;
 	}
 	fill_pattern(shared, XBD_PAGE_SIZE, 5);
-	err = st->ops->map_grants(st->p, st->self, 1, &ref, true, &mapped);
+	err = xbd_map_grants(st->p, st->self, 1, &ref, true, &mapped);
 	if (err == 0) {
-		st->ops->unmap_grants(st->p, mapped, 1);
+		xbd_unmap_grants(st->p, mapped, 1);
 		check_failed(st, what, "a writable mapping was allowed");
-	} else if ((err = st->ops->map_grants(st->p, st->self, 1, &ref, false,
-					      &mapped))) {
+	} else if ((err = xbd_map_grants(st->p, st->self, 1, &ref, false,
+					 &mapped))) {
 		check_failed(st, what, "read-only map_grants: %s",
 			     xbd_strerror(err));
 	} else {
@@ -191,12 +190,12 @@ static void read_only_checks(struct selftest *st)
 			check_failed(st, what, "data differs at byte %ld", bad);
 		else
 			check_ok(st, what);
-		err = st->ops->unmap_grants(st->p, mapped, 1);
+		err = xbd_unmap_grants(st->p, mapped, 1);
 		if (err)
 			check_failed(st, "grant: unmap the read-only mapping",
 				     "%s", xbd_strerror(err));
 	}
-	err = st->ops->unshare_pages(st->p, shared, 1);
+	err = xbd_unshare_pages(st->p, shared, 1);
 	if (err)
 		check_failed(st, "grant: unshare the read-only page", "%s",
 			     xbd_strerror(err));
@@ -211,8 +210,8 @@ static void grant_checks(struct selftest *st)
 	long bad;
 	int err;
 
-	err = st->ops->share_pages(st->p, st->self, SHARED_PAGES, true, refs,
-				   &addr);
+	err = xbd_share_pages(st->p, st->self, SHARED_PAGES, true, refs,
+			      &addr);
 	if (err) {
 		check_failed(st, what, "share_pages: %s", xbd_strerror(err));
 		return;
@@ -224,8 +223,8 @@ static void grant_checks(struct selftest *st)
 		check_ok(st, what);
 
 	what = "grant: map both grants writable";
-	err = st->ops->map_grants(st->p, st->self, SHARED_PAGES, refs, true,
-				  &addr);
+	err = xbd_map_grants(st->p, st->self, SHARED_PAGES, refs, true,
+			     &addr);
 	if (err) {
 		check_failed(st, what, "map_grants(refs %u,%u): %s", refs[0],
 			     refs[1], xbd_strerror(err));
@@ -250,21 +249,21 @@ static void grant_checks(struct selftest *st)
 	grant_copy_checks(st, refs, shared);
 
 	what = "grant: mapping an invalid ref is refused";
-	err = st->ops->map_grants(st->p, st->self, 1, &bad_ref, false, &addr);
+	err = xbd_map_grants(st->p, st->self, 1, &bad_ref, false, &addr);
 	if (err == 0) {
-		st->ops->unmap_grants(st->p, addr, 1);
+		xbd_unmap_grants(st->p, addr, 1);
 		check_failed(st, what, "ref %u was mapped", bad_ref);
 	} else {
 		check_ok(st, what);
 	}
 
 	what = "grant: unmap and unshare";
-	err = st->ops->unmap_grants(st->p, mapped, SHARED_PAGES);
+	err = xbd_unmap_grants(st->p, mapped, SHARED_PAGES);
 	if (err) {
 		check_failed(st, what, "unmap_grants: %s", xbd_strerror(err));
 		goto unshare;
 	}
-	err = st->ops->unshare_pages(st->p, shared, SHARED_PAGES);
+	err = xbd_unshare_pages(st->p, shared, SHARED_PAGES);
 	shared = NULL;
 	if (err)
 		check_failed(st, what, "unshare_pages: %s", xbd_strerror(err));
@@ -272,16 +271,16 @@ static void grant_checks(struct selftest *st)
 		check_ok(st, what);
 unshare:
 	if (shared)
-		st->ops->unshare_pages(st->p, shared, SHARED_PAGES);
+		xbd_unshare_pages(st->p, shared, SHARED_PAGES);
 	read_only_checks(st);
 }
 
 /* Waits for `port` to come out of `e`.  0, or a reason in why. */
-static int expect_event(struct selftest *st, struct xbd_evtchn *e,
-			uint32_t port, char *why, size_t whylen)
+static int expect_event(struct xbd_evtchn *e, uint32_t port, char *why,
+			size_t whylen)
 {
 	uint32_t got;
-	int r = wait_readable(st->ops->evtchn_fd(e), EVENT_WAIT_MS);
+	int r = wait_readable(xbd_evtchn_fd(e), EVENT_WAIT_MS);
 
 	if (r < 0) {
 		snprintf(why, whylen, "poll: %s", xbd_strerror(r));
@@ -291,7 +290,7 @@ static int expect_event(struct selftest *st, struct xbd_evtchn *e,
 		snprintf(why, whylen, "no event within %d ms", EVENT_WAIT_MS);
 		return -1;
 	}
-	r = st->ops->evtchn_pending(e, &got);
+	r = xbd_evtchn_pending(e, &got);
 	if (r) {
 		snprintf(why, whylen, "fd readable but pending(): %s",
 			 xbd_strerror(r));
@@ -305,17 +304,16 @@ static int expect_event(struct selftest *st, struct xbd_evtchn *e,
 }
 
 /* 0 when `e` stays quiet for a while, or a reason in why. */
-static int expect_quiet(struct selftest *st, struct xbd_evtchn *e,
-			char *why, size_t whylen)
+static int expect_quiet(struct xbd_evtchn *e, char *why, size_t whylen)
 {
 	uint32_t got;
-	int r = wait_readable(st->ops->evtchn_fd(e), QUIET_WAIT_MS);
+	int r = wait_readable(xbd_evtchn_fd(e), QUIET_WAIT_MS);
 
 	if (r < 0) {
 		snprintf(why, whylen, "poll: %s", xbd_strerror(r));
 		return -1;
 	}
-	r = st->ops->evtchn_pending(e, &got);
+	r = xbd_evtchn_pending(e, &got);
 	if (r == 0) {
 		snprintf(why, whylen, "port %u delivered while masked", got);
 		return -1;
@@ -336,23 +334,23 @@ static void evtchn_checks(struct selftest *st)
 	char why[160];
 	int err;
 
-	if ((err = st->ops->evtchn_open(st->p, &a)) ||
-	    (err = st->ops->evtchn_open(st->p, &b))) {
+	if ((err = xbd_evtchn_open(st->p, &a)) ||
+	    (err = xbd_evtchn_open(st->p, &b))) {
 		check_failed(st, what, "evtchn_open: %s", xbd_strerror(err));
 		goto out;
 	}
-	if ((err = st->ops->evtchn_alloc_unbound(a, st->self, &pa))) {
+	if ((err = xbd_evtchn_alloc_unbound(a, st->self, &pa))) {
 		check_failed(st, what, "alloc_unbound: %s", xbd_strerror(err));
 		goto out;
 	}
-	if ((err = st->ops->evtchn_bind_interdomain(b, st->self, pa, &pb))) {
+	if ((err = xbd_evtchn_bind_interdomain(b, st->self, pa, &pb))) {
 		check_failed(st, what, "bind_interdomain(port %u): %s", pa,
 			     xbd_strerror(err));
 		goto out;
 	}
-	if (st->ops->evtchn_fd(a) == st->ops->evtchn_fd(b))
+	if (xbd_evtchn_fd(a) == xbd_evtchn_fd(b))
 		check_failed(st, what, "both handles share fd %d",
-			     st->ops->evtchn_fd(a));
+			     xbd_evtchn_fd(a));
 	else
 		check_ok(st, what);
 
@@ -360,59 +358,59 @@ static void evtchn_checks(struct selftest *st)
 	 * was notified before the bind: take that event if it comes, so
 	 * that only our notify can make the port pending below. */
 	what = "evtchn: quiet until notified";
-	if (wait_readable(st->ops->evtchn_fd(b), QUIET_WAIT_MS) > 0 &&
-	    expect_event(st, b, pb, why, sizeof(why)) == 0)
-		st->ops->evtchn_unmask(b, pb);
-	if (expect_quiet(st, b, why, sizeof(why)))
+	if (wait_readable(xbd_evtchn_fd(b), QUIET_WAIT_MS) > 0 &&
+	    expect_event(b, pb, why, sizeof(why)) == 0)
+		xbd_evtchn_unmask(b, pb);
+	if (expect_quiet(b, why, sizeof(why)))
 		check_failed(st, what, "%s", why);
 	else
 		check_ok(st, what);
 
 	what = "evtchn: a notify is pending on the other handle";
-	if ((err = st->ops->evtchn_notify(a, pa)))
+	if ((err = xbd_evtchn_notify(a, pa)))
 		check_failed(st, what, "notify: %s", xbd_strerror(err));
-	else if (expect_event(st, b, pb, why, sizeof(why)))
+	else if (expect_event(b, pb, why, sizeof(why)))
 		check_failed(st, what, "%s", why);
 	else
 		check_ok(st, what);
 
 	what = "evtchn: masked until unmask, then delivered again";
-	if ((err = st->ops->evtchn_notify(a, pa)))
+	if ((err = xbd_evtchn_notify(a, pa)))
 		check_failed(st, what, "notify: %s", xbd_strerror(err));
-	else if (expect_quiet(st, b, why, sizeof(why)))
+	else if (expect_quiet(b, why, sizeof(why)))
 		check_failed(st, what, "%s", why);
-	else if ((err = st->ops->evtchn_unmask(b, pb)))
+	else if ((err = xbd_evtchn_unmask(b, pb)))
 		check_failed(st, what, "unmask: %s", xbd_strerror(err));
-	else if (expect_event(st, b, pb, why, sizeof(why)))
+	else if (expect_event(b, pb, why, sizeof(why)))
 		check_failed(st, what, "after unmask: %s", why);
-	else if ((err = st->ops->evtchn_unmask(b, pb)))
+	else if ((err = xbd_evtchn_unmask(b, pb)))
 		check_failed(st, what, "unmask: %s", xbd_strerror(err));
 	else
 		check_ok(st, what);
 
 	what = "evtchn: notify in the other direction";
-	if ((err = st->ops->evtchn_notify(b, pb)))
+	if ((err = xbd_evtchn_notify(b, pb)))
 		check_failed(st, what, "notify: %s", xbd_strerror(err));
-	else if (expect_event(st, a, pa, why, sizeof(why)))
+	else if (expect_event(a, pa, why, sizeof(why)))
 		check_failed(st, what, "%s", why);
-	else if ((err = st->ops->evtchn_unmask(a, pa)))
+	else if ((err = xbd_evtchn_unmask(a, pa)))
 		check_failed(st, what, "unmask: %s", xbd_strerror(err));
-	else if (expect_quiet(st, b, why, sizeof(why)))
+	else if (expect_quiet(b, why, sizeof(why)))
 		check_failed(st, what, "the sender's end also fired: %s", why);
 	else
 		check_ok(st, what);
 
 	what = "evtchn: unbind both ends";
-	if ((err = st->ops->evtchn_unbind(b, pb)) ||
-	    (err = st->ops->evtchn_unbind(a, pa)))
+	if ((err = xbd_evtchn_unbind(b, pb)) ||
+	    (err = xbd_evtchn_unbind(a, pa)))
 		check_failed(st, what, "%s", xbd_strerror(err));
 	else
 		check_ok(st, what);
 out:
 	if (b)
-		st->ops->evtchn_close(b);
+		xbd_evtchn_close(b);
 	if (a)
-		st->ops->evtchn_close(a);
+		xbd_evtchn_close(a);
 }
 
 /* Waits for a watch event on `path` with `token`, skipping others. */
@@ -426,7 +424,7 @@ static int expect_watch(struct selftest *st, const char *path,
 	for (;;) {
 		long long left = (long long)(deadline - xbd_now_ns()) / 1000000;
 
-		r = st->ops->xs_read_watch(st->p, &p, &t);
+		r = xbd_xs_read_watch(st->p, &p, &t);
 		if (r == 0) {
 			bool match = !strcmp(p, path) && !strcmp(t, token);
 
@@ -445,7 +443,7 @@ static int expect_watch(struct selftest *st, const char *path,
 				 path, EVENT_WAIT_MS);
 			return -1;
 		}
-		r = wait_readable(st->ops->xs_watch_fd(st->p), (int)left);
+		r = wait_readable(xbd_xs_watch_fd(st->p), (int)left);
 		if (r < 0) {
 			snprintf(why, whylen, "poll: %s", xbd_strerror(r));
 			return -1;
@@ -470,17 +468,17 @@ static void xenstore_checks(struct selftest *st)
 	snprintf(value, sizeof(value), "hello from %d", (int)getpid());
 	snprintf(token, sizeof(token), "xbd-selftest-%d", (int)getpid());
 
-	if ((err = st->ops->xs_write(st->p, XBD_XS_NO_TXN, key, value,
-				     strlen(value)))) {
+	if ((err = xbd_xs_write(st->p, XBD_XS_NO_TXN, key, value,
+				strlen(value)))) {
 		check_failed(st, what, "write %s: %s", key, xbd_strerror(err));
 		return;
 	}
-	if ((err = st->ops->xs_read(st->p, XBD_XS_NO_TXN, key, &got, &len))) {
+	if ((err = xbd_xs_read(st->p, XBD_XS_NO_TXN, key, &got, &len))) {
 		check_failed(st, what, "read %s: %s", key, xbd_strerror(err));
 	} else if (len != strlen(value) || strcmp(got, value)) {
 		check_failed(st, what, "read '%s', wrote '%s'", got, value);
-	} else if ((err = st->ops->xs_directory(st->p, XBD_XS_NO_TXN, base,
-						&names, &n))) {
+	} else if ((err = xbd_xs_directory(st->p, XBD_XS_NO_TXN, base,
+					   &names, &n))) {
 		check_failed(st, what, "directory %s: %s", base,
 			     xbd_strerror(err));
 	} else {
@@ -489,11 +487,11 @@ static void xenstore_checks(struct selftest *st)
 		free(names);
 		if (!listed)
 			check_failed(st, what, "%s lacks 'key'", base);
-		else if ((err = st->ops->xs_rm(st->p, XBD_XS_NO_TXN, key)))
+		else if ((err = xbd_xs_rm(st->p, XBD_XS_NO_TXN, key)))
 			check_failed(st, what, "rm %s: %s", key,
 				     xbd_strerror(err));
-		else if ((err = st->ops->xs_read(st->p, XBD_XS_NO_TXN, key,
-						 &gone, NULL)) != -ENOENT)
+		else if ((err = xbd_xs_read(st->p, XBD_XS_NO_TXN, key,
+					    &gone, NULL)) != -ENOENT)
 			check_failed(st, what, "read after rm: %s",
 				     err ? xbd_strerror(err) : "still there");
 		else
@@ -505,16 +503,16 @@ static void xenstore_checks(struct selftest *st)
 	got = NULL;
 
 	what = "xenstore: a watch fires when set and on a write";
-	if ((err = st->ops->xs_write(st->p, XBD_XS_NO_TXN, base, "", 0)) ||
-	    (err = st->ops->xs_watch(st->p, base, token))) {
+	if ((err = xbd_xs_write(st->p, XBD_XS_NO_TXN, base, "", 0)) ||
+	    (err = xbd_xs_watch(st->p, base, token))) {
 		check_failed(st, what, "watch %s: %s", base, xbd_strerror(err));
 	} else {
 		watching = true;
 		snprintf(key, sizeof(key), "%s/watched", base);
 		if (expect_watch(st, base, token, why, sizeof(why)))
 			check_failed(st, what, "initial event: %s", why);
-		else if ((err = st->ops->xs_write(st->p, XBD_XS_NO_TXN, key,
-						  "1", 1)))
+		else if ((err = xbd_xs_write(st->p, XBD_XS_NO_TXN, key,
+					     "1", 1)))
 			check_failed(st, what, "write %s: %s", key,
 				     xbd_strerror(err));
 		else if (expect_watch(st, key, token, why, sizeof(why)))
@@ -522,26 +520,26 @@ static void xenstore_checks(struct selftest *st)
 		else
 			check_ok(st, what);
 	}
-	if (watching && (err = st->ops->xs_unwatch(st->p, base, token)))
+	if (watching && (err = xbd_xs_unwatch(st->p, base, token)))
 		check_failed(st, "xenstore: unwatch", "%s", xbd_strerror(err));
 
 	what = "xenstore: a transaction commits";
 	snprintf(key, sizeof(key), "%s/txn", base);
 	for (tries = 0; tries < 5; tries++) {
-		if ((err = st->ops->xs_transaction_start(st->p, &t)))
+		if ((err = xbd_xs_transaction_start(st->p, &t)))
 			break;
-		err = st->ops->xs_write(st->p, t, key, value, strlen(value));
+		err = xbd_xs_write(st->p, t, key, value, strlen(value));
 		if (err) {
-			st->ops->xs_transaction_end(st->p, t, true);
+			xbd_xs_transaction_end(st->p, t, true);
 			break;
 		}
-		err = st->ops->xs_transaction_end(st->p, t, false);
+		err = xbd_xs_transaction_end(st->p, t, false);
 		if (err != -EAGAIN)
 			break;
 	}
 	if (err)
 		check_failed(st, what, "%s", xbd_strerror(err));
-	else if ((err = st->ops->xs_read(st->p, XBD_XS_NO_TXN, key, &got, NULL)))
+	else if ((err = xbd_xs_read(st->p, XBD_XS_NO_TXN, key, &got, NULL)))
 		check_failed(st, what, "read after commit: %s", xbd_strerror(err));
 	else if (strcmp(got, value))
 		check_failed(st, what, "read '%s' after commit", got);
@@ -549,7 +547,7 @@ static void xenstore_checks(struct selftest *st)
 		check_ok(st, what);
 	free(got);
 
-	err = st->ops->xs_rm(st->p, XBD_XS_NO_TXN, base);
+	err = xbd_xs_rm(st->p, XBD_XS_NO_TXN, base);
 	if (err)
 		check_failed(st, "xenstore: remove the test nodes", "rm %s: %s",
 			     base, xbd_strerror(err));
@@ -557,14 +555,14 @@ static void xenstore_checks(struct selftest *st)
 
 static void domain_checks(struct selftest *st)
 {
-	int r = st->ops->domain_alive(st->p, st->self);
+	int r = xbd_domain_alive(st->p, st->self);
 
 	if (r == 1)
 		check_ok(st, "domain: we are alive");
 	else
 		check_failed(st, "domain: we are alive", "domain_alive(%u): %s",
 			     st->self, r < 0 ? xbd_strerror(r) : "not alive");
-	r = st->ops->domain_alive(st->p, UNUSED_DOMID);
+	r = xbd_domain_alive(st->p, UNUSED_DOMID);
 	if (r == 0)
 		check_ok(st, "domain: an unused id is not alive");
 	else
@@ -601,10 +599,9 @@ static int cmd_selftest_run(int argc, char **argv)
 	}
 	if (xbd_cli_open_platform(&st.p))
 		return 1;
-	st.ops = xbd_platform_ops_of(st.p);
-	st.self = st.ops->self_domid(st.p);
-	printf("xbd selftest: %s platform, we are domain %u\n", st.ops->name,
-	       st.self);
+	st.self = xbd_platform_self_domid(st.p);
+	printf("xbd selftest: %s platform, we are domain %u\n",
+	       xbd_platform_name(st.p), st.self);
 	fflush(stdout);
 
 	grant_checks(&st);

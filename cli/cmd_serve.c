@@ -23,6 +23,7 @@
 #include "xbd/stats.h"
 #include "xbd/util.h"
 #include "xbd/xenbus.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <fcntl.h>

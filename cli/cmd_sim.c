@@ -1,13 +1,14 @@
 /*
  * xbd sim: start and stop the simulated Xen, create, list and destroy its
- * domains.  The work is done by src/sim_daemon.c; this file parses the
- * command line and prints.
+ * domains.  The work is done in src/sim/ (sim_client.c, which talks to
+ * sim_daemon.c); this file parses the command line and prints.
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/util.h"
 #include "xbd/frontend.h"
-#include "xbd/sim.h"
+#include "xbd/toolstack.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -7,6 +7,7 @@
 #include "cli/sh.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
+#include "src/sim/sim.h"
 #include "xbd/util.h"
 
 #include <errno.h>
@@ -291,7 +292,7 @@ int sh_vm_resolve(struct sh_ctx *ctx, const struct sh_xbd *x, const char *vm,
 	err = sh_platform(ctx, &p);
 	if (err)
 		return err;
-	err = xbd_platform_ops_of(p)->domain_lookup(p, vm, &domid);
+	err = xbd_domain_lookup(p, vm, &domid);
 	if (err == -ENOENT) {
 		xbd_err("%s: no such domain", vm);
 		return err;
@@ -304,7 +305,7 @@ int sh_vm_resolve(struct sh_ctx *ctx, const struct sh_xbd *x, const char *vm,
 	out->domid = domid;
 	snprintf(out->name, sizeof(out->name), "%s", vm);
 	/* named by id: show its name */
-	if (!xbd_platform_ops_of(p)->domain_list(p, &list, &n)) {
+	if (!xbd_domain_list(p, &list, &n)) {
 		for (i = 0; i < n; i++)
 			if (list[i].domid == domid)
 				snprintf(out->name, sizeof(out->name), "%s",
@@ -377,7 +378,7 @@ int sh_vm_list(struct sh_ctx *ctx, const struct sh_xbd *x, struct sh_vm **vms,
 		err = sh_platform(ctx, &p);
 		if (err)
 			return err;
-		err = xbd_platform_ops_of(p)->domain_list(p, &list, &n);
+		err = xbd_domain_list(p, &list, &n);
 		if (err) {
 			xbd_err("cannot list domains: %s", xbd_strerror(err));
 			return err;
@@ -641,7 +642,7 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 			  const struct sh_xbd *x, const struct xbd_vbd *v,
 			  struct sh_disk *d, bool with_ring)
 {
-	uint16_t self = xbd_platform_ops_of(p)->self_domid(p);
+	uint16_t self = xbd_platform_self_domid(p);
 	struct xbd_match m = { 0 };
 	struct xbd_blkback_counters c;
 	int err;

@@ -6,6 +6,7 @@
 #include "cli/sh.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
+#include "src/sim/sim.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
 	int c, status;
 
 	xbd_progname = "xbdsh";
+	xbd_platform_set_sim(xbd_platform_sim_open);
 	/* XBD_DEBUG=1 or 2 (any other non-empty value but 0 means 1) */
 	if (dbg && *dbg && strcmp(dbg, "0"))
 		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;

@@ -14,7 +14,7 @@
 #include "backend_priv.h"
 #include "xbd/common.h"
 #include "xbd/ctl.h"
-#include "xbd/frontend.h" /* xbd_xs_rm_if_empty */
+#include "xbd/toolstack.h"
 #include "xbd/util.h"
 #include "xbd/xenbus.h"
 
@@ -694,117 +694,40 @@ static void read_vm_name(struct be_dev *d)
 /* xbd serve: hot-plugging                                             */
 /* ------------------------------------------------------------------ */
 
-static int set_perms2(struct xbd_backend *be, xbd_xs_txn t, const char *path,
-		      uint16_t owner, uint16_t reader)
-{
-	struct xbd_xs_perm perms[2] = {
-		{ .domid = owner, .perms = XBD_XS_PERM_NONE },
-		{ .domid = reader, .perms = XBD_XS_PERM_READ },
-	};
-
-	return be->ops->xs_set_perms(be->p, t, path, perms, 2);
-}
-
-/* The frontend's node, owned by the guest, readable by us. */
-static int write_fe_node(struct be_dev *d, xbd_xs_txn t, const char *node,
-			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int write_fe_node(struct be_dev *d, xbd_xs_txn t, const char *node,
-			 const char *fmt, ...)
-{
-	struct xbd_backend *be = d->be;
-	char path[BE_PATH_MAX + 64];
-	char *s;
-	va_list ap;
-	int n, err;
-
-	join_path(path, sizeof(path), d->fe_path, node);
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -ENOMEM;
-	err = be->ops->xs_write(be->p, t, path, s, (size_t)n);
-	free(s);
-	if (!err)
-		err = set_perms2(be, t, path, d->fe_domid, be->self);
-	return err;
-}
-
-/* Makes `path` (and missing parents from `from` on) the guest's. */
-static int mkdir_guest_owned(struct be_dev *d, xbd_xs_txn t, const char *path)
-{
-	struct xbd_backend *be = d->be;
-	int err = 0;
-
-	if (!xbd_xs_exists(be->p, t, path)) {
-		err = be->ops->xs_mkdir(be->p, t, path);
-		if (!err)
-			err = set_perms2(be, t, path, d->fe_domid, be->self);
-	}
-	return err;
-}
-
-static int hotplug_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
-		       void *arg)
+/* What the toolstack module writes after a hot-plugged device's
+ * standard nodes, in the same transaction: the serving process, the
+ * features, and InitWait (this backend is ready at once). */
+static int hotplug_fill(struct xbd_platform *p, xbd_xs_txn t,
+			const char *be_path XBD_UNUSED, void *arg)
 {
 	struct be_dev *d = arg;
-	struct xbd_backend *be = d->be;
-	char fe_dev[64], fe_vbd[80];
-	int err = 0;
+	int err = xbd_xs_write_proc(p, t, d->be_path, &d->be->proc);
 
-	if (xbd_xs_exists(be->p, t, d->be_path) ||
-	    xbd_xs_exists(be->p, t, d->fe_path))
-		return -EEXIST;
-	snprintf(fe_dev, sizeof(fe_dev), "/local/domain/%u/backend", be->self);
-	d->made_be_root = !xbd_xs_exists(be->p, t, fe_dev);
-	/* backend: dom0's, the guest reads it */
-	err = be->ops->xs_mkdir(be->p, t, d->be_path);
-	if (!err)
-		err = set_perms2(be, t, d->be_path, be->self, d->fe_domid);
-	if (err)
-		return err;
-	err |= write_node(be, t, d->be_path, "frontend", "%s", d->fe_path);
-	err |= write_node(be, t, d->be_path, "frontend-id", "%u", d->fe_domid);
-	err |= write_node(be, t, d->be_path, "online", "1");
-	err |= write_node(be, t, d->be_path, "removable", "0");
-	err |= write_node(be, t, d->be_path, "dev", "%s", d->vdev);
-	err |= write_node(be, t, d->be_path, "type", "%s",
-			  strcmp(d->image_format, "null") ? "file" : "null");
-	err |= write_node(be, t, d->be_path, "params", "%s", d->image_path);
-	err |= write_node(be, t, d->be_path, "mode", "%s",
-			  d->lim.read_only ? "r" : "w");
-	err |= write_node(be, t, d->be_path, "device-type", "disk");
-	err |= write_node(be, t, d->be_path, "xbd-format", "%s", d->image_format);
-	err |= xbd_xs_write_proc(be->p, t, d->be_path, &be->proc);
-	err |= write_node(be, t, d->be_path, "hotplug-status", "connected");
-	if (err)
-		return -EIO;
-	err = write_features(d, t);
-	if (!err)
-		err = write_node(be, t, d->be_path, "state", "%d",
-				 XenbusStateInitWait);
-	if (err)
-		return err;
+	err = err ? err : write_features(d, t);
+	return err ? err : write_node(d->be, t, d->be_path, "state", "%d",
+				      XenbusStateInitWait);
+}
 
-	/* frontend: the guest's, we read it */
-	snprintf(fe_dev, sizeof(fe_dev), "/local/domain/%u/device", d->fe_domid);
-	snprintf(fe_vbd, sizeof(fe_vbd), "%s/vbd", fe_dev);
-	d->made_fe_vbd = !xbd_xs_exists(be->p, t, fe_vbd);
-	err = mkdir_guest_owned(d, t, fe_dev);
-	if (!err)
-		err = mkdir_guest_owned(d, t, fe_vbd);
-	if (!err)
-		err = be->ops->xs_mkdir(be->p, t, d->fe_path);
-	if (!err)
-		err = set_perms2(be, t, d->fe_path, d->fe_domid, be->self);
-	if (err)
-		return err;
-	err |= write_fe_node(d, t, "backend", "%s", d->be_path);
-	err |= write_fe_node(d, t, "backend-id", "%u", be->self);
-	err |= write_fe_node(d, t, "virtual-device", "%u", d->devid);
-	err |= write_fe_node(d, t, "device-type", "disk");
-	err |= write_fe_node(d, t, "state", "%d", XenbusStateInitialising);
-	return err ? -EIO : 0;
+/* Both directories, as a toolstack writes them (src/toolstack.c). */
+static int hotplug_nodes(struct be_dev *d)
+{
+	const char *be_extra[] = { "xbd-format", d->image_format,
+				   "hotplug-status", "connected", NULL };
+	struct xbd_vbd_made made = { 0 };
+	struct xbd_vbd_spec s = {
+		.fe_domid = d->fe_domid, .be_domid = d->be->self,
+		.be_type = d->type, .devid = d->devid, .vdev = d->vdev,
+		.params = d->image_path,
+		.type = strcmp(d->image_format, "null") ? "file" : "null",
+		.mode = d->lim.read_only ? "r" : "w",
+		.be_extra = be_extra, .be_fill = hotplug_fill, .be_fill_arg = d,
+		.made = &made,
+	};
+	int err = xbd_vbd_create(d->be->p, &s, NULL, 0);
+
+	d->made_be_root = made.be_root;
+	d->made_fe_vbd = made.fe_vbd;
+	return err;
 }
 
 int xbd_backend_hotplug(struct xbd_backend *be,
@@ -846,7 +769,7 @@ int xbd_backend_hotplug(struct xbd_backend *be,
 	}
 	set_limits(be, d);
 
-	err = xbd_xs_transaction(be->p, hotplug_txn, d);
+	err = hotplug_nodes(d);
 	if (err == -EEXIST) {
 		xbd_err("%s: %s: the VM already has this disk", d->vm_name,
 			d->vdev);

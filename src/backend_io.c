@@ -23,11 +23,6 @@
 
 #define SECTOR 512u
 
-static const struct xbd_platform_ops *ops_of(const struct be_dev *d)
-{
-	return d->be->ops;
-}
-
 static void wake(int fd)
 {
 	uint64_t one = 1;
@@ -77,11 +72,11 @@ static void *pg_get(struct be_queue *q, uint32_t gref, bool write_to_guest)
 		return !write_to_guest || e->writable ? e->addr : NULL;
 	if (q->pg_count >= q->pg_max)
 		return NULL;
-	err = ops_of(d)->map_grants(d->be->p, d->fe_domid, 1, &gref, true, &addr);
+	err = xbd_map_grants(d->be->p, d->fe_domid, 1, &gref, true, &addr);
 	if (err == -EPERM) {
 		/* a read-only grant still serves the guest's writes */
 		writable = false;
-		err = ops_of(d)->map_grants(d->be->p, d->fe_domid, 1, &gref,
+		err = xbd_map_grants(d->be->p, d->fe_domid, 1, &gref,
 					    false, &addr);
 	}
 	if (err) {
@@ -110,7 +105,7 @@ static void pg_release_all(struct be_queue *q)
 	for (i = 0; i < q->pg_size; i++) {
 		if (!q->pg[i].used)
 			continue;
-		ops_of(d)->unmap_grants(d->be->p, q->pg[i].addr, 1);
+		xbd_unmap_grants(d->be->p, q->pg[i].addr, 1);
 		atomic_fetch_sub_explicit(&d->stats.pgrants_in_use, 1,
 					  memory_order_relaxed);
 	}
@@ -226,7 +221,7 @@ static int copy_grants(struct be_req *r)
 	unsigned i;
 	int err;
 
-	err = ops_of(d)->grant_copy(d->be->p, r->copies, r->ncopies);
+	err = xbd_copy_grants(d->be->p, r->copies, r->ncopies);
 	if (err)
 		return -EFAULT;
 	for (i = 0; i < r->ncopies; i++)
@@ -262,7 +257,7 @@ static int16_t read_indirect(struct be_queue *q, struct be_req *r)
 		};
 	}
 	if (ncopies) {
-		int err = ops_of(d)->grant_copy(d->be->p, copies, ncopies);
+		int err = xbd_copy_grants(d->be->p, copies, ncopies);
 
 		for (i = 0; !err && i < ncopies; i++)
 			if (copies[i].status)
@@ -604,7 +599,7 @@ static void push(struct be_queue *q)
 	count_answered(q);
 	if (xbd_blkif_back_push_responses(&q->ring)) {
 		xbd_stat_add(&d->stats.notify_sent, 1);
-		ops_of(d)->evtchn_notify(q->evtchn, q->local_port);
+		xbd_evtchn_notify(q->evtchn, q->local_port);
 	} else {
 		xbd_stat_add(&d->stats.notify_suppressed, 1);
 	}
@@ -681,9 +676,8 @@ static void *queue_main(void *arg)
 {
 	struct be_queue *q = arg;
 	struct be_dev *d = q->dev;
-	const struct xbd_platform_ops *ops = ops_of(d);
 	struct pollfd pfd[2] = {
-		{ .fd = ops->evtchn_fd(q->evtchn), .events = POLLIN },
+		{ .fd = xbd_evtchn_fd(q->evtchn), .events = POLLIN },
 		{ .fd = q->wake_fd, .events = POLLIN },
 	};
 
@@ -696,16 +690,16 @@ static void *queue_main(void *arg)
 		drain_wake(q->wake_fd);
 		/* pending() masks the port: it stays masked until the ring is
 		 * drained, so a flood of events costs one pass */
-		while (ops->evtchn_pending(q->evtchn, &port) == 0) {
+		while (xbd_evtchn_pending(q->evtchn, &port) == 0) {
 			xbd_stat_add(&d->stats.notify_received, 1);
 			if (port == q->local_port)
 				ours = true;
 			else
-				ops->evtchn_unmask(q->evtchn, port);
+				xbd_evtchn_unmask(q->evtchn, port);
 		}
 		service(q, stop);
 		if (ours)
-			ops->evtchn_unmask(q->evtchn, q->local_port);
+			xbd_evtchn_unmask(q->evtchn, q->local_port);
 		if (stop && q->inflight == 0)
 			break;
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
@@ -774,10 +768,9 @@ static void free_slots(struct be_queue *q)
 static int queue_setup(struct be_queue *q, const char **why)
 {
 	struct be_dev *d = q->dev;
-	const struct xbd_platform_ops *ops = ops_of(d);
 	int err;
 
-	err = ops->map_grants(d->be->p, d->fe_domid, q->nr_ring_pages,
+	err = xbd_map_grants(d->be->p, d->fe_domid, q->nr_ring_pages,
 			      q->ring_refs, true, &q->ring_mem);
 	if (err) {
 		q->ring_mem = NULL;
@@ -789,13 +782,13 @@ static int queue_setup(struct be_queue *q, const char **why)
 		*why = "bad ring size";
 		return err;
 	}
-	err = ops->evtchn_open(d->be->p, &q->evtchn);
+	err = xbd_evtchn_open(d->be->p, &q->evtchn);
 	if (err) {
 		q->evtchn = NULL;
 		*why = "cannot open an event channel";
 		return err;
 	}
-	err = ops->evtchn_bind_interdomain(q->evtchn, d->fe_domid,
+	err = xbd_evtchn_bind_interdomain(q->evtchn, d->fe_domid,
 					   q->remote_port, &q->local_port);
 	if (err) {
 		*why = "cannot bind the event channel";
@@ -828,7 +821,6 @@ static int queue_setup(struct be_queue *q, const char **why)
 static void queue_teardown(struct be_queue *q)
 {
 	struct be_dev *d = q->dev;
-	const struct xbd_platform_ops *ops = ops_of(d);
 
 	pg_release_all(q);
 	free_slots(q);
@@ -836,13 +828,13 @@ static void queue_teardown(struct be_queue *q)
 	q->ind_pages = NULL;
 	if (q->evtchn) {
 		if (q->port_bound)
-			ops->evtchn_unbind(q->evtchn, q->local_port);
-		ops->evtchn_close(q->evtchn);
+			xbd_evtchn_unbind(q->evtchn, q->local_port);
+		xbd_evtchn_close(q->evtchn);
 		q->evtchn = NULL;
 		q->port_bound = false;
 	}
 	if (q->ring_mem) {
-		ops->unmap_grants(d->be->p, q->ring_mem, q->nr_ring_pages);
+		xbd_unmap_grants(d->be->p, q->ring_mem, q->nr_ring_pages);
 		q->ring_mem = NULL;
 	}
 	if (q->wake_fd >= 0) {

@@ -250,7 +250,6 @@ static int cmp_devid(const void *a, const void *b)
 int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
 		 unsigned *count)
 {
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
 	struct xbd_vbd *v;
 	char dir[64], **names = NULL;
 	unsigned n = 0, i, m = 0;
@@ -259,7 +258,7 @@ int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
 	*out = NULL;
 	*count = 0;
 	snprintf(dir, sizeof(dir), "/local/domain/%u/device/vbd", domid);
-	err = ops->xs_directory(p, XBD_XS_NO_TXN, dir, &names, &n);
+	err = xbd_xs_directory(p, XBD_XS_NO_TXN, dir, &names, &n);
 	if (err == -ENOENT)
 		return 0; /* a domain without disks */
 	if (err)
@@ -305,7 +304,6 @@ static void peek_request(enum xbd_blkif_abi abi, const void *sring,
 int xbd_vbd_ring_peek(struct xbd_platform *p, const struct xbd_vbd *v,
 		      struct xbd_ring_peek *out)
 {
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
 	enum xbd_blkif_abi abi;
 	const struct blkif_sring *sring;
 	void *addr = NULL;
@@ -319,8 +317,8 @@ int xbd_vbd_ring_peek(struct xbd_platform *p, const struct xbd_vbd *v,
 					&abi))
 		return -EPROTONOSUPPORT;
 	/* writable = false: a look never changes the guest's ring */
-	err = ops->map_grants(p, v->domid, v->nr_ring_refs, v->ring_refs,
-			      false, &addr);
+	err = xbd_map_grants(p, v->domid, v->nr_ring_refs, v->ring_refs,
+			     false, &addr);
 	if (err)
 		return err;
 	sring = addr;
@@ -341,6 +339,6 @@ int xbd_vbd_ring_peek(struct xbd_platform *p, const struct xbd_vbd *v,
 				     &out->requests[i]);
 		out->nr_requests = i;
 	}
-	ops->unmap_grants(p, addr, v->nr_ring_refs);
+	xbd_unmap_grants(p, addr, v->nr_ring_refs);
 	return 0;
 }

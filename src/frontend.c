@@ -72,7 +72,7 @@ static int fe_switch_state(struct xbd_frontend *fe, enum xenbus_state s)
 static bool fe_dir_present(struct xbd_frontend *fe)
 {
 	char *v = NULL;
-	int err = fe->ops->xs_read(fe->p, XBD_XS_NO_TXN, fe->fe_path, &v, NULL);
+	int err = xbd_xs_read(fe->p, XBD_XS_NO_TXN, fe->fe_path, &v, NULL);
 
 	free(v);
 	return err != -ENOENT;
@@ -180,7 +180,7 @@ static void *monitor_main(void *arg)
 			snprintf(why, sizeof(why), "backend left Connected (now %s)",
 				 xbd_xenbus_state_name(s));
 		if (!why[0]) {
-			alive = fe->ops->domain_alive(fe->p, fe->be_domid);
+			alive = xbd_domain_alive(fe->p, fe->be_domid);
 			if (alive == 0)
 				snprintf(why, sizeof(why), "backend domain %u is gone",
 					 fe->be_domid);
@@ -206,7 +206,7 @@ static int share_pool(struct xbd_frontend *fe, unsigned want)
 		fe->pool_refs = calloc(n, sizeof(*fe->pool_refs));
 		if (!fe->pool_refs)
 			return -ENOMEM;
-		err = fe->ops->share_pages(fe->p, fe->be_domid, n, true,
+		err = xbd_share_pages(fe->p, fe->be_domid, n, true,
 					   fe->pool_refs, &fe->pool);
 		if (!err) {
 			fe->pool_pages = n;
@@ -252,7 +252,7 @@ static int ring_nodes_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 		err = fe_write(fe, t, "event-channel", "%llu", fe->port);
 	if (!err) {
 		snprintf(path, sizeof(path), "%s/protocol", fe->fe_path);
-		err = fe->ops->xs_write(fe->p, t, path, XEN_IO_PROTO_ABI_X86_64,
+		err = xbd_xs_write(fe->p, t, path, XEN_IO_PROTO_ABI_X86_64,
 					strlen(XEN_IO_PROTO_ABI_X86_64));
 	}
 	if (!err)
@@ -278,11 +278,11 @@ static void remove_ring_nodes(struct xbd_frontend *fe)
 
 	for (i = 0; i < XBD_ARRAY_SIZE(keys); i++) {
 		snprintf(path, sizeof(path), "%s/%s", fe->fe_path, keys[i]);
-		fe->ops->xs_rm(fe->p, XBD_XS_NO_TXN, path);
+		xbd_xs_rm(fe->p, XBD_XS_NO_TXN, path);
 	}
 	for (i = 0; i < XBD_RING_MAX_PAGES; i++) {
 		snprintf(path, sizeof(path), "%s/ring-ref%u", fe->fe_path, i);
-		fe->ops->xs_rm(fe->p, XBD_XS_NO_TXN, path);
+		xbd_xs_rm(fe->p, XBD_XS_NO_TXN, path);
 	}
 }
 
@@ -342,19 +342,19 @@ static int read_connected_info(struct xbd_frontend *fe)
 static void release_grants(struct xbd_frontend *fe)
 {
 	if (fe->port_bound) {
-		fe->ops->evtchn_unbind(fe->evtchn, fe->port);
+		xbd_evtchn_unbind(fe->evtchn, fe->port);
 		fe->port_bound = false;
 	}
 	if (fe->evtchn) {
-		fe->ops->evtchn_close(fe->evtchn);
+		xbd_evtchn_close(fe->evtchn);
 		fe->evtchn = NULL;
 	}
 	if (fe->pool) {
-		fe->ops->unshare_pages(fe->p, fe->pool, fe->pool_pages);
+		xbd_unshare_pages(fe->p, fe->pool, fe->pool_pages);
 		fe->pool = NULL;
 	}
 	if (fe->ring_mem) {
-		fe->ops->unshare_pages(fe->p, fe->ring_mem, fe->ring_pages);
+		xbd_unshare_pages(fe->p, fe->ring_mem, fe->ring_pages);
 		fe->ring_mem = NULL;
 	}
 }
@@ -439,7 +439,7 @@ static int handshake(struct xbd_frontend *fe, const struct xbd_frontend_config *
 	while (order > 0 && (1u << order) * 4 > grants)
 		order--;
 	fe->ring_pages = 1u << order;
-	err = fe->ops->share_pages(fe->p, fe->be_domid, fe->ring_pages, true,
+	err = xbd_share_pages(fe->p, fe->be_domid, fe->ring_pages, true,
 				   fe->ring_refs, &fe->ring_mem);
 	if (err) {
 		xbd_err("%s: cannot grant the ring to domain %u: %s", fe_name(fe),
@@ -464,9 +464,9 @@ static int handshake(struct xbd_frontend *fe, const struct xbd_frontend_config *
 	}
 	fe->info.pool_pages = fe->pool_pages;
 
-	err = fe->ops->evtchn_open(fe->p, &fe->evtchn);
+	err = xbd_evtchn_open(fe->p, &fe->evtchn);
 	if (!err)
-		err = fe->ops->evtchn_alloc_unbound(fe->evtchn, fe->be_domid,
+		err = xbd_evtchn_alloc_unbound(fe->evtchn, fe->be_domid,
 						    &fe->port);
 	if (err) {
 		xbd_err("%s: cannot open an event channel to domain %u: %s",
@@ -544,7 +544,6 @@ int xbd_frontend_connect(struct xbd_platform *p,
 	if (!fe)
 		return -ENOMEM;
 	fe->p = p;
-	fe->ops = xbd_platform_ops_of(p);
 	fe->be_domid = cfg->backend_domid;
 	fe->io_timeout_ms = cfg->io_timeout_ms ? cfg->io_timeout_ms
 					       : XBD_FRONTEND_IO_TIMEOUT_MS;

@@ -367,7 +367,7 @@ static void check_progress(struct xbd_frontend *fe)
 void *xbd_fe_io_completion_main(void *arg)
 {
 	struct xbd_frontend *fe = arg;
-	struct pollfd pfd = { .fd = fe->ops->evtchn_fd(fe->evtchn),
+	struct pollfd pfd = { .fd = xbd_evtchn_fd(fe->evtchn),
 			      .events = POLLIN };
 
 	while (!atomic_load(&fe->stop_threads)) {
@@ -375,11 +375,11 @@ void *xbd_fe_io_completion_main(void *arg)
 		uint32_t port;
 
 		if (poll(&pfd, 1, POLL_MS) > 0) {
-			while (fe->ops->evtchn_pending(fe->evtchn, &port) == 0) {
+			while (xbd_evtchn_pending(fe->evtchn, &port) == 0) {
 				if (port == fe->port)
 					got = true;
 				else
-					fe->ops->evtchn_unmask(fe->evtchn, port);
+					xbd_evtchn_unmask(fe->evtchn, port);
 			}
 			if (got)
 				xbd_stat_add(&fe->stats.notify_received, 1);
@@ -398,7 +398,7 @@ void *xbd_fe_io_completion_main(void *arg)
 		}
 		/* after draining: events from now on wake us again */
 		if (got)
-			fe->ops->evtchn_unmask(fe->evtchn, fe->port);
+			xbd_evtchn_unmask(fe->evtchn, fe->port);
 		check_progress(fe);
 	}
 	return NULL;
@@ -568,7 +568,7 @@ static int submit_part(struct xbd_frontend *fe, struct fe_io *io, uint8_t op,
 	/* outside the lock: a system call; the event channel outlives every
 	 * submitter (close comes after the last I/O has returned) */
 	if (notify)
-		fe->ops->evtchn_notify(fe->evtchn, fe->port);
+		xbd_evtchn_notify(fe->evtchn, fe->port);
 	return 0;
 }
 

@@ -33,7 +33,6 @@ struct fe_io;
 
 struct xbd_frontend {
 	struct xbd_platform *p;
-	const struct xbd_platform_ops *ops;
 	char *fe_path, *be_path, *name;
 	uint16_t be_domid;
 	unsigned io_timeout_ms;

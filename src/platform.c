@@ -1,5 +1,10 @@
-/* Chooses and opens a platform; small xenstore helpers over the seam. */
-#include "xbd/platform.h"
+/*
+ * The platform seam's front: chooses and opens a platform, and the
+ * wrappers every caller goes through to its ops table (the checks that
+ * hold for all implementations are made here, once); small xenstore
+ * helpers over them.
+ */
+#include "src/platform_priv.h"
 #include "xbd/common.h"
 #include "xbd/util.h"
 
@@ -45,11 +50,13 @@ enum xbd_platform_kind xbd_platform_resolve(enum xbd_platform_kind kind)
 	return XBD_PLATFORM_SIM;
 }
 
-const char *xbd_sim_default_dir(void)
-{
-	const char *env = getenv("XBD_SIM_DIR");
+/* The one place libxbd meets the sim: a pointer, so that libxbd has no
+ * link-time dependency on libxbdsim.a (see xbd_platform_set_sim). */
+static xbd_platform_open_fn *sim_open;
 
-	return env && *env ? env : "/run/xbd-sim";
+void xbd_platform_set_sim(xbd_platform_open_fn *open)
+{
+	sim_open = open;
 }
 
 int xbd_platform_open(const struct xbd_platform_config *cfg,
@@ -59,7 +66,7 @@ int xbd_platform_open(const struct xbd_platform_config *cfg,
 	case XBD_PLATFORM_XEN:
 		return xbd_platform_xen_open(cfg, out);
 	case XBD_PLATFORM_SIM:
-		return xbd_platform_sim_open(cfg, out);
+		return sim_open ? sim_open(cfg, out) : -ENOSYS;
 	default:
 		return -EINVAL;
 	}
@@ -71,10 +78,194 @@ void xbd_platform_close(struct xbd_platform *p)
 		xbd_platform_ops_of(p)->close(p);
 }
 
+const char *xbd_platform_name(struct xbd_platform *p)
+{
+	return xbd_platform_ops_of(p)->name;
+}
+
+uint16_t xbd_platform_self_domid(struct xbd_platform *p)
+{
+	return xbd_platform_ops_of(p)->self_domid(p);
+}
+
+int xbd_share_pages(struct xbd_platform *p, uint16_t domid, unsigned count,
+		    bool writable, uint32_t *refs, void **addr)
+{
+	if (count == 0)
+		return -EINVAL;
+	return xbd_platform_ops_of(p)->share_pages(p, domid, count, writable,
+						   refs, addr);
+}
+
+int xbd_unshare_pages(struct xbd_platform *p, void *addr, unsigned count)
+{
+	return xbd_platform_ops_of(p)->unshare_pages(p, addr, count);
+}
+
+int xbd_map_grants(struct xbd_platform *p, uint16_t domid, unsigned count,
+		   const uint32_t *refs, bool writable, void **addr)
+{
+	if (count == 0)
+		return -EINVAL;
+	return xbd_platform_ops_of(p)->map_grants(p, domid, count, refs,
+						  writable, addr);
+}
+
+int xbd_unmap_grants(struct xbd_platform *p, void *addr, unsigned count)
+{
+	return xbd_platform_ops_of(p)->unmap_grants(p, addr, count);
+}
+
+int xbd_copy_grants(struct xbd_platform *p, struct xbd_grant_copy *segs,
+		    unsigned count)
+{
+	if (count == 0)
+		return 0;
+	return xbd_platform_ops_of(p)->grant_copy(p, segs, count);
+}
+
+int xbd_evtchn_open(struct xbd_platform *p, struct xbd_evtchn **out)
+{
+	return xbd_platform_ops_of(p)->evtchn_open(p, out);
+}
+
+void xbd_evtchn_close(struct xbd_evtchn *e)
+{
+	if (e)
+		xbd_evtchn_ops_of(e)->evtchn_close(e);
+}
+
+int xbd_evtchn_fd(struct xbd_evtchn *e)
+{
+	return xbd_evtchn_ops_of(e)->evtchn_fd(e);
+}
+
+int xbd_evtchn_alloc_unbound(struct xbd_evtchn *e, uint16_t remote_domid,
+			     uint32_t *port)
+{
+	return xbd_evtchn_ops_of(e)->evtchn_alloc_unbound(e, remote_domid,
+							  port);
+}
+
+int xbd_evtchn_bind_interdomain(struct xbd_evtchn *e, uint16_t remote_domid,
+				uint32_t remote_port, uint32_t *port)
+{
+	return xbd_evtchn_ops_of(e)->evtchn_bind_interdomain(e, remote_domid,
+							     remote_port,
+							     port);
+}
+
+int xbd_evtchn_unbind(struct xbd_evtchn *e, uint32_t port)
+{
+	return xbd_evtchn_ops_of(e)->evtchn_unbind(e, port);
+}
+
+int xbd_evtchn_notify(struct xbd_evtchn *e, uint32_t port)
+{
+	return xbd_evtchn_ops_of(e)->evtchn_notify(e, port);
+}
+
+int xbd_evtchn_pending(struct xbd_evtchn *e, uint32_t *port)
+{
+	return xbd_evtchn_ops_of(e)->evtchn_pending(e, port);
+}
+
+int xbd_evtchn_unmask(struct xbd_evtchn *e, uint32_t port)
+{
+	return xbd_evtchn_ops_of(e)->evtchn_unmask(e, port);
+}
+
+int xbd_xs_read(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		char **value, size_t *len)
+{
+	return xbd_platform_ops_of(p)->xs_read(p, t, path, value, len);
+}
+
+int xbd_xs_write(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		 const void *value, size_t len)
+{
+	return xbd_platform_ops_of(p)->xs_write(p, t, path, value, len);
+}
+
+int xbd_xs_mkdir(struct xbd_platform *p, xbd_xs_txn t, const char *path)
+{
+	return xbd_platform_ops_of(p)->xs_mkdir(p, t, path);
+}
+
+int xbd_xs_rm(struct xbd_platform *p, xbd_xs_txn t, const char *path)
+{
+	return xbd_platform_ops_of(p)->xs_rm(p, t, path);
+}
+
+int xbd_xs_directory(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		     char ***names, unsigned *count)
+{
+	return xbd_platform_ops_of(p)->xs_directory(p, t, path, names, count);
+}
+
+int xbd_xs_get_perms(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		     struct xbd_xs_perm **perms, unsigned *count)
+{
+	return xbd_platform_ops_of(p)->xs_get_perms(p, t, path, perms, count);
+}
+
+int xbd_xs_set_perms(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		     const struct xbd_xs_perm *perms, unsigned count)
+{
+	return xbd_platform_ops_of(p)->xs_set_perms(p, t, path, perms, count);
+}
+
+int xbd_xs_watch(struct xbd_platform *p, const char *path, const char *token)
+{
+	return xbd_platform_ops_of(p)->xs_watch(p, path, token);
+}
+
+int xbd_xs_unwatch(struct xbd_platform *p, const char *path,
+		   const char *token)
+{
+	return xbd_platform_ops_of(p)->xs_unwatch(p, path, token);
+}
+
+int xbd_xs_watch_fd(struct xbd_platform *p)
+{
+	return xbd_platform_ops_of(p)->xs_watch_fd(p);
+}
+
+int xbd_xs_read_watch(struct xbd_platform *p, char **path, char **token)
+{
+	return xbd_platform_ops_of(p)->xs_read_watch(p, path, token);
+}
+
+int xbd_xs_transaction_start(struct xbd_platform *p, xbd_xs_txn *t)
+{
+	return xbd_platform_ops_of(p)->xs_transaction_start(p, t);
+}
+
+int xbd_xs_transaction_end(struct xbd_platform *p, xbd_xs_txn t, bool abort)
+{
+	return xbd_platform_ops_of(p)->xs_transaction_end(p, t, abort);
+}
+
+int xbd_domain_lookup(struct xbd_platform *p, const char *name,
+		      uint16_t *domid)
+{
+	return xbd_platform_ops_of(p)->domain_lookup(p, name, domid);
+}
+
+int xbd_domain_alive(struct xbd_platform *p, uint16_t domid)
+{
+	return xbd_platform_ops_of(p)->domain_alive(p, domid);
+}
+
+int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
+		    unsigned *count)
+{
+	return xbd_platform_ops_of(p)->domain_list(p, list, count);
+}
+
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value)
 {
-	return xbd_platform_ops_of(p)->xs_read(p, XBD_XS_NO_TXN, path, value,
-					       NULL);
+	return xbd_xs_read(p, XBD_XS_NO_TXN, path, value, NULL);
 }
 
 int xbd_xs_read_uint(struct xbd_platform *p, const char *path,
@@ -137,7 +328,7 @@ int xbd_xs_printf(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 	va_end(ap);
 	if (n < 0)
 		return -ENOMEM;
-	err = xbd_platform_ops_of(p)->xs_write(p, t, path, s, (size_t)n);
+	err = xbd_xs_write(p, t, path, s, (size_t)n);
 	free(s);
 	return err;
 }

@@ -8,7 +8,7 @@
  * The libraries' own log messages go to xbd_debug(), not to stderr.
  */
 #include "xbd/platform.h"
-#include "xbd/platform_xs.h"
+#include "src/platform_priv.h"
 #include "xbd/common.h"
 #include "xbd/util.h"
 

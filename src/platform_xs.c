@@ -2,7 +2,7 @@
  * xenstore for both platforms, over the unmodified libxenstore.  The sim
  * xenstored speaks the real wire protocol, so only the socket differs.
  */
-#include "xbd/platform_xs.h"
+#include "src/platform_priv.h"
 #include "xbd/common.h"
 #include "xbd/util.h"
 

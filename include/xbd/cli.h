@@ -3,6 +3,7 @@
 #define XBD_CLI_H
 
 #include "xbd/platform.h"
+#include "xbd/toolstack.h"
 #include "xbd/util.h"
 
 struct xbd_cmd {
@@ -43,7 +44,6 @@ extern const struct xbd_cmd xbd_cmd_detach;
  * XBD_ATTACH_FE_DIR, each with xbd-mount (the DIR) and the process
  * (xbd_xs_read_proc()). */
 extern const struct xbd_cmd xbd_cmd_attach;
-#define XBD_ATTACH_FE_DIR "/local/domain/0/device/xbd"
 struct xbd_attach_record {
 	char fe_path[96];
 	struct xbd_proc proc;         /* pid 0: none recorded */

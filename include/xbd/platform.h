@@ -1,10 +1,13 @@
 /*
- * The platform seam: everything xbd needs from Xen, as one ops table.
+ * The platform seam: everything xbd needs from Xen, as one ops table
+ * behind the wrapper functions below; the table itself is private to
+ * the implementations (src/platform_priv.h).
  *
  * Two implementations are chosen at run time: "xen" (thin wrappers over
  * libxengnttab/libxengntshr, libxenevtchn, libxenstore, libxenctrl) and
- * "sim" (the simulated hypervisor in src/sim_*.c).  Protocol code above
- * this line never knows which one it talks to.
+ * "sim" (the simulated hypervisor, src/sim/, its own library that libxbd
+ * never links: a program hands it over with xbd_platform_set_sim()).
+ * Protocol code above this line never knows which one it talks to.
  *
  * Conventions: every function returns 0 or a negative errno.  Strings and
  * arrays handed back are malloc'd and freed by the caller with free().
@@ -22,7 +25,6 @@
 
 struct xbd_platform;  /* opaque: one connection to Xen (or the sim) */
 struct xbd_evtchn;    /* opaque: one event channel handle (own fd) */
-struct xs_handle;
 
 typedef uint32_t xbd_xs_txn;  /* 0 = no transaction */
 #define XBD_XS_NO_TXN 0u
@@ -55,102 +57,6 @@ struct xbd_domain_info {
 	char name[64];
 };
 
-struct xbd_platform_ops {
-	const char *name; /* "xen" or "sim" */
-	void (*close)(struct xbd_platform *p);
-
-	/* Our own domain id (0 in dom0; a guest's id for a sim guest). */
-	uint16_t (*self_domid)(struct xbd_platform *p);
-
-	/* --- grant sharing (frontend side, gntshr) --- */
-	/* Share `count` fresh zeroed pages with `domid`; they are mapped here
-	 * contiguously at *addr and refs[i] names page i. */
-	int (*share_pages)(struct xbd_platform *p, uint16_t domid,
-			   unsigned count, bool writable, uint32_t *refs,
-			   void **addr);
-	/* Ends the grants of pages shared by share_pages (whole batch). A
-	 * page the peer still maps stays alive until the peer unmaps it. */
-	int (*unshare_pages)(struct xbd_platform *p, void *addr,
-			     unsigned count);
-
-	/* --- grant mapping (backend side, gnttab) --- */
-	/* Map `count` grants of `domid` contiguously at *addr. Fails with
-	 * -EINVAL for a bad ref, -EPERM for a grant not given to us or a
-	 * write mapping of a read-only grant, -ESRCH for a dead domain. */
-	int (*map_grants)(struct xbd_platform *p, uint16_t domid,
-			  unsigned count, const uint32_t *refs, bool writable,
-			  void **addr);
-	int (*unmap_grants)(struct xbd_platform *p, void *addr,
-			    unsigned count);
-	/* Copy between local buffers and granted pages without mapping
-	 * them.  Returns 0 if the batch was attempted; per-segment results
-	 * are in segs[i].status. */
-	int (*grant_copy)(struct xbd_platform *p, struct xbd_grant_copy *segs,
-			  unsigned count);
-
-	/* --- event channels --- */
-	int (*evtchn_open)(struct xbd_platform *p, struct xbd_evtchn **out);
-	void (*evtchn_close)(struct xbd_evtchn *e);
-	int (*evtchn_fd)(struct xbd_evtchn *e);
-	int (*evtchn_alloc_unbound)(struct xbd_evtchn *e, uint16_t remote_domid,
-				    uint32_t *port);
-	int (*evtchn_bind_interdomain)(struct xbd_evtchn *e,
-				       uint16_t remote_domid,
-				       uint32_t remote_port, uint32_t *port);
-	int (*evtchn_unbind)(struct xbd_evtchn *e, uint32_t port);
-	int (*evtchn_notify)(struct xbd_evtchn *e, uint32_t port);
-	/* Next pending port, now masked; -EAGAIN when none is pending. */
-	int (*evtchn_pending)(struct xbd_evtchn *e, uint32_t *port);
-	int (*evtchn_unmask)(struct xbd_evtchn *e, uint32_t port);
-
-	/* --- xenstore --- */
-	int (*xs_read)(struct xbd_platform *p, xbd_xs_txn t, const char *path,
-		       char **value, size_t *len);
-	int (*xs_write)(struct xbd_platform *p, xbd_xs_txn t, const char *path,
-			const void *value, size_t len);
-	int (*xs_mkdir)(struct xbd_platform *p, xbd_xs_txn t, const char *path);
-	int (*xs_rm)(struct xbd_platform *p, xbd_xs_txn t, const char *path);
-	/* *names is one malloc'd block: an array of *count pointers
-	 * followed by the strings; free(*names) frees all. */
-	int (*xs_directory)(struct xbd_platform *p, xbd_xs_txn t,
-			    const char *path, char ***names, unsigned *count);
-	int (*xs_get_perms)(struct xbd_platform *p, xbd_xs_txn t,
-			    const char *path, struct xbd_xs_perm **perms,
-			    unsigned *count);
-	int (*xs_set_perms)(struct xbd_platform *p, xbd_xs_txn t,
-			    const char *path, const struct xbd_xs_perm *perms,
-			    unsigned count);
-	int (*xs_watch)(struct xbd_platform *p, const char *path,
-			const char *token);
-	int (*xs_unwatch)(struct xbd_platform *p, const char *path,
-			  const char *token);
-	int (*xs_watch_fd)(struct xbd_platform *p);
-	/* Next fired watch without blocking: -EAGAIN when none. */
-	int (*xs_read_watch)(struct xbd_platform *p, char **path, char **token);
-	int (*xs_transaction_start)(struct xbd_platform *p, xbd_xs_txn *t);
-	/* Commit (abort=false) or abort. -EAGAIN: conflict, retry it. */
-	int (*xs_transaction_end)(struct xbd_platform *p, xbd_xs_txn t,
-				  bool abort);
-
-	/* --- domains --- */
-	int (*domain_lookup)(struct xbd_platform *p, const char *name,
-			     uint16_t *domid);
-	/* 1 alive, 0 gone (or dying), negative errno on failure. */
-	int (*domain_alive)(struct xbd_platform *p, uint16_t domid);
-	int (*domain_list)(struct xbd_platform *p, struct xbd_domain_info **list,
-			   unsigned *count);
-};
-
-/* Every implementation's platform and event channel handles start
- * with this, so the wrappers below can reach the ops table. */
-struct xbd_platform_base {
-	const struct xbd_platform_ops *ops;
-	struct xs_handle *xs; /* libxenstore connection (src/platform_xs.c) */
-};
-struct xbd_evtchn_base {
-	const struct xbd_platform_ops *ops;
-};
-
 enum xbd_platform_kind { XBD_PLATFORM_AUTO, XBD_PLATFORM_XEN, XBD_PLATFORM_SIM };
 
 struct xbd_platform_config {
@@ -161,38 +67,112 @@ struct xbd_platform_config {
 	uint16_t sim_domid;
 };
 
-/* Resolves AUTO: $XBD_PLATFORM ("xen"/"sim"), else xen when
- * /proc/xen/capabilities exists, else sim. */
+/* Resolves AUTO: $XBD_PLATFORM ("xen"/"sim"), else sim when
+ * $XBD_SIM_DIR is set, else xen when /proc/xen/capabilities exists,
+ * else sim. */
 enum xbd_platform_kind xbd_platform_resolve(enum xbd_platform_kind kind);
 int xbd_platform_parse_kind(const char *s, enum xbd_platform_kind *kind);
-const char *xbd_sim_default_dir(void); /* $XBD_SIM_DIR or /run/xbd-sim */
+
+/* How a platform is opened: the xen one is part of libxbd; the sim one
+ * lives in libxbdsim.a (test infrastructure, never linked into libxbd),
+ * so a program that may run on the sim passes its opener once, in
+ * main() before any thread starts: xbd_platform_set_sim(
+ * xbd_platform_sim_open).  Until then, opening the sim fails with
+ * -ENOSYS. */
+typedef int xbd_platform_open_fn(const struct xbd_platform_config *cfg,
+				 struct xbd_platform **out);
+void xbd_platform_set_sim(xbd_platform_open_fn *open);
 
 int xbd_platform_open(const struct xbd_platform_config *cfg,
 		      struct xbd_platform **out);
 void xbd_platform_close(struct xbd_platform *p);
 
-static inline const struct xbd_platform_ops *
-xbd_platform_ops_of(struct xbd_platform *p)
-{
-	return ((struct xbd_platform_base *)p)->ops;
-}
+/*
+ * The seam's calls.  Callers use only these; each forwards to the
+ * platform's ops table, after the checks that hold for every
+ * implementation, so that those are made once, here.
+ */
+const char *xbd_platform_name(struct xbd_platform *p); /* "xen" or "sim" */
+/* Our own domain id (0 in dom0; a guest's id for a sim guest). */
+uint16_t xbd_platform_self_domid(struct xbd_platform *p);
 
-static inline const struct xbd_platform_ops *
-xbd_evtchn_ops_of(struct xbd_evtchn *e)
-{
-	return ((struct xbd_evtchn_base *)e)->ops;
-}
+/* --- grant sharing (frontend side, gntshr) --- */
+/* Share `count` (> 0) fresh zeroed pages with `domid`; they are mapped
+ * here contiguously at *addr and refs[i] names page i. */
+int xbd_share_pages(struct xbd_platform *p, uint16_t domid, unsigned count,
+		    bool writable, uint32_t *refs, void **addr);
+/* Ends the grants of pages shared by xbd_share_pages (whole batch).  A
+ * page the peer still maps stays alive until the peer unmaps it. */
+int xbd_unshare_pages(struct xbd_platform *p, void *addr, unsigned count);
 
-static inline int xbd_evtchn_notify(struct xbd_evtchn *e, uint32_t port)
-{
-	return xbd_evtchn_ops_of(e)->evtchn_notify(e, port);
-}
+/* --- grant mapping (backend side, gnttab) --- */
+/* Map `count` (> 0) grants of `domid` contiguously at *addr.  Fails with
+ * -EINVAL for a bad ref, -EPERM for a grant not given to us or a write
+ * mapping of a read-only grant, -ESRCH for a dead domain. */
+int xbd_map_grants(struct xbd_platform *p, uint16_t domid, unsigned count,
+		   const uint32_t *refs, bool writable, void **addr);
+int xbd_unmap_grants(struct xbd_platform *p, void *addr, unsigned count);
+/* Copy between local buffers and granted pages without mapping them.
+ * Returns 0 if the batch was attempted; per-segment results are in
+ * segs[i].status. */
+int xbd_copy_grants(struct xbd_platform *p, struct xbd_grant_copy *segs,
+		    unsigned count);
 
-/* Implementations (src/platform_xen.c, src/sim_platform.c). */
-int xbd_platform_xen_open(const struct xbd_platform_config *cfg,
-			  struct xbd_platform **out);
-int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
-			  struct xbd_platform **out);
+/* --- event channels --- */
+int xbd_evtchn_open(struct xbd_platform *p, struct xbd_evtchn **out);
+void xbd_evtchn_close(struct xbd_evtchn *e);
+int xbd_evtchn_fd(struct xbd_evtchn *e);
+int xbd_evtchn_alloc_unbound(struct xbd_evtchn *e, uint16_t remote_domid,
+			     uint32_t *port);
+int xbd_evtchn_bind_interdomain(struct xbd_evtchn *e, uint16_t remote_domid,
+				uint32_t remote_port, uint32_t *port);
+int xbd_evtchn_unbind(struct xbd_evtchn *e, uint32_t port);
+int xbd_evtchn_notify(struct xbd_evtchn *e, uint32_t port);
+/* Next pending port, now masked; -EAGAIN when none is pending. */
+int xbd_evtchn_pending(struct xbd_evtchn *e, uint32_t *port);
+int xbd_evtchn_unmask(struct xbd_evtchn *e, uint32_t port);
+
+/* --- xenstore --- */
+/* len may be NULL; the value is NUL-terminated either way. */
+int xbd_xs_read(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		char **value, size_t *len);
+int xbd_xs_write(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		 const void *value, size_t len);
+int xbd_xs_mkdir(struct xbd_platform *p, xbd_xs_txn t, const char *path);
+int xbd_xs_rm(struct xbd_platform *p, xbd_xs_txn t, const char *path);
+/* *names is one malloc'd block: an array of *count pointers followed by
+ * the strings; free(*names) frees all. */
+int xbd_xs_directory(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		     char ***names, unsigned *count);
+int xbd_xs_get_perms(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		     struct xbd_xs_perm **perms, unsigned *count);
+int xbd_xs_set_perms(struct xbd_platform *p, xbd_xs_txn t, const char *path,
+		     const struct xbd_xs_perm *perms, unsigned count);
+int xbd_xs_watch(struct xbd_platform *p, const char *path, const char *token);
+int xbd_xs_unwatch(struct xbd_platform *p, const char *path,
+		   const char *token);
+int xbd_xs_watch_fd(struct xbd_platform *p);
+/* Next fired watch without blocking: -EAGAIN when none. */
+int xbd_xs_read_watch(struct xbd_platform *p, char **path, char **token);
+int xbd_xs_transaction_start(struct xbd_platform *p, xbd_xs_txn *t);
+/* Commit (abort=false) or abort.  -EAGAIN: conflict, retry it. */
+int xbd_xs_transaction_end(struct xbd_platform *p, xbd_xs_txn t, bool abort);
+
+/* --- domains --- */
+int xbd_domain_lookup(struct xbd_platform *p, const char *name,
+		      uint16_t *domid);
+/* 1 alive, 0 gone (or dying), negative errno on failure. */
+int xbd_domain_alive(struct xbd_platform *p, uint16_t domid);
+/* free(*list). */
+int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
+		    unsigned *count);
+
+/* Transitional (issue 11): backend.c, cli/cmd_attach.c, cli/cmd_serve.c,
+ * cli/cmd_detach.c and cli/cmd_list.c still call the ops table directly.  Once they use the wrappers above,
+ * this include goes and the table is the implementations' alone (the
+ * fake platforms of test_frontend.c and test_stats_blkback.c are
+ * implementations: they will include src/platform_priv.h). */
+#include "src/platform_priv.h"
 
 /* Convenience wrappers over the xenstore ops (src/platform.c). */
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value);

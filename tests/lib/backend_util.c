@@ -158,7 +158,7 @@ bool bt_wait_pid_gone(pid_t pid, int ms)
 bool bt_exists(struct xbd_platform *p, const char *path)
 {
 	char *v = NULL;
-	int err = xbd_platform_ops_of(p)->xs_read(p, XBD_XS_NO_TXN, path, &v, NULL);
+	int err = xbd_xs_read(p, XBD_XS_NO_TXN, path, &v, NULL);
 
 	free(v);
 	return err == 0;

@@ -30,7 +30,7 @@ int rawfe_write(struct rawfe *rf, const char *node, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(val, sizeof(val), fmt, ap);
 	va_end(ap);
-	return rf->ops->xs_write(rf->p, XBD_XS_NO_TXN, path, val, strlen(val));
+	return xbd_xs_write(rf->p, XBD_XS_NO_TXN, path, val, strlen(val));
 }
 
 /* The backend's state, waiting up to ms for `want` (0: no wait). */
@@ -56,12 +56,12 @@ static void rawfe_free_queues(struct rawfe *rf)
 		struct rawq *q = &rf->q[i];
 
 		if (q->e) {
-			rf->ops->evtchn_unbind(q->e, q->port);
-			rf->ops->evtchn_close(q->e);
+			xbd_evtchn_unbind(q->e, q->port);
+			xbd_evtchn_close(q->e);
 			q->e = NULL;
 		}
 		if (q->ring) {
-			rf->ops->unshare_pages(rf->p, q->ring, q->npages);
+			xbd_unshare_pages(rf->p, q->ring, q->npages);
 			q->ring = NULL;
 		}
 	}
@@ -81,7 +81,7 @@ int rawfe_connect(struct rawfe *rf, const struct rawfe_opts *o)
 
 		rf->ndata = o->data_pages;
 		rf->data_refs = calloc(rf->ndata, sizeof(*rf->data_refs));
-		err = rf->ops->share_pages(rf->p, 0, rf->ndata, true, rf->data_refs,
+		err = xbd_share_pages(rf->p, 0, rf->ndata, true, rf->data_refs,
 					   &addr);
 		if (err)
 			return err;
@@ -95,14 +95,14 @@ int rawfe_connect(struct rawfe *rf, const struct rawfe_opts *o)
 		char dir[32] = "", node[64];
 
 		q->npages = 1u << o->order;
-		err = rf->ops->share_pages(rf->p, 0, q->npages, true, q->refs,
+		err = xbd_share_pages(rf->p, 0, q->npages, true, q->refs,
 					   &q->ring);
 		if (err)
 			return err;
 		xbd_blkif_front_init(&q->f, q->ring, q->npages, o->abi);
-		err = rf->ops->evtchn_open(rf->p, &q->e);
+		err = xbd_evtchn_open(rf->p, &q->e);
 		if (!err)
-			err = rf->ops->evtchn_alloc_unbound(q->e, 0, &q->port);
+			err = xbd_evtchn_alloc_unbound(q->e, 0, &q->port);
 		if (err)
 			return err;
 		if (nq > 1)
@@ -158,15 +158,15 @@ void rawfe_close(struct rawfe *rf)
 	rawfe_free_queues(rf);
 	for (i = 0; i < XBD_ARRAY_SIZE(nodes); i++) {
 		snprintf(path, sizeof(path), "%s/%s", rf->fe_path, nodes[i]);
-		rf->ops->xs_rm(rf->p, XBD_XS_NO_TXN, path);
+		xbd_xs_rm(rf->p, XBD_XS_NO_TXN, path);
 	}
 	for (i = 0; i < XBD_RING_MAX_PAGES; i++) {
 		snprintf(path, sizeof(path), "%s/ring-ref%u", rf->fe_path, i);
-		rf->ops->xs_rm(rf->p, XBD_XS_NO_TXN, path);
+		xbd_xs_rm(rf->p, XBD_XS_NO_TXN, path);
 	}
 	for (i = 0; i < RAWFE_MAX_QUEUES; i++) {
 		snprintf(path, sizeof(path), "%s/queue-%u", rf->fe_path, i);
-		rf->ops->xs_rm(rf->p, XBD_XS_NO_TXN, path);
+		xbd_xs_rm(rf->p, XBD_XS_NO_TXN, path);
 	}
 	rf->connected = false;
 }
@@ -175,7 +175,7 @@ void rawfe_destroy(struct rawfe *rf)
 {
 	rawfe_free_queues(rf);
 	if (rf->data)
-		rf->ops->unshare_pages(rf->p, rf->data, rf->ndata);
+		xbd_unshare_pages(rf->p, rf->data, rf->ndata);
 	free(rf->data_refs);
 	rf->data = NULL;
 	rf->data_refs = NULL;
@@ -186,14 +186,13 @@ void rawfe_init(struct rawfe *rf, struct xbd_platform *p,
 {
 	memset(rf, 0, sizeof(*rf));
 	rf->p = p;
-	rf->ops = xbd_platform_ops_of(p);
 	snprintf(rf->fe_path, sizeof(rf->fe_path), "%s", fe_path);
 	snprintf(rf->be_path, sizeof(rf->be_path), "%s", be_path);
 }
 
 void rawfe_kick(struct rawfe *rf, unsigned qi)
 {
-	rf->ops->evtchn_notify(rf->q[qi].e, rf->q[qi].port);
+	xbd_evtchn_notify(rf->q[qi].e, rf->q[qi].port);
 }
 
 /* Puts req on queue qi's ring and pushes it. */
@@ -217,7 +216,7 @@ int rawfe_recv(struct rawfe *rf, unsigned qi,
 	uint64_t deadline = xbd_now_ns() + (uint64_t)ms * 1000000u;
 
 	for (;;) {
-		struct pollfd pfd = { .fd = rf->ops->evtchn_fd(q->e), .events = POLLIN };
+		struct pollfd pfd = { .fd = xbd_evtchn_fd(q->e), .events = POLLIN };
 		uint32_t port;
 		int r = xbd_blkif_front_next_response(&q->f, rsp);
 		int64_t left;
@@ -230,8 +229,8 @@ int rawfe_recv(struct rawfe *rf, unsigned qi,
 		if (left <= 0)
 			return 0;
 		poll(&pfd, 1, left > 50 ? 50 : (int)left);
-		while (rf->ops->evtchn_pending(q->e, &port) == 0)
-			rf->ops->evtchn_unmask(q->e, port);
+		while (xbd_evtchn_pending(q->e, &port) == 0)
+			xbd_evtchn_unmask(q->e, port);
 	}
 }
 

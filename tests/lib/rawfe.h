@@ -35,7 +35,6 @@ struct rawq {
 
 struct rawfe {
 	struct xbd_platform *p;
-	const struct xbd_platform_ops *ops;
 	char fe_path[128];
 	char be_path[192];
 	enum xbd_blkif_abi abi;

@@ -23,6 +23,7 @@
 
 #include "xbd/backend.h"
 #include "xbd/frontend.h"
+#include "xbd/toolstack.h"
 #include "xbd/image.h"
 
 #include <dirent.h>
@@ -620,10 +621,9 @@ int main(void)
 	CHECK(chans > chans0);
 
 	/* vm1's pages that the backend must not be able to use */
-	CHECK_EQ(xbd_platform_ops_of(p1)->share_pages(p1, vm2, 1, true,
-						       &foreign_ref, &foreign_page), 0);
-	CHECK_EQ(xbd_platform_ops_of(p1)->share_pages(p1, 0, 1, false, &ro_ref,
-						       &ro_page), 0);
+	CHECK_EQ(xbd_share_pages(p1, vm2, 1, true, &foreign_ref,
+				 &foreign_page), 0);
+	CHECK_EQ(xbd_share_pages(p1, 0, 1, false, &ro_ref, &ro_page), 0);
 
 	printf("x86_64, persistent grants: malformed requests\n");
 	rawfe_init(&rf, p1, a.fe, a.be);
@@ -737,8 +737,8 @@ int main(void)
 	rawfe_destroy(&rf);
 	rawfe_destroy(&rfro);
 	rawfe_destroy(&rfc);
-	xbd_platform_ops_of(p1)->unshare_pages(p1, foreign_page, 1);
-	xbd_platform_ops_of(p1)->unshare_pages(p1, ro_page, 1);
+	xbd_unshare_pages(p1, foreign_page, 1);
+	xbd_unshare_pages(p1, ro_page, 1);
 	xbd_platform_close(p1);
 	xbd_platform_close(p2);
 	xbd_platform_close(dom0);

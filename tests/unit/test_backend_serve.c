@@ -14,7 +14,7 @@
 #include "xbd/ctl.h"
 #include "xbd/frontend.h"
 #include "xbd/image.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "xbd/xenbus.h"
 
 #include <dirent.h>

@@ -14,12 +14,13 @@
  * grant and port and remove our nodes.
  */
 #include "xbd/frontend.h"
+#include "xbd/toolstack.h"
 #include "xbd/image.h"
 #include "xbd/ring.h"
 #include "xbd/stats.h"
 #include "xbd/ctl.h"
 #include "xbd/common.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "tests/lib/testlib.h"
 #include "xbd/xenbus.h"
 #include "tests/lib/check.h"
@@ -628,8 +629,8 @@ static void *be_page(struct fake_be *be, uint32_t ref)
 		if (m->addr && m->ref == ref)
 			return m->addr;
 		if (!m->addr) {
-			if (xbd_platform_ops_of(be->p)->map_grants(be->p, be->fe_domid, 1,
-								   &ref, true, &addr))
+			if (xbd_map_grants(be->p, be->fe_domid, 1, &ref, true,
+					   &addr))
 				return NULL;
 			m->ref = ref;
 			m->addr = addr;
@@ -645,7 +646,7 @@ static void be_unmap_all(struct fake_be *be)
 
 	for (i = 0; i < MAP_SLOTS; i++) {
 		if (be->maps[i].addr)
-			xbd_platform_ops_of(be->p)->unmap_grants(be->p, be->maps[i].addr, 1);
+			xbd_unmap_grants(be->p, be->maps[i].addr, 1);
 		be->maps[i].addr = NULL;
 	}
 }
@@ -719,7 +720,7 @@ static bool be_wait_fe_state(struct fake_be *be, long long want)
 static void be_push(struct fake_be *be)
 {
 	if (xbd_blkif_back_push_responses(&be->ring))
-		xbd_platform_ops_of(be->p)->evtchn_notify(be->ev, be->port);
+		xbd_evtchn_notify(be->ev, be->port);
 }
 
 /* What a hostile backend does instead of answering `req`. */
@@ -779,8 +780,7 @@ static bool be_misbehave(struct fake_be *be, const struct xbd_blkif_request *req
 
 static void be_serve(struct fake_be *be, const struct xbd_blkif_limits *lim)
 {
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(be->p);
-	struct pollfd pfd = { .fd = ops->evtchn_fd(be->ev), .events = POLLIN };
+	struct pollfd pfd = { .fd = xbd_evtchn_fd(be->ev), .events = POLLIN };
 
 	while (!atomic_load(&be->stop)) {
 		struct xbd_blkif_request req;
@@ -789,7 +789,7 @@ static void be_serve(struct fake_be *be, const struct xbd_blkif_limits *lim)
 		int r;
 
 		if (poll(&pfd, 1, 5) > 0)
-			while (ops->evtchn_pending(be->ev, &port) == 0)
+			while (xbd_evtchn_pending(be->ev, &port) == 0)
 				got = true;
 		if (xs_get(be->p, be->fe_dir, "state") >= XenbusStateClosing)
 			return;
@@ -816,7 +816,7 @@ static void be_serve(struct fake_be *be, const struct xbd_blkif_limits *lim)
 				break;
 		}
 		if (got)
-			ops->evtchn_unmask(be->ev, be->port);
+			xbd_evtchn_unmask(be->ev, be->port);
 	}
 }
 
@@ -826,7 +826,6 @@ static void be_serve(struct fake_be *be, const struct xbd_blkif_limits *lim)
 static void *be_main(void *arg)
 {
 	struct fake_be *be = arg;
-	const struct xbd_platform_ops *ops = xbd_platform_ops_of(be->p);
 	struct xbd_blkif_limits lim = {
 		.nr_sectors = be->size / 512,
 		.sector_size = be->sector_size,
@@ -857,13 +856,13 @@ static void *be_main(void *arg)
 		snprintf(key, sizeof(key), order ? "ring-ref%u" : "ring-ref", i);
 		refs[i] = (uint32_t)xs_get(be->p, be->fe_dir, key);
 	}
-	if (ops->map_grants(be->p, be->fe_domid, be->ring_pages, refs, true,
-			    &be->ring_mem) ||
-	    ops->evtchn_open(be->p, &be->ev) ||
-	    ops->evtchn_bind_interdomain(be->ev, be->fe_domid,
-					 (uint32_t)xs_get(be->p, be->fe_dir,
-							  "event-channel"),
-					 &be->port) ||
+	if (xbd_map_grants(be->p, be->fe_domid, be->ring_pages, refs, true,
+			   &be->ring_mem) ||
+	    xbd_evtchn_open(be->p, &be->ev) ||
+	    xbd_evtchn_bind_interdomain(be->ev, be->fe_domid,
+					(uint32_t)xs_get(be->p, be->fe_dir,
+							 "event-channel"),
+					&be->port) ||
 	    xbd_blkif_back_init(&be->ring, be->ring_mem, be->ring_pages,
 				XBD_BLKIF_ABI_X86_64))
 		abort();
@@ -889,8 +888,8 @@ static void *be_main(void *arg)
 	/* "dead" backends still give back what they hold when the test
 	 * ends: the test checks the frontend, not our leaks */
 	be_unmap_all(be);
-	ops->unmap_grants(be->p, be->ring_mem, be->ring_pages);
-	ops->evtchn_close(be->ev);
+	xbd_unmap_grants(be->p, be->ring_mem, be->ring_pages);
+	xbd_evtchn_close(be->ev);
 	return NULL;
 }
 

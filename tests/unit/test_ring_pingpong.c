@@ -9,6 +9,7 @@
 #include "xbd/ring.h"
 #include "xbd/common.h"
 #include "tests/lib/check.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -53,15 +54,14 @@ static uint64_t expected_sector(uint64_t seq)
 
 static int wait_event(struct xbd_evtchn *e)
 {
-	const struct xbd_platform_ops *ops = xbd_evtchn_ops_of(e);
-	struct pollfd pfd = { .fd = ops->evtchn_fd(e), .events = POLLIN };
+	struct pollfd pfd = { .fd = xbd_evtchn_fd(e), .events = POLLIN };
 	uint32_t port;
 	int n = poll(&pfd, 1, 10000);
 
 	if (n <= 0)
 		return -ETIMEDOUT;
-	while (ops->evtchn_pending(e, &port) == 0)
-		ops->evtchn_unmask(e, port);
+	while (xbd_evtchn_pending(e, &port) == 0)
+		xbd_evtchn_unmask(e, port);
 	return 0;
 }
 
@@ -71,7 +71,6 @@ static int frontend(uint16_t domid, int pipe_wr)
 	struct xbd_platform_config cfg = { .kind = XBD_PLATFORM_SIM,
 					   .sim_dir = sim_dir, .sim_domid = domid };
 	struct xbd_platform *p;
-	const struct xbd_platform_ops *ops;
 	struct xbd_evtchn *e;
 	struct xbd_blkif_front f;
 	struct handoff h = { 0 };
@@ -88,12 +87,11 @@ static int frontend(uint16_t domid, int pipe_wr)
 			return 1;
 		return 1;
 	}
-	ops = xbd_platform_ops_of(p);
-	err = ops->share_pages(p, 0, RING_PAGES, true, h.refs, &ring);
+	err = xbd_share_pages(p, 0, RING_PAGES, true, h.refs, &ring);
 	if (!err)
-		err = ops->evtchn_open(p, &e);
+		err = xbd_evtchn_open(p, &e);
 	if (!err)
-		err = ops->evtchn_alloc_unbound(e, 0, &h.port);
+		err = xbd_evtchn_alloc_unbound(e, 0, &h.port);
 	if (!err)
 		err = xbd_blkif_front_init(&f, ring, RING_PAGES, XBD_BLKIF_ABI_X86_64);
 	h.err = err;
@@ -150,8 +148,8 @@ static int frontend(uint16_t domid, int pipe_wr)
 		}
 	}
 	free(seen);
-	ops->evtchn_close(e);
-	ops->unshare_pages(p, ring, RING_PAGES);
+	xbd_evtchn_close(e);
+	xbd_unshare_pages(p, ring, RING_PAGES);
 	xbd_platform_close(p);
 	return bad || completed != total_requests ? 1 : 0;
 }
@@ -162,7 +160,6 @@ static int backend(uint16_t domid, int pipe_rd)
 	struct xbd_platform_config cfg = { .kind = XBD_PLATFORM_SIM, .sim_dir = sim_dir };
 	struct xbd_blkif_limits lim = { .nr_sectors = 4000000, .sector_size = 512 };
 	struct xbd_platform *p;
-	const struct xbd_platform_ops *ops;
 	struct xbd_evtchn *e;
 	struct xbd_blkif_back b;
 	struct handoff h;
@@ -181,13 +178,12 @@ static int backend(uint16_t domid, int pipe_rd)
 		fprintf(stderr, "back: open: %s\n", strerror(-err));
 		return 1;
 	}
-	ops = xbd_platform_ops_of(p);
-	err = ops->map_grants(p, domid, RING_PAGES, h.refs, true, &ring);
+	err = xbd_map_grants(p, domid, RING_PAGES, h.refs, true, &ring);
 	CHECK_EQ(err, 0);
 	if (err)
 		return 1;
-	CHECK_EQ(ops->evtchn_open(p, &e), 0);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, domid, h.port, &port), 0);
+	CHECK_EQ(xbd_evtchn_open(p, &e), 0);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, domid, h.port, &port), 0);
 	CHECK_EQ(xbd_blkif_back_init(&b, ring, RING_PAGES, XBD_BLKIF_ABI_X86_64), 0);
 
 	while (answered < total_requests) {
@@ -233,8 +229,8 @@ static int backend(uint16_t domid, int pipe_rd)
 	printf("backend: %llu requests answered, %llu notifications sent, %llu suppressed\n",
 	       (unsigned long long)answered,
 	       (unsigned long long)notified, (unsigned long long)suppressed);
-	ops->evtchn_close(e);
-	ops->unmap_grants(p, ring, RING_PAGES);
+	xbd_evtchn_close(e);
+	xbd_unmap_grants(p, ring, RING_PAGES);
 	xbd_platform_close(p);
 	return mismatches ? 1 : 0;
 }
@@ -247,6 +243,9 @@ int main(void)
 	unsigned long long t0, t1;
 	uint16_t domid;
 	pid_t child;
+
+	/* Both sides open the sim platform themselves, without tests/lib. */
+	xbd_platform_set_sim(xbd_platform_sim_open);
 
 	if (n)
 		total_requests = strtoull(n, NULL, 10);

@@ -6,7 +6,7 @@
  */
 #include "tests/lib/check.h"
 #include "xbd/common.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "tests/lib/testlib.h"
 
 #include <errno.h>
@@ -30,7 +30,6 @@ struct msg {
 
 static const char *sim_dir;
 static struct xbd_platform *P;
-static const struct xbd_platform_ops *ops;
 
 static void send_port(int fd, uint32_t port)
 {
@@ -52,9 +51,9 @@ static uint32_t next_event(struct xbd_evtchn *e)
 {
 	uint32_t port = 0;
 
-	if (xbd_test_wait_readable(ops->evtchn_fd(e), EVENT_MS) != 1)
+	if (xbd_test_wait_readable(xbd_evtchn_fd(e), EVENT_MS) != 1)
 		return 0;
-	if (ops->evtchn_pending(e, &port))
+	if (xbd_evtchn_pending(e, &port))
 		return 0;
 	return port;
 }
@@ -64,8 +63,8 @@ static bool quiet(struct xbd_evtchn *e)
 {
 	uint32_t port;
 
-	return xbd_test_wait_readable(ops->evtchn_fd(e), QUIET_MS) == 0 &&
-	       ops->evtchn_pending(e, &port) == -EAGAIN;
+	return xbd_test_wait_readable(xbd_evtchn_fd(e), QUIET_MS) == 0 &&
+	       xbd_evtchn_pending(e, &port) == -EAGAIN;
 }
 
 static int guest(int fd, uint16_t self, uint16_t other)
@@ -74,11 +73,10 @@ static int guest(int fd, uint16_t self, uint16_t other)
 	uint32_t gp, gm, p2, p3, port, i;
 
 	P = xbd_test_sim_open(self);
-	ops = xbd_platform_ops_of(P);
-	CHECK_EQ(ops->evtchn_open(P, &e), 0);
+	CHECK_EQ(xbd_evtchn_open(P, &e), 0);
 
 	/* 1: an unbound port for dom0 */
-	CHECK_EQ(ops->evtchn_alloc_unbound(e, 0, &gp), 0);
+	CHECK_EQ(xbd_evtchn_alloc_unbound(e, 0, &gp), 0);
 	send_port(fd, gp);
 
 	/* 2: dom0 notifies; masked until unmask, then delivered again */
@@ -87,24 +85,24 @@ static int guest(int fd, uint16_t self, uint16_t other)
 	send_port(fd, 0);
 	recv_port(fd); /* dom0 notified three times more */
 	CHECK(quiet(e));
-	CHECK_EQ(ops->evtchn_unmask(e, gp), 0);
+	CHECK_EQ(xbd_evtchn_unmask(e, gp), 0);
 	CHECK_EQ(next_event(e), gp);
-	CHECK_EQ(ops->evtchn_unmask(e, gp), 0);
+	CHECK_EQ(xbd_evtchn_unmask(e, gp), 0);
 	CHECK(quiet(e));
 	send_port(fd, 0);
 
 	/* 3: the other direction */
-	CHECK_EQ(ops->evtchn_notify(e, gp), 0);
+	CHECK_EQ(xbd_evtchn_notify(e, gp), 0);
 	send_port(fd, 0);
 
 	/* 4: a port for another domain, which dom0 cannot bind */
-	CHECK_EQ(ops->evtchn_alloc_unbound(e, other, &gm), 0);
+	CHECK_EQ(xbd_evtchn_alloc_unbound(e, other, &gm), 0);
 	send_port(fd, gm);
 	recv_port(fd);
-	CHECK_EQ(ops->evtchn_unbind(e, gm), 0);
+	CHECK_EQ(xbd_evtchn_unbind(e, gm), 0);
 
 	/* 5: ping-pong */
-	CHECK_EQ(ops->evtchn_alloc_unbound(e, 0, &p2), 0);
+	CHECK_EQ(xbd_evtchn_alloc_unbound(e, 0, &p2), 0);
 	send_port(fd, p2);
 	for (i = 0; i < PINGPONGS; i++) {
 		port = next_event(e);
@@ -112,7 +110,7 @@ static int guest(int fd, uint16_t self, uint16_t other)
 			CHECK_EQ(port, p2);
 			break;
 		}
-		if (ops->evtchn_unmask(e, p2) || ops->evtchn_notify(e, p2)) {
+		if (xbd_evtchn_unmask(e, p2) || xbd_evtchn_notify(e, p2)) {
 			CHECK(!"unmask or notify failed");
 			break;
 		}
@@ -120,21 +118,21 @@ static int guest(int fd, uint16_t self, uint16_t other)
 	recv_port(fd);
 
 	/* 6: we unbind; dom0's end becomes unbound and its notify is lost */
-	CHECK_EQ(ops->evtchn_unbind(e, gp), 0);
-	CHECK_EQ(ops->evtchn_unbind(e, gp), -EINVAL);
+	CHECK_EQ(xbd_evtchn_unbind(e, gp), 0);
+	CHECK_EQ(xbd_evtchn_unbind(e, gp), -EINVAL);
 	send_port(fd, 0);
 	recv_port(fd);
 	CHECK(quiet(e));
 
 	/* 7: we are destroyed with a bound port */
-	CHECK_EQ(ops->evtchn_alloc_unbound(e, 0, &p3), 0);
+	CHECK_EQ(xbd_evtchn_alloc_unbound(e, 0, &p3), 0);
 	send_port(fd, p3);
 	recv_port(fd);
-	CHECK(ops->evtchn_notify(e, p3) < 0);
-	CHECK_EQ(ops->evtchn_alloc_unbound(e, 0, &port), -ESRCH);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, 0, 1, &port), -ESRCH);
+	CHECK(xbd_evtchn_notify(e, p3) < 0);
+	CHECK_EQ(xbd_evtchn_alloc_unbound(e, 0, &port), -ESRCH);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, 0, 1, &port), -ESRCH);
 	CHECK(quiet(e));
-	ops->evtchn_close(e);
+	xbd_evtchn_close(e);
 	xbd_platform_close(P);
 	return check_report("test_sim_evtchn (guest)");
 }
@@ -147,32 +145,32 @@ static void notify_costs(struct xbd_evtchn *e, struct xbd_evtchn *e2)
 	uint32_t a, b, port, i, bad = 0;
 	unsigned long long t0, delivered_ns, masked_ns;
 
-	CHECK_EQ(ops->evtchn_alloc_unbound(e2, 0, &a), 0);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, 0, a, &b), 0);
+	CHECK_EQ(xbd_evtchn_alloc_unbound(e2, 0, &a), 0);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, 0, a, &b), 0);
 	CHECK_EQ(next_event(e), b);
-	CHECK_EQ(ops->evtchn_unmask(e, b), 0);
+	CHECK_EQ(xbd_evtchn_unmask(e, b), 0);
 	t0 = xbd_now_ns();
 	for (i = 0; i < PINGPONGS; i++) {
-		bad += ops->evtchn_notify(e, b) != 0;
-		bad += ops->evtchn_pending(e2, &port) != 0 || port != a;
-		bad += ops->evtchn_unmask(e2, a) != 0;
+		bad += xbd_evtchn_notify(e, b) != 0;
+		bad += xbd_evtchn_pending(e2, &port) != 0 || port != a;
+		bad += xbd_evtchn_unmask(e2, a) != 0;
 	}
 	delivered_ns = xbd_now_ns() - t0;
 	CHECK_EQ(bad, 0);
-	CHECK_EQ(ops->evtchn_notify(e, b), 0); /* delivered, now masked */
+	CHECK_EQ(xbd_evtchn_notify(e, b), 0); /* delivered, now masked */
 	t0 = xbd_now_ns();
 	for (i = 0; i < PINGPONGS; i++)
-		bad += ops->evtchn_notify(e, b) != 0;
+		bad += xbd_evtchn_notify(e, b) != 0;
 	masked_ns = xbd_now_ns() - t0;
 	CHECK_EQ(bad, 0);
-	CHECK_EQ(ops->evtchn_pending(e2, &port), 0);
-	CHECK_EQ(ops->evtchn_pending(e2, &port), -EAGAIN);
+	CHECK_EQ(xbd_evtchn_pending(e2, &port), 0);
+	CHECK_EQ(xbd_evtchn_pending(e2, &port), -EAGAIN);
 	printf("notify + pending + unmask, nobody asleep: %.2f us\n",
 	       (double)delivered_ns / 1000.0 / PINGPONGS);
 	printf("notify into a masked port: %.0f ns\n",
 	       (double)masked_ns / PINGPONGS);
-	CHECK_EQ(ops->evtchn_unbind(e, b), 0);
-	CHECK_EQ(ops->evtchn_unbind(e2, a), 0);
+	CHECK_EQ(xbd_evtchn_unbind(e, b), 0);
+	CHECK_EQ(xbd_evtchn_unbind(e2, a), 0);
 }
 
 static void host(int fd, uint16_t guest_id)
@@ -182,58 +180,58 @@ static void host(int fd, uint16_t guest_id)
 	unsigned long long t0, total, notify_ns = 0;
 	double rt_us;
 
-	CHECK_EQ(ops->evtchn_open(P, &e), 0);
-	CHECK_EQ(ops->evtchn_open(P, &e2), 0);
-	CHECK(ops->evtchn_fd(e) != ops->evtchn_fd(e2));
+	CHECK_EQ(xbd_evtchn_open(P, &e), 0);
+	CHECK_EQ(xbd_evtchn_open(P, &e2), 0);
+	CHECK(xbd_evtchn_fd(e) != xbd_evtchn_fd(e2));
 
 	/* 1: bind; Xen marks the new port pending, so one event comes */
 	gp = recv_port(fd);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, guest_id, gp, &lp), 0);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, guest_id, gp, &lp), 0);
 	CHECK_EQ(next_event(e), lp);
-	CHECK_EQ(ops->evtchn_unmask(e, lp), 0);
+	CHECK_EQ(xbd_evtchn_unmask(e, lp), 0);
 	CHECK(quiet(e));
 
 	/* 2: masking contract, seen from the guest */
-	CHECK_EQ(ops->evtchn_notify(e, lp), 0);
+	CHECK_EQ(xbd_evtchn_notify(e, lp), 0);
 	send_port(fd, 0);
 	recv_port(fd);
 	for (i = 0; i < 3; i++)
-		CHECK_EQ(ops->evtchn_notify(e, lp), 0);
+		CHECK_EQ(xbd_evtchn_notify(e, lp), 0);
 	send_port(fd, 0);
 	recv_port(fd);
 
 	/* 3: the guest notifies us */
 	recv_port(fd);
 	CHECK_EQ(next_event(e), lp);
-	CHECK_EQ(ops->evtchn_unmask(e, lp), 0);
+	CHECK_EQ(xbd_evtchn_unmask(e, lp), 0);
 	CHECK(quiet(e2)); /* the other handle hears nothing */
 
 	/* 4: Xen's refusals */
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, guest_id, gp, &port), -EINVAL);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, guest_id, 0, &port), -EINVAL);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, guest_id, 1u << 20, &port), -EINVAL);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, XBD_SIM_MAX_DOMID, 1, &port), -ESRCH);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, guest_id, gp, &port), -EINVAL);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, guest_id, 0, &port), -EINVAL);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, guest_id, 1u << 20, &port), -EINVAL);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, XBD_SIM_MAX_DOMID, 1, &port), -ESRCH);
 	gm = recv_port(fd);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, guest_id, gm, &port), -EINVAL);
-	CHECK_EQ(ops->evtchn_notify(e2, lp), -ENOTCONN); /* not e2's port */
-	CHECK_EQ(ops->evtchn_notify(e, 4000), -ENOTCONN);
-	CHECK_EQ(ops->evtchn_unmask(e, 4000), -EINVAL);
-	CHECK_EQ(ops->evtchn_unbind(e2, lp), -EINVAL);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, guest_id, gm, &port), -EINVAL);
+	CHECK_EQ(xbd_evtchn_notify(e2, lp), -ENOTCONN); /* not e2's port */
+	CHECK_EQ(xbd_evtchn_notify(e, 4000), -ENOTCONN);
+	CHECK_EQ(xbd_evtchn_unmask(e, 4000), -EINVAL);
+	CHECK_EQ(xbd_evtchn_unbind(e2, lp), -EINVAL);
 	send_port(fd, 0);
 
 	/* 5: ping-pong, timed */
 	p2 = recv_port(fd);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, guest_id, p2, &l2), 0);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, guest_id, p2, &l2), 0);
 	CHECK_EQ(next_event(e), l2);
-	CHECK_EQ(ops->evtchn_unmask(e, l2), 0);
+	CHECK_EQ(xbd_evtchn_unmask(e, l2), 0);
 	t0 = xbd_now_ns();
 	for (i = 0; i < PINGPONGS; i++) {
 		unsigned long long n0 = xbd_now_ns();
-		int err = ops->evtchn_notify(e, l2);
+		int err = xbd_evtchn_notify(e, l2);
 
 		notify_ns += xbd_now_ns() - n0;
 		if (err || (port = next_event(e)) != l2 ||
-		    ops->evtchn_unmask(e, l2)) {
+		    xbd_evtchn_unmask(e, l2)) {
 			CHECK(!"ping-pong broke");
 			fprintf(stderr, "round %u: notify %d, port %u\n", i, err, port);
 			break;
@@ -251,27 +249,27 @@ static void host(int fd, uint16_t guest_id)
 
 	/* 6: the guest unbinds: our end is unbound, notify is dropped */
 	recv_port(fd);
-	CHECK_EQ(ops->evtchn_notify(e, lp), 0);
+	CHECK_EQ(xbd_evtchn_notify(e, lp), 0);
 	send_port(fd, 0);
-	CHECK_EQ(ops->evtchn_unbind(e, lp), 0);
-	CHECK_EQ(ops->evtchn_notify(e, lp), -ENOTCONN);
+	CHECK_EQ(xbd_evtchn_unbind(e, lp), 0);
+	CHECK_EQ(xbd_evtchn_notify(e, lp), -ENOTCONN);
 
 	/* 7: the guest is destroyed */
 	p3 = recv_port(fd);
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, guest_id, p3, &l3), 0);
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, guest_id, p3, &l3), 0);
 	CHECK_EQ(next_event(e), l3);
-	CHECK_EQ(ops->evtchn_unmask(e, l3), 0);
+	CHECK_EQ(xbd_evtchn_unmask(e, l3), 0);
 	CHECK_EQ(xbd_sim_vm_destroy(sim_dir, "guest"), 0);
-	CHECK_EQ(ops->evtchn_notify(e, l3), 0); /* silently dropped */
-	CHECK_EQ(ops->evtchn_bind_interdomain(e, guest_id, p3, &port), -ESRCH);
+	CHECK_EQ(xbd_evtchn_notify(e, l3), 0); /* silently dropped */
+	CHECK_EQ(xbd_evtchn_bind_interdomain(e, guest_id, p3, &port), -ESRCH);
 	/* Xen does not check the remote domain of an unbound port */
-	CHECK_EQ(ops->evtchn_alloc_unbound(e, guest_id, &port), 0);
-	CHECK_EQ(ops->evtchn_unbind(e, port), 0);
-	CHECK_EQ(ops->evtchn_unbind(e, l3), 0);
+	CHECK_EQ(xbd_evtchn_alloc_unbound(e, guest_id, &port), 0);
+	CHECK_EQ(xbd_evtchn_unbind(e, port), 0);
+	CHECK_EQ(xbd_evtchn_unbind(e, l3), 0);
 	send_port(fd, 0);
 	CHECK(quiet(e));
-	ops->evtchn_close(e2);
-	ops->evtchn_close(e);
+	xbd_evtchn_close(e2);
+	xbd_evtchn_close(e);
 }
 
 int main(void)
@@ -285,7 +283,6 @@ int main(void)
 	other = xbd_test_sim_vm_create("other");
 	pid = xbd_test_fork_guest(guest, guest_id, other, &fd);
 	P = xbd_test_sim_open(0);
-	ops = xbd_platform_ops_of(P);
 	host(fd, guest_id);
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);

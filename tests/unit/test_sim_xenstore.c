@@ -1,12 +1,12 @@
 /*
- * Unit test of the sim's xenstore daemon (src/sim_xenstored.c), driven by
- * the unmodified libxenstore over its Unix socket: nodes, permissions,
- * watches, transactions, domain introduction and release, a guest
+ * Unit test of the sim's xenstore daemon (src/sim/sim_xenstored_*.c),
+ * driven by the unmodified libxenstore over its Unix socket: nodes,
+ * permissions, watches, transactions, domain introduction and release, a guest
  * connection's access rights, long directories, and hostile clients
  * speaking the raw wire protocol.
  */
 #include "xbd/common.h"
-#include "xbd/sim.h"
+#include "src/sim/sim.h"
 #include "tests/lib/check.h"
 
 #include <errno.h>

@@ -15,6 +15,7 @@
 #include "xbd/blkback_sysfs.h"
 #include "xbd/common.h"
 #include "xbd/ring.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -499,7 +500,7 @@ static int sim_guest(const char *out)
 		return 1;
 	}
 	/* the frontend grants its ring writable, as blkfront does */
-	err = xbd_platform_ops_of(p)->share_pages(p, 0, 1, true, &ref, &page);
+	err = xbd_share_pages(p, 0, 1, true, &ref, &page);
 	if (err) {
 		fprintf(stderr, "sim guest: share: %s\n", xbd_strerror(err));
 		xbd_platform_close(p);
@@ -518,6 +519,8 @@ static int sim_guest(const char *out)
 
 int main(int argc, char **argv)
 {
+	/* The --sim-guest side opens the sim platform without tests/lib. */
+	xbd_platform_set_sim(xbd_platform_sim_open);
 	if (argc == 3 && !strcmp(argv[1], "--sim-guest"))
 		return sim_guest(argv[2]);
 	test_sysfs();

@@ -10,7 +10,9 @@
  */
 #include "xbd/frontend.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "xbd/xenbus.h"
+#include "src/sim/sim.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,36 +61,6 @@ int xbd_workload_parse_rw(const char *s, enum xbd_workload_rw *rw)
 const char *xbd_workload_rw_name(enum xbd_workload_rw rw)
 {
 	return (unsigned)rw < XBD_ARRAY_SIZE(rw_names) ? rw_names[rw] : "?";
-}
-
-int xbd_parse_size(const char *s, uint64_t *v)
-{
-	unsigned long long n;
-	unsigned shift = 0;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	n = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 0: break;
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: return -EINVAL;
-	}
-	if (*end == 'i' && shift)
-		end++;
-	if ((*end == 'b' || *end == 'B') && shift)
-		end++;
-	if (*end || (shift && n > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*v = (uint64_t)n << shift;
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -479,18 +451,16 @@ static void guest_scan(struct guest *g)
 	char **ids = NULL;
 	unsigned n = 0, i;
 
-	if (xbd_platform_ops_of(g->p)->xs_directory(g->p, XBD_XS_NO_TXN, g->vbd_dir,
+	if (xbd_xs_directory(g->p, XBD_XS_NO_TXN, g->vbd_dir,
 						    &ids, &n))
 		n = 0;
 	pthread_mutex_lock(&g->lock);
 	for (d = g->devs; d; d = d->next)
 		d->seen = false;
 	for (i = 0; i < n; i++) {
-		unsigned long devid;
-		char *end;
+		unsigned long long devid;
 
-		devid = strtoul(ids[i], &end, 10);
-		if (*end || end == ids[i] || devid == 0 || devid > UINT32_MAX)
+		if (xbd_parse_uint(ids[i], UINT32_MAX, &devid) || devid == 0)
 			continue;
 		for (d = g->devs; d && d->devid != devid; d = d->next)
 			;
@@ -551,7 +521,7 @@ static struct guest_dev *dev_get(struct guest *g, const char *vdev,
 	if (xbd_vdev_to_devid(vdev, &devid))
 		return NULL;
 	snprintf(path, sizeof(path), "%s/%u", g->vbd_dir, devid);
-	if (xbd_platform_ops_of(g->p)->xs_read(g->p, XBD_XS_NO_TXN, path, &v, NULL))
+	if (xbd_xs_read(g->p, XBD_XS_NO_TXN, path, &v, NULL))
 		return NULL;
 	free(v);
 	while (xbd_now_ns() < deadline) {
@@ -722,7 +692,6 @@ int xbd_sim_guest_run(uint16_t domid)
 {
 	struct xbd_platform_config cfg = { .kind = XBD_PLATFORM_SIM,
 					   .sim_domid = domid };
-	const struct xbd_platform_ops *ops;
 	struct sigaction sa = { .sa_handler = guest_on_signal };
 	struct guest g = { .domid = domid, .listen_fd = -1 };
 	struct guest_dev *d;
@@ -742,8 +711,7 @@ int xbd_sim_guest_run(uint16_t domid)
 			xbd_sim_default_dir(), domid, xbd_strerror(err));
 		goto out;
 	}
-	ops = xbd_platform_ops_of(g.p);
-	g.domid = ops->self_domid(g.p);
+	g.domid = xbd_platform_self_domid(g.p);
 	snprintf(g.vbd_dir, sizeof(g.vbd_dir), "/local/domain/%u/device/vbd", g.domid);
 	err = guest_listen(&g);
 	if (err) {
@@ -751,12 +719,12 @@ int xbd_sim_guest_run(uint16_t domid)
 			xbd_strerror(err));
 		goto out;
 	}
-	err = ops->xs_watch(g.p, g.vbd_dir, "vbd");
+	err = xbd_xs_watch(g.p, g.vbd_dir, "vbd");
 	if (err) {
 		xbd_err("sim guest: cannot watch %s: %s", g.vbd_dir, xbd_strerror(err));
 		goto out;
 	}
-	watch_fd = ops->xs_watch_fd(g.p);
+	watch_fd = xbd_xs_watch_fd(g.p);
 	xbd_info("sim guest: domain %u, control socket %s", g.domid, g.sock_path);
 
 	while (!guest_signalled) {
@@ -770,7 +738,7 @@ int xbd_sim_guest_run(uint16_t domid)
 
 		if (poll(pfd, 3, GUEST_RESCAN_MS) < 0 && errno != EINTR)
 			break;
-		while (ops->xs_read_watch(g.p, &path, &token) == 0) {
+		while (xbd_xs_read_watch(g.p, &path, &token) == 0) {
 			fired = true;
 			free(path);
 			free(token);
@@ -780,7 +748,7 @@ int xbd_sim_guest_run(uint16_t domid)
 		(void)fired;
 		guest_scan(&g); /* on every wake-up: cheap, and no event is lost */
 	}
-	ops->xs_unwatch(g.p, g.vbd_dir, "vbd");
+	xbd_xs_unwatch(g.p, g.vbd_dir, "vbd");
 	err = 0;
 out:
 	/* close every disk properly: Closing / Closed with its backend */
@@ -831,7 +799,7 @@ int xbd_sim_vm_io(const char *vm, const char *vdev,
 			xbd_sim_default_dir(), xbd_strerror(err));
 		return err;
 	}
-	err = xbd_platform_ops_of(p)->domain_lookup(p, vm, &domid);
+	err = xbd_domain_lookup(p, vm, &domid);
 	xbd_platform_close(p);
 	if (err) {
 		xbd_err("%s: no such domain", vm);

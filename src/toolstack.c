@@ -1,10 +1,12 @@
 /*
- * The toolstack's part of a block device, for `xbd attach` and the sim's
- * `vm create --disk`: finding a VM's disks in xenstore, and writing or
- * removing a vbd device pair (backend and frontend directories) the way
- * libxl does, so that a backend driver (kernel blkback, `xbd sim
- * blkback`) adopts it.
+ * The toolstack's part of a block device (include/xbd/toolstack.h):
+ * finding a VM's disks in xenstore, and writing or removing a vbd device
+ * pair (backend and frontend directories) the way libxl does, so that a
+ * backend driver (kernel blkback, `xbd sim blkback`, xbd's own backend)
+ * adopts it: for `xbd attach`'s second instance, `xbd serve`'s hot-plug
+ * and the sim's `vm create --disk`.
  */
+#include "xbd/toolstack.h"
 #include "xbd/frontend.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
@@ -21,11 +23,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
-
-static const struct xbd_platform_ops *ops_of(struct xbd_platform *p)
-{
-	return xbd_platform_ops_of(p);
-}
 
 /* dir/key, or NULL when absent. */
 static char *read_key(struct xbd_platform *p, const char *dir, const char *key)
@@ -117,7 +114,7 @@ int xbd_vm_disks(struct xbd_platform *p, uint16_t domid,
 	int err;
 
 	snprintf(dir, sizeof(dir), "/local/domain/%u/device/vbd", domid);
-	err = ops_of(p)->xs_directory(p, XBD_XS_NO_TXN, dir, &ids, &n);
+	err = xbd_xs_directory(p, XBD_XS_NO_TXN, dir, &ids, &n);
 	if (err == -ENOENT) {
 		n = 0;
 		err = 0;
@@ -147,7 +144,7 @@ static int write_key(struct xbd_platform *p, xbd_xs_txn t, const char *dir,
 	if (!value)
 		return 0;
 	snprintf(path, sizeof(path), "%s/%s", dir, key);
-	return ops_of(p)->xs_write(p, t, path, value, strlen(value));
+	return xbd_xs_write(p, t, path, value, strlen(value));
 }
 
 /* owner has full rights; reader may read; nobody else anything */
@@ -158,10 +155,10 @@ static int mkdir_owned(struct xbd_platform *p, xbd_xs_txn t, const char *path,
 		{ .domid = owner, .perms = XBD_XS_PERM_NONE },
 		{ .domid = reader, .perms = XBD_XS_PERM_READ },
 	};
-	int err = ops_of(p)->xs_mkdir(p, t, path);
+	int err = xbd_xs_mkdir(p, t, path);
 
 	if (!err)
-		err = ops_of(p)->xs_set_perms(p, t, path, perms,
+		err = xbd_xs_set_perms(p, t, path, perms,
 					      owner == reader ? 1 : 2);
 	return err;
 }
@@ -171,17 +168,30 @@ struct create_args {
 	const char *fe, *be, *vdev;
 };
 
+/* A missing parent of a frontend directory becomes the frontend
+ * domain's (the guest may write below it), as libxl leaves it. */
+static int mkdir_parent_owned(struct xbd_platform *p, xbd_xs_txn t,
+			      const char *path, const struct xbd_vbd_spec *s,
+			      bool *made)
+{
+	*made = !xbd_xs_exists(p, t, path);
+	return *made ? mkdir_owned(p, t, path, s->fe_domid, s->be_domid) : 0;
+}
+
 static int create_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 {
 	const struct create_args *c = arg;
 	const struct xbd_vbd_spec *s = c->s;
 	const char *fe = c->fe, *be = c->be, *vdev = c->vdev;
-	char num[32];
+	struct xbd_vbd_made made = { 0 };
+	char num[32], dir[160];
 	const char *const *kv;
 	int err;
 
 	if (xbd_xs_exists(p, t, be) || xbd_xs_exists(p, t, fe))
 		return -EEXIST;
+	snprintf(dir, sizeof(dir), "/local/domain/%u/backend", s->be_domid);
+	made.be_root = !xbd_xs_exists(p, t, dir);
 	err = mkdir_owned(p, t, be, s->be_domid, s->fe_domid);
 	err = err ? err : write_key(p, t, be, "frontend", fe);
 	snprintf(num, sizeof(num), "%u", s->fe_domid);
@@ -195,9 +205,21 @@ static int create_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 	err = err ? err : write_key(p, t, be, "mode", s->mode);
 	err = err ? err : write_key(p, t, be, "physical-device", s->physical_device);
 	err = err ? err : write_key(p, t, be, "device-type", "disk");
+	for (kv = s->be_extra; !err && kv && kv[0]; kv += 2)
+		err = write_key(p, t, be, kv[0], kv[1]);
 	snprintf(num, sizeof(num), "%d", XenbusStateInitialising);
 	err = err ? err : write_key(p, t, be, "state", num);
+	if (!err && s->be_fill)
+		err = s->be_fill(p, t, be, s->be_fill_arg);
 
+	if (!s->fe_path) {
+		bool made_dev;
+
+		snprintf(dir, sizeof(dir), "/local/domain/%u/device", s->fe_domid);
+		err = err ? err : mkdir_parent_owned(p, t, dir, s, &made_dev);
+		snprintf(dir, sizeof(dir), "/local/domain/%u/device/vbd", s->fe_domid);
+		err = err ? err : mkdir_parent_owned(p, t, dir, s, &made.fe_vbd);
+	}
 	err = err ? err : mkdir_owned(p, t, fe, s->fe_domid, s->be_domid);
 	err = err ? err : write_key(p, t, fe, "backend", be);
 	snprintf(num, sizeof(num), "%u", s->be_domid);
@@ -209,6 +231,9 @@ static int create_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 	err = err ? err : write_key(p, t, fe, "state", num);
 	for (kv = s->fe_extra; !err && kv && kv[0]; kv += 2)
 		err = write_key(p, t, fe, kv[0], kv[1]);
+	/* a retried transaction decides again */
+	if (!err && s->made)
+		*s->made = made;
 	return err;
 }
 
@@ -241,12 +266,12 @@ static int rm_if_empty_txn(struct xbd_platform *p, xbd_xs_txn t, void *arg)
 	const char *path = arg;
 	char **names = NULL;
 	unsigned n = 0;
-	int err = ops_of(p)->xs_directory(p, t, path, &names, &n);
+	int err = xbd_xs_directory(p, t, path, &names, &n);
 
 	free(names);
 	if (err == -ENOENT || (!err && n))
 		return 1;
-	return err ? err : ops_of(p)->xs_rm(p, t, path);
+	return err ? err : xbd_xs_rm(p, t, path);
 }
 
 int xbd_xs_rm_if_empty(struct xbd_platform *p, const char *path)
@@ -271,11 +296,11 @@ void xbd_vbd_destroy(struct xbd_platform *p, const char *fe_path,
 
 	if (be_path && xbd_xs_exists(p, XBD_XS_NO_TXN, be_path)) {
 		snprintf(path, sizeof(path), "%s/online", be_path);
-		ops_of(p)->xs_write(p, XBD_XS_NO_TXN, path, "0", 1);
-		ops_of(p)->xs_rm(p, XBD_XS_NO_TXN, be_path);
+		xbd_xs_write(p, XBD_XS_NO_TXN, path, "0", 1);
+		xbd_xs_rm(p, XBD_XS_NO_TXN, be_path);
 	}
 	if (fe_path)
-		ops_of(p)->xs_rm(p, XBD_XS_NO_TXN, fe_path);
+		xbd_xs_rm(p, XBD_XS_NO_TXN, fe_path);
 	/* backend/<type>/<fe> and the frontend's device/<class>, once
 	 * empty, as libxl leaves nothing behind either */
 	if (be_path) {
@@ -433,4 +458,181 @@ int xbd_loop_attach(const char *file, bool read_only, char *dev, size_t dev_len,
 	snprintf(majmin, majmin_len, "%x:%x", major(stb.st_rdev), minor(stb.st_rdev));
 	*fd = loop_fd;
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* `xbd attach`'s second backend instance                              */
+/* ------------------------------------------------------------------ */
+
+void xbd_attach_instance_init(struct xbd_attach_instance *inst)
+{
+	memset(inst, 0, sizeof(*inst));
+	inst->loop_fd = -1;
+}
+
+/* The device id of the instance: the VM's own if free in dom0, else
+ * another one (ids beyond xvdzz's range are not used by anyone). */
+static int pick_devid(struct xbd_platform *p, const struct xbd_vm_disk *vm,
+		      const struct xbd_attach_instance_opts *o,
+		      const char *be_type, struct xbd_attach_instance *inst)
+{
+	unsigned k;
+
+	for (k = 0; k < 1000; k++) {
+		uint32_t devid = k == 0 ? vm->devid : (1u << 28) | ((702u + k) << 8);
+		char be[160];
+
+		snprintf(inst->fe_path, sizeof(inst->fe_path), XBD_ATTACH_FE_DIR "/%u",
+			 devid);
+		xbd_backend_path(be, sizeof(be), inst->be_domid, be_type, 0, devid);
+		if (o->clear_stale && xbd_xs_exists(p, XBD_XS_NO_TXN, inst->fe_path))
+			o->clear_stale(p, inst->fe_path);
+		if (!xbd_xs_exists(p, XBD_XS_NO_TXN, inst->fe_path) &&
+		    !xbd_xs_exists(p, XBD_XS_NO_TXN, be)) {
+			inst->devid = devid;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* "FORMAT:PATH" of qdisk/tapdisk params: raw files can go through a
+ * loop device; other formats cannot be read by kernel blkback. */
+static int qdisk_raw_path(const struct xbd_vm_disk *vm,
+			  const struct xbd_attach_instance_opts *o,
+			  const char **path)
+{
+	static const char *const raw[] = { "raw", "aio", "file" };
+	const char *params = vm->params, *colon;
+	size_t i;
+
+	if (!params || !*params) {
+		xbd_err("%s: %s: its %s backend names no file (no params)", o->vm_name,
+			vm->vdev, vm->be_type);
+		return -EINVAL;
+	}
+	colon = strchr(params, ':');
+	*path = params;
+	if (colon && params[0] != '/') {
+		size_t n = (size_t)(colon - params);
+
+		*path = colon + 1;
+		for (i = 0; i < XBD_ARRAY_SIZE(raw); i++)
+			if (strlen(raw[i]) == n && !strncmp(params, raw[i], n))
+				return 0;
+		xbd_err("%s: %s: disk format %.*s cannot be attached (kernel blkback reads raw images only)",
+			o->vm_name, vm->vdev, (int)n, params);
+		return -EMEDIUMTYPE;
+	}
+	return 0;
+}
+
+/* The spec of the second vbd, from what serves the VM's. */
+static int instance_spec(const struct xbd_vm_disk *vm,
+			 const struct xbd_attach_instance_opts *o,
+			 struct xbd_vbd_spec *s, char *majmin, size_t majmin_len,
+			 struct xbd_attach_instance *inst)
+{
+	const char *path;
+	int err;
+
+	if (!strcmp(vm->be_type, "vbd")) {
+		/* kernel blkback (the sim's blkback on the sim): the same
+		 * storage, in the backend's domain, read-only unless rw */
+		if (!vm->params && !vm->physical_device) {
+			xbd_err("%s: %s: its backend names no storage (no params)",
+				o->vm_name, vm->vdev);
+			return -EINVAL;
+		}
+		if (o->rw && vm->mode && !strchr(vm->mode, 'w')) {
+			xbd_err("%s: %s: the disk is read-only (backend mode %s); --rw refused",
+				o->vm_name, vm->vdev, vm->mode);
+			return -EROFS;
+		}
+		s->be_domid = vm->be_domid;
+		s->params = vm->params;
+		s->type = vm->type;
+		s->physical_device = vm->physical_device;
+		inst->backend_kind = o->sim ? "sim-blkback" : "blkback";
+		return 0;
+	}
+	if (!strcmp(vm->be_type, "qdisk") || !strcmp(vm->be_type, "vbd3")) {
+		err = qdisk_raw_path(vm, o, &path);
+		if (err)
+			return err;
+		if (o->sim) {
+			xbd_err("%s: %s: served from a file by %s; attaching it needs a loop device and kernel blkback, which the simulated platform does not have",
+				o->vm_name, vm->vdev,
+				strcmp(vm->be_type, "qdisk") ? "tapdisk" : "QEMU (qdisk)");
+			return -EOPNOTSUPP;
+		}
+		if (vm->be_domid != 0) {
+			xbd_err("%s: %s: its file is in domain %u, not in dom0; cannot make a loop device of it",
+				o->vm_name, vm->vdev, vm->be_domid);
+			return -EOPNOTSUPP;
+		}
+		err = xbd_loop_attach(path, !o->rw, inst->loop_dev, sizeof(inst->loop_dev),
+				      majmin, majmin_len, &inst->loop_fd);
+		if (err) {
+			xbd_err("%s: %s: cannot make a loop device of %s: %s", o->vm_name,
+				vm->vdev, path, xbd_strerror(err));
+			return err;
+		}
+		s->be_domid = 0;
+		s->params = inst->loop_dev;
+		s->type = "phy";
+		s->physical_device = majmin;
+		inst->backend_kind = "blkback";
+		return 0;
+	}
+	if (!strcmp(vm->be_type, "xbd")) {
+		xbd_err("%s: %s: served by `xbd serve`, which shows it in its own FUSE mount (xbd serve --mount)",
+			o->vm_name, vm->vdev);
+		return -EOPNOTSUPP;
+	}
+	xbd_err("%s: %s: backend type '%s' is not supported (vbd, qdisk and vbd3 are)",
+		o->vm_name, vm->vdev, vm->be_type);
+	return -EOPNOTSUPP;
+}
+
+int xbd_attach_instance_create(struct xbd_platform *p,
+			       const struct xbd_vm_disk *vm,
+			       const struct xbd_attach_instance_opts *o,
+			       struct xbd_attach_instance *inst)
+{
+	struct xbd_vbd_spec s = { .fe_domid = 0, .be_type = "vbd", .vdev = vm->vdev,
+				  .fe_extra = o->fe_extra, .mode = o->rw ? "w" : "r" };
+	char majmin[24];
+	int err;
+
+	err = instance_spec(vm, o, &s, majmin, sizeof(majmin), inst);
+	if (err)
+		return err;
+	inst->be_domid = s.be_domid;
+	err = pick_devid(p, vm, o, s.be_type, inst);
+	if (err) {
+		xbd_err("%s: %s: no free device id in dom0", o->vm_name, vm->vdev);
+		return err;
+	}
+	s.devid = inst->devid;
+	s.fe_path = inst->fe_path;
+	err = xbd_vbd_create(p, &s, inst->be_path, sizeof(inst->be_path));
+	if (err) {
+		xbd_err("%s: %s: cannot create the device nodes: %s", o->vm_name,
+			vm->vdev, xbd_strerror(err));
+		return err;
+	}
+	inst->nodes = true;
+	return 0;
+}
+
+void xbd_attach_instance_destroy(struct xbd_platform *p,
+				 struct xbd_attach_instance *inst)
+{
+	if (inst->nodes)
+		xbd_vbd_destroy(p, inst->fe_path, inst->be_path);
+	inst->nodes = false;
+	if (inst->loop_fd >= 0)
+		close(inst->loop_fd); /* autoclear frees the loop device */
+	inst->loop_fd = -1;
 }

@@ -11,13 +11,14 @@
  *   stop                    ok, then end of file once the daemon is gone
  *   (any error)             err ERRNO MESSAGE
  *
- * The client side (xbd_sim_*) is at the end.
+ * The client side (xbd_sim_*) is in sim_client.c.
  */
-#include "xbd/frontend.h"
-#include "xbd/sim.h"
+#include "sim_daemon.h"
+#include "sim_hv.h"
 #include "xbd/platform.h"
-#include "xbd/platform_xs.h"
+#include "src/platform_priv.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -43,10 +44,6 @@
 #include <unistd.h>
 #include <xenstore.h>
 
-#define CTL_MAX_REQUEST 65536
-#define CTL_IO_TIMEOUT_MS 5000
-#define CTL_REPLY_TIMEOUT_MS 60000
-#define STOP_WAIT_MS 30000
 /* Where an HVM guest's xenstore page sits (the toolstack writes it as
  * store/ring-ref); nothing maps it in the sim. */
 #define SIM_STORE_GFN 0xfeffcu
@@ -75,21 +72,21 @@ struct sim_daemon {
 	bool stopping;
 };
 
-static int dir_path(char *buf, size_t len, const char *dir, const char *name)
+int sim_dir_path(char *buf, size_t len, const char *dir, const char *name)
 {
 	int n = snprintf(buf, len, "%s/%s", dir, name);
 
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int unix_addr(struct sockaddr_un *sa, const char *dir, const char *name)
+int sim_unix_addr(struct sockaddr_un *sa, const char *dir, const char *name)
 {
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	return dir_path(sa->sun_path, sizeof(sa->sun_path), dir, name);
+	return sim_dir_path(sa->sun_path, sizeof(sa->sun_path), dir, name);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int sim_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
@@ -124,7 +121,7 @@ static void reply(int fd, const char *fmt, ...)
 	if ((size_t)n > sizeof(buf) - 2)
 		n = (int)sizeof(buf) - 2;
 	buf[n++] = '\n';
-	write_all(fd, buf, (size_t)n);
+	sim_write_all(fd, buf, (size_t)n);
 }
 
 static void reply_err(int fd, int err, const char *fmt, ...)
@@ -337,16 +334,13 @@ static bool valid_name(const char *name)
 /* The domain called name, or with that id. */
 static struct sim_vm *find_vm(struct sim_daemon *d, const char *name)
 {
-	char *end;
-	unsigned long id;
+	unsigned long long id;
 	unsigned i;
 
 	for (i = 0; i < d->nvms; i++)
 		if (!strcmp(d->vms[i].name, name))
 			return &d->vms[i];
-	errno = 0;
-	id = strtoul(name, &end, 10);
-	if (*name && !*end && !errno)
+	if (!xbd_parse_uint(name, UINT16_MAX, &id))
 		for (i = 0; i < d->nvms; i++)
 			if (d->vms[i].domid == id)
 				return &d->vms[i];
@@ -450,7 +444,7 @@ static void teardown_vm(struct sim_daemon *d, struct sim_vm *vm, bool introduced
 
 	kill_guest(vm);
 	/* a killed guest cannot remove its own workload socket */
-	if (!dir_path(sock, sizeof(sock), d->dir, guest_sock))
+	if (!sim_dir_path(sock, sizeof(sock), d->dir, guest_sock))
 		unlink(sock);
 	sim_hv_domain_kill(d->hv, vm->domid);
 	if ((err = xs_in_transaction(d->xs, remove_domain_nodes, vm, 0)))
@@ -668,7 +662,7 @@ static void remove_stale_sockets(const char *dir)
 		if (len > 5 && !strcmp(s + len - 5, ".sock") &&
 		    (!strcmp(s, XBD_SIM_CTL_SOCKET) || !strcmp(s, XBD_SIM_XS_SOCKET) ||
 		     !strncmp(s, "xs-dom", 6)) &&
-		    !dir_path(path, sizeof(path), dir, s))
+		    !sim_dir_path(path, sizeof(path), dir, s))
 			unlink(path);
 	}
 	closedir(dh);
@@ -700,7 +694,7 @@ static int setup_stdio(const char *dir)
 	char path[4096];
 	int nul, log, err;
 
-	if ((err = dir_path(path, sizeof(path), dir, "sim.log")))
+	if ((err = sim_dir_path(path, sizeof(path), dir, "sim.log")))
 		return err;
 	nul = open("/dev/null", O_RDWR);
 	log = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
@@ -723,7 +717,7 @@ static int listen_ctl(const char *dir, int *out)
 	struct sockaddr_un sa;
 	int fd, err;
 
-	if ((err = unix_addr(&sa, dir, XBD_SIM_CTL_SOCKET)))
+	if ((err = sim_unix_addr(&sa, dir, XBD_SIM_CTL_SOCKET)))
 		return err;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -781,7 +775,7 @@ static int daemon_setup(struct sim_daemon *d, char *msg, size_t msglen)
 			 xbd_strerror(err));
 		return err;
 	}
-	if ((err = dir_path(path, sizeof(path), d->dir, XBD_SIM_XS_SOCKET)) ||
+	if ((err = sim_dir_path(path, sizeof(path), d->dir, XBD_SIM_XS_SOCKET)) ||
 	    (err = xbd_xs_connect(path, &d->xs))) {
 		snprintf(msg, msglen, "%s: cannot connect to its xenstored: %s",
 			 d->dir, xbd_strerror(err));
@@ -835,7 +829,7 @@ static void daemon_teardown(struct sim_daemon *d)
 
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
-		if (!dir_path(path, sizeof(path), d->dir, XBD_SIM_CTL_SOCKET))
+		if (!sim_dir_path(path, sizeof(path), d->dir, XBD_SIM_CTL_SOCKET))
 			unlink(path);
 	}
 	if (d->xs) {
@@ -895,8 +889,8 @@ static void daemon_loop(struct sim_daemon *d)
 }
 
 /* The forked daemon: returns its exit status. */
-static int daemon_main(const char *dir, int owner_pid, int lock_fd,
-		       int ready_fd)
+int sim_daemon_main(const char *dir, int owner_pid, int lock_fd,
+		    int ready_fd)
 {
 	struct sim_daemon d = { .dir = dir, .listen_fd = -1, .sig_fd = -1,
 				.owner_fd = -1 };
@@ -938,467 +932,22 @@ static int daemon_main(const char *dir, int owner_pid, int lock_fd,
 	if ((err = daemon_setup(&d, msg, sizeof(msg))))
 		goto fail;
 	xbd_info("simulated Xen running in %s (pid %d)", dir, (int)getpid());
-	write_all(ready_fd, "ok", 2);
+	sim_write_all(ready_fd, "ok", 2);
 	close(ready_fd);
 	daemon_loop(&d);
 	daemon_teardown(&d);
 	xbd_info("stopped");
-	if (!dir_path(msg, sizeof(msg), dir, "pid"))
+	if (!sim_dir_path(msg, sizeof(msg), dir, "pid"))
 		unlink(msg);
 	close(lock_fd);
 	return 0;
 fail:
 	xbd_err("%s", msg);
-	write_all(ready_fd, msg, strlen(msg));
+	sim_write_all(ready_fd, msg, strlen(msg));
 	close(ready_fd);
 	daemon_teardown(&d);
-	if (!dir_path(msg, sizeof(msg), dir, "pid"))
+	if (!sim_dir_path(msg, sizeof(msg), dir, "pid"))
 		unlink(msg);
 	close(lock_fd);
 	return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* The client side                                                     */
-
-static int mkdir_p(const char *dir)
-{
-	char path[4096];
-	size_t i, len = strlen(dir);
-
-	if (len == 0 || len >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		path[i] = dir[i];
-	}
-	return 0;
-}
-
-/* The daemon's pid from dir/pid, or 0. */
-static pid_t read_pid(const char *dir)
-{
-	char path[4096], buf[32] = "";
-	int fd;
-	ssize_t n;
-
-	if (dir_path(path, sizeof(path), dir, "pid"))
-		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return (pid_t)atoi(buf);
-}
-
-int xbd_sim_start(const char *dir_arg, int owner_pid)
-{
-	char path[4096], msg[4200], dir[PATH_MAX];
-	int lock_fd, ready[2], err;
-	size_t used = 0;
-	pid_t pid;
-
-	if ((err = mkdir_p(dir_arg))) {
-		xbd_err("%s: %s", dir_arg, xbd_strerror(err));
-		return err;
-	}
-	/* The daemon and its guests work from /, so they need it absolute. */
-	if (!realpath(dir_arg, dir)) {
-		err = -errno;
-		xbd_err("%s: %s", dir_arg, xbd_strerror(err));
-		return err;
-	}
-	if ((err = dir_path(path, sizeof(path), dir, "pid"))) {
-		xbd_err("%s: %s", dir, xbd_strerror(err));
-		return err;
-	}
-	{
-		struct sockaddr_un sa;
-
-		if ((err = unix_addr(&sa, dir, "xs-dom32767.sock"))) {
-			xbd_err("%s: path too long for the sim's sockets", dir);
-			return err;
-		}
-	}
-	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (lock_fd < 0) {
-		err = -errno;
-		xbd_err("%s: %s", path, xbd_strerror(err));
-		return err;
-	}
-	/* The daemon inherits the lock and holds it for its whole life. */
-	if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		close(lock_fd);
-		if (err == -EBUSY)
-			xbd_err("%s: already in use by a running simulator (pid %d)",
-				dir, (int)read_pid(dir));
-		else
-			xbd_err("%s: %s", path, xbd_strerror(err));
-		return err;
-	}
-	if (pipe2(ready, O_CLOEXEC) < 0) {
-		err = -errno;
-		close(lock_fd);
-		xbd_err("pipe: %s", xbd_strerror(err));
-		return err;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		err = -errno;
-		close(ready[0]);
-		close(ready[1]);
-		close(lock_fd);
-		xbd_err("fork: %s", xbd_strerror(err));
-		return err;
-	}
-	if (pid == 0) {
-		close(ready[0]);
-		exit(daemon_main(dir, owner_pid, lock_fd, ready[1]));
-	}
-	close(ready[1]);
-	close(lock_fd);
-	for (;;) {
-		ssize_t n = read(ready[0], msg + used, sizeof(msg) - 1 - used);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || used + (size_t)n >= sizeof(msg) - 1) {
-			if (n > 0)
-				used += (size_t)n;
-			break;
-		}
-		used += (size_t)n;
-	}
-	msg[used] = '\0';
-	close(ready[0]);
-	if (!strcmp(msg, "ok"))
-		return 0;
-	waitpid(pid, NULL, 0);
-	if (used)
-		xbd_err("%s", msg);
-	else
-		xbd_err("%s: the simulator died while starting (see %s/sim.log)",
-			dir, dir);
-	return -EIO;
-}
-
-static int ctl_connect(const char *dir, int *out)
-{
-	struct sockaddr_un sa;
-	int fd, err;
-
-	if ((err = unix_addr(&sa, dir, XBD_SIM_CTL_SOCKET))) {
-		xbd_err("%s: %s", dir, xbd_strerror(err));
-		return err;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		err = -errno;
-		xbd_err("socket: %s", xbd_strerror(err));
-		return err;
-	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		err = -errno;
-		close(fd);
-		if (err == -ENOENT || err == -ECONNREFUSED) {
-			xbd_err("%s: no simulator running (start one with `xbd sim start`)",
-				dir);
-			return -ESRCH;
-		}
-		xbd_err("%s: %s", sa.sun_path, xbd_strerror(err));
-		return err;
-	}
-	*out = fd;
-	return 0;
-}
-
-/* Sends one request (fields joined by tabs) and reads the whole reply.
- * On "ok" returns 0 and the text after the first line in *rest (NULL ok);
- * on "err" prints the daemon's message and returns its errno. */
-static int ctl_call(const char *dir, const char *const *fields, char **first,
-		    char **rest)
-{
-	size_t len = 0, used = 0, cap = 4096, i;
-	unsigned long long deadline;
-	char *req = NULL, *buf = NULL, *nl;
-	int fd = -1, err;
-
-	for (i = 0; fields[i]; i++) {
-		if (strpbrk(fields[i], "\t\n")) {
-			xbd_err("'%s': tabs and newlines cannot be passed to the simulator",
-				fields[i]);
-			return -EINVAL;
-		}
-		len += strlen(fields[i]) + 1;
-	}
-	if (len + 1 > CTL_MAX_REQUEST) {
-		xbd_err("request too long for the simulator");
-		return -E2BIG;
-	}
-	req = malloc(len + 1);
-	buf = malloc(cap);
-	if (!req || !buf) {
-		err = -ENOMEM;
-		xbd_err("out of memory");
-		goto out;
-	}
-	req[0] = '\0';
-	for (i = 0; fields[i]; i++) {
-		strcat(req, fields[i]);
-		strcat(req, fields[i + 1] ? "\t" : "\n");
-	}
-	if ((err = ctl_connect(dir, &fd)))
-		goto out;
-	if ((err = write_all(fd, req, strlen(req)))) {
-		xbd_err("%s: sending to the simulator: %s", dir, xbd_strerror(err));
-		goto out;
-	}
-	deadline = xbd_now_ns() + CTL_REPLY_TIMEOUT_MS * 1000000ull;
-	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		long long left = (long long)(deadline - xbd_now_ns()) / 1000000;
-		ssize_t n;
-
-		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
-			err = -ETIMEDOUT;
-			xbd_err("%s: the simulator does not answer", dir);
-			goto out;
-		}
-		if (used + 1 >= cap) {
-			char *nb = realloc(buf, cap * 2);
-
-			if (!nb) {
-				err = -ENOMEM;
-				xbd_err("out of memory");
-				goto out;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		n = read(fd, buf + used, cap - 1 - used);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = -errno;
-			xbd_err("%s: reading from the simulator: %s", dir,
-				xbd_strerror(err));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		used += (size_t)n;
-	}
-	buf[used] = '\0';
-	nl = strchr(buf, '\n');
-	if (!nl) {
-		err = -EPROTO;
-		xbd_err("%s: the simulator closed the connection without an answer",
-			dir);
-		goto out;
-	}
-	*nl = '\0';
-	if (!strncmp(buf, "err\t", 4)) {
-		char *msg = strchr(buf + 4, '\t');
-		int e = atoi(buf + 4);
-
-		xbd_err("%s", msg ? msg + 1 : buf + 4);
-		err = e > 0 ? -e : -EIO;
-		goto out;
-	}
-	if (strcmp(buf, "ok") && strncmp(buf, "ok\t", 3)) {
-		err = -EPROTO;
-		xbd_err("%s: unexpected answer from the simulator: %s", dir, buf);
-		goto out;
-	}
-	if (first)
-		*first = strdup(buf[2] ? buf + 3 : "");
-	if (rest)
-		*rest = strdup(nl + 1);
-	if ((first && !*first) || (rest && !*rest)) {
-		if (first)
-			free(*first);
-		if (rest)
-			free(*rest);
-		err = -ENOMEM;
-		xbd_err("out of memory");
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	free(req);
-	free(buf);
-	return err;
-}
-
-/* True while pid exists and is not a zombie. */
-static bool process_running(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno != ENOENT;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
-}
-
-/* Whether the daemon's log holds a sanitizer report (the markers the
- * test runner looks for). */
-static bool log_has_report(const char *path)
-{
-	static const char *const markers[] = { "==ERROR", "Sanitizer",
-					       "runtime error:" };
-	char buf[65536 + 64];
-	size_t keep = 0, i;
-	ssize_t n;
-	bool found = false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return false;
-	while (!found && (n = read(fd, buf + keep, sizeof(buf) - 1 - keep)) > 0) {
-		size_t len = keep + (size_t)n;
-
-		buf[len] = '\0';
-		for (i = 0; i < XBD_ARRAY_SIZE(markers) && !found; i++)
-			found = strstr(buf, markers[i]) != NULL;
-		/* a marker may straddle two reads */
-		keep = len < 32 ? len : 32;
-		memmove(buf, buf + len - keep, keep);
-	}
-	close(fd);
-	return found;
-}
-
-/* A clean stop leaves dir as it was before start; a log that reports
- * errors (or that $XBD_SIM_KEEP_LOG asks for) stays. */
-static void remove_log(const char *dir)
-{
-	const char *keep = getenv("XBD_SIM_KEEP_LOG");
-	char path[4096];
-
-	if (dir_path(path, sizeof(path), dir, "sim.log") || (keep && *keep))
-		return;
-	if (log_has_report(path))
-		xbd_err("%s: the simulator reported errors; kept its log", path);
-	else
-		unlink(path);
-}
-
-int xbd_sim_stop(const char *dir)
-{
-	static const char *const req[] = { "stop", NULL };
-	pid_t pid = read_pid(dir);
-	unsigned long long deadline;
-	int err = ctl_call(dir, req, NULL, NULL);
-
-	if (err)
-		return err;
-	/* ctl_call returned at end of file: the daemon closed everything.
-	 * Wait for the process itself. */
-	deadline = xbd_now_ns() + STOP_WAIT_MS * 1000000ull;
-	while (pid > 0 && process_running(pid)) {
-		if (xbd_now_ns() > deadline) {
-			xbd_err("%s: the simulator (pid %d) does not exit", dir,
-				(int)pid);
-			return -ETIMEDOUT;
-		}
-		usleep(1000);
-	}
-	remove_log(dir);
-	return 0;
-}
-
-int xbd_sim_vm_create(const char *dir, const char *name,
-		      char *const guest_argv[], uint16_t *domid)
-{
-	const char **req;
-	char *first = NULL;
-	size_t n = 0, i;
-	int err;
-
-	while (guest_argv && guest_argv[n])
-		n++;
-	req = calloc(n + 3, sizeof(*req));
-	if (!req) {
-		xbd_err("out of memory");
-		return -ENOMEM;
-	}
-	req[0] = "create";
-	req[1] = name;
-	for (i = 0; i < n; i++)
-		req[2 + i] = guest_argv[i];
-	err = ctl_call(dir, req, &first, NULL);
-	free(req);
-	if (err)
-		return err;
-	if (domid)
-		*domid = (uint16_t)atoi(first);
-	free(first);
-	return 0;
-}
-
-int xbd_sim_vm_destroy(const char *dir, const char *name)
-{
-	const char *req[] = { "destroy", name, NULL };
-
-	return ctl_call(dir, req, NULL, NULL);
-}
-
-int xbd_sim_vm_list(const char *dir, struct xbd_domain_info **list,
-		    unsigned *count)
-{
-	static const char *const req[] = { "list", NULL };
-	struct xbd_domain_info *out;
-	char *rest = NULL, *line, *save = NULL;
-	unsigned n = 0, lines = 0;
-	int err = ctl_call(dir, req, NULL, &rest);
-
-	if (err)
-		return err;
-	for (line = rest; *line; line++)
-		lines += *line == '\n';
-	out = calloc(lines ? lines : 1, sizeof(*out));
-	if (!out) {
-		free(rest);
-		xbd_err("out of memory");
-		return -ENOMEM;
-	}
-	for (line = strtok_r(rest, "\n", &save); line && n < lines;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char *tab = strchr(line, '\t');
-
-		if (!tab)
-			continue;
-		*tab = '\0';
-		out[n].domid = (uint16_t)atoi(line);
-		snprintf(out[n].name, sizeof(out[n].name), "%s", tab + 1);
-		n++;
-	}
-	free(rest);
-	*list = out;
-	*count = n;
-	return 0;
 }
