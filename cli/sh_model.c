@@ -5,9 +5,9 @@
  * sysfs counters, or from a read-only look at the ring.
  */
 #include "cli/sh.h"
+#include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
-#include "src/sim/sim.h"
 #include "xbd/util.h"
 
 #include <errno.h>
@@ -43,32 +43,18 @@ static void note_addf(struct sh_disk *d, bool failed, const char *fmt, ...)
 
 int sh_platform(struct sh_ctx *ctx, struct xbd_platform **p)
 {
-	struct xbd_platform_config cfg = { .kind = ctx->platform_kind };
-	enum xbd_platform_kind k;
-
 	if (ctx->platform) {
 		*p = ctx->platform;
 		return 0;
 	}
 	if (ctx->platform_err && !ctx->interactive)
 		return ctx->platform_err;
-	k = xbd_platform_resolve(cfg.kind);
-	ctx->platform_err = xbd_platform_open(&cfg, &ctx->platform);
-	if (!ctx->platform_err) {
-		*p = ctx->platform;
-		return 0;
-	}
-	if (ctx->platform_err == -EACCES || ctx->platform_err == -EPERM)
-		xbd_err("%s: %s (xbdsh needs root)",
-			k == XBD_PLATFORM_SIM ? xbd_sim_default_dir() : "Xen",
-			xbd_strerror(ctx->platform_err));
-	else if (k == XBD_PLATFORM_SIM)
-		xbd_err("simulated Xen at %s: %s (is `xbd sim start` running?)",
-			xbd_sim_default_dir(), xbd_strerror(ctx->platform_err));
-	else
-		xbd_err("Xen: %s (is this a dom0 with xenstored running?)",
-			xbd_strerror(ctx->platform_err));
-	return ctx->platform_err;
+	ctx->platform_err = xbd_cli_open_platform_kind(ctx->platform_kind,
+						       &ctx->platform);
+	if (ctx->platform_err)
+		return ctx->platform_err;
+	*p = ctx->platform;
+	return 0;
 }
 
 void sh_ctx_close(struct sh_ctx *ctx)
@@ -109,9 +95,9 @@ int sh_xbd_fetch(struct sh_ctx *ctx, const char *request, struct sh_xbd *x)
 	memset(x, 0, sizeof(*x));
 	err = xbd_ctl_query_all(ctx->run_dir, request, XBD_CTL_TIMEOUT_MS,
 				&x->replies, &x->n);
-	if (err == -EACCES) {
-		xbd_err("%s: %s (xbdsh needs root)", run_dir(ctx),
-			xbd_strerror(err));
+	if (err == -EACCES && geteuid() != 0) {
+		xbd_err("needs root (to read the xbd processes' sockets in %s: "
+			"%s)", run_dir(ctx), xbd_strerror(err));
 		return err;
 	}
 	if (err) {

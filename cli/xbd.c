@@ -2,7 +2,8 @@
  * xbd: the command-line entry point.  Global options, then one command
  * from the table below; each command lives in cli/cmd_*.c.  Also the
  * helper the commands share to open the platform (going to the
- * background and systemd's readiness notification are cli/daemon.c).
+ * background and systemd's readiness notification are cli/daemon.c;
+ * the opening itself, which xbdsh shares, is cli/open_platform.c).
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
@@ -27,19 +28,7 @@ static const struct xbd_cmd *const commands[] = {
 
 int xbd_cli_open_platform(struct xbd_platform **p)
 {
-	struct xbd_platform_config cfg = { .kind = xbd_cli_platform };
-	enum xbd_platform_kind k = xbd_platform_resolve(cfg.kind);
-	int err = xbd_platform_open(&cfg, p);
-
-	if (err) {
-		if (k == XBD_PLATFORM_SIM)
-			xbd_err("simulated Xen at %s: %s (is `xbd sim start` running?)",
-				xbd_sim_default_dir(), xbd_strerror(err));
-		else
-			xbd_err("Xen: %s (is this a dom0 with xenstored running?)",
-				xbd_strerror(err));
-	}
-	return err;
+	return xbd_cli_open_platform_kind(xbd_cli_platform, p);
 }
 
 int xbd_cli_parse_uint_opt(const char *cmd, const char *opt, const char *s,

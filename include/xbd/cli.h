@@ -19,6 +19,12 @@ extern enum xbd_platform_kind xbd_cli_platform;
 /* Opens the platform chosen by --platform / $XBD_PLATFORM / auto-detect;
  * prints one clear error line on failure. */
 int xbd_cli_open_platform(struct xbd_platform **p);
+/* cli/open_platform.c, for xbd and xbdsh: opens the platform of that
+ * kind (AUTO: resolved); on failure prints one line, which is
+ * "PROG: needs root (...)" when not being root is why (on Xen, also
+ * when a device xbd would need later is root's). */
+int xbd_cli_open_platform_kind(enum xbd_platform_kind kind,
+			       struct xbd_platform **p);
 
 /* Exit codes: 0 ok, 1 failure, 2 usage. */
 #define XBD_EXIT_USAGE 2
