@@ -394,6 +394,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ O_WORKERS, "--workers", 1, 256, &o->params.workers },
 	};
 	const char *log = NULL;
+	uint64_t null_size;
 	bool have_timeout = false;
 	struct stat sb;
 	size_t i;
@@ -425,8 +426,8 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		case O_NOSTATS: xbd_stats_default_off(); break;
 		case O_SECTOR:
 			if (strcmp(optarg, "512") && strcmp(optarg, "4096")) {
-				xbd_err("serve: --sector-size: expected 512 or 4096, got '%s'",
-					optarg);
+				xbd_usage_err("serve", "--sector-size: expected 512 or "
+					      "4096, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			o->sector_size = (unsigned)atoi(optarg);
@@ -458,6 +459,11 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			o->backend);
 		return XBD_EXIT_USAGE;
 	}
+	/* null's --image is its size: a bad one is a bad argument */
+	if (!strcmp(o->backend, "null") &&
+	    xbd_cli_parse_size_opt("serve", "--image", o->image, 512,
+				   UINT64_MAX, &null_size))
+		return XBD_EXIT_USAGE;
 	if (o->overlay && strcmp(o->backend, "cow")) {
 		xbd_err("serve: --overlay is for --backend cow");
 		return XBD_EXIT_USAGE;
