@@ -2,8 +2,9 @@
  * Unit test of the control socket (src/ctl.c): the JSON document a server
  * answers, parsed back with json-c and checked field by field against the
  * tables of packaging/xbd-stats-json.md; the "ring" request; errors;
- * registration racing with queries; slow, silent and too many clients
- * that must not delay the others; and a killed or stopped process seen
+ * registration racing with queries; slow, silent, non-reading and too
+ * many clients that must not delay the others; and a killed or stopped
+ * process seen
  * by the client within its deadline.
  *
  * The same binary is the fake xbd process the xbdsh shell tests use:
@@ -704,8 +705,9 @@ static long ms_until_hangup(int fd, uint64_t since, long max_ms)
 	}
 }
 
-/* One query answered in well under the client's own deadline. */
-static void check_quick_answer(struct xbd_ctl *ctl, const char *what)
+/* One query answered within max_ms, under the client's own deadline. */
+static void check_quick_answer(struct xbd_ctl *ctl, const char *what,
+			       unsigned long long max_ms)
 {
 	struct json_object *doc = NULL;
 	uint64_t t0 = xbd_now_ns();
@@ -714,7 +716,7 @@ static void check_quick_answer(struct xbd_ctl *ctl, const char *what)
 
 	printf("%s: a query answered in %llu ms (err %d)\n", what, ms, err);
 	CHECK_EQ(err, 0);
-	CHECK(ms < 500);
+	CHECK(ms < max_ms);
 	json_object_put(doc);
 }
 
@@ -764,7 +766,7 @@ static void test_slow_client(struct xbd_ctl *ctl)
 	CHECK(pthread_create(&th, NULL, trickle, &t) == 0);
 	for (i = 0; i < 3; i++) {
 		usleep(300000);
-		check_quick_answer(ctl, "slow client connected");
+		check_quick_answer(ctl, "slow client connected", 500);
 	}
 	pthread_join(th, NULL);
 	close(t.fd);
@@ -787,7 +789,7 @@ static void test_silent_clients(struct xbd_ctl *ctl)
 		CHECK(fds[i] >= 0);
 		usleep(2000);
 	}
-	check_quick_answer(ctl, "silent clients connected");
+	check_quick_answer(ctl, "silent clients connected", 500);
 	for (i = 0; i < N; i++) {
 		long ms = fds[i] >= 0 ? ms_until_hangup(fds[i], t0, 4000) : -1;
 
@@ -802,6 +804,68 @@ static void test_silent_clients(struct xbd_ctl *ctl)
 	/* those beyond the bound made room for the newer ones and the query */
 	CHECK(early >= 4);
 	CHECK((xbd_now_ns() - t0) / 1000000 < 3500);
+}
+
+/* A client that asks for a document larger than the socket buffers
+ * and never reads it: the server's writes do not wait on it past the
+ * request deadline, and others are answered meanwhile. */
+static void test_client_never_reads(struct xbd_ctl *ctl)
+{
+	enum { NDEV = 300 };
+	struct fake_dev *devs = calloc(NDEV, sizeof(*devs));
+	uint64_t t0;
+	size_t got = 0, doc_len = 0;
+	struct json_object *doc = NULL;
+	bool eof = false;
+	unsigned i;
+	int fd;
+
+	if (!devs)
+		return;
+	for (i = 0; i < NDEV; i++)
+		CHECK_EQ(register_fake(ctl, &devs[i], "big", 11, "xvdz",
+				       XBD_CTL_SERVE, "xbd"), 0);
+	if (!xbd_ctl_query(xbd_ctl_socket_path(ctl), "ring", 2000, &doc))
+		doc_len = strlen(json_object_to_json_string_ext(
+			doc, JSON_C_TO_STRING_PLAIN));
+	json_object_put(doc);
+	fd = connect_raw(xbd_ctl_socket_path(ctl));
+	CHECK(fd >= 0);
+	t0 = xbd_now_ns();
+	if (fd >= 0 && send(fd, "ring\n", 5, MSG_NOSIGNAL) == 5) {
+		usleep(300000);
+		/* 300 devices: building the answer itself takes a while */
+		check_quick_answer(ctl, "a client not reading its answer", 900);
+		usleep(2500000);
+		/* what the server had queued before giving up, then EOF */
+		for (;;) {
+			char buf[65536];
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			ssize_t n;
+
+			if (poll(&pfd, 1, 200) <= 0)
+				break;
+			n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n <= 0) {
+				eof = n == 0;
+				break;
+			}
+			got += (size_t)n;
+		}
+	}
+	printf("never-reading client: %zu of %zu bytes queued, %s after "
+	       "%llu ms\n", got, doc_len, eof ? "dropped" : "not dropped",
+	       (unsigned long long)((xbd_now_ns() - t0) / 1000000));
+	CHECK(doc_len > 0);
+	CHECK(eof);
+	CHECK(got < doc_len);
+	if (fd >= 0)
+		close(fd);
+	for (i = 0; i < NDEV; i++) {
+		xbd_ctl_remove_device(ctl, devs[i].reg);
+		devs[i].alive = false;
+	}
+	free(devs);
 }
 
 /* Starts this binary as a fake xbd process; returns its pid. */
@@ -1145,6 +1209,7 @@ int main(int argc, char **argv)
 		test_add_remove_race(ctl);
 		test_slow_client(ctl);
 		test_silent_clients(ctl);
+		test_client_never_reads(ctl);
 		test_dead_process(argv[0], run_dir);
 		xbd_ctl_remove_device(ctl, serve_dev->reg);
 		serve_dev->alive = false;
