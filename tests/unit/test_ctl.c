@@ -4,8 +4,7 @@
  * tables of packaging/xbd-stats-json.md; the "ring" request; errors;
  * registration racing with queries; slow, silent, non-reading and too
  * many clients that must not delay the others; and a killed or stopped
- * process seen
- * by the client within its deadline.
+ * process seen by the client within its deadline.
  *
  * The same binary is the fake xbd process the xbdsh shell tests use:
  *   test_ctl --serve [--busy] VM:DOMID:VDEV[:ROLE[:BACKEND]] ...
