@@ -528,7 +528,7 @@ static void client_answer(struct xbd_ctl *ctl, struct ctl_client *c)
 		c->doc = error_doc("EINVAL", msg);
 	}
 	c->out = json_object_to_json_string_ext(c->doc, JSON_C_TO_STRING_PLAIN);
-	c->out_len = strlen(c->out) + 1; /* and its '\n', sent from nl below */
+	c->out_len = strlen(c->out) + 1; /* and the '\n' client_write adds */
 	c->writing = true;
 }
 
