@@ -52,6 +52,7 @@ struct attach {
 	const char *vm_name;
 	char dir[PATH_MAX];
 	bool cow, rw, foreground;
+	bool force;                   /* --rw although the VM runs */
 	int log_fd;                   /* the daemon's stderr; -1: /dev/null */
 	const char *wanted[ATTACH_MAX_DISKS];
 	unsigned nwanted;
@@ -68,14 +69,16 @@ struct attach {
 
 static void attach_usage(void)
 {
-	printf("usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw]\n"
+	printf("usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw [--force]]\n"
 	       "                  [--foreground | --log FILE]\n"
 	       "Shows VM's disks (all of them, or the --disk ones) as DIR/<vdev> and\n"
 	       "their partitions as DIR/<vdev>1, ..., read-only.\n"
 	       "  -m, --mount DIR    where the disks appear (required)\n"
 	       "  --disk VDEV        only this disk (xvda, ...); repeatable\n"
 	       "  --cow              writable; writes are kept in dom0\n"
-	       "  --rw               writable; writes reach the VM's disk\n"
+	       "  --rw               writable; writes reach the VM's disk (refused\n"
+	       "                     while the VM runs with it writable)\n"
+	       "  --force            --rw all the same: two writers of one disk\n"
 	       "  -f, --foreground   serve DIR from this process until SIGTERM\n"
 	       "  --log FILE         append the background process's messages to FILE\n"
 	       "                     (default $XBD_ATTACH_LOG, else none)\n"
@@ -381,6 +384,42 @@ static void teardown(struct attach *a)
 	a->p = NULL;
 }
 
+/* --rw on a disk its own running guest has writable makes two writers
+ * that know nothing of each other's caches: the file system is
+ * corrupted.  Refused unless the VM cannot run (paused, shut down) or
+ * --force. */
+static int check_second_writer(struct attach *a)
+{
+	unsigned i;
+	int paused = 0;
+	bool asked = false;
+
+	if (!a->rw || a->force)
+		return 0;
+	for (i = 0; i < a->ndisks; i++) {
+		const struct xbd_vm_disk *d = &a->disks[i].vm;
+
+		if (!d->mode || !strchr(d->mode, 'w'))
+			continue; /* the guest cannot write it */
+		if (!asked) {
+			paused = xbd_domain_paused(a->p, a->domid);
+			asked = true;
+		}
+		if (paused == 1)
+			return 0;
+		if (paused == 0)
+			xbd_err("%s: %s: the VM is running with this disk writable; pause it (xl pause %s) or shut it down first, or --force",
+				a->vm_name, d->vdev, a->vm_name);
+		else
+			xbd_err("%s: %s: the VM has this disk writable and whether it is paused is unknown (%s); shut it down first, or --force",
+				a->vm_name, d->vdev, paused == -EOPNOTSUPP ?
+				"the simulated platform has no pause" :
+				xbd_strerror(paused));
+		return -EBUSY;
+	}
+	return 0;
+}
+
 static int setup(struct attach *a)
 {
 	struct xbd_fuse_opts fo = { .read_only = !(a->rw || a->cow) };
@@ -404,6 +443,9 @@ static int setup(struct attach *a)
 	if (err)
 		return err;
 	err = choose_disks(a);
+	if (err)
+		return err;
+	err = check_second_writer(a);
 	if (err)
 		return err;
 	err = xbd_fuse_start(a->dir, &fo, &a->fuse);
@@ -466,12 +508,13 @@ static int open_log(struct attach *a, const char *log)
 /* 0: go on; -1: done (help printed); else the exit status. */
 static int parse_attach(int argc, char **argv, struct attach *a)
 {
-	enum { O_DISK = 256, O_COW, O_RW, O_LOG };
+	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE };
 	static const struct option opts[] = {
 		{ "mount", required_argument, NULL, 'm' },
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "cow", no_argument, NULL, O_COW },
 		{ "rw", no_argument, NULL, O_RW },
+		{ "force", no_argument, NULL, O_FORCE },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "help", no_argument, NULL, 'h' },
@@ -506,6 +549,9 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 			break;
 		case O_RW:
 			a->rw = true;
+			break;
+		case O_FORCE:
+			a->force = true;
 			break;
 		case 'f':
 			a->foreground = true;

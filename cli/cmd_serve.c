@@ -18,6 +18,7 @@
 #include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/ctl.h"
+#include "xbd/disk_users.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
 #include "xbd/stats.h"
@@ -101,6 +102,7 @@ struct serve_opts {
 	int log_fd;            /* --log, until the daemon takes it; -1: none */
 	const char *errinject;
 	bool read_only;
+	bool share_rw;         /* --share-rw: another writer is allowed */
 	bool foreground;
 	unsigned sector_size;
 	unsigned timeout_s;
@@ -124,7 +126,7 @@ static void serve_usage(void)
 	       "                 [--mount DIR] [--foreground | [--timeout SECS] [--log FILE]]\n"
 	       "                 [--max-queues N] [--max-ring-order N] [--indirect-segments N]\n"
 	       "                 [--no-persistent] [--persistent-grants N] [--workers N]\n"
-	       "                 [--inject-errors SECTORS] [--no-stats]\n"
+	       "                 [--inject-errors SECTORS] [--no-stats] [--share-rw]\n"
 	       "Hot-plugs FILE into VM as a disk (backend type xbd) and serves it.\n"
 	       "Returns once the VM's blkfront has connected it (within --timeout,\n"
 	       "default 30 s) and serves on in the background, its messages going to\n"
@@ -134,7 +136,9 @@ static void serve_usage(void)
 	       "With --backend null, --image gives the disk's size (e.g. 1G).\n"
 	       "--inject-errors 100-199,300-300 fails I/O on those sectors (for tests).\n"
 	       "--no-stats turns latency timing off (as XBD_STATS=off does); the\n"
-	       "request and error counters are kept.\n");
+	       "request and error counters are kept.\n"
+	       "A writable image that another process, a loop device or any VM's\n"
+	       "backend uses is refused; --share-rw serves it anyway.\n");
 }
 
 /* Connected: the parent may return to the shell, systemd hears READY
@@ -212,7 +216,9 @@ static int open_image(const struct serve_opts *o, char **abs_path,
 		return -ENOMEM;
 	}
 	err = xbd_image_open_by_name(o->backend, *abs_path, o->overlay,
-				     o->read_only, img);
+				     o->read_only, o->share_rw ?
+				     XBD_IMAGE_LOCK_SHARE_RW : XBD_IMAGE_LOCK_EXCL,
+				     img);
 	if (err)
 		goto fail;
 	if (o->errinject) {
@@ -238,6 +244,33 @@ fail:
 	return err;
 }
 
+/* Two writers of one disk corrupt it silently: a raw image served
+ * writable must not be in use by any VM's backend (the VM's own running
+ * disk too) nor back a loop device, unless --share-rw.  The image lock
+ * cannot see these: the kernel's blkback and loop devices take none.
+ * abs_path is the image's, as open_image resolved it. */
+static int check_other_users(struct xbd_platform *p, const struct serve_opts *o,
+			     const char *abs_path)
+{
+	char who[256];
+	int r;
+
+	if (o->read_only || o->share_rw || strcmp(o->backend, "raw"))
+		return 0;
+	r = xbd_disk_find_user(p, abs_path, who, sizeof(who));
+	if (r < 0) {
+		xbd_err("%s: cannot check who else uses it: %s; --share-rw to serve anyway",
+			o->image, xbd_strerror(r));
+		return r;
+	}
+	if (r > 0) {
+		xbd_err("%s: in use by %s; --share-rw to serve anyway", o->image,
+			who);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 /* The serving process (the child, or the only one with --foreground). */
 static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 {
@@ -252,6 +285,9 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 	uint16_t domid;
 	int err, rc = 1;
 
+	/* --timeout covers the whole operation, the hot-plug included */
+	if (!o->foreground)
+		deadline = xbd_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
 	if (xbd_cli_open_platform(&p))
 		goto out;
 	err = xbd_platform_ops_of(p)->domain_lookup(p, o->vm, &domid);
@@ -265,6 +301,10 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 	}
 	if (open_image(o, &abs_path, &img))
 		goto out;
+	if (check_other_users(p, o, abs_path)) {
+		xbd_image_close(img);
+		goto out;
+	}
 	if (o->mount) {
 		struct xbd_fuse_opts fo = { .read_only = true };
 
@@ -314,8 +354,6 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 		st.fuse_disk = false;
 		goto out; /* the backend closes the image */
 	}
-	if (!o->foreground)
-		deadline = xbd_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
 	notify_waiting(o);
 	err = xbd_backend_run(be, deadline);
 	if (err)
@@ -355,7 +393,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 {
 	enum { O_VDEV = 256, O_OVERLAY, O_SECTOR, O_TIMEOUT, O_LOG, O_QUEUES,
 	       O_ORDER, O_INDIRECT, O_NOPERSIST, O_PGRANTS, O_WORKERS, O_ERRINJ,
-	       O_NOSTATS };
+	       O_NOSTATS, O_SHARE_RW };
 	static const struct option opts[] = {
 		{ "image", required_argument, NULL, 'i' },
 		{ "vdev", required_argument, NULL, O_VDEV },
@@ -375,6 +413,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "inject-errors", required_argument, NULL, O_ERRINJ },
 		{ "no-stats", no_argument, NULL, O_NOSTATS },
+		{ "share-rw", no_argument, NULL, O_SHARE_RW },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -424,6 +463,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		case O_ERRINJ: o->errinject = optarg; break;
 		case O_NOPERSIST: o->params.no_persistent = true; break;
 		case O_NOSTATS: xbd_stats_default_off(); break;
+		case O_SHARE_RW: o->share_rw = true; break;
 		case O_SECTOR:
 			if (strcmp(optarg, "512") && strcmp(optarg, "4096")) {
 				xbd_usage_err("serve", "--sector-size: expected 512 or "

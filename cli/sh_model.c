@@ -616,7 +616,7 @@ static void match_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
 
 	if (m->dev || !role || strcmp(role, "serve"))
 		return;
-	if ((bp && !strcmp(bp, m->backend_path)) ||
+	if ((bp && m->backend_path && !strcmp(bp, m->backend_path)) ||
 	    (m->by_id && dev_domid(dev, &domid) && domid == m->domid &&
 	     (uint32_t)xbd_ctl_get_u64(dev, "devid", NULL) == m->devid)) {
 		m->dev = dev;
@@ -652,6 +652,22 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 
 	if (!v->backend_path[0]) {
 		note_add(d, "no backend yet");
+		return;
+	}
+	if (v->backend_inconsistent) {
+		/* The guest wrote its backend node: nothing comes from what
+		 * it names.  An xbd process that serves this very frontend
+		 * (by its own account, which the guest cannot write) still
+		 * gives this disk's own numbers. */
+		snprintf(d->state, sizeof(d->state), "inconsistent");
+		note_add(d, "its backend node names %s, which is not this "
+			 "disk's backend", v->backend_path);
+		m.domid = v->domid;
+		m.devid = v->devid;
+		m.by_id = true;
+		for_each_dev(x, match_xbd_dev, &m);
+		if (m.dev)
+			fill_from_xbd(d, m.dev, m.pid, with_ring);
 		return;
 	}
 	/* An xbd process may serve any backend type (`xbd sim blkback`,

@@ -855,7 +855,7 @@ int xbd_fuse_add_disk(struct xbd_fuse *fx, const char *name,
 	err = find_name(fx, name) ? -EEXIST : 0;
 	if (!err) {
 		node_get(n); /* ours, for the probe below */
-		append_node(fx, n);
+		append_nodes(fx, n);
 	}
 	pthread_rwlock_unlock(&fx->lock);
 	if (err) {

@@ -155,15 +155,16 @@ struct fx_node *node_by_ino(struct xbd_fuse *fx, fuse_ino_t ino)
 	return n;
 }
 
-/* Caller holds fx->lock for writing. */
-void append_node(struct xbd_fuse *fx, struct fx_node *n)
+/* Appends the chain `list` (ended by a NULL next) in one walk: a disk's
+ * partitions go in together, whatever their number.  Caller holds
+ * fx->lock for writing. */
+void append_nodes(struct xbd_fuse *fx, struct fx_node *list)
 {
 	struct fx_node **p = &fx->nodes;
 
 	while (*p)
 		p = &(*p)->next;
-	n->next = NULL;
-	*p = n;
+	*p = list;
 	clock_gettime(CLOCK_REALTIME, &fx->root_mtime);
 }
 

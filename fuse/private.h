@@ -7,7 +7,9 @@
  *                  reads and writes to the images) and the public API
  *   nodes.c        disks and the table of files (disks, partitions)
  *   workers.c      the reader thread and the worker pool
- *   partitions.c   a disk's partition table (the guest's: hostile)
+ *   partitions.c   a disk's partitions, shown as files (the table is
+ *                  the guest's: hostile)
+ *   ptable.c       MBR and GPT, read as Linux reads them
  */
 #ifndef XBD_FUSE_PRIVATE_H
 #define XBD_FUSE_PRIVATE_H
@@ -124,8 +126,9 @@ void node_put(struct xbd_fuse *fx, struct fx_node *n);
 struct fx_node *find_name(struct xbd_fuse *fx, const char *name);
 /* The node of inode `ino`, with a reference, or NULL. */
 struct fx_node *node_by_ino(struct xbd_fuse *fx, fuse_ino_t ino);
-/* Caller holds fx->lock for writing. */
-void append_node(struct xbd_fuse *fx, struct fx_node *n);
+/* Appends the chain `list` (ended by a NULL next) in one walk.  Caller
+ * holds fx->lock for writing. */
+void append_nodes(struct xbd_fuse *fx, struct fx_node *list);
 /* Moves the nodes matching (disk, partitions_only) from the table to
  * `out` (a private list).  Caller holds fx->lock for writing. */
 void unlink_nodes(struct xbd_fuse *fx, struct fx_disk *d,
@@ -146,10 +149,33 @@ void stop_threads(struct xbd_fuse *fx);
 
 /* ---- partitions.c ---- */
 /*
- * Finds the partitions with libblkid.  blkid wants an fd, and the
- * simplest fd that shows the disk exactly as the export does is the
- * disk's own file in our mount, which the workers are already serving.
+ * Finds the partitions (MBR and GPT with ptable.c, other tables with
+ * libblkid) and shows them as files.  Both read the disk's own file in
+ * our mount, which the workers are already serving: the simplest fd
+ * that shows the disk exactly as the export does.
  */
 int probe_partitions(struct xbd_fuse *fx, struct fx_node *dn);
+
+/* ---- ptable.c ---- */
+/* Linux's DISK_MAX_PARTS: a disk's partitions are numbered below it. */
+#define FX_DISK_MAX_PARTS 256
+
+/* One partition as the table gives it, in bytes; whether it fits the
+ * disk is for the caller to check. */
+struct fx_part {
+	uint64_t start, size;
+	unsigned partno;
+};
+
+/* Reads len bytes of the disk at off; 0 or negative errno. */
+typedef int fx_pread_fn(void *ctx, void *buf, size_t len, uint64_t off);
+
+/* Reads an MBR or GPT as Linux would: 1 when the disk has one (parts[]
+ * holds *n partitions, maybe none, numbered below FX_DISK_MAX_PARTS),
+ * 0 when it has neither, negative errno when the disk cannot be read.
+ * Its work is bounded whatever the table says. */
+int ptable_parse(fx_pread_fn *rd, void *ctx, uint64_t disk_size,
+		 unsigned sector_size, struct fx_part parts[FX_DISK_MAX_PARTS],
+		 unsigned *n);
 
 #endif

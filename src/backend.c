@@ -775,6 +775,13 @@ int xbd_backend_hotplug(struct xbd_backend *be,
 			d->vdev);
 		goto fail;
 	}
+	if (err == -EAGAIN) {
+		/* xbd_xs_transaction gave up: something kept writing there */
+		xbd_err("%s: %s: cannot write the device's xenstore nodes: they "
+			"kept changing (is the guest rewriting its device/ nodes?)",
+			d->vm_name, d->vdev);
+		goto fail;
+	}
 	if (err) {
 		xbd_err("%s: %s: cannot write the device's xenstore nodes: %s",
 			d->vm_name, d->vdev, xbd_strerror(err));
@@ -821,7 +828,10 @@ static int open_params(const char *params, bool ro, struct xbd_image **img,
 	*format = strdup(kind);
 	if (!*format)
 		return -ENOMEM;
-	return xbd_image_open_by_name(kind, path, NULL, ro, img);
+	/* as the kernel's blkback, which takes no image locks: the
+	 * toolstack and `xbd serve`'s xenstore check keep writers apart */
+	return xbd_image_open_by_name(kind, path, NULL, ro, XBD_IMAGE_LOCK_NONE,
+				      img);
 }
 
 static void try_adopt(struct xbd_backend *be, uint16_t fe, uint32_t devid)

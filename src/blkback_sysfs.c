@@ -111,15 +111,14 @@ int xbd_vbd_backend_parse(const char *backend_path, enum xbd_vbd_backend *kind,
 		{ "xbd", XBD_VBD_XBD },
 	};
 	char type[32];
-	unsigned be, fe, devid;
-	int used = 0;
+	uint16_t be, fe;
+	uint32_t devid;
 	size_t i;
 
-	if (sscanf(backend_path, "/local/domain/%u/backend/%31[^/]/%u/%u%n",
-		   &be, type, &fe, &devid, &used) != 4 ||
-	    backend_path[used] != '\0' || be >= XBD_DOMID_SELF)
+	if (xbd_backend_path_parse(backend_path, &be, type, sizeof(type), &fe,
+				   &devid))
 		return -EINVAL;
-	*be_domid = (uint16_t)be;
+	*be_domid = be;
 	*kind = XBD_VBD_UNKNOWN;
 	for (i = 0; i < XBD_ARRAY_SIZE(types); i++)
 		if (!strcmp(type, types[i].type))
@@ -217,7 +216,11 @@ static void read_vbd(struct xbd_platform *p, uint16_t domid, uint32_t devid,
 
 	xs_read_into(p, v->frontend_path, "backend", v->backend_path,
 		     sizeof(v->backend_path));
-	if (v->backend_path[0] &&
+	/* nothing is read from a backend that is not this device's: its
+	 * numbers would be another VM's under this one's name */
+	v->backend_inconsistent = v->backend_path[0] &&
+		xbd_vbd_backend_check(p, domid, devid, v->backend_path);
+	if (v->backend_path[0] && !v->backend_inconsistent &&
 	    xbd_vbd_backend_parse(v->backend_path, &v->backend,
 				  &v->backend_domid) == 0) {
 		xs_read_into(p, v->backend_path, "dev", v->vdev,

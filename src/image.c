@@ -257,14 +257,14 @@ bool xbd_image_can_discard(const struct xbd_image *img)
 
 int xbd_image_open_by_name(const char *backend, const char *path,
 			   const char *overlay_path, bool read_only,
-			   struct xbd_image **out)
+			   enum xbd_image_lock lock, struct xbd_image **out)
 {
 	struct xbd_image *base;
 	uint64_t size;
 	int err;
 
 	if (!strcmp(backend, "raw"))
-		return xbd_image_open_raw(path, read_only, out);
+		return xbd_image_open_raw_locked(path, read_only, lock, out);
 	if (!strcmp(backend, "null")) {
 		if (xbd_parse_byte_size(path, &size) || size == 0 || size % 512) {
 			xbd_err("null image: bad size '%s' (a multiple of 512, e.g. 1G)",
@@ -278,7 +278,7 @@ int xbd_image_open_by_name(const char *backend, const char *path,
 	}
 	if (!strcmp(backend, "cow")) {
 		/* the gold image is only ever read */
-		err = xbd_image_open_raw(path, true, &base);
+		err = xbd_image_open_raw_locked(path, true, lock, &base);
 		if (err)
 			return err;
 		err = xbd_image_open_cow(base, overlay_path, out);

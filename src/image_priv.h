@@ -57,4 +57,15 @@ int xbd_fd_preadv_full(int fd, const struct iovec *iov, int iovcnt,
 int xbd_fd_pwritev_full(int fd, const struct iovec *iov, int iovcnt,
 			uint64_t offset);
 
+/* xbd_image_open_raw with the lock chosen (xbd_image_open_by_name). */
+int xbd_image_open_raw_locked(const char *path, bool read_only,
+			      enum xbd_image_lock lock, struct xbd_image **out);
+
+/* Takes the image locks of src/image_lock.c on fd, the open image at
+ * path (named in the error line): 0, -EBUSY when another user is in the
+ * way (one line names it), or -errno.  The locks go with the fd's last
+ * close. */
+int xbd_image_lock_fd(int fd, const char *path, bool write,
+		      enum xbd_image_lock how);
+
 #endif

@@ -104,6 +104,13 @@ static const struct xbd_image_ops raw_ops = {
 int xbd_image_open_raw(const char *path, bool read_only,
 		       struct xbd_image **out)
 {
+	return xbd_image_open_raw_locked(path, read_only, XBD_IMAGE_LOCK_EXCL,
+					 out);
+}
+
+int xbd_image_open_raw_locked(const char *path, bool read_only,
+			      enum xbd_image_lock lock, struct xbd_image **out)
+{
 	struct raw_image *raw;
 	struct statfs sfs;
 	struct stat st;
@@ -140,6 +147,9 @@ int xbd_image_open_raw(const char *path, bool read_only,
 		xbd_err("%s: not a regular file or block device", path);
 		goto out_close;
 	}
+	err = xbd_image_lock_fd(fd, path, !read_only, lock);
+	if (err)
+		goto out_close;
 	if (size == 0 || size % 512) {
 		err = -EINVAL;
 		xbd_err("%s: size %llu is not a positive multiple of 512 bytes",

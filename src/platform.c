@@ -263,6 +263,13 @@ int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
 	return xbd_platform_ops_of(p)->domain_list(p, list, count);
 }
 
+int xbd_domain_paused(struct xbd_platform *p, uint16_t domid)
+{
+	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
+
+	return ops->domain_paused ? ops->domain_paused(p, domid) : -EOPNOTSUPP;
+}
+
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value)
 {
 	return xbd_xs_read(p, XBD_XS_NO_TXN, path, value, NULL);

@@ -403,22 +403,39 @@ static int xen_evtchn_unmask(struct xbd_evtchn *e, uint32_t port)
 	return xenevtchn_unmask(evtchn_of(e), port) ? neg_errno() : 0;
 }
 
-static int xen_domain_alive(struct xbd_platform *p, uint16_t domid)
+/* The hypervisor's record of domid: 1 and *info, 0 when there is no
+ * such domain, or -errno. */
+static int domain_info(struct xen_platform *x, uint16_t domid,
+		       xc_dominfo_t *info)
 {
-	struct xen_platform *x = xen_of(p);
-	xc_dominfo_t info;
 	int n, err = need_xc(x);
 
 	if (err)
 		return err;
 	errno = 0;
 	/* Fills in the first domain whose id is >= domid. */
-	n = xc_domain_getinfo(x->xc, domid, 1, &info);
+	n = xc_domain_getinfo(x->xc, domid, 1, info);
 	if (n < 0)
 		return errno == ESRCH ? 0 : neg_errno();
-	if (n == 0 || info.domid != domid)
-		return 0;
-	return !info.dying && !info.shutdown;
+	return n == 1 && info->domid == domid;
+}
+
+static int xen_domain_alive(struct xbd_platform *p, uint16_t domid)
+{
+	xc_dominfo_t info;
+	int r = domain_info(xen_of(p), domid, &info);
+
+	return r <= 0 ? r : !info.dying && !info.shutdown;
+}
+
+static int xen_domain_paused(struct xbd_platform *p, uint16_t domid)
+{
+	xc_dominfo_t info;
+	int r = domain_info(xen_of(p), domid, &info);
+
+	if (r == 0)
+		return -ESRCH;
+	return r < 0 ? r : info.paused || info.shutdown || info.dying;
 }
 
 static const struct xbd_platform_ops xen_ops = {
@@ -441,6 +458,7 @@ static const struct xbd_platform_ops xen_ops = {
 	.evtchn_unmask = xen_evtchn_unmask,
 	XBD_PLATFORM_XS_OPS,
 	.domain_alive = xen_domain_alive,
+	.domain_paused = xen_domain_paused,
 };
 
 int xbd_platform_xen_open(const struct xbd_platform_config *cfg,

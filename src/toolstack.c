@@ -67,10 +67,9 @@ static int read_disk(struct xbd_platform *p, uint16_t domid, const char *id,
 {
 	unsigned long long devid, be_id;
 	char *be = NULL, path[256];
-	unsigned be_dom, fe_dom;
-	char type[16];
+	uint16_t be_dom, fe_dom;
+	uint32_t be_devid;
 	enum xenbus_state st;
-	int n;
 
 	memset(d, 0, sizeof(*d));
 	if (xbd_parse_uint(id, UINT32_MAX, &devid) || devid == 0)
@@ -89,12 +88,13 @@ static int read_disk(struct xbd_platform *p, uint16_t domid, const char *id,
 	snprintf(d->be_path, sizeof(d->be_path), "%s", be);
 	free(be);
 	d->be_domid = (uint16_t)be_id;
-	/* /local/domain/<be>/backend/<type>/<fe>/<devid> */
-	n = sscanf(d->be_path, "/local/domain/%u/backend/%15[^/]/%u/", &be_dom,
-		   type, &fe_dom);
-	if (n != 3 || be_dom != be_id || fe_dom != domid)
+	/* the guest wrote both nodes: the backend must be this device's,
+	 * in the domain backend-id names */
+	if (xbd_vbd_backend_check(p, domid, d->devid, d->be_path) ||
+	    xbd_backend_path_parse(d->be_path, &be_dom, d->be_type,
+				   sizeof(d->be_type), &fe_dom, &be_devid) ||
+	    be_dom != be_id)
 		return -ENOENT;
-	snprintf(d->be_type, sizeof(d->be_type), "%s", type);
 	d->params = read_key(p, d->be_path, "params");
 	d->type = read_key(p, d->be_path, "type");
 	d->mode = read_key(p, d->be_path, "mode");

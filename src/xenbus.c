@@ -146,3 +146,51 @@ void xbd_frontend_path(char *buf, size_t len, uint16_t fe_domid,
 {
 	snprintf(buf, len, "/local/domain/%u/device/vbd/%u", fe_domid, devid);
 }
+
+int xbd_backend_path_parse(const char *path, uint16_t *be_domid, char *type,
+			   size_t type_len, uint16_t *fe_domid, uint32_t *devid)
+{
+	char t[32], canon[256];
+	unsigned be, fe, dev;
+	int used = 0;
+
+	if (sscanf(path, "/local/domain/%u/backend/%31[^/]/%u/%u%n", &be, t,
+		   &fe, &dev, &used) != 4 || path[used] ||
+	    be >= XBD_DOMID_SELF || fe >= XBD_DOMID_SELF)
+		return -EINVAL;
+	/* sscanf takes "+1", " 1" and "-1" for numbers: only the one
+	 * spelling a toolstack writes names a device */
+	xbd_backend_path(canon, sizeof(canon), (uint16_t)be, t, (uint16_t)fe, dev);
+	if (strcmp(canon, path) || strlen(t) >= type_len)
+		return -EINVAL;
+	*be_domid = (uint16_t)be;
+	*fe_domid = (uint16_t)fe;
+	*devid = dev;
+	snprintf(type, type_len, "%s", t);
+	return 0;
+}
+
+int xbd_vbd_backend_check(struct xbd_platform *p, uint16_t domid,
+			  uint32_t devid, const char *be_path)
+{
+	char path[320], want[64], type[32], *fe_path = NULL;
+	unsigned long long fe_id;
+	uint16_t be, fe;
+	uint32_t dev;
+	int err;
+
+	if (xbd_backend_path_parse(be_path, &be, type, sizeof(type), &fe, &dev) ||
+	    fe != domid || dev != devid)
+		return -EINVAL;
+	/* the backend's own nodes, which only its toolstack writes, must
+	 * name this frontend back */
+	snprintf(path, sizeof(path), "%s/frontend-id", be_path);
+	if (xbd_xs_read_uint(p, path, &fe_id) || fe_id != domid)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s/frontend", be_path);
+	xbd_frontend_path(want, sizeof(want), domid, devid);
+	err = xbd_xs_read_str(p, path, &fe_path) || strcmp(fe_path, want) ?
+	      -EINVAL : 0;
+	free(fe_path);
+	return err;
+}

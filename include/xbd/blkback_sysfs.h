@@ -57,6 +57,9 @@ struct xbd_vbd {
 	char vdev[24];              /* backend's "dev", else from devid */
 	char frontend_path[64];
 	char backend_path[128];     /* "" when the frontend names none */
+	/* backend_path is not this device's backend (xbd_vbd_backend_check):
+	 * nothing below was read from it */
+	bool backend_inconsistent;
 	enum xbd_vbd_backend backend;
 	uint16_t backend_domid;     /* XBD_DOMID_INVALID when unknown */
 	unsigned frontend_state;    /* XenbusState, 0 unknown */

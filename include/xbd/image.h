@@ -40,7 +40,22 @@ struct xbd_image {
 	bool nonblocking;      /* ops never sleep: run them inline */
 };
 
-/* raw: a file or block device; O_RDONLY when read_only. */
+/*
+ * How an image file is shared with other processes while open: locks in
+ * QEMU's lock bytes (src/image_lock.c), so that xbd and QEMU refuse to
+ * be a second writer of one image, or to write one that another reads.
+ */
+enum xbd_image_lock {
+	XBD_IMAGE_LOCK_EXCL,     /* readers share; a writer has it alone */
+	XBD_IMAGE_LOCK_SHARE_RW, /* others may write too (--share-rw): a
+				  * conflict is a warning, not a refusal */
+	XBD_IMAGE_LOCK_NONE,     /* no locks: the sim's stand-in for the
+				  * kernel's blkback, which takes none */
+};
+
+/* raw: a file or block device; O_RDONLY when read_only.  Locked
+ * XBD_IMAGE_LOCK_EXCL: -EBUSY (and a line naming the other user) when
+ * another process is in the way. */
 int xbd_image_open_raw(const char *path, bool read_only,
 		       struct xbd_image **out);
 /* cow: `base` (only ever read) plus a sparse overlay file at
@@ -60,13 +75,14 @@ int xbd_image_open_errinject(struct xbd_image *base, const char *spec,
 			     struct xbd_image **out);
 
 /* Opens by back-end name ("raw", "cow", "null") as `xbd serve` does:
- * cow uses `path` as the gold image and overlay_path (may be NULL);
- * null takes its size from `path` ("4096", "512M", "10G"; K/M/G/T are
- * powers of 1024).  A read-only cow refuses writes but may show an
- * existing overlay. */
+ * cow uses `path` as the gold image (locked as read-only: it is never
+ * written) and overlay_path (may be NULL); null takes its size from
+ * `path` ("4096", "512M", "10G"; K/M/G/T are powers of 1024) and locks
+ * nothing.  A read-only cow refuses writes but may show an existing
+ * overlay. */
 int xbd_image_open_by_name(const char *backend, const char *path,
 			   const char *overlay_path, bool read_only,
-			   struct xbd_image **out);
+			   enum xbd_image_lock lock, struct xbd_image **out);
 
 /* The open functions above print one xbd_err() line naming what failed
  * before returning -errno. */

@@ -166,6 +166,10 @@ int xbd_domain_alive(struct xbd_platform *p, uint16_t domid);
 /* free(*list). */
 int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
 		    unsigned *count);
+/* 1 when the domain's vCPUs cannot run (paused, or shut down and not
+ * yet destroyed), 0 when it runs, -ESRCH when there is no such domain,
+ * -EOPNOTSUPP when the platform cannot tell (the sim), or -errno. */
+int xbd_domain_paused(struct xbd_platform *p, uint16_t domid);
 
 /* Transitional (issue 11): backend.c, cli/cmd_attach.c, cli/cmd_serve.c,
  * cli/cmd_detach.c and cli/cmd_list.c still call the ops table directly.  Once they use the wrappers above,

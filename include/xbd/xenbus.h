@@ -33,5 +33,17 @@ void xbd_backend_path(char *buf, size_t len, uint16_t be_domid,
 /* /local/domain/<fe>/device/vbd/<devid> */
 void xbd_frontend_path(char *buf, size_t len, uint16_t fe_domid,
 		       uint32_t devid);
+/* The parts of a backend path, spelt exactly as xbd_backend_path spells
+ * it (type: at most type_len - 1 characters); -EINVAL otherwise. */
+int xbd_backend_path_parse(const char *path, uint16_t *be_domid, char *type,
+			   size_t type_len, uint16_t *fe_domid, uint32_t *devid);
+/* Whether be_path, which the `backend` node of domain domid's device
+ * devid names, is that device's backend.  The guest writes that node
+ * and can point it at another VM's disk: the path must be
+ * /local/domain/<be>/backend/<type>/<domid>/<devid>, and the backend's
+ * frontend-id and frontend nodes (which only its toolstack writes) must
+ * name this frontend back.  0, or -EINVAL when it is not. */
+int xbd_vbd_backend_check(struct xbd_platform *p, uint16_t domid,
+			  uint32_t devid, const char *be_path);
 
 #endif

@@ -9,14 +9,11 @@
 # $NOTIFY_SOCKET it tells systemd READY=1 and STOPPING=1.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
-start_sim
+random_vm1 16
 
-img=$T/disk.img
-make_random_image "$img" 16
-vm1_with_xvda "$img"
-
-# the daemon's messages (sanitizer reports too) go where the cleanup looks
-XBD_ATTACH_LOG=$T/env.log attach vm1 "$T/mnt" --rw --log "$T/attach.log" ||
+# the daemon's messages (sanitizer reports too) go where the cleanup looks;
+# --force: vm1 runs (attach_rw_running.sh tests the refusal)
+XBD_ATTACH_LOG=$T/env.log attach vm1 "$T/mnt" --rw --force --log "$T/attach.log" ||
 	die "attach --rw"
 [ -e "$T/attach.log" ] && [ ! -e "$T/env.log" ] && ok "--log wins over \$XBD_ATTACH_LOG" ||
 	fail "--log: $(ls "$T")"

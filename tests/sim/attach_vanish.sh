@@ -6,11 +6,7 @@
 # away.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
-start_sim
-
-img=$T/disk.img
-make_random_image "$img" 64
-vm1_with_xvda "$img"
+random_vm1 64
 attach vm1 "$T/mnt" || die "attach"
 
 # readers: loop until a read fails, then record how it failed and when

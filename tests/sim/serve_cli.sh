@@ -155,8 +155,10 @@ perms=$(xenstore-ls -p /local/domain/0/backend/xbd/1 2>/dev/null | head -n1)
 perms=$(xenstore-ls -p /local/domain/1/device/vbd 2>/dev/null | grep '^51744' | head -n1)
 [[ "$perms" == *"(n1,r0)"* ]] && ok "frontend dir: the guest's, dom0 reads" || fail "frontend perms: $perms"
 
-# The same disk again is refused, and changes nothing.
-expect_error 1 "^xbd: vm1: xvdc: the VM already has this disk$" serve vm1 --image "$D/disk.raw" --vdev xvdc
+# The same disk again is refused, and changes nothing (another image:
+# this one's lock would refuse it first, serve_two_writers.sh tests that).
+truncate -s 16M "$D/disk2.raw"
+expect_error 1 "^xbd: vm1: xvdc: the VM already has this disk$" serve vm1 --image "$D/disk2.raw" --vdev xvdc
 
 list=$("$XBD" list 2>&1)
 echo "$list"

@@ -25,15 +25,20 @@ xenstore-write \
 	$FE/51712/backend $BE/vbd/1/51712 $FE/51712/backend-id 0 \
 	$FE/51712/state 4 $FE/51712/ring-ref "$ref" $FE/51712/event-channel 5 \
 	$FE/51712/protocol x86_64-abi \
-	$BE/vbd/1/51712/frontend $FE/51712 $BE/vbd/1/51712/dev xvda \
+	$BE/vbd/1/51712/frontend $FE/51712 $BE/vbd/1/51712/frontend-id 1 \
+	$BE/vbd/1/51712/dev xvda \
 	$BE/vbd/1/51712/params /dev/vg/vm1 $BE/vbd/1/51712/mode w \
 	$BE/vbd/1/51712/state 4 $BE/vbd/1/51712/sectors 2097152 \
 	$BE/vbd/1/51712/sector-size 512 \
 	$FE/51728/backend $BE/xbd/1/51728 $FE/51728/state 4 \
+	$BE/xbd/1/51728/frontend $FE/51728 $BE/xbd/1/51728/frontend-id 1 \
 	$BE/xbd/1/51728/dev xvdb $BE/xbd/1/51728/state 4 \
 	$FE/51744/backend $BE/qdisk/1/51744 $FE/51744/state 3 \
+	$BE/qdisk/1/51744/frontend $FE/51744 $BE/qdisk/1/51744/frontend-id 1 \
 	$BE/qdisk/1/51744/dev xvdc $BE/qdisk/1/51744/params /srv/c.qcow2 \
 	$FE/51760/backend /local/domain/2/backend/vbd/1/51760 $FE/51760/state 4 \
+	/local/domain/2/backend/vbd/1/51760/frontend $FE/51760 \
+	/local/domain/2/backend/vbd/1/51760/frontend-id 1 \
 	$FE/51760/ring-ref "$ref"
 sys=$T/sys
 st=$sys/bus/xen-backend/devices/vbd-1-51712/statistics

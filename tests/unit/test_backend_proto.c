@@ -374,6 +374,7 @@ static void test_durability(const char *img, char *model, const char *gold,
 			CHECK(after && !memcmp(after, gold_before, len));
 			free(after);
 			CHECK_EQ(xbd_image_open_by_name("cow", gold, overlay, true,
+							XBD_IMAGE_LOCK_EXCL,
 							&reopened), 0);
 			if (reopened) {
 				CHECK_EQ(xbd_image_pread(reopened, buf, 4096, 777 * 4096), 0);

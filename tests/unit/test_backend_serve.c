@@ -458,7 +458,8 @@ static void scenario_cow(struct xbd_platform *gp, uint16_t domid,
 	CHECK(after && len2 == len && !memcmp(before, after, len));
 	free(after);
 	/* the guest's writes are in the overlay: gold + overlay = model */
-	CHECK_EQ(xbd_image_open_by_name("cow", gold, overlay, true, &reopened), 0);
+	CHECK_EQ(xbd_image_open_by_name("cow", gold, overlay, true,
+					XBD_IMAGE_LOCK_EXCL, &reopened), 0);
 	all = malloc(DISK_SIZE);
 	if (reopened) {
 		CHECK_EQ(xbd_image_pread(reopened, all, DISK_SIZE, 0), 0);

@@ -3,7 +3,8 @@
  * an ext4 partition and a patterned one, exported read-only from raw
  * and writable from cow, checked with the tools people use on it
  * (sha256sum, dd, cmp, fdisk, mount -o loop, e2fsck, sfdisk) and with
- * odd-sized reads from C.  Also: a failing image gives EIO, removed
+ * odd-sized reads from C; hostile partition tables show what Linux
+ * would show of them, fast.  Also: a failing image gives EIO, removed
  * disks fail open files, and stopping with busy files does not hang;
  * an image with asynchronous reads gets many in flight with two
  * workers, and remove and stop wait for the reads inside it; reads that
@@ -26,6 +27,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define MiB (1024u * 1024u)
 #define DISK_SIZE (64 * MiB)
@@ -339,6 +341,96 @@ static void test_partition_tables(struct xbd_fuse *fx)
 	CHECK_EQ(xbd_fuse_remove_disk(fx, "xvde"), 0);
 	xbd_image_close(e);
 	free(mbr);
+}
+
+/* Files of the mount named NAME followed by a digit (or "p" and one). */
+static unsigned count_partitions(const char *name)
+{
+	size_t len = strlen(name);
+	DIR *d = opendir(mnt);
+	struct dirent *e;
+	unsigned n = 0;
+
+	CHECK(d != NULL);
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, name, len) && e->d_name[len] &&
+		    strchr("p0123456789", e->d_name[len]))
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Exports a disk made by tests/lib/hostile_ptable.py (KIND ARGS) as
+ * `name`; returns its partition files.  However hostile its table, the
+ * probe ends fast (wall time checked only as a safety net: speed is the
+ * benchmarks' business) and shows no partition numbered from Linux's
+ * DISK_MAX_PARTS on. */
+static unsigned add_hostile(struct xbd_fuse *fx, const char *name,
+			    const char *args, struct xbd_image **img)
+{
+	const char *top = getenv("XBD_TOP");
+	char path[512], last[64];
+	struct timespec t0, t1;
+	unsigned n;
+
+	snprintf(path, sizeof(path), "%s", tu_path(name));
+	CHECK_EQ(run("python3 '%s/tests/lib/hostile_ptable.py' %s '%s'",
+		     top && *top ? top : ".", args, path), 0);
+	CHECK_EQ(xbd_image_open_raw(path, true, img), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, name, *img, 0), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) +
+		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	n = count_partitions(name);
+	printf("%s (%s): %u partitions in %.3f s\n", name, args, n, secs);
+	CHECK(secs < 5.0);
+	CHECK(n <= 255);
+	snprintf(last, sizeof(last), "%s256", name);
+	CHECK(access(in_mnt(last), F_OK) < 0);
+	return n;
+}
+
+static void remove_hostile(struct xbd_fuse *fx, const char *name,
+			   struct xbd_image *img)
+{
+	CHECK_EQ(xbd_fuse_remove_disk(fx, name), 0);
+	xbd_image_close(img);
+	unlink(tu_path(name));
+}
+
+/* Partition tables a guest wrote to keep an attach busy: what Linux
+ * would show of each, and no more. */
+static void test_hostile_tables(struct xbd_fuse *fx)
+{
+	struct xbd_image *img;
+
+	/* a GPT array larger than Linux reads: no partitions at all */
+	CHECK_EQ(add_hostile(fx, "xvdg", "gpt 100000", &img), 0);
+	remove_hostile(fx, "xvdg", img);
+	/* within that size: entries 1 to 255, all the same, overlapping */
+	CHECK_EQ(add_hostile(fx, "xvdh", "gpt 4096", &img), 255);
+	check_stat("xvdh1", MiB, 0444);
+	check_stat("xvdh255", MiB, 0444);
+	remove_hostile(fx, "xvdh", img);
+	/* the extended partition (its first sectors), logicals 5 to 255 */
+	CHECK_EQ(add_hostile(fx, "xvdi", "chain 5001", &img), 252);
+	check_stat("xvdi1", 1024, 0444);
+	check_stat("xvdi5", 512, 0444);
+	check_stat("xvdi255", 512, 0444);
+	remove_hostile(fx, "xvdi", img);
+	/* the most records Linux follows, empty ones between data ones:
+	 * fewer are read, so a prefix of the partitions shows */
+	CHECK(add_hostile(fx, "xvdj", "sparse 25100", &img) >= 2);
+	remove_hostile(fx, "xvdj", img);
+	/* a record that links to itself: its partition again and again,
+	 * as Linux shows it, up to the limit */
+	CHECK_EQ(add_hostile(fx, "xvdk", "loop-data", &img), 252);
+	remove_hostile(fx, "xvdk", img);
+	/* two empty records that link to each other */
+	CHECK_EQ(add_hostile(fx, "xvdl", "loop-empty", &img), 1);
+	remove_hostile(fx, "xvdl", img);
 }
 
 /* Disks come and go while mounted; an open file of a removed disk
@@ -983,6 +1075,7 @@ static int test_main(void)
 	test_read_only_export(fx, img_sha);
 	test_parallel_readers();
 	test_partition_tables(fx);
+	test_hostile_tables(fx);
 	test_add_remove(fx);
 	test_stop_busy(fx);
 	xbd_image_close(img);
@@ -1024,7 +1117,8 @@ static bool have(const char *tool)
 int main(void)
 {
 	static const char *const tools[] = { "sfdisk", "mkfs.ext4", "e2fsck",
-		"fdisk", "sha256sum", "dd", "cmp", "mount", "umount", "truncate" };
+		"fdisk", "sha256sum", "dd", "cmp", "mount", "umount", "truncate",
+		"python3" };
 	char mnt_buf[512], fsmnt_buf[512], img_buf[512];
 	int fd, st;
 	pid_t pid;

@@ -258,12 +258,14 @@ static void test_other_bases(const char *base_path)
 	xbd_image_close(img);
 
 	/* read-only cow through the by-name door */
-	CHECK_EQ(xbd_image_open_by_name("cow", base_path, NULL, true, &img), 0);
+	CHECK_EQ(xbd_image_open_by_name("cow", base_path, NULL, true,
+					XBD_IMAGE_LOCK_EXCL, &img), 0);
 	CHECK(img->read_only);
 	CHECK_EQ(xbd_image_pwrite(img, buf, 512, 0), -EROFS);
 	CHECK_EQ(xbd_image_discard(img, 0, 512), -EROFS);
 	xbd_image_close(img);
-	CHECK_EQ(xbd_image_open_by_name("cow", base_path, NULL, false, &img), 0);
+	CHECK_EQ(xbd_image_open_by_name("cow", base_path, NULL, false,
+					XBD_IMAGE_LOCK_EXCL, &img), 0);
 	CHECK(!img->read_only);
 	CHECK_EQ(xbd_image_pwrite(img, buf, 512, 0), 0);
 	xbd_image_close(img);

@@ -35,17 +35,23 @@ int main(void)
 	CHECK_EQ(xbd_image_open_null(1000, &img), -EINVAL);
 	CHECK_EQ(xbd_image_open_null(0, &img), -EINVAL);
 
-	CHECK_EQ(xbd_image_open_by_name("null", "10G", NULL, false, &img), 0);
+	CHECK_EQ(xbd_image_open_by_name("null", "10G", NULL, false,
+					XBD_IMAGE_LOCK_EXCL, &img), 0);
 	CHECK_EQ(img->size, 10ull << 30);
 	xbd_image_close(img);
-	CHECK_EQ(xbd_image_open_by_name("null", "4096", NULL, true, &img), 0);
+	CHECK_EQ(xbd_image_open_by_name("null", "4096", NULL, true,
+					XBD_IMAGE_LOCK_EXCL, &img), 0);
 	CHECK_EQ(img->size, 4096);
 	CHECK_EQ(xbd_image_pwrite(img, buf, 512, 0), -EROFS);
 	xbd_image_close(img);
-	CHECK_EQ(xbd_image_open_by_name("null", "1X", NULL, false, &img), -EINVAL);
-	CHECK_EQ(xbd_image_open_by_name("null", "-1", NULL, false, &img), -EINVAL);
-	CHECK_EQ(xbd_image_open_by_name("null", "100", NULL, false, &img), -EINVAL);
-	CHECK_EQ(xbd_image_open_by_name("null", "99999999999T", NULL, false, &img),
+	CHECK_EQ(xbd_image_open_by_name("null", "1X", NULL, false,
+					XBD_IMAGE_LOCK_EXCL, &img), -EINVAL);
+	CHECK_EQ(xbd_image_open_by_name("null", "-1", NULL, false,
+					XBD_IMAGE_LOCK_EXCL, &img), -EINVAL);
+	CHECK_EQ(xbd_image_open_by_name("null", "100", NULL, false,
+					XBD_IMAGE_LOCK_EXCL, &img), -EINVAL);
+	CHECK_EQ(xbd_image_open_by_name("null", "99999999999T", NULL, false,
+					XBD_IMAGE_LOCK_EXCL, &img),
 		 -EINVAL);
 	return check_report("test_image_null");
 }

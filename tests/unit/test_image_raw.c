@@ -1,13 +1,16 @@
 /* raw image back-end: bounds, read-only, discard, flush, big iovecs,
- * concurrent writers, shrinking files, opening by name. */
+ * concurrent writers, shrinking files, opening by name, image locks. */
 #include "tests/lib/check.h"
 #include "tests/lib/image_util.h"
 #include "xbd/image.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define SIZE (1u << 20)
 
@@ -192,8 +195,8 @@ static void test_open_errors(void)
 	tu_write_file(tu_path("empty"), odd, 0);
 	CHECK_EQ(xbd_image_open_raw(tu_path("empty"), true, &img), -EINVAL);
 	CHECK_EQ(xbd_image_open_raw(tu_dir, true, &img), -EINVAL);
-	CHECK_EQ(xbd_image_open_by_name("qcow9", tu_path("odd"), NULL, true, &img),
-		 -EINVAL);
+	CHECK_EQ(xbd_image_open_by_name("qcow9", tu_path("odd"), NULL, true,
+					XBD_IMAGE_LOCK_EXCL, &img), -EINVAL);
 	CHECK(img == NULL);
 }
 
@@ -201,11 +204,105 @@ static void test_by_name(const char *path)
 {
 	struct xbd_image *img;
 
-	CHECK_EQ(xbd_image_open_by_name("raw", path, NULL, true, &img), 0);
+	CHECK_EQ(xbd_image_open_by_name("raw", path, NULL, true,
+					XBD_IMAGE_LOCK_EXCL, &img), 0);
 	CHECK(!strcmp(xbd_image_name(img), "raw") && img->read_only);
 	xbd_image_close(img);
-	CHECK_EQ(xbd_image_open_by_name("raw", path, NULL, false, &img), 0);
+	CHECK_EQ(xbd_image_open_by_name("raw", path, NULL, false,
+					XBD_IMAGE_LOCK_EXCL, &img), 0);
 	CHECK(!img->read_only);
+	xbd_image_close(img);
+}
+
+static int open_as(const char *path, bool ro, enum xbd_image_lock lock,
+		   struct xbd_image **img)
+{
+	*img = NULL;
+	return xbd_image_open_by_name("raw", path, NULL, ro, lock, img);
+}
+
+/* Two writers refuse each other, readers share, a reader and a writer
+ * refuse each other in either order; a cow's gold image counts as read;
+ * --share-rw and the sim's blkback (no locks) get through. */
+static void test_locks(const char *path)
+{
+	struct xbd_image *a, *b, *c;
+
+	CHECK_EQ(open_as(path, false, XBD_IMAGE_LOCK_EXCL, &a), 0);
+	CHECK_EQ(open_as(path, false, XBD_IMAGE_LOCK_EXCL, &b), -EBUSY);
+	CHECK(b == NULL);
+	CHECK_EQ(open_as(path, true, XBD_IMAGE_LOCK_EXCL, &b), -EBUSY);
+	CHECK_EQ(xbd_image_open_by_name("cow", path, NULL, false,
+					XBD_IMAGE_LOCK_EXCL, &b), -EBUSY);
+	CHECK_EQ(open_as(path, false, XBD_IMAGE_LOCK_SHARE_RW, &b), 0);
+	xbd_image_close(b);
+	CHECK_EQ(open_as(path, false, XBD_IMAGE_LOCK_NONE, &b), 0);
+	xbd_image_close(b);
+	xbd_image_close(a);
+
+	CHECK_EQ(open_as(path, true, XBD_IMAGE_LOCK_EXCL, &a), 0);
+	CHECK_EQ(open_as(path, true, XBD_IMAGE_LOCK_EXCL, &b), 0);
+	CHECK_EQ(xbd_image_open_by_name("cow", path, NULL, false,
+					XBD_IMAGE_LOCK_EXCL, &c), 0);
+	xbd_image_close(c);
+	CHECK_EQ(open_as(path, false, XBD_IMAGE_LOCK_EXCL, &c), -EBUSY);
+	xbd_image_close(b);
+	xbd_image_close(a);
+
+	/* the locks went with the close */
+	CHECK_EQ(open_as(path, false, XBD_IMAGE_LOCK_EXCL, &a), 0);
+	xbd_image_close(a);
+}
+
+/* A writer in another process is refused in one line that names it. */
+static void test_lock_names_holder(const char *path)
+{
+	char msg[512] = "", want[64];
+	int ready[2], hold[2], err_fd, saved;
+	struct xbd_image *img;
+	ssize_t n;
+	pid_t pid;
+
+	CHECK_EQ(pipe(ready), 0);
+	CHECK_EQ(pipe(hold), 0);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		char c;
+
+		close(ready[0]);
+		close(hold[1]);
+		if (xbd_image_open_raw(path, false, &img))
+			_exit(1);
+		(void)!write(ready[1], "x", 1);
+		(void)!read(hold[0], &c, 1); /* until the parent closes it */
+		xbd_image_close(img);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	CHECK_EQ(read(ready[0], msg, 1), 1);
+
+	err_fd = open(tu_path("lock.err"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	saved = dup(2);
+	dup2(err_fd, 2);
+	CHECK_EQ(xbd_image_open_raw(path, false, &img), -EBUSY);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(err_fd, msg, sizeof(msg) - 1, 0);
+	close(err_fd);
+	msg[n > 0 ? n : 0] = 0;
+	snprintf(want, sizeof(want), "test_image_raw, pid %d)\n", (int)pid);
+	CHECK(strstr(msg, ": in use by another writer (") != NULL);
+	CHECK(strstr(msg, want) != NULL);
+	CHECK(strchr(msg, '\n') == msg + strlen(msg) - 1); /* one line */
+	if (!strstr(msg, want))
+		fprintf(stderr, "lock error line: %s", msg);
+
+	close(hold[1]);
+	close(ready[0]);
+	waitpid(pid, NULL, 0);
+	CHECK_EQ(xbd_image_open_raw(path, false, &img), 0);
 	xbd_image_close(img);
 }
 
@@ -225,6 +322,8 @@ int main(void)
 	test_concurrent(path);
 	test_by_name(path);
 	test_open_errors();
+	test_locks(path);
+	test_lock_names_holder(path);
 	test_shrunk(path);
 	free(gold);
 	return check_report("test_image_raw");

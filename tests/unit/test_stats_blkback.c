@@ -217,6 +217,8 @@ static const char *const fake_xenstore[][2] = {
 	{ FE "51712/ring-ref", "100" },
 	{ FE "51712/event-channel", "9" },
 	{ FE "51712/protocol", "x86_64-abi" },
+	{ "/local/domain/0/backend/vbd/7/51712/frontend", FE "51712" },
+	{ "/local/domain/0/backend/vbd/7/51712/frontend-id", "7" },
 	{ "/local/domain/0/backend/vbd/7/51712/dev", "xvda" },
 	{ "/local/domain/0/backend/vbd/7/51712/params", "/dev/vg/vm7" },
 	{ "/local/domain/0/backend/vbd/7/51712/mode", "w" },
@@ -230,6 +232,8 @@ static const char *const fake_xenstore[][2] = {
 	{ FE "51728/ring-ref0", "101" },
 	{ FE "51728/ring-ref1", "102" },
 	{ FE "51728/event-channel", "10" },
+	{ "/local/domain/0/backend/qdisk/7/51728/frontend", FE "51728" },
+	{ "/local/domain/0/backend/qdisk/7/51728/frontend-id", "7" },
 	{ "/local/domain/0/backend/qdisk/7/51728/mode", "r" },
 	/* xvdc: tapdisk in a driver domain, multi-queue */
 	{ FE "51744/backend", "/local/domain/2/backend/vbd3/7/51744" },
@@ -239,18 +243,41 @@ static const char *const fake_xenstore[][2] = {
 	{ FE "51744/queue-0/event-channel", "11" },
 	{ FE "51744/queue-1/ring-ref", "104" },
 	{ FE "51744/protocol", "x86_64-abi" },
+	{ "/local/domain/2/backend/vbd3/7/51744/frontend", FE "51744" },
+	{ "/local/domain/2/backend/vbd3/7/51744/frontend-id", "7" },
 	/* xvdq: served by xbd; an inconsistent ring at ref 105 */
 	{ FE "268439552/backend", "/local/domain/0/backend/xbd/7/268439552" },
 	{ FE "268439552/ring-ref", "105" },
 	{ FE "268439552/protocol", "x86_64-abi" },
+	{ "/local/domain/0/backend/xbd/7/268439552/frontend", FE "268439552" },
+	{ "/local/domain/0/backend/xbd/7/268439552/frontend-id", "7" },
 	{ "/local/domain/0/backend/xbd/7/268439552/dev", "xvdq" },
 	/* xvdd: no backend named (being set up) */
 	{ FE "51760/state", "1" },
 	/* not a device id: ignored */
 	{ FE "junk/state", "4" },
+	/* xvde, xvdf, xvdg: the guest's backend nodes name domain 8's
+	 * backend, a path of the wrong spelling, and a backend whose own
+	 * nodes name another frontend */
+	{ FE "51776/backend", "/local/domain/0/backend/vbd/8/51712" },
+	{ FE "51776/state", "4" },
+	{ FE "51792/backend", "/local/domain/0/backend/vbd/07/51792" },
+	{ "/local/domain/0/backend/vbd/07/51792/frontend", FE "51792" },
+	{ "/local/domain/0/backend/vbd/07/51792/frontend-id", "7" },
+	{ "/local/domain/0/backend/vbd/07/51792/params", "/dev/vg/odd" },
+	{ FE "51808/backend", "/local/domain/0/backend/vbd/7/51808" },
+	{ "/local/domain/0/backend/vbd/7/51808/frontend",
+	  "/local/domain/8/device/vbd/51712" },
+	{ "/local/domain/0/backend/vbd/7/51808/frontend-id", "7" },
+	{ "/local/domain/0/backend/vbd/7/51808/params", "/dev/vg/vm8" },
 	/* another domain's disk: not listed for domain 7 */
 	{ "/local/domain/8/device/vbd/51712/backend",
 	  "/local/domain/0/backend/vbd/8/51712" },
+	{ "/local/domain/0/backend/vbd/8/51712/frontend",
+	  "/local/domain/8/device/vbd/51712" },
+	{ "/local/domain/0/backend/vbd/8/51712/frontend-id", "8" },
+	{ "/local/domain/0/backend/vbd/8/51712/params", "/dev/vg/vm8" },
+	{ "/local/domain/0/backend/vbd/8/51712/sectors", "4096" },
 };
 
 /* Ring page contents: xvda (x86_64) has requests 7..9 outstanding. */
@@ -340,6 +367,13 @@ static void test_backend_parse(void)
 	CHECK_EQ(xbd_vbd_backend_parse("/local/domain/0/backend/vbd/7/1/x", &k,
 				       &be), -EINVAL);
 	CHECK_EQ(xbd_vbd_backend_parse("", &k, &be), -EINVAL);
+	/* only the spelling a toolstack writes */
+	CHECK_EQ(xbd_vbd_backend_parse("/local/domain/0/backend/vbd/+7/1", &k,
+				       &be), -EINVAL);
+	CHECK_EQ(xbd_vbd_backend_parse("/local/domain/0/backend/vbd/7/-1", &k,
+				       &be), -EINVAL);
+	CHECK_EQ(xbd_vbd_backend_parse("/local/domain/00/backend/vbd/7/1", &k,
+				       &be), -EINVAL);
 	CHECK(!strcmp(xbd_vbd_backend_name(XBD_VBD_TAPDISK), "tapdisk"));
 	CHECK(!strcmp(xbd_vbd_backend_name(XBD_VBD_UNKNOWN), "unknown"));
 }
@@ -373,7 +407,7 @@ static void test_vbds_and_rings(void)
 	memcpy(snapshot, f.pages, FAKE_PAGES * XBD_PAGE_SIZE);
 
 	CHECK_EQ(xbd_vbd_list(p, FAKE_DOMID, &v, &n), 0);
-	CHECK_EQ(n, 5);
+	CHECK_EQ(n, 8);
 	CHECK(n < 2 || v[0].devid < v[1].devid);
 
 	d = find_vbd(v, n, 51712);
@@ -469,6 +503,22 @@ static void test_vbds_and_rings(void)
 		CHECK_EQ(d->nr_ring_refs, 0);
 		CHECK_EQ(xbd_vbd_ring_peek(p, d, &peek), -ENODATA);
 	}
+
+	/* nothing read from a backend that is not the device's own */
+	static const uint32_t hostile[] = { 51776, 51792, 51808 };
+	for (size_t i = 0; i < XBD_ARRAY_SIZE(hostile); i++) {
+		d = find_vbd(v, n, hostile[i]);
+		CHECK(d != NULL);
+		if (!d)
+			continue;
+		CHECK(d->backend_inconsistent);
+		CHECK_EQ(d->backend, XBD_VBD_UNKNOWN);
+		CHECK_EQ(d->backend_domid, XBD_DOMID_INVALID);
+		CHECK(d->params[0] == '\0');
+		CHECK_EQ(d->sectors, 0);
+	}
+	d = find_vbd(v, n, 51712);
+	CHECK(d && !d->backend_inconsistent);
 
 	/* a look maps read-only, unmaps what it mapped, writes nothing */
 	CHECK_EQ(f.writable_maps, 0);
