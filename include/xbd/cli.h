@@ -13,13 +13,23 @@ struct xbd_cmd {
 	int (*run)(int argc, char **argv); /* argv[0] is the command name */
 };
 
+/* cli/common.c, for xbd and xbdsh alike.  First thing in main(): sets
+ * xbd_progname, hooks the sim platform in, and reads $XBD_DEBUG. */
+void xbd_cli_init(const char *progname);
+/* The global options both share, c as getopt_long returned it:
+ * --platform (into *kind), -v, -h (usage()), -V; any other c is a usage
+ * error, reported.  -1 when parsing goes on, else the exit status. */
+struct option;
+int xbd_cli_global_opt(int c, char **argv, const struct option *opts,
+		       void (*usage)(void), enum xbd_platform_kind *kind);
+
 /* Global options given before the command. */
 extern enum xbd_platform_kind xbd_cli_platform;
 
 /* Opens the platform chosen by --platform / $XBD_PLATFORM / auto-detect;
  * prints one clear error line on failure. */
 int xbd_cli_open_platform(struct xbd_platform **p);
-/* cli/open_platform.c, for xbd and xbdsh: opens the platform of that
+/* cli/common.c, for xbd and xbdsh: opens the platform of that
  * kind (AUTO: resolved); on failure prints one line, which is
  * "PROG: needs root (...)" when not being root is why (on Xen, also
  * when a device xbd would need later is root's). */
