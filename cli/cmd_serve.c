@@ -448,6 +448,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ O_WORKERS, "--workers", 1, 256, &o->params.workers },
 	};
 	const char *log = NULL;
+	uint64_t null_size;
 	bool have_timeout = false;
 	struct stat sb;
 	size_t i;
@@ -480,8 +481,8 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		case O_SHARE_RW: o->share_rw = true; break;
 		case O_SECTOR:
 			if (strcmp(optarg, "512") && strcmp(optarg, "4096")) {
-				xbd_err("serve: --sector-size: expected 512 or 4096, got '%s'",
-					optarg);
+				xbd_usage_err("serve", "--sector-size: expected 512 or "
+					      "4096, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			o->sector_size = (unsigned)atoi(optarg);
@@ -513,6 +514,11 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			o->backend);
 		return XBD_EXIT_USAGE;
 	}
+	/* null's --image is its size: a bad one is a bad argument */
+	if (!strcmp(o->backend, "null") &&
+	    xbd_cli_parse_size_opt("serve", "--image", o->image, 512,
+				   UINT64_MAX, &null_size))
+		return XBD_EXIT_USAGE;
 	if (o->overlay && strcmp(o->backend, "cow")) {
 		xbd_err("serve: --overlay is for --backend cow");
 		return XBD_EXIT_USAGE;

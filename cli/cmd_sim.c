@@ -8,6 +8,7 @@
 #include "xbd/util.h"
 #include "xbd/frontend.h"
 #include "xbd/toolstack.h"
+#include "xbd/xenbus.h"
 #include "src/sim/sim.h"
 
 #include <errno.h>
@@ -145,6 +146,21 @@ static bool takes_value(const char *arg, const struct option *opts)
 	return false;
 }
 
+/* FILE[,VDEV]: a bad VDEV is a bad argument, refused before anything
+ * is created (the file itself is checked when the disk is added). */
+static bool disk_spec_ok(const char *spec)
+{
+	const char *comma = strrchr(spec, ',');
+	uint32_t devid;
+
+	if (*spec && *spec != ',' &&
+	    (!comma || !xbd_vdev_to_devid(comma + 1, &devid)))
+		return true;
+	xbd_usage_err("sim", "--disk: expected FILE or FILE,VDEV with VDEV such "
+		      "as xvda, got '%s'", spec);
+	return false;
+}
+
 static int cmd_sim_run(int argc, char **argv)
 {
 	enum { O_DIR = 256, O_OWNER, O_DISK, O_NO_GUEST };
@@ -189,17 +205,20 @@ static int cmd_sim_run(int argc, char **argv)
 			break;
 		case O_OWNER:
 			if (xbd_parse_uint(optarg, INT_MAX, &owner) || !owner) {
-				xbd_err("sim: --owner-pid: expected a process id, got '%s'",
-					optarg);
+				xbd_usage_err("sim", "--owner-pid: expected a process "
+					      "id, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			misplaced = "--owner-pid";
 			break;
 		case O_DISK:
 			if (ndisks == MAX_DISKS) {
-				xbd_err("sim: --disk: at most %d disks", MAX_DISKS);
+				xbd_usage_err("sim", "--disk: at most %d disks",
+					      MAX_DISKS);
 				return XBD_EXIT_USAGE;
 			}
+			if (!disk_spec_ok(optarg))
+				return XBD_EXIT_USAGE;
 			disks[ndisks++] = optarg;
 			vm_create_opt = true;
 			break;

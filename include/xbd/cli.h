@@ -32,17 +32,29 @@ extern enum xbd_platform_kind xbd_cli_platform;
 /* Opens the platform chosen by --platform / $XBD_PLATFORM / auto-detect;
  * prints one clear error line on failure. */
 int xbd_cli_open_platform(struct xbd_platform **p);
+/* cli/common.c, for xbd and xbdsh: opens the platform of that
+ * kind (AUTO: resolved); on failure prints one line, which is
+ * "PROG: needs root (...)" when not being root is why (on Xen, also
+ * when a device xbd would need later is root's). */
+int xbd_cli_open_platform_kind(enum xbd_platform_kind kind,
+			       struct xbd_platform **p);
 
 /* Exit codes: 0 ok, 1 failure, 2 usage, 3 `xbd attach` attached some
  * of the VM's disks and skipped others. */
 #define XBD_EXIT_USAGE 2
 #define XBD_EXIT_PARTIAL 3
 
-/* An option's number in [min, max]; otherwise one line
- * "xbd: CMD: OPT: expected a number from MIN to MAX, got 'S'" and
- * -EINVAL (the caller exits XBD_EXIT_USAGE). */
+/* An option's number in [min, max]; otherwise one usage line
+ * "xbd: CMD: OPT: expected a number from MIN to MAX, got 'S' (see ...)"
+ * and -EINVAL (the caller exits XBD_EXIT_USAGE). */
 int xbd_cli_parse_uint_opt(const char *cmd, const char *opt, const char *s,
 			   unsigned min, unsigned max, unsigned *v);
+/* An option's byte size ("4096", "64K", "1G": xbd_parse_byte_size),
+ * not 0, a multiple of align and at most max; otherwise one usage line
+ * "xbd: CMD: OPT: expected a size such as 64M, ..., got 'S' (see ...)"
+ * and -EINVAL (the caller exits XBD_EXIT_USAGE). */
+int xbd_cli_parse_size_opt(const char *cmd, const char *opt, const char *s,
+			   uint64_t align, uint64_t max, uint64_t *v);
 
 extern const struct xbd_cmd xbd_cmd_sim;
 extern const struct xbd_cmd xbd_cmd_selftest;
