@@ -22,19 +22,6 @@
 #include <string.h>
 
 
-/* A reply's member of the wanted type, or NULL: a missing, null or
- * wrongly typed field is unknown, whoever wrote the reply. */
-static struct json_object *member(struct json_object *o, const char *key,
-				  json_type type)
-{
-	struct json_object *v;
-
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
-		return NULL;
-	return v;
-}
-
 /* Requests served so far, from the control socket of the process
  * serving backend_path (-1 when it does not answer or says nothing
  * usable). */
@@ -45,28 +32,28 @@ static long long ctl_requests(struct xbd_ctl_reply *replies, unsigned n,
 
 	for (i = 0; i < n; i++) {
 		struct json_object *devs = replies[i].err ? NULL :
-			member(replies[i].doc, "devices", json_type_array);
+			xbd_ctl_get_array(replies[i].doc, "devices");
 		size_t j;
 
 		for (j = 0; devs && j < json_object_array_length(devs); j++) {
 			struct json_object *dev = json_object_array_get_idx(devs, j);
-			struct json_object *path = member(dev, "backend_path",
-							  json_type_string);
-			struct json_object *reqs = member(dev, "requests",
-							  json_type_object);
+			const char *path = xbd_ctl_get_str(dev, "backend_path");
+			struct json_object *reqs = xbd_ctl_get_object(dev, "requests");
 			long long total = 0;
 
-			if (!path || strcmp(json_object_get_string(path), backend_path))
+			if (!path || strcmp(path, backend_path))
 				continue;
 			if (!reqs)
 				return -1;
 			json_object_object_foreach(reqs, key, val) {
+				bool known;
+				uint64_t v = xbd_ctl_get_u64(val, NULL, &known);
+
 				if (!strcmp(key, "indirect"))
 					continue;
-				if (!json_object_is_type(val, json_type_int) ||
-				    json_object_get_int64(val) < 0)
+				if (!known)
 					return -1;
-				total += json_object_get_int64(val);
+				total += (long long)v;
 			}
 			return total;
 		}
