@@ -21,6 +21,7 @@
 #include "xbd/disk_users.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
+#include "xbd/mounts.h"
 #include "xbd/stats.h"
 #include "xbd/util.h"
 #include "xbd/xenbus.h"
@@ -537,6 +538,12 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	}
 	if (strcmp(o->backend, "null") && stat(o->image, &sb)) {
 		xbd_err("%s: %s", o->image, strerror(errno));
+		return 1;
+	}
+	/* a killed serve --mount leaves its FUSE mount dead on DIR */
+	if (o->mount && xbd_mount_dead(o->mount)) {
+		xbd_err("%s: a dead xbd mount is left there; `xbd detach %s` removes it",
+			o->mount, o->mount);
 		return 1;
 	}
 	if (o->mount && (stat(o->mount, &sb) || !S_ISDIR(sb.st_mode))) {
