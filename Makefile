@@ -3,7 +3,7 @@
 # runs every test; `make check-xen` runs the real-Xen tier.
 
 CC      ?= gcc
-PKGS    := fuse3 xenstore xengnttab xenevtchn xencontrol json-c blkid
+PKGS    := fuse3 xenstore xengnttab xenevtchn xencontrol json-c blkid libcrypto libewf
 WARN    := -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes \
            -Wmissing-declarations -Werror
 CFLAGS  ?= -O2 -g

@@ -117,8 +117,7 @@ void xbd_attach_remove_record(struct xbd_platform *p, const char *fe_path)
 	free(be);
 }
 
-/* A frontend directory of ours in the way of a new instance. */
-static void clear_if_stale(struct xbd_platform *p, const char *fe_path)
+void xbd_attach_clear_stale(struct xbd_platform *p, const char *fe_path)
 {
 	if (stale_attach_dir(p, fe_path))
 		xbd_attach_remove_record(p, fe_path);
@@ -132,7 +131,7 @@ static int create_instance(struct attach *a, struct att_disk *d)
 				   "xbd-mount", a->dir, NULL };
 	struct xbd_attach_instance_opts o = {
 		.vm_name = a->vm_name, .rw = a->rw, .sim = a->sim,
-		.fe_extra = fe_extra, .clear_stale = clear_if_stale,
+		.fe_extra = fe_extra, .clear_stale = xbd_attach_clear_stale,
 	};
 
 	/* what xbd_xs_read_proc() reads back */

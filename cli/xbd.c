@@ -21,6 +21,7 @@ static const struct xbd_cmd *const commands[] = {
 	&xbd_cmd_sim,
 	&xbd_cmd_selftest,
 	&xbd_cmd_attach,
+	&xbd_cmd_image,
 	&xbd_cmd_serve,
 	&xbd_cmd_list,
 	&xbd_cmd_detach,

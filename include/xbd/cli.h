@@ -75,6 +75,16 @@ int xbd_detach_dir(const char *dir);
 int xbd_serve_remove_dead(struct xbd_platform *p, uint16_t fe_domid, uint32_t devid,
 			  struct xbd_proc *was);
 
+/* A frontend directory under XBD_ATTACH_FE_DIR in the way of a new
+ * instance (struct xbd_attach_instance_opts.clear_stale): removed with
+ * its backend instance when the process it records is gone. */
+void xbd_attach_clear_stale(struct xbd_platform *p, const char *fe_path);
+/* Exit status of `xbd image --skip-errors` when sectors could not be
+ * read and were written as zeros. */
+#define XBD_EXIT_READ_ERRORS 4
+/* cli/cmd_image.c */
+extern const struct xbd_cmd xbd_cmd_image;
+
 /* cli/cmd_attach.c: `xbd attach`, and the records it keeps of itself
  * for `xbd detach DIR`: its frontend directories under
  * XBD_ATTACH_FE_DIR, each with xbd-mount (the DIR) and the process

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Evidence imaging (`xbd image`): a disk read through a connected
+ * struct xbd_frontend, in large reads with several in flight, handed in
+ * order to a writer thread (raw file or E01 through libewf) and to one
+ * hashing thread per digest (OpenSSL EVP: MD5, SHA-1, SHA-256), so that
+ * hashing and writing overlap the reads.  Unreadable sectors stop the
+ * copy, or are replaced by zeros and listed (skip_errors).
+ */
+#ifndef XBD_IMAGING_H
+#define XBD_IMAGING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct xbd_frontend;
+
+enum xbd_hash {
+	XBD_HASH_MD5,
+	XBD_HASH_SHA1,
+	XBD_HASH_SHA256,
+	XBD_HASH_COUNT,
+};
+#define XBD_HASH_MAX_BYTES 32
+/* "md5", "sha1", "sha256" */
+const char *xbd_hash_name(enum xbd_hash h);
+
+/* A set of digests computed together on one thread (for --verify). */
+struct xbd_hashset;
+int xbd_hashset_new(const bool want[XBD_HASH_COUNT], struct xbd_hashset **out);
+int xbd_hashset_update(struct xbd_hashset *hs, const void *buf, size_t len);
+/* hex[h] gets the lower-case hex digest of each wanted h ("" else). */
+int xbd_hashset_final(struct xbd_hashset *hs,
+		      char hex[XBD_HASH_COUNT][2 * XBD_HASH_MAX_BYTES + 1]);
+void xbd_hashset_free(struct xbd_hashset *hs);
+
+/* The image's destination: raw file or E01 (src/imaging_out.c).  The
+ * data goes to a temporary name (NAME.partial, NAME.partial.E01) that
+ * only xbd_image_out_commit gives the final name. */
+struct xbd_image_out;
+enum xbd_image_format { XBD_IMAGE_RAW, XBD_IMAGE_EWF };
+struct xbd_image_out_opts {
+	enum xbd_image_format format;
+	const char *path;            /* raw: the file; ewf: its first segment (.E01) */
+	bool force;                  /* replace an existing image */
+	bool sparse;                 /* raw: holes where the disk reads zeros */
+	uint64_t size;               /* bytes */
+	unsigned sector_size;
+	/* ewf case metadata, each NULL when not given */
+	const char *case_number, *evidence_number, *examiner, *description, *notes;
+};
+/* Checks that nothing is in the way and creates the temporary file.
+ * Prints one error line on failure. */
+int xbd_image_out_open(const struct xbd_image_out_opts *o, struct xbd_image_out **out);
+/* Data in order, from offset 0 on. */
+int xbd_image_out_write(struct xbd_image_out *io, const void *buf, size_t len);
+/* Stores the digests (E01: where ewfverify reads them; binary digests,
+ * NULL when not computed), finishes the file, renames it to its name. */
+int xbd_image_out_commit(struct xbd_image_out *io,
+			 const uint8_t *md5, const uint8_t *sha1);
+/* Removes the temporary file(s) unless committed; frees.  NULL: no-op. */
+void xbd_image_out_close(struct xbd_image_out *io);
+/* The final name of the first file (the .E01 for ewf). */
+const char *xbd_image_out_name(const struct xbd_image_out *io);
+
+/* Reads a written image back (raw or E01) and hashes its media data. */
+int xbd_image_verify(enum xbd_image_format format, const char *path,
+		     const bool want[XBD_HASH_COUNT],
+		     char hex[XBD_HASH_COUNT][2 * XBD_HASH_MAX_BYTES + 1],
+		     uint64_t *bytes);
+
+/* Unreadable 512-byte sectors [start, end], inclusive. */
+struct xbd_sector_range {
+	uint64_t start, end;
+};
+
+struct xbd_imaging_opts {
+	struct xbd_frontend *fe;
+	uint64_t size;               /* bytes to read from 0 */
+	unsigned sector_size;        /* the retry unit after a failed read */
+	bool want[XBD_HASH_COUNT];
+	bool skip_errors;
+	struct xbd_image_out *out;
+	/* Called on the calling thread about every 200 ms and at the end
+	 * with the bytes hashed and written so far; non-zero stops the
+	 * copy (xbd_imaging_run then returns -EINTR). */
+	int (*tick)(void *arg, uint64_t done);
+	void *tick_arg;
+};
+
+struct xbd_imaging_result {
+	char hex[XBD_HASH_COUNT][2 * XBD_HASH_MAX_BYTES + 1];
+	uint8_t digest[XBD_HASH_COUNT][XBD_HASH_MAX_BYTES];
+	uint64_t bytes;              /* read and written */
+	struct xbd_sector_range *bad; /* skip_errors: zero-filled sectors */
+	unsigned nbad;
+	uint64_t bad_sectors;        /* total in bad[] */
+	uint64_t stop_sector;        /* the unreadable sector that stopped it */
+};
+
+/* 0; -EIO when a sector could not be read (stop_sector says which;
+ * with skip_errors only when the device failed altogether); -EINTR
+ * when tick stopped it; another -errno from the writer or the device.
+ * Free the result with xbd_imaging_result_free. */
+int xbd_imaging_run(const struct xbd_imaging_opts *o, struct xbd_imaging_result *r);
+void xbd_imaging_result_free(struct xbd_imaging_result *r);
+
+#endif

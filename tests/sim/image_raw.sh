@@ -1,0 +1,95 @@
+#!/bin/bash
+# End-to-end: `xbd image` of a running sim VM's disk, raw.  Checks: the
+# image equals the disk and its sha256/md5 are the reported ones; the
+# JSON report's fields are there with their types; --verify; an
+# existing image is refused without --force; --sparse keeps the bytes;
+# --skip-errors over sectors the backend cannot read lists exactly
+# those and exits 4, without it the copy stops naming the first; SIGINT
+# mid-copy leaves no image under FILE's name and no xenstore nodes.
+. "$(dirname "$0")/attach_common.inc"
+requires_prog xenstore-read xenstore-utils
+requires_prog jq
+random_vm1 64
+
+out=$T/vm1.raw
+if "$xbd" image vm1 -o "$out" --verify --sha1 >"$T/out" 2>"$T/err"; then
+	ok "xbd image: $(head -n1 "$T/out")"
+else
+	die "xbd image failed: $(cat "$T/err")"
+fi
+cmp -s "$out" "$img" && ok "the image equals the disk" || fail "the image differs from the disk"
+j=$T/vm1.raw.report.json
+[ -s "$T/vm1.raw.report.txt" ] && ok "text report written" || fail "no text report"
+[ "$(jq -r .hashes.sha256 "$j")  -" = "$sum" ] && ok "reported SHA-256 equals the disk's" ||
+	fail "SHA-256 $(jq -r .hashes.sha256 "$j") vs $sum"
+[ "$(jq -r .hashes.md5 "$j")  -" = "$(md5sum <"$img")" ] && ok "reported MD5 equals the disk's" ||
+	fail "MD5 differs"
+[ "$(jq -r .hashes.sha1 "$j")  -" = "$(sha1sum <"$img")" ] && ok "reported SHA-1 equals the disk's" ||
+	fail "SHA-1 differs"
+# the schema: every field and its type
+if jq -e '
+	(.tool == "xbd") and (.xbd_version | type == "string") and
+	(.command_line | type == "array" and length > 0) and (.host | type == "string") and
+	(.vm.name == "vm1") and (.vm.domid | type == "number") and
+	(.vm.uuid | type == "string" or type == "null") and
+	(.disk.vdev == "xvda") and (.disk.sectors == 131072) and (.disk.sector_size == 512) and
+	(.disk.size_bytes == 67108864) and (.disk.backend.type == "vbd") and
+	(.disk.backend.served_by | type == "string") and (.disk.backend.params | type == "string") and
+	(.image.format == "raw") and (.image.path | type == "string") and
+	(.start_utc | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")) and
+	(.end_utc | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")) and
+	(.bytes_read == 67108864) and (.read_error_sectors == 0) and
+	(.read_errors == []) and (.verified == true) and (.skip_errors == false) and
+	(.hashes.sha256 | test("^[0-9a-f]{64}$")) and (.hashes.md5 | test("^[0-9a-f]{32}$"))
+	' "$j" >/dev/null; then
+	ok "report JSON fields present and typed"
+else
+	fail "report JSON: $(cat "$j")"
+fi
+grep -q "^SHA-256: *$(jq -r .hashes.sha256 "$j")" "$T/vm1.raw.report.txt" &&
+	ok "text report names the SHA-256" || fail "text report: $(cat "$T/vm1.raw.report.txt")"
+wait_for 3 no_attach_nodes && ok "no nodes left in xenstore" ||
+	fail "nodes left: $(xenstore-ls -f /local/domain/0 | grep -E 'device|vbd/0')"
+
+# an existing image is not overwritten
+before=$(stat -c %Y.%i "$out")
+if "$xbd" image vm1 -o "$out" >/dev/null 2>"$T/err"; then
+	fail "an existing image was overwritten"
+else
+	grep -q "exists; --force" "$T/err" && ok "refused: $(cat "$T/err")" ||
+		fail "refusal unclear: $(cat "$T/err")"
+fi
+[ "$(stat -c %Y.%i "$out")" = "$before" ] && ok "the image is untouched" || fail "the image changed"
+"$xbd" image vm1 -o "$out" --force >/dev/null 2>"$T/err" && cmp -s "$out" "$img" &&
+	ok "--force replaces it" || fail "--force: $(cat "$T/err")"
+
+# --sparse: same bytes, holes where zeros were
+"$xbd" image vm1 -o "$T/sparse.raw" --sparse >/dev/null 2>"$T/err" &&
+	cmp -s "$T/sparse.raw" "$img" && ok "--sparse image equals the disk" ||
+	fail "--sparse: $(cat "$T/err")"
+
+# the usage errors name the problem
+"$xbd" image vm1 -o "$T/x" --format qcow2 >/dev/null 2>"$T/err"
+[ $? = 2 ] && grep -q "expected raw or ewf" "$T/err" && ok "bad --format: usage error" ||
+	fail "bad --format: $(cat "$T/err")"
+"$xbd" image nosuchvm -o "$T/x" >/dev/null 2>"$T/err"
+[ $? = 1 ] && grep -q "no such domain" "$T/err" && [ ! -e "$T/x" ] &&
+	ok "unknown VM: one error line, no file" || fail "unknown VM: $(cat "$T/err")"
+
+# SIGINT mid-copy: a slow progress (ticks) gives time to interrupt
+big=$T/big.img
+head -c $((512 << 20)) /dev/zero >"$big"
+vm_create vm2 "$big,xvda"
+"$xbd" image vm2 -o "$T/int.raw" --progress 2>"$T/int.err" >/dev/null &
+pid=$!
+wait_for 20 test -e "$T/int.raw.partial" || fail "no partial image appeared"
+sleep 0.3
+kill -INT "$pid"
+wait "$pid"
+st=$?
+[ "$st" = 130 ] && ok "SIGINT: exit 130" || fail "SIGINT: exit $st: $(cat "$T/int.err")"
+[ ! -e "$T/int.raw" ] && [ ! -e "$T/int.raw.partial" ] && [ ! -e "$T/int.raw.report.json" ] &&
+	ok "SIGINT: no image, partial or report left" || fail "SIGINT left: $(ls "$T" | grep int.raw)"
+wait_for 3 no_attach_nodes && ok "SIGINT: no nodes left in xenstore" ||
+	fail "SIGINT: nodes left: $(xenstore-ls -f /local/domain/0 | grep -E 'device|vbd/0')"
+finish
