@@ -136,13 +136,18 @@ fail:
 /* blkback: adopting a toolstack's devices                             */
 /* ------------------------------------------------------------------ */
 
-/* params: "PATH" (raw), or "raw:PATH", "cow:PATH", "null:SIZE". */
+/* params: "PATH" (raw), or "raw:PATH", "cow:PATH", "null:SIZE", or
+ * "errinject:SECTORS:PATH", a raw file whose listed 512-byte sectors
+ * fail with EIO ("100-107,300"), for tests of the readers' error paths
+ * (params is the toolstack's, in dom0: a guest cannot write it). */
 static int open_params(const char *params, bool ro, struct xbd_image **img,
 		       char **format)
 {
-	static const char *const kinds[] = { "raw", "cow", "null" };
+	static const char *const kinds[] = { "raw", "cow", "null", "errinject" };
 	const char *kind = "raw", *path = params;
+	char *spec = NULL;
 	size_t i;
+	int err;
 
 	for (i = 0; i < XBD_ARRAY_SIZE(kinds); i++) {
 		size_t n = strlen(kinds[i]);
@@ -152,13 +157,35 @@ static int open_params(const char *params, bool ro, struct xbd_image **img,
 			path = params + n + 1;
 		}
 	}
+	if (!strcmp(kind, "errinject")) {
+		const char *colon = strchr(path, ':');
+
+		if (!colon) {
+			xbd_err("params '%s': expected errinject:SECTORS:PATH", params);
+			return -EINVAL;
+		}
+		spec = strndup(path, (size_t)(colon - path));
+		if (!spec)
+			return -ENOMEM;
+		path = colon + 1;
+	}
 	*format = strdup(kind);
-	if (!*format)
+	if (!*format) {
+		free(spec);
 		return -ENOMEM;
+	}
 	/* as the kernel's blkback, which takes no image locks: the
 	 * toolstack and `xbd serve`'s xenstore check keep writers apart */
-	return xbd_image_open_by_name(kind, path, NULL, ro, XBD_IMAGE_LOCK_NONE,
-				      img);
+	err = xbd_image_open_by_name(spec ? "raw" : kind, path, NULL, ro,
+				     XBD_IMAGE_LOCK_NONE, img);
+	if (!err && spec) {
+		struct xbd_image *base = *img;
+
+		*img = NULL; /* errinject closes base when it fails */
+		err = xbd_image_open_errinject(base, spec, img);
+	}
+	free(spec);
+	return err;
 }
 
 static void try_adopt(struct xbd_backend *be, uint16_t fe, uint32_t devid)
