@@ -6,7 +6,7 @@ set -eu
 pkgs=(
 	build-essential pkg-config
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
-	libssl-dev libewf-dev       # xbd image: OpenSSL EVP hashes, E01 output
+	libssl-dev libewf-dev      # xbd image: OpenSSL EVP hashes, E01 output
 	ewf-tools                  # ewfverify, ewfinfo, ewfexport in the image tests
 	xenstore-utils             # xenstore-read/-write/... against the sim
 	e2fsprogs fdisk util-linux # mkfs.ext4, e2fsck, sfdisk, losetup
