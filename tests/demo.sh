@@ -3,7 +3,9 @@
 # Installs what is missing, builds, starts a simulated Xen, creates vm1
 # with a partitioned ext4 disk holding known files, attaches the disk in
 # dom0 with `xbd attach`, mounts its partition read-only through the FUSE
-# file, reads the files, prints the disk's statistics, and cleans up.
+# file, reads the files, prints the disk's statistics, detaches, and
+# ends by imaging the disk with `xbd image` (hashed while read, with a
+# report) and cleaning up.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -68,12 +70,23 @@ umount "$work/fs"
 step "ring statistics for vm1's disks"
 show "$XBDSH" stats vm1
 
-step "detaching and stopping"
+step "detaching"
 show "$XBD" detach "$work/vm1"
+
+step "imaging vm1's disk: raw, SHA-256 and MD5 computed while reading, verified"
+show "$XBD" image vm1 --disk xvda -o "$work/vm1-evidence.raw" --verify
+show cat "$work/vm1-evidence.raw.report.txt"
+if [ "$(jq -r .hashes.sha256 "$work/vm1-evidence.raw.report.json")  -" != "$image_sum" ]; then
+	echo "demo: the reported SHA-256 is not the disk's" >&2
+	exit 1
+fi
+
+step "stopping"
 show "$XBD" sim stop
 if [ "$(sha256sum < "$work/vm1.img")" != "$image_sum" ]; then
 	echo "demo: the image changed although it was attached read-only" >&2
 	exit 1
 fi
 echo
-echo "demo finished: vm1's disk read through xbd had the image's sha256, and the image is unchanged."
+echo "demo finished: vm1's disk read through xbd had the image's sha256, the image is unchanged,"
+echo "and xbd image's report holds the same SHA-256."
