@@ -39,7 +39,9 @@ struct imaging_cmd {
 	struct xbd_platform *p;
 	uint16_t domid;
 	char uuid[40];
-	struct xbd_vm_disk disk;
+	struct xbd_vm_disk *disks;    /* all of the VM's (xbd_vm_disks) */
+	unsigned ndisks;
+	const struct xbd_vm_disk *disk; /* the one imaged */
 	struct xbd_attach_instance inst;
 	struct xbd_frontend *fe;
 	struct xbd_frontend_info info;
@@ -225,29 +227,22 @@ static void read_uuid(struct imaging_cmd *c)
 	free(vm);
 }
 
-static void free_disk(struct xbd_vm_disk *d)
-{
-	free(d->params);
-	free(d->type);
-	free(d->mode);
-	free(d->physical_device);
-	free(d->device_type);
-	memset(d, 0, sizeof(*d));
-}
-
 /* The --disk one, or the VM's only disk. */
 static int choose_disk(struct imaging_cmd *c)
 {
-	struct xbd_vm_disk *all;
 	char names[256] = "";
 	unsigned n, i, found = UINT_MAX, candidates = 0;
 	uint32_t id = 0;
-	int err = xbd_vm_disks(c->p, c->domid, &all, &n);
+	int err = xbd_vm_disks(c->p, c->domid, &c->disks, &c->ndisks);
+	const struct xbd_vm_disk *all = c->disks;
 
 	if (err) {
 		xbd_err("%s: cannot list its disks: %s", c->vm_name, xbd_strerror(err));
+		c->disks = NULL;
+		c->ndisks = 0;
 		return err;
 	}
+	n = c->ndisks;
 	if (c->vdev)
 		xbd_vdev_to_devid(c->vdev, &id);
 	for (i = 0; i < n; i++) {
@@ -270,10 +265,8 @@ static int choose_disk(struct imaging_cmd *c)
 		xbd_err("%s: has several disks (%s); name one with --disk", c->vm_name, names);
 		err = -EINVAL;
 	} else {
-		c->disk = all[found];
-		memset(&all[found], 0, sizeof(all[found])); /* strings moved */
+		c->disk = &all[found];
 	}
-	xbd_vm_disks_free(all, n);
 	return err;
 }
 
@@ -296,10 +289,10 @@ static int connect_disk(struct imaging_cmd *c)
 		self = (struct xbd_proc){ .pid = getpid() };
 	snprintf(pid, sizeof(pid), "%ld", (long)self.pid);
 	snprintf(start, sizeof(start), "%llu", self.start);
-	err = xbd_attach_instance_create(c->p, &c->disk, &o, &c->inst);
+	err = xbd_attach_instance_create(c->p, c->disk, &o, &c->inst);
 	if (err)
 		return err;
-	snprintf(name, sizeof(name), "%s/%s", c->vm_name, c->disk.vdev);
+	snprintf(name, sizeof(name), "%s/%s", c->vm_name, c->disk->vdev);
 	cfg.frontend_path = c->inst.fe_path;
 	cfg.backend_path = c->inst.be_path;
 	cfg.backend_domid = c->inst.be_domid;
@@ -338,16 +331,25 @@ static void fmt_bytes(char *buf, size_t len, double v)
 	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
+/* A SIGINT, SIGTERM or SIGHUP waiting (recorded in c->signal). */
+static bool took_signal(struct imaging_cmd *c)
+{
+	struct timespec zero = { 0, 0 };
+	int sig = sigtimedwait(&c->sigs, NULL, &zero);
+
+	if (sig > 0)
+		c->signal = sig;
+	return sig > 0;
+}
+
 static int tick(void *arg, uint64_t done)
 {
 	struct imaging_cmd *c = arg;
-	struct timespec zero = { 0, 0 };
 	uint64_t now = xbd_now_ns(), size = c->info.sectors * 512;
 	bool tty = isatty(STDERR_FILENO), end = done == size;
-	int sig = sigtimedwait(&c->sigs, NULL, &zero);
 
-	if (sig > 0) {
-		c->signal = sig;
+	/* all read: a signal now is run()'s, before the image is committed */
+	if (!end && took_signal(c)) {
 		if (tty && c->last_print_ns)
 			fputc('\n', stderr);
 		return 1;
@@ -445,17 +447,17 @@ static json_object *report_json(struct imaging_cmd *c, const char *image)
 	json_object_object_add(vm, "domid", json_object_new_int(c->domid));
 	add_str(vm, "uuid", c->uuid[0] ? c->uuid : NULL);
 	json_object_object_add(r, "vm", vm);
-	add_str(disk, "vdev", c->disk.vdev);
+	add_str(disk, "vdev", c->disk->vdev);
 	add_u64(disk, "sectors", c->info.sectors);
 	json_object_object_add(disk, "sector_size", json_object_new_int((int)c->info.sector_size));
 	add_u64(disk, "size_bytes", c->info.sectors * 512);
-	add_str(be, "type", c->disk.be_type);
+	add_str(be, "type", c->disk->be_type);
 	add_str(be, "served_by", c->inst.backend_kind);
-	json_object_object_add(be, "domid", json_object_new_int(c->disk.be_domid));
-	add_str(be, "params", c->disk.params);
-	add_str(be, "kind", c->disk.type);
-	add_str(be, "mode", c->disk.mode);
-	add_str(be, "path", c->disk.be_path);
+	json_object_object_add(be, "domid", json_object_new_int(c->disk->be_domid));
+	add_str(be, "params", c->disk->params);
+	add_str(be, "kind", c->disk->type);
+	add_str(be, "mode", c->disk->mode);
+	add_str(be, "path", c->disk->be_path);
 	json_object_object_add(disk, "backend", be);
 	json_object_object_add(r, "disk", disk);
 	add_str(img, "path", image);
@@ -506,12 +508,12 @@ static void report_text(FILE *f, json_object *r, const struct imaging_cmd *c,
 	fprintf(f, "VM:            %s (domid %u, UUID %s)\n", c->vm_name, c->domid,
 		c->uuid[0] ? c->uuid : "unknown");
 	fprintf(f, "Disk:          %s, %llu sectors of 512 bytes (%llu bytes), sector size %u\n",
-		c->disk.vdev, (unsigned long long)c->info.sectors,
+		c->disk->vdev, (unsigned long long)c->info.sectors,
 		(unsigned long long)c->info.sectors * 512, c->info.sector_size);
 	fprintf(f, "Backend:       %s in domain %u (%s), params %s, type %s, mode %s\n",
-		c->disk.be_type, c->disk.be_domid, c->disk.be_path,
-		c->disk.params ? c->disk.params : "-", c->disk.type ? c->disk.type : "-",
-		c->disk.mode ? c->disk.mode : "-");
+		c->disk->be_type, c->disk->be_domid, c->disk->be_path,
+		c->disk->params ? c->disk->params : "-", c->disk->type ? c->disk->type : "-",
+		c->disk->mode ? c->disk->mode : "-");
 	fprintf(f, "Read through:  xbd's frontend on a second instance served by %s\n",
 		c->inst.backend_kind);
 	fprintf(f, "Image:         %s (%s%s)\n", image,
@@ -590,8 +592,16 @@ static int verify_image(struct imaging_cmd *c)
 	char hex[XBD_HASH_COUNT][2 * XBD_HASH_MAX_BYTES + 1];
 	const char *image = xbd_image_out_name(c->out);
 	uint64_t bytes;
-	int k, err = xbd_image_verify(c->out_opts.format, image, c->want, hex, &bytes);
+	int k, err;
 
+	/* the progress line again, for the read-back */
+	c->t0_ns = xbd_now_ns();
+	c->last_print_ns = 0;
+	c->end_printed = false;
+	err = xbd_image_verify(c->out_opts.format, image, c->want, hex, &bytes, tick, c);
+	if (err == -EINTR)
+		xbd_err("%s: verification stopped by %s; the image is complete, but has no report",
+			image, strsignal(c->signal));
 	if (err)
 		return err;
 	c->verified = true;
@@ -623,9 +633,9 @@ static int copy(struct imaging_cmd *c)
 			strsignal(c->signal));
 	else if (err == -EIO && !xbd_frontend_status(c->fe))
 		xbd_err("%s/%s: sector %llu cannot be read; stopped (--skip-errors writes zeros instead)",
-			c->vm_name, c->disk.vdev, (unsigned long long)c->res.stop_sector);
+			c->vm_name, c->disk->vdev, (unsigned long long)c->res.stop_sector);
 	else if (err)
-		xbd_err("%s/%s: imaging failed: %s", c->vm_name, c->disk.vdev,
+		xbd_err("%s/%s: imaging failed: %s", c->vm_name, c->disk->vdev,
 			xbd_strerror(err));
 	return err;
 }
@@ -664,6 +674,11 @@ static int run(struct imaging_cmd *c)
 	disconnect_disk(c);
 	if (err)
 		return err;
+	if (took_signal(c)) {
+		xbd_err("%s: stopped by %s; the unfinished image is removed", c->output,
+			strsignal(c->signal));
+		return -EINTR;
+	}
 	md5 = c->want[XBD_HASH_MD5] ? c->res.digest[XBD_HASH_MD5] : NULL;
 	sha1 = c->want[XBD_HASH_SHA1] ? c->res.digest[XBD_HASH_SHA1] : NULL;
 	err = xbd_image_out_commit(c->out, md5, sha1);
@@ -696,19 +711,19 @@ static int image_run(int argc, char **argv)
 	disconnect_disk(&c);
 	if (!err) {
 		printf("%s: %llu bytes from %s/%s\n", xbd_image_out_name(c.out),
-		       (unsigned long long)c.res.bytes, c.vm_name, c.disk.vdev);
+		       (unsigned long long)c.res.bytes, c.vm_name, c.disk->vdev);
 		for (k = 0; k < XBD_HASH_COUNT; k++)
 			if (c.want[k])
 				printf("%s %s\n", xbd_hash_name(k), c.res.hex[k]);
 		printf("report: %s\n", c.report_txt);
 		if (c.res.bad_sectors)
 			xbd_err("%s/%s: %llu unreadable sectors written as zeros (listed in %s)",
-				c.vm_name, c.disk.vdev, (unsigned long long)c.res.bad_sectors,
+				c.vm_name, c.disk->vdev, (unsigned long long)c.res.bad_sectors,
 				c.report_txt);
 	}
 	xbd_image_out_close(c.out);
 	xbd_platform_close(c.p);
-	free_disk(&c.disk);
+	xbd_vm_disks_free(c.disks, c.ndisks);
 	xbd_imaging_result_free(&c.res);
 	if (c.signal)
 		return 128 + c.signal;

@@ -346,8 +346,24 @@ const char *xbd_image_out_name(const struct xbd_image_out *io)
 /* Reading back (--verify)                                            */
 /* ------------------------------------------------------------------ */
 
-static int verify_raw(const char *path, struct xbd_hashset *hs, uint8_t *buf,
-		      uint64_t *bytes)
+struct verify {
+	struct xbd_hashset *hs;
+	uint8_t *buf;
+	uint64_t *bytes;
+	int (*tick)(void *arg, uint64_t done);
+	void *tick_arg;
+};
+
+/* n more bytes read into v->buf. */
+static int verify_add(struct verify *v, size_t n)
+{
+	*v->bytes += n;
+	if (v->tick && v->tick(v->tick_arg, *v->bytes))
+		return -EINTR;
+	return xbd_hashset_update(v->hs, v->buf, n);
+}
+
+static int verify_raw(const char *path, struct verify *v)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
 
@@ -357,7 +373,7 @@ static int verify_raw(const char *path, struct xbd_hashset *hs, uint8_t *buf,
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (;;) {
-		ssize_t n = read(fd, buf, OUT_READ_CHUNK);
+		ssize_t n = read(fd, v->buf, OUT_READ_CHUNK);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -367,8 +383,7 @@ static int verify_raw(const char *path, struct xbd_hashset *hs, uint8_t *buf,
 		}
 		if (n <= 0)
 			break;
-		*bytes += (uint64_t)n;
-		err = xbd_hashset_update(hs, buf, (size_t)n);
+		err = verify_add(v, (size_t)n);
 		if (err)
 			break;
 	}
@@ -376,8 +391,7 @@ static int verify_raw(const char *path, struct xbd_hashset *hs, uint8_t *buf,
 	return err;
 }
 
-static int verify_ewf(const char *path, struct xbd_hashset *hs, uint8_t *buf,
-		      uint64_t *bytes)
+static int verify_ewf(const char *path, struct verify *v)
 {
 	libewf_handle_t *h = NULL;
 	libewf_error_t *e = NULL;
@@ -392,7 +406,7 @@ static int verify_ewf(const char *path, struct xbd_hashset *hs, uint8_t *buf,
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = libewf_handle_read_buffer(h, buf, OUT_READ_CHUNK, &e);
+		ssize_t n = libewf_handle_read_buffer(h, v->buf, OUT_READ_CHUNK, &e);
 
 		if (n < 0) {
 			err = ewf_fail("cannot read", path, &e);
@@ -400,8 +414,7 @@ static int verify_ewf(const char *path, struct xbd_hashset *hs, uint8_t *buf,
 		}
 		if (n == 0)
 			break;
-		*bytes += (uint64_t)n;
-		err = xbd_hashset_update(hs, buf, (size_t)n);
+		err = verify_add(v, (size_t)n);
 		if (err)
 			break;
 	}
@@ -415,19 +428,19 @@ out:
 int xbd_image_verify(enum xbd_image_format format, const char *path,
 		     const bool want[XBD_HASH_COUNT],
 		     char hex[XBD_HASH_COUNT][2 * XBD_HASH_MAX_BYTES + 1],
-		     uint64_t *bytes)
+		     uint64_t *bytes, int (*tick)(void *arg, uint64_t done),
+		     void *tick_arg)
 {
-	struct xbd_hashset *hs = NULL;
-	uint8_t *buf = malloc(OUT_READ_CHUNK);
-	int err = buf ? xbd_hashset_new(want, &hs) : -ENOMEM;
+	struct verify v = { .buf = malloc(OUT_READ_CHUNK), .bytes = bytes,
+			    .tick = tick, .tick_arg = tick_arg };
+	int err = v.buf ? xbd_hashset_new(want, &v.hs) : -ENOMEM;
 
 	*bytes = 0;
 	if (!err)
-		err = format == XBD_IMAGE_RAW ? verify_raw(path, hs, buf, bytes)
-					      : verify_ewf(path, hs, buf, bytes);
+		err = format == XBD_IMAGE_RAW ? verify_raw(path, &v) : verify_ewf(path, &v);
 	if (!err)
-		err = xbd_hashset_final(hs, hex);
-	xbd_hashset_free(hs);
-	free(buf);
+		err = xbd_hashset_final(v.hs, hex);
+	xbd_hashset_free(v.hs);
+	free(v.buf);
 	return err;
 }

@@ -64,11 +64,14 @@ void xbd_image_out_close(struct xbd_image_out *io);
 /* The final name of the first file (the .E01 for ewf). */
 const char *xbd_image_out_name(const struct xbd_image_out *io);
 
-/* Reads a written image back (raw or E01) and hashes its media data. */
+/* Reads a written image back (raw or E01) and hashes its media data.
+ * tick (may be NULL) is called after every read with the bytes so far;
+ * non-zero stops it with -EINTR. */
 int xbd_image_verify(enum xbd_image_format format, const char *path,
 		     const bool want[XBD_HASH_COUNT],
 		     char hex[XBD_HASH_COUNT][2 * XBD_HASH_MAX_BYTES + 1],
-		     uint64_t *bytes);
+		     uint64_t *bytes, int (*tick)(void *arg, uint64_t done),
+		     void *tick_arg);
 
 /* Unreadable 512-byte sectors [start, end], inclusive. */
 struct xbd_sector_range {
