@@ -5,18 +5,35 @@
  * threads and the partition tables have files of their own (see
  * fuse/private.h).
  *
- * Why direct_io: the disk under a file can change at any time (a guest
- * writes to a served disk, a remote disk changes under an attached
- * frontend), and forensics must see what is there now.  With direct_io
- * every read and write of the file goes to us and the kernel keeps no
- * page cache for it, so nothing stale can be served; as a bonus there
- * is no double caching and no readahead for data nobody asked for.
- * Reads come at any offset and length, so we read the enclosing
- * sector-aligned window into one buffer and reply from inside it (no
- * extra copy); unaligned writes do read-modify-write under a per-disk
- * lock.  Large requests (1 MiB max_read/max_write, async direct I/O)
- * keep many requests in flight; reads do not even hold a thread while
- * the image works on them (see fx_read).
+ * What a reader sees.  The disk under a file can change at any time (a
+ * guest writes to a served disk, or to a disk we are attached to), and
+ * forensics must be able to see what is there now.  The rule: every
+ * open sees every write the backend completed before the open (and
+ * every write made through this export before it); a file opened
+ * earlier may keep showing what it read before, a page at a time.
+ * So an open for reading only is cached (direct_io 0) and empties the
+ * file's page cache (keep_cache 0: the kernel drops the inode's pages
+ * at open, waiting for reads in flight, so no page read before the
+ * open survives it).  The kernel's readahead then turns small
+ * sequential reads (dd's 512 bytes, sha256sum's 32 KiB, 4 KiB tools)
+ * into large requests with several in flight, where direct_io made
+ * each read() a round trip to the disk.  The window is FX_READAHEAD
+ * (set_readahead), which also bounds the memory a sequential reader
+ * makes us use.  An open for writing is direct_io, as is one with
+ * O_DIRECT: writes reach the image at once and there are never dirty
+ * pages of ours in the kernel (no writeback cache), and O_DIRECT
+ * readers (fio, dd iflag=direct, large copies) keep the uncached path
+ * with its asynchronous requests.  Attributes never change (the
+ * disk's size is fixed, mtime is the export's birth), so nothing but
+ * an open invalidates; AUTO_INVAL_DATA is off.
+ *
+ * Uncached reads come at any offset and length, so we read the
+ * enclosing sector-aligned window into one buffer and reply from
+ * inside it (no extra copy); unaligned writes do read-modify-write
+ * under a per-disk lock.  Large requests (1 MiB max_read/max_write,
+ * async direct I/O, async reads) keep many requests in flight; reads
+ * do not even hold a thread while the image works on them (see
+ * fx_read).
  *
  * Threads: one reader and a pool of workers.  The reader alone reads
  * /dev/fuse and answers, on its own thread, everything that never
@@ -67,6 +84,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +130,16 @@ static void fx_init(void *userdata, struct fuse_conn_info *conn)
 	/* several requests of one large direct I/O in flight at once */
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
+	/* readahead of cached opens: several requests in flight too */
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* the kernel keeps the smaller of this and its own default;
+	 * set_readahead() raises its default once the mount answers */
+	conn->max_readahead = FX_READAHEAD;
+	/* our mtime never changes, so a check per read would only cost a
+	 * GETATTR a second (see the top of this file for what a reader
+	 * sees) */
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
 	/* writes must land in our buffer, not a pipe we would copy from */
 	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
@@ -234,7 +262,11 @@ static void fx_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)n; /* the open file's reference */
-	fi->direct_io = 1;     /* see the top of this file */
+	/* See the top of this file: reading opens share the kernel's page
+	 * cache, which this open empties (keep_cache 0); an open that
+	 * writes, or asks for O_DIRECT, goes to the image every time. */
+	fi->direct_io = (fi->flags & O_ACCMODE) != O_RDONLY ||
+			(fi->flags & O_DIRECT);
 	fi->keep_cache = 0;
 	fi->noflush = 1;       /* close has nothing to flush; fsync does */
 	if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted: no release */
@@ -709,6 +741,29 @@ static int wait_initialised(struct xbd_fuse *fx)
 	return err;
 }
 
+/*
+ * The kernel caps a FUSE mount's readahead at its default (128 KiB)
+ * whatever INIT asks for; a window that small keeps a single 128 KiB
+ * request in flight and leaves the ring idle between them.  The mount's
+ * own bdi can be raised once the mount exists.  Without it (no /sys,
+ * not root) reads are correct, only slower.
+ */
+static void set_readahead(const char *mountpoint, dev_t dev)
+{
+	char path[96], val[24];
+	int fd, len;
+
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(dev), minor(dev));
+	len = snprintf(val, sizeof(val), "%u\n", FX_READAHEAD >> 10);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, (size_t)len) != len)
+		xbd_debug("%s: readahead left at the kernel's default: %s: %s",
+			 mountpoint, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 		   struct xbd_fuse **out)
 {
@@ -797,6 +852,7 @@ int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 			xbd_strerror(err));
 		goto fail;
 	}
+	set_readahead(mountpoint, st.st_dev);
 	*out = fx;
 	return 0;
 

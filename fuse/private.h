@@ -27,6 +27,11 @@
 #include <time.h>
 
 #define FX_MAX_IO (1u << 20)      /* max_read / max_write */
+/* The kernel's readahead window on cached opens: a few FX_MAX_IO
+ * requests in flight for one sequential reader, few enough that all
+ * the readers of one export stay within the memory the export may use
+ * (the kernel sends at most max_background reads at once). */
+#define FX_READAHEAD (4u << 20)
 #define FX_DEFAULT_THREADS 16
 #define FX_TIMEOUT 1.0            /* seconds the kernel may cache names/attrs */
 #define FX_INIT_WAIT_S 10
