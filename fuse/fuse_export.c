@@ -689,10 +689,37 @@ static void free_list(struct fx_node *n)
 	}
 }
 
+/* Drops the kernel's cached pages of the nodes in `list` (linked by
+ * next), whose disks are retired: no read can fill them again, so a
+ * file still open gets errors, as it would uncached, instead of pages
+ * of a disk that is gone.  Waits for reads of them in flight, which
+ * the reader thread answers (it must still run). */
+static void drop_cached_pages(struct xbd_fuse *fx, const struct fx_node *list)
+{
+	for (const struct fx_node *n = list; n; n = n->next)
+		fuse_lowlevel_notify_inval_inode(fx->se, n->ino, 0, 0);
+}
+
+/* Before the threads stop: every disk retired, then their pages
+ * dropped (see drop_cached_pages).  No lock: only the owner's thread
+ * changes the table, and it is here. */
+static void retire_all(struct xbd_fuse *fx)
+{
+	struct fx_node *n;
+
+	if (!fx->se || !fx->reader_started || atomic_load(&fx->unmounted))
+		return;
+	for (n = fx->nodes; n; n = n->next)
+		if (!n->is_partition)
+			disk_retire(n->disk);
+	drop_cached_pages(fx, fx->nodes);
+}
+
 void xbd_fuse_stop(struct xbd_fuse *fx)
 {
 	if (!fx)
 		return;
+	retire_all(fx);
 	/* Threads first, then the reads they started: both reply on the
 	 * session fd, which the unmount below closes (its number could be
 	 * reused under them). */
@@ -965,6 +992,7 @@ int xbd_fuse_remove_disk(struct xbd_fuse *fx, const char *name)
 	pthread_rwlock_unlock(&fx->lock);
 	/* gone before waiting: a probe running now adds no partition */
 	disk_retire(d);
+	drop_cached_pages(fx, old);
 	release_unlinked(fx, old);
 	node_put(fx, n);
 	return 0;
