@@ -393,18 +393,26 @@ static void read_put(struct xbd_fuse *fx, struct fx_read *r)
 		read_free(r);
 }
 
-static void reads_enter(struct xbd_fuse *fx)
+/* Counts a read of `bytes` (its buffer) in; waits while the reads in
+ * flight already hold FX_READ_BYTES_MAX.  Only the reader thread calls
+ * it, and what it waits for never needs the reader: a read in flight
+ * is finished by the image's thread or a worker. */
+static void reads_enter(struct xbd_fuse *fx, size_t bytes)
 {
 	pthread_mutex_lock(&fx->read_lock);
+	while (fx->reads_bytes && fx->reads_bytes + bytes > FX_READ_BYTES_MAX)
+		pthread_cond_wait(&fx->reads_idle, &fx->read_lock);
 	fx->reads_active++;
+	fx->reads_bytes += bytes;
 	pthread_mutex_unlock(&fx->read_lock);
 }
 
-static void reads_leave(struct xbd_fuse *fx)
+static void reads_leave(struct xbd_fuse *fx, size_t bytes)
 {
 	pthread_mutex_lock(&fx->read_lock);
-	if (--fx->reads_active == 0)
-		pthread_cond_broadcast(&fx->reads_idle);
+	fx->reads_active--;
+	fx->reads_bytes -= bytes;
+	pthread_cond_broadcast(&fx->reads_idle); /* drain, or a waiting read */
 	pthread_mutex_unlock(&fx->read_lock);
 }
 
@@ -422,6 +430,7 @@ static void read_done(void *opaque, int err)
 	struct fx_read *r = opaque;
 	struct xbd_fuse *fx = r->fx;
 	struct fx_node *n = r->node;
+	size_t bytes = r->iov.iov_len;
 
 	if (err)
 		fuse_reply_err(r->req, -err);
@@ -430,7 +439,7 @@ static void read_done(void *opaque, int err)
 	disk_leave(n->disk);
 	node_put(fx, n);
 	read_put(fx, r);
-	reads_leave(fx); /* last: stop may free fx once this is 0 */
+	reads_leave(fx, bytes); /* last: stop may free fx once this is 0 */
 }
 
 /* A worker's part of a read that could not start without waiting. */
@@ -494,18 +503,20 @@ static void fx_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (len > size)
 		len = size;
 	io_window(n, (uint64_t)off, len, &a0, &a1);
+	reads_enter(fx, a1 - a0); /* before the buffer: memory stays bounded */
 	r = read_get(fx, a1 - a0);
 	if (!r) {
+		reads_leave(fx, a1 - a0);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	if (!disk_enter(n->disk)) {
 		read_put(fx, r);
+		reads_leave(fx, a1 - a0);
 		fuse_reply_err(req, EIO);
 		return;
 	}
 	node_get(n);
-	reads_enter(fx);
 	r->node = n;
 	r->req = req;
 	r->skip = n->start + (uint64_t)off - a0;

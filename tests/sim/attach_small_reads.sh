@@ -46,8 +46,12 @@ a=$(dd if="$T/mnt/xvda1" bs=1 skip=4093 count=9000 status=none | sha256sum)
 b=$(dd if="$img" bs=1 skip=$((2049 * 512 + 4093)) count=9000 status=none | sha256sum)
 [ "$a" = "$b" ] && ok "unaligned 9000 bytes of xvda1" || fail "unaligned read of xvda1 differs"
 
-# several readers at once, to see the memory the export keeps
-for i in 1 2 3 4; do dd if="$f" of=/dev/null bs=$((i * 4))k status=none & done
+# many readers at once, cached (readahead) and direct (1 MiB each), to
+# see the memory the export keeps
+for i in 1 2 3 4 5 6 7 8; do
+	dd if="$f" of=/dev/null bs=$((i * 4))k status=none &
+	dd if="$f" of=/dev/null bs=1M iflag=direct status=none &
+done
 wait
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
 if ldd "$xbd" 2>/dev/null | grep -q libasan; then
