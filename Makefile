@@ -25,8 +25,8 @@ LIB_SRC   := $(sort $(wildcard src/*.c ring/*.c fuse/*.c))
 # The simulated hypervisor: test infrastructure and the demo's platform,
 # a library of its own that needs libxbd (never the reverse).
 SIM_SRC   := $(sort $(wildcard src/sim/*.c))
-XBD_SRC   := cli/xbd.c cli/daemon.c $(sort $(wildcard cli/cmd_*.c))
-XBDSH_SRC := cli/xbdsh.c $(sort $(wildcard cli/sh_*.c))
+XBD_SRC   := cli/xbd.c cli/common.c cli/daemon.c $(sort $(wildcard cli/cmd_*.c))
+XBDSH_SRC := cli/xbdsh.c cli/common.c $(sort $(wildcard cli/sh_*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 TESTLIB   := $(sort $(wildcard tests/lib/*.c))
 TEST_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))

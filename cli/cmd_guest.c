@@ -24,12 +24,14 @@ static int guest_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	unsigned long long domid = 0;
-	const char *env = getenv(XBD_SIM_DOMID_ENV);
+	unsigned long long domid;
+	uint16_t env_domid = 0;
 	int c;
 
-	if (env && *env && xbd_parse_uint(env, XBD_SIM_MAX_DOMID, &domid))
-		domid = 0;
+	/* a bad $XBD_SIM_DOMID counts as none: --domid may still come */
+	if (xbd_sim_domid_from_env(&env_domid))
+		env_domid = 0;
+	domid = env_domid;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {

@@ -79,38 +79,16 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *dbg = getenv("XBD_DEBUG");
 	size_t i;
-	int c;
+	int c, r;
 
-	xbd_progname = "xbd";
-	xbd_platform_set_sim(xbd_platform_sim_open);
-	/* XBD_DEBUG=1 or 2 (any other non-empty value but 0 means 1) */
-	if (dbg && *dbg && strcmp(dbg, "0"))
-		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
+	xbd_cli_init("xbd");
 	/* '+': stop at the command name; its options are its own */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:vhV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			if (xbd_platform_parse_kind(optarg, &xbd_cli_platform)) {
-				xbd_err("--platform: expected xen or sim, got '%s'", optarg);
-				return XBD_EXIT_USAGE;
-			}
-			break;
-		case 'v':
-			xbd_verbosity++;
-			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			printf("xbd %s\n", XBD_VERSION);
-			return 0;
-		default:
-			xbd_opt_err(NULL, c, argv, opts);
-			return XBD_EXIT_USAGE;
-		}
+		r = xbd_cli_global_opt(c, argv, opts, usage, &xbd_cli_platform);
+		if (r >= 0)
+			return r;
 	}
 	if (optind >= argc) {
 		xbd_usage_err(NULL, "missing command");

@@ -13,6 +13,16 @@ struct xbd_cmd {
 	int (*run)(int argc, char **argv); /* argv[0] is the command name */
 };
 
+/* cli/common.c, for xbd and xbdsh alike.  First thing in main(): sets
+ * xbd_progname, hooks the sim platform in, and reads $XBD_DEBUG. */
+void xbd_cli_init(const char *progname);
+/* The global options both share, c as getopt_long returned it:
+ * --platform (into *kind), -v, -h (usage()), -V; any other c is a usage
+ * error, reported.  -1 when parsing goes on, else the exit status. */
+struct option;
+int xbd_cli_global_opt(int c, char **argv, const struct option *opts,
+		       void (*usage)(void), enum xbd_platform_kind *kind);
+
 /* Global options given before the command. */
 extern enum xbd_platform_kind xbd_cli_platform;
 

@@ -182,6 +182,11 @@ int xbd_domain_paused(struct xbd_platform *p, uint16_t domid);
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value);
 int xbd_xs_read_uint(struct xbd_platform *p, const char *path,
 		     unsigned long long *v);
+/* The entries of directory path that are decimal numbers up to max
+ * (domain or device ids), in xenstore's order; the others are skipped,
+ * as a guest may write any name there.  *ids is freed by the caller. */
+int xbd_xs_directory_ids(struct xbd_platform *p, const char *path,
+			 uint32_t max, uint32_t **ids, unsigned *count);
 /* Whether path exists (true too when it cannot be read for another
  * reason than absence: only -ENOENT proves it is not there). */
 bool xbd_xs_exists(struct xbd_platform *p, xbd_xs_txn t, const char *path);

@@ -713,11 +713,31 @@ static struct xbd_ctl_reply *reply_of(struct xbd_ctl_reply *r, unsigned n,
 	return NULL;
 }
 
+/* Queries every process of run_dir: pid's reply carries err (a negative
+ * errno), ours none, and the whole query takes less than max_ms. */
+static void check_query_all(const char *run_dir, pid_t pid, int err,
+			    const char *what, unsigned max_ms)
+{
+	struct xbd_ctl_reply *r, *mine;
+	uint64_t t0 = xbd_now_ns(), ms;
+	unsigned n;
+
+	CHECK_EQ(xbd_ctl_query_all(run_dir, "stats", 1000, &r, &n), 0);
+	ms = (xbd_now_ns() - t0) / 1000000;
+	printf("%s process reported in %llu ms\n", what, (unsigned long long)ms);
+	CHECK(ms < max_ms);
+	mine = reply_of(r, n, pid);
+	CHECK(mine != NULL);
+	if (mine)
+		CHECK_EQ(mine->err, err);
+	CHECK(reply_of(r, n, getpid()) && reply_of(r, n, getpid())->err == 0);
+	xbd_ctl_replies_free(r, n);
+}
+
 static void test_dead_process(const char *self, const char *run_dir)
 {
 	struct xbd_ctl_reply *r, *mine;
 	unsigned n;
-	uint64_t t0, ms;
 	pid_t a, b;
 	char stale[4200];
 
@@ -738,17 +758,7 @@ static void test_dead_process(const char *self, const char *run_dir)
 	waitpid(a, NULL, 0);
 	snprintf(stale, sizeof(stale), "%s/xbd-%ld.sock", run_dir, (long)a);
 	CHECK(access(stale, F_OK) == 0);
-	t0 = xbd_now_ns();
-	CHECK_EQ(xbd_ctl_query_all(run_dir, "stats", 1000, &r, &n), 0);
-	ms = (xbd_now_ns() - t0) / 1000000;
-	printf("killed process reported in %llu ms\n", (unsigned long long)ms);
-	CHECK(ms < 1000);
-	mine = reply_of(r, n, a);
-	CHECK(mine != NULL);
-	if (mine)
-		CHECK_EQ(mine->err, (unsigned long long)-ECONNREFUSED);
-	CHECK(reply_of(r, n, getpid()) && reply_of(r, n, getpid())->err == 0);
-	xbd_ctl_replies_free(r, n);
+	check_query_all(run_dir, a, -ECONNREFUSED, "killed", 1000);
 
 	/* the next server to start removes the stale socket */
 	b = spawn_fake(self, "vms:10:xvdd");
@@ -764,17 +774,7 @@ static void test_dead_process(const char *self, const char *run_dir)
 
 		CHECK(waitpid(b, &st, WUNTRACED) == b && WIFSTOPPED(st));
 	}
-	t0 = xbd_now_ns();
-	CHECK_EQ(xbd_ctl_query_all(run_dir, "stats", 1000, &r, &n), 0);
-	ms = (xbd_now_ns() - t0) / 1000000;
-	printf("stopped process reported in %llu ms\n", (unsigned long long)ms);
-	CHECK(ms < 1500);
-	mine = reply_of(r, n, b);
-	CHECK(mine != NULL);
-	if (mine)
-		CHECK_EQ(mine->err, (unsigned long long)-ETIMEDOUT);
-	CHECK(reply_of(r, n, getpid()) && reply_of(r, n, getpid())->err == 0);
-	xbd_ctl_replies_free(r, n);
+	check_query_all(run_dir, b, -ETIMEDOUT, "stopped", 1500);
 	kill(b, SIGKILL);
 	waitpid(b, NULL, 0);
 }
