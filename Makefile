@@ -57,6 +57,8 @@ space := $(empty) $(empty)
 check-sim-isolation:
 	@! grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*["<]([^">]*/)?(sim/|($(subst .,\.,$(subst $(space),|,$(SIM_HDRS))))[">])' \
 		$(PRODUCT_SRC) || { echo "error: product code includes the simulator (src/sim/)" >&2; exit 1; }
+	@! grep -nE '^[[:space:]]*#[[:space:]]*include.*platform_priv\.h' $(filter-out src/platform%,$(PRODUCT_SRC)) cli/*.c cli/*.h || \
+		{ echo "error: only the platform's implementations see its ops table (src/platform_priv.h)" >&2; exit 1; }
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -84,7 +84,7 @@ int xbd_be_write_node(struct xbd_backend *be, xbd_xs_txn t, const char *dir,
 	va_end(ap);
 	if (n < 0)
 		return -ENOMEM;
-	err = be->ops->xs_write(be->p, t, path, s, (size_t)n);
+	err = xbd_xs_write(be->p, t, path, s, (size_t)n);
 	free(s);
 	return err;
 }
@@ -333,9 +333,9 @@ void xbd_be_dev_finish(struct be_dev *d, const char *why)
 		return;
 	dev_disconnect(d);
 	if (d->fe_watched)
-		be->ops->xs_unwatch(be->p, d->fe_path, d->token);
+		xbd_xs_unwatch(be->p, d->fe_path, d->token);
 	if (d->be_watched)
-		be->ops->xs_unwatch(be->p, d->be_path, d->token);
+		xbd_xs_unwatch(be->p, d->be_path, d->token);
 	d->fe_watched = d->be_watched = false;
 	if (d->state != XenbusStateClosed)
 		switch_state(d, XenbusStateClosed);
@@ -344,8 +344,8 @@ void xbd_be_dev_finish(struct be_dev *d, const char *why)
 		char parent[BE_PATH_MAX];
 
 		if (d->hotplugged)
-			be->ops->xs_rm(be->p, XBD_XS_NO_TXN, d->fe_path);
-		be->ops->xs_rm(be->p, XBD_XS_NO_TXN, d->be_path);
+			xbd_xs_rm(be->p, XBD_XS_NO_TXN, d->fe_path);
+		xbd_xs_rm(be->p, XBD_XS_NO_TXN, d->be_path);
 		/* backend/<type>/<fe>, then backend/<type>, go with their
 		 * last device (checked in a transaction: another server may
 		 * be adding one) */
@@ -597,7 +597,7 @@ void xbd_be_dev_evaluate(struct be_dev *d)
 		fe = XenbusStateUnknown; /* garbage reads as gone, as Linux */
 	if (fe == XenbusStateUnknown && (d->fe_seen || d->hotplugged) &&
 	    !xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->fe_path)) {
-		d->vm_gone = be->ops->domain_alive(be->p, d->fe_domid) == 0;
+		d->vm_gone = xbd_domain_alive(be->p, d->fe_domid) == 0;
 		xbd_be_dev_finish(d, d->vm_gone ? "the VM is gone" : "frontend gone");
 		return;
 	}
@@ -662,13 +662,13 @@ int xbd_be_watch_dev(struct be_dev *d)
 	struct xbd_backend *be = d->be;
 	int err;
 
-	err = be->ops->xs_watch(be->p, d->fe_path, d->token);
+	err = xbd_xs_watch(be->p, d->fe_path, d->token);
 	if (err)
 		return err;
 	d->fe_watched = true;
 	/* a blkback's type watch already covers its backend nodes */
 	if (d->hotplugged) {
-		err = be->ops->xs_watch(be->p, d->be_path, d->token);
+		err = xbd_xs_watch(be->p, d->be_path, d->token);
 		if (err)
 			return err;
 		d->be_watched = true;
@@ -703,7 +703,7 @@ static void handle_watch(struct xbd_backend *be, const char *path,
 	if (!strcmp(token, TOKEN_RELEASE)) {
 		for (d = be->devs; d; d = d->next)
 			if (!d->removed &&
-			    be->ops->domain_alive(be->p, d->fe_domid) == 0) {
+			    xbd_domain_alive(be->p, d->fe_domid) == 0) {
 				d->vm_gone = true;
 				xbd_be_dev_finish(d, "the VM is gone");
 			}
@@ -724,7 +724,7 @@ static void tick(struct xbd_backend *be, uint64_t connect_deadline_ns)
 	for (d = be->devs; d; d = d->next) {
 		if (d->removed)
 			continue;
-		if (be->ops->domain_alive(be->p, d->fe_domid) == 0) {
+		if (xbd_domain_alive(be->p, d->fe_domid) == 0) {
 			d->vm_gone = true;
 			xbd_be_dev_finish(d, "the VM is gone");
 			continue;
@@ -777,7 +777,7 @@ static void begin_stop(struct xbd_backend *be)
 
 int xbd_backend_run(struct xbd_backend *be, uint64_t connect_deadline_ns)
 {
-	int xs_fd = be->ops->xs_watch_fd(be->p);
+	int xs_fd = xbd_xs_watch_fd(be->p);
 	uint64_t next_tick = 0;
 
 	for (;;) {
@@ -792,7 +792,7 @@ int xbd_backend_run(struct xbd_backend *be, uint64_t connect_deadline_ns)
 
 		if (atomic_load(&be->stop_requested) && !be->stopping)
 			begin_stop(be);
-		while (be->ops->xs_read_watch(be->p, &path, &token) == 0) {
+		while (xbd_xs_read_watch(be->p, &path, &token) == 0) {
 			handle_watch(be, path, token);
 			free(path);
 			free(token);
@@ -845,8 +845,7 @@ int xbd_backend_create(struct xbd_platform *p,
 	if (!be)
 		return -ENOMEM;
 	be->p = p;
-	be->ops = xbd_platform_ops_of(p);
-	be->self = be->ops->self_domid(p);
+	be->self = xbd_platform_self_domid(p);
 	if (xbd_proc_self(&be->proc))
 		be->proc = (struct xbd_proc){ .pid = getpid() }; /* no /proc */
 	be->params = params ? *params : default_params;
@@ -869,7 +868,7 @@ int xbd_backend_create(struct xbd_platform *p,
 	}
 	/* a domain's death, when the platform reports it this way */
 	be->release_watched =
-		be->ops->xs_watch(p, "@releaseDomain", TOKEN_RELEASE) == 0;
+		xbd_xs_watch(p, "@releaseDomain", TOKEN_RELEASE) == 0;
 	*out = be;
 	return 0;
 }
@@ -902,9 +901,9 @@ void xbd_backend_destroy(struct xbd_backend *be)
 		xbd_be_dev_finish(d, "shutting down");
 	reap(be);
 	if (be->type_dir[0])
-		be->ops->xs_unwatch(be->p, be->type_dir, XBD_BE_TOKEN_TYPE);
+		xbd_xs_unwatch(be->p, be->type_dir, XBD_BE_TOKEN_TYPE);
 	if (be->release_watched)
-		be->ops->xs_unwatch(be->p, "@releaseDomain", TOKEN_RELEASE);
+		xbd_xs_unwatch(be->p, "@releaseDomain", TOKEN_RELEASE);
 	close(be->wake_fd);
 	free(be);
 }

@@ -68,7 +68,7 @@ int xbd_backend_hotplug(struct xbd_backend *be,
 		xbd_image_close(disk->image);
 		return -ESHUTDOWN;
 	}
-	alive = be->ops->domain_alive(be->p, disk->fe_domid);
+	alive = xbd_domain_alive(be->p, disk->fe_domid);
 	if (alive <= 0) {
 		xbd_err("%s: no such domain", disk->vm_name);
 		xbd_image_close(disk->image);
@@ -231,7 +231,7 @@ static void scan_type_dir(struct xbd_backend *be)
 	for (d = be->devs; d; d = d->next)
 		if (!strcmp(d->type, be->watch_type))
 			xbd_be_dev_evaluate(d);
-	if (be->ops->xs_directory(be->p, XBD_XS_NO_TXN, be->type_dir, &fes, &nfe))
+	if (xbd_xs_directory(be->p, XBD_XS_NO_TXN, be->type_dir, &fes, &nfe))
 		return;
 	for (i = 0; i < nfe; i++) {
 		char dir[BE_PATH_MAX + 16];
@@ -242,7 +242,7 @@ static void scan_type_dir(struct xbd_backend *be)
 		if (xbd_parse_uint(fes[i], XBD_BE_MAX_GUEST_DOMID, &fe))
 			continue;
 		snprintf(dir, sizeof(dir), "%s/%s", be->type_dir, fes[i]);
-		if (be->ops->xs_directory(be->p, XBD_XS_NO_TXN, dir, &ids, &nid))
+		if (xbd_xs_directory(be->p, XBD_XS_NO_TXN, dir, &ids, &nid))
 			continue;
 		for (j = 0; j < nid; j++)
 			if (!xbd_parse_uint(ids[j], UINT32_MAX, &id))
@@ -284,7 +284,7 @@ int xbd_backend_watch_type(struct xbd_backend *be, const char *type)
 	snprintf(be->watch_type, sizeof(be->watch_type), "%s", type);
 	snprintf(be->type_dir, sizeof(be->type_dir), "/local/domain/%u/backend/%s",
 		 be->self, type);
-	err = be->ops->xs_watch(be->p, be->type_dir, XBD_BE_TOKEN_TYPE);
+	err = xbd_xs_watch(be->p, be->type_dir, XBD_BE_TOKEN_TYPE);
 	if (err) {
 		xbd_err("cannot watch %s: %s", be->type_dir, xbd_strerror(err));
 		be->type_dir[0] = '\0';

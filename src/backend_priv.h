@@ -175,7 +175,6 @@ struct be_dev {
 
 struct xbd_backend {
 	struct xbd_platform *p;
-	const struct xbd_platform_ops *ops;
 	struct xbd_backend_params params;
 	uint16_t self;
 	struct xbd_proc proc;        /* this process, as xbd-pid records it */

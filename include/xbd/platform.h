@@ -171,13 +171,6 @@ int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
  * -EOPNOTSUPP when the platform cannot tell (the sim), or -errno. */
 int xbd_domain_paused(struct xbd_platform *p, uint16_t domid);
 
-/* Transitional (issue 11): backend.c, cli/cmd_attach.c, cli/cmd_serve.c,
- * cli/cmd_detach.c and cli/cmd_list.c still call the ops table directly.  Once they use the wrappers above,
- * this include goes and the table is the implementations' alone (the
- * fake platforms of test_frontend.c and test_stats_blkback.c are
- * implementations: they will include src/platform_priv.h). */
-#include "src/platform_priv.h"
-
 /* Convenience wrappers over the xenstore ops (src/platform.c). */
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value);
 int xbd_xs_read_uint(struct xbd_platform *p, const char *path,

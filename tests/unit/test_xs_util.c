@@ -88,7 +88,7 @@ int main(void)
 	CHECK_EQ(xbd_xs_read_proc(p, DIR_, &got), 0);
 	CHECK(!xbd_proc_alive(&got));
 	/* an older xbd's record, a bare PID: start unknown */
-	CHECK_EQ(xbd_platform_ops_of(p)->xs_rm(p, XBD_XS_NO_TXN,
+	CHECK_EQ(xbd_xs_rm(p, XBD_XS_NO_TXN,
 					       DIR_ "/" XBD_XS_PID_START_NODE), 0);
 	CHECK_EQ(xbd_xs_read_proc(p, DIR_, &got), 0);
 	CHECK(got.pid == self.pid && got.start == 0);
@@ -110,7 +110,7 @@ int main(void)
 	CHECK_EQ(xbd_xs_transaction(p, stop_txn, NULL), 1);
 	CHECK_EQ(calls, 1);
 
-	xbd_platform_ops_of(p)->xs_rm(p, XBD_XS_NO_TXN, DIR_);
+	xbd_xs_rm(p, XBD_XS_NO_TXN, DIR_);
 	xbd_platform_close(other);
 	xbd_platform_close(p);
 	return check_report("test_xs_util");
