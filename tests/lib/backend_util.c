@@ -136,10 +136,13 @@ int bt_run(int ms, const char *arg, ...)
 	return bt_wait(bt_spawnv(args), ms);
 }
 
-/* The one liveness check (xbd/util.h): a zombie counts as gone. */
+/* The one liveness check (xbd/util.h): a zombie counts as gone.  With
+ * its start time, so that a child not named xbd counts too. */
 bool bt_pid_alive(pid_t pid)
 {
-	return xbd_proc_alive(&(struct xbd_proc){ .pid = pid });
+	struct xbd_proc p;
+
+	return !xbd_proc_of(pid, &p) && xbd_proc_alive(&p);
 }
 
 bool bt_wait_pid_gone(pid_t pid, int ms)
