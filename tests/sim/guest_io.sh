@@ -68,7 +68,8 @@ for id in 51712 51728; do
 	else
 		fail "SIGTERM: $id is in state $(xs_read "$fe/state")"
 	fi
-	[ -z "$(xs_read "$fe/ring-ref0")$(xs_read "$fe/event-channel")" ] &&
+	# the guest removes them after writing Closed: give it a moment
+	wait_for 3 eval '[ -z "$(xs_read "'"$fe"'/ring-ref0")$(xs_read "'"$fe"'/event-channel")" ]' &&
 		ok "no ring nodes left for $id" || fail "ring nodes left for $id"
 done
 wait_for 5 eval '! kill -0 '"$pid"' 2>/dev/null' && ok "the guest exited" ||
