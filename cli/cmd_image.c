@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbd image: an evidence copy of one of a VM's disks.  Like `xbd
  * attach` it creates a second backend instance of the disk with dom0 as

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The imaging pipeline of `xbd image`: the calling thread keeps several
  * large reads in flight on the frontend into a ring of buffers; each

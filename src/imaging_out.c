@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Where `xbd image` writes: a raw file (optionally sparse) or an EnCase
  * E01 through libewf, always under a temporary name (NAME.partial, or

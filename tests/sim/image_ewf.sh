@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: `xbd image --format ewf` of a running sim VM's disk.
 # Checks: the E01 passes ewfverify (the MD5 and SHA-1 xbd stored are
 # where it looks), ewfinfo shows the case metadata given, ewfexport of

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: `xbd image` of a running sim VM's disk, raw.  Checks: the
 # image equals the disk and its sha256/md5 are the reported ones; the
 # JSON report's fields are there with their types; --verify; an
