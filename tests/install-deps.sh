@@ -5,6 +5,7 @@ set -eu
 . "$(dirname "$0")/lib/packages.sh"
 pkgs=(
 	build-essential pkg-config
+	clang                      # make fuzz: libFuzzer harnesses (tests/fuzz/)
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
 	xenstore-utils             # xenstore-read/-write/... against the sim
 	e2fsprogs fdisk util-linux # mkfs.ext4, e2fsck, sfdisk, losetup
