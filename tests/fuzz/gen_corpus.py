@@ -100,7 +100,147 @@ def ptable():
     write("ptable", "empty", ptable_input(disk(2)))
 
 
-GENERATORS = {"ptable": ptable}
+# ---- ring: [f0][f1][u16 max indirect][u64 sectors][u32 start]
+#            [u8 n][u32 req_prod move] * n [u16 len][entries]
+#            [indirect pages' contents, repeated to fill all 8]
+ABI64, ABI32 = 0, 1
+# offsets of (id, sector, seg or grefs or nr_sectors) per ABI and kind
+RW = {ABI64: (8, 16, 24), ABI32: (4, 12, 20)}
+IND = {ABI64: (8, 16, 28), ABI32: (4, 12, 24)}
+DISC = {ABI64: (8, 16, 24), ABI32: (4, 12, 20)}
+SLOT = {ABI64: 112, ABI32: 108}
+
+
+def rw_req(abi, op, rid, sector, segs):
+    b = bytearray(SLOT[abi])
+    i, sec, sg = RW[abi]
+    b[0], b[1] = op, len(segs)
+    struct.pack_into("<Q", b, i, rid)
+    struct.pack_into("<Q", b, sec, sector)
+    for k, (gref, first, last) in enumerate(segs):
+        struct.pack_into("<IBB", b, sg + 8 * k, gref, first, last)
+    return bytes(b)
+
+
+def ind_req(abi, op, rid, sector, nseg, grefs):
+    b = bytearray(SLOT[abi])
+    i, sec, g = IND[abi]
+    b[0], b[1] = 6, op
+    struct.pack_into("<H", b, 2, nseg)
+    struct.pack_into("<Q", b, i, rid)
+    struct.pack_into("<Q", b, sec, sector)
+    for k, gr in enumerate(grefs):
+        struct.pack_into("<I", b, g + 4 * k, gr)
+    return bytes(b)
+
+
+def disc_req(abi, rid, sector, count, secure=0):
+    b = bytearray(SLOT[abi])
+    i, sec, n = DISC[abi]
+    b[0], b[1] = 5, secure
+    struct.pack_into("<Q", b, i, rid)
+    struct.pack_into("<Q", b, sec, sector)
+    struct.pack_into("<Q", b, n, count)
+    return bytes(b)
+
+
+def ring_input(abi, reqs, sectors=1 << 20, flags=0x40 | 0x80, f1=1, maxind=256,
+               start=0, moves=None, ind_pages=b""):
+    moves = moves if moves is not None else [len(reqs)]
+    entries = b"".join(reqs)
+    return (struct.pack("<BBHQIB", abi | flags, f1, maxind, sectors, start, len(moves))
+            + b"".join(struct.pack("<I", m) for m in moves)
+            + struct.pack("<H", len(entries)) + entries + ind_pages)
+
+
+def ind_page(segs):
+    return b"".join(struct.pack("<IBBH", g, f, l, 0) for g, f, l in segs)
+
+
+def ring():
+    for abi, tag in ((ABI64, "x86_64"), (ABI32, "x86_32")):
+        segs = [(100 + k, 0, 7) for k in range(11)]
+        reqs = [rw_req(abi, 0, 1, 0, segs[:1]), rw_req(abi, 1, 2, 8, segs),
+                rw_req(abi, 3, 3, 0, []), rw_req(abi, 2, 4, 0, []),
+                disc_req(abi, 5, 64, 64, 1),
+                ind_req(abi, 0, 6, 128, 20, [7, 8])]
+        page = ind_page([(200 + k, 0, 7) for k in range(20)])
+        write("ring", tag + "-mixed", ring_input(abi, reqs, ind_pages=page))
+        # a 4096-byte-sector disk, read-only, with bad requests
+        bad = [rw_req(abi, 1, 1, 0, segs[:1]), rw_req(abi, 0, 2, 1, segs[:1]),
+               rw_req(abi, 0, 3, 0, [(1, 3, 2)]), rw_req(abi, 0, 4, (1 << 20) - 1, segs[:2]),
+               rw_req(abi, 9, 5, 0, [])]
+        write("ring", tag + "-bad", ring_input(abi, bad, flags=0x10 | 0x20))
+        # indirect over all 8 pages
+        pages = ind_page([(k, 0, 7) for k in range(4)])  # repeated
+        write("ring", tag + "-indirect-max",
+              ring_input(abi, [ind_req(abi, 1, 9, 0, 4096, list(range(8)))],
+                         maxind=4096, sectors=1 << 30, ind_pages=pages))
+        # a producer that overflows, after wrapping the index
+        write("ring", tag + "-overflow",
+              ring_input(abi, [rw_req(abi, 0, 1, 0, segs[:1])] * 2,
+                         start=0xfffffffe, moves=[1, 2, 500]))
+        # a full two-page ring
+        n = 64
+        write("ring", tag + "-full",
+              ring_input(abi | 2, [rw_req(abi, 0, k, k * 8, segs[:1]) for k in range(n)],
+                         moves=[n]))
+
+
+# ---- response: [f0][f1][u32 sectors][u32 start] then actions:
+#   0-3 submit read/write/flush/discard [u32 sector][u16 count]
+#   4 answer the next request [how] (+ operands), 6 [u32] rsp_prod, 7 drain
+def submit(op, sector, count):
+    if count > 256:
+        count = 0x8000 | (count - 1)
+    else:
+        count -= 1
+    return struct.pack("<BIH", op, sector, count)
+
+
+def answer(how=0, *extra):
+    return bytes([4, how]) + b"".join(extra)
+
+
+DRAIN = b"\7"
+
+
+def response_input(f0, f1, actions, sectors=1 << 16, start=0):
+    return struct.pack("<BBII", f0, f1, sectors, start) + b"".join(actions)
+
+
+def response():
+    feats = 4 | 8 | 16  # flush, barrier, discard
+    write("response", "direct",
+          response_input(feats, 0, [submit(0, 8, 8), submit(1, 0, 88), submit(2, 0, 1),
+                                    submit(3, 64, 64), answer(), answer(1), DRAIN,
+                                    answer(2), answer(), DRAIN]))
+    # indirect: 200 sectors is 25 segments; answered with the ring op
+    # and with the indirect op, as Linux does
+    write("response", "indirect",
+          response_input(feats, 0x3d, [submit(0, 0, 200), submit(1, 256, 200),
+                                    answer(), answer(0x40), DRAIN]))
+    # the largest: 1024 sectors, 128 segments
+    write("response", "indirect-large",
+          response_input(feats, 0x3d, [submit(0, 0, 1024), answer(0x40), DRAIN]))
+    # the indices wrap while requests are in flight
+    write("response", "wrap",
+          response_input(feats, 0, [submit(k & 1, 8 * k, 8) for k in range(20)]
+                         + [answer() for _ in range(20)] + [DRAIN],
+                         start=0xfffffff8))
+    # hostile: a duplicate, a bogus id, a bad status, a bad op, a jump
+    for tag, acts in (("dup", [answer(), answer(0x80)]),
+                      ("bogus-id", [answer(4, struct.pack("<Q", 1 << 40))]),
+                      ("bad-status", [answer(16, struct.pack("<H", 7))]),
+                      ("bad-op", [answer(8, b"\x09")]),
+                      ("jump", [answer(), bytes([6]) + struct.pack("<I", 1000)])):
+        write("response", "hostile-" + tag,
+              response_input(feats, 0, [submit(0, 0, 8), submit(1, 8, 8)] + acts + [DRAIN]))
+    # nothing answered: the device is failed at the end
+    write("response", "unanswered", response_input(feats | 32, 0, [submit(0, 0, 8)] * 4))
+
+
+GENERATORS = {"ptable": ptable, "ring": ring, "response": response}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
