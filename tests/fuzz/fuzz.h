@@ -1,7 +1,7 @@
 /*
  * What the harnesses in tests/fuzz/ share: the libFuzzer entry point's
  * prototype (the gcc build warns about a definition without one), a
- * check that survives NDEBUG, and a reader that turns the fuzzer's bytes
+ * check that survives NDEBUG, quiet logs, and a reader that turns the fuzzer's bytes
  * into numbers without ever failing (past the end it reads zeros), so a
  * harness spends no input on framing.
  */
@@ -19,11 +19,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_CHECK(c)                                                        \
 	do {                                                                 \
 		if (!(c)) {                                                  \
-			fprintf(stderr, "%s:%d: check failed: %s\n",         \
+			dprintf(2, "%s:%d: check failed: %s\n",             \
 				__FILE__, __LINE__, #c);                     \
 			abort();                                             \
 		}                                                            \
 	} while (0)
+
+/* The code under test logs what a hostile peer did, once per input:
+ * millions of lines.  Its stdio stream goes to /dev/null; the
+ * sanitizers and FUZZ_CHECK write to fd 2 themselves. */
+static inline void fuzz_quiet_logs(void)
+{
+	FILE *null = fopen("/dev/null", "w");
+
+	if (null)
+		stderr = null;
+}
 
 struct fz {
 	const uint8_t *p;
