@@ -240,7 +240,99 @@ def response():
     write("response", "unanswered", response_input(feats | 32, 0, [submit(0, 0, 8)] * 4))
 
 
-GENERATORS = {"ptable": ptable, "ring": ring, "response": response}
+# ---- cow: [flags][u32 disk in 4 KiB - 1][u8 n][(u8 kind, u32 off, u16 len) * n]
+#           [the overlay file]; kind & 3: 0 write, 1 discard, 2 flush, 3 read
+def cow_file(disk, cluster=65536, bits=b"", magic=b"XBDCOW\r\n", version=1):
+    ncl = (disk + cluster - 1) // cluster
+    npages = ((ncl + 63) // 64 * 8 + 4095) // 4096
+    data_off = (4096 + npages * 4096 + cluster - 1) // cluster * cluster
+    hdr = struct.pack("<8sIIQQQ", magic, version, cluster, disk, 4096, data_off)
+    return hdr.ljust(4096, b"\0") + bits.ljust(npages * 4096, b"\0")
+
+
+def cow_input(disk, ops, file, flags=4):
+    return (struct.pack("<BIB", flags, disk // 4096 - 1, len(ops))
+            + b"".join(struct.pack("<BIH", *op) for op in ops) + file)
+
+
+def cow():
+    ops = [(0, 0, 16), (3, 0, 128), (2, 0, 0), (1, 65536, 200), (3, 60000, 300),
+           (4, 131072, 1), (3, 0, 511)]
+    mib = 1 << 20
+    write("cow", "valid", cow_input(mib, ops, cow_file(mib, bits=b"\x0a")))
+    write("cow", "cluster-4k", cow_input(256 << 10, ops, cow_file(256 << 10, 4096, b"\x55" * 8)))
+    # every bit set, those past the last cluster too
+    write("cow", "bits-past-end", cow_input(mib + 4096, ops,
+                                            cow_file(mib + 4096, bits=b"\xff" * 4096)))
+    write("cow", "new", cow_input(mib, ops, b""))
+    write("cow", "bad-magic", cow_input(mib, ops, cow_file(mib, magic=b"XBDCOW\r\r")))
+    write("cow", "wrong-size", cow_input(2 * mib, ops, cow_file(mib)))
+    write("cow", "short-file", cow_input(mib, ops, cow_file(mib), flags=0))
+
+
+# ---- xenstored: messages [who][type][tx][u16 len][body]; who & 0x80
+#      opens a connection as dom(who & 3), else picks connection who % n
+XS = dict(CONTROL=0, DIRECTORY=1, READ=2, GET_PERMS=3, WATCH=4, UNWATCH=5,
+          TRANSACTION_START=6, TRANSACTION_END=7, INTRODUCE=8, RELEASE=9,
+          GET_DOMAIN_PATH=10, WRITE=11, MKDIR=12, RM=13, SET_PERMS=14,
+          IS_DOMAIN_INTRODUCED=17, RESUME=18, RESET_WATCHES=21,
+          DIRECTORY_PART=22)
+
+
+def xs_msg(who, op, body, tx=0):
+    return struct.pack("<BBBH", who, XS[op], tx, len(body)) + body
+
+
+def xenstored():
+    # connections: 0 is the newest; seeded as [dom1, dom0]
+    d0, g1 = 1, 0
+    base = b"/local/domain/1"
+    write("xenstored", "dom0-tree",
+          b"".join([xs_msg(d0, "MKDIR", base + b"\0"),
+                    xs_msg(d0, "SET_PERMS", base + b"\0n1\0r0\0"),
+                    xs_msg(d0, "WRITE", base + b"/name\0vm1"),
+                    xs_msg(d0, "WRITE", base + b"/device/vbd/51712/state\0" + b"1"),
+                    xs_msg(d0, "DIRECTORY", base + b"\0"),
+                    xs_msg(d0, "DIRECTORY_PART", base + b"\0" + b"0\0"),
+                    xs_msg(d0, "GET_PERMS", base + b"\0"),
+                    xs_msg(d0, "READ", base + b"/name\0"),
+                    xs_msg(d0, "RM", base + b"/device\0"),
+                    xs_msg(d0, "GET_DOMAIN_PATH", b"1\0")]))
+    write("xenstored", "watch-txn",
+          b"".join([xs_msg(d0, "WATCH", b"/local\0tok\0"),
+                    xs_msg(d0, "WATCH", b"@introduceDomain\0intro\0"),
+                    xs_msg(d0, "TRANSACTION_START", b"\0"),
+                    xs_msg(d0, "WRITE", b"/local/x\0y", tx=1),
+                    xs_msg(d0, "TRANSACTION_END", b"T\0", tx=1),
+                    xs_msg(d0, "INTRODUCE", b"1\0" + b"4660\0" + b"5\0"),
+                    xs_msg(d0, "IS_DOMAIN_INTRODUCED", b"1\0"),
+                    xs_msg(d0, "UNWATCH", b"/local\0tok\0"),
+                    xs_msg(d0, "RELEASE", b"1\0"),
+                    xs_msg(d0, "RESET_WATCHES", b"")]))
+    # a guest: its own home, relative paths, what it may not touch
+    write("xenstored", "guest",
+          b"".join([xs_msg(d0, "MKDIR", base + b"\0"),
+                    xs_msg(d0, "SET_PERMS", base + b"\0b1\0"),
+                    xs_msg(g1, "WRITE", b"data/x\0" + b"1"),
+                    xs_msg(g1, "WRITE", b"/local/domain/0/evil\0" + b"1"),
+                    xs_msg(g1, "WATCH", b"data\0t\0"),
+                    xs_msg(g1, "TRANSACTION_START", b"\0"),
+                    xs_msg(g1, "RM", b"data\0", tx=1),
+                    xs_msg(g1, "TRANSACTION_END", b"F\0", tx=1),
+                    xs_msg(g1, "INTRODUCE", b"2\0" + b"1\0" + b"1\0"),
+                    xs_msg(0x81, "READ", b"data/x\0")]))
+
+
+def xsvalues():
+    for i, v in enumerate([b"0", b"18446744073709551615", b"4294967296", b"512M",
+                           b"10G", b"4KiB", b"xvda", b"xvdzz15", b"hda1", b"sdb",
+                           b"51712", b"/local/domain/0/backend/vbd/1/51712",
+                           b"x86_64-abi", b"x86_32-abi", b"", b"-1", b"0x10"]):
+        write("xsvalues", "%02d" % i, v)
+
+
+GENERATORS = {"ptable": ptable, "ring": ring, "response": response, "cow": cow,
+              "xenstored": xenstored, "xsvalues": xsvalues}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
