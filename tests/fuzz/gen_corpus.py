@@ -331,8 +331,24 @@ def xsvalues():
         write("xsvalues", "%02d" % i, v)
 
 
+# ---- ctl: [mode] then a request to the server (mode even) or a reply
+#      from a socket to the client (mode odd)
+def ctl():
+    for tag, req in (("stats", b"stats\n"), ("ring", b"ring\r\n"), ("no-newline", b"stats"),
+                     ("unknown", b"version\n"), ("long", b"s" * 80 + b"\n"),
+                     ("nul", b"stats\0junk\n"), ("empty-line", b"\n")):
+        write("ctl", "server-" + tag, b"\0" + req)
+    for tag, rep in (("ok", b'{"version":1,"pid":1,"devices":[{"vm":"vm1","counters":{}}]}\n'),
+                     ("refused", b'{"version":1,"error":"no","error_code":"EACCES"}\n'),
+                     ("version2", b'{"version":2}\n'), ("version-str", b'{"version":"1"}\n'),
+                     ("array", b'[1,2,3]\n'), ("truncated", b'{"version":1,"devices":['),
+                     ("two-docs", b'{"version":1}{"version":1}\n'),
+                     ("deep", b"[" * 2000 + b"]" * 2000)):
+        write("ctl", "reply-" + tag, b"\1" + rep)
+
+
 GENERATORS = {"ptable": ptable, "ring": ring, "response": response, "cow": cow,
-              "xenstored": xenstored, "xsvalues": xsvalues}
+              "xenstored": xenstored, "xsvalues": xsvalues, "ctl": ctl}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
