@@ -25,8 +25,8 @@ LIB_SRC   := $(sort $(wildcard src/*.c ring/*.c fuse/*.c))
 # The simulated hypervisor: test infrastructure and the demo's platform,
 # a library of its own that needs libxbd (never the reverse).
 SIM_SRC   := $(sort $(wildcard src/sim/*.c))
-XBD_SRC   := cli/xbd.c cli/daemon.c $(sort $(wildcard cli/cmd_*.c))
-XBDSH_SRC := cli/xbdsh.c $(sort $(wildcard cli/sh_*.c))
+XBD_SRC   := cli/xbd.c cli/common.c cli/daemon.c $(sort $(wildcard cli/cmd_*.c))
+XBDSH_SRC := cli/xbdsh.c cli/common.c $(sort $(wildcard cli/sh_*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 TESTLIB   := $(sort $(wildcard tests/lib/*.c))
 TEST_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
@@ -67,6 +67,8 @@ space := $(empty) $(empty)
 check-sim-isolation:
 	@! grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*["<]([^">]*/)?(sim/|($(subst .,\.,$(subst $(space),|,$(SIM_HDRS))))[">])' \
 		$(PRODUCT_SRC) || { echo "error: product code includes the simulator (src/sim/)" >&2; exit 1; }
+	@! grep -nE '^[[:space:]]*#[[:space:]]*include.*platform_priv\.h' $(filter-out src/platform%,$(PRODUCT_SRC)) cli/*.c cli/*.h || \
+		{ echo "error: only the platform's implementations see its ops table (src/platform_priv.h)" >&2; exit 1; }
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

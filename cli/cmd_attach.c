@@ -20,6 +20,7 @@
 #include "xbd/frontend.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
+#include "xbd/mounts.h"
 #include "xbd/util.h"
 #include "xbd/xenbus.h"
 
@@ -30,6 +31,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -37,6 +39,7 @@
 
 #define ATTACH_MAX_DISKS 32
 #define ATTACH_GRANT_BUDGET 960u   /* of gntalloc's 1024, all disks */
+#define ATTACH_FORCE_GRACE_MS 2000 /* --force: for users to see EIO and close */
 
 struct att_disk {
 	struct xbd_vm_disk vm;        /* the VM's disk */
@@ -44,6 +47,7 @@ struct att_disk {
 	struct xbd_frontend *fe;
 	struct xbd_image *img;        /* shown in DIR */
 	bool in_fuse;
+	bool skipped;                 /* could not be attached; the others were */
 	struct xbd_ctl_dev *ctl;
 	char file[PATH_MAX + 16];     /* DIR/<vdev> */
 };
@@ -53,6 +57,7 @@ struct attach {
 	char dir[PATH_MAX];
 	bool cow, rw, foreground;
 	bool force;                   /* --rw although the VM runs */
+	bool nonempty;                /* mount over files in DIR */
 	int log_fd;                   /* the daemon's stderr; -1: /dev/null */
 	const char *wanted[ATTACH_MAX_DISKS];
 	unsigned nwanted;
@@ -63,6 +68,7 @@ struct attach {
 	uint16_t domid;
 	struct att_disk disks[ATTACH_MAX_DISKS];
 	unsigned ndisks;
+	unsigned nskipped;            /* disks[] marked skipped */
 	struct xbd_fuse *fuse;
 	struct xbd_ctl *ctl;
 };
@@ -70,7 +76,7 @@ struct attach {
 static void attach_usage(void)
 {
 	printf("usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw [--force]]\n"
-	       "                  [--foreground | --log FILE]\n"
+	       "                  [--nonempty] [--foreground | --log FILE]\n"
 	       "Shows VM's disks (all of them, or the --disk ones) as DIR/<vdev> and\n"
 	       "their partitions as DIR/<vdev>1, ..., read-only.\n"
 	       "  -m, --mount DIR    where the disks appear (required)\n"
@@ -79,10 +85,13 @@ static void attach_usage(void)
 	       "  --rw               writable; writes reach the VM's disk (refused\n"
 	       "                     while the VM runs with it writable)\n"
 	       "  --force            --rw all the same: two writers of one disk\n"
+	       "  --nonempty         mount over a DIR that holds files (they are hidden\n"
+	       "                     until detach)\n"
 	       "  -f, --foreground   serve DIR from this process until SIGTERM\n"
 	       "  --log FILE         append the background process's messages to FILE\n"
 	       "                     (default $XBD_ATTACH_LOG, else none)\n"
-	       "Returns once DIR is ready; `xbd detach DIR` undoes it.\n");
+	       "Returns once DIR is ready; `xbd detach DIR` undoes it.  Exit status 3:\n"
+	       "some of the VM's disks could not be attached (each is named on stderr).\n");
 }
 
 /* ------------------------------------------------------------------ */
@@ -232,6 +241,36 @@ static void register_ctl(struct attach *a, struct att_disk *d)
 		d->ctl = NULL;
 }
 
+/* What `xbd list` and `xbd detach DIR` read beside create_instance's
+ * records: the VM and its disk (our instance's nodes name neither), and
+ * our mount by its device number, the one thing that tells it from a
+ * mount someone else made on DIR. */
+static int record_disk(struct attach *a, struct att_disk *d)
+{
+	char domid[8];
+	const char *nodes[][2] = {
+		{ XBD_ATTACH_VM_NODE, a->vm_name },
+		{ XBD_ATTACH_DOMID_NODE, domid },
+		{ XBD_ATTACH_VDEV_NODE, d->vm.vdev },
+		{ XBD_ATTACH_MOUNT_DEV_NODE, xbd_fuse_dev(a->fuse) },
+	};
+	size_t i;
+	int err = 0;
+
+	snprintf(domid, sizeof(domid), "%u", a->domid);
+	for (i = 0; i < XBD_ARRAY_SIZE(nodes) && !err; i++) {
+		char path[160];
+
+		snprintf(path, sizeof(path), "%s/%s", d->inst.fe_path, nodes[i][0]);
+		err = xbd_xs_write(a->p, XBD_XS_NO_TXN, path, nodes[i][1],
+				   strlen(nodes[i][1]));
+	}
+	if (err)
+		xbd_err("%s: %s: cannot record the attachment in %s: %s", a->vm_name,
+			d->vm.vdev, d->inst.fe_path, xbd_strerror(err));
+	return err;
+}
+
 static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
 {
 	struct xbd_frontend_config cfg = { .max_ring_order = -1 };
@@ -240,6 +279,9 @@ static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
 	int err;
 
 	err = create_instance(a, d);
+	if (err)
+		return err;
+	err = record_disk(a, d);
 	if (err)
 		return err;
 	snprintf(name, sizeof(name), "%s/%s", a->vm_name, d->vm.vdev);
@@ -288,7 +330,7 @@ int xbd_attach_records(struct xbd_platform *p, const char *dir,
 	char **ids = NULL;
 	unsigned n = 0, i, m = 0;
 	struct xbd_attach_record *e;
-	int err = xbd_platform_ops_of(p)->xs_directory(p, XBD_XS_NO_TXN,
+	int err = xbd_xs_directory(p, XBD_XS_NO_TXN,
 						       XBD_ATTACH_FE_DIR, &ids, &n);
 
 	if (err == -ENOENT)
@@ -307,9 +349,20 @@ int xbd_attach_records(struct xbd_platform *p, const char *dir,
 		snprintf(path, sizeof(path), "%s/xbd-mount", e[m].fe_path);
 		if (xbd_xs_read_str(p, path, &mount))
 			continue;
-		if (!strcmp(mount, dir)) {
+		if (!dir || !strcmp(mount, dir)) {
+			char *dev = NULL;
+
 			if (xbd_xs_read_proc(p, e[m].fe_path, &e[m].proc))
 				e[m].proc = (struct xbd_proc){ .pid = 0 };
+			snprintf(e[m].mount, sizeof(e[m].mount), "%s", mount);
+			snprintf(path, sizeof(path), "%s/" XBD_ATTACH_MOUNT_DEV_NODE,
+				 e[m].fe_path);
+			if (!xbd_xs_read_str(p, path, &dev))
+				snprintf(e[m].mount_dev, sizeof(e[m].mount_dev), "%s", dev);
+			free(dev);
+			snprintf(path, sizeof(path), "%s/" XBD_ATTACH_DETACHING_NODE,
+				 e[m].fe_path);
+			e[m].detaching = xbd_xs_exists(p, XBD_XS_NO_TXN, path);
 			m++;
 		}
 		free(mount);
@@ -320,8 +373,36 @@ int xbd_attach_records(struct xbd_platform *p, const char *dir,
 	return 0;
 }
 
-/* DIR must not be in use by another attach; leftovers of a killed one
- * are cleared. */
+int xbd_attach_remove_dead(struct xbd_platform *p, const char *dir,
+			   const struct xbd_attach_record *e, unsigned n)
+{
+	struct xbd_mount m;
+	char dev[24];
+	bool ours = false;
+	unsigned i;
+	int err;
+
+	for (i = 0; i < n; i++)
+		if (xbd_xs_exists(p, XBD_XS_NO_TXN, e[i].fe_path))
+			xbd_attach_remove_record(p, e[i].fe_path);
+	xbd_xs_rm_if_empty(p, "/local/domain/0/device");
+	if (xbd_mount_at(dir, &m))
+		return 0;
+	/* ours: the device number recorded, or, for a record that kept
+	 * none, an xbd mount nobody serves any more */
+	xbd_mount_dev_str(&m, dev, sizeof(dev));
+	for (i = 0; i < n; i++)
+		ours |= e[i].mount_dev[0] ? !strcmp(e[i].mount_dev, dev) &&
+						    xbd_mount_is_xbd(&m)
+					  : xbd_mount_dead(dir);
+	if (!ours)
+		return 0;
+	err = xbd_umount_lazy(dir);
+	return err ? err : 1;
+}
+
+/* DIR must not be in use by another attach; what a killed one left
+ * there is removed (and said). */
 static int check_dir_free(struct attach *a)
 {
 	struct xbd_attach_record *e;
@@ -331,20 +412,96 @@ static int check_dir_free(struct attach *a)
 	if (err)
 		return 0; /* nothing readable: nothing of ours there */
 	for (i = 0; i < n && !err; i++) {
-		if (xbd_proc_alive(&e[i].proc)) {
+		if (!xbd_proc_alive(&e[i].proc))
+			continue;
+		if (e[i].detaching)
+			xbd_err("%s: xbd attach (pid %ld) is still detaching, waiting for its last user; `xbd detach --force %s` ends it",
+				a->dir, (long)e[i].proc.pid, a->dir);
+		else
 			xbd_err("%s: already in use by xbd attach (pid %ld); `xbd detach %s` first",
 				a->dir, (long)e[i].proc.pid, a->dir);
-			err = -EBUSY;
-		}
+		err = -EBUSY;
 	}
-	for (i = 0; i < n && !err; i++)
-		xbd_attach_remove_record(a->p, e[i].fe_path);
+	if (!err && n) {
+		err = xbd_attach_remove_dead(a->p, a->dir, e, n);
+		if (err < 0)
+			xbd_err("%s: cannot unmount the dead mount of xbd attach (pid %ld): %s",
+				a->dir, (long)e[0].proc.pid, xbd_strerror(err));
+		else
+			xbd_err("%s: removed what xbd attach (pid %ld), which was killed, left: its device nodes%s",
+				a->dir, (long)e[0].proc.pid, err ? " and its dead mount" : "");
+		err = err < 0 ? err : 0;
+	}
 	free(e);
 	return err;
 }
 
-/* Everything attach made, in reverse: safe on a half-done attach. */
-static void teardown(struct attach *a)
+/* DIR must be a directory of its own: mounting on a mount point would
+ * stack on it (and a later unmount by path could take the wrong one),
+ * and mounting on files hides them until detach, unless --nonempty
+ * (FUSE's own name for it; --force is --rw's, for two writers). */
+static int check_dir_usable(struct attach *a)
+{
+	struct xbd_mount m;
+	struct dirent *de;
+	struct stat stb;
+	unsigned entries = 0;
+	DIR *d;
+
+	if (xbd_mount_dead(a->dir)) {
+		xbd_err("%s: a dead xbd mount is left there (its records are gone); `xbd detach %s` removes it",
+			a->dir, a->dir);
+		return -ENOTCONN;
+	}
+	if (stat(a->dir, &stb)) {
+		xbd_err("%s: %s", a->dir, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(stb.st_mode)) {
+		xbd_err("%s: not a directory", a->dir);
+		return -ENOTDIR;
+	}
+	if (!xbd_mount_at(a->dir, &m)) {
+		xbd_err("%s: already a mount point (%s from %s); attach needs a directory of its own",
+			a->dir, m.fstype, m.source);
+		return -EBUSY;
+	}
+	d = opendir(a->dir);
+	if (!d) {
+		xbd_err("%s: %s", a->dir, strerror(errno));
+		return -errno;
+	}
+	while ((de = readdir(d)))
+		entries += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	if (entries && !a->nonempty) {
+		xbd_err("%s: not empty (%u entr%s would be hidden until detach); use an empty directory, or --nonempty",
+			a->dir, entries, entries == 1 ? "y" : "ies");
+		return -ENOTEMPTY;
+	}
+	return 0;
+}
+
+/* One disk's file, control registration, image, frontend and
+ * instance, in reverse; safe on a half-done disk. */
+static void release_disk(struct attach *a, struct att_disk *d)
+{
+	if (d->in_fuse)
+		xbd_fuse_remove_disk(a->fuse, d->vm.vdev);
+	d->in_fuse = false;
+	xbd_ctl_remove_device(a->ctl, d->ctl);
+	d->ctl = NULL;
+	if (d->img)
+		xbd_image_close(d->img);
+	d->img = NULL;
+	xbd_frontend_close(d->fe);
+	d->fe = NULL;
+	xbd_attach_instance_destroy(a->p, &d->inst);
+}
+
+/* The disks' files out of the export: open ones fail with EIO from
+ * here on, and no request reaches the images any more. */
+static void remove_files(struct attach *a)
 {
 	unsigned i;
 
@@ -354,8 +511,18 @@ static void teardown(struct attach *a)
 		if (d->in_fuse)
 			xbd_fuse_remove_disk(a->fuse, d->vm.vdev);
 		d->in_fuse = false;
-		xbd_ctl_remove_device(a->ctl, d->ctl);
-		d->ctl = NULL;
+	}
+}
+
+/* Everything attach made, in reverse: safe on a half-done attach. */
+static void teardown(struct attach *a)
+{
+	unsigned i;
+
+	remove_files(a);
+	for (i = 0; i < a->ndisks; i++) {
+		xbd_ctl_remove_device(a->ctl, a->disks[i].ctl);
+		a->disks[i].ctl = NULL;
 	}
 	xbd_fuse_stop(a->fuse);
 	a->fuse = NULL;
@@ -364,12 +531,7 @@ static void teardown(struct attach *a)
 	for (i = 0; i < a->ndisks; i++) {
 		struct att_disk *d = &a->disks[i];
 
-		if (d->img)
-			xbd_image_close(d->img);
-		d->img = NULL;
-		xbd_frontend_close(d->fe);
-		d->fe = NULL;
-		xbd_attach_instance_destroy(a->p, &d->inst);
+		release_disk(a, d);
 		free(d->vm.params);
 		free(d->vm.type);
 		free(d->vm.mode);
@@ -382,6 +544,76 @@ static void teardown(struct attach *a)
 		xbd_xs_rm_if_empty(a->p, "/local/domain/0/device");
 	xbd_platform_close(a->p);
 	a->p = NULL;
+}
+
+/* Whether the user named d with --disk: then its failure is the
+ * command's, not a disk to skip. */
+static bool disk_named(const struct attach *a, const struct att_disk *d)
+{
+	unsigned j;
+
+	for (j = 0; j < a->nwanted; j++) {
+		uint32_t id;
+
+		if (!xbd_vdev_to_devid(a->wanted[j], &id) && id == d->vm.devid)
+			return true;
+	}
+	return false;
+}
+
+/* "xvda, xvdb": the disks whose skipped flag is `skipped`. */
+static void disk_names(const struct attach *a, bool skipped, char *buf, size_t size)
+{
+	size_t used = 0;
+	unsigned i;
+
+	buf[0] = '\0';
+	for (i = 0; i < a->ndisks && used < size; i++)
+		if (a->disks[i].skipped == skipped)
+			used += (size_t)snprintf(buf + used, size - used, "%s%s",
+						 used ? ", " : "", a->disks[i].vm.vdev);
+}
+
+/* Attaches every chosen disk.  One that fails (create_instance or the
+ * connection said why on stderr) is taken away again and skipped, so
+ * that one bad disk does not cost the good ones; a disk named with
+ * --disk, or none at all attached, is an error.  One line sums up what
+ * was skipped. */
+static int attach_disks(struct attach *a)
+{
+	char skipped[256], attached[256];
+	unsigned i, grants;
+	int err;
+
+	/* the frontend shares fewer when the platform refuses (another
+	 * process holds grants too) */
+	grants = ATTACH_GRANT_BUDGET / a->ndisks;
+	for (i = 0; i < a->ndisks; i++) {
+		struct att_disk *d = &a->disks[i];
+
+		err = attach_disk(a, d, grants);
+		if (!err)
+			continue;
+		release_disk(a, d);
+		if (disk_named(a, d))
+			return err;
+		d->skipped = true;
+		a->nskipped++;
+	}
+	if (a->nskipped == a->ndisks) {
+		/* one disk: its own error line says it all */
+		if (a->ndisks > 1)
+			xbd_err("%s: none of its %u disks could be attached", a->vm_name,
+				a->ndisks);
+		return -ENODEV;
+	}
+	if (a->nskipped) {
+		disk_names(a, true, skipped, sizeof(skipped));
+		disk_names(a, false, attached, sizeof(attached));
+		xbd_err("%s: skipped %s (see above); attached %s in %s", a->vm_name,
+			skipped, attached, a->dir);
+	}
+	return 0;
 }
 
 /* --rw on a disk its own running guest has writable makes two writers
@@ -422,24 +654,26 @@ static int check_second_writer(struct attach *a)
 
 static int setup(struct attach *a)
 {
-	struct xbd_fuse_opts fo = { .read_only = !(a->rw || a->cow) };
-	unsigned i, grants;
+	struct xbd_fuse_opts fo = { .read_only = !(a->rw || a->cow),
+				    .fsname = a->vm_name };
 	int err;
 
 	err = xbd_cli_open_platform(&a->p);
 	if (err)
 		return err;
-	a->sim = !strcmp(xbd_platform_ops_of(a->p)->name, "sim");
-	err = xbd_platform_ops_of(a->p)->domain_lookup(a->p, a->vm_name, &a->domid);
+	a->sim = !strcmp(xbd_platform_name(a->p), "sim");
+	err = xbd_domain_lookup(a->p, a->vm_name, &a->domid);
 	if (err) {
 		xbd_err("%s: no such domain", a->vm_name);
 		return err;
 	}
-	if (a->domid == xbd_platform_ops_of(a->p)->self_domid(a->p)) {
+	if (a->domid == xbd_platform_self_domid(a->p)) {
 		xbd_err("%s: that is this domain; its disks are already here", a->vm_name);
 		return -EINVAL;
 	}
 	err = check_dir_free(a);
+	if (!err)
+		err = check_dir_usable(a);
 	if (err)
 		return err;
 	err = choose_disks(a);
@@ -455,34 +689,84 @@ static int setup(struct attach *a)
 	}
 	if (xbd_ctl_start(&a->ctl))
 		a->ctl = NULL; /* statistics are a nicety: attach anyway */
-	/* the frontend shares fewer when the platform refuses (another
-	 * process holds grants too) */
-	grants = ATTACH_GRANT_BUDGET / a->ndisks;
-	for (i = 0; i < a->ndisks; i++) {
-		err = attach_disk(a, &a->disks[i], grants);
-		if (err)
-			return err;
-	}
-	return 0;
+	return attach_disks(a);
 }
 
-/* Until SIGTERM/SIGINT, or the export is unmounted under us. */
-static void serve_until_stopped(struct attach *a)
+/* Marks our records: the mount is off DIR, the process waits for the
+ * last user (what `xbd list` shows, and a new attach on DIR is told). */
+static void record_detaching(struct attach *a)
 {
-	struct timespec tick = { 0, 500 * 1000000L };
+	unsigned i;
+
+	for (i = 0; i < a->ndisks; i++) {
+		char path[160];
+
+		if (a->disks[i].skipped)
+			continue;
+		snprintf(path, sizeof(path), "%s/" XBD_ATTACH_DETACHING_NODE,
+			 a->disks[i].inst.fe_path);
+		xbd_xs_write(a->p, XBD_XS_NO_TXN, path, "1", 1);
+	}
+}
+
+/*
+ * Until the export's last user is gone.  SIGTERM and SIGINT detach
+ * lazily, as umount -l: the mount leaves DIR at once (nothing new can
+ * be opened) and the disks stay served while a file is open or a
+ * process works inside (a dd, a loop device over a partition); when
+ * the kernel drops the mount, the connection ends and teardown
+ * follows.  SIGUSR1 (`xbd detach --force`), or a second SIGTERM or
+ * SIGINT, ends everything now: the users' I/O fails with EIO; true is
+ * returned then.  A mount unmounted from outside ends it too.
+ */
+static bool serve_until_stopped(struct attach *a)
+{
+	struct timespec tick = { 0, 200 * 1000000L };
+	bool detached = false;
 	sigset_t set;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
 	for (;;) {
 		int sig = sigtimedwait(&set, NULL, &tick);
 
-		if (sig == SIGTERM || sig == SIGINT)
-			return;
+		if (sig == SIGUSR1)
+			return true;
+		/* a second one: the user will not wait for the last user */
+		if ((sig == SIGTERM || sig == SIGINT) && detached)
+			return true;
+		if ((sig == SIGTERM || sig == SIGINT) && !detached) {
+			int err = xbd_fuse_detach(a->fuse);
+
+			if (err) {
+				/* not ours on top of DIR any more: end it all */
+				xbd_err("%s: cannot detach lazily (%s); stopping now",
+					a->dir, xbd_strerror(err));
+				return false;
+			}
+			detached = true;
+			record_detaching(a);
+		}
 		if (!xbd_fuse_mounted(a->fuse))
-			return;
+			return false;
 	}
+}
+
+/* --force: the files go first, so that their users' next I/O fails
+ * with EIO (rather than a dead connection's ENOTCONN), and the mount
+ * leaves DIR; they get a moment to see it and close before the
+ * connection is ended under whatever still holds a file. */
+static void force_stop(struct attach *a)
+{
+	uint64_t deadline = xbd_now_ns() + ATTACH_FORCE_GRACE_MS * 1000000ull;
+
+	remove_files(a);
+	if (xbd_fuse_detach(a->fuse))
+		return;
+	while (xbd_fuse_mounted(a->fuse) && xbd_now_ns() < deadline)
+		usleep(20000);
 }
 
 /* The daemon's log: --log FILE (an error when it cannot be opened), or
@@ -508,7 +792,7 @@ static int open_log(struct attach *a, const char *log)
 /* 0: go on; -1: done (help printed); else the exit status. */
 static int parse_attach(int argc, char **argv, struct attach *a)
 {
-	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE };
+	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE, O_NONEMPTY };
 	static const struct option opts[] = {
 		{ "mount", required_argument, NULL, 'm' },
 		{ "disk", required_argument, NULL, O_DISK },
@@ -517,11 +801,11 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log", required_argument, NULL, O_LOG },
+		{ "nonempty", no_argument, NULL, O_NONEMPTY },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *mount = NULL, *log = NULL;
-	struct stat stb;
 	uint32_t devid;
 	int c;
 
@@ -559,6 +843,9 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 		case O_LOG:
 			log = optarg;
 			break;
+		case O_NONEMPTY:
+			a->nonempty = true;
+			break;
 		case 'h':
 			attach_usage();
 			return -1;
@@ -588,12 +875,10 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 		xbd_err("attach: --log is for the background process (--foreground writes to stderr)");
 		return XBD_EXIT_USAGE;
 	}
-	if (!realpath(mount, a->dir) || stat(a->dir, &stb)) {
+	/* whether DIR can be used is setup()'s, after it has removed what a
+	 * killed attach left there (a dead mount fails every stat) */
+	if (!realpath(mount, a->dir)) {
 		xbd_err("%s: %s", mount, strerror(errno));
-		return 1;
-	}
-	if (!S_ISDIR(stb.st_mode)) {
-		xbd_err("%s: not a directory", mount);
 		return 1;
 	}
 	return open_log(a, log);
@@ -625,6 +910,7 @@ static int attach_run(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -637,13 +923,16 @@ static int attach_run(int argc, char **argv)
 		xbd_daemon_close(&dmn);
 		return 1;
 	}
-	xbd_info("%s: %u disk%s in %s", a.vm_name, a.ndisks, a.ndisks == 1 ? "" : "s",
-		 a.dir);
+	xbd_info("%s: %u disk%s in %s", a.vm_name, a.ndisks - a.nskipped,
+		 a.ndisks - a.nskipped == 1 ? "" : "s", a.dir);
+	status = a.nskipped ? XBD_EXIT_PARTIAL : 0;
+	dmn.ready_exit = status;
 	xbd_daemon_ready(&dmn, NULL);
-	serve_until_stopped(&a);
+	if (serve_until_stopped(&a))
+		force_stop(&a);
 	xbd_cli_notify("STOPPING=1");
 	teardown(&a);
-	return 0;
+	return status;
 }
 
 const struct xbd_cmd xbd_cmd_attach = {

@@ -24,20 +24,22 @@ static int guest_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	unsigned long long domid = 0;
-	const char *env = getenv(XBD_SIM_DOMID_ENV);
+	unsigned long long domid;
+	uint16_t env_domid = 0;
 	int c;
 
-	if (env && *env && xbd_parse_uint(env, XBD_SIM_MAX_DOMID, &domid))
-		domid = 0;
+	/* a bad $XBD_SIM_DOMID counts as none: --domid may still come */
+	if (xbd_sim_domid_from_env(&env_domid))
+		env_domid = 0;
+	domid = env_domid;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			if (xbd_parse_uint(optarg, XBD_SIM_MAX_DOMID, &domid) ||
 			    domid == 0) {
-				xbd_err("sim guest: --domid: expected a guest domain id, got '%s'",
-					optarg);
+				xbd_usage_err("sim guest", "--domid: expected a guest "
+					      "domain id, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
@@ -100,38 +102,35 @@ static int io_run(int argc, char **argv)
 		switch (c) {
 		case 'r':
 			if (xbd_workload_parse_rw(optarg, &w.rw)) {
-				xbd_err("sim vm io: --rw: expected read, write, randread or randwrite, got '%s'",
-					optarg);
+				xbd_usage_err("sim vm io", "--rw: expected read, write, "
+					      "randread or randwrite, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			have_rw = true;
 			break;
 		case 'b':
-			if (xbd_parse_byte_size(optarg, &v) || v == 0 || v % 512 ||
-			    v > (16u << 20)) {
-				xbd_err("sim vm io: --bs: expected a multiple of 512 up to 16M, got '%s'",
-					optarg);
+			if (xbd_cli_parse_size_opt("sim vm io", "--bs", optarg,
+						   512, 16u << 20, &v))
 				return XBD_EXIT_USAGE;
-			}
 			w.bs = (uint32_t)v;
 			break;
 		case 'q':
-			if (xbd_parse_uint(optarg, 1024, &n) || n == 0) {
-				xbd_err("sim vm io: --qd: expected 1 to 1024, got '%s'", optarg);
+			if (xbd_cli_parse_uint_opt("sim vm io", "--qd", optarg, 1,
+						   1024, &w.qd))
 				return XBD_EXIT_USAGE;
-			}
-			w.qd = (unsigned)n;
 			break;
 		case 's':
-			if (xbd_parse_byte_size(optarg, &w.size) || w.size == 0) {
-				xbd_err("sim vm io: --size: expected a size such as 64M, got '%s'", optarg);
+			if (xbd_cli_parse_size_opt("sim vm io", "--size", optarg,
+						   1, UINT64_MAX, &w.size))
 				return XBD_EXIT_USAGE;
-			}
 			break;
 		case 't':
+			errno = 0;
 			w.seconds = strtod(optarg, &end);
-			if (*end || !*optarg || !(w.seconds > 0) || w.seconds > 86400) {
-				xbd_err("sim vm io: --time: expected seconds, got '%s'", optarg);
+			if (*end || end == optarg || errno ||
+			    !(w.seconds > 0) || w.seconds > 86400) {
+				xbd_usage_err("sim vm io", "--time: expected seconds "
+					      "up to 86400, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
@@ -139,11 +138,13 @@ static int io_run(int argc, char **argv)
 			w.verify = true;
 			break;
 		case 'p':
-			w.seed = strtoull(optarg, &end, 0);
-			if (*end || !*optarg) {
-				xbd_err("sim vm io: --pattern: expected a number, got '%s'", optarg);
+			/* by hand: strtoull takes "-1" and wraps it around */
+			if (xbd_parse_uint(optarg, UINT64_MAX, &n)) {
+				xbd_usage_err("sim vm io", "--pattern: expected a "
+					      "number, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
+			w.seed = n;
 			break;
 		case 'h':
 			io_usage();

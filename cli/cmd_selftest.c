@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,25 +52,6 @@ static void check_failed(struct selftest *st, const char *what,
 	va_end(ap);
 	printf("\n");
 	fflush(stdout);
-}
-
-/* 1 when fd is readable within ms, 0 on timeout, negative errno. */
-static int wait_readable(int fd, int ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	unsigned long long deadline = xbd_now_ns() + (unsigned long long)ms * 1000000ull;
-	int r;
-
-	for (;;) {
-		long long left = (long long)(deadline - xbd_now_ns()) / 1000000;
-
-		r = poll(&pfd, 1, left > 0 ? (int)left : 0);
-		if (r >= 0 || errno != EINTR)
-			break;
-	}
-	if (r < 0)
-		return -errno;
-	return r > 0;
 }
 
 static unsigned char pattern_byte(unsigned seed, size_t i)
@@ -280,7 +260,7 @@ static int expect_event(struct xbd_evtchn *e, uint32_t port, char *why,
 			size_t whylen)
 {
 	uint32_t got;
-	int r = wait_readable(xbd_evtchn_fd(e), EVENT_WAIT_MS);
+	int r = xbd_wait_readable(xbd_evtchn_fd(e), EVENT_WAIT_MS);
 
 	if (r < 0) {
 		snprintf(why, whylen, "poll: %s", xbd_strerror(r));
@@ -307,7 +287,7 @@ static int expect_event(struct xbd_evtchn *e, uint32_t port, char *why,
 static int expect_quiet(struct xbd_evtchn *e, char *why, size_t whylen)
 {
 	uint32_t got;
-	int r = wait_readable(xbd_evtchn_fd(e), QUIET_WAIT_MS);
+	int r = xbd_wait_readable(xbd_evtchn_fd(e), QUIET_WAIT_MS);
 
 	if (r < 0) {
 		snprintf(why, whylen, "poll: %s", xbd_strerror(r));
@@ -358,7 +338,7 @@ static void evtchn_checks(struct selftest *st)
 	 * was notified before the bind: take that event if it comes, so
 	 * that only our notify can make the port pending below. */
 	what = "evtchn: quiet until notified";
-	if (wait_readable(xbd_evtchn_fd(b), QUIET_WAIT_MS) > 0 &&
+	if (xbd_wait_readable(xbd_evtchn_fd(b), QUIET_WAIT_MS) > 0 &&
 	    expect_event(b, pb, why, sizeof(why)) == 0)
 		xbd_evtchn_unmask(b, pb);
 	if (expect_quiet(b, why, sizeof(why)))
@@ -443,7 +423,7 @@ static int expect_watch(struct selftest *st, const char *path,
 				 path, EVENT_WAIT_MS);
 			return -1;
 		}
-		r = wait_readable(xbd_xs_watch_fd(st->p), (int)left);
+		r = xbd_wait_readable(xbd_xs_watch_fd(st->p), (int)left);
 		if (r < 0) {
 			snprintf(why, whylen, "poll: %s", xbd_strerror(r));
 			return -1;

@@ -280,6 +280,7 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 	struct xbd_ctl *ctl = NULL;
 	struct xbd_image *img = NULL;
 	struct xbd_backend_disk disk;
+	struct xbd_proc dead;
 	char *abs_path = NULL;
 	uint64_t deadline = 0;
 	uint16_t domid;
@@ -290,7 +291,7 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 		deadline = xbd_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
 	if (xbd_cli_open_platform(&p))
 		goto out;
-	err = xbd_platform_ops_of(p)->domain_lookup(p, o->vm, &domid);
+	err = xbd_domain_lookup(p, o->vm, &domid);
 	if (err) {
 		if (err == -ENOENT)
 			xbd_err("%s: no such domain", o->vm);
@@ -299,6 +300,16 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 				xbd_strerror(err));
 		goto out;
 	}
+	/* a killed serve of the same disk left its nodes: ours, and dead */
+	err = xbd_serve_remove_dead(p, domid, o->devid, &dead);
+	if (err < 0) {
+		xbd_err("%s: %s: cannot remove what a killed xbd serve left: %s", o->vm,
+			o->vdev, xbd_strerror(err));
+		goto out;
+	}
+	if (err)
+		xbd_err("%s: %s: removed what xbd serve (pid %ld), which was killed, left",
+			o->vm, o->vdev, (long)dead.pid);
 	if (open_image(o, &abs_path, &img))
 		goto out;
 	if (check_other_users(p, o, abs_path)) {
@@ -306,7 +317,11 @@ static int serve_main(const struct serve_opts *o, struct xbd_daemon *daemon)
 		goto out;
 	}
 	if (o->mount) {
-		struct xbd_fuse_opts fo = { .read_only = true };
+		char fsname[96];
+		struct xbd_fuse_opts fo = { .read_only = true, .fsname = fsname };
+
+		/* "xbd:VM:VDEV", which `xbd detach DIR` tells from an attach's */
+		snprintf(fsname, sizeof(fsname), "%s:%s", o->vm, o->vdev);
 
 		err = xbd_fuse_start(o->mount, &fo, &st.fuse);
 		if (err) {
@@ -433,6 +448,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ O_WORKERS, "--workers", 1, 256, &o->params.workers },
 	};
 	const char *log = NULL;
+	uint64_t null_size;
 	bool have_timeout = false;
 	struct stat sb;
 	size_t i;
@@ -465,8 +481,8 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		case O_SHARE_RW: o->share_rw = true; break;
 		case O_SECTOR:
 			if (strcmp(optarg, "512") && strcmp(optarg, "4096")) {
-				xbd_err("serve: --sector-size: expected 512 or 4096, got '%s'",
-					optarg);
+				xbd_usage_err("serve", "--sector-size: expected 512 or "
+					      "4096, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			o->sector_size = (unsigned)atoi(optarg);
@@ -498,6 +514,11 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 			o->backend);
 		return XBD_EXIT_USAGE;
 	}
+	/* null's --image is its size: a bad one is a bad argument */
+	if (!strcmp(o->backend, "null") &&
+	    xbd_cli_parse_size_opt("serve", "--image", o->image, 512,
+				   UINT64_MAX, &null_size))
+		return XBD_EXIT_USAGE;
 	if (o->overlay && strcmp(o->backend, "cow")) {
 		xbd_err("serve: --overlay is for --backend cow");
 		return XBD_EXIT_USAGE;

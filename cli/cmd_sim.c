@@ -8,6 +8,7 @@
 #include "xbd/util.h"
 #include "xbd/frontend.h"
 #include "xbd/toolstack.h"
+#include "xbd/xenbus.h"
 #include "src/sim/sim.h"
 
 #include <errno.h>
@@ -36,6 +37,44 @@ static void sim_usage(void)
 	       "the domain is destroyed.  --disk gives the VM a disk served by the\n"
 	       "sim's blkback (backend/vbd), as a toolstack does.\n"
 	       "With --owner-pid the simulator also stops when process PID exits.\n");
+}
+
+/* Every `xbd attach` on the sim at dir is detached first, as `xbd detach
+ * DIR` does: stopping the sim under one would leave it orphaned, its
+ * mount dead and nothing to detach it with.  1 (the sim keeps running)
+ * when one cannot be, because it is in use (its users are named). */
+static int stop_attaches(const char *dir)
+{
+	struct xbd_attach_record *e = NULL;
+	struct xbd_platform_config cfg = { .kind = XBD_PLATFORM_SIM };
+	struct xbd_platform *p;
+	unsigned n = 0, i, j;
+	int rc = 0;
+
+	/* the platform, and `xbd detach`, find this sim through the variable */
+	if (setenv("XBD_SIM_DIR", dir, 1))
+		return 0;
+	xbd_cli_platform = XBD_PLATFORM_SIM;
+	if (xbd_platform_open(&cfg, &p))
+		return 0; /* no sim there: xbd_sim_stop says so */
+	if (xbd_attach_records(p, NULL, &e, &n))
+		n = 0;
+	xbd_platform_close(p);
+	for (i = 0; i < n && !rc; i++) {
+		bool seen = false;
+
+		for (j = 0; j < i; j++)
+			seen |= !strcmp(e[j].mount, e[i].mount);
+		if (seen)
+			continue;
+		if (xbd_detach_dir(e[i].mount)) {
+			xbd_err("sim stop: xbd attach on %s could not be detached; the simulator keeps running",
+				e[i].mount);
+			rc = 1;
+		}
+	}
+	free(e);
+	return rc;
 }
 
 static int vm_list(const char *dir)
@@ -107,6 +146,21 @@ static bool takes_value(const char *arg, const struct option *opts)
 	return false;
 }
 
+/* FILE[,VDEV]: a bad VDEV is a bad argument, refused before anything
+ * is created (the file itself is checked when the disk is added). */
+static bool disk_spec_ok(const char *spec)
+{
+	const char *comma = strrchr(spec, ',');
+	uint32_t devid;
+
+	if (*spec && *spec != ',' &&
+	    (!comma || !xbd_vdev_to_devid(comma + 1, &devid)))
+		return true;
+	xbd_usage_err("sim", "--disk: expected FILE or FILE,VDEV with VDEV such "
+		      "as xvda, got '%s'", spec);
+	return false;
+}
+
 static int cmd_sim_run(int argc, char **argv)
 {
 	enum { O_DIR = 256, O_OWNER, O_DISK, O_NO_GUEST };
@@ -151,17 +205,20 @@ static int cmd_sim_run(int argc, char **argv)
 			break;
 		case O_OWNER:
 			if (xbd_parse_uint(optarg, INT_MAX, &owner) || !owner) {
-				xbd_err("sim: --owner-pid: expected a process id, got '%s'",
-					optarg);
+				xbd_usage_err("sim", "--owner-pid: expected a process "
+					      "id, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			misplaced = "--owner-pid";
 			break;
 		case O_DISK:
 			if (ndisks == MAX_DISKS) {
-				xbd_err("sim: --disk: at most %d disks", MAX_DISKS);
+				xbd_usage_err("sim", "--disk: at most %d disks",
+					      MAX_DISKS);
 				return XBD_EXIT_USAGE;
 			}
+			if (!disk_spec_ok(optarg))
+				return XBD_EXIT_USAGE;
 			disks[ndisks++] = optarg;
 			vm_create_opt = true;
 			break;
@@ -237,8 +294,11 @@ static int cmd_sim_run(int argc, char **argv)
 
 	if (!strcmp(cmd, "sim start"))
 		return xbd_sim_start(dir, (int)owner) ? 1 : 0;
-	if (!strcmp(cmd, "sim stop"))
+	if (!strcmp(cmd, "sim stop")) {
+		if (stop_attaches(dir))
+			return 1;
 		return xbd_sim_stop(dir) ? 1 : 0;
+	}
 	if (!strcmp(cmd, "sim vm create"))
 		return vm_create(dir, words[1], guest, no_guest, disks, ndisks);
 	if (!strcmp(cmd, "sim vm list"))

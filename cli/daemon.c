@@ -55,16 +55,17 @@ void xbd_cli_notify(const char *state)
 /* The parent: the child's ready byte, else its exit status. */
 static int wait_for_child(const char *what, pid_t pid, int fd)
 {
-	char c = 0;
+	unsigned char c[2] = { 0, 0 };
 	ssize_t n;
 	int status;
 
+	/* the ready byte and the exit status come in one write */
 	do
-		n = read(fd, &c, 1);
+		n = read(fd, c, sizeof(c));
 	while (n < 0 && errno == EINTR);
 	close(fd);
-	if (n == 1 && c == READY_BYTE)
-		return 0;
+	if (n >= 1 && c[0] == READY_BYTE)
+		return n == 2 ? c[1] : 0;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return 1;
@@ -146,14 +147,14 @@ static void detach_from_caller(struct xbd_daemon *d)
 void xbd_daemon_ready(struct xbd_daemon *d, const char *status)
 {
 	char msg[256];
-	char c = READY_BYTE;
+	unsigned char c[2] = { READY_BYTE, (unsigned char)d->ready_exit };
 
 	if (d->ready)
 		return;
 	d->ready = true;
 	if (d->ready_fd >= 0) {
 		detach_from_caller(d);
-		if (write(d->ready_fd, &c, 1) != 1)
+		if (write(d->ready_fd, c, sizeof(c)) != sizeof(c))
 			xbd_debug("cannot reach the waiting parent");
 		close(d->ready_fd);
 		d->ready_fd = -1;

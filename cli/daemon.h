@@ -19,13 +19,15 @@ struct xbd_daemon {
 	const char *what;   /* the command, for messages ("serve") */
 	int ready_fd;       /* to the waiting parent; -1: none (any more) */
 	int log_fd;         /* the background process's stderr; -1: none */
+	int ready_exit;     /* the waiting parent's exit status once ready
+			     * (0 unless the caller sets it before ready) */
 	bool ready;
 };
 
 /* foreground: prepares the systemd notification and returns 0.
  * Otherwise forks: returns 0 in the child, which goes on to do the
  * work; returns 1 in the parent once the child is ready or gone, with
- * the exit status in *status.  log_fd (or -1) was opened by the caller
+ * the exit status in *status (the child's ready_exit when ready).  log_fd (or -1) was opened by the caller
  * before, so that a relative path is the caller's and a mistake is
  * reported at once; it is the daemon's from here on.  Negative errno
  * when the fork cannot be made (one line printed). */

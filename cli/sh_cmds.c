@@ -192,15 +192,15 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 			o->interval_s = strtod(optarg, &end);
 			if (errno || *end || end == optarg || o->interval_s < 0.1 ||
 			    o->interval_s > 86400) {
-				xbd_err("%s: -w: expected seconds from 0.1 to "
-					"86400, got '%s'", cmd, optarg);
+				xbd_usage_err(cmd, "-w: expected seconds from 0.1 "
+					      "to 86400, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
 		case 'n':
 			if (xbd_parse_uint(optarg, ULONG_MAX, &n) || !n) {
-				xbd_err("%s: -n: expected a positive count, got '%s'",
-					cmd, optarg);
+				xbd_usage_err(cmd, "-n: expected a positive count, "
+					      "got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			o->count = (unsigned long)n;

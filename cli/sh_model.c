@@ -5,9 +5,9 @@
  * sysfs counters, or from a read-only look at the ring.
  */
 #include "cli/sh.h"
+#include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/xenbus.h"
-#include "src/sim/sim.h"
 #include "xbd/util.h"
 
 #include <errno.h>
@@ -39,72 +39,22 @@ static void note_addf(struct sh_disk *d, bool failed, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ */
-/* JSON access                                                        */
-
-static struct json_object *jget(struct json_object *o, const char *dotted)
-{
-	char buf[128], *tok, *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", dotted);
-	for (tok = strtok_r(buf, ".", &save); o && tok;
-	     tok = strtok_r(NULL, ".", &save)) {
-		struct json_object *next = NULL;
-
-		if (!json_object_is_type(o, json_type_object) ||
-		    !json_object_object_get_ex(o, tok, &next))
-			next = NULL;
-		o = next;
-	}
-	return o;
-}
-
-static uint64_t ju64(struct json_object *o, const char *dotted)
-{
-	struct json_object *v = jget(o, dotted);
-
-	return v && json_object_is_type(v, json_type_int) ?
-	       json_object_get_uint64(v) : 0;
-}
-
-static const char *jstr(struct json_object *o, const char *dotted)
-{
-	struct json_object *v = jget(o, dotted);
-
-	return v && json_object_is_type(v, json_type_string) ?
-	       json_object_get_string(v) : NULL;
-}
-
-/* ------------------------------------------------------------------ */
 /* Platform                                                           */
 
 int sh_platform(struct sh_ctx *ctx, struct xbd_platform **p)
 {
-	struct xbd_platform_config cfg = { .kind = ctx->platform_kind };
-	enum xbd_platform_kind k;
-
 	if (ctx->platform) {
 		*p = ctx->platform;
 		return 0;
 	}
 	if (ctx->platform_err && !ctx->interactive)
 		return ctx->platform_err;
-	k = xbd_platform_resolve(cfg.kind);
-	ctx->platform_err = xbd_platform_open(&cfg, &ctx->platform);
-	if (!ctx->platform_err) {
-		*p = ctx->platform;
-		return 0;
-	}
-	if (ctx->platform_err == -EACCES || ctx->platform_err == -EPERM)
-		xbd_err("%s: %s (xbdsh needs root)",
-			k == XBD_PLATFORM_SIM ? xbd_sim_default_dir() : "Xen",
-			xbd_strerror(ctx->platform_err));
-	else if (k == XBD_PLATFORM_SIM)
-		xbd_err("simulated Xen at %s: %s (is `xbd sim start` running?)",
-			xbd_sim_default_dir(), xbd_strerror(ctx->platform_err));
-	else
-		xbd_err("Xen: %s (is this a dom0 with xenstored running?)",
-			xbd_strerror(ctx->platform_err));
-	return ctx->platform_err;
+	ctx->platform_err = xbd_cli_open_platform_kind(ctx->platform_kind,
+						       &ctx->platform);
+	if (ctx->platform_err)
+		return ctx->platform_err;
+	*p = ctx->platform;
+	return 0;
 }
 
 void sh_ctx_close(struct sh_ctx *ctx)
@@ -145,9 +95,9 @@ int sh_xbd_fetch(struct sh_ctx *ctx, const char *request, struct sh_xbd *x)
 	memset(x, 0, sizeof(*x));
 	err = xbd_ctl_query_all(ctx->run_dir, request, XBD_CTL_TIMEOUT_MS,
 				&x->replies, &x->n);
-	if (err == -EACCES) {
-		xbd_err("%s: %s (xbdsh needs root)", run_dir(ctx),
-			xbd_strerror(err));
+	if (err == -EACCES && geteuid() != 0) {
+		xbd_err("needs root (to read the xbd processes' sockets in %s: "
+			"%s)", run_dir(ctx), xbd_strerror(err));
 		return err;
 	}
 	if (err) {
@@ -239,15 +189,30 @@ static void for_each_dev(const struct sh_xbd *x,
 	size_t k;
 
 	for (i = 0; i < x->n; i++) {
-		struct json_object *devs = jget(x->replies[i].doc, "devices");
+		struct json_object *devs = xbd_ctl_get_array(x->replies[i].doc,
+							     "devices");
 
-		if (x->replies[i].err || !devs ||
-		    !json_object_is_type(devs, json_type_array))
+		if (x->replies[i].err || !devs)
 			continue;
-		for (k = 0; k < json_object_array_length(devs); k++)
-			fn(json_object_array_get_idx(devs, k),
-			   x->replies[i].pid, arg);
+		for (k = 0; k < json_object_array_length(devs); k++) {
+			struct json_object *dev = xbd_ctl_get_object(
+				json_object_array_get_idx(devs, k), NULL);
+
+			if (dev)
+				fn(dev, x->replies[i].pid, arg);
+		}
 	}
+}
+
+/* A device's domain id; false when the document does not say (or says
+ * nonsense), and then the device belongs to no VM known by its id. */
+static bool dev_domid(struct json_object *dev, uint16_t *domid)
+{
+	bool known;
+	uint64_t v = xbd_ctl_get_u64(dev, "domid", &known);
+
+	*domid = (uint16_t)v;
+	return known && v < XBD_DOMID_SELF;
 }
 
 /* ------------------------------------------------------------------ */
@@ -274,11 +239,11 @@ struct vm_search {
 static void match_vm(struct json_object *dev, pid_t pid, void *arg)
 {
 	struct vm_search *s = arg;
-	const char *name = jstr(dev, "vm");
-	uint16_t domid = (uint16_t)ju64(dev, "domid");
+	const char *name = xbd_ctl_get_str(dev, "vm");
+	uint16_t domid;
 
 	(void)pid;
-	if (s->found)
+	if (s->found || !dev_domid(dev, &domid))
 		return;
 	if ((name && !strcmp(name, s->name)) || (s->by_id && domid == s->domid)) {
 		s->found = true;
@@ -345,11 +310,13 @@ struct vm_collect {
 static void collect_vm(struct json_object *dev, pid_t pid, void *arg)
 {
 	struct vm_collect *c = arg;
-	const char *name = jstr(dev, "vm");
-	uint16_t domid = (uint16_t)ju64(dev, "domid");
+	const char *name = xbd_ctl_get_str(dev, "vm");
+	uint16_t domid;
 	unsigned i;
 
 	(void)pid;
+	if (!dev_domid(dev, &domid))
+		return;
 	for (i = 0; i < c->n; i++)
 		if (c->vms[i].domid == domid)
 			return;
@@ -442,33 +409,35 @@ static int add_disk(struct sh_sample *s, struct sh_disk **out)
 
 static void fill_requests_from_xbd(struct sh_disk *d, struct json_object *dev)
 {
-	struct json_object *reqs = jget(dev, "in_flight_requests");
+	struct json_object *reqs = xbd_ctl_get_array(dev, "in_flight_requests");
 	size_t i, n;
 
-	if (!reqs || !json_object_is_type(reqs, json_type_array))
+	if (!reqs)
 		return; /* the device cannot list them: "not known" */
 	n = json_object_array_length(reqs);
-	d->total_requests = (unsigned)ju64(dev, "in_flight_total");
+	d->total_requests = (unsigned)xbd_ctl_get_u64(dev, "in_flight_total",
+						      NULL);
 	d->requests = calloc(n ? n : 1, sizeof(*d->requests));
 	if (!d->requests)
 		return;
 	for (i = 0; i < n; i++) {
 		struct json_object *q = json_object_array_get_idx(reqs, i);
-		struct json_object *age = jget(q, "age_ns");
-		const char *op = jstr(q, "op");
+		const char *op = xbd_ctl_get_str(q, "op");
 		struct sh_request *r = &d->requests[i];
+		bool known;
 		unsigned k;
 
-		r->id = ju64(q, "id");
+		r->id = xbd_ctl_get_u64(q, "id", NULL);
 		r->op = "unknown";
 		for (k = 0; op && k < 8; k++)
 			if (!strcmp(op, xbd_ctl_blkif_op_name(k)))
 				r->op = xbd_ctl_blkif_op_name(k);
-		r->indirect = json_object_get_boolean(jget(q, "indirect"));
-		r->nr_segments = (unsigned)ju64(q, "nr_segments");
-		r->sector = ju64(q, "sector");
-		r->age_ns = age && json_object_is_type(age, json_type_int) ?
-			    (int64_t)json_object_get_int64(age) : -1;
+		r->indirect = xbd_ctl_get_bool(q, "indirect", NULL);
+		r->nr_segments = (unsigned)xbd_ctl_get_u64(q, "nr_segments", NULL);
+		r->sector = xbd_ctl_get_u64(q, "sector", NULL);
+		r->age_ns = (int64_t)xbd_ctl_get_u64(q, "age_ns", &known);
+		if (!known || r->age_ns < 0)
+			r->age_ns = -1;
 	}
 	d->nr_requests = (unsigned)n;
 }
@@ -477,56 +446,63 @@ static void fill_requests_from_xbd(struct sh_disk *d, struct json_object *dev)
 static void fill_from_xbd(struct sh_disk *d, struct json_object *dev, pid_t pid,
 			  bool with_ring)
 {
-	struct json_object *ring = jget(dev, "ring");
+	struct json_object *ring = xbd_ctl_get_object(dev, "ring");
+	uint64_t nr_ents = xbd_ctl_get_u64(ring, "nr_ents", NULL);
+	uint64_t used = xbd_ctl_get_u64(ring, "used", NULL);
+	struct json_object *latency = xbd_ctl_get_object(dev, "latency");
 	unsigned op;
 
 	d->xbd = json_object_get(dev);
 	d->xbd_pid = pid;
 	if (!d->sectors)
-		d->sectors = ju64(dev, "sectors");
-	if (!d->params[0] && jstr(dev, "image"))
-		snprintf(d->params, sizeof(d->params), "%s", jstr(dev, "image"));
-	d->have_counters = true;
-	d->c.oo_req = ju64(dev, "ring_full");
-	d->c.rd_req = ju64(dev, "requests.read");
-	d->c.wr_req = ju64(dev, "requests.write");
-	d->c.f_req = ju64(dev, "requests.flush") + ju64(dev, "requests.barrier");
-	d->c.ds_req = ju64(dev, "requests.discard");
-	d->c.rd_sect = ju64(dev, "op_sectors.read");
+		d->sectors = xbd_ctl_get_u64(dev, "sectors", NULL);
+	if (!d->params[0] && xbd_ctl_get_str(dev, "image"))
+		snprintf(d->params, sizeof(d->params), "%s",
+			 xbd_ctl_get_str(dev, "image"));
+	/* counters only from a document that has them: zeros made up for
+	 * a missing object would read as "idle", not "unknown" */
+	d->have_counters = xbd_ctl_get_object(dev, "requests") &&
+			   xbd_ctl_get_object(dev, "op_sectors");
+	d->c.oo_req = xbd_ctl_get_u64(dev, "ring_full", NULL);
+	d->c.rd_req = xbd_ctl_get_u64(dev, "requests.read", NULL);
+	d->c.wr_req = xbd_ctl_get_u64(dev, "requests.write", NULL);
+	d->c.f_req = xbd_ctl_get_u64(dev, "requests.flush", NULL) +
+		     xbd_ctl_get_u64(dev, "requests.barrier", NULL);
+	d->c.ds_req = xbd_ctl_get_u64(dev, "requests.discard", NULL);
+	d->c.rd_sect = xbd_ctl_get_u64(dev, "op_sectors.read", NULL);
 	/* as blkback counts: a barrier's data is written too */
-	d->c.wr_sect = ju64(dev, "op_sectors.write") +
-		       ju64(dev, "op_sectors.barrier");
-	d->have_in_flight = true;
-	d->in_flight = ju64(dev, "in_flight");
-	if (ring && json_object_is_type(ring, json_type_object)) {
+	d->c.wr_sect = xbd_ctl_get_u64(dev, "op_sectors.write", NULL) +
+		       xbd_ctl_get_u64(dev, "op_sectors.barrier", NULL);
+	d->in_flight = xbd_ctl_get_u64(dev, "in_flight", &d->have_in_flight);
+	if (nr_ents && nr_ents <= 0xffff && used <= nr_ents) {
 		d->have_ring = true;
 		d->ring_source = "xbd";
-		d->nr_ents = (unsigned)ju64(ring, "nr_ents");
-		d->req_prod = (uint32_t)ju64(ring, "req_prod");
-		d->req_event = (uint32_t)ju64(ring, "req_event");
-		d->rsp_prod = (uint32_t)ju64(ring, "rsp_prod");
-		d->rsp_event = (uint32_t)ju64(ring, "rsp_event");
-		d->used = (uint32_t)ju64(ring, "used");
+		d->nr_ents = (unsigned)nr_ents;
+		d->req_prod = (uint32_t)xbd_ctl_get_u64(ring, "req_prod", NULL);
+		d->req_event = (uint32_t)xbd_ctl_get_u64(ring, "req_event", NULL);
+		d->rsp_prod = (uint32_t)xbd_ctl_get_u64(ring, "rsp_prod", NULL);
+		d->rsp_event = (uint32_t)xbd_ctl_get_u64(ring, "rsp_event", NULL);
+		d->used = (uint32_t)used;
 	}
-	d->have_latency = json_object_get_boolean(jget(dev, "stats_enabled"));
-	for (op = 0; op < XBD_OP_COUNT; op++) {
-		struct json_object *h = jget(jget(dev, "latency"),
-					     xbd_stat_op_name(op));
-		struct json_object *b = jget(h, "buckets");
+	d->have_latency = latency &&
+			  xbd_ctl_get_bool(dev, "stats_enabled", NULL);
+	for (op = 0; d->have_latency && op < XBD_OP_COUNT; op++) {
+		struct json_object *h = xbd_ctl_get_object(latency,
+							   xbd_stat_op_name(op));
+		struct json_object *b = xbd_ctl_get_array(h, "buckets");
 		struct sh_latency *l = &d->lat[op];
 		size_t i;
 
-		l->count = ju64(h, "count");
-		l->total_ns = ju64(h, "total_ns");
-		l->max_ns = ju64(h, "max_ns");
-		l->p50_ns = ju64(h, "p50_ns");
-		l->p90_ns = ju64(h, "p90_ns");
-		l->p99_ns = ju64(h, "p99_ns");
-		for (i = 0; b && json_object_is_type(b, json_type_array) &&
-			    i < json_object_array_length(b) &&
+		l->count = xbd_ctl_get_u64(h, "count", NULL);
+		l->total_ns = xbd_ctl_get_u64(h, "total_ns", NULL);
+		l->max_ns = xbd_ctl_get_u64(h, "max_ns", NULL);
+		l->p50_ns = xbd_ctl_get_u64(h, "p50_ns", NULL);
+		l->p90_ns = xbd_ctl_get_u64(h, "p90_ns", NULL);
+		l->p99_ns = xbd_ctl_get_u64(h, "p99_ns", NULL);
+		for (i = 0; b && i < json_object_array_length(b) &&
 			    i < XBD_LAT_BUCKETS; i++)
-			l->buckets[i] = json_object_get_uint64(
-				json_object_array_get_idx(b, i));
+			l->buckets[i] = xbd_ctl_get_u64(
+				json_object_array_get_idx(b, i), NULL, NULL);
 	}
 	if (with_ring)
 		fill_requests_from_xbd(d, dev);
@@ -538,25 +514,25 @@ static void fill_identity_from_xbd(struct sh_disk *d, struct json_object *dev)
 	const char *s;
 
 	snprintf(d->vdev, sizeof(d->vdev), "%s",
-		 (s = jstr(dev, "vdev")) ? s : "?");
-	d->devid = (uint32_t)ju64(dev, "devid");
+		 (s = xbd_ctl_get_str(dev, "vdev")) ? s : "?");
+	d->devid = (uint32_t)xbd_ctl_get_u64(dev, "devid", NULL);
 	snprintf(d->backend, sizeof(d->backend), "%s",
-		 (s = jstr(dev, "backend")) ? s : "unknown");
+		 (s = xbd_ctl_get_str(dev, "backend")) ? s : "unknown");
 	snprintf(d->role, sizeof(d->role), "%s",
-		 (s = jstr(dev, "role")) && !strcmp(s, "attach") ? "attach"
+		 (s = xbd_ctl_get_str(dev, "role")) && !strcmp(s, "attach") ? "attach"
 								  : "guest");
 	snprintf(d->state, sizeof(d->state), "%s",
-		 (s = jstr(dev, "state")) ? s : "Unknown");
+		 (s = xbd_ctl_get_str(dev, "state")) ? s : "Unknown");
 	snprintf(d->frontend_path, sizeof(d->frontend_path), "%s",
-		 (s = jstr(dev, "frontend_path")) ? s : "");
+		 (s = xbd_ctl_get_str(dev, "frontend_path")) ? s : "");
 	snprintf(d->backend_path, sizeof(d->backend_path), "%s",
-		 (s = jstr(dev, "backend_path")) ? s : "");
-	s = jstr(dev, "image");
+		 (s = xbd_ctl_get_str(dev, "backend_path")) ? s : "");
+	s = xbd_ctl_get_str(dev, "image");
 	if (!s)
-		s = jstr(dev, "mount");
+		s = xbd_ctl_get_str(dev, "mount");
 	snprintf(d->params, sizeof(d->params), "%s", s ? s : "");
-	d->read_only = json_object_get_boolean(jget(dev, "read_only"));
-	d->sectors = ju64(dev, "sectors");
+	d->read_only = xbd_ctl_get_bool(dev, "read_only", NULL);
+	d->sectors = xbd_ctl_get_u64(dev, "sectors", NULL);
 	if (!strcmp(d->role, "guest"))
 		d->backend_domid = -1;
 }
@@ -634,14 +610,15 @@ struct xbd_match {
 static void match_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
 {
 	struct xbd_match *m = arg;
-	const char *bp = jstr(dev, "backend_path");
-	const char *role = jstr(dev, "role");
+	const char *bp = xbd_ctl_get_str(dev, "backend_path");
+	const char *role = xbd_ctl_get_str(dev, "role");
+	uint16_t domid;
 
 	if (m->dev || !role || strcmp(role, "serve"))
 		return;
 	if ((bp && m->backend_path && !strcmp(bp, m->backend_path)) ||
-	    (m->by_id && (uint16_t)ju64(dev, "domid") == m->domid &&
-	     (uint32_t)ju64(dev, "devid") == m->devid)) {
+	    (m->by_id && dev_domid(dev, &domid) && domid == m->domid &&
+	     (uint32_t)xbd_ctl_get_u64(dev, "devid", NULL) == m->devid)) {
 		m->dev = dev;
 		m->pid = pid;
 	}
@@ -755,17 +732,18 @@ struct extra_devs {
 static void add_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
 {
 	struct extra_devs *e = arg;
-	const char *role = jstr(dev, "role");
-	uint16_t domid = (uint16_t)ju64(dev, "domid");
+	const char *role = xbd_ctl_get_str(dev, "role");
 	struct sh_disk *d;
+	uint16_t domid;
 	unsigned i;
 
-	if (domid != e->vm->domid || e->err)
+	if (!dev_domid(dev, &domid) || domid != e->vm->domid || e->err)
 		return;
 	if (!e->xbd_only && role && !strcmp(role, "serve")) {
 		for (i = 0; i < e->s->n; i++)
 			if (e->s->disks[i].xbd_pid == pid &&
-			    e->s->disks[i].devid == (uint32_t)ju64(dev, "devid"))
+			    e->s->disks[i].devid ==
+			    (uint32_t)xbd_ctl_get_u64(dev, "devid", NULL))
 				return;
 	}
 	e->err = add_disk(e->s, &d);

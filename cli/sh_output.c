@@ -182,23 +182,22 @@ void sh_print_ring(FILE *f, const struct sh_sample *s, const struct sh_disk *d)
 		"mapped read-only by xbdsh" : "as the xbd process sees it");
 	fprintf(f, "  req_prod %u  req_event %u  rsp_prod %u  rsp_event %u\n",
 		d->req_prod, d->req_event, d->rsp_prod, d->rsp_event);
-	if (d->xbd) {
-		struct json_object *r = NULL, *v;
+	if (xbd_ctl_get_object(d->xbd, "ring")) {
+		static const char *const priv[] = {
+			"ring.req_cons", "ring.rsp_prod_pvt",
+			"ring.req_prod_pvt", "ring.rsp_cons",
+		};
 
-		if (json_object_object_get_ex(d->xbd, "ring", &r) && r) {
-			static const char *const priv[] = {
-				"req_cons", "rsp_prod_pvt", "req_prod_pvt",
-				"rsp_cons",
-			};
+		fprintf(f, " ");
+		for (i = 0; i < XBD_ARRAY_SIZE(priv); i++) {
+			bool known;
+			uint64_t v = xbd_ctl_get_u64(d->xbd, priv[i], &known);
 
-			fprintf(f, " ");
-			for (i = 0; i < XBD_ARRAY_SIZE(priv); i++)
-				if (json_object_object_get_ex(r, priv[i], &v))
-					fprintf(f, " %s %llu", priv[i],
-						(unsigned long long)
-						json_object_get_uint64(v));
-			fprintf(f, "  (private)\n");
+			if (known)
+				fprintf(f, " %s %llu", priv[i] + strlen("ring."),
+					(unsigned long long)v);
 		}
+		fprintf(f, "  (private)\n");
 	}
 	fprintf(f, "  used %u, free %u\n", d->used, d->nr_ents - d->used);
 	if (!d->requests) {
@@ -488,11 +487,6 @@ static const struct prom_metric {
 	{ "xbd_vbd_ring_used_entries", "gauge", "Ring slots holding requests not yet answered", get_ring_used },
 };
 
-static bool has_xbd(const struct sh_disk *d)
-{
-	return d->xbd != NULL;
-}
-
 /* The xbd-only counters: straight from the control-socket document. */
 static void prom_xbd_groups(FILE *f, const struct sh_sample *s, unsigned n)
 {
@@ -510,17 +504,21 @@ static void prom_xbd_groups(FILE *f, const struct sh_sample *s, unsigned n)
 		for (i = 0; i < n; i++) {
 			for (k = 0; k < s[i].n; k++) {
 				const struct sh_disk *d = &s[i].disks[k];
-				struct json_object *o = NULL;
+				struct json_object *o = xbd_ctl_get_object(
+					d->xbd, groups[g].object);
 
-				if (!has_xbd(d) ||
-				    !json_object_object_get_ex(d->xbd,
-						groups[g].object, &o) || !o)
+				if (!o)
 					continue;
 				json_object_object_foreach(o, key, val) {
+					bool known;
+					uint64_t v = xbd_ctl_get_u64(val, NULL,
+								     &known);
+
+					if (!known)
+						continue;
 					fputs(groups[g].name, f);
 					prom_labels(f, d, groups[g].label, key, NULL);
-					fprintf(f, " %llu\n", (unsigned long long)
-						json_object_get_uint64(val));
+					fprintf(f, " %llu\n", (unsigned long long)v);
 				}
 			}
 		}

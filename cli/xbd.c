@@ -2,7 +2,8 @@
  * xbd: the command-line entry point.  Global options, then one command
  * from the table below; each command lives in cli/cmd_*.c.  Also the
  * helper the commands share to open the platform (going to the
- * background and systemd's readiness notification are cli/daemon.c).
+ * background and systemd's readiness notification are cli/daemon.c;
+ * the opening itself, which xbdsh shares, is cli/common.c).
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
@@ -27,19 +28,7 @@ static const struct xbd_cmd *const commands[] = {
 
 int xbd_cli_open_platform(struct xbd_platform **p)
 {
-	struct xbd_platform_config cfg = { .kind = xbd_cli_platform };
-	enum xbd_platform_kind k = xbd_platform_resolve(cfg.kind);
-	int err = xbd_platform_open(&cfg, p);
-
-	if (err) {
-		if (k == XBD_PLATFORM_SIM)
-			xbd_err("simulated Xen at %s: %s (is `xbd sim start` running?)",
-				xbd_sim_default_dir(), xbd_strerror(err));
-		else
-			xbd_err("Xen: %s (is this a dom0 with xenstored running?)",
-				xbd_strerror(err));
-	}
-	return err;
+	return xbd_cli_open_platform_kind(xbd_cli_platform, p);
 }
 
 int xbd_cli_parse_uint_opt(const char *cmd, const char *opt, const char *s,
@@ -48,12 +37,50 @@ int xbd_cli_parse_uint_opt(const char *cmd, const char *opt, const char *s,
 	unsigned long long n;
 
 	if (xbd_parse_uint(s, max, &n) || n < min) {
-		xbd_err("%s: %s: expected a number from %u to %u, got '%s'", cmd,
-			opt, min, max, s);
+		xbd_usage_err(cmd, "%s: expected a number from %u to %u, got '%s'",
+			      opt, min, max, s);
 		return -EINVAL;
 	}
 	*v = (unsigned)n;
 	return 0;
+}
+
+/* "16M" for 16 << 20: the largest unit that divides v exactly. */
+static void fmt_size(char *buf, size_t len, uint64_t v)
+{
+	static const char units[] = "KMGT";
+	unsigned u = 0;
+
+	while (v && v % 1024 == 0 && u < sizeof(units) - 1) {
+		v /= 1024;
+		u++;
+	}
+	if (u)
+		snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u - 1]);
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+int xbd_cli_parse_size_opt(const char *cmd, const char *opt, const char *s,
+			   uint64_t align, uint64_t max, uint64_t *v)
+{
+	char want[64] = "", amax[24];
+	uint64_t n;
+
+	if (!xbd_parse_byte_size(s, &n) && n && n <= max && n % align == 0) {
+		*v = n;
+		return 0;
+	}
+	fmt_size(amax, sizeof(amax), max);
+	if (align > 1)
+		snprintf(want, sizeof(want), ", a multiple of %llu",
+			 (unsigned long long)align);
+	if (max < UINT64_MAX)
+		snprintf(want + strlen(want), sizeof(want) - strlen(want),
+			 " up to %s", amax);
+	xbd_usage_err(cmd, "%s: expected a size such as 64M%s, got '%s'", opt,
+		      want, s);
+	return -EINVAL;
 }
 
 static void usage(void)
@@ -79,38 +106,16 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *dbg = getenv("XBD_DEBUG");
 	size_t i;
-	int c;
+	int c, r;
 
-	xbd_progname = "xbd";
-	xbd_platform_set_sim(xbd_platform_sim_open);
-	/* XBD_DEBUG=1 or 2 (any other non-empty value but 0 means 1) */
-	if (dbg && *dbg && strcmp(dbg, "0"))
-		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
+	xbd_cli_init("xbd");
 	/* '+': stop at the command name; its options are its own */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:vhV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			if (xbd_platform_parse_kind(optarg, &xbd_cli_platform)) {
-				xbd_err("--platform: expected xen or sim, got '%s'", optarg);
-				return XBD_EXIT_USAGE;
-			}
-			break;
-		case 'v':
-			xbd_verbosity++;
-			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			printf("xbd %s\n", XBD_VERSION);
-			return 0;
-		default:
-			xbd_opt_err(NULL, c, argv, opts);
-			return XBD_EXIT_USAGE;
-		}
+		r = xbd_cli_global_opt(c, argv, opts, usage, &xbd_cli_platform);
+		if (r >= 0)
+			return r;
 	}
 	if (optind >= argc) {
 		xbd_usage_err(NULL, "missing command");

@@ -6,7 +6,6 @@
 #include "cli/sh.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
-#include "src/sim/sim.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -53,25 +52,13 @@ int main(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	struct sh_ctx ctx = { .platform_kind = XBD_PLATFORM_AUTO };
-	const char *dbg = getenv("XBD_DEBUG");
-	int c, status;
+	int c, r, status;
 
-	xbd_progname = "xbdsh";
-	xbd_platform_set_sim(xbd_platform_sim_open);
-	/* XBD_DEBUG=1 or 2 (any other non-empty value but 0 means 1) */
-	if (dbg && *dbg && strcmp(dbg, "0"))
-		xbd_verbosity = atoi(dbg) > 0 ? atoi(dbg) : 1;
+	xbd_cli_init("xbdsh");
 	/* '+': stop at the command; its options are its own */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:vhV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p':
-			if (xbd_platform_parse_kind(optarg, &ctx.platform_kind)) {
-				xbd_err("--platform: expected xen or sim, got '%s'",
-					optarg);
-				return XBD_EXIT_USAGE;
-			}
-			break;
 		case 's':
 			ctx.sysfs_root = optarg;
 			break;
@@ -81,18 +68,11 @@ int main(int argc, char **argv)
 		case 'x':
 			ctx.xbd_only = true;
 			break;
-		case 'v':
-			xbd_verbosity++;
-			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			printf("xbdsh %s\n", XBD_VERSION);
-			return 0;
 		default:
-			xbd_opt_err(NULL, c, argv, opts);
-			return XBD_EXIT_USAGE;
+			r = xbd_cli_global_opt(c, argv, opts, usage,
+					       &ctx.platform_kind);
+			if (r >= 0)
+				return r;
 		}
 	}
 	sh_install_signals();

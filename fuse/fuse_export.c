@@ -54,11 +54,14 @@
  */
 #include "fuse/private.h"
 #include "xbd/common.h"
+#include "xbd/mounts.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -66,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -657,6 +661,47 @@ static void free_list(struct fx_node *n)
 	}
 }
 
+/* The mount on top of our directory is the one we made. */
+static bool own_mount_on_top(const struct xbd_fuse *fx)
+{
+	struct xbd_mount m;
+	char dev[sizeof(fx->dev)];
+
+	if (xbd_mount_at(fx->mountpoint, &m))
+		return false;
+	xbd_mount_dev_str(&m, dev, sizeof(dev));
+	return !strcmp(dev, fx->dev) && xbd_mount_is_xbd(&m);
+}
+
+/* The kernel has ended the connection: the mount is gone, or was
+ * aborted (poll says POLLERR, as libfuse itself asks before it
+ * unmounts by path). */
+static bool conn_ended(struct xbd_fuse *fx)
+{
+	struct pollfd pfd = { .fd = fuse_session_fd(fx->se) };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
+}
+
+const char *xbd_fuse_dev(const struct xbd_fuse *fx)
+{
+	return fx->dev;
+}
+
+int xbd_fuse_detach(struct xbd_fuse *fx)
+{
+	int err;
+
+	if (fx->detached)
+		return 0;
+	if (!own_mount_on_top(fx))
+		return -EBUSY;
+	err = xbd_umount_lazy(fx->mountpoint);
+	if (!err)
+		fx->detached = true;
+	return err;
+}
+
 void xbd_fuse_stop(struct xbd_fuse *fx)
 {
 	if (!fx)
@@ -667,9 +712,22 @@ void xbd_fuse_stop(struct xbd_fuse *fx)
 	stop_threads(fx);
 	reads_drain(fx);
 	if (fx->se) {
+		/* libfuse unmounts by path, which would take whatever lies
+		 * on top of the directory now: only when that is ours */
+		if (!fx->detached && fx->dev[0] && !own_mount_on_top(fx)) {
+			if (!atomic_load(&fx->unmounted))
+				xbd_err("%s: another mount lies on top of xbd's; left in place",
+					fx->mountpoint);
+			fx->detached = true; /* or it was unmounted from outside */
+		}
 		/* closes /dev/fuse (aborting the connection if the mount is
-		 * busy) and detaches the mount lazily */
-		fuse_session_unmount(fx->se);
+		 * busy) and detaches the mount lazily.  Once the connection
+		 * has ended libfuse unmounts nothing by path; a detached
+		 * mount whose connection lives on (a user still holds a
+		 * file) is left to destroy, whose closing of /dev/fuse frees
+		 * it (libfuse then keeps its copy of the path: a few bytes) */
+		if (!fx->detached || conn_ended(fx))
+			fuse_session_unmount(fx->se);
 		fuse_session_destroy(fx->se);
 	}
 	/* no request can run any more: open files no longer matter */
@@ -714,7 +772,7 @@ int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 {
 	static const struct xbd_fuse_opts defaults;
 	struct xbd_fuse *fx;
-	char mount_opts[256];
+	char mount_opts[256], fsname[96];
 	char *argv[] = { "xbd", "-o", mount_opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	struct stat st;
@@ -755,10 +813,14 @@ int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 		goto fail;
 	}
 
+	snprintf(fsname, sizeof(fsname), "%s", opts->fsname ? opts->fsname : "");
+	for (char *c = fsname; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr("._:/-", *c))
+			*c = '_'; /* a comma would end the option */
 	snprintf(mount_opts, sizeof(mount_opts),
-		 "fsname=xbd,subtype=xbd,nosuid,nodev,noatime,default_permissions,"
-		 "max_read=%u%s%s", FX_MAX_IO, opts->allow_other ? ",allow_other" : "",
-		 opts->read_only ? ",ro" : "");
+		 "fsname=" XBD_FUSE_SOURCE_PREFIX "%s,subtype=xbd,nosuid,nodev,noatime,"
+		 "default_permissions,max_read=%u%s%s", fsname, FX_MAX_IO,
+		 opts->allow_other ? ",allow_other" : "", opts->read_only ? ",ro" : "");
 	fx->se = fuse_session_new(&args, &fx_ops, sizeof(fx_ops), fx);
 	fuse_opt_free_args(&args);
 	if (!fx->se) {
@@ -797,6 +859,8 @@ int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 			xbd_strerror(err));
 		goto fail;
 	}
+	/* what tells our mount from any other later on */
+	snprintf(fx->dev, sizeof(fx->dev), "%u:%u", major(st.st_dev), minor(st.st_dev));
 	*out = fx;
 	return 0;
 

@@ -64,6 +64,8 @@ struct xbd_fuse {
 	uid_t uid;
 	gid_t gid;
 	struct timespec born;
+	char dev[24];             /* "MAJOR:MINOR" of our mount */
+	bool detached;            /* taken off its directory (xbd_fuse_detach) */
 
 	pthread_rwlock_t lock;    /* nodes, retired, next_ino, root_mtime */
 	struct fx_node *nodes;    /* what readdir shows, in order */

@@ -10,6 +10,8 @@
  * Closing, disconnect and follow; when it is Closed, be Closed, and go
  * away if the device is offline.  A detach (online = 0) or a stop walks
  * Closing first and waits for the frontend, at most close_timeout_ms.
+ * How devices arrive (hot-plugged by `xbd serve`, adopted from a
+ * toolstack's backend directory) is in src/backend_devices.c.
  */
 #include "backend_priv.h"
 #include "xbd/common.h"
@@ -28,11 +30,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define TOKEN_TYPE "xbd-be-type"
 #define TOKEN_RELEASE "xbd-be-release"
 #define TOKEN_DEV_PREFIX "xbd-be-dev-"
 #define TICK_MS 1000
-#define MAX_GUEST_DOMID 0x7fefu /* DOMID_FIRST_RESERVED - 1 */
 
 static const struct xbd_backend_params default_params = {
 	.max_ring_order = XBD_BACKEND_DEFAULT_RING_ORDER,
@@ -52,7 +52,7 @@ static void join_path(char *buf, size_t len, const char *dir, const char *node)
 	snprintf(buf, len, "%s/%s", dir, node);
 }
 
-static int read_node(struct xbd_backend *be, const char *dir, const char *node,
+int xbd_be_read_node(struct xbd_backend *be, const char *dir, const char *node,
 		     char **value)
 {
 	char path[BE_PATH_MAX + 64];
@@ -61,7 +61,7 @@ static int read_node(struct xbd_backend *be, const char *dir, const char *node,
 	return xbd_xs_read_str(be->p, path, value);
 }
 
-static int read_uint_node(struct xbd_backend *be, const char *dir,
+int xbd_be_read_uint_node(struct xbd_backend *be, const char *dir,
 			  const char *node, unsigned long long *v)
 {
 	char path[BE_PATH_MAX + 64];
@@ -70,10 +70,7 @@ static int read_uint_node(struct xbd_backend *be, const char *dir,
 	return xbd_xs_read_uint(be->p, path, v);
 }
 
-static int write_node(struct xbd_backend *be, xbd_xs_txn t, const char *dir,
-		      const char *node, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static int write_node(struct xbd_backend *be, xbd_xs_txn t, const char *dir,
+int xbd_be_write_node(struct xbd_backend *be, xbd_xs_txn t, const char *dir,
 		      const char *node, const char *fmt, ...)
 {
 	char path[BE_PATH_MAX + 64];
@@ -87,12 +84,12 @@ static int write_node(struct xbd_backend *be, xbd_xs_txn t, const char *dir,
 	va_end(ap);
 	if (n < 0)
 		return -ENOMEM;
-	err = be->ops->xs_write(be->p, t, path, s, (size_t)n);
+	err = xbd_xs_write(be->p, t, path, s, (size_t)n);
 	free(s);
 	return err;
 }
 
-static const char *dev_label(const struct be_dev *d)
+const char *xbd_be_dev_label(const struct be_dev *d)
 {
 	return d->vm_name ? d->vm_name : "?";
 }
@@ -114,7 +111,7 @@ static int write_state_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 
 	if (!xbd_xs_exists(d->be->p, t, d->be_path))
 		return -ENOENT;
-	return write_node(d->be, t, d->be_path, "state", "%d", (int)d->state);
+	return xbd_be_write_node(d->be, t, d->be_path, "state", "%d", (int)d->state);
 }
 
 /* Writes our state (d->state), in a transaction. */
@@ -128,11 +125,11 @@ static void switch_state(struct be_dev *d, enum xenbus_state state)
 	if (err == -ENOENT)
 		return; /* removed by the toolstack: nothing to say */
 	if (err)
-		xbd_debug("%s: %s: cannot write state %s: %s", dev_label(d),
+		xbd_debug("%s: %s: cannot write state %s: %s", xbd_be_dev_label(d),
 			  d->vdev, xbd_xenbus_state_name(state),
 			  xbd_strerror(err));
 	else
-		xbd_debug("%s: %s: backend %s", dev_label(d), d->vdev,
+		xbd_debug("%s: %s: backend %s", xbd_be_dev_label(d), d->vdev,
 			  xbd_xenbus_state_name(state));
 }
 
@@ -156,7 +153,7 @@ static void ctl_query(void *opaque, struct xbd_ctl_state *st)
 		xbd_be_io_inflight(d, st);
 }
 
-static void ctl_register(struct be_dev *d)
+void xbd_be_ctl_register(struct be_dev *d)
 {
 	struct xbd_backend *be = d->be;
 	struct xbd_ctl_device desc = {
@@ -191,7 +188,7 @@ static void ctl_register(struct be_dev *d)
 		d->ctl_dev = NULL;
 }
 
-static struct be_dev *dev_new(struct xbd_backend *be, const char *type,
+struct be_dev *xbd_be_dev_new(struct xbd_backend *be, const char *type,
 			      uint16_t fe, uint32_t devid)
 {
 	struct be_dev *d = calloc(1, sizeof(*d));
@@ -231,7 +228,7 @@ static void dev_free(struct be_dev *d)
 	free(d);
 }
 
-static void set_limits(struct xbd_backend *be, struct be_dev *d)
+void xbd_be_set_limits(struct xbd_backend *be, struct be_dev *d)
 {
 	struct xbd_image *img = d->image;
 	bool ro = d->read_only || img->read_only;
@@ -249,37 +246,37 @@ static void set_limits(struct xbd_backend *be, struct be_dev *d)
 }
 
 /* What we offer, written before InitWait. */
-static int write_features(struct be_dev *d, xbd_xs_txn t)
+int xbd_be_write_features(struct be_dev *d, xbd_xs_txn t)
 {
 	struct xbd_backend *be = d->be;
 	const struct xbd_blkif_limits *l = &d->lim;
 	int err = 0;
 
-	err |= write_node(be, t, d->be_path, "feature-flush-cache", "%d", l->flush);
-	err |= write_node(be, t, d->be_path, "feature-barrier", "%d", l->barrier);
-	err |= write_node(be, t, d->be_path, "feature-discard", "%d", l->discard);
+	err |= xbd_be_write_node(be, t, d->be_path, "feature-flush-cache", "%d", l->flush);
+	err |= xbd_be_write_node(be, t, d->be_path, "feature-barrier", "%d", l->barrier);
+	err |= xbd_be_write_node(be, t, d->be_path, "feature-discard", "%d", l->discard);
 	if (l->discard) {
-		err |= write_node(be, t, d->be_path, "discard-granularity", "%u",
+		err |= xbd_be_write_node(be, t, d->be_path, "discard-granularity", "%u",
 				  l->sector_size);
-		err |= write_node(be, t, d->be_path, "discard-alignment", "0");
-		err |= write_node(be, t, d->be_path, "discard-secure", "0");
+		err |= xbd_be_write_node(be, t, d->be_path, "discard-alignment", "0");
+		err |= xbd_be_write_node(be, t, d->be_path, "discard-secure", "0");
 	}
-	err |= write_node(be, t, d->be_path, "feature-persistent", "%d",
+	err |= xbd_be_write_node(be, t, d->be_path, "feature-persistent", "%d",
 			  !be->params.no_persistent);
 	if (l->max_indirect_segments)
-		err |= write_node(be, t, d->be_path,
+		err |= xbd_be_write_node(be, t, d->be_path,
 				  "feature-max-indirect-segments", "%u",
 				  l->max_indirect_segments);
-	err |= write_node(be, t, d->be_path, "max-ring-page-order", "%u",
+	err |= xbd_be_write_node(be, t, d->be_path, "max-ring-page-order", "%u",
 			  be->params.max_ring_order);
 	if (be->params.max_queues > 1)
-		err |= write_node(be, t, d->be_path, "multi-queue-max-queues",
+		err |= xbd_be_write_node(be, t, d->be_path, "multi-queue-max-queues",
 				  "%u", be->params.max_queues);
 	return err ? -EIO : 0;
 }
 
 /* Features, hotplug-status and InitWait, in one transaction. */
-static int publish_features_txn(struct xbd_platform *p XBD_UNUSED,
+int xbd_be_publish_features_txn(struct xbd_platform *p XBD_UNUSED,
 				xbd_xs_txn t, void *arg)
 {
 	struct be_dev *d = arg;
@@ -287,9 +284,9 @@ static int publish_features_txn(struct xbd_platform *p XBD_UNUSED,
 
 	if (!xbd_xs_exists(d->be->p, t, d->be_path))
 		return -ENOENT;
-	err = write_features(d, t);
-	err |= write_node(d->be, t, d->be_path, "hotplug-status", "connected");
-	err |= write_node(d->be, t, d->be_path, "state", "%d",
+	err = xbd_be_write_features(d, t);
+	err |= xbd_be_write_node(d->be, t, d->be_path, "hotplug-status", "connected");
+	err |= xbd_be_write_node(d->be, t, d->be_path, "state", "%d",
 			  XenbusStateInitWait);
 	return err ? -EIO : 0;
 }
@@ -297,7 +294,7 @@ static int publish_features_txn(struct xbd_platform *p XBD_UNUSED,
 /* A fatal error on the device, as xenbus_dev_fatal: say why in `error`,
  * stop serving, go Closing and wait for the frontend. */
 static void dev_disconnect(struct be_dev *d);
-static void dev_fatal(struct be_dev *d, const char *why, int err)
+void xbd_be_dev_fatal(struct be_dev *d, const char *why, int err)
 {
 	struct xbd_backend *be = d->be;
 	char msg[256];
@@ -306,11 +303,11 @@ static void dev_fatal(struct be_dev *d, const char *why, int err)
 		snprintf(msg, sizeof(msg), "%s: %s", why, xbd_strerror(err));
 	else
 		snprintf(msg, sizeof(msg), "%s", why);
-	xbd_info("%s: %s: %s", dev_label(d), d->vdev, msg);
+	xbd_info("%s: %s: %s", xbd_be_dev_label(d), d->vdev, msg);
 	d->failed = true;
 	dev_disconnect(d);
 	if (xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->be_path))
-		write_node(be, XBD_XS_NO_TXN, d->be_path, "error", "%d %s",
+		xbd_be_write_node(be, XBD_XS_NO_TXN, d->be_path, "error", "%d %s",
 			   err ? -err : EIO, msg);
 	if (d->state != XenbusStateClosing && d->state != XenbusStateClosed)
 		switch_state(d, XenbusStateClosing);
@@ -322,13 +319,13 @@ static void dev_disconnect(struct be_dev *d)
 	if (!d->connected)
 		return;
 	xbd_be_io_stop(d);
-	xbd_debug("%s: %s: disconnected", dev_label(d), d->vdev);
+	xbd_debug("%s: %s: disconnected", xbd_be_dev_label(d), d->vdev);
 	emit(d, XBD_BACKEND_CLOSED, NULL);
 }
 
 /* The device is done: stop serving, drop the watches and (when it is
  * ours) every node; it is freed by the loop. */
-static void dev_finish(struct be_dev *d, const char *why)
+void xbd_be_dev_finish(struct be_dev *d, const char *why)
 {
 	struct xbd_backend *be = d->be;
 
@@ -336,9 +333,9 @@ static void dev_finish(struct be_dev *d, const char *why)
 		return;
 	dev_disconnect(d);
 	if (d->fe_watched)
-		be->ops->xs_unwatch(be->p, d->fe_path, d->token);
+		xbd_xs_unwatch(be->p, d->fe_path, d->token);
 	if (d->be_watched)
-		be->ops->xs_unwatch(be->p, d->be_path, d->token);
+		xbd_xs_unwatch(be->p, d->be_path, d->token);
 	d->fe_watched = d->be_watched = false;
 	if (d->state != XenbusStateClosed)
 		switch_state(d, XenbusStateClosed);
@@ -347,8 +344,8 @@ static void dev_finish(struct be_dev *d, const char *why)
 		char parent[BE_PATH_MAX];
 
 		if (d->hotplugged)
-			be->ops->xs_rm(be->p, XBD_XS_NO_TXN, d->fe_path);
-		be->ops->xs_rm(be->p, XBD_XS_NO_TXN, d->be_path);
+			xbd_xs_rm(be->p, XBD_XS_NO_TXN, d->fe_path);
+		xbd_xs_rm(be->p, XBD_XS_NO_TXN, d->be_path);
 		/* backend/<type>/<fe>, then backend/<type>, go with their
 		 * last device (checked in a transaction: another server may
 		 * be adding one) */
@@ -372,7 +369,7 @@ static void dev_finish(struct be_dev *d, const char *why)
 			xbd_xs_rm_if_empty(be->p, parent);
 		}
 	}
-	xbd_debug("%s: %s: removed (%s)", dev_label(d), d->vdev, why);
+	xbd_debug("%s: %s: removed (%s)", xbd_be_dev_label(d), d->vdev, why);
 	d->removed = true;
 	emit(d, XBD_BACKEND_REMOVED, why);
 }
@@ -392,7 +389,7 @@ static int read_fe_uint(struct be_dev *d, const char *dir, const char *node,
 			unsigned long long max, unsigned long long *v)
 {
 	char *s = NULL;
-	int err = read_node(d->be, dir, node, &s);
+	int err = xbd_be_read_node(d->be, dir, node, &s);
 
 	if (!err)
 		err = xbd_parse_uint(s, max, v) ? -EINVAL : 0;
@@ -466,15 +463,15 @@ static int publish_disk_txn(struct xbd_platform *p XBD_UNUSED, xbd_xs_txn t,
 		return -ENOENT;
 	/* sectors in 512-byte units whatever sector-size says, as Linux
 	 * blkback and blkfront count them */
-	err |= write_node(be, t, d->be_path, "sectors", "%llu",
+	err |= xbd_be_write_node(be, t, d->be_path, "sectors", "%llu",
 			  (unsigned long long)d->lim.nr_sectors);
-	err |= write_node(be, t, d->be_path, "sector-size", "%u",
+	err |= xbd_be_write_node(be, t, d->be_path, "sector-size", "%u",
 			  d->lim.sector_size);
-	err |= write_node(be, t, d->be_path, "physical-sector-size", "%u",
+	err |= xbd_be_write_node(be, t, d->be_path, "physical-sector-size", "%u",
 			  d->lim.sector_size);
-	err |= write_node(be, t, d->be_path, "info", "%u",
+	err |= xbd_be_write_node(be, t, d->be_path, "info", "%u",
 			  d->lim.read_only ? VDISK_READONLY : 0);
-	err |= write_node(be, t, d->be_path, "state", "%d",
+	err |= xbd_be_write_node(be, t, d->be_path, "state", "%d",
 			  XenbusStateConnected);
 	return err ? -EIO : 0;
 }
@@ -493,23 +490,23 @@ static void dev_connect(struct be_dev *d)
 	err = read_fe_uint(d, d->fe_path, "multi-queue-num-queues", 0xffff, &v);
 	if (!err) {
 		if (v == 0 || v > be->params.max_queues || be->params.max_queues < 2) {
-			dev_fatal(d, "bad multi-queue-num-queues", -EINVAL);
+			xbd_be_dev_fatal(d, "bad multi-queue-num-queues", -EINVAL);
 			return;
 		}
 		nq = (unsigned)v;
 	} else if (err != -ENOENT) {
-		dev_fatal(d, "bad multi-queue-num-queues", err);
+		xbd_be_dev_fatal(d, "bad multi-queue-num-queues", err);
 		return;
 	}
-	err = read_node(be, d->fe_path, "protocol", &proto);
+	err = xbd_be_read_node(be, d->fe_path, "protocol", &proto);
 	if (err && err != -ENOENT) {
-		dev_fatal(d, "cannot read protocol", err);
+		xbd_be_dev_fatal(d, "cannot read protocol", err);
 		return;
 	}
 	err = xbd_blkif_abi_from_protocol(proto, &d->abi);
 	free(proto);
 	if (err) {
-		dev_fatal(d, "unknown protocol", err);
+		xbd_be_dev_fatal(d, "unknown protocol", err);
 		return;
 	}
 	d->persistent = false;
@@ -519,7 +516,7 @@ static void dev_connect(struct be_dev *d)
 
 	d->queues = calloc(nq, sizeof(*d->queues));
 	if (!d->queues) {
-		dev_fatal(d, "out of memory", -ENOMEM);
+		xbd_be_dev_fatal(d, "out of memory", -ENOMEM);
 		return;
 	}
 	d->nr_queues = nq;
@@ -545,26 +542,26 @@ static void dev_connect(struct be_dev *d)
 		free(d->queues);
 		d->queues = NULL;
 		d->nr_queues = 0;
-		dev_fatal(d, why, err);
+		xbd_be_dev_fatal(d, why, err);
 		return;
 	}
 	xbd_stat_add(&d->stats.pgrants_max,
 		     d->persistent ? (uint64_t)be->params.persistent_max * nq : 0);
 	err = xbd_be_io_start(d, &why);
 	if (err) {
-		dev_fatal(d, why, err);
+		xbd_be_dev_fatal(d, why, err);
 		return;
 	}
 
 	err = xbd_xs_transaction(be->p, publish_disk_txn, d);
 	if (err) {
-		dev_fatal(d, "cannot publish the disk", err);
+		xbd_be_dev_fatal(d, "cannot publish the disk", err);
 		return;
 	}
 	d->state = XenbusStateConnected;
 	d->ever_connected = true;
 	xbd_info("%s: %s: connected (%u queue%s, %u ring page%s, %s%s)",
-		 dev_label(d), d->vdev, nq, nq > 1 ? "s" : "",
+		 xbd_be_dev_label(d), d->vdev, nq, nq > 1 ? "s" : "",
 		 d->queues[0].nr_ring_pages,
 		 d->queues[0].nr_ring_pages > 1 ? "s" : "",
 		 xbd_blkif_abi_protocol(d->abi),
@@ -580,7 +577,7 @@ static bool fe_may_use_ring(enum xenbus_state fe)
 }
 
 /* Something changed under the device's nodes: bring it up to date. */
-static void dev_evaluate(struct be_dev *d)
+void xbd_be_dev_evaluate(struct be_dev *d)
 {
 	struct xbd_backend *be = d->be;
 	unsigned long long online = 0;
@@ -589,9 +586,9 @@ static void dev_evaluate(struct be_dev *d)
 
 	if (d->removed)
 		return;
-	err = read_uint_node(be, d->be_path, "online", &online);
+	err = xbd_be_read_uint_node(be, d->be_path, "online", &online);
 	if (err == -ENOENT && !xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->be_path)) {
-		dev_finish(d, "backend node removed");
+		xbd_be_dev_finish(d, "backend node removed");
 		return;
 	}
 	if (err)
@@ -600,14 +597,14 @@ static void dev_evaluate(struct be_dev *d)
 		fe = XenbusStateUnknown; /* garbage reads as gone, as Linux */
 	if (fe == XenbusStateUnknown && (d->fe_seen || d->hotplugged) &&
 	    !xbd_xs_exists(be->p, XBD_XS_NO_TXN, d->fe_path)) {
-		d->vm_gone = be->ops->domain_alive(be->p, d->fe_domid) == 0;
-		dev_finish(d, d->vm_gone ? "the VM is gone" : "frontend gone");
+		d->vm_gone = xbd_domain_alive(be->p, d->fe_domid) == 0;
+		xbd_be_dev_finish(d, d->vm_gone ? "the VM is gone" : "frontend gone");
 		return;
 	}
 	if (fe != XenbusStateUnknown)
 		d->fe_seen = true;
 	if (fe != d->fe_state)
-		xbd_debug("%s: %s: frontend %s", dev_label(d), d->vdev,
+		xbd_debug("%s: %s: frontend %s", xbd_be_dev_label(d), d->vdev,
 			  xbd_xenbus_state_name(fe));
 	d->fe_state = fe;
 	if (!online)
@@ -636,7 +633,7 @@ static void dev_evaluate(struct be_dev *d)
 		if (d->state != XenbusStateClosed)
 			switch_state(d, XenbusStateClosed);
 		if (d->closing) {
-			dev_finish(d, "closed");
+			xbd_be_dev_finish(d, "closed");
 			return;
 		}
 		break;
@@ -645,10 +642,10 @@ static void dev_evaluate(struct be_dev *d)
 	}
 	/* closing, and no ring to wait for: done now */
 	if (d->closing && !fe_may_use_ring(fe))
-		dev_finish(d, "closed");
+		xbd_be_dev_finish(d, "closed");
 }
 
-static struct be_dev *find_dev(struct xbd_backend *be, const char *type,
+struct be_dev *xbd_be_find_dev(struct xbd_backend *be, const char *type,
 			       uint16_t fe, uint32_t devid)
 {
 	struct be_dev *d;
@@ -660,18 +657,18 @@ static struct be_dev *find_dev(struct xbd_backend *be, const char *type,
 	return NULL;
 }
 
-static int watch_dev(struct be_dev *d)
+int xbd_be_watch_dev(struct be_dev *d)
 {
 	struct xbd_backend *be = d->be;
 	int err;
 
-	err = be->ops->xs_watch(be->p, d->fe_path, d->token);
+	err = xbd_xs_watch(be->p, d->fe_path, d->token);
 	if (err)
 		return err;
 	d->fe_watched = true;
 	/* a blkback's type watch already covers its backend nodes */
 	if (d->hotplugged) {
-		err = be->ops->xs_watch(be->p, d->be_path, d->token);
+		err = xbd_xs_watch(be->p, d->be_path, d->token);
 		if (err)
 			return err;
 		d->be_watched = true;
@@ -679,7 +676,7 @@ static int watch_dev(struct be_dev *d)
 	return 0;
 }
 
-static void read_vm_name(struct be_dev *d)
+void xbd_be_read_vm_name(struct be_dev *d)
 {
 	char path[64];
 
@@ -691,281 +688,6 @@ static void read_vm_name(struct be_dev *d)
 }
 
 /* ------------------------------------------------------------------ */
-/* xbd serve: hot-plugging                                             */
-/* ------------------------------------------------------------------ */
-
-/* What the toolstack module writes after a hot-plugged device's
- * standard nodes, in the same transaction: the serving process, the
- * features, and InitWait (this backend is ready at once). */
-static int hotplug_fill(struct xbd_platform *p, xbd_xs_txn t,
-			const char *be_path XBD_UNUSED, void *arg)
-{
-	struct be_dev *d = arg;
-	int err = xbd_xs_write_proc(p, t, d->be_path, &d->be->proc);
-
-	err = err ? err : write_features(d, t);
-	return err ? err : write_node(d->be, t, d->be_path, "state", "%d",
-				      XenbusStateInitWait);
-}
-
-/* Both directories, as a toolstack writes them (src/toolstack.c). */
-static int hotplug_nodes(struct be_dev *d)
-{
-	const char *be_extra[] = { "xbd-format", d->image_format,
-				   "hotplug-status", "connected", NULL };
-	struct xbd_vbd_made made = { 0 };
-	struct xbd_vbd_spec s = {
-		.fe_domid = d->fe_domid, .be_domid = d->be->self,
-		.be_type = d->type, .devid = d->devid, .vdev = d->vdev,
-		.params = d->image_path,
-		.type = strcmp(d->image_format, "null") ? "file" : "null",
-		.mode = d->lim.read_only ? "r" : "w",
-		.be_extra = be_extra, .be_fill = hotplug_fill, .be_fill_arg = d,
-		.made = &made,
-	};
-	int err = xbd_vbd_create(d->be->p, &s, NULL, 0);
-
-	d->made_be_root = made.be_root;
-	d->made_fe_vbd = made.fe_vbd;
-	return err;
-}
-
-int xbd_backend_hotplug(struct xbd_backend *be,
-			const struct xbd_backend_disk *disk,
-			struct xbd_backend_dev **out)
-{
-	struct be_dev *d;
-	int err, alive;
-
-	if (be->stopping) {
-		xbd_image_close(disk->image);
-		return -ESHUTDOWN;
-	}
-	alive = be->ops->domain_alive(be->p, disk->fe_domid);
-	if (alive <= 0) {
-		xbd_err("%s: no such domain", disk->vm_name);
-		xbd_image_close(disk->image);
-		return alive < 0 ? alive : -ESRCH;
-	}
-	d = dev_new(be, XBD_BACKEND_TYPE, disk->fe_domid, disk->devid);
-	if (!d) {
-		xbd_err("%s: out of memory", disk->vm_name);
-		xbd_image_close(disk->image);
-		return -ENOMEM;
-	}
-	d->hotplugged = true;
-	d->image = disk->image;
-	d->read_only = disk->read_only;
-	d->vm_name = strdup(disk->vm_name);
-	d->image_path = strdup(disk->image_path ? disk->image_path : "");
-	d->image_format = strdup(disk->image_format ? disk->image_format
-						    : xbd_image_name(disk->image));
-	d->mount = disk->mount ? strdup(disk->mount) : NULL;
-	if (!d->vm_name || !d->image_path || !d->image_format ||
-	    (disk->mount && !d->mount)) {
-		err = -ENOMEM;
-		xbd_err("%s: out of memory", disk->vm_name);
-		goto fail;
-	}
-	set_limits(be, d);
-
-	err = hotplug_nodes(d);
-	if (err == -EEXIST) {
-		xbd_err("%s: %s: the VM already has this disk", d->vm_name,
-			d->vdev);
-		goto fail;
-	}
-	if (err == -EAGAIN) {
-		/* xbd_xs_transaction gave up: something kept writing there */
-		xbd_err("%s: %s: cannot write the device's xenstore nodes: they "
-			"kept changing (is the guest rewriting its device/ nodes?)",
-			d->vm_name, d->vdev);
-		goto fail;
-	}
-	if (err) {
-		xbd_err("%s: %s: cannot write the device's xenstore nodes: %s",
-			d->vm_name, d->vdev, xbd_strerror(err));
-		goto fail;
-	}
-	d->state = XenbusStateInitWait;
-	err = watch_dev(d);
-	if (err) {
-		xbd_err("%s: %s: cannot watch xenstore: %s", d->vm_name, d->vdev,
-			xbd_strerror(err));
-		dev_finish(d, "watch failed");
-		return err;
-	}
-	ctl_register(d);
-	xbd_debug("%s: %s: hot-plugged at %s", d->vm_name, d->vdev, d->be_path);
-	if (out)
-		*out = (struct xbd_backend_dev *)d;
-	return 0;
-fail:
-	d->removed = true; /* nothing was written: freed by the loop */
-	return err;
-}
-
-/* ------------------------------------------------------------------ */
-/* blkback: adopting a toolstack's devices                             */
-/* ------------------------------------------------------------------ */
-
-/* params: "PATH" (raw), or "raw:PATH", "cow:PATH", "null:SIZE". */
-static int open_params(const char *params, bool ro, struct xbd_image **img,
-		       char **format)
-{
-	static const char *const kinds[] = { "raw", "cow", "null" };
-	const char *kind = "raw", *path = params;
-	size_t i;
-
-	for (i = 0; i < XBD_ARRAY_SIZE(kinds); i++) {
-		size_t n = strlen(kinds[i]);
-
-		if (!strncmp(params, kinds[i], n) && params[n] == ':') {
-			kind = kinds[i];
-			path = params + n + 1;
-		}
-	}
-	*format = strdup(kind);
-	if (!*format)
-		return -ENOMEM;
-	/* as the kernel's blkback, which takes no image locks: the
-	 * toolstack and `xbd serve`'s xenstore check keep writers apart */
-	return xbd_image_open_by_name(kind, path, NULL, ro, XBD_IMAGE_LOCK_NONE,
-				      img);
-}
-
-static void try_adopt(struct xbd_backend *be, uint16_t fe, uint32_t devid)
-{
-	char dir[BE_PATH_MAX], *fe_path = NULL, *params = NULL, *mode = NULL;
-	unsigned long long online = 0, fe_id, state = XenbusStateInitialising;
-	struct be_dev *d;
-	int err;
-
-	if (be->stopping || find_dev(be, be->watch_type, fe, devid))
-		return;
-	xbd_backend_path(dir, sizeof(dir), be->self, be->watch_type, fe, devid);
-	/* a toolstack writes these in one transaction; until they are all
-	 * there, the next watch event tries again */
-	if (read_uint_node(be, dir, "online", &online) || online != 1 ||
-	    read_uint_node(be, dir, "frontend-id", &fe_id) || fe_id != fe ||
-	    read_node(be, dir, "frontend", &fe_path) ||
-	    read_node(be, dir, "params", &params) ||
-	    read_node(be, dir, "mode", &mode))
-		goto out;
-	err = read_uint_node(be, dir, "state", &state);
-	if ((err && err != -ENOENT) || state > XenbusStateInitialising)
-		goto out; /* not a fresh device (closed, or another server's) */
-	if (strncmp(fe_path, "/local/domain/", 14) || strlen(fe_path) >= BE_PATH_MAX)
-		goto out;
-
-	d = dev_new(be, be->watch_type, fe, devid);
-	if (!d)
-		goto out;
-	snprintf(d->fe_path, sizeof(d->fe_path), "%s", fe_path);
-	read_vm_name(d);
-	d->read_only = !strchr(mode, 'w');
-	d->image_path = strdup(params);
-	err = open_params(params, d->read_only, &d->image, &d->image_format);
-	if (!err) {
-		set_limits(be, d);
-		ctl_register(d);
-	}
-	if (watch_dev(d)) {
-		dev_finish(d, "watch failed");
-		goto out;
-	}
-	if (err) {
-		dev_fatal(d, "cannot open the image", err);
-		goto out;
-	}
-	err = xbd_xs_transaction(be->p, publish_features_txn, d);
-	if (err) {
-		dev_finish(d, "cannot publish features");
-		goto out;
-	}
-	d->state = XenbusStateInitWait;
-	xbd_info("%s: %s: serving %s%s", dev_label(d), d->vdev, params,
-		 d->read_only ? " (read-only)" : "");
-	dev_evaluate(d);
-out:
-	free(fe_path);
-	free(params);
-	free(mode);
-}
-
-/* Every device under the type directory: adopt the new ones, bring the
- * known ones up to date. */
-static void scan_type_dir(struct xbd_backend *be)
-{
-	char **fes = NULL;
-	unsigned nfe = 0, i, j;
-	struct be_dev *d;
-
-	for (d = be->devs; d; d = d->next)
-		if (!strcmp(d->type, be->watch_type))
-			dev_evaluate(d);
-	if (be->ops->xs_directory(be->p, XBD_XS_NO_TXN, be->type_dir, &fes, &nfe))
-		return;
-	for (i = 0; i < nfe; i++) {
-		char dir[BE_PATH_MAX + 16];
-		char **ids = NULL;
-		unsigned nid = 0;
-		unsigned long long fe, id;
-
-		if (xbd_parse_uint(fes[i], MAX_GUEST_DOMID, &fe))
-			continue;
-		snprintf(dir, sizeof(dir), "%s/%s", be->type_dir, fes[i]);
-		if (be->ops->xs_directory(be->p, XBD_XS_NO_TXN, dir, &ids, &nid))
-			continue;
-		for (j = 0; j < nid; j++)
-			if (!xbd_parse_uint(ids[j], UINT32_MAX, &id))
-				try_adopt(be, (uint16_t)fe, (uint32_t)id);
-		free(ids);
-	}
-	free(fes);
-}
-
-/* A type watch event: path is the type dir or below. */
-static void type_event(struct xbd_backend *be, const char *path)
-{
-	size_t n = strlen(be->type_dir);
-	char fe_s[16], id_s[16];
-	unsigned long long fe, id;
-	struct be_dev *d;
-
-	if (strncmp(path, be->type_dir, n) || (path[n] && path[n] != '/'))
-		return;
-	if (path[n] && sscanf(path + n, "/%15[^/]/%15[^/]", fe_s, id_s) == 2 &&
-	    !xbd_parse_uint(fe_s, MAX_GUEST_DOMID, &fe) &&
-	    !xbd_parse_uint(id_s, UINT32_MAX, &id)) {
-		d = find_dev(be, be->watch_type, (uint16_t)fe, (uint32_t)id);
-		if (d)
-			dev_evaluate(d);
-		else
-			try_adopt(be, (uint16_t)fe, (uint32_t)id);
-		return;
-	}
-	scan_type_dir(be);
-}
-
-int xbd_backend_watch_type(struct xbd_backend *be, const char *type)
-{
-	int err;
-
-	if (be->type_dir[0] || strlen(type) >= sizeof(be->watch_type))
-		return -EINVAL;
-	snprintf(be->watch_type, sizeof(be->watch_type), "%s", type);
-	snprintf(be->type_dir, sizeof(be->type_dir), "/local/domain/%u/backend/%s",
-		 be->self, type);
-	err = be->ops->xs_watch(be->p, be->type_dir, TOKEN_TYPE);
-	if (err) {
-		xbd_err("cannot watch %s: %s", be->type_dir, xbd_strerror(err));
-		be->type_dir[0] = '\0';
-	}
-	return err;
-}
-
-/* ------------------------------------------------------------------ */
 /* The loop                                                           */
 /* ------------------------------------------------------------------ */
 
@@ -974,22 +696,22 @@ static void handle_watch(struct xbd_backend *be, const char *path,
 {
 	struct be_dev *d;
 
-	if (!strcmp(token, TOKEN_TYPE)) {
-		type_event(be, path);
+	if (!strcmp(token, XBD_BE_TOKEN_TYPE)) {
+		xbd_be_type_event(be, path);
 		return;
 	}
 	if (!strcmp(token, TOKEN_RELEASE)) {
 		for (d = be->devs; d; d = d->next)
 			if (!d->removed &&
-			    be->ops->domain_alive(be->p, d->fe_domid) == 0) {
+			    xbd_domain_alive(be->p, d->fe_domid) == 0) {
 				d->vm_gone = true;
-				dev_finish(d, "the VM is gone");
+				xbd_be_dev_finish(d, "the VM is gone");
 			}
 		return;
 	}
 	for (d = be->devs; d; d = d->next)
 		if (!strcmp(d->token, token)) {
-			dev_evaluate(d);
+			xbd_be_dev_evaluate(d);
 			return;
 		}
 }
@@ -1002,24 +724,24 @@ static void tick(struct xbd_backend *be, uint64_t connect_deadline_ns)
 	for (d = be->devs; d; d = d->next) {
 		if (d->removed)
 			continue;
-		if (be->ops->domain_alive(be->p, d->fe_domid) == 0) {
+		if (xbd_domain_alive(be->p, d->fe_domid) == 0) {
 			d->vm_gone = true;
-			dev_finish(d, "the VM is gone");
+			xbd_be_dev_finish(d, "the VM is gone");
 			continue;
 		}
 		if (d->connected && xbd_be_io_broken(d))
-			dev_fatal(d, "the frontend broke the ring", -EPROTO);
+			xbd_be_dev_fatal(d, "the frontend broke the ring", -EPROTO);
 		if (d->closing && now >= d->close_deadline_ns) {
 			xbd_info("%s: %s: the frontend did not close in time",
-				 dev_label(d), d->vdev);
-			dev_finish(d, "close timed out");
+				 xbd_be_dev_label(d), d->vdev);
+			xbd_be_dev_finish(d, "close timed out");
 			continue;
 		}
 		if (connect_deadline_ns && now >= connect_deadline_ns &&
 		    !d->ever_connected && d->hotplugged && !d->closing) {
 			emit(d, XBD_BACKEND_FAILED,
 			     "the VM's blkfront did not connect the disk in time");
-			dev_finish(d, "connect timed out");
+			xbd_be_dev_finish(d, "connect timed out");
 		}
 	}
 }
@@ -1049,13 +771,13 @@ static void begin_stop(struct xbd_backend *be)
 		if (d->removed)
 			continue;
 		dev_begin_close(d);
-		dev_evaluate(d);
+		xbd_be_dev_evaluate(d);
 	}
 }
 
 int xbd_backend_run(struct xbd_backend *be, uint64_t connect_deadline_ns)
 {
-	int xs_fd = be->ops->xs_watch_fd(be->p);
+	int xs_fd = xbd_xs_watch_fd(be->p);
 	uint64_t next_tick = 0;
 
 	for (;;) {
@@ -1070,7 +792,7 @@ int xbd_backend_run(struct xbd_backend *be, uint64_t connect_deadline_ns)
 
 		if (atomic_load(&be->stop_requested) && !be->stopping)
 			begin_stop(be);
-		while (be->ops->xs_read_watch(be->p, &path, &token) == 0) {
+		while (xbd_xs_read_watch(be->p, &path, &token) == 0) {
 			handle_watch(be, path, token);
 			free(path);
 			free(token);
@@ -1086,7 +808,7 @@ int xbd_backend_run(struct xbd_backend *be, uint64_t connect_deadline_ns)
 			for (d = be->devs; d; d = d->next)
 				if (!d->removed && d->connected &&
 				    xbd_be_io_broken(d))
-					dev_fatal(d, "the frontend broke the ring",
+					xbd_be_dev_fatal(d, "the frontend broke the ring",
 						  -EPROTO);
 		}
 		reap(be);
@@ -1123,8 +845,7 @@ int xbd_backend_create(struct xbd_platform *p,
 	if (!be)
 		return -ENOMEM;
 	be->p = p;
-	be->ops = xbd_platform_ops_of(p);
-	be->self = be->ops->self_domid(p);
+	be->self = xbd_platform_self_domid(p);
 	if (xbd_proc_self(&be->proc))
 		be->proc = (struct xbd_proc){ .pid = getpid() }; /* no /proc */
 	be->params = params ? *params : default_params;
@@ -1147,7 +868,7 @@ int xbd_backend_create(struct xbd_platform *p,
 	}
 	/* a domain's death, when the platform reports it this way */
 	be->release_watched =
-		be->ops->xs_watch(p, "@releaseDomain", TOKEN_RELEASE) == 0;
+		xbd_xs_watch(p, "@releaseDomain", TOKEN_RELEASE) == 0;
 	*out = be;
 	return 0;
 }
@@ -1177,12 +898,12 @@ void xbd_backend_destroy(struct xbd_backend *be)
 		return;
 	be->stopping = true;
 	for (d = be->devs; d; d = d->next)
-		dev_finish(d, "shutting down");
+		xbd_be_dev_finish(d, "shutting down");
 	reap(be);
 	if (be->type_dir[0])
-		be->ops->xs_unwatch(be->p, be->type_dir, TOKEN_TYPE);
+		xbd_xs_unwatch(be->p, be->type_dir, XBD_BE_TOKEN_TYPE);
 	if (be->release_watched)
-		be->ops->xs_unwatch(be->p, "@releaseDomain", TOKEN_RELEASE);
+		xbd_xs_unwatch(be->p, "@releaseDomain", TOKEN_RELEASE);
 	close(be->wake_fd);
 	free(be);
 }
@@ -1194,7 +915,7 @@ const char *xbd_backend_dev_vdev(const struct xbd_backend_dev *dev)
 
 const char *xbd_backend_dev_vm(const struct xbd_backend_dev *dev)
 {
-	return dev_label((const struct be_dev *)dev);
+	return xbd_be_dev_label((const struct be_dev *)dev);
 }
 
 struct xbd_image *xbd_backend_dev_image(struct xbd_backend_dev *dev)

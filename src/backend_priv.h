@@ -175,7 +175,6 @@ struct be_dev {
 
 struct xbd_backend {
 	struct xbd_platform *p;
-	const struct xbd_platform_ops *ops;
 	struct xbd_backend_params params;
 	uint16_t self;
 	struct xbd_proc proc;        /* this process, as xbd-pid records it */
@@ -208,5 +207,37 @@ bool xbd_be_io_broken(struct be_dev *d);
 void xbd_be_io_ring_state(struct be_dev *d, struct xbd_blkif_ring_state *st);
 /* The requests in flight, for the control socket's "ring" request. */
 void xbd_be_io_inflight(struct be_dev *d, struct xbd_ctl_state *st);
+
+/* The watch token of the backend/<type> directories. */
+#define XBD_BE_TOKEN_TYPE "xbd-be-type"
+#define XBD_BE_MAX_GUEST_DOMID 0x7fefu /* DOMID_FIRST_RESERVED - 1 */
+
+/* The xenbus half (src/backend.c), for src/backend_devices.c. */
+int xbd_be_read_node(struct xbd_backend *be, const char *dir, const char *node,
+		     char **value);
+int xbd_be_read_uint_node(struct xbd_backend *be, const char *dir,
+			  const char *node, unsigned long long *v);
+int xbd_be_write_node(struct xbd_backend *be, xbd_xs_txn t, const char *dir,
+		      const char *node, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+const char *xbd_be_dev_label(const struct be_dev *d);
+void xbd_be_ctl_register(struct be_dev *d);
+struct be_dev *xbd_be_dev_new(struct xbd_backend *be, const char *type,
+			      uint16_t fe, uint32_t devid);
+void xbd_be_set_limits(struct xbd_backend *be, struct be_dev *d);
+int xbd_be_write_features(struct be_dev *d, xbd_xs_txn t);
+/* Features, hotplug-status and InitWait (an xbd_xs_transaction body). */
+int xbd_be_publish_features_txn(struct xbd_platform *p, xbd_xs_txn t,
+				void *arg);
+void xbd_be_dev_fatal(struct be_dev *d, const char *why, int err);
+void xbd_be_dev_finish(struct be_dev *d, const char *why);
+void xbd_be_dev_evaluate(struct be_dev *d);
+struct be_dev *xbd_be_find_dev(struct xbd_backend *be, const char *type,
+			       uint16_t fe, uint32_t devid);
+int xbd_be_watch_dev(struct be_dev *d);
+void xbd_be_read_vm_name(struct be_dev *d);
+/* How devices arrive (src/backend_devices.c): a watch event under a
+ * watched backend/<type> directory. */
+void xbd_be_type_event(struct xbd_backend *be, const char *path);
 
 #endif

@@ -254,34 +254,28 @@ int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
 		 unsigned *count)
 {
 	struct xbd_vbd *v;
-	char dir[64], **names = NULL;
-	unsigned n = 0, i, m = 0;
+	char dir[64];
+	uint32_t *ids = NULL;
+	unsigned n = 0, i;
 	int err;
 
 	*out = NULL;
 	*count = 0;
 	snprintf(dir, sizeof(dir), "/local/domain/%u/device/vbd", domid);
-	err = xbd_xs_directory(p, XBD_XS_NO_TXN, dir, &names, &n);
+	err = xbd_xs_directory_ids(p, dir, UINT32_MAX, &ids, &n);
 	if (err == -ENOENT)
 		return 0; /* a domain without disks */
 	if (err)
 		return err;
 	v = calloc(n ? n : 1, sizeof(*v));
-	if (!v) {
-		free(names);
+	for (i = 0; v && i < n; i++)
+		read_vbd(p, domid, ids[i], &v[i]);
+	free(ids);
+	if (!v)
 		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		unsigned long long devid;
-
-		if (xbd_parse_uint(names[i], UINT32_MAX, &devid))
-			continue;
-		read_vbd(p, domid, (uint32_t)devid, &v[m++]);
-	}
-	free(names);
-	qsort(v, m, sizeof(*v), cmp_devid);
+	qsort(v, n, sizeof(*v), cmp_devid);
 	*out = v;
-	*count = m;
+	*count = n;
 	return 0;
 }
 

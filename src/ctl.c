@@ -1,9 +1,10 @@
 /*
- * The control socket (include/xbd/ctl.h): a small server thread per xbd
- * process that answers one request line per connection with a JSON
- * document (built with json-c), and the client that asks every such
- * server at once with a deadline.
+ * The control socket's server (include/xbd/ctl.h): a small thread per
+ * xbd process that answers one request line per connection with a JSON
+ * document (built with json-c), several connections at once, each under
+ * one deadline.  The client side is src/ctl_client.c.
  */
+#include "ctl_priv.h"
 #include "xbd/ctl.h"
 #include "xbd/common.h"
 #include "xbd/stats.h"
@@ -33,9 +34,10 @@
  * the socket's name is documented and stays, and a PID alone could be
  * another process's by now */
 #define CTL_START_SUFFIX ".start"
-#define CTL_MAX_REQUEST 64            /* a request line, with its \n */
-#define CTL_MAX_REPLY (16u << 20)     /* a document larger than this is bad */
-#define CTL_SERVER_IO_TIMEOUT_S 1     /* a client that stalls is dropped */
+/* From accept to the answer's last byte: a client that trickles, says
+ * nothing or does not read is dropped after this, whatever it does. */
+#define CTL_REQUEST_DEADLINE_NS (2000ull * 1000000u)
+#define CTL_ACCEPT_BACKOFF_NS (100ull * 1000000u) /* after EMFILE */
 #define CTL_INFLIGHT_CAP 1024         /* ring entries are at most 512 */
 
 struct xbd_ctl_dev {
@@ -44,11 +46,25 @@ struct xbd_ctl_dev {
 	uint64_t added_ns;
 };
 
+/* One connection being served. */
+struct ctl_client {
+	int fd;                   /* -1: free slot */
+	uint64_t deadline_ns;     /* whole request, from accept */
+	char line[CTL_MAX_REQUEST];
+	size_t len;
+	bool writing;             /* the request is in, the answer going out */
+	struct json_object *doc;  /* the answer; out points into it */
+	const char *out;
+	size_t out_len, out_off;  /* out_len counts the final '\n' */
+};
+
 struct xbd_ctl {
 	int listen_fd;
 	int wake_fd;    /* eventfd: xbd_ctl_stop wakes the thread */
 	pthread_t thread;
 	bool thread_started;
+	struct ctl_client clients[XBD_CTL_MAX_CLIENTS]; /* the thread's own */
+	uint64_t accept_again_ns; /* not before: out of descriptors */
 	pthread_mutex_t lock; /* guards devs and every query callback */
 	struct xbd_ctl_dev *devs;
 	uint64_t started_ns;
@@ -368,14 +384,14 @@ static pid_t name_pid(const char *name, const char *suffix)
 	return (pid_t)v;
 }
 
-static pid_t socket_name_pid(const char *name)
+pid_t xbd_ctl_socket_name_pid(const char *name)
 {
 	return name_pid(name, CTL_SOCK_SUFFIX);
 }
 
 /* The process that made xbd-<pid>.sock in dir (start 0: unknown, its
  * .start file missing, as an older xbd left it). */
-static void socket_proc(int dir_fd, pid_t pid, struct xbd_proc *proc)
+void xbd_ctl_socket_proc(int dir_fd, pid_t pid, struct xbd_proc *proc)
 {
 	unsigned long long v;
 	char name[48], buf[32];
@@ -410,14 +426,14 @@ static void remove_stale_sockets(const char *dir)
 	if (!dh)
 		return;
 	while ((de = readdir(dh))) {
-		pid_t pid = socket_name_pid(de->d_name);
+		pid_t pid = xbd_ctl_socket_name_pid(de->d_name);
 		struct xbd_proc proc;
 
 		if (pid <= 0)
 			pid = name_pid(de->d_name, CTL_START_SUFFIX);
 		if (pid <= 0 || pid == getpid())
 			continue;
-		socket_proc(dirfd(dh), pid, &proc);
+		xbd_ctl_socket_proc(dirfd(dh), pid, &proc);
 		if (!xbd_proc_alive(&proc)) {
 			xbd_debug("removing stale control file %s/%s",
 				  dir, de->d_name);
@@ -470,47 +486,6 @@ static bool peer_allowed(int fd)
 	return cred.uid == 0 || cred.uid == geteuid();
 }
 
-static int send_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Reads one request line; the socket has a receive timeout. */
-static int read_request(int fd, char *line, size_t size)
-{
-	size_t len = 0;
-
-	while (len + 1 < size) {
-		ssize_t n = recv(fd, line + len, size - 1 - len, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		line[len] = '\0';
-		if (strchr(line, '\n'))
-			break;
-	}
-	line[len] = '\0';
-	line[strcspn(line, "\r\n")] = '\0';
-	return len ? 0 : -ENODATA;
-}
-
 /* {"version":1,"error":msg,"error_code":code}: a refused request. */
 static struct json_object *error_doc(const char *code, const char *msg)
 {
@@ -523,63 +498,198 @@ static struct json_object *error_doc(const char *code, const char *msg)
 	return doc;
 }
 
-static void serve_client(struct xbd_ctl *ctl, int fd)
+static void client_close(struct ctl_client *c)
 {
-	struct timeval tv = { .tv_sec = CTL_SERVER_IO_TIMEOUT_S };
-	char line[CTL_MAX_REQUEST];
-	struct json_object *doc;
-	const char *text;
-	int err;
+	if (c->fd >= 0)
+		close(c->fd);
+	json_object_put(c->doc);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	err = read_request(fd, line, sizeof(line));
-	if (err)
-		return;
-	if (!peer_allowed(fd)) {
-		doc = error_doc("EACCES", "permission denied: root only");
+/* The request is whole: the answer is built now, under the device lock,
+ * and then written out as the client takes it. */
+static void client_answer(struct xbd_ctl *ctl, struct ctl_client *c)
+{
+	char *line = c->line;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!peer_allowed(c->fd)) {
+		c->doc = error_doc("EACCES", "permission denied: root only");
 	} else if (!strcmp(line, "stats") || !strcmp(line, "ring")) {
-		doc = xbd_ctl_build_doc(ctl, !strcmp(line, "ring"));
+		c->doc = xbd_ctl_build_doc(ctl, !strcmp(line, "ring"));
 	} else {
 		char msg[CTL_MAX_REQUEST + 32];
 
 		snprintf(msg, sizeof(msg), "unknown request '%.*s'",
 			 CTL_MAX_REQUEST - 1, line);
-		doc = error_doc("EINVAL", msg);
+		c->doc = error_doc("EINVAL", msg);
 	}
-	text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
-	if (!send_all(fd, text, strlen(text)))
-		send_all(fd, "\n", 1);
-	json_object_put(doc);
+	c->out = json_object_to_json_string_ext(c->doc, JSON_C_TO_STRING_PLAIN);
+	c->out_len = strlen(c->out) + 1; /* and the '\n' client_write adds */
+	c->writing = true;
 }
 
+/* Takes what the client sent so far; false once it is done with (an
+ * error, or nothing at all before it hung up). */
+static bool client_read(struct xbd_ctl *ctl, struct ctl_client *c)
+{
+	ssize_t n = recv(c->fd, c->line + c->len,
+			 sizeof(c->line) - 1 - c->len, MSG_DONTWAIT);
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	c->len += (size_t)n;
+	c->line[c->len] = '\0';
+	if (n == 0 && !c->len)
+		return false;
+	/* a line, a full buffer (refused as too long) or a hang-up after
+	 * a line without its newline */
+	if (n == 0 || strchr(c->line, '\n') || c->len + 1 == sizeof(c->line))
+		client_answer(ctl, c);
+	return true;
+}
+
+/* Sends what the socket takes now; false once all is sent or the
+ * client is gone. */
+static bool client_write(struct ctl_client *c)
+{
+	while (c->out_off < c->out_len) {
+		size_t body = c->out_len - 1;
+		const char *p = c->out_off < body ? c->out + c->out_off : "\n";
+		size_t len = c->out_off < body ? body - c->out_off : 1;
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		c->out_off += (size_t)n;
+	}
+	return false;
+}
+
+/* A slot for a new connection.  When all are taken, the oldest client
+ * goes: it has had the longest to speak, and refusing the newcomer
+ * instead would let a few silent clients lock everyone out. */
+static struct ctl_client *client_slot(struct xbd_ctl *ctl)
+{
+	struct ctl_client *oldest = &ctl->clients[0];
+	unsigned i;
+
+	for (i = 0; i < XBD_CTL_MAX_CLIENTS; i++) {
+		if (ctl->clients[i].fd < 0)
+			return &ctl->clients[i];
+		if (ctl->clients[i].deadline_ns < oldest->deadline_ns)
+			oldest = &ctl->clients[i];
+	}
+	xbd_debug("control socket: %u clients at once: dropping the oldest",
+		  XBD_CTL_MAX_CLIENTS);
+	client_close(oldest);
+	return oldest;
+}
+
+static void client_accept(struct xbd_ctl *ctl, uint64_t now)
+{
+	struct ctl_client *c;
+	int fd = accept4(ctl->listen_fd, NULL, NULL,
+			 SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0) {
+		/* Out of descriptors: the connection stays queued and the
+		 * listening socket readable; look again a little later
+		 * rather than spin on it. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM)
+			ctl->accept_again_ns = now + CTL_ACCEPT_BACKOFF_NS;
+		return;
+	}
+	c = client_slot(ctl);
+	c->fd = fd;
+	c->deadline_ns = now + CTL_REQUEST_DEADLINE_NS;
+}
+
+static int poll_timeout_ms(const struct xbd_ctl *ctl, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	unsigned i;
+
+	for (i = 0; i < XBD_CTL_MAX_CLIENTS; i++)
+		if (ctl->clients[i].fd >= 0 && ctl->clients[i].deadline_ns < next)
+			next = ctl->clients[i].deadline_ns;
+	if (ctl->accept_again_ns && ctl->accept_again_ns < next)
+		next = ctl->accept_again_ns;
+	if (next == UINT64_MAX)
+		return -1;
+	return next <= now ? 0 : (int)((next - now) / 1000000u) + 1;
+}
+
+/* One thread serves every client: each connection is non-blocking, has
+ * its own buffer and one deadline for the whole request (accept to last
+ * byte of the answer), so a client that trickles, says nothing or never
+ * reads holds a slot at most that long and never delays the others. */
 static void *ctl_thread(void *arg)
 {
 	struct xbd_ctl *ctl = arg;
+	struct pollfd pfd[2 + XBD_CTL_MAX_CLIENTS];
+	struct ctl_client *polled[XBD_CTL_MAX_CLIENTS];
+	unsigned i;
 
 	for (;;) {
-		struct pollfd pfd[2] = {
-			{ .fd = ctl->listen_fd, .events = POLLIN },
-			{ .fd = ctl->wake_fd, .events = POLLIN },
-		};
-		int fd;
+		uint64_t now = xbd_now_ns();
+		unsigned n = 2, k;
+		bool can_accept;
+		int r;
 
-		if (poll(pfd, 2, -1) < 0) {
+		if (ctl->accept_again_ns && now >= ctl->accept_again_ns)
+			ctl->accept_again_ns = 0;
+		can_accept = !ctl->accept_again_ns;
+		pfd[0] = (struct pollfd){ .fd = ctl->wake_fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = can_accept ? ctl->listen_fd : -1,
+					  .events = POLLIN };
+		for (i = 0; i < XBD_CTL_MAX_CLIENTS; i++) {
+			struct ctl_client *c = &ctl->clients[i];
+
+			if (c->fd < 0)
+				continue;
+			if (now >= c->deadline_ns) {
+				xbd_debug("control socket: a client missed its "
+					  "deadline: dropped");
+				client_close(c);
+				continue;
+			}
+			polled[n - 2] = c;
+			pfd[n++] = (struct pollfd){
+				.fd = c->fd,
+				.events = c->writing ? POLLOUT : POLLIN,
+			};
+		}
+		r = poll(pfd, n, poll_timeout_ms(ctl, now));
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			xbd_err("control socket: poll: %s", xbd_strerror(-errno));
 			break;
 		}
-		if (pfd[1].revents)
+		if (pfd[0].revents)
 			break;
-		if (!(pfd[0].revents & POLLIN))
-			continue;
-		fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue; /* the client gave up already, or EMFILE */
-		serve_client(ctl, fd);
-		close(fd);
+		now = xbd_now_ns();
+		for (k = 2; k < n; k++) {
+			struct ctl_client *c = polled[k - 2];
+			bool keep;
+
+			if (!pfd[k].revents)
+				continue;
+			keep = c->writing ? client_write(c) : client_read(ctl, c);
+			/* an answer built just now goes out at once */
+			if (keep && c->writing && c->out_off == 0)
+				keep = client_write(c);
+			if (!keep)
+				client_close(c);
+		}
+		if (pfd[1].revents & POLLIN)
+			client_accept(ctl, now);
 	}
+	for (i = 0; i < XBD_CTL_MAX_CLIENTS; i++)
+		client_close(&ctl->clients[i]);
 	return NULL;
 }
 
@@ -631,6 +741,7 @@ int xbd_ctl_start(struct xbd_ctl **out)
 	const char *dir = xbd_ctl_run_dir();
 	struct xbd_ctl *ctl;
 	sigset_t all, old;
+	unsigned i;
 	int err;
 
 	ctl = calloc(1, sizeof(*ctl));
@@ -638,6 +749,8 @@ int xbd_ctl_start(struct xbd_ctl **out)
 		return -ENOMEM;
 	ctl->listen_fd = -1;
 	ctl->wake_fd = -1;
+	for (i = 0; i < XBD_CTL_MAX_CLIENTS; i++)
+		ctl->clients[i].fd = -1;
 	ctl->started_ns = xbd_now_ns();
 	pthread_mutex_init(&ctl->lock, NULL);
 
@@ -776,287 +889,4 @@ void xbd_ctl_remove_device(struct xbd_ctl *ctl, struct xbd_ctl_dev *dev)
 	}
 	pthread_mutex_unlock(&ctl->lock);
 	free_dev(dev);
-}
-
-/* ------------------------------------------------------------------ */
-/* Client                                                             */
-
-struct ctl_conn {
-	struct xbd_ctl_reply *reply;
-	int fd;
-	bool sent;
-	char *buf;
-	size_t len, cap;
-};
-
-/* Parses a whole reply; -EPROTO unless it is a document we understand,
- * -EACCES / -EINVAL when the server refused the request. */
-static int parse_reply(const char *buf, size_t len, struct json_object **doc)
-{
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *o, *v;
-	int err = 0;
-
-	if (!tok)
-		return -ENOMEM;
-	o = json_tokener_parse_ex(tok, buf, (int)len);
-	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, "version", &v) ||
-	    !json_object_is_type(v, json_type_int) ||
-	    json_object_get_int(v) != XBD_CTL_VERSION) {
-		json_object_put(o);
-		json_tokener_free(tok);
-		return -EPROTO;
-	}
-	json_tokener_free(tok);
-	if (json_object_object_get_ex(o, "error_code", &v)) {
-		const char *code = json_object_get_string(v);
-
-		err = code && !strcmp(code, "EACCES") ? -EACCES : -EINVAL;
-		json_object_put(o);
-		return err;
-	}
-	*doc = o;
-	return 0;
-}
-
-static void conn_finish(struct ctl_conn *c, int err)
-{
-	if (!err)
-		err = parse_reply(c->buf, c->len, &c->reply->doc);
-	c->reply->err = err;
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-}
-
-static void conn_start(struct ctl_conn *c)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	if (strlen(c->reply->socket) >= sizeof(sa.sun_path)) {
-		conn_finish(c, -ENAMETOOLONG);
-		return;
-	}
-	strcpy(sa.sun_path, c->reply->socket);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (c->fd < 0) {
-		conn_finish(c, -errno);
-		return;
-	}
-	/* A Unix connect completes at once or fails at once: refused or
-	 * missing means nobody listens any more; EAGAIN means the listener
-	 * is alive but not accepting (its backlog is full). */
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int err = errno == EAGAIN ? -ETIMEDOUT : -errno;
-
-		conn_finish(c, err);
-	}
-}
-
-static void conn_send(struct ctl_conn *c, const char *request)
-{
-	char line[CTL_MAX_REQUEST];
-	int n = snprintf(line, sizeof(line), "%s\n", request);
-
-	if (n < 0 || (size_t)n >= sizeof(line)) {
-		conn_finish(c, -EINVAL);
-		return;
-	}
-	/* A few bytes into an empty socket buffer: sent whole or not at all. */
-	if (send(c->fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
-		conn_finish(c, errno == EAGAIN ? -ETIMEDOUT :
-			       errno == EPIPE ? -ECONNRESET : -errno);
-		return;
-	}
-	c->sent = true;
-}
-
-static void conn_read(struct ctl_conn *c)
-{
-	ssize_t n;
-
-	if (c->cap - c->len < 4096) {
-		size_t cap = c->cap ? c->cap * 2 : 16384;
-		char *nb;
-
-		if (cap > CTL_MAX_REPLY) {
-			conn_finish(c, -EPROTO);
-			return;
-		}
-		nb = realloc(c->buf, cap);
-		if (!nb) {
-			conn_finish(c, -ENOMEM);
-			return;
-		}
-		c->buf = nb;
-		c->cap = cap;
-	}
-	n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			conn_finish(c, -errno);
-		return;
-	}
-	if (n == 0) {
-		/* The server closes after its answer; nothing at all means
-		 * it refused us (not root) or died mid-way. */
-		conn_finish(c, c->len ? 0 : -ECONNRESET);
-		return;
-	}
-	c->len += (size_t)n;
-}
-
-/* Drives every connection to an answer or an error before the deadline. */
-static void run_conns(struct ctl_conn *conns, unsigned n, const char *request,
-		      int timeout_ms)
-{
-	uint64_t deadline = xbd_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	struct pollfd *pfd = calloc(n ? n : 1, sizeof(*pfd));
-	unsigned i;
-
-	for (i = 0; i < n; i++) {
-		conn_start(&conns[i]);
-		if (conns[i].fd >= 0)
-			conn_send(&conns[i], request);
-	}
-	while (pfd) {
-		uint64_t now = xbd_now_ns();
-		unsigned live = 0;
-		int r;
-
-		for (i = 0; i < n; i++) {
-			if (conns[i].fd < 0)
-				continue;
-			pfd[live].fd = conns[i].fd;
-			pfd[live].events = POLLIN;
-			pfd[live].revents = 0;
-			live++;
-		}
-		if (!live || now >= deadline)
-			break;
-		r = poll(pfd, live, (int)((deadline - now) / 1000000u) + 1);
-		if (r < 0 && errno != EINTR)
-			break;
-		for (i = 0; r > 0 && i < n; i++) {
-			unsigned k;
-
-			if (conns[i].fd < 0)
-				continue;
-			for (k = 0; k < live && pfd[k].fd != conns[i].fd; k++)
-				;
-			if (k < live && pfd[k].revents)
-				conn_read(&conns[i]);
-		}
-	}
-	for (i = 0; i < n; i++)
-		if (conns[i].fd >= 0)
-			conn_finish(&conns[i], pfd ? -ETIMEDOUT : -ENOMEM);
-	free(pfd);
-}
-
-static int list_sockets(const char *dir, struct xbd_ctl_reply **out,
-			unsigned *count)
-{
-	struct xbd_ctl_reply *r = NULL;
-	unsigned n = 0, cap = 0;
-	struct dirent *de;
-	DIR *dh;
-	int err = 0;
-
-	*out = NULL;
-	*count = 0;
-	dh = opendir(dir);
-	if (!dh)
-		return errno == ENOENT ? 0 : -errno;
-	while ((de = readdir(dh))) {
-		pid_t pid = socket_name_pid(de->d_name);
-		struct xbd_proc proc;
-
-		if (pid <= 0)
-			continue;
-		if (n == cap) {
-			struct xbd_ctl_reply *nr;
-
-			cap = cap ? cap * 2 : 8;
-			nr = realloc(r, cap * sizeof(*r));
-			if (!nr) {
-				err = -ENOMEM;
-				break;
-			}
-			r = nr;
-		}
-		memset(&r[n], 0, sizeof(r[n]));
-		r[n].pid = pid;
-		socket_proc(dirfd(dh), pid, &proc);
-		r[n].start = proc.start;
-		if (asprintf(&r[n].socket, "%s/%s", dir, de->d_name) < 0) {
-			err = -ENOMEM;
-			break;
-		}
-		n++;
-	}
-	closedir(dh);
-	if (err) {
-		xbd_ctl_replies_free(r, n);
-		return err;
-	}
-	*out = r;
-	*count = n;
-	return 0;
-}
-
-int xbd_ctl_query_all(const char *run_dir, const char *request,
-		      int timeout_ms, struct xbd_ctl_reply **replies,
-		      unsigned *count)
-{
-	struct ctl_conn *conns;
-	unsigned i, n;
-	int err;
-
-	err = list_sockets(run_dir ? run_dir : xbd_ctl_run_dir(), replies,
-			   &n);
-	if (err)
-		return err;
-	conns = calloc(n ? n : 1, sizeof(*conns));
-	if (!conns) {
-		xbd_ctl_replies_free(*replies, n);
-		*replies = NULL;
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		conns[i].reply = &(*replies)[i];
-		conns[i].fd = -1;
-	}
-	run_conns(conns, n, request, timeout_ms);
-	for (i = 0; i < n; i++)
-		free(conns[i].buf);
-	free(conns);
-	*count = n;
-	return 0;
-}
-
-int xbd_ctl_query(const char *socket_path, const char *request,
-		  int timeout_ms, struct json_object **doc)
-{
-	struct xbd_ctl_reply reply = { .socket = (char *)socket_path };
-	struct ctl_conn conn = { .reply = &reply, .fd = -1 };
-
-	run_conns(&conn, 1, request, timeout_ms);
-	free(conn.buf);
-	if (!reply.err)
-		*doc = reply.doc;
-	return reply.err;
-}
-
-void xbd_ctl_replies_free(struct xbd_ctl_reply *replies, unsigned count)
-{
-	unsigned i;
-
-	for (i = 0; i < count; i++) {
-		free(replies[i].socket);
-		json_object_put(replies[i].doc);
-	}
-	free(replies);
 }

@@ -38,48 +38,65 @@ size_t xbd_iov_length(const struct iovec *iov, int iovcnt)
 	return len;
 }
 
+/* A walk over bytes [skip, ...) of iov[]: where the walk stands. */
+struct iov_walk {
+	const struct iovec *iov;
+	int iovcnt, i;
+	size_t skip;
+};
+
+/* The next piece of the walk, at most max bytes: its start in *p and
+ * its length; 0 once iov[] is used up. */
+static size_t iov_next(struct iov_walk *w, size_t max, char **p)
+{
+	for (; w->i < w->iovcnt; w->i++) {
+		size_t seg = w->iov[w->i].iov_len;
+
+		if (w->skip >= seg) {
+			w->skip -= seg;
+			continue;
+		}
+		size_t take = seg - w->skip < max ? seg - w->skip : max;
+		*p = (char *)w->iov[w->i].iov_base + w->skip;
+		w->i++;
+		w->skip = 0;
+		return take;
+	}
+	return 0;
+}
+
 int xbd_iov_slice(const struct iovec *iov, int iovcnt, size_t skip,
 		  size_t len, struct iovec *out)
 {
+	struct iov_walk w = { .iov = iov, .iovcnt = iovcnt, .skip = skip };
+	size_t take;
+	char *p;
 	int n = 0;
 
-	for (int i = 0; i < iovcnt && len > 0; i++) {
-		size_t seg = iov[i].iov_len;
-
-		if (skip >= seg) {
-			skip -= seg;
-			continue;
-		}
-		size_t take = seg - skip < len ? seg - skip : len;
-		out[n].iov_base = (char *)iov[i].iov_base + skip;
+	while (len > 0 && (take = iov_next(&w, len, &p))) {
+		out[n].iov_base = p;
 		out[n].iov_len = take;
 		n++;
 		len -= take;
-		skip = 0;
 	}
 	return n;
 }
 
-/* Walks bytes [skip, skip+len) of iov[] and a flat buffer together. */
+/* Copies bytes [skip, skip+len) of iov[] to or from a flat buffer. */
 static void iov_copy(const struct iovec *iov, int iovcnt, size_t skip,
 		     char *buf, size_t len, bool to_buf)
 {
-	for (int i = 0; i < iovcnt && len > 0; i++) {
-		size_t seg = iov[i].iov_len;
+	struct iov_walk w = { .iov = iov, .iovcnt = iovcnt, .skip = skip };
+	size_t take;
+	char *p;
 
-		if (skip >= seg) {
-			skip -= seg;
-			continue;
-		}
-		size_t take = seg - skip < len ? seg - skip : len;
-		char *p = (char *)iov[i].iov_base + skip;
+	while (len > 0 && (take = iov_next(&w, len, &p))) {
 		if (to_buf)
 			memcpy(buf, p, take);
 		else
 			memcpy(p, buf, take);
 		buf += take;
 		len -= take;
-		skip = 0;
 	}
 }
 

@@ -32,8 +32,14 @@ static void align_range(const struct xbd_frontend *fe, uint64_t off,
 	*a1 = (off + len + ss - 1) & ~(ss - 1);
 }
 
-static int fe_img_preadv(struct xbd_image *img, const struct iovec *iov,
-			 int iovcnt, uint64_t offset)
+/*
+ * A synchronous read or write of any alignment.  The ring moves whole
+ * sectors: an unaligned range goes through a bounce buffer that covers
+ * it, and a write becomes read-modify-write of those sectors, one at a
+ * time so that two of them cannot undo each other.
+ */
+static int fe_img_io(struct xbd_image *img, enum xbd_frontend_op op,
+		     const struct iovec *iov, int iovcnt, uint64_t offset)
 {
 	struct xbd_frontend *fe = image_fe(img);
 	size_t len = xbd_iov_length(iov, iovcnt);
@@ -44,18 +50,35 @@ static int fe_img_preadv(struct xbd_image *img, const struct iovec *iov,
 	assert(xbd_image_valid_range(img, offset, len));
 	align_range(fe, offset, len, &a0, &a1);
 	if (a0 == offset && a1 == offset + len)
-		return xbd_fe_io_sync(fe, XBD_FRONTEND_READ, iov, iovcnt, offset, len);
-	/* unaligned: read the covering sectors into a bounce buffer */
+		return xbd_fe_io_sync(fe, op, iov, iovcnt, offset, len);
 	b.iov_len = a1 - a0;
 	b.iov_base = malloc(b.iov_len);
 	if (!b.iov_base)
 		return -ENOMEM;
-	err = xbd_fe_io_sync(fe, XBD_FRONTEND_READ, &b, 1, a0, b.iov_len);
-	if (!err)
-		xbd_iov_from_buf(iov, iovcnt, 0, (char *)b.iov_base + (offset - a0),
-				 len);
+	if (op == XBD_FRONTEND_READ) {
+		err = xbd_fe_io_sync(fe, XBD_FRONTEND_READ, &b, 1, a0, b.iov_len);
+		if (!err)
+			xbd_iov_from_buf(iov, iovcnt, 0,
+					 (char *)b.iov_base + (offset - a0), len);
+	} else {
+		pthread_mutex_lock(&fe->rmw_lock);
+		err = xbd_fe_io_sync(fe, XBD_FRONTEND_READ, &b, 1, a0, b.iov_len);
+		if (!err) {
+			xbd_iov_to_buf(iov, iovcnt, 0,
+				       (char *)b.iov_base + (offset - a0), len);
+			err = xbd_fe_io_sync(fe, XBD_FRONTEND_WRITE, &b, 1, a0,
+					     b.iov_len);
+		}
+		pthread_mutex_unlock(&fe->rmw_lock);
+	}
 	free(b.iov_base);
 	return err;
+}
+
+static int fe_img_preadv(struct xbd_image *img, const struct iovec *iov,
+			 int iovcnt, uint64_t offset)
+{
+	return fe_img_io(img, XBD_FRONTEND_READ, iov, iovcnt, offset);
 }
 
 /* Sector-aligned reads go to the ring and return at once; others take
@@ -81,33 +104,8 @@ static int fe_img_preadv_async(struct xbd_image *img, const struct iovec *iov,
 static int fe_img_pwritev(struct xbd_image *img, const struct iovec *iov,
 			  int iovcnt, uint64_t offset)
 {
-	struct xbd_frontend *fe = image_fe(img);
-	size_t len = xbd_iov_length(iov, iovcnt);
-	uint64_t a0, a1;
-	struct iovec b;
-	int err;
-
-	assert(xbd_image_valid_range(img, offset, len));
 	assert(!img->read_only);
-	align_range(fe, offset, len, &a0, &a1);
-	if (a0 == offset && a1 == offset + len)
-		return xbd_fe_io_sync(fe, XBD_FRONTEND_WRITE, iov, iovcnt, offset, len);
-	/* unaligned: read-modify-write of the covering sectors, one at a
-	 * time so that two of them cannot undo each other */
-	b.iov_len = a1 - a0;
-	b.iov_base = malloc(b.iov_len);
-	if (!b.iov_base)
-		return -ENOMEM;
-	pthread_mutex_lock(&fe->rmw_lock);
-	err = xbd_fe_io_sync(fe, XBD_FRONTEND_READ, &b, 1, a0, b.iov_len);
-	if (!err) {
-		xbd_iov_to_buf(iov, iovcnt, 0, (char *)b.iov_base + (offset - a0),
-			       len);
-		err = xbd_fe_io_sync(fe, XBD_FRONTEND_WRITE, &b, 1, a0, b.iov_len);
-	}
-	pthread_mutex_unlock(&fe->rmw_lock);
-	free(b.iov_base);
-	return err;
+	return fe_img_io(img, XBD_FRONTEND_WRITE, iov, iovcnt, offset);
 }
 
 static int fe_img_flush(struct xbd_image *img)

@@ -289,6 +289,32 @@ int xbd_xs_read_uint(struct xbd_platform *p, const char *path,
 	return err;
 }
 
+int xbd_xs_directory_ids(struct xbd_platform *p, const char *path,
+			 uint32_t max, uint32_t **ids, unsigned *count)
+{
+	char **names = NULL;
+	unsigned n = 0, i, m = 0;
+	uint32_t *out;
+	int err;
+
+	err = xbd_xs_directory(p, XBD_XS_NO_TXN, path, &names, &n);
+	if (err)
+		return err;
+	out = calloc(n ? n : 1, sizeof(*out));
+	for (i = 0; out && i < n; i++) {
+		unsigned long long v;
+
+		if (!xbd_parse_uint(names[i], max, &v))
+			out[m++] = (uint32_t)v;
+	}
+	free(names);
+	if (!out)
+		return -ENOMEM;
+	*ids = out;
+	*count = m;
+	return 0;
+}
+
 int xbd_xs_write_proc(struct xbd_platform *p, xbd_xs_txn t, const char *dir,
 		      const struct xbd_proc *proc)
 {

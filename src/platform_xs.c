@@ -216,33 +216,29 @@ int xbd_xs_op_domain_list(struct xbd_platform *p,
 			  struct xbd_domain_info **list, unsigned *count)
 {
 	struct xbd_domain_info *out = NULL;
-	char **ids = NULL;
+	uint32_t *ids = NULL;
 	unsigned n = 0, i, m = 0;
 	int err;
 
-	err = xbd_xs_op_directory(p, XBD_XS_NO_TXN, "/local/domain", &ids, &n);
+	err = xbd_xs_directory_ids(p, "/local/domain", XBD_DOMID_SELF - 1, &ids,
+				   &n);
 	if (err)
 		return err;
 	out = calloc(n ? n : 1, sizeof(*out));
-	if (!out) {
-		free(ids);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; out && i < n; i++) {
 		char path[64], *name = NULL;
-		unsigned long long id;
 
-		if (xbd_parse_uint(ids[i], XBD_DOMID_SELF - 1, &id))
-			continue;
-		snprintf(path, sizeof(path), "/local/domain/%llu/name", id);
+		snprintf(path, sizeof(path), "/local/domain/%u/name", ids[i]);
 		if (xbd_xs_op_read(p, XBD_XS_NO_TXN, path, &name, NULL) < 0)
 			continue; /* dying domain, or no name: not listed */
-		out[m].domid = (uint16_t)id;
+		out[m].domid = (uint16_t)ids[i];
 		snprintf(out[m].name, sizeof(out[m].name), "%s", name);
 		free(name);
 		m++;
 	}
 	free(ids);
+	if (!out)
+		return -ENOMEM;
 	*list = out;
 	*count = m;
 	return 0;

@@ -62,19 +62,19 @@ static int cmp_devid(const void *a, const void *b)
 
 /* Fills one disk from its frontend directory; -ENOENT when it is not a
  * complete device (being created or removed). */
-static int read_disk(struct xbd_platform *p, uint16_t domid, const char *id,
+static int read_disk(struct xbd_platform *p, uint16_t domid, uint32_t devid,
 		     struct xbd_vm_disk *d)
 {
-	unsigned long long devid, be_id;
+	unsigned long long be_id;
 	char *be = NULL, path[256];
 	uint16_t be_dom, fe_dom;
 	uint32_t be_devid;
 	enum xenbus_state st;
 
 	memset(d, 0, sizeof(*d));
-	if (xbd_parse_uint(id, UINT32_MAX, &devid) || devid == 0)
+	if (devid == 0)
 		return -ENOENT;
-	d->devid = (uint32_t)devid;
+	d->devid = devid;
 	if (xbd_devid_to_vdev(d->devid, d->vdev, sizeof(d->vdev)))
 		snprintf(d->vdev, sizeof(d->vdev), "%u", d->devid);
 	xbd_frontend_path(d->fe_path, sizeof(d->fe_path), domid, d->devid);
@@ -109,12 +109,13 @@ int xbd_vm_disks(struct xbd_platform *p, uint16_t domid,
 		 struct xbd_vm_disk **disks, unsigned *count)
 {
 	struct xbd_vm_disk *out;
-	char dir[64], **ids = NULL;
+	char dir[64];
+	uint32_t *ids = NULL;
 	unsigned n = 0, i, m = 0;
 	int err;
 
 	snprintf(dir, sizeof(dir), "/local/domain/%u/device/vbd", domid);
-	err = xbd_xs_directory(p, XBD_XS_NO_TXN, dir, &ids, &n);
+	err = xbd_xs_directory_ids(p, dir, UINT32_MAX, &ids, &n);
 	if (err == -ENOENT) {
 		n = 0;
 		err = 0;
@@ -122,14 +123,12 @@ int xbd_vm_disks(struct xbd_platform *p, uint16_t domid,
 	if (err)
 		return err;
 	out = calloc(n ? n : 1, sizeof(*out));
-	if (!out) {
-		free(ids);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++)
+	for (i = 0; out && i < n; i++)
 		if (!read_disk(p, domid, ids[i], &out[m]))
 			m++;
 	free(ids);
+	if (!out)
+		return -ENOMEM;
 	qsort(out, m, sizeof(*out), cmp_devid);
 	*disks = out;
 	*count = m;

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The number parsers and the process-liveness check (xbd/util.h). */
+/* The number parsers, the process-liveness check and the bounded wait
+ * for a readable fd (xbd/util.h). */
 #include "xbd/util.h"
+#include "xbd/common.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -138,4 +141,23 @@ bool xbd_proc_alive(const struct xbd_proc *p)
 	if (state == 'Z' || state == 'X')
 		return false;
 	return !p->start || p->start == start;
+}
+
+int xbd_wait_readable(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	unsigned long long deadline = xbd_now_ns() + (unsigned long long)ms * 1000000ull;
+	int r;
+
+	/* a signal does not cut the wait short: poll again for what is left */
+	for (;;) {
+		long long left = (long long)(deadline - xbd_now_ns()) / 1000000;
+
+		r = poll(&pfd, 1, left > 0 ? (int)left : 0);
+		if (r >= 0 || errno != EINTR)
+			break;
+	}
+	if (r < 0)
+		return -errno;
+	return r > 0;
 }

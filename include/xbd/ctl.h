@@ -4,7 +4,8 @@
  *
  * Server side: a process starts one server (xbd_ctl_start), which listens
  * on RUN_DIR/xbd-<pid>.sock (RUN_DIR is $XBD_RUN_DIR or /run/xbd, mode
- * 0700; the socket is 0600) from its own thread.  Each device registers a
+ * 0700; the socket is 0600) from its own thread, serving several clients
+ * at once so that a slow one never delays another.  Each device registers a
  * descriptor with xbd_ctl_add_device and unregisters before it goes away.
  * A client sends one request line and gets one JSON document back
  * (packaging/xbd-stats-json.md documents every field):
@@ -31,6 +32,10 @@ struct json_object;
 #define XBD_CTL_DEFAULT_RUN_DIR "/run/xbd"
 #define XBD_CTL_TIMEOUT_MS 1000       /* client: whole query, all sockets */
 #define XBD_CTL_INFLIGHT_UNKNOWN (~0u)
+/* Server: connections served at once.  One more drops the oldest, so a
+ * few silent clients cannot lock the others out; each connection has
+ * 2 s from accept to the last byte of its answer. */
+#define XBD_CTL_MAX_CLIENTS 16
 
 enum xbd_ctl_role {
 	XBD_CTL_SERVE,  /* we are the backend: `xbd serve` */
@@ -163,6 +168,28 @@ int xbd_ctl_query_all(const char *run_dir, const char *request,
 int xbd_ctl_query(const char *socket_path, const char *request,
 		  int timeout_ms, struct json_object **doc);
 void xbd_ctl_replies_free(struct xbd_ctl_reply *replies, unsigned count);
+
+/* --- reading a reply ---
+ * A reply is another process's word: any field may be missing, null or
+ * of another type than documented, and each of these is "unknown" to
+ * the accessors below, which never crash on any document.  dotted names
+ * a field through nested objects ("latency.read.count"); NULL is o
+ * itself.  Every consumer of a reply reads it through these. */
+/* The field (any type), or NULL when missing or null. */
+struct json_object *xbd_ctl_get(struct json_object *o, const char *dotted);
+/* The field when it is an object / an array, else NULL. */
+struct json_object *xbd_ctl_get_object(struct json_object *o,
+				       const char *dotted);
+struct json_object *xbd_ctl_get_array(struct json_object *o,
+				      const char *dotted);
+/* The field when it is a string, else NULL. */
+const char *xbd_ctl_get_str(struct json_object *o, const char *dotted);
+/* The field when it is an integer >= 0 (*known true); else 0 (*known
+ * false).  known may be NULL. */
+uint64_t xbd_ctl_get_u64(struct json_object *o, const char *dotted,
+			 bool *known);
+/* The field when it is a boolean (*known true); else false. */
+bool xbd_ctl_get_bool(struct json_object *o, const char *dotted, bool *known);
 
 /* Name of a BLKIF_OP_* operation byte ("read", "write", "barrier",
  * "flush", "discard", "indirect"); "unknown" otherwise. */

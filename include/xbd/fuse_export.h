@@ -26,6 +26,10 @@ struct xbd_fuse;
 struct xbd_fuse_opts {
 	bool read_only;   /* mount read-only; every disk is shown read-only */
 	bool allow_other; /* other users may enter (modes still apply) */
+	const char *fsname; /* who mounted it, after "xbd:" in the mount's
+			     * source ("vm1" gives "xbd:vm1"); NULL: "xbd:".
+			     * Characters other than letters, digits and
+			     * ._:/- become '_'. */
 	unsigned threads; /* workers for requests that may wait (writes,
 			   * fsync, reads of a synchronous image that must
 			   * go to its disk); 0 = 16.  One more thread reads
@@ -63,9 +67,25 @@ int xbd_fuse_remove_disk(struct xbd_fuse *fx, const char *name);
 /* False once the export was unmounted from outside (umount). */
 bool xbd_fuse_mounted(const struct xbd_fuse *fx);
 
+/* "MAJOR:MINOR" of the mounted file system, which no other mount has
+ * while this one lives: what xbd records to recognise its mount later
+ * (src/mounts.c reads it back from mountinfo). */
+const char *xbd_fuse_dev(const struct xbd_fuse *fx);
+
+/* Takes the mount off its directory lazily (umount -l): new opens fail,
+ * files already open (a reader, a loop device) keep working, and the
+ * export serves them until the last one closes, when the kernel ends
+ * the connection and xbd_fuse_mounted() turns false.  Only our own
+ * mount is taken off: when another one lies on top of it now, nothing
+ * is unmounted and -EBUSY is returned. */
+int xbd_fuse_detach(struct xbd_fuse *fx);
+
 /* Unmounts (lazily if the mount is busy: processes that still hold a
  * file get errors, never a hang), stops the workers and frees
- * everything.  Images are not closed.  NULL is ignored. */
+ * everything.  Images are not closed.  NULL is ignored.  Unmounts only
+ * our own mount: after xbd_fuse_detach, or when another mount lies on
+ * top of ours, nothing is unmounted by path (the connection is ended,
+ * which frees a detached mount). */
 void xbd_fuse_stop(struct xbd_fuse *fx);
 
 #endif

@@ -171,17 +171,15 @@ int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
  * -EOPNOTSUPP when the platform cannot tell (the sim), or -errno. */
 int xbd_domain_paused(struct xbd_platform *p, uint16_t domid);
 
-/* Transitional (issue 11): backend.c, cli/cmd_attach.c, cli/cmd_serve.c,
- * cli/cmd_detach.c and cli/cmd_list.c still call the ops table directly.  Once they use the wrappers above,
- * this include goes and the table is the implementations' alone (the
- * fake platforms of test_frontend.c and test_stats_blkback.c are
- * implementations: they will include src/platform_priv.h). */
-#include "src/platform_priv.h"
-
 /* Convenience wrappers over the xenstore ops (src/platform.c). */
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value);
 int xbd_xs_read_uint(struct xbd_platform *p, const char *path,
 		     unsigned long long *v);
+/* The entries of directory path that are decimal numbers up to max
+ * (domain or device ids), in xenstore's order; the others are skipped,
+ * as a guest may write any name there.  *ids is freed by the caller. */
+int xbd_xs_directory_ids(struct xbd_platform *p, const char *path,
+			 uint32_t max, uint32_t **ids, unsigned *count);
 /* Whether path exists (true too when it cannot be read for another
  * reason than absence: only -ENOENT proves it is not there). */
 bool xbd_xs_exists(struct xbd_platform *p, xbd_xs_txn t, const char *path);

@@ -2,7 +2,7 @@
 /*
  * One helper per job: the number parsers every command and every reader
  * of xenstore uses, and the one answer to "is that process still
- * running?".  Keeping a single copy keeps them from drifting apart (one
+ * running?", and the one bounded wait for a readable fd.  Keeping a single copy keeps them from drifting apart (one
  * size parser took "4KiB", another refused it).
  */
 #ifndef XBD_UTIL_H
@@ -45,5 +45,9 @@ int xbd_proc_of(pid_t pid, struct xbd_proc *out);
  * cannot tell a reused PID apart, so such a record counts as running
  * while its PID does: nothing of a live process is ever cleaned up. */
 bool xbd_proc_alive(const struct xbd_proc *p);
+
+/* 1 when fd is readable (or hung up) within ms, 0 on timeout, negative
+ * errno; an interrupted wait resumes for the time that is left. */
+int xbd_wait_readable(int fd, int ms);
 
 #endif

@@ -52,6 +52,9 @@ void sim_xenstored_stop(struct sim_xenstored *xs);
 int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
 			  struct xbd_platform **out);
 const char *xbd_sim_default_dir(void); /* $XBD_SIM_DIR or /run/xbd-sim */
+/* $XBD_SIM_DOMID into *domid: 0 (*domid untouched when it is unset or
+ * empty), or -EINVAL when it is not a domain id. */
+int xbd_sim_domid_from_env(uint16_t *domid);
 
 /* --- the sim daemon and its control client --- */
 /* Each prints one error line on failure and returns a negative errno. */

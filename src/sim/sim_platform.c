@@ -82,7 +82,7 @@ const struct xbd_platform_ops sim_platform_ops = {
 	.domain_alive = sim_domain_alive,
 };
 
-static int sim_domid_from_env(uint16_t *domid)
+int xbd_sim_domid_from_env(uint16_t *domid)
 {
 	const char *s = getenv(XBD_SIM_DOMID_ENV);
 	unsigned long long v;
@@ -118,7 +118,7 @@ int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_mutex_init(&sp->views.lock, NULL);
 	sp->self = cfg->sim_domid;
-	if (!sp->self && (err = sim_domid_from_env(&sp->self)))
+	if (!sp->self && (err = xbd_sim_domid_from_env(&sp->self)))
 		goto fail;
 	if (!(sp->dir = strdup(dir))) {
 		err = -ENOMEM;

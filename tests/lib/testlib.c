@@ -2,13 +2,13 @@
  * between a test's processes (declared in tests/lib/testlib.h). */
 #include "tests/lib/testlib.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "src/sim/sim.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,22 +231,23 @@ pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
 	return pid;
 }
 
-int xbd_test_wait_readable(int fd, int ms)
+int xbd_test_guest_and_host(int (*guest)(int fd, uint16_t self, uint16_t other),
+			    void (*host)(int fd, uint16_t guest_id, uint16_t other),
+			    struct xbd_platform **dom0)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	unsigned long long deadline = xbd_now_ns() + (unsigned long long)ms * 1000000ull;
-	int r;
+	uint16_t guest_id = xbd_test_sim_vm_create("guest");
+	uint16_t other = xbd_test_sim_vm_create("other");
+	int fd, status = -1;
+	pid_t pid;
 
-	for (;;) {
-		long long left = (long long)(deadline - xbd_now_ns()) / 1000000;
-
-		r = poll(&pfd, 1, left > 0 ? (int)left : 0);
-		if (r >= 0 || errno != EINTR)
-			break;
-	}
-	if (r < 0)
-		return -errno;
-	return r > 0;
+	pid = xbd_test_fork_guest(guest, guest_id, other, &fd);
+	*dom0 = xbd_test_sim_open(0);
+	host(fd, guest_id, other);
+	waitpid(pid, &status, 0);
+	close(fd);
+	xbd_platform_close(*dom0);
+	*dom0 = NULL;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 void xbd_test_send(int fd, const void *msg, size_t len)
@@ -275,7 +276,7 @@ void xbd_test_recv(int fd, void *msg, size_t len)
 	while (len) {
 		ssize_t n;
 
-		if (xbd_test_wait_readable(fd, MSG_TIMEOUT_MS) <= 0) {
+		if (xbd_wait_readable(fd, MSG_TIMEOUT_MS) <= 0) {
 			fprintf(stderr, "test message: peer silent for %d ms\n",
 				MSG_TIMEOUT_MS);
 			exit(1);

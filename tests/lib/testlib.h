@@ -39,8 +39,15 @@ pid_t xbd_test_fork(void);
 pid_t xbd_test_fork_guest(int (*guest)(int fd, uint16_t self, uint16_t other),
 			  uint16_t self, uint16_t other, int *peer_fd);
 
-/* 1 when fd is readable within ms, 0 on timeout, negative errno. */
-int xbd_test_wait_readable(int fd, int ms);
+/* A test of two domains talking, on the test's sim (started with
+ * xbd_test_sim_start()): creates domains "guest" and "other", forks
+ * guest() as "guest" (see xbd_test_fork_guest), sets *dom0 to a platform
+ * open as dom0 and runs host(fd, guest_id, other) here; then waits for
+ * the guest and closes *dom0.  Returns 0 when the guest exited 0. */
+int xbd_test_guest_and_host(int (*guest)(int fd, uint16_t self, uint16_t other),
+			    void (*host)(int fd, uint16_t guest_id, uint16_t other),
+			    struct xbd_platform **dom0);
+
 /* Whole messages over a socketpair between a test's processes; a peer
  * that does not answer within 10 s, or hangs up, fails the test (exit 1). */
 void xbd_test_send(int fd, const void *msg, size_t len);

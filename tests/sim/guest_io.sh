@@ -57,7 +57,7 @@ refuse() {
 refuse "wrong pattern" "verification failed" vm1 xvda --rw read --bs 64k --verify --pattern 8
 refuse "unknown disk" "no connected disk xvdc" vm1 xvdc --rw read --bs 4k --size 4k
 refuse "unknown VM" "nosuchvm: no such domain" nosuchvm xvda --rw read
-refuse "block size not a sector multiple" "expected a multiple of 512" vm1 xvda --rw read --bs 1000
+refuse "block size not a sector multiple" "a multiple of 512" vm1 xvda --rw read --bs 1000
 
 pid=$(sim_pid "sim guest" "XBD_SIM_DOMID=$DOMID") || die "no guest process"
 kill -TERM "$pid"

@@ -57,8 +57,8 @@ expect_error 2 "^xbd: serve: unknown option '--bogus' (see xbd serve --help)$" s
 expect_error 2 "^xbd: serve: --image FILE is required$" serve vm1
 expect_error 2 "^xbd: serve: --vdev: expected a disk name such as xvdb, got 'xvd1'$" serve vm1 --image "$D/disk.raw" --vdev xvd1
 expect_error 2 "^xbd: serve: --backend: expected raw, cow or null, got 'qcow9'$" serve vm1 --image "$D/disk.raw" --backend qcow9
-expect_error 2 "^xbd: serve: --sector-size: expected 512 or 4096, got '1024'$" serve vm1 --image "$D/disk.raw" --sector-size 1024
-expect_error 2 "^xbd: serve: --timeout: expected a number from 1 to 86400, got 'soon'$" serve vm1 --image "$D/disk.raw" --timeout soon
+expect_error 2 "^xbd: serve: --sector-size: expected 512 or 4096, got '1024' (see xbd serve --help)$" serve vm1 --image "$D/disk.raw" --sector-size 1024
+expect_error 2 "^xbd: serve: --timeout: expected a number from 1 to 86400, got 'soon' (see xbd serve --help)$" serve vm1 --image "$D/disk.raw" --timeout soon
 expect_error 2 "^xbd: serve: --log is for the background process" serve vm1 --image "$D/disk.raw" --foreground --log "$D/log"
 expect_error 1 "^xbd: $D/nodir/log: No such file or directory$" serve vm1 --image "$D/disk.raw" --log "$D/nodir/log"
 
@@ -110,7 +110,7 @@ for args in "--help" "-h" "attach --help" "attach -h" "serve --help" "serve -h" 
 	fi
 done
 help=$("$XBD" --help)
-[ "$(grep -c "^  xbd detach" <<<"$help")" = 1 ] && grep -q "^  xbd detach DIR | VM VDEV$" <<<"$help" &&
+[ "$(grep -c "^  xbd detach" <<<"$help")" = 1 ] && grep -q "^  xbd detach DIR \[--lazy|--force\] | VM VDEV$" <<<"$help" &&
 	ok "xbd --help lists detach once" || fail "xbd --help: detach: $(grep detach <<<"$help")"
 long=$(awk 'length > 80' <<<"$help")
 [ -z "$long" ] && ok "xbd --help fits 80 columns" || fail "xbd --help: lines over 80: $long"
@@ -121,7 +121,7 @@ out=$("$XBD" list 2>&1); rc=$?
 	fail "list with nothing served: exit $rc: $out"
 out=$("$XBD" list --json 2>&1)
 [ "$out" = "[]" ] && ok "list --json: []" || fail "list --json with nothing served: $out"
-expect_error 1 "null image: bad size" serve vm1 --backend null --image 12x
+expect_error 2 "^xbd: serve: --image: expected a size such as 64M, a multiple of 512, got '12x' (see xbd serve --help)$" serve vm1 --backend null --image 12x
 expect_error 1 "not a directory" serve vm1 --image "$D/disk.raw" --mount "$D/nowhere"
 expect_error 1 "^xbd: vm1: xvdb: no disk served by xbd$" detach vm1 xvdb
 expect_error 1 "^xbd: nosuchvm: no such domain$" detach nosuchvm xvdb

@@ -81,7 +81,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	run_timed timeout 10 setpriv --reuid=nobody --regid=nogroup --clear-groups \
 		"$xbdsh" --xbd-only stats vm1
 	if [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
-	   grep -q "Permission denied (xbdsh needs root)" "$T/err"; then
+	   grep -q "^xbdsh: needs root (.*Permission denied)$" "$T/err"; then
 		ok "not root: one line"
 	else
 		fail "not root: rc $rc: $(cat "$T/err")"

@@ -2,14 +2,17 @@
  * Unit test of the control socket (src/ctl.c): the JSON document a server
  * answers, parsed back with json-c and checked field by field against the
  * tables of packaging/xbd-stats-json.md; the "ring" request; errors;
- * registration racing with queries; and a killed or stopped process seen
- * by the client within its deadline.
+ * registration racing with queries; slow, silent, non-reading and too
+ * many clients that must not delay the others; and a killed or stopped
+ * process seen by the client within its deadline.
  *
  * The same binary is the fake xbd process the xbdsh shell tests use:
  *   test_ctl --serve [--busy] VM:DOMID:VDEV[:ROLE[:BACKEND]] ...
  * registers one device per argument with known counters, prints
- * "ready SOCKET" and serves until SIGTERM/SIGINT.  And it checks other
- * documents against the tables:
+ * "ready SOCKET" and serves until SIGTERM/SIGINT;
+ *   test_ctl --serve-doc FILE
+ * answers every request with FILE as it is (a hostile or broken peer).
+ * And it checks other documents against the tables:
  *   test_ctl --check-doc SECTION [--opaque PATH]... < doc.json
  */
 #include "tests/lib/check.h"
@@ -19,13 +22,16 @@
 
 #include <errno.h>
 #include <json.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -667,6 +673,200 @@ static void test_add_remove_race(struct xbd_ctl *ctl)
 	CHECK(r.ok > 0);
 }
 
+/* A connection that says what the test makes it say, byte by byte. */
+static int connect_raw(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Milliseconds until the server hangs up on fd (whatever it sent
+ * first), waiting at most max_ms; -1 if it never does. */
+static long ms_until_hangup(int fd, uint64_t since, long max_ms)
+{
+	char buf[4096];
+
+	for (;;) {
+		long left = max_ms - (long)((xbd_now_ns() - since) / 1000000);
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return -1;
+		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+			return (long)((xbd_now_ns() - since) / 1000000);
+	}
+}
+
+/* One query answered within max_ms, under the client's own deadline. */
+static void check_quick_answer(struct xbd_ctl *ctl, const char *what,
+			       unsigned long long max_ms)
+{
+	struct json_object *doc = NULL;
+	uint64_t t0 = xbd_now_ns();
+	int err = xbd_ctl_query(xbd_ctl_socket_path(ctl), "stats", 1000, &doc);
+	unsigned long long ms = (xbd_now_ns() - t0) / 1000000;
+
+	printf("%s: a query answered in %llu ms (err %d)\n", what, ms, err);
+	CHECK_EQ(err, 0);
+	CHECK(ms < max_ms);
+	json_object_put(doc);
+}
+
+struct trickler {
+	int fd;
+	uint64_t start;
+	long closed_ms; /* when the server hung up; -1 never */
+};
+
+/* Sends "stats" one byte every 0.9 s, never the newline, until the
+ * server hangs up (or 6 s: a server without a whole-request deadline). */
+static void *trickle(void *arg)
+{
+	struct trickler *t = arg;
+	const char *msg = "statsstatsstats";
+	unsigned i;
+
+	t->closed_ms = -1;
+	for (i = 0; msg[i] && t->closed_ms < 0; i++) {
+		long ms;
+
+		if (send(t->fd, msg + i, 1, MSG_NOSIGNAL) != 1) {
+			t->closed_ms = (long)((xbd_now_ns() - t->start) / 1000000);
+			break;
+		}
+		ms = ms_until_hangup(t->fd, xbd_now_ns(), 900);
+		if (ms >= 0)
+			t->closed_ms = (long)((xbd_now_ns() - t->start) / 1000000);
+		if (xbd_now_ns() - t->start > 6000000000ull)
+			break;
+	}
+	return NULL;
+}
+
+/* A client trickling its request a byte every 0.9 s neither delays the
+ * others nor keeps its connection past the request deadline (2 s). */
+static void test_slow_client(struct xbd_ctl *ctl)
+{
+	struct trickler t = { .start = xbd_now_ns() };
+	pthread_t th;
+	int i;
+
+	t.fd = connect_raw(xbd_ctl_socket_path(ctl));
+	CHECK(t.fd >= 0);
+	if (t.fd < 0)
+		return;
+	CHECK(pthread_create(&th, NULL, trickle, &t) == 0);
+	for (i = 0; i < 3; i++) {
+		usleep(300000);
+		check_quick_answer(ctl, "slow client connected", 500);
+	}
+	pthread_join(th, NULL);
+	close(t.fd);
+	printf("slow client dropped after %ld ms\n", t.closed_ms);
+	CHECK(t.closed_ms >= 1500 && t.closed_ms <= 3000);
+}
+
+/* More silent clients than the server serves at once: the newest are
+ * served, a query still gets its answer at once, and every silent one
+ * is dropped by the deadline. */
+static void test_silent_clients(struct xbd_ctl *ctl)
+{
+	enum { N = XBD_CTL_MAX_CLIENTS + 4 };
+	int fds[N];
+	uint64_t t0 = xbd_now_ns();
+	unsigned i, dropped = 0, early = 0;
+
+	for (i = 0; i < N; i++) {
+		fds[i] = connect_raw(xbd_ctl_socket_path(ctl));
+		CHECK(fds[i] >= 0);
+		usleep(2000);
+	}
+	check_quick_answer(ctl, "silent clients connected", 500);
+	for (i = 0; i < N; i++) {
+		long ms = fds[i] >= 0 ? ms_until_hangup(fds[i], t0, 4000) : -1;
+
+		dropped += ms >= 0;
+		early += ms >= 0 && ms < 1000;
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	printf("%u silent clients: %u dropped, %u of them at once\n", N,
+	       dropped, early);
+	CHECK_EQ(dropped, N);
+	/* those beyond the bound made room for the newer ones and the query */
+	CHECK(early >= 4);
+	CHECK((xbd_now_ns() - t0) / 1000000 < 3500);
+}
+
+/* A client that asks for a document larger than the socket buffers
+ * and never reads it: the server's writes do not wait on it past the
+ * request deadline, and others are answered meanwhile. */
+static void test_client_never_reads(struct xbd_ctl *ctl)
+{
+	enum { NDEV = 300 };
+	struct fake_dev *devs = calloc(NDEV, sizeof(*devs));
+	uint64_t t0;
+	size_t got = 0, doc_len = 0;
+	struct json_object *doc = NULL;
+	bool eof = false;
+	unsigned i;
+	int fd;
+
+	if (!devs)
+		return;
+	for (i = 0; i < NDEV; i++)
+		CHECK_EQ(register_fake(ctl, &devs[i], "big", 11, "xvdz",
+				       XBD_CTL_SERVE, "xbd"), 0);
+	if (!xbd_ctl_query(xbd_ctl_socket_path(ctl), "ring", 2000, &doc))
+		doc_len = strlen(json_object_to_json_string_ext(
+			doc, JSON_C_TO_STRING_PLAIN));
+	json_object_put(doc);
+	fd = connect_raw(xbd_ctl_socket_path(ctl));
+	CHECK(fd >= 0);
+	t0 = xbd_now_ns();
+	if (fd >= 0 && send(fd, "ring\n", 5, MSG_NOSIGNAL) == 5) {
+		usleep(300000);
+		/* 300 devices: building the answer itself takes a while */
+		check_quick_answer(ctl, "a client not reading its answer", 900);
+		usleep(2500000);
+		/* what the server had queued before giving up, then EOF */
+		for (;;) {
+			char buf[65536];
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			ssize_t n;
+
+			if (poll(&pfd, 1, 200) <= 0)
+				break;
+			n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n <= 0) {
+				eof = n == 0;
+				break;
+			}
+			got += (size_t)n;
+		}
+	}
+	printf("never-reading client: %zu of %zu bytes queued, %s after "
+	       "%llu ms\n", got, doc_len, eof ? "dropped" : "not dropped",
+	       (unsigned long long)((xbd_now_ns() - t0) / 1000000));
+	CHECK(doc_len > 0);
+	CHECK(eof);
+	CHECK(got < doc_len);
+	if (fd >= 0)
+		close(fd);
+	for (i = 0; i < NDEV; i++) {
+		xbd_ctl_remove_device(ctl, devs[i].reg);
+		devs[i].alive = false;
+	}
+	free(devs);
+}
+
 /* Starts this binary as a fake xbd process; returns its pid. */
 static pid_t spawn_fake(const char *self, const char *spec)
 {
@@ -713,11 +913,31 @@ static struct xbd_ctl_reply *reply_of(struct xbd_ctl_reply *r, unsigned n,
 	return NULL;
 }
 
+/* Queries every process of run_dir: pid's reply carries err (a negative
+ * errno), ours none, and the whole query takes less than max_ms. */
+static void check_query_all(const char *run_dir, pid_t pid, int err,
+			    const char *what, unsigned max_ms)
+{
+	struct xbd_ctl_reply *r, *mine;
+	uint64_t t0 = xbd_now_ns(), ms;
+	unsigned n;
+
+	CHECK_EQ(xbd_ctl_query_all(run_dir, "stats", 1000, &r, &n), 0);
+	ms = (xbd_now_ns() - t0) / 1000000;
+	printf("%s process reported in %llu ms\n", what, (unsigned long long)ms);
+	CHECK(ms < max_ms);
+	mine = reply_of(r, n, pid);
+	CHECK(mine != NULL);
+	if (mine)
+		CHECK_EQ(mine->err, err);
+	CHECK(reply_of(r, n, getpid()) && reply_of(r, n, getpid())->err == 0);
+	xbd_ctl_replies_free(r, n);
+}
+
 static void test_dead_process(const char *self, const char *run_dir)
 {
 	struct xbd_ctl_reply *r, *mine;
 	unsigned n;
-	uint64_t t0, ms;
 	pid_t a, b;
 	char stale[4200];
 
@@ -738,17 +958,7 @@ static void test_dead_process(const char *self, const char *run_dir)
 	waitpid(a, NULL, 0);
 	snprintf(stale, sizeof(stale), "%s/xbd-%ld.sock", run_dir, (long)a);
 	CHECK(access(stale, F_OK) == 0);
-	t0 = xbd_now_ns();
-	CHECK_EQ(xbd_ctl_query_all(run_dir, "stats", 1000, &r, &n), 0);
-	ms = (xbd_now_ns() - t0) / 1000000;
-	printf("killed process reported in %llu ms\n", (unsigned long long)ms);
-	CHECK(ms < 1000);
-	mine = reply_of(r, n, a);
-	CHECK(mine != NULL);
-	if (mine)
-		CHECK_EQ(mine->err, (unsigned long long)-ECONNREFUSED);
-	CHECK(reply_of(r, n, getpid()) && reply_of(r, n, getpid())->err == 0);
-	xbd_ctl_replies_free(r, n);
+	check_query_all(run_dir, a, -ECONNREFUSED, "killed", 1000);
 
 	/* the next server to start removes the stale socket */
 	b = spawn_fake(self, "vms:10:xvdd");
@@ -764,17 +974,7 @@ static void test_dead_process(const char *self, const char *run_dir)
 
 		CHECK(waitpid(b, &st, WUNTRACED) == b && WIFSTOPPED(st));
 	}
-	t0 = xbd_now_ns();
-	CHECK_EQ(xbd_ctl_query_all(run_dir, "stats", 1000, &r, &n), 0);
-	ms = (xbd_now_ns() - t0) / 1000000;
-	printf("stopped process reported in %llu ms\n", (unsigned long long)ms);
-	CHECK(ms < 1500);
-	mine = reply_of(r, n, b);
-	CHECK(mine != NULL);
-	if (mine)
-		CHECK_EQ(mine->err, (unsigned long long)-ETIMEDOUT);
-	CHECK(reply_of(r, n, getpid()) && reply_of(r, n, getpid())->err == 0);
-	xbd_ctl_replies_free(r, n);
+	check_query_all(run_dir, b, -ETIMEDOUT, "stopped", 1500);
 	kill(b, SIGKILL);
 	waitpid(b, NULL, 0);
 }
@@ -887,6 +1087,47 @@ static int serve_mode(int argc, char **argv)
 	return 0;
 }
 
+/* A fake xbd process that answers every request with the document in
+ * FILE, whatever it holds: the hostile peer of the reply parsers. */
+static int serve_doc_mode(int argc, char **argv)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *doc;
+	FILE *f;
+	int lfd;
+
+	if (argc != 1 || !(f = fopen(argv[0], "r")))
+		return 2;
+	doc = slurp(f);
+	fclose(f);
+	if (!doc)
+		return 1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/xbd-%ld.sock",
+		 xbd_ctl_run_dir(), (long)getpid());
+	mkdir(xbd_ctl_run_dir(), 0700);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(lfd, 16) < 0) {
+		perror(sa.sun_path);
+		free(doc);
+		return 1;
+	}
+	printf("ready %s\n", sa.sun_path);
+	fflush(stdout);
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		char line[64];
+
+		if (fd < 0)
+			continue;
+		if (recv(fd, line, sizeof(line), 0) >= 0 &&
+		    send(fd, doc, strlen(doc), MSG_NOSIGNAL) >= 0)
+			shutdown(fd, SHUT_WR);
+		close(fd);
+	}
+}
+
 static int check_doc_mode(int argc, char **argv)
 {
 	const char *opaque[16];
@@ -934,6 +1175,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--serve"))
 		return serve_mode(argc - 2, argv + 2);
+	if (argc > 1 && !strcmp(argv[1], "--serve-doc"))
+		return serve_doc_mode(argc - 2, argv + 2);
 	if (argc > 1 && !strcmp(argv[1], "--check-doc"))
 		return check_doc_mode(argc - 2, argv + 2);
 
@@ -963,6 +1206,9 @@ int main(int argc, char **argv)
 		test_bad_requests(ctl);
 		test_unlisted_inflight(ctl);
 		test_add_remove_race(ctl);
+		test_slow_client(ctl);
+		test_silent_clients(ctl);
+		test_client_never_reads(ctl);
 		test_dead_process(argv[0], run_dir);
 		xbd_ctl_remove_device(ctl, serve_dev->reg);
 		serve_dev->alive = false;

@@ -14,6 +14,7 @@
  * grant and port and remove our nodes.
  */
 #include "xbd/frontend.h"
+#include "src/platform_priv.h" /* its fake platform is an implementation */
 #include "xbd/toolstack.h"
 #include "xbd/image.h"
 #include "xbd/ring.h"

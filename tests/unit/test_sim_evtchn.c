@@ -6,6 +6,7 @@
  */
 #include "tests/lib/check.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "src/sim/sim.h"
 #include "tests/lib/testlib.h"
 
@@ -13,8 +14,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define EVENT_MS 5000
@@ -51,7 +50,7 @@ static uint32_t next_event(struct xbd_evtchn *e)
 {
 	uint32_t port = 0;
 
-	if (xbd_test_wait_readable(xbd_evtchn_fd(e), EVENT_MS) != 1)
+	if (xbd_wait_readable(xbd_evtchn_fd(e), EVENT_MS) != 1)
 		return 0;
 	if (xbd_evtchn_pending(e, &port))
 		return 0;
@@ -63,7 +62,7 @@ static bool quiet(struct xbd_evtchn *e)
 {
 	uint32_t port;
 
-	return xbd_test_wait_readable(xbd_evtchn_fd(e), QUIET_MS) == 0 &&
+	return xbd_wait_readable(xbd_evtchn_fd(e), QUIET_MS) == 0 &&
 	       xbd_evtchn_pending(e, &port) == -EAGAIN;
 }
 
@@ -173,13 +172,14 @@ static void notify_costs(struct xbd_evtchn *e, struct xbd_evtchn *e2)
 	CHECK_EQ(xbd_evtchn_unbind(e2, a), 0);
 }
 
-static void host(int fd, uint16_t guest_id)
+static void host(int fd, uint16_t guest_id, uint16_t other)
 {
 	struct xbd_evtchn *e, *e2;
 	uint32_t gp, gm, lp, l2, l3, p2, p3, port, i;
 	unsigned long long t0, total, notify_ns = 0;
 	double rt_us;
 
+	(void)other; /* only the guest uses it */
 	CHECK_EQ(xbd_evtchn_open(P, &e), 0);
 	CHECK_EQ(xbd_evtchn_open(P, &e2), 0);
 	CHECK(xbd_evtchn_fd(e) != xbd_evtchn_fd(e2));
@@ -274,20 +274,8 @@ static void host(int fd, uint16_t guest_id)
 
 int main(void)
 {
-	uint16_t guest_id, other;
-	int fd, status = -1;
-	pid_t pid;
-
 	sim_dir = xbd_test_sim_start();
-	guest_id = xbd_test_sim_vm_create("guest");
-	other = xbd_test_sim_vm_create("other");
-	pid = xbd_test_fork_guest(guest, guest_id, other, &fd);
-	P = xbd_test_sim_open(0);
-	host(fd, guest_id);
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	close(fd);
-	xbd_platform_close(P);
+	CHECK_EQ(xbd_test_guest_and_host(guest, host, &P), 0);
 	CHECK_EQ(xbd_test_sim_stop(), 0);
 	return check_report("test_sim_evtchn");
 }

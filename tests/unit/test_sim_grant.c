@@ -7,6 +7,7 @@
  */
 #include "tests/lib/check.h"
 #include "xbd/common.h"
+#include "xbd/util.h"
 #include "src/sim/sim.h"
 #include "tests/lib/testlib.h"
 
@@ -16,8 +17,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define PS XBD_PAGE_SIZE
@@ -329,7 +328,7 @@ static bool watch_fired(int ms)
 			continue;
 		}
 		if (left <= 0 ||
-		    xbd_test_wait_readable(xbd_xs_watch_fd(P), (int)left) <= 0)
+		    xbd_wait_readable(xbd_xs_watch_fd(P), (int)left) <= 0)
 			return false;
 	}
 }
@@ -462,20 +461,8 @@ static void host(int fd, uint16_t guest_id, uint16_t other)
 
 int main(void)
 {
-	uint16_t guest_id, other;
-	int fd, status = -1;
-	pid_t pid;
-
 	sim_dir = xbd_test_sim_start();
-	guest_id = xbd_test_sim_vm_create("guest");
-	other = xbd_test_sim_vm_create("other");
-	pid = xbd_test_fork_guest(guest, guest_id, other, &fd);
-	P = xbd_test_sim_open(0);
-	host(fd, guest_id, other);
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	close(fd);
-	xbd_platform_close(P);
+	CHECK_EQ(xbd_test_guest_and_host(guest, host, &P), 0);
 	CHECK_EQ(xbd_test_sim_stop(), 0);
 	return check_report("test_sim_grant");
 }

@@ -13,6 +13,7 @@
  */
 #include "tests/lib/check.h"
 #include "xbd/blkback_sysfs.h"
+#include "src/platform_priv.h" /* its fake platform is an implementation */
 #include "xbd/common.h"
 #include "xbd/ring.h"
 #include "src/sim/sim.h"

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The xenstore helpers on a sim: xbd_xs_exists, the process records
- * (xbd-pid and xbd-pid-start), and that a transaction that always
+/* The xenstore helpers on a sim: xbd_xs_exists, the numbered entries
+ * of a directory, the process records (xbd-pid and xbd-pid-start), and
+ * that a transaction that always
  * conflicts is given up on. */
 #include "xbd/common.h"
 #include "xbd/platform.h"
@@ -9,6 +10,7 @@
 #include "tests/lib/check.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -45,6 +47,8 @@ int main(void)
 	struct xbd_platform *p;
 	struct xbd_proc self, got;
 	unsigned long long t0, ms;
+	uint32_t *ids = NULL;
+	unsigned n = 0, i, seen = 0;
 
 	xbd_test_sim_start();
 	p = xbd_test_sim_open(0);
@@ -55,6 +59,21 @@ int main(void)
 	CHECK(xbd_xs_exists(p, XBD_XS_NO_TXN, DIR_));
 	CHECK(xbd_xs_exists(p, XBD_XS_NO_TXN, DIR_ "/a"));
 	CHECK(!xbd_xs_exists(p, XBD_XS_NO_TXN, DIR_ "/b"));
+
+	/* numbered entries only, and none above max: a guest names its
+	 * nodes as it likes */
+	CHECK_EQ(xbd_xs_printf(p, XBD_XS_NO_TXN, DIR_ "/ids/51712", "x"), 0);
+	CHECK_EQ(xbd_xs_printf(p, XBD_XS_NO_TXN, DIR_ "/ids/768", "x"), 0);
+	CHECK_EQ(xbd_xs_printf(p, XBD_XS_NO_TXN, DIR_ "/ids/xvda", "x"), 0);
+	CHECK_EQ(xbd_xs_printf(p, XBD_XS_NO_TXN, DIR_ "/ids/-1", "x"), 0);
+	CHECK_EQ(xbd_xs_printf(p, XBD_XS_NO_TXN, DIR_ "/ids/70000", "x"), 0);
+	CHECK_EQ(xbd_xs_directory_ids(p, DIR_ "/ids", 65535, &ids, &n), 0);
+	CHECK_EQ(n, 2);
+	for (i = 0; i < n; i++)
+		seen |= ids[i] == 768 ? 1 : ids[i] == 51712 ? 2 : 4;
+	CHECK_EQ(seen, 3);
+	free(ids);
+	CHECK_EQ(xbd_xs_directory_ids(p, DIR_ "/none", 65535, &ids, &n), -ENOENT);
 
 	/* the record a process leaves, read back whole */
 	CHECK_EQ(xbd_proc_self(&self), 0);
@@ -69,7 +88,7 @@ int main(void)
 	CHECK_EQ(xbd_xs_read_proc(p, DIR_, &got), 0);
 	CHECK(!xbd_proc_alive(&got));
 	/* an older xbd's record, a bare PID: start unknown */
-	CHECK_EQ(xbd_platform_ops_of(p)->xs_rm(p, XBD_XS_NO_TXN,
+	CHECK_EQ(xbd_xs_rm(p, XBD_XS_NO_TXN,
 					       DIR_ "/" XBD_XS_PID_START_NODE), 0);
 	CHECK_EQ(xbd_xs_read_proc(p, DIR_, &got), 0);
 	CHECK(got.pid == self.pid && got.start == 0);
@@ -91,7 +110,7 @@ int main(void)
 	CHECK_EQ(xbd_xs_transaction(p, stop_txn, NULL), 1);
 	CHECK_EQ(calls, 1);
 
-	xbd_platform_ops_of(p)->xs_rm(p, XBD_XS_NO_TXN, DIR_);
+	xbd_xs_rm(p, XBD_XS_NO_TXN, DIR_);
 	xbd_platform_close(other);
 	xbd_platform_close(p);
 	return check_report("test_xs_util");

@@ -47,12 +47,7 @@ dd if="$W/mnt/xvda" bs=4k count=512 2>/dev/null |
 dd if=/dev/zero of="$W/mnt/xvda" bs=4k count=1 conv=notrunc 2>/dev/null &&
 	fail "a write to the read-only DIR/xvda succeeded"
 step detach
-xbd detach "$W/mnt" || fail "xbd detach failed"
-grep -q " $W/mnt " /proc/mounts && fail "still mounted after detach"
-[ -z "$(xenstore-list /local/domain/0/backend/vbd/0 2>/dev/null)" ] ||
-	fail "backend nodes left: $(xenstore-ls -f /local/domain/0/backend/vbd/0)"
-xenstore-exists /local/domain/0/device/xbd && fail "frontend nodes left"
-[ "$(sha256sum < "$loop" | cut -d' ' -f1)" = "$want" ] || fail "the disk changed"
+detach_clean "$W/mnt" "$loop" "$want"
 
 step cow
 XBD_ATTACH_LOG=$W/attach.log xbd attach vm1 --mount "$W/mnt" --cow || fail "xbd attach --cow failed"

@@ -50,11 +50,6 @@ got=$(cat "$W/fs/var/log/evidence.txt" 2>/dev/null)
 [ "$got" = "XBD-DOMU-FILE $boot_id" ] ||
 	fail "the file the domU wrote reads '$got', expected 'XBD-DOMU-FILE $boot_id'"
 umount "$W/fs" || fail "umount of the partition failed"
-xbd detach "$W/mnt" || fail "xbd detach failed"
-grep -q " $W/mnt " /proc/mounts && fail "still mounted after detach"
-[ -z "$(xenstore-list /local/domain/0/backend/vbd/0 2>/dev/null)" ] ||
-	fail "backend nodes left: $(xenstore-ls -f /local/domain/0/backend/vbd/0)"
-xenstore-exists /local/domain/0/device/xbd && fail "frontend nodes left"
-[ "$(sha256sum < "$loop" | cut -d' ' -f1)" = "$want" ] || fail "the disk changed"
+detach_clean "$W/mnt" "$loop" "$want"
 domu_alive vm1 || fail "the domU died"
 echo "partition of a blkback disk read in dom0: '$got'; detach clean"

@@ -49,22 +49,34 @@ stats_json() {
 	cat "$W/last.out"
 }
 
+# disk_in_both VDEV BACKEND: d1 and d2, VDEV in the documents $j1 and
+# $j2, which must both show it, served by BACKEND.
+disk_in_both() {
+	d1=$(json_disk "$j1" "$1"); d2=$(json_disk "$j2" "$1")
+	[ -n "$d1" ] && [ -n "$d2" ] || fail "xbdsh stats vm1 --json shows no $1: $j1"
+	[ "$(json_val "$d1" backend)" = "$2" ] ||
+		fail "$1's backend is '$(json_val "$d1" backend)', not $2"
+}
+
+# reads_grew VDEV: VDEV's rd_req (r1 -> r2) and rd_sect (k1 -> k2)
+# grew from $d1 to $d2, while the domU read.
+reads_grew() {
+	c1=$(json_obj "$d1" counters); c2=$(json_obj "$d2" counters)
+	echo "$1 counters, a second apart: $c1 -> $c2"
+	r1=$(json_int "$c1" rd_req) || exit 1; r2=$(json_int "$c2" rd_req) || exit 1
+	k1=$(json_int "$c1" rd_sect) || exit 1; k2=$(json_int "$c2" rd_sect) || exit 1
+	[ "$r2" -gt "$r1" ] || fail "$1's rd_req did not grow while the domU read ($r1 -> $r2)"
+	[ "$k2" -gt "$k1" ] || fail "$1's rd_sect did not grow while the domU read ($k1 -> $k2)"
+}
+
 # --- a disk of kernel blkback ----------------------------------------
 s0=$(cat "$sysfs/rd_req")
 j1=$(stats_json) || exit 1
 s1=$(cat "$sysfs/rd_req")
 sleep 1
 j2=$(stats_json) || exit 1
-d1=$(json_disk "$j1" xvda); d2=$(json_disk "$j2" xvda)
-[ -n "$d1" ] && [ -n "$d2" ] || fail "xbdsh stats vm1 --json shows no xvda: $j1"
-[ "$(json_val "$d1" backend)" = blkback ] ||
-	fail "xvda's backend is '$(json_val "$d1" backend)', not blkback"
-c1=$(json_obj "$d1" counters); c2=$(json_obj "$d2" counters)
-echo "xvda counters, a second apart: $c1 -> $c2"
-r1=$(json_int "$c1" rd_req) || exit 1; r2=$(json_int "$c2" rd_req) || exit 1
-k1=$(json_int "$c1" rd_sect) || exit 1; k2=$(json_int "$c2" rd_sect) || exit 1
-[ "$r2" -gt "$r1" ] || fail "rd_req did not grow while the domU read ($r1 -> $r2)"
-[ "$k2" -gt "$k1" ] || fail "rd_sect did not grow while the domU read ($k1 -> $k2)"
+disk_in_both xvda blkback
+reads_grew xvda
 [ "$s0" -le "$r1" ] && [ "$r1" -le "$s1" ] ||
 	fail "rd_req $r1 is not blkback's (sysfs said $s0 before, $s1 after)"
 
@@ -98,17 +110,9 @@ domu_wait vm1 '^XBD-DOMU RESULT reading xvdb' 60 >/dev/null
 j1=$(stats_json) || exit 1
 sleep 1
 j2=$(stats_json) || exit 1
-d1=$(json_disk "$j1" xvdb); d2=$(json_disk "$j2" xvdb)
-[ -n "$d1" ] && [ -n "$d2" ] || fail "xbdsh stats vm1 --json shows no xvdb: $j1"
-[ "$(json_val "$d1" backend)" = xbd ] ||
-	fail "xvdb's backend is '$(json_val "$d1" backend)', not xbd"
+disk_in_both xvdb xbd
 [ -n "$(json_disk "$j2" xvda)" ] || fail "with xvdb served, xbdsh lost xvda"
-c1=$(json_obj "$d1" counters); c2=$(json_obj "$d2" counters)
-echo "xvdb counters, a second apart: $c1 -> $c2"
-r1=$(json_int "$c1" rd_req) || exit 1; r2=$(json_int "$c2" rd_req) || exit 1
-k1=$(json_int "$c1" rd_sect) || exit 1; k2=$(json_int "$c2" rd_sect) || exit 1
-[ "$r2" -gt "$r1" ] || fail "xvdb's rd_req did not grow while the domU read ($r1 -> $r2)"
-[ "$k2" -gt "$k1" ] || fail "xvdb's rd_sect did not grow while the domU read ($k1 -> $k2)"
+reads_grew xvdb
 ring2=$(json_obj "$d2" ring)
 echo "xvdb ring: $ring2"
 [ "$(json_val "$ring2" source)" = xbd ] ||

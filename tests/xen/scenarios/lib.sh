@@ -61,6 +61,18 @@ loop_attach() {
 	printf -v "$1" '%s' "$dev"
 }
 
+# detach_clean DIR DISK SHA256: `xbd detach DIR` of an attach to a
+# blkback disk unmounts DIR, leaves no node of dom0's second backend
+# instance or of xbd's frontend, and DISK still hashes to SHA256.
+detach_clean() {
+	xbd detach "$1" || fail "xbd detach failed"
+	grep -q " $1 " /proc/mounts && fail "still mounted after detach"
+	[ -z "$(xenstore-list /local/domain/0/backend/vbd/0 2>/dev/null)" ] ||
+		fail "backend nodes left: $(xenstore-ls -f /local/domain/0/backend/vbd/0)"
+	xenstore-exists /local/domain/0/device/xbd && fail "frontend nodes left"
+	[ "$(sha256sum < "$2" | cut -d' ' -f1)" = "$3" ] || fail "the disk changed"
+}
+
 # --- PV domUs -------------------------------------------------------
 # The domU runs the same kernel as dom0 and a busybox initramfs
 # (tests/xen/domU-init); a job directory is appended to it as /job, and

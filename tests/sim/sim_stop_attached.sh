@@ -1,0 +1,33 @@
+#!/bin/bash
+# `xbd sim stop` with an `xbd attach` running detaches it first (its
+# mount and process go, nothing is orphaned), and refuses, naming the
+# users and keeping the sim up, when the attach is in use.
+. "$(dirname "$0")/attach_common.inc"
+need_fuse_root
+start_sim
+make_random_image "$T/disk.img" 8
+vm1_with_xvda "$T/disk.img"
+holds() { ls -l /proc/[0-9]*/fd 2>/dev/null | grep -q -- "$1"; }
+
+attach vm1 "$T/mnt" || die "attach"
+{ dd if="$T/mnt/xvda" bs=1M status=none | { sleep 3; cat >/dev/null; }; } &
+bg_pids+=($!)
+wait_for 5 holds "$T/mnt/xvda" || die "dd did not open xvda"
+if "$xbd" sim stop --dir "$sim_dir" 2>"$T/err"; then
+	fail "sim stop succeeded under a busy attach"
+else
+	grep -q "busy: .*(dd) has xvda open" "$T/err" && ok "refused: $(tr '\n' '|' <"$T/err")" ||
+		fail "refused without naming dd: $(cat "$T/err")"
+fi
+"$xbd" sim vm list --dir "$sim_dir" >/dev/null 2>&1 && ok "the sim still runs" ||
+	fail "the sim stopped under a busy attach"
+wait_for 10 eval '! holds "$T/mnt/xvda"' || die "dd did not finish"
+
+"$xbd" sim stop --dir "$sim_dir" 2>"$T/err" && ok "sim stop" || fail "sim stop: $(cat "$T/err")"
+mountpoint -q "$T/mnt" && fail "the attach's mount is left" || ok "the attach was detached first"
+[ -z "$(ls /proc/[0-9]*/environ 2>/dev/null | while read -r f; do
+	tr '\0' '\n' <"$f" 2>/dev/null | grep -qx "XBD_SIM_DIR=$sim_dir" &&
+		tr '\0' ' ' <"${f%environ}cmdline" 2>/dev/null | grep -q " attach " && echo x
+done)" ] && ok "no attach process left" || fail "an attach process is left"
+sim_dir=
+finish
