@@ -1,10 +1,10 @@
 /*
- * The control socket (src/ctl.c), both ends: a request line as any
- * local client sends it to a running server (`xbd serve`'s, `xbd
- * attach`'s), and a reply as the client side (`xbd list`, xbdsh) reads
- * and parses it from whatever listens on a socket in the run
- * directory.  Real sockets in a private run directory; ctl.c is used
- * as it is.
+ * The control socket, both ends (src/ctl.c, src/ctl_client.c): a
+ * request line as any local client sends it to a running server (`xbd
+ * serve`'s, `xbd attach`'s), and a reply as the client side (`xbd
+ * list`, xbdsh) reads and parses it from whatever listens on a socket
+ * in the run directory.  Real sockets in a private run directory; the
+ * code is used as it is.
  *
  * Checks: the server answers every request with one JSON document of
  * its version, the statistics for "stats" and "ring" and an error for
