@@ -388,13 +388,15 @@ int xbd_attach_remove_dead(struct xbd_platform *p, const char *dir,
 	xbd_xs_rm_if_empty(p, "/local/domain/0/device");
 	if (xbd_mount_at(dir, &m))
 		return 0;
-	/* ours: the device number recorded, or, for a record that kept
-	 * none, an xbd mount nobody serves any more */
+	/* ours: a dead xbd mount (the recorded processes are gone, so a
+	 * live one is someone else's: the kernel hands a freed device
+	 * number to the next FUSE mount) with the device number recorded,
+	 * or any dead xbd mount for a record that kept none */
+	if (!xbd_mount_dead(dir))
+		return 0;
 	xbd_mount_dev_str(&m, dev, sizeof(dev));
 	for (i = 0; i < n; i++)
-		ours |= e[i].mount_dev[0] ? !strcmp(e[i].mount_dev, dev) &&
-						    xbd_mount_is_xbd(&m)
-					  : xbd_mount_dead(dir);
+		ours |= !e[i].mount_dev[0] || !strcmp(e[i].mount_dev, dev);
 	if (!ours)
 		return 0;
 	err = xbd_umount_lazy(dir);

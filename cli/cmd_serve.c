@@ -21,6 +21,7 @@
 #include "xbd/disk_users.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
+#include "xbd/mounts.h"
 #include "xbd/stats.h"
 #include "xbd/util.h"
 #include "xbd/xenbus.h"
@@ -450,6 +451,8 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	const char *log = NULL;
 	uint64_t null_size;
 	bool have_timeout = false;
+	char cwd[PATH_MAX], abs_mount[2 * PATH_MAX];
+	const char *mount_abs;
 	struct stat sb;
 	size_t i;
 	int c;
@@ -537,6 +540,18 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 	}
 	if (strcmp(o->backend, "null") && stat(o->image, &sb)) {
 		xbd_err("%s: %s", o->image, strerror(errno));
+		return 1;
+	}
+	/* a killed serve --mount leaves its FUSE mount dead on DIR
+	 * (mountinfo names it by absolute path; realpath would fail on it) */
+	mount_abs = o->mount;
+	if (o->mount && o->mount[0] != '/' && getcwd(cwd, sizeof(cwd)) &&
+	    snprintf(abs_mount, sizeof(abs_mount), "%s/%s", cwd, o->mount) <
+		    (int)sizeof(abs_mount))
+		mount_abs = abs_mount;
+	if (o->mount && xbd_mount_dead(mount_abs)) {
+		xbd_err("%s: a dead xbd mount is left there; `xbd detach %s` removes it",
+			o->mount, o->mount);
 		return 1;
 	}
 	if (o->mount && (stat(o->mount, &sb) || !S_ISDIR(sb.st_mode))) {

@@ -5,18 +5,35 @@
  * threads and the partition tables have files of their own (see
  * fuse/private.h).
  *
- * Why direct_io: the disk under a file can change at any time (a guest
- * writes to a served disk, a remote disk changes under an attached
- * frontend), and forensics must see what is there now.  With direct_io
- * every read and write of the file goes to us and the kernel keeps no
- * page cache for it, so nothing stale can be served; as a bonus there
- * is no double caching and no readahead for data nobody asked for.
- * Reads come at any offset and length, so we read the enclosing
- * sector-aligned window into one buffer and reply from inside it (no
- * extra copy); unaligned writes do read-modify-write under a per-disk
- * lock.  Large requests (1 MiB max_read/max_write, async direct I/O)
- * keep many requests in flight; reads do not even hold a thread while
- * the image works on them (see fx_read).
+ * What a reader sees.  The disk under a file can change at any time (a
+ * guest writes to a served disk, or to a disk we are attached to), and
+ * forensics must be able to see what is there now.  The rule: every
+ * open sees every write the backend completed before the open (and
+ * every write made through this export before it); a file opened
+ * earlier may keep showing what it read before, a page at a time.
+ * So an open for reading only is cached (direct_io 0) and empties the
+ * file's page cache (keep_cache 0: the kernel drops the inode's pages
+ * at open, waiting for reads in flight, so no page read before the
+ * open survives it).  The kernel's readahead then turns small
+ * sequential reads (dd's 512 bytes, sha256sum's 32 KiB, 4 KiB tools)
+ * into large requests with several in flight, where direct_io made
+ * each read() a round trip to the disk.  The window is FX_READAHEAD
+ * (set_readahead), which also bounds the memory a sequential reader
+ * makes us use.  An open for writing is direct_io, as is one with
+ * O_DIRECT: writes reach the image at once and there are never dirty
+ * pages of ours in the kernel (no writeback cache), and O_DIRECT
+ * readers (fio, dd iflag=direct, large copies) keep the uncached path
+ * with its asynchronous requests.  Attributes never change (the
+ * disk's size is fixed, mtime is the export's birth), so nothing but
+ * an open invalidates; AUTO_INVAL_DATA is off.
+ *
+ * Uncached reads come at any offset and length, so we read the
+ * enclosing sector-aligned window into one buffer and reply from
+ * inside it (no extra copy); unaligned writes do read-modify-write
+ * under a per-disk lock.  Large requests (1 MiB max_read/max_write,
+ * async direct I/O, async reads) keep many requests in flight; reads
+ * do not even hold a thread while the image works on them (see
+ * fx_read).
  *
  * Threads: one reader and a pool of workers.  The reader alone reads
  * /dev/fuse and answers, on its own thread, everything that never
@@ -116,6 +133,16 @@ static void fx_init(void *userdata, struct fuse_conn_info *conn)
 	/* several requests of one large direct I/O in flight at once */
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
+	/* readahead of cached opens: several requests in flight too */
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* the kernel keeps the smaller of this and its own default;
+	 * set_readahead() raises its default once the mount answers */
+	conn->max_readahead = FX_READAHEAD;
+	/* our mtime never changes, so a check per read would only cost a
+	 * GETATTR a second (see the top of this file for what a reader
+	 * sees) */
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
 	/* writes must land in our buffer, not a pipe we would copy from */
 	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
@@ -238,7 +265,11 @@ static void fx_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)n; /* the open file's reference */
-	fi->direct_io = 1;     /* see the top of this file */
+	/* See the top of this file: reading opens share the kernel's page
+	 * cache, which this open empties (keep_cache 0); an open that
+	 * writes, or asks for O_DIRECT, goes to the image every time. */
+	fi->direct_io = (fi->flags & O_ACCMODE) != O_RDONLY ||
+			(fi->flags & O_DIRECT);
 	fi->keep_cache = 0;
 	fi->noflush = 1;       /* close has nothing to flush; fsync does */
 	if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted: no release */
@@ -365,18 +396,26 @@ static void read_put(struct xbd_fuse *fx, struct fx_read *r)
 		read_free(r);
 }
 
-static void reads_enter(struct xbd_fuse *fx)
+/* Counts a read of `bytes` (its buffer) in; waits while the reads in
+ * flight already hold FX_READ_BYTES_MAX.  Only the reader thread calls
+ * it, and what it waits for never needs the reader: a read in flight
+ * is finished by the image's thread or a worker. */
+static void reads_enter(struct xbd_fuse *fx, size_t bytes)
 {
 	pthread_mutex_lock(&fx->read_lock);
+	while (fx->reads_bytes && fx->reads_bytes + bytes > FX_READ_BYTES_MAX)
+		pthread_cond_wait(&fx->reads_idle, &fx->read_lock);
 	fx->reads_active++;
+	fx->reads_bytes += bytes;
 	pthread_mutex_unlock(&fx->read_lock);
 }
 
-static void reads_leave(struct xbd_fuse *fx)
+static void reads_leave(struct xbd_fuse *fx, size_t bytes)
 {
 	pthread_mutex_lock(&fx->read_lock);
-	if (--fx->reads_active == 0)
-		pthread_cond_broadcast(&fx->reads_idle);
+	fx->reads_active--;
+	fx->reads_bytes -= bytes;
+	pthread_cond_broadcast(&fx->reads_idle); /* drain, or a waiting read */
 	pthread_mutex_unlock(&fx->read_lock);
 }
 
@@ -394,6 +433,7 @@ static void read_done(void *opaque, int err)
 	struct fx_read *r = opaque;
 	struct xbd_fuse *fx = r->fx;
 	struct fx_node *n = r->node;
+	size_t bytes = r->iov.iov_len;
 
 	if (err)
 		fuse_reply_err(r->req, -err);
@@ -402,7 +442,7 @@ static void read_done(void *opaque, int err)
 	disk_leave(n->disk);
 	node_put(fx, n);
 	read_put(fx, r);
-	reads_leave(fx); /* last: stop may free fx once this is 0 */
+	reads_leave(fx, bytes); /* last: stop may free fx once this is 0 */
 }
 
 /* A worker's part of a read that could not start without waiting. */
@@ -466,18 +506,20 @@ static void fx_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (len > size)
 		len = size;
 	io_window(n, (uint64_t)off, len, &a0, &a1);
+	reads_enter(fx, a1 - a0); /* before the buffer: memory stays bounded */
 	r = read_get(fx, a1 - a0);
 	if (!r) {
+		reads_leave(fx, a1 - a0);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	if (!disk_enter(n->disk)) {
 		read_put(fx, r);
+		reads_leave(fx, a1 - a0);
 		fuse_reply_err(req, EIO);
 		return;
 	}
 	node_get(n);
-	reads_enter(fx);
 	r->node = n;
 	r->req = req;
 	r->skip = n->start + (uint64_t)off - a0;
@@ -661,6 +703,32 @@ static void free_list(struct fx_node *n)
 	}
 }
 
+/* Drops the kernel's cached pages of the nodes in `list` (linked by
+ * next), whose disks are retired: no read can fill them again, so a
+ * file still open gets errors, as it would uncached, instead of pages
+ * of a disk that is gone.  Waits for reads of them in flight, which
+ * the reader thread answers (it must still run). */
+static void drop_cached_pages(struct xbd_fuse *fx, const struct fx_node *list)
+{
+	for (const struct fx_node *n = list; n; n = n->next)
+		fuse_lowlevel_notify_inval_inode(fx->se, n->ino, 0, 0);
+}
+
+/* Before the threads stop: every disk retired, then their pages
+ * dropped (see drop_cached_pages).  No lock: only the owner's thread
+ * changes the table, and it is here. */
+static void retire_all(struct xbd_fuse *fx)
+{
+	struct fx_node *n;
+
+	if (!fx->se || !fx->reader_started || atomic_load(&fx->unmounted))
+		return;
+	for (n = fx->nodes; n; n = n->next)
+		if (!n->is_partition)
+			disk_retire(n->disk);
+	drop_cached_pages(fx, fx->nodes);
+}
+
 /* The mount on top of our directory is the one we made. */
 static bool own_mount_on_top(const struct xbd_fuse *fx)
 {
@@ -706,6 +774,7 @@ void xbd_fuse_stop(struct xbd_fuse *fx)
 {
 	if (!fx)
 		return;
+	retire_all(fx);
 	/* Threads first, then the reads they started: both reply on the
 	 * session fd, which the unmount below closes (its number could be
 	 * reused under them). */
@@ -765,6 +834,29 @@ static int wait_initialised(struct xbd_fuse *fx)
 	err = fx->initialised ? 0 : -ETIMEDOUT;
 	pthread_mutex_unlock(&fx->init_lock);
 	return err;
+}
+
+/*
+ * The kernel caps a FUSE mount's readahead at its default (128 KiB)
+ * whatever INIT asks for; a window that small keeps a single 128 KiB
+ * request in flight and leaves the ring idle between them.  The mount's
+ * own bdi can be raised once the mount exists.  Without it (no /sys,
+ * not root) reads are correct, only slower.
+ */
+static void set_readahead(const char *mountpoint, dev_t dev)
+{
+	char path[96], val[24];
+	int fd, len;
+
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(dev), minor(dev));
+	len = snprintf(val, sizeof(val), "%u\n", FX_READAHEAD >> 10);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, (size_t)len) != len)
+		xbd_debug("%s: readahead left at the kernel's default: %s: %s",
+			 mountpoint, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
@@ -861,6 +953,7 @@ int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 	}
 	/* what tells our mount from any other later on */
 	snprintf(fx->dev, sizeof(fx->dev), "%u:%u", major(st.st_dev), minor(st.st_dev));
+	set_readahead(mountpoint, st.st_dev);
 	*out = fx;
 	return 0;
 
@@ -973,6 +1066,7 @@ int xbd_fuse_remove_disk(struct xbd_fuse *fx, const char *name)
 	pthread_rwlock_unlock(&fx->lock);
 	/* gone before waiting: a probe running now adds no partition */
 	disk_retire(d);
+	drop_cached_pages(fx, old);
 	release_unlinked(fx, old);
 	node_put(fx, n);
 	return 0;

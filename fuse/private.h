@@ -27,6 +27,16 @@
 #include <time.h>
 
 #define FX_MAX_IO (1u << 20)      /* max_read / max_write */
+/* The kernel's readahead window on cached opens: a few FX_MAX_IO
+ * requests in flight for one sequential reader, few enough that all
+ * the readers of one export stay within the memory the export may use
+ * (the kernel sends at most max_background reads at once). */
+#define FX_READAHEAD (4u << 20)
+/* The buffers of reads in flight, at most (a new read waits): what
+ * keeps an attach process within its memory budget however many
+ * readers (readahead, 1 MiB direct reads at queue depth 32) there are.
+ * Enough for 32 reads of FX_MAX_IO. */
+#define FX_READ_BYTES_MAX (32u << 20)
 #define FX_DEFAULT_THREADS 16
 #define FX_TIMEOUT 1.0            /* seconds the kernel may cache names/attrs */
 #define FX_INIT_WAIT_S 10
@@ -94,6 +104,7 @@ struct xbd_fuse {
 	pthread_mutex_t read_lock; /* the fields below */
 	pthread_cond_t reads_idle;
 	unsigned reads_active;    /* reads started and not yet replied */
+	size_t reads_bytes;       /* their buffers, at most FX_READ_BYTES_MAX */
 	struct fx_read *read_free; /* contexts kept for reuse */
 	unsigned read_nfree;
 };

@@ -74,8 +74,10 @@ static int read_line(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-/* The loop devices whose backing file is the target file. */
-static void find_loops(struct target *t)
+/* The loop devices whose backing file is the target file.  -E2BIG
+ * when more bound loop devices exist than are looked at: the check
+ * then fails closed rather than miss one. */
+static int find_loops(struct target *t)
 {
 	char path[300], line[4096];
 	unsigned seen = 0, maj, min;
@@ -84,15 +86,19 @@ static void find_loops(struct target *t)
 	DIR *d;
 
 	if (t->is_blk || !(d = opendir("/sys/block")))
-		return;
-	while ((e = readdir(d)) && seen < XBD_DISK_USERS_MAX_LOOPS) {
+		return 0;
+	while ((e = readdir(d))) {
 		if (strncmp(e->d_name, "loop", 4))
 			continue;
-		seen++;
 		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file",
 			 e->d_name);
-		if (read_line(path, line, sizeof(line)) || stat(line, &st) ||
-		    S_ISBLK(st.st_mode) || st.st_dev != t->dev ||
+		if (read_line(path, line, sizeof(line)))
+			continue; /* not bound to a file */
+		if (++seen > XBD_DISK_USERS_MAX_LOOPS) {
+			closedir(d);
+			return -E2BIG;
+		}
+		if (stat(line, &st) || S_ISBLK(st.st_mode) || st.st_dev != t->dev ||
 		    st.st_ino != t->ino)
 			continue;
 		snprintf(path, sizeof(path), "/sys/block/%s/dev", e->d_name);
@@ -105,6 +111,7 @@ static void find_loops(struct target *t)
 		t->loops[t->nloops++] = makedev(maj, min);
 	}
 	closedir(d);
+	return 0;
 }
 
 static int xs_dir(struct xbd_platform *p, const char *path, char ***names,
@@ -262,9 +269,9 @@ int xbd_disk_find_user(struct xbd_platform *p, const char *path, char *desc,
 	t->dev = st.st_dev;
 	t->ino = st.st_ino;
 	t->rdev = st.st_rdev;
-	find_loops(t);
-
-	err = xs_dir(p, "/local/domain", &doms, &ndom);
+	err = find_loops(t);
+	if (!err)
+		err = xs_dir(p, "/local/domain", &doms, &ndom);
 	if (!err && ndom > XBD_DISK_USERS_MAX_DOMAINS)
 		err = -E2BIG;
 	for (i = 0; !err && !found && i < ndom; i++) {

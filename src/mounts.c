@@ -135,6 +135,9 @@ void xbd_mount_dev_str(const struct xbd_mount *m, char *buf, size_t size)
 	snprintf(buf, size, "%u:%u", m->major, m->minor);
 }
 
+/* By path, as umount(8) does: callers check what is on dir just before,
+ * and the window between that check and this call cannot be closed from
+ * user space (umount2 takes no mount id). */
 int xbd_umount_lazy(const char *dir)
 {
 	int status = 1;

@@ -70,7 +70,8 @@ int xbd_parse_byte_size(const char *s, uint64_t *out)
 
 /* State letter and start time from /proc/PID/stat.  -ENOENT when /proc
  * has no such entry (the process is gone, or /proc hides it). */
-static int read_stat(pid_t pid, char *state, unsigned long long *start)
+static int read_stat(pid_t pid, char *state, unsigned long long *start,
+		     char *comm, size_t comm_len)
 {
 	char path[48], buf[1024];
 	const char *p;
@@ -91,6 +92,14 @@ static int read_stat(pid_t pid, char *state, unsigned long long *start)
 	p = strrchr(buf, ')');
 	if (!p || p[1] != ' ' || !p[2])
 		return -EPROTO;
+	if (comm) {
+		const char *open_paren = strchr(buf, '(');
+
+		if (!open_paren || open_paren > p)
+			return -EPROTO;
+		snprintf(comm, comm_len, "%.*s", (int)(p - open_paren - 1),
+			 open_paren + 1);
+	}
 	*state = p[2];
 	for (field = 3, p += 2; field < 22; field++) {
 		p = strchr(p, ' ');
@@ -110,7 +119,7 @@ int xbd_proc_of(pid_t pid, struct xbd_proc *out)
 
 	if (pid <= 0)
 		return -ESRCH;
-	err = read_stat(pid, &state, &out->start);
+	err = read_stat(pid, &state, &out->start, NULL, 0);
 	if (err == -ENOENT)
 		return -ESRCH;
 	if (err)
@@ -127,12 +136,12 @@ int xbd_proc_self(struct xbd_proc *out)
 bool xbd_proc_alive(const struct xbd_proc *p)
 {
 	unsigned long long start;
-	char state;
+	char state, comm[32];
 	int err;
 
 	if (p->pid <= 0)
 		return false;
-	err = read_stat(p->pid, &state, &start);
+	err = read_stat(p->pid, &state, &start, comm, sizeof(comm));
 	if (err) {
 		/* /proc hidden (hidepid) or unreadable: only the PID can be
 		 * asked about, so only its absence proves anything */
@@ -140,7 +149,12 @@ bool xbd_proc_alive(const struct xbd_proc *p)
 	}
 	if (state == 'Z' || state == 'X')
 		return false;
-	return !p->start || p->start == start;
+	/* no start time: a record of an older xbd.  Its PID may be anyone's
+	 * by now; only an xbd process can still be the one recorded (and
+	 * the callers signal what they find alive) */
+	if (!p->start)
+		return !strcmp(comm, "xbd");
+	return p->start == start;
 }
 
 int xbd_wait_readable(int fd, int ms)

@@ -5,8 +5,10 @@
  * ends in a digit).  Nothing else appears in it.  Disks come and go
  * while it is mounted.  Files are read-only (0444, writes fail with
  * EROFS) unless the image is writable and the disk was added writable
- * (0644).  fsync flushes the image.  Data is never cached by the
- * kernel: every read sees the image as it is now.
+ * (0644).  fsync flushes the image.  Each open sees the image as it is
+ * at the open: a file opened for reading only is read through the
+ * kernel's page cache, which the open empties; a file opened for
+ * writing or with O_DIRECT is not cached (top of fuse/fuse_export.c).
  *
  * The export runs its own threads; the calls below come from
  * the owner's thread, never from inside an image op, and never

@@ -42,8 +42,9 @@ int xbd_proc_of(pid_t pid, struct xbd_proc *out);
 /* Whether the recorded process still runs.  Gone: no such PID, a zombie
  * (it has exited; only its parent has not reaped it), or a PID now held
  * by a process that started at another time.  An unknown start time
- * cannot tell a reused PID apart, so such a record counts as running
- * while its PID does: nothing of a live process is ever cleaned up. */
+ * (an older xbd's record) cannot tell a reused PID apart: such a record
+ * counts as running only while its PID is an xbd process, so that
+ * nothing live of xbd's is cleaned up and nobody else is signalled. */
 bool xbd_proc_alive(const struct xbd_proc *p);
 
 /* 1 when fd is readable (or hung up) within ms, 0 on timeout, negative

@@ -316,15 +316,6 @@ out:
 	return err;
 }
 
-/* True while pid exists and is not a zombie. */
-static bool process_running(pid_t pid)
-{
-	/* start unknown: the daemon is our child or was just read from its
-	 * pid file, and only its exit is awaited here */
-	struct xbd_proc proc = { .pid = pid, .start = 0 };
-
-	return xbd_proc_alive(&proc);
-}
 
 /* Whether the daemon's log holds a sanitizer report (the markers the
  * test runner looks for). */
@@ -373,15 +364,21 @@ int xbd_sim_stop(const char *dir)
 {
 	static const char *const req[] = { "stop", NULL };
 	pid_t pid = read_pid(dir);
+	struct xbd_proc daemon_proc = { .pid = pid };
 	unsigned long long deadline;
-	int err = ctl_call(dir, req, NULL, NULL);
+	int err;
 
+	/* the daemon as it is now, start time and all: the PID alone could
+	 * be another process's by the time it has exited */
+	if (pid > 0 && xbd_proc_of(pid, &daemon_proc))
+		pid = 0;
+	err = ctl_call(dir, req, NULL, NULL);
 	if (err)
 		return err;
 	/* ctl_call returned at end of file: the daemon closed everything.
 	 * Wait for the process itself. */
 	deadline = xbd_now_ns() + STOP_WAIT_MS * 1000000ull;
-	while (pid > 0 && process_running(pid)) {
+	while (pid > 0 && xbd_proc_alive(&daemon_proc)) {
 		if (xbd_now_ns() > deadline) {
 			xbd_err("%s: the simulator (pid %d) does not exit", dir,
 				(int)pid);

@@ -81,10 +81,13 @@ make_image() {
 	head -c $(($2 << 20)) /dev/urandom >"$1"
 }
 
-# dd_mbps FILE: reads FILE whole with dd bs=1M; prints MB/s (10^6 B/s).
+# dd_mbps FILE [DD-ARGS...]: reads FILE with dd (bs=1M, whole, unless
+# DD-ARGS say otherwise); prints MB/s (10^6 B/s).
 dd_mbps() {
-	local out
-	out=$(dd if="$1" of=/dev/null bs=1M 2>&1) || { say "dd $1: $out"; return 1; }
+	local out f=$1
+	shift
+	[ $# -gt 0 ] || set -- bs=1M
+	out=$(dd if="$f" of=/dev/null "$@" 2>&1) || { say "dd $f $*: $out"; return 1; }
 	echo "$out" | awk '/bytes/ && /copied/ {
 		for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) t = $(i - 1);
 		if ($1 + 0 > 0 && t + 0 > 0) { printf "%.1f\n", $1 / t / 1e6; ok = 1 } }

@@ -37,4 +37,24 @@ kill9 "$pid" serve
 	fail "detach of a dead serve: $(cat "$T/err")"
 xenstore-exists "$be" 2>/dev/null && fail "$be left" || ok "no backend nodes left"
 [ -z "$("$xbd" list)" ] && ok "xbd list: empty" || fail "list: $("$xbd" list)"
+
+# a killed serve --mount leaves a dead FUSE mount: the next serve names
+# the command that removes it, and that command does
+mkdir -p "$T/mnt"
+cleanup_fn eval 'mountpoint -q "$T/mnt" && umount -l "$T/mnt"'
+"$xbd" serve vm1 --image "$T/served.img" --vdev xvdb --timeout 20 --mount "$T/mnt" \
+	2>"$T/serve.err" || die "serve --mount: $(cat "$T/serve.err")"
+pid=$(xs_read "$be/xbd-pid")
+kill9 "$pid" serve
+if "$xbd" serve vm1 --image "$T/served.img" --vdev xvdb --timeout 20 --mount "$T/mnt" \
+	2>"$T/serve.err"; then
+	fail "served over a dead mount"
+else
+	grep -q "dead xbd mount is left there; \`xbd detach $T/mnt\` removes it" "$T/serve.err" &&
+		ok "serve over a dead mount names the fix" ||
+		fail "serve over a dead mount: $(cat "$T/serve.err")"
+fi
+"$xbd" detach "$T/mnt" 2>"$T/err" && ! mountpoint -q "$T/mnt" &&
+	ok "detach DIR removed the dead mount" || fail "detach DIR: $(cat "$T/err")"
+"$xbd" detach vm1 xvdb >/dev/null 2>&1
 finish

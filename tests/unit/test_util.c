@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +134,30 @@ static bool is_zombie(pid_t pid)
 	       si.si_pid == pid;
 }
 
+/* A child that names itself comm and waits to be killed. */
+static pid_t named_child(const char *comm)
+{
+	int pfd[2];
+	char c;
+	pid_t pid;
+
+	if (pipe(pfd))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_NAME, comm, 0, 0, 0);
+		if (write(pfd[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	if (pid > 0 && read(pfd[0], &c, 1) != 1)
+		pid = -1;
+	close(pfd[0]);
+	return pid;
+}
+
 static void test_liveness(void)
 {
 	struct xbd_proc self, rec, wrong, bare;
@@ -150,9 +175,18 @@ static void test_liveness(void)
 	wrong = self;
 	wrong.start++;
 	CHECK(!xbd_proc_alive(&wrong));
-	/* an old record without a start time: the PID is all there is */
+	/* an old record without a start time: only an xbd process can be
+	 * the one recorded (this test program is not xbd) ... */
 	bare = (struct xbd_proc){ .pid = self.pid };
+	CHECK(!xbd_proc_alive(&bare));
+	/* ... and one named xbd may be */
+	pid = named_child("xbd");
+	CHECK(pid > 0);
+	bare = (struct xbd_proc){ .pid = pid };
 	CHECK(xbd_proc_alive(&bare));
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	CHECK(!xbd_proc_alive(&bare));
 
 	/* a zombie has exited: dead, though its PID still exists */
 	pid = short_child(&rec);
