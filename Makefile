@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbd: GNU Make build.  `make` builds build/xbd and build/xbdsh;
 # `make check` rebuilds everything under ASan+UBSan in build/asan and
 # runs every test; `make check-xen` runs the real-Xen tier.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbd attach: a VM's disks in dom0, through a user-space blkfront and a
  * FUSE export.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The simulated guest's commands, reached through `xbd sim`:
  *   xbd sim guest [--domid N]      the guest process of a sim domain

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbd selftest: exercises the platform layer against our own domain, so
  * that it runs the same on real Xen (dom0 to dom0) and on the sim.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbd serve: a user-space backend that hot-plugs a disk into a running
  * VM (src/backend.c does the work); `xbd list` and `xbd detach` show and

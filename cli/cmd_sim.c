@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbd sim: start and stop the simulated Xen, create, list and destroy its
  * domains.  The work is done in src/sim/ (sim_client.c, which talks to

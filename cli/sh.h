@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbdsh internals: the model of "every disk of a VM" built from xenstore,
  * the xbd control sockets, blkback's sysfs counters and read-only ring

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbdsh's commands, shared by the command line and the shell: help, list,
  * stats, watch, ring.  Each returns an exit status: 0 ok, 1 failure,

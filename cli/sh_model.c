@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbdsh's model: every disk of a VM, whichever backend serves it.
  * xenstore says which disks a VM has and who serves each; the numbers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbdsh's renderings of its model: text blocks for people, the JSON
  * document for scripts (packaging/xbd-stats-json.md), and the Prometheus

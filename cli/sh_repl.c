@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The interactive shell: readline with completion of commands, VM names
  * and disks, and history in ~/.xbdsh_history, when stdin is a terminal;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbd: the command-line entry point.  Global options, then one command
  * from the table below; each command lives in cli/cmd_*.c.  Also the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xbdsh: live statistics of every virtual disk on the host, whichever
  * backend serves it.  With a command it runs that command; without one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * FUSE export of disk images (API in include/xbd/fuse_export.h), on the
  * libfuse3 low-level API with our own worker threads.  This file holds

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The FUSE export's disks and its table of files: a disk is an image
  * and the gate that lets remove wait for the requests still using it;

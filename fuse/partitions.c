@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The partitions of an exported disk, shown as files beside it.  The
  * table is the guest's: ptable.c reads MBR and GPT as Linux does, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Private to the FUSE export (the files in fuse/): the export's state, its disks
  * and files, and the functions its parts call in one another.  The

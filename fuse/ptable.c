@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The two partition tables a Xen disk almost always has, MBR (with its
  * extended chain) and GPT, read as Linux reads them (block/partitions/

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The FUSE export's threads: one reader of /dev/fuse, which answers
  * what never waits, and a pool of workers for what may (see the top of

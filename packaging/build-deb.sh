@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds the Debian package of xbd without touching the source tree:
 # copies the tree (tracked and new files, not build directories) into a
 # temporary directory, puts packaging/debian there as debian/, runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkif ring: request parsing and validation (backend), request
  * encoding and response intake (frontend), and event-index notification

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The backend's xenbus side: the nodes a device is made of, the state
  * handshake with the frontend, and the loop that follows xenstore

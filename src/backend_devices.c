@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * How devices come to the backend: hot-plugged by `xbd serve` (the
  * device pair written through the toolstack module, then served at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The backend's data path.  Each queue (ring) has a thread that takes
  * requests off the ring (copied once and validated by ring/blkif_ring.c),

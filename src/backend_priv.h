@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Insides of the backend shared by its two halves: src/backend.c (the
  * xenbus side: nodes, states, the event loop) and src/backend_io.c (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Disks that xbd does not serve (include/xbd/blkback_sysfs.h): xenstore
  * says which disks a domain has and which backend serves each, Linux

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Logging and small utilities shared by every xbd program. */
 #include "xbd/common.h"
 

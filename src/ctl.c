@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The control socket's server (include/xbd/ctl.h): a small thread per
  * xbd process that answers one request line per connection with a JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The control socket's client (include/xbd/ctl.h): asks every xbd
  * process's server at once, under one deadline, and reads the replies

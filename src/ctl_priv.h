@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * What the control socket's server (src/ctl.c) and client
  * (src/ctl_client.c) agree on beyond include/xbd/ctl.h.

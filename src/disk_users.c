@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Who else uses a disk's storage (include/xbd/disk_users.h): a walk of
  * every backend directory of every domain in xenstore, and of the loop

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The user-space blkfront's xenbus side (include/xbd/frontend.h): the
  * handshake that grants the ring and the page pool and follows the

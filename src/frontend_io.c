@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The user-space blkfront's data path: a pool of pages granted once and
  * reused for every request, the shadow table of requests in flight

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Insides of the frontend shared by its halves: src/frontend.c (the
  * xenbus side: handshake, the monitor thread, close),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The image seam's choke point: every call into a back-end goes through
  * a wrapper here, which checks the request's range and the read-only

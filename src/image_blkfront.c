@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * An attached disk as an image (xbd_frontend_open_image): `xbd attach`
  * hands it to the FUSE export, which reads it like any other back-end.

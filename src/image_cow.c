@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * cow image back-end: a base image that is only ever read, plus an
  * overlay file that takes every write.  The disk is cut into 64 KiB

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * errinject image back-end: passes I/O through to a base image but
  * fails with -EIO any request that touches one of the listed sector

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Image locks: open file description locks on the image file, in QEMU's
  * lock bytes, so that two writers of one image refuse each other, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * null image back-end: reads return zeroes, writes are dropped.  It
  * never sleeps, so the backend can run it inline; used to measure the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The inside of the image seam (include/xbd/image.h): the ops table a
  * back-end fills in, as an nbdkit plugin does.  Only src/image.c and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * raw image back-end: the disk's bytes are a file's or a block device's
  * bytes, one to one.  positioned I/O (preadv/pwritev) on one shared fd

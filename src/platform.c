@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The platform seam's front: chooses and opens a platform, and the
  * wrappers every caller goes through to its ops table (the checks that

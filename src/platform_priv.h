@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The platform seam's private side, for its implementations only:
  * src/platform.c (the wrappers), src/platform_xen.c, src/platform_xs.c

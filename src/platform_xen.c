@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The "xen" platform: thin wrappers over the Xen libraries a real dom0
  * has (libxengntshr/libxengnttab, libxenevtchn, libxenstore, libxenctrl).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xenstore for both platforms, over the unmodified libxenstore.  The sim
  * xenstored speaks the real wire protocol, so only the socket differs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Per-device counters (include/xbd/stats.h).  These run on the data path
  * once or twice per request, so they use relaxed atomics only: no lock,

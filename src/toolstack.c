@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The toolstack's part of a block device (include/xbd/toolstack.h):
  * finding a VM's disks in xenstore, and writing or removing a vbd device

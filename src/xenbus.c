@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* xenbus conventions shared by both roles: states, paths, vdev names. */
 #include "xbd/xenbus.h"
 

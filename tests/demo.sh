@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `make demo`: xbd's main job end to end on the simulated Xen.
 # Installs what is missing, builds, starts a simulated Xen, creates vm1
 # with a partitioned ext4 disk holding known files, attaches the disk in

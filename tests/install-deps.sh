@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs what xbd needs to build and test on Debian 12, if missing.
 # Used by .ci/run and `make demo`; safe to run again.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Runs every test against one build directory and prints one line per
 # test, then "N passed, N failed, N skipped".  Unit tests are the
 # binaries BUILD/tests/test_*; end-to-end tests are tests/sim/*.sh.

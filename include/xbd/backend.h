@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The block backend (the blkback role), as a library object with two
  * front doors:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Looking at virtual disks that xbd does not serve (src/blkback_sysfs.c):
  * which disks a domain has and who serves each (from xenstore), the Linux

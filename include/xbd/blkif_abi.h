@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The two on-ring layouts of blkif.  <xen/io/blkif.h> gives the native
  * (x86_64) one; the x86_32 layout differs only in alignment (64-bit

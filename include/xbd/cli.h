@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The xbd command table: each cli/cmd_*.c file provides commands. */
 #ifndef XBD_CLI_H
 #define XBD_CLI_H

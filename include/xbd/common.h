@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Small helpers every part of xbd uses: logging with the program name,
  * array sizes, and the user-facing error convention.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The control socket: how an xbd process (`xbd serve`, `xbd attach`) shows
  * its devices' statistics to xbdsh.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Who else uses a disk's storage: every backend of every domain in
  * xenstore (blkback, QEMU, tapdisk, xbd) and the loop devices that back

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The blkfront side of blkif, in user space: one struct xbd_frontend per
  * attached disk.  It performs the frontend half of the xenbus handshake

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * FUSE export: a directory holding one file per disk (`xvda`) whose
  * bytes are the disk image's, plus one file per partition found in its

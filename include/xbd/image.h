@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Image back-ends: what a disk's bytes live in, as one ops table in the
  * manner of nbdkit plugins.  The backend serves an image to a guest; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The platform seam: everything xbd needs from Xen, as one ops table
  * behind the wrapper functions below; the table itself is private to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Per-device counters kept by every xbd device, served or attached.
  * Updated on the data path with relaxed atomics (no ordering is needed:

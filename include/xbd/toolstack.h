@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The toolstack's part of a block device, as libxl plays it: finding a
  * VM's disks in xenstore, writing and removing vbd device pairs (for

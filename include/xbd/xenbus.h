@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * xenbus conventions shared by the frontend and the backend: device
  * states, paths, and virtual-device names (xvda <-> devid).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The simulated hypervisor's public front (libxbdsim.a): what `xbd sim`,
  * xbdsh and the tests call, and the layout of its state directory.  The

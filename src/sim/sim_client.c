@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim daemon's clients: `xbd sim start` (forking the daemon and
  * waiting until it serves), stop, and the vm commands, each one request

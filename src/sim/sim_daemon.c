@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim daemon: the simulated hypervisor's toolstack.  `xbd sim start`
  * forks it; it runs the sim xenstored (in its own thread), keeps the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Private to the sim daemon (sim_daemon.c) and its clients
  * (sim_client.c): the control socket's limits and what they share.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim's event channels: ports in the domain's shared state, one FIFO
  * per handle so that its fd polls like libxenevtchn's, and the pending

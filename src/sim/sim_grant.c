@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim's grant tables: frames of a domain's memory, grant entries kept
  * in one word each and changed only by compare-and-swap, and the grant

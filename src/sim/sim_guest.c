@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The simulated guest: what a Linux guest's blkfront does, for a sim
  * domain.  It watches the domain's device/vbd directory, connects every

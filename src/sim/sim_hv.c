@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim's hypervisor state in shared memory: the files under the sim
  * directory, each process's views of the domains in them, the table of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim platform: what Xen gives a domain, simulated in shared memory
  * under the sim directory, so that processes acting as different domains

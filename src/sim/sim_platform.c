@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim platform's ops table: what the platform seam calls, the handle
  * (opening and closing it) and domain queries.  Grants, event channels

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim's xenstore daemon: an in-memory store that speaks the real
  * xenstored wire protocol (<xen/io/xs_wire.h>) on Unix stream sockets, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim xenstored's connections: the Unix sockets (dom0's, and each
  * introduced guest's), reading requests, queueing replies and events,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim xenstored's core: the store (node tables, canonical paths,
  * permissions), the requests on nodes, and the dispatch of each request

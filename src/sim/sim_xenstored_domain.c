@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim xenstored's domains: INTRODUCE opens DIR/xs-dom<N>.sock, whose
  * connections act as guest N; RELEASE closes it and fires

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim xenstored's transactions: the view a request works on (the
  * store, or a transaction's overlay of it), generations and tombstones

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The sim xenstored's watches: registration with xenstored's quotas, the
  * initial firing, events at or below a watched path, the special

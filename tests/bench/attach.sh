@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark (issues 5 and 13): one image in memory, read four ways in
 # one run:
 #   raw       the image file itself

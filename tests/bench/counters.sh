@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark (issue 6): what keeping the counters costs.  Two sims run
 # side by side, each with vm1 and its simulated guest, each served by
 # `xbd serve` (null back-end on xvdc, raw from an image in memory on

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs what the benchmarks compare xbd with, if missing (Debian 12):
 #   qemu-storage-daemon (its FUSE export)   package qemu-system-common
 #   nbdkit (file plugin)                    package nbdkit

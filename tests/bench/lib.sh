@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Shared by tests/bench/*.sh (sourced, not run): the build, a work
 # directory that always goes away, medians, dd and fio measurements,
 # a simulated Xen of the bench's own, and the summary rows that run.sh

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Where the time of a 4 KiB random read through `xbd attach` goes (the
 # attach benchmark's missed target), per request, with qemu-storage-
 # daemon's FUSE export beside it for comparison:

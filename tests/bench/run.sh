@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `make bench`: runs the three benchmarks against one build and prints
 # one summary at the end.  Each benchmark prints its own table as it
 # goes; its full output (single runs included) is kept in

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark (issue 4): guest-side figures of `xbd serve` on the sim.
 # One sim VM (vm1) and its simulated guest; xbd serves it two disks at
 # once: xvdb from a raw image in memory (--backend raw) and xvdc from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Bench-only: what counting one request costs, in ns, measured on the
  * real functions of include/xbd/stats.h and src/stats.c (linked from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Helpers shared by the backend tests: running xbd commands, killing
  * whatever they left running at exit, waiting on xenstore nodes
  * (declared in backend_util.h). */

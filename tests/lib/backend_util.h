@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Helpers shared by the backend tests (tests/lib/backend_util.c):
  * running xbd commands, killing whatever they left running at exit,
  * waiting on xenstore nodes, files of known bytes. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Minimal assertions for unit tests: count failures, report at the end. */
 #ifndef XBD_TEST_CHECK_H
 #define XBD_TEST_CHECK_H

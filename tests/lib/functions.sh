@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The helpers every shell test uses (sourced, not run), in the manner of
 # nbdkit's tests/functions.sh: checks that count (fail, ok, finish),
 # skipping with a reason (skip, requires...), polling (wait_for) and

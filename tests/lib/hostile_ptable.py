@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Hostile partition tables, written into a new 64 MiB sparse disk image
 # for tests/unit/test_fuse_export.c and tests/sim/attach_hostile_ptable.sh.
 #   hostile_ptable.py gpt N FILE      valid GPT (right CRCs), N entries,

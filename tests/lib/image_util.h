@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Helpers shared by the image and FUSE tests (tests/lib/image_util.c):
  * a scratch directory that goes away at exit, files of known bytes,
  * whole-file reads. */

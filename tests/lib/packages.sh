@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Debian package checks for the scripts that install what the tests and
 # the benchmarks need (sourced, not run).
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * A bare blkfront for the backend tests (tests/lib/rawfe.c): it does the
  * frontend handshake itself and puts requests on the ring exactly as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Test helpers: a simulated Xen of the test's own, and a message channel
  * between a test's processes (declared in tests/lib/testlib.h). */
 #include "tests/lib/testlib.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Helpers shared by the unit tests (tests/lib/testlib.c, linked into every
  * test): a simulated Xen of the test's own, platforms acting as one of

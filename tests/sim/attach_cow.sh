@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: `xbd attach --cow`.  The files become writable (0644);
 # writes land in a copy-on-write overlay in dom0: they read back through
 # DIR, a loop mount of the partition can be written (and e2fsck finds it

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd attach` refuses a DIR that is already a mount point (it would
 # stack on it), and a DIR holding files (they would be hidden) unless
 # --nonempty; what was there is untouched and back after detach.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: forensics on a VM's filesystem through `xbd attach`.  The
 # VM's disk holds an MBR with two partitions, the first ext4 with known
 # files.  DIR shows xvda, xvda1 and xvda2; `mount -o ro,loop DIR/xvda1`

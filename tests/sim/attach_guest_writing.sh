@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: attach a disk while the VM's own guest writes to it.  The
 # guest first lays pattern 1 over the whole disk, then overwrites random
 # 4 KiB blocks with pattern 2 for a few seconds while dom0 attaches and

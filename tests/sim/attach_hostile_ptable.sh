@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: a guest's partition tables are hostile.  vm1's xvda has a
 # valid GPT (right CRCs) that claims 100000 entries, all the same
 # overlapping partition; its xvdb has an MBR whose extended chain links

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One disk that cannot be attached (here xvdb, which `xbd serve` serves)
 # does not cost the others: `xbd attach VM` attaches xvda, names xvdb on
 # stderr with its reason and exits 3; naming it with --disk is an error.

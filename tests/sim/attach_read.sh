@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: `xbd attach` of a running sim VM's disks, read-only.  The
 # VM's guest has them connected (sim blkback serves them); attach adds a
 # second backend instance with dom0 as the frontend and shows the disks

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: `xbd attach --rw` writes reach the VM's disk; and every way
 # attach must refuse, with one clear line, a non-zero exit and nothing
 # left behind: unknown VM, unknown --disk, --cow with --rw, a missing

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd attach --rw` of a disk that its own running VM has writable would
 # make two writers of one disk: refused in one line naming the VM, the
 # disk and the way out, with nothing left behind; --force attaches all

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: what users run on an attached disk, read with the block
 # sizes they use (issue 13).  dd with its default 512-byte blocks, dd
 # bs=4k, sha256sum, cat and cp read DIR/xvda and a partition through the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # After kill -9 of `xbd attach`: `xbd list` shows it dead (even when its
 # PID is reused: the start time tells), a new attach on the same DIR
 # removes what it left (its nodes and its dead mount) and says so, and

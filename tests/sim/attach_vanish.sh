@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: the backend vanishes under `xbd attach`.  While readers
 # loop over DIR/xvda, the sim's blkback is killed (SIGKILL: nothing in
 # xenstore changes, no more answers on the ring).  Every reader must get

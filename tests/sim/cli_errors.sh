@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Bad arguments and missing privileges, from the command line.
 # Every bad number or size given to an option of xbd or xbdsh exits 2
 # (packaging/man/xbd.8, EXIT STATUS) with one line on stderr, before

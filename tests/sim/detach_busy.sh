@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd detach DIR` behaves like umount while DIR is in use: it refuses,
 # naming the users (a dd reading DIR/xvda, a loop device over it), and
 # the copy is whole; --lazy takes DIR off at once and the disk stays

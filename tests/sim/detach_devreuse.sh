@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A killed attach's record names its mount by device number, and the
 # kernel hands a freed number to the next FUSE mount: once the dead
 # mount is gone, a serve --mount on the same DIR may carry it.  Neither

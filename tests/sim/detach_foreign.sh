@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd detach DIR` unmounts only the FUSE mount of an `xbd attach`, the
 # one its records name: never a tmpfs (or anything else) mounted there,
 # never the FUSE mount of an `xbd serve`.

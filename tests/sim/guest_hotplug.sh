@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: disks hot-plugged into a running sim VM by `xbd serve`
 # (backend type xbd) are connected by the VM's simulated guest, carry
 # verified data, and are let go when unplugged (`xbd detach VM VDEV`);

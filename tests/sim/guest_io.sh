@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: the simulated guest (`xbd sim guest`, the blkfront of a
 # sim VM) and its workloads (`xbd sim vm io`).  The guest connects both
 # disks of vm1; sequential and random writes lay a pattern that the image

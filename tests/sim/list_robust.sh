@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd list` trusts no control reply: fake control sockets in the run
 # directory answer with null, missing and wrongly typed fields (a null
 # backend_path crashed it), and `xbd list` and `xbd list --json` still

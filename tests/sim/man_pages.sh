@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The manual pages (packaging/man/xbd.8, xbdsh.8) against the programs:
 # they render with man-db and groff without a warning, whatis can parse
 # their NAME line, their version is the programs', and every command and

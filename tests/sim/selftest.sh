@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd selftest` on the sim platform: the same platform checks that the
 # real-Xen tier runs in a real dom0 (grants to ourselves, an event
 # channel bound to itself, xenstore and watches), and a clear error when

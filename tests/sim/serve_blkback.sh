@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd sim blkback`, the sim's stand-in for Linux blkback, from the
 # command line: it adopts a device a toolstack writes (features, InitWait,
 # hotplug-status), reports an image it cannot open in `error` and goes

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbd serve / list / detach from the command line, on the sim: bad input
 # gets one clear error line, a non-zero exit and no xenstore change, in
 # the same words for the same mistake in every command; every command's

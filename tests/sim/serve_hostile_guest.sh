@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A guest that keeps rewriting its own device/ nodes makes every
 # hot-plug transaction that touches them conflict.  `xbd serve --timeout
 # 3` must still end within about that long (the retries are bounded in

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd serve --foreground` under a Type=notify unit: with $NOTIFY_SOCKET
 # set it sends systemd's datagrams itself.  A small Python listener
 # stands in for systemd, on a socket path and on an abstract socket

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # After kill -9 of `xbd serve`: `xbd list` shows the disk dead (not
 # Connected with a dead PID), a new serve of the same disk removes what
 # the killed one left and says so (not "the VM already has this disk"),

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Two writers on one disk, refused by `xbd serve`: the same image served
 # writable twice (the image lock names the first server), a VM's own
 # running disk served back to it writable, under another name too, a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: the sim's life as a user sees it.  Start, two VMs with the
 # xenstore nodes a toolstack writes (read with the stock xenstore-* tools),
 # list, destroy (nodes gone, guest process killed), clear errors for

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd sim stop` with an `xbd attach` running detaches it first (its
 # mount and process go, nothing is orphaned), and refuses, naming the
 # users and keeping the sim up, when the attach is in use.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbdsh facing control-socket replies it cannot trust: fields missing,
 # null or of the wrong type (`"backend_path": null`, `"sectors": "x"`,
 # `"stats": 3`), devices that are not objects, documents without

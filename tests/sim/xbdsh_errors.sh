@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbdsh when things are wrong: a killed xbd process is reported as gone
 # within a second, a stopped one as not answering within its deadline,
 # an unknown VM, no permission, no Xen: each one clear line, a non-zero

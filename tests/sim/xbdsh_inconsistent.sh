@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A guest points its disk's `backend` node at another VM's backend:
 # xbdsh must not show the other VM's I/O under its name.  vm1 and vm2
 # each have a disk the sim's blkback serves; vm1's guest reads 1000

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbdsh fed by a pipe: commands from stdin without a prompt; the exit
 # status says whether one failed; watch and `stats -w` stop when input
 # arrives or ends; `-w` JSON documents with rates that follow a busy

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbdsh stats --prometheus`: the text exposition format, checked line by
 # line here (HELP and TYPE before each family's samples, names, labels,
 # values, no duplicate series, histograms cumulative and consistent) and,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbdsh against real xbd processes on the simulated Xen.  vm1 has a disk
 # the sim's blkback serves (xvda) and one that `xbd serve` hot-plugs
 # (xvdb); the VM's simulated guest reads them.

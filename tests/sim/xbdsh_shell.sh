@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The interactive shell in a real terminal (tmux): tab completion of
 # commands, VM names and disks; history kept in ~/.xbdsh_history across
 # sessions; watch refreshing in place until a key is pressed; Ctrl-D.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbdsh against the simulated Xen: every disk of a VM from xenstore, each
 # with the numbers its backend can give.  vm1 has
 #   xvda  "kernel blkback": counters from a fake sysfs tree, and a live

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End-to-end: Debian's xenstore-utils tools (unmodified libxenstore) against
 # the sim's xenstored, started by `xbd sim start`: write, read, ls, list,
 # exists, rm, chmod, and watch events seen through xenstore-watch.

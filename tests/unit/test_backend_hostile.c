@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * A hostile guest against the backend, on the sim.  One backend process
  * (the blkback role, as `xbd sim blkback` runs it) serves three disks:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The protocol as `xbd serve` offers and honours it, each feature driven
  * by a bare test frontend (tests/lib/rawfe.c) on the sim:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * `xbd serve` end to end on the sim: a test process acts as the VM and
  * connects the hot-plugged disk with xbd's own blkfront (src/frontend.c),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit test of the control socket (src/ctl.c): the JSON document a server
  * answers, parsed back with json-c and checked field by field against the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The user-space blkfront against a fake backend built on the backend
  * half of the ring code, on two platforms: an in-process fake (memory

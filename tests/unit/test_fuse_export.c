@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * FUSE export, end to end on a real mount: a 64 MiB disk with an MBR,
  * an ext4 partition and a patterned one, exported read-only from raw

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* cow image back-end: reads merge overlay and base, partial-cluster
  * writes keep the rest of the cluster, discard zeroes, concurrent
  * writers to one cluster lose nothing, persistent overlays reopen, the

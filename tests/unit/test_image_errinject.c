@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* errinject image back-end: I/O touching the listed sectors fails with
  * -EIO and never reaches the base; everything else passes through. */
 #include "tests/lib/check.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* null image back-end: zeroes, dropped writes, bounds, by-name sizes. */
 #include "tests/lib/check.h"
 #include "xbd/image.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* raw image back-end: bounds, read-only, discard, flush, big iovecs,
  * concurrent writers, shrinking files, opening by name, image locks. */
 #include "tests/lib/check.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Two processes push 10 million requests through a blkif ring on the sim
  * platform and back: a guest-side frontend (domain N) and a dom0-side

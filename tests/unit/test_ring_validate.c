@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkif request validation: one case per rule documented in
  * ring/blkif_ring.c, in both ABIs, plus the encode/decode round trip,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Sim grant tables across processes: a forked child acts as guest domain
  * N, the parent as dom0.  Sharing and mapping in both directions, Xen's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit test of the sim's xenstore daemon (src/sim/sim_xenstored_*.c),
  * driven by the unmodified libxenstore over its Unix socket: nodes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit test of the per-device counters (src/stats.c): exact counts after a
  * known workload, histogram totals, a batch of answers counted as the same

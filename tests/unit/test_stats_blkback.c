@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit test of src/blkback_sysfs.c: blkback counters from a fake sysfs
  * tree; a domain's disks and their backends from a fake xenstore; and the

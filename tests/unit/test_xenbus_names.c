@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* vdev names <-> devids, as docs/man/xen-vbd-interface defines them. */
 #include "xbd/xenbus.h"
 #include "tests/lib/check.h"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Helpers for domU jobs (/job/run.sh): `. /lib/xbd-domu.sh`.
 # busybox sh; the job's output is the domU console, logged by dom0.
 

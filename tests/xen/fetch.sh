@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Fetches the Debian packages the real-Xen tier boots from and unpacks
 # them into a cache (nothing is installed on the host):
 #   CACHE/debs/*.deb   what `apt-get download` fetched, reused later

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds what QEMU boots for the real-Xen tier, from the package cache
 # that fetch.sh filled:
 #   OUT/xen            the hypervisor, uncompressed (QEMU's multiboot

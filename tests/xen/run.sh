@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The real-Xen tier: boots Xen 4.17 with a PV Linux dom0 under QEMU
 # (software emulation, no Xen on the host) and runs the scenarios in
 # tests/xen/scenarios/ inside dom0 against the freshly built xbd.

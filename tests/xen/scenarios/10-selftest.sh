@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `xbd selftest` on the xen platform in dom0: grants shared with dom0
 # itself and mapped back, grant copy, an event channel bound to itself
 # and notified (with the masking contract), xenstore and a watch.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A PV domU boots with a disk served by the kernel's blkback (phy: on a
 # loop device); its job reads the whole disk, writes 1 MiB at 8 MiB and
 # reports checksums, which dom0 checks against the backing file.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbd attach against the kernel's blkback: a running PV domU's disk
 # (phy: on a loop device) is attached in dom0 through a second blkback
 # instance and xbd's user-space blkfront; DIR/xvda reads back exactly the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Forensics on real Xen: a running PV domU has a partitioned disk served by
 # kernel blkback; inside, it makes a filesystem on xvda1, writes a file,
 # and unmounts.  In dom0, `xbd attach` shows DIR/xvda1 (the partition,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbd serve hot-plugs a raw image into a running PV domU that has no
 # disks; the domU's own kernel blkfront connects it, the domU makes an
 # ext2 filesystem on it, writes files, syncs (flushes), trims and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbd serve hot-plugs a raw image into dom0 itself: dom0's own kernel
 # blkfront (xen-blkfront) connects it as /dev/xvdc; dom0 reads the whole
 # disk and writes a pattern through it, and both match the image; then

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Multi-queue, multi-page rings as Linux's blkfront lays them out: a PV
 # domU with 2 vCPUs whose blkfront may use 4-page rings
 # (xen_blkfront.max_ring_page_order=2) writes ring-page-order once in its

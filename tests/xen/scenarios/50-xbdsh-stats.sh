@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # xbdsh stats on real Xen.  A PV domU reads its disk (served by the
 # kernel's blkback) in a loop; `xbdsh stats vm1 --json`, twice a second
 # apart, shows blkback's counters (from sysfs) growing and the ring's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Helpers for real-Xen scenarios (bash, run in dom0 by run-scenarios).
 # A scenario starts with:
 #     . "$(dirname "$0")/lib.sh"
