@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * What the harnesses in tests/fuzz/ share: the libFuzzer entry point's
  * prototype (the gcc build warns about a definition without one), a

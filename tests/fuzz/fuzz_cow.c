@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The copy-on-write overlay (src/image_cow.c): an overlay file someone
  * else may have written (an old run, another tool, a damaged disk) is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The control socket, both ends (src/ctl.c, src/ctl_client.c): a
  * request line as any local client sends it to a running server (`xbd

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Partition probing (fuse/ptable.c, and partitions.c's rule for what
  * the export shows of each partition): the disk's bytes are the guest's.

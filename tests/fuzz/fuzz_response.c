@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The frontend's response path (src/frontend_io.c, over the response
  * side of ring/blkif_ring.c): requests go on the ring through the real

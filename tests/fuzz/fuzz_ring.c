@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The backend's request path (ring/blkif_ring.c): a shared ring and
  * indirect descriptor pages as a hostile guest wrote them, in either

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The simulated xenstored's wire protocol (src/sim/sim_xenstored_*.c):
  * requests as any client may send them (a guest's connections

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The values xbd reads from xenstore nodes a guest may write (numbers,
  * sizes, virtual-device names, backend paths, the ring protocol), each

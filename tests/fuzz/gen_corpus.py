@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Writes the seed corpora of tests/fuzz/ (tests/fuzz/corpus/<name>/):
 # small valid inputs of each format, for the fuzzer to start from and
 # for `make check` to replay.  Regression inputs (crashes found) sit

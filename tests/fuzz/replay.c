@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The gcc (ASan+UBSan) build's stand-in for libFuzzer: runs a harness
  * once over every file of its seed corpus, so `make check` replays the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Fuzzes each harness built in BUILD (fuzz_<name>) for SECONDS, one at a
 # time, niced, one worker: the machines this runs on are shared.  Starts
 # from the committed seeds (tests/fuzz/corpus/<name>) and BUILD's own
