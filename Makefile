@@ -31,10 +31,20 @@ XBDSH_SRC := cli/xbdsh.c cli/common.c $(sort $(wildcard cli/sh_*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 TESTLIB   := $(sort $(wildcard tests/lib/*.c))
 TEST_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
+# tests/fuzz/: one libFuzzer harness per parser of hostile bytes.  The
+# test build links each with a replay main (test_fuzz_<name> runs its
+# corpus once); `make fuzz` links them with libFuzzer (clang).
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+TEST_BINS  += $(patsubst %,$(B)/tests/test_fuzz_%,$(FUZZ_NAMES))
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=all
 
 LIB_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 SIM_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(SIM_SRC))
-DEPS      := $(patsubst %.c,$(B)/obj/%.d,$(LIB_SRC) $(SIM_SRC) $(XBD_SRC) $(XBDSH_SRC) $(TEST_SRC) $(TESTLIB))
+DEPS      := $(patsubst %.c,$(B)/obj/%.d,$(LIB_SRC) $(SIM_SRC) $(XBD_SRC) $(XBDSH_SRC) $(TEST_SRC) $(TESTLIB) \
+	       $(FUZZ_SRC) tests/fuzz/replay.c)
 # libxbdsim.a first: its references into libxbd resolve from the archive after it.
 LIBS_XBD  := $(B)/libxbdsim.a $(B)/libxbd.a
 
@@ -46,7 +56,7 @@ BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 .PHONY: all check check-xen demo bench clean install uninstall deb tests \
-	check-sim-isolation
+	check-sim-isolation fuzz fuzzers
 all: check-sim-isolation $(B)/xbd $(B)/xbdsh
 
 # Product code never includes the simulator (only the hook
@@ -89,7 +99,26 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libxbdtest.a $(LIBS_XBD)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(B)/tests/test_fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/replay.o \
+		$(B)/libxbdtest.a $(LIBS_XBD)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 tests: all check-sim-isolation $(TEST_BINS)
+
+# The libFuzzer binaries (B=build/fuzz, CC=clang: see `fuzz`).
+$(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/libxbdtest.a $(LIBS_XBD)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzzers: $(patsubst %,$(B)/fuzz_%,$(FUZZ_NAMES))
+
+# Builds the harnesses with clang in build/fuzz and fuzzes each for
+# FUZZ_SECONDS (FUZZ_TARGETS="ptable ring" picks some); new inputs go
+# to build/fuzz/corpus/, crashes to build/fuzz/artifacts/.
+fuzz:
+	@command -v clang >/dev/null || { echo "fuzz: clang is missing (tests/install-deps.sh installs it)" >&2; exit 1; }
+	$(MAKE) B=build/fuzz CC=clang CFLAGS="-O1 -g $(FUZZ_SAN)" fuzzers
+	tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Keep the objects of the test programs: without this, make deletes them
 # as intermediate files and the next make compiles them all again.

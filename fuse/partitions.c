@@ -114,6 +114,14 @@ static int blkid_partitions(int fd, unsigned sector_size,
 	return 0;
 }
 
+int partition_fit(const struct fx_part *p, uint64_t disk_size, uint64_t *size)
+{
+	if (!p->size || p->start >= disk_size)
+		return -ERANGE;
+	*size = p->size > disk_size - p->start ? disk_size - p->start : p->size;
+	return 0;
+}
+
 /*
  * Makes the files, then puts them into the export's table under one
  * lock with one walk of it (which also finds the names already taken):
@@ -136,18 +144,16 @@ static int show_partitions(struct xbd_fuse *fx, struct fx_node *dn,
 	for (unsigned i = 0; i < n && nmade < FX_DISK_MAX_PARTS; i++) {
 		const struct fx_part *p = &parts[i];
 		char name[XBD_FUSE_NAME_MAX + 1];
-		uint64_t size = p->size;
+		uint64_t size;
 
-		if (!size || p->start >= disk_size) {
+		if (partition_fit(p, disk_size, &size) < 0) {
 			xbd_info("%s: ignoring partition %u outside the disk",
 				 dn->name, p->partno);
 			continue;
 		}
-		if (size > disk_size - p->start) {
-			size = disk_size - p->start;
+		if (size != p->size)
 			xbd_info("%s: partition %u cut at the end of the disk",
 				 dn->name, p->partno);
-		}
 		if (partition_name(name, sizeof(name), dn->name, (int)p->partno))
 			continue;
 		made[nmade] = node_new(fx, d, name, p->start, size, true);

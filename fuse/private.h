@@ -169,6 +169,12 @@ void stop_threads(struct xbd_fuse *fx);
  * that shows the disk exactly as the export does.
  */
 int probe_partitions(struct xbd_fuse *fx, struct fx_node *dn);
+struct fx_part;
+/* What of partition p a disk of disk_size bytes shows, as Linux's
+ * blk_add_partition decides: -ERANGE when nothing (empty, or starting
+ * past the end), else 0 with *size cut at the end of the disk.  Not
+ * static so that tests/fuzz/ checks the rule the export applies. */
+int partition_fit(const struct fx_part *p, uint64_t disk_size, uint64_t *size);
 
 /* ---- ptable.c ---- */
 /* Linux's DISK_MAX_PARTS: a disk's partitions are numbered below it. */

@@ -182,20 +182,29 @@ static int mbr_parse(struct pt *t, const unsigned char *sect)
 
 /* ---- GPT ---- */
 
-/* CRC-32 as EFI uses it (that of zlib and Ethernet). */
-static uint32_t crc32_efi(const unsigned char *p, size_t len)
-{
-	uint32_t table[256], crc = 0xffffffffu;
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
+static void crc_table_init(void)
+{
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
 
 		for (int k = 0; k < 8; k++)
 			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-		table[i] = c;
+		crc_table[i] = c;
 	}
+}
+
+/* CRC-32 as EFI uses it (that of zlib and Ethernet).  The table is made
+ * once: building it per call cost more than the header's CRC. */
+static uint32_t crc32_efi(const unsigned char *p, size_t len)
+{
+	uint32_t crc = 0xffffffffu;
+
+	pthread_once(&crc_once, crc_table_init);
 	while (len--)
-		crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return crc ^ 0xffffffffu;
 }
 

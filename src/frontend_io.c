@@ -265,7 +265,7 @@ static void copy_data(struct xbd_frontend *fe, const struct fe_slot *s,
  * second response for them is still a violation).  Returns the number of
  * responses handled.
  */
-static unsigned drain_responses(struct xbd_frontend *fe)
+unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 {
 	struct fe_io **finished = fe->finished;
 	unsigned n = 0, nfin = 0, i;
@@ -390,7 +390,7 @@ void *xbd_fe_io_completion_main(void *arg)
 		for (;;) {
 			bool more;
 
-			drain_responses(fe);
+			xbd_fe_io_drain_responses(fe);
 			pthread_mutex_lock(&fe->lock);
 			more = !fe->err && xbd_blkif_front_final_check(&fe->ring);
 			pthread_mutex_unlock(&fe->lock);

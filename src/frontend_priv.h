@@ -106,6 +106,10 @@ static inline void fe_sleep_ms(unsigned ms)
 int xbd_fe_io_setup(struct xbd_frontend *fe, unsigned max_segs_cfg);
 /* The completion thread (started by the handshake, stopped by close). */
 void *xbd_fe_io_completion_main(void *arg);
+/* Takes every response off the ring, checks it against the requests in
+ * flight and completes them; a bad one fails the device.  Returns how
+ * many were handled.  The completion thread's, and tests/fuzz/'s. */
+unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe);
 /* Marks the device failed (first err wins) and fails every request on
  * the ring with -EIO. */
 void xbd_fe_io_fail(struct xbd_frontend *fe, int err, const char *why);

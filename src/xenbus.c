@@ -119,7 +119,9 @@ int xbd_devid_to_vdev(uint32_t devid, char *buf, size_t len)
 	if ((devid >> 8) == 202) {
 		disk = (devid >> 4) & 15;
 		part = devid & 15;
-	} else if (devid & (1u << 28)) {
+	} else if ((devid >> 28) == 1) {
+		/* bits 29..31 are not part of the scheme: 0x3000000a is not
+		 * another spelling of xvda10's 0x1000000a */
 		disk = (devid >> 8) & 0xfffff;
 		part = devid & 0xff;
 		if (disk >= 702)

@@ -6,6 +6,7 @@ set -eu
 . "$(dirname "$0")/lib/packages.sh"
 pkgs=(
 	build-essential pkg-config
+	clang                      # make fuzz: libFuzzer harnesses (tests/fuzz/)
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
 	libssl-dev libewf-dev      # xbd image: OpenSSL EVP hashes, E01 output
 	ewf-tools                  # ewfverify, ewfinfo, ewfexport in the image tests

@@ -275,5 +275,10 @@ void xsd_reply_error(struct request *rq, int err);
 void xsd_send_event(struct conn *c, const char *path, const char *token);
 int xsd_listen_unix(const char *path, int *out, struct stat *st);
 void xsd_conn_kill(struct sim_xenstored *xs, struct conn *c);
+/* End of a poll round: frees dead connections and released domains. */
+void xsd_reap(struct sim_xenstored *xs);
+/* Frees the store, connections and domains (not xs, dir, sock_path).
+ * Not static so that tests/fuzz/ serves requests without the thread. */
+void xsd_free_state(struct sim_xenstored *xs);
 
 #endif

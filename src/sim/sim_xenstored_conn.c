@@ -357,7 +357,7 @@ out:
 	return timeout;
 }
 
-static void reap(struct sim_xenstored *xs)
+void xsd_reap(struct sim_xenstored *xs)
 {
 	struct conn **pc = &xs->conns;
 	struct domain **pd = &xs->domains;
@@ -434,7 +434,7 @@ static void *server_main(void *arg)
 		for (c = xs->conns; c; c = c->next)
 			if (c->out && !c->dead)
 				conn_flush(xs, c);
-		reap(xs);
+		xsd_reap(xs);
 	}
 	return NULL;
 }
@@ -442,7 +442,7 @@ static void *server_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Start and stop                                                     */
 
-static void free_state(struct sim_xenstored *xs)
+void xsd_free_state(struct sim_xenstored *xs)
 {
 	size_t i;
 
@@ -537,7 +537,7 @@ fail_pipe:
 	close(xs->wake[0]);
 	close(xs->wake[1]);
 fail_state:
-	free_state(xs);
+	xsd_free_state(xs);
 	free(xs->sock_path);
 	free(xs->dir);
 	free(xs);
@@ -553,7 +553,7 @@ void sim_xenstored_stop(struct sim_xenstored *xs)
 			;
 		pthread_join(xs->thread, NULL);
 	}
-	free_state(xs);
+	xsd_free_state(xs);
 	close(xs->listen_fd);
 	remove_socket(xs);
 	close(xs->wake[0]);

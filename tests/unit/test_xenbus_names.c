@@ -34,6 +34,14 @@ int main(void)
 	CHECK(xbd_vdev_to_devid("xvda0", &d) < 0);
 	CHECK(xbd_vdev_to_devid("xvdaaa", &d) < 0);
 	CHECK(xbd_vdev_to_devid("xvda1x", &d) < 0);
+	{
+		char name[32];
+
+		/* found by tests/fuzz/fuzz_xsvalues: bits above 28 are no
+		 * other name for xvda10 */
+		CHECK(xbd_devid_to_vdev(0x3000000au, name, sizeof(name)) < 0);
+		CHECK(xbd_devid_to_vdev(0x1000000au, name, sizeof(name)) == 0);
+	}
 	CHECK(!strcmp(xbd_xenbus_state_name(XenbusStateConnected), "Connected"));
 	return check_report("test_xenbus_names");
 }
