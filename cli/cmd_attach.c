@@ -438,50 +438,10 @@ static int check_dir_free(struct attach *a)
 	return err;
 }
 
-/* DIR must be a directory of its own: mounting on a mount point would
- * stack on it (and a later unmount by path could take the wrong one),
- * and mounting on files hides them until detach, unless --nonempty
- * (FUSE's own name for it; --force is --rw's, for two writers). */
+/* DIR must be a directory of its own (cli/common.c). */
 static int check_dir_usable(struct attach *a)
 {
-	struct xbd_mount m;
-	struct dirent *de;
-	struct stat stb;
-	unsigned entries = 0;
-	DIR *d;
-
-	if (xbd_mount_dead(a->dir)) {
-		xbd_err("%s: a dead xbd mount is left there (its records are gone); `xbd detach %s` removes it",
-			a->dir, a->dir);
-		return -ENOTCONN;
-	}
-	if (stat(a->dir, &stb)) {
-		xbd_err("%s: %s", a->dir, strerror(errno));
-		return -errno;
-	}
-	if (!S_ISDIR(stb.st_mode)) {
-		xbd_err("%s: not a directory", a->dir);
-		return -ENOTDIR;
-	}
-	if (!xbd_mount_at(a->dir, &m)) {
-		xbd_err("%s: already a mount point (%s from %s); attach needs a directory of its own",
-			a->dir, m.fstype, m.source);
-		return -EBUSY;
-	}
-	d = opendir(a->dir);
-	if (!d) {
-		xbd_err("%s: %s", a->dir, strerror(errno));
-		return -errno;
-	}
-	while ((de = readdir(d)))
-		entries += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
-	closedir(d);
-	if (entries && !a->nonempty) {
-		xbd_err("%s: not empty (%u entr%s would be hidden until detach); use an empty directory, or --nonempty",
-			a->dir, entries, entries == 1 ? "y" : "ies");
-		return -ENOTEMPTY;
-	}
-	return 0;
+	return xbd_cli_mount_dir_usable(a->dir, "attach", a->nonempty);
 }
 
 /* One disk's file, control registration, image, frontend and

@@ -105,6 +105,7 @@ struct serve_opts {
 	const char *errinject;
 	bool read_only;
 	bool share_rw;         /* --share-rw: another writer is allowed */
+	bool nonempty;         /* --nonempty: mount over files in DIR */
 	bool foreground;
 	unsigned sector_size;
 	unsigned timeout_s;
@@ -129,6 +130,7 @@ static void serve_usage(void)
 	       "                 [--max-queues N] [--max-ring-order N] [--indirect-segments N]\n"
 	       "                 [--no-persistent] [--persistent-grants N] [--workers N]\n"
 	       "                 [--inject-errors SECTORS] [--no-stats] [--share-rw]\n"
+	       "                 [--nonempty]\n"
 	       "Hot-plugs FILE into VM as a disk (backend type xbd) and serves it.\n"
 	       "Returns once the VM's blkfront has connected it (within --timeout,\n"
 	       "default 30 s) and serves on in the background, its messages going to\n"
@@ -140,7 +142,9 @@ static void serve_usage(void)
 	       "--no-stats turns latency timing off (as XBD_STATS=off does); the\n"
 	       "request and error counters are kept.\n"
 	       "A writable image that another process, a loop device or any VM's\n"
-	       "backend uses is refused; --share-rw serves it anyway.\n");
+	       "backend uses is refused; --share-rw serves it anyway.\n"
+	       "--mount DIR must be an empty directory that is not a mount point\n"
+	       "(--nonempty mounts over its files, hiding them).\n");
 }
 
 /* Connected: the parent may return to the shell, systemd hears READY
@@ -410,7 +414,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 {
 	enum { O_VDEV = 256, O_OVERLAY, O_SECTOR, O_TIMEOUT, O_LOG, O_QUEUES,
 	       O_ORDER, O_INDIRECT, O_NOPERSIST, O_PGRANTS, O_WORKERS, O_ERRINJ,
-	       O_NOSTATS, O_SHARE_RW };
+	       O_NOSTATS, O_SHARE_RW, O_NONEMPTY };
 	static const struct option opts[] = {
 		{ "image", required_argument, NULL, 'i' },
 		{ "vdev", required_argument, NULL, O_VDEV },
@@ -431,6 +435,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		{ "inject-errors", required_argument, NULL, O_ERRINJ },
 		{ "no-stats", no_argument, NULL, O_NOSTATS },
 		{ "share-rw", no_argument, NULL, O_SHARE_RW },
+		{ "nonempty", no_argument, NULL, O_NONEMPTY },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -483,6 +488,7 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		case O_NOPERSIST: o->params.no_persistent = true; break;
 		case O_NOSTATS: xbd_stats_default_off(); break;
 		case O_SHARE_RW: o->share_rw = true; break;
+		case O_NONEMPTY: o->nonempty = true; break;
 		case O_SECTOR:
 			if (strcmp(optarg, "512") && strcmp(optarg, "4096")) {
 				xbd_usage_err("serve", "--sector-size: expected 512 or "
@@ -543,22 +549,15 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 		xbd_err("%s: %s", o->image, strerror(errno));
 		return 1;
 	}
-	/* a killed serve --mount leaves its FUSE mount dead on DIR
-	 * (mountinfo names it by absolute path; realpath would fail on it) */
+	/* DIR as mountinfo names it, absolute (realpath would fail on a
+	 * dead mount there, which a killed serve --mount leaves) */
 	mount_abs = o->mount;
 	if (o->mount && o->mount[0] != '/' && getcwd(cwd, sizeof(cwd)) &&
 	    snprintf(abs_mount, sizeof(abs_mount), "%s/%s", cwd, o->mount) <
 		    (int)sizeof(abs_mount))
 		mount_abs = abs_mount;
-	if (o->mount && xbd_mount_dead(mount_abs)) {
-		xbd_err("%s: a dead xbd mount is left there; `xbd detach %s` removes it",
-			o->mount, o->mount);
+	if (o->mount && xbd_cli_mount_dir_usable(mount_abs, "serve --mount", o->nonempty))
 		return 1;
-	}
-	if (o->mount && (stat(o->mount, &sb) || !S_ISDIR(sb.st_mode))) {
-		xbd_err("%s: not a directory", o->mount);
-		return 1;
-	}
 	return open_serve_log(o, log);
 }
 

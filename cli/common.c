@@ -9,14 +9,17 @@
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
+#include "xbd/mounts.h"
 #include "src/sim/sim.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void xbd_cli_init(const char *progname)
@@ -105,4 +108,55 @@ int xbd_cli_open_platform_kind(enum xbd_platform_kind kind,
 		xbd_err("Xen: %s (is this a dom0 with xenstored running?)",
 			xbd_strerror(err));
 	return err;
+}
+
+/* A DIR for a FUSE mount: refused when a dead xbd mount is left there
+ * (with the command that removes it), when it is a mount point already
+ * (stacked mounts hide each other, and a later unmount by path could
+ * take the wrong one), or when it holds files, which the mount would
+ * hide until it goes, unless nonempty (FUSE's own name for it). */
+int xbd_cli_mount_dir_usable(const char *dir, const char *cmd, bool nonempty)
+{
+	struct xbd_mount m;
+	struct dirent *de;
+	struct stat stb;
+	unsigned entries = 0;
+	DIR *d;
+
+	if (xbd_mount_dead(dir)) {
+		xbd_err("%s: a dead xbd mount is left there; `xbd detach %s` removes it",
+			dir, dir);
+		return -ENOTCONN;
+	}
+	if (stat(dir, &stb)) {
+		int err = -errno;
+
+		xbd_err("%s: %s", dir, xbd_strerror(err));
+		return err;
+	}
+	if (!S_ISDIR(stb.st_mode)) {
+		xbd_err("%s: not a directory", dir);
+		return -ENOTDIR;
+	}
+	if (!xbd_mount_at(dir, &m)) {
+		xbd_err("%s: already a mount point (%s from %s); %s needs a directory of its own",
+			dir, m.fstype, m.source, cmd);
+		return -EBUSY;
+	}
+	d = opendir(dir);
+	if (!d) {
+		int err = -errno;
+
+		xbd_err("%s: %s", dir, xbd_strerror(err));
+		return err;
+	}
+	while ((de = readdir(d)))
+		entries += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	if (entries && !nonempty) {
+		xbd_err("%s: not empty (%u entr%s would be hidden until detach); use an empty directory, or --nonempty",
+			dir, entries, entries == 1 ? "y" : "ies");
+		return -ENOTEMPTY;
+	}
+	return 0;
 }

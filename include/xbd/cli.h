@@ -48,6 +48,10 @@ int xbd_cli_open_platform_kind(enum xbd_platform_kind kind,
 /* An option's number in [min, max]; otherwise one usage line
  * "xbd: CMD: OPT: expected a number from MIN to MAX, got 'S' (see ...)"
  * and -EINVAL (the caller exits XBD_EXIT_USAGE). */
+/* A DIR for xbd's FUSE mount (attach, serve --mount), absolute: 0, or
+ * one error line and a negative errno (a dead xbd mount there, a mount
+ * point already, files in it unless nonempty). */
+int xbd_cli_mount_dir_usable(const char *dir, const char *cmd, bool nonempty);
 int xbd_cli_parse_uint_opt(const char *cmd, const char *opt, const char *s,
 			   unsigned min, unsigned max, unsigned *v);
 /* An option's byte size ("4096", "64K", "1G": xbd_parse_byte_size),

@@ -123,7 +123,7 @@ out=$("$XBD" list 2>&1); rc=$?
 out=$("$XBD" list --json 2>&1)
 [ "$out" = "[]" ] && ok "list --json: []" || fail "list --json with nothing served: $out"
 expect_error 2 "^xbd: serve: --image: expected a size such as 64M, a multiple of 512, got '12x' (see xbd serve --help)$" serve vm1 --backend null --image 12x
-expect_error 1 "not a directory" serve vm1 --image "$D/disk.raw" --mount "$D/nowhere"
+expect_error 1 "No such file or directory" serve vm1 --image "$D/disk.raw" --mount "$D/nowhere"
 expect_error 1 "^xbd: vm1: xvdb: no disk served by xbd$" detach vm1 xvdb
 expect_error 1 "^xbd: nosuchvm: no such domain$" detach nosuchvm xvdb
 
