@@ -326,6 +326,37 @@ static int detach_backend(struct xbd_platform *p, uint16_t fe_domid,
 	return -ETIMEDOUT;
 }
 
+int xbd_detach_all_served(struct xbd_platform *p)
+{
+	unsigned timeout_ms = XBD_BACKEND_DEFAULT_CLOSE_TIMEOUT_MS + DETACH_MARGIN_MS;
+	uint32_t *fes = NULL, *devids;
+	unsigned nfe = 0, ndev, i, j;
+	char dir[BE_PATH_MAX];
+	int rc = 0, err;
+
+	snprintf(dir, sizeof(dir), "/local/domain/%u/backend/%s",
+		 xbd_platform_self_domid(p), XBD_BACKEND_TYPE);
+	if (xbd_xs_directory_ids(p, dir, 0x7fef, &fes, &nfe))
+		return 0; /* nothing served */
+	for (i = 0; i < nfe; i++) {
+		snprintf(dir, sizeof(dir), "/local/domain/%u/backend/%s/%u",
+			 xbd_platform_self_domid(p), XBD_BACKEND_TYPE, fes[i]);
+		if (xbd_xs_directory_ids(p, dir, UINT32_MAX, &devids, &ndev))
+			continue;
+		for (j = 0; j < ndev; j++) {
+			err = detach_backend(p, (uint16_t)fes[i], devids[j], timeout_ms);
+			if (err && err != -ENOENT) {
+				xbd_err("%s/%u: the disk xbd serve serves could not be unplugged: %s",
+					dir, devids[j], xbd_strerror(err));
+				rc = 1;
+			}
+		}
+		free(devids);
+	}
+	free(fes);
+	return rc;
+}
+
 /* `xbd detach VM VDEV` */
 static int detach_served(const char *vm, const char *vdev, unsigned timeout_s)
 {

@@ -40,10 +40,11 @@ static void sim_usage(void)
 	       "With --owner-pid the simulator also stops when process PID exits.\n");
 }
 
-/* Every `xbd attach` on the sim at dir is detached first, as `xbd detach
- * DIR` does: stopping the sim under one would leave it orphaned, its
- * mount dead and nothing to detach it with.  1 (the sim keeps running)
- * when one cannot be, because it is in use (its users are named). */
+/* Every `xbd serve` disk on the sim at dir is unplugged and every `xbd
+ * attach` detached first, as `xbd detach` does: stopping the sim under
+ * one would leave it orphaned, its mount dead and nothing to detach it
+ * with.  1 (the sim keeps running) when one cannot be, because it is in
+ * use (its users are named). */
 static int stop_attaches(const char *dir)
 {
 	struct xbd_attach_record *e = NULL;
@@ -60,6 +61,12 @@ static int stop_attaches(const char *dir)
 		return 0; /* no sim there: xbd_sim_stop says so */
 	if (xbd_attach_records(p, NULL, &e, &n))
 		n = 0;
+	/* the disks xbd serve hot-plugged go too, as a toolstack unplugs
+	 * them, before their xenstore does */
+	if (xbd_detach_all_served(p)) {
+		xbd_err("sim stop: the simulator keeps running");
+		rc = 1;
+	}
 	xbd_platform_close(p);
 	for (i = 0; i < n && !rc; i++) {
 		bool seen = false;

@@ -73,6 +73,10 @@ extern const struct xbd_cmd xbd_cmd_detach;
 /* cli/cmd_detach.c: `xbd detach DIR` (refused while DIR is in use);
  * the exit status. */
 int xbd_detach_dir(const char *dir);
+/* cli/cmd_detach.c: every disk `xbd serve` serves from this domain,
+ * unplugged as `xbd detach VM VDEV` does; 0, or 1 when one of them is
+ * still there (each named on stderr). */
+int xbd_detach_all_served(struct xbd_platform *p);
 /* cli/cmd_detach.c: removes the nodes of disk devid that a killed
  * `xbd serve` left for domain fe_domid (*was: the process they named).
  * 1 when removed, 0 when there is nothing, or its process lives,

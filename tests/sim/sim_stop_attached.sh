@@ -24,8 +24,17 @@ fi
 	fail "the sim stopped under a busy attach"
 wait_for 10 eval '! holds "$T/mnt/xvda"' || die "dd did not finish"
 
+# a disk xbd serve hot-plugged goes too
+make_random_image "$T/served.img" 8
+"$xbd" serve vm1 --image "$T/served.img" --vdev xvdb --timeout 20 2>"$T/err" ||
+	die "serve: $(cat "$T/err")"
+serve_pid=$(xs_read "/local/domain/0/backend/xbd/$DOMID/51728/xbd-pid") ||
+	die "no xbd-pid for the served disk"
+
 "$xbd" sim stop --dir "$sim_dir" 2>"$T/err" && ok "sim stop" || fail "sim stop: $(cat "$T/err")"
 mountpoint -q "$T/mnt" && fail "the attach's mount is left" || ok "the attach was detached first"
+wait_for 10 eval '! kill -0 "$serve_pid" 2>/dev/null' && ok "the serve process went" ||
+	fail "xbd serve (pid $serve_pid) is left running"
 [ -z "$(ls /proc/[0-9]*/environ 2>/dev/null | while read -r f; do
 	tr '\0' '\n' <"$f" 2>/dev/null | grep -qx "XBD_SIM_DIR=$sim_dir" &&
 		tr '\0' ' ' <"${f%environ}cmdline" 2>/dev/null | grep -q " attach " && echo x
