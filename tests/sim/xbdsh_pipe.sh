@@ -40,7 +40,7 @@ else
 fi
 # A one-shot command with stdin at its end (cron, scripts): stdin is no
 # keyboard, so the view goes on until -n or a signal, like watch(1).
-run_timed timeout -s INT 2 "$xbdsh" --xbd-only watch vm1 -w 0.2 </dev/null
+run_timed timeout -k 3 -s INT 2 "$xbdsh" --xbd-only watch vm1 -w 0.2 </dev/null
 frames=$(grep -c '^vm1 (domain 5)' "$T/out")
 [ "$frames" -ge 3 ] && [ "$ms" -lt 4000 ] &&
 	ok "watch </dev/null: refreshed $frames times until SIGINT (rc $rc)" ||
