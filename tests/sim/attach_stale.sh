@@ -10,15 +10,6 @@ start_sim
 make_random_image "$T/disk.img" 8
 vm1_with_xvda "$T/disk.img"
 
-# attach_pid: the PID the attach records name
-attach_pid() {
-	local id
-	for id in $(xenstore-list /local/domain/0/device/xbd 2>/dev/null); do
-		xs_read "/local/domain/0/device/xbd/$id/xbd-pid" && return 0
-	done
-	return 1
-}
-
 attach vm1 "$T/mnt" || die "attach"
 pid=$(attach_pid) || die "no xbd-pid recorded"
 kill9 "$pid" attach

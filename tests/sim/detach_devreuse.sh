@@ -10,13 +10,6 @@ start_sim
 make_random_image "$T/disk.img" 8
 make_random_image "$T/served.img" 8
 vm1_with_xvda "$T/disk.img"
-attach_pid() {
-	local id
-	for id in $(xenstore-list /local/domain/0/device/xbd 2>/dev/null); do
-		xs_read "/local/domain/0/device/xbd/$id/xbd-pid" && return 0
-	done
-	return 1
-}
 serve_mounted() { grep -q " $T/mnt .* xbd:vm1:xvdb " /proc/self/mountinfo; }
 
 attach vm1 "$T/mnt" || die "attach"
