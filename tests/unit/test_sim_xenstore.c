@@ -565,7 +565,7 @@ static void test_long_directory(struct xs_handle *h)
 static void test_many_clients(void)
 {
 	struct xs_handle *hs[20];
-	char path[32], val[8];
+	char path[32], val[16];
 	unsigned int i;
 
 	for (i = 0; i < XBD_ARRAY_SIZE(hs); i++) {
