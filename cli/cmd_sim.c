@@ -26,6 +26,7 @@ static void sim_usage(void)
 {
 	printf("usage: xbd sim start [--dir DIR] [--owner-pid PID]\n"
 	       "       xbd sim stop [--dir DIR]\n"
+	       "       xbd sim status [--dir DIR] [--verbose]\n"
 	       "       xbd sim vm create NAME [--dir DIR] [--disk FILE[,VDEV]]...\n"
 	       "                         [--no-guest | -- GUEST-COMMAND [ARGS...]]\n"
 	       "       xbd sim vm list [--dir DIR]\n"
@@ -37,7 +38,9 @@ static void sim_usage(void)
 	       "it runs as the domain (XBD_SIM_DIR, XBD_SIM_DOMID set) until\n"
 	       "the domain is destroyed.  --disk gives the VM a disk served by the\n"
 	       "sim's blkback (backend/vbd), as a toolstack does.\n"
-	       "With --owner-pid the simulator also stops when process PID exits.\n");
+	       "With --owner-pid the simulator also stops when process PID exits.\n"
+	       "status shows the grants, frames and event channels each domain\n"
+	       "holds (--verbose: each one), to see what was left behind.\n");
 }
 
 /* Every `xbd serve` disk on the sim at dir is unplugged and every `xbd
@@ -171,12 +174,13 @@ static bool disk_spec_ok(const char *spec)
 
 static int cmd_sim_run(int argc, char **argv)
 {
-	enum { O_DIR = 256, O_OWNER, O_DISK, O_NO_GUEST };
+	enum { O_DIR = 256, O_OWNER, O_DISK, O_NO_GUEST, O_VERBOSE };
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "owner-pid", required_argument, NULL, O_OWNER },
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "no-guest", no_argument, NULL, O_NO_GUEST },
+		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -184,7 +188,7 @@ static int cmd_sim_run(int argc, char **argv)
 	char **guest = NULL, **words;
 	int nwords, i, c, nargs = argc;
 	unsigned ndisks = 0;
-	bool no_guest = false, vm_create_opt = false;
+	bool no_guest = false, vm_create_opt = false, verbose = false;
 	unsigned long long owner = 0;
 
 	/* Sub-commands with options of their own. */
@@ -234,6 +238,9 @@ static int cmd_sim_run(int argc, char **argv)
 			no_guest = true;
 			vm_create_opt = true;
 			break;
+		case O_VERBOSE:
+			verbose = true;
+			break;
 		case 'h':
 			sim_usage();
 			return 0;
@@ -247,7 +254,7 @@ static int cmd_sim_run(int argc, char **argv)
 	if (!dir || !*dir)
 		dir = xbd_sim_default_dir();
 	if (nwords == 0) {
-		xbd_usage_err("sim", "missing sub-command (start, stop or vm)");
+		xbd_usage_err("sim", "missing sub-command (start, stop, status or vm)");
 		return XBD_EXIT_USAGE;
 	}
 	if (!strcmp(words[0], "vm")) {
@@ -264,8 +271,10 @@ static int cmd_sim_run(int argc, char **argv)
 		      !strcmp(words[1], "list") ? "sim vm list" : "sim vm destroy";
 		words++;
 		nwords--;
-	} else if (!strcmp(words[0], "start") || !strcmp(words[0], "stop")) {
-		cmd = !strcmp(words[0], "start") ? "sim start" : "sim stop";
+	} else if (!strcmp(words[0], "start") || !strcmp(words[0], "stop") ||
+		   !strcmp(words[0], "status")) {
+		cmd = !strcmp(words[0], "start") ? "sim start" :
+		      !strcmp(words[0], "stop") ? "sim stop" : "sim status";
 	} else {
 		xbd_usage_err("sim", "unknown sub-command '%s'", words[0]);
 		return XBD_EXIT_USAGE;
@@ -273,6 +282,10 @@ static int cmd_sim_run(int argc, char **argv)
 	/* each option belongs to one sub-command (--dir to all) */
 	if (strcmp(cmd, "sim start") && misplaced) {
 		xbd_err("%s: %s is for sim start", cmd, misplaced);
+		return XBD_EXIT_USAGE;
+	}
+	if (strcmp(cmd, "sim status") && verbose) {
+		xbd_err("%s: --verbose is for sim status", cmd);
 		return XBD_EXIT_USAGE;
 	}
 	if (strcmp(cmd, "sim vm create") && (vm_create_opt || guest)) {
@@ -307,6 +320,8 @@ static int cmd_sim_run(int argc, char **argv)
 			return 1;
 		return xbd_sim_stop(dir) ? 1 : 0;
 	}
+	if (!strcmp(cmd, "sim status"))
+		return xbd_sim_status(dir, verbose, stdout) ? 1 : 0;
 	if (!strcmp(cmd, "sim vm create"))
 		return vm_create(dir, words[1], guest, no_guest, disks, ndisks);
 	if (!strcmp(cmd, "sim vm list"))
@@ -316,7 +331,7 @@ static int cmd_sim_run(int argc, char **argv)
 
 const struct xbd_cmd xbd_cmd_sim = {
 	.name = "sim",
-	.usage = "sim start|stop|vm create|list|destroy ...",
+	.usage = "sim start|stop|status|vm create|list|destroy ...",
 	.summary = "run the simulated Xen (for tests without a hypervisor)",
 	.run = cmd_sim_run,
 };

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define XBD_SIM_XS_SOCKET "xenstored.sock"
 #define XBD_SIM_CTL_SOCKET "ctl.sock"
@@ -76,6 +77,12 @@ int xbd_sim_vm_destroy(const char *dir, const char *name);
 /* Domain-0 first; free(*list). */
 int xbd_sim_vm_list(const char *dir, struct xbd_domain_info **list,
 		    unsigned *count);
+
+/* `xbd sim status` (sim_status.c): one line per live domain with the
+ * grants (mapped, ending), frames and event channel ports it holds,
+ * and one with the event FIFOs of the processes using the sim; with
+ * verbose, each of them.  Read-only.  0, or -errno with one error line. */
+int xbd_sim_status(const char *dir, bool verbose, FILE *out);
 
 /* ------------------------------------------------------------------ */
 /* The simulated guest (src/sim/sim_guest.c)                          */

@@ -49,6 +49,9 @@
  * store/ring-ref); nothing maps it in the sim. */
 #define SIM_STORE_GFN 0xfeffcu
 #define SIM_GUEST_MEMORY_KB "131072"
+/* How often what exited processes left in the hypervisor is reclaimed
+ * (the kernel does it at once; a poll period is close enough). */
+#define SIM_REAP_MS 500u
 
 extern char **environ;
 
@@ -852,6 +855,8 @@ static void daemon_teardown(struct sim_daemon *d)
 
 static void daemon_loop(struct sim_daemon *d)
 {
+	unsigned long long last_reap = 0;
+
 	while (!d->stopping) {
 		struct pollfd pfd[3] = {
 			{ .fd = d->listen_fd, .events = POLLIN },
@@ -859,13 +864,25 @@ static void daemon_loop(struct sim_daemon *d)
 			{ .fd = d->owner_fd, .events = POLLIN },
 		};
 		struct signalfd_siginfo si;
+		unsigned long long now;
+		unsigned reaped;
+		int n;
 
-		if (poll(pfd, 3, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		n = poll(pfd, 3, SIM_REAP_MS);
+		if (n < 0 && errno != EINTR) {
 			xbd_err("poll: %s", strerror(errno));
 			break;
 		}
+		now = xbd_now_ns();
+		if (now - last_reap >= SIM_REAP_MS * 1000000ull) {
+			last_reap = now;
+			reaped = sim_hv_reap(d->hv);
+			if (reaped)
+				xbd_info("reclaimed %u port(s), grant(s), map(s) and "
+					 "event FIFO(s) of exited processes", reaped);
+		}
+		if (n < 0)
+			continue;
 		while (read(d->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 			if (si.ssi_signo == SIGCHLD) {
 				reap_guests(d);

@@ -108,8 +108,10 @@ static void grant_publish(struct sim_dom_shm *s, uint32_t ref, uint64_t gen,
 	struct sim_grant *g = &s->grants[ref];
 
 	atomic_store_explicit(&g->frame, frame, memory_order_relaxed);
-	/* release: the frame (and its zeroed contents) are visible before
-	 * anyone can map the grant */
+	atomic_store_explicit(&g->owner, (uint32_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&g->mapper, 0, memory_order_relaxed);
+	/* release: the frame, owner (and the zeroed contents) are visible
+	 * before anyone can map the grant */
 	atomic_store_explicit(&g->word, grant_free_word(gen) | G_INUSE |
 				  (readonly ? G_READONLY : 0) | grantee,
 			      memory_order_release);
@@ -185,8 +187,25 @@ static void grant_put(struct sim_view *v, uint32_t ref, uint32_t frame,
 	} while (!atomic_compare_exchange_weak_explicit(&g->word, &old, new,
 							memory_order_release,
 							memory_order_relaxed));
+	if (!(new & G_MAPS))
+		/* advisory: a map racing with this makes it 0 (never reaped) */
+		atomic_store_explicit(&g->mapper, 0, memory_order_relaxed);
 	if (!(new & G_INUSE))
 		frame_free(v->shm, frame);
+}
+
+/* Records this process as the holder of a map of ref (for sim_hv_reap);
+ * a second process mapping it makes it SHARED, which is never reaped. */
+static void grant_note_mapper(struct sim_view *v, uint32_t ref)
+{
+	_Atomic uint32_t *m = &v->shm->grants[ref].mapper;
+	uint32_t me = (uint32_t)getpid(), prev = 0;
+
+	if (!atomic_compare_exchange_strong_explicit(m, &prev, me,
+						     memory_order_relaxed,
+						     memory_order_relaxed) &&
+	    prev != me)
+		atomic_store_explicit(m, SIM_MAPPER_SHARED, memory_order_relaxed);
 }
 
 /* The granter ends a grant; a mapped one lingers until its last unmap. */
@@ -382,6 +401,7 @@ int sim_map_grants(struct xbd_platform *p, uint16_t domid,
 		if ((err = grant_get(v, sp->self, refs[n], writable,
 				     &a->pages[n].frame, &a->pages[n].gen)))
 			goto fail;
+		grant_note_mapper(v, refs[n]);
 	}
 	if ((err = area_map(v, a, PROT_READ | (writable ? PROT_WRITE : 0))))
 		goto fail;
@@ -470,7 +490,43 @@ void sim_grant_drop_maps(struct sim_view *v, uint32_t ref, uint16_t grantee)
 	} while (!atomic_compare_exchange_weak_explicit(&g->word, &old, new,
 							memory_order_release,
 							memory_order_relaxed));
+	atomic_store_explicit(&g->mapper, 0, memory_order_relaxed);
 	if (!(new & G_INUSE))
 		frame_free(v->shm, atomic_load_explicit(&g->frame,
 							memory_order_relaxed));
+}
+
+bool sim_grant_reap_end(struct sim_view *v, uint32_t ref)
+{
+	uint64_t w = atomic_load_explicit(&v->shm->grants[ref].word,
+					  memory_order_relaxed);
+
+	if (!(w & G_INUSE) || (w & G_ENDING))
+		return false;
+	grant_end(v, ref, atomic_load_explicit(&v->shm->grants[ref].frame,
+					       memory_order_relaxed));
+	return true;
+}
+
+bool sim_grant_reap_maps(struct sim_view *v, uint32_t ref, uint32_t mapper)
+{
+	struct sim_grant *g = &v->shm->grants[ref];
+	uint64_t old = atomic_load_explicit(&g->word, memory_order_relaxed);
+	uint64_t new;
+
+	do {
+		if (!(old & G_INUSE) || !(old & G_MAPS) ||
+		    atomic_load_explicit(&g->mapper, memory_order_relaxed) != mapper)
+			return false;
+		new = (old & G_ENDING) ? grant_free_word(grant_gen(old))
+				       : old & ~G_MAPS;
+		/* release: as the unmaps this stands for */
+	} while (!atomic_compare_exchange_weak_explicit(&g->word, &old, new,
+							memory_order_release,
+							memory_order_relaxed));
+	atomic_store_explicit(&g->mapper, 0, memory_order_relaxed);
+	if (!(new & G_INUSE))
+		frame_free(v->shm, atomic_load_explicit(&g->frame,
+							memory_order_relaxed));
+	return true;
 }

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -446,6 +447,115 @@ void sim_hv_domain_remove(struct sim_hv *hv, uint16_t domid)
 		/* release: peers see the slot free after the files went */
 		atomic_store_explicit(&hv->domains->slot[i].word, 0,
 				      memory_order_release);
+}
+
+bool sim_pid_gone(uint32_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	if (!pid || pid > INT_MAX)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	/* "pid (comm) S ...": the state follows the last ')' */
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* Liveness of the few processes one reap pass asks about, each asked
+ * once per pass. */
+struct pid_cache {
+	unsigned n;
+	struct { uint32_t pid; bool gone; } e[64];
+};
+
+static bool cached_gone(struct pid_cache *c, uint32_t pid)
+{
+	unsigned i;
+	bool gone;
+
+	for (i = 0; i < c->n; i++)
+		if (c->e[i].pid == pid)
+			return c->e[i].gone;
+	gone = sim_pid_gone(pid);
+	if (c->n < XBD_ARRAY_SIZE(c->e)) {
+		c->e[c->n].pid = pid;
+		c->e[c->n++].gone = gone;
+	}
+	return gone;
+}
+
+/* The event FIFOs (ev-PID-SEQ) of processes that are gone. */
+static unsigned reap_fifos(struct sim_hv *hv, struct pid_cache *c)
+{
+	char path[4096];
+	struct dirent *de;
+	unsigned pid, seq, n = 0;
+	DIR *d = opendir(hv->dir);
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		if (sscanf(de->d_name, "ev-%u-%u", &pid, &seq) != 2 ||
+		    !cached_gone(c, pid))
+			continue;
+		if (!sim_path(path, sizeof(path), hv->dir, "%s", de->d_name) &&
+		    !unlink(path))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * A process that is gone cannot be racing with us over what it held,
+ * so each step below is the one its own clean-up would have done.  A
+ * pid reused by a new process between the check and the step would be
+ * mistaken for the old one; pids wrap far too slowly for that.
+ */
+unsigned sim_hv_reap(struct sim_hv *hv)
+{
+	struct pid_cache c = { 0 };
+	struct sim_view *v;
+	unsigned n = 0;
+	uint32_t i, pid;
+
+	for (v = atomic_load_explicit(&hv->views.head, memory_order_acquire); v;
+	     v = v->next) {
+		if (sim_view_dead(v))
+			continue;
+		for (i = 1; i < SIM_NR_PORTS; i++) {
+			pid = (uint32_t)(atomic_load_explicit(&v->shm->ports[i].owner,
+							      memory_order_relaxed) >> 32);
+			if (pid && cached_gone(&c, pid)) {
+				sim_port_close(&hv->views, v, i);
+				n++;
+			}
+		}
+		for (i = SIM_FIRST_GRANT; i < SIM_NR_GRANTS; i++) {
+			struct sim_grant *g = &v->shm->grants[i];
+
+			if (!(atomic_load_explicit(&g->word, memory_order_relaxed) &
+			      G_INUSE))
+				continue;
+			pid = atomic_load_explicit(&g->mapper, memory_order_relaxed);
+			if (pid && pid != SIM_MAPPER_SHARED && cached_gone(&c, pid))
+				n += sim_grant_reap_maps(v, i, pid);
+			pid = atomic_load_explicit(&g->owner, memory_order_relaxed);
+			if (pid && cached_gone(&c, pid))
+				n += sim_grant_reap_end(v, i);
+		}
+	}
+	return n + reap_fifos(hv, &c);
 }
 
 int sim_hv_alloc_unbound(struct sim_hv *hv, uint16_t domid, uint16_t remote,

@@ -36,7 +36,7 @@
 #include <stdint.h>
 
 #define SIM_MAGIC 0x4d444258u /* "XBDM" */
-#define SIM_VERSION 1u
+#define SIM_VERSION 2u
 #define SIM_PS ((size_t)XBD_PAGE_SIZE)
 #define SIM_NR_FRAMES 65536u  /* memory per domain: 256 MiB, sparse */
 #define SIM_NR_GRANTS 65536u
@@ -55,9 +55,15 @@
 #define G_GEN_SHIFT 36
 #define G_GEN_MASK ((1ull << 28) - 1)
 
+/* owner and mapper name processes, as the kernel knows who holds an
+ * evtchn, gntalloc or gntdev file: the daemon reclaims what a process
+ * that died without cleaning up held (sim_hv_reap). */
+#define SIM_MAPPER_SHARED UINT32_MAX /* mapped by several: never reaped */
 struct sim_grant {
 	_Atomic uint64_t word;
 	_Atomic uint32_t frame; /* set while RESERVED, stable while INUSE */
+	_Atomic uint32_t owner;  /* pid of the granting process; 0: none known */
+	_Atomic uint32_t mapper; /* pid of the process holding its maps */
 	uint32_t pad;
 };
 
@@ -179,6 +185,11 @@ int sim_hv_domain_add(struct sim_hv *hv, uint16_t domid, const char *name);
  * be mapped, its ports are closed (peers' become unbound) and the grants
  * it had mapped from others count as unmapped. */
 void sim_hv_domain_kill(struct sim_hv *hv, uint16_t domid);
+/* What the kernel does when a process exits: the ports, grants and
+ * grant maps of sim processes that are gone (killed, never cleaned up)
+ * are closed, ended and dropped, and their event FIFOs removed.
+ * Returns how many things were reclaimed. */
+unsigned sim_hv_reap(struct sim_hv *hv);
 /* Forgets a killed domain: its table slot and state files go. */
 void sim_hv_domain_remove(struct sim_hv *hv, uint16_t domid);
 /* An unbound port of domid for remote (e.g. the xenstore port). */
@@ -194,6 +205,9 @@ int sim_views_get(struct sim_views *vs, uint16_t domid,
 void sim_views_free(struct sim_views *vs);
 unsigned char *sim_view_mem(struct sim_view *v);
 bool sim_view_dead(struct sim_view *v);
+/* Whether process pid has exited (gone, or a zombie); a reused pid
+ * counts as alive, which only delays a reclaim. */
+bool sim_pid_gone(uint32_t pid);
 int sim_domains_alive(struct sim_domains *d, uint16_t domid);
 
 /* --- sim_grant.c --- */
@@ -211,6 +225,10 @@ int sim_unmap_grants(struct xbd_platform *p, void *addr, unsigned count);
 int sim_grant_copy(struct xbd_platform *p, struct xbd_grant_copy *segs,
 		   unsigned count);
 void sim_grant_drop_maps(struct sim_view *v, uint32_t ref, uint16_t grantee);
+/* For sim_hv_reap: ends v's grant ref for its dead granter (it lingers
+ * while mapped); drops the maps of ref held by the dead process mapper. */
+bool sim_grant_reap_end(struct sim_view *v, uint32_t ref);
+bool sim_grant_reap_maps(struct sim_view *v, uint32_t ref, uint32_t mapper);
 
 /* --- sim_evtchn.c --- */
 uint64_t sim_port_word(unsigned state, uint16_t rdom, uint32_t rport);
