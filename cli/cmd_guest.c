@@ -70,10 +70,13 @@ static void io_usage(void)
 {
 	printf("usage: xbd sim vm io VM VDEV --rw read|write|randread|randwrite\n"
 	       "           [--bs SIZE] [--qd N] [--size BYTES | --time SECONDS]\n"
-	       "           [--verify] [--pattern SEED]\n"
+	       "           [--verify] [--pattern SEED] [--flush-every N]\n"
 	       "Runs the workload inside VM's simulated guest on its disk VDEV and\n"
 	       "prints the throughput.  Writes lay down a pattern made from SEED\n"
-	       "(default 1); with --verify, reads check it and a mismatch fails.\n");
+	       "(default 1); with --verify, reads check it and a mismatch fails.\n"
+	       "--flush-every N flushes the disk after every N writes (once they\n"
+	       "have completed) and at the end, and prints \"flushed-writes W\": the\n"
+	       "first W writes are durable, even when the workload failed later.\n");
 }
 
 static int io_run(int argc, char **argv)
@@ -86,6 +89,7 @@ static int io_run(int argc, char **argv)
 		{ "time", required_argument, NULL, 't' },
 		{ "verify", no_argument, NULL, 'v' },
 		{ "pattern", required_argument, NULL, 'p' },
+		{ "flush-every", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -147,6 +151,11 @@ static int io_run(int argc, char **argv)
 			}
 			w.seed = n;
 			break;
+		case 'F':
+			if (xbd_cli_parse_uint_opt("sim vm io", "--flush-every", optarg,
+						   1, UINT32_MAX, &w.flush_every))
+				return XBD_EXIT_USAGE;
+			break;
 		case 'h':
 			io_usage();
 			return 0;
@@ -167,7 +176,13 @@ static int io_run(int argc, char **argv)
 		xbd_err("sim vm io: --rw MODE is required");
 		return XBD_EXIT_USAGE;
 	}
+	if (w.flush_every && (w.rw == XBD_WL_READ || w.rw == XBD_WL_RANDREAD)) {
+		xbd_err("sim vm io: --flush-every is for writes");
+		return XBD_EXIT_USAGE;
+	}
 	err = xbd_sim_vm_io(argv[optind], argv[optind + 1], &w, &res);
+	if (w.flush_every)
+		printf("flushed-writes %llu\n", (unsigned long long)res.flushed);
 	if (err)
 		return 1;
 	mbps = res.seconds > 0 ? (double)res.bytes / 1e6 / res.seconds : 0;

@@ -104,10 +104,17 @@ struct xbd_workload {
 	double seconds;   /* > 0: run this long instead */
 	bool verify;      /* reads check the pattern */
 	uint64_t seed;    /* of the pattern written (and checked) */
+	/* > 0: writes flush the disk after every this many writes (and at
+	 * the end), once every write issued before has completed */
+	unsigned flush_every;
 };
 
 struct xbd_workload_result {
 	uint64_t bytes, ios;
+	/* with flush_every: the writes (the first this many of the
+	 * workload's order) that a completed flush covers, even when the
+	 * workload failed later */
+	uint64_t flushed;
 	double seconds;
 	char error[160];  /* why it failed, when it did */
 };

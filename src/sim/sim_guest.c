@@ -126,7 +126,9 @@ struct wl_run {
 	struct wl_slot *slots;
 	unsigned free_head;     /* qd = none free */
 	unsigned qd, inflight;
-	uint64_t bytes, ios;
+	uint64_t bytes, ios, flushed;
+	bool flush_done;
+	int flush_err;
 	int err;
 	char error[160];
 };
@@ -176,6 +178,48 @@ static void wl_done(void *opaque, int err)
 	r->free_head = (unsigned)(s - r->slots);
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->m);
+}
+
+static void wl_flush_done(void *opaque, int err)
+{
+	struct wl_run *r = opaque;
+
+	pthread_mutex_lock(&r->m);
+	r->flush_err = err;
+	r->flush_done = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->m);
+}
+
+/* With r->m held: once every write issued so far has completed, flushes
+ * the disk; the first `issued` writes are then durable. */
+static int wl_flush(struct wl_run *r, uint64_t issued)
+{
+	int err;
+
+	while (r->inflight)
+		pthread_cond_wait(&r->cv, &r->m);
+	if (r->err)
+		return r->err;
+	r->flush_done = false;
+	pthread_mutex_unlock(&r->m);
+	err = xbd_frontend_submit(r->fe, XBD_FRONTEND_FLUSH, NULL, 0, 0, 0,
+				  wl_flush_done, r);
+	pthread_mutex_lock(&r->m);
+	while (!err && !r->flush_done)
+		pthread_cond_wait(&r->cv, &r->m);
+	if (!err)
+		err = r->flush_err;
+	if (err) {
+		if (!r->err) {
+			r->err = err;
+			snprintf(r->error, sizeof(r->error), "flush after %llu writes: %s",
+				 (unsigned long long)issued, xbd_strerror(err));
+		}
+		return err;
+	}
+	r->flushed = issued;
+	return 0;
 }
 
 int xbd_workload_run(struct xbd_frontend *fe, const struct xbd_workload *w,
@@ -236,6 +280,9 @@ int xbd_workload_run(struct xbd_frontend *fe, const struct xbd_workload *w,
 		struct wl_slot *s;
 		uint64_t block;
 
+		if (writes && w->flush_every && issued && r.flushed != issued &&
+		    issued % w->flush_every == 0 && wl_flush(&r, issued))
+			break;
 		while (!r.err && r.free_head == r.qd)
 			pthread_cond_wait(&r.cv, &r.m);
 		if (r.err || issued >= total || (deadline && xbd_now_ns() >= deadline))
@@ -270,10 +317,13 @@ int xbd_workload_run(struct xbd_frontend *fe, const struct xbd_workload *w,
 	}
 	while (r.inflight)
 		pthread_cond_wait(&r.cv, &r.m);
+	if (writes && w->flush_every && !r.err && issued > r.flushed)
+		wl_flush(&r, issued);
 	pthread_mutex_unlock(&r.m);
 	res->seconds = (double)(xbd_now_ns() - t0) / 1e9;
 	res->bytes = r.bytes;
 	res->ios = r.ios;
+	res->flushed = r.flushed;
 	err = r.err;
 	if (err)
 		snprintf(res->error, sizeof(res->error), "%s", r.error);
@@ -558,8 +608,9 @@ static void dev_put(struct guest_dev *d)
 
 /*
  * The control protocol: one request line, one answer line.
- *   io VDEV RW BS QD SIZE SECONDS VERIFY SEED
- *     -> ok BYTES IOS SECONDS | err MESSAGE
+ *   io VDEV RW BS QD SIZE SECONDS VERIFY SEED FLUSH_EVERY
+ *     -> ok BYTES IOS SECONDS FLUSHED | err FLUSHED MESSAGE
+ * (FLUSHED: the writes a completed flush covers, see xbd_workload_run)
  */
 static void handle_io(struct guest *g, int fd, char *line)
 {
@@ -569,15 +620,16 @@ static void handle_io(struct guest *g, int fd, char *line)
 	struct xbd_workload w;
 	struct xbd_frontend *fe = NULL;
 	struct guest_dev *d;
-	unsigned qd, verify;
+	unsigned qd, verify, flush_every;
 	double secs;
 	int err;
 
-	if (sscanf(line, "io %31s %15s %llu %u %llu %lf %u %llu", vdev, rw, &bs, &qd,
-		   &size, &secs, &verify, &seed) != 8 ||
+	memset(&res, 0, sizeof(res));
+	if (sscanf(line, "io %31s %15s %llu %u %llu %lf %u %llu %u", vdev, rw, &bs,
+		   &qd, &size, &secs, &verify, &seed, &flush_every) != 9 ||
 	    xbd_workload_parse_rw(rw, &w.rw) || bs > MAX_BS || !isfinite(secs) ||
 	    secs < 0 || secs > 86400) {
-		snprintf(answer, sizeof(answer), "err bad request\n");
+		snprintf(answer, sizeof(answer), "err 0 bad request\n");
 		goto reply;
 	}
 	w.bs = (uint32_t)bs;
@@ -586,21 +638,23 @@ static void handle_io(struct guest *g, int fd, char *line)
 	w.seconds = secs;
 	w.verify = verify;
 	w.seed = seed;
+	w.flush_every = flush_every;
 	d = dev_get(g, vdev, &fe);
 	if (!d) {
 		snprintf(answer, sizeof(answer),
-			 "err dom%u has no connected disk %s\n", g->domid, vdev);
+			 "err 0 dom%u has no connected disk %s\n", g->domid, vdev);
 		goto reply;
 	}
 	err = xbd_workload_run(fe, &w, &res);
 	dev_put(d);
 	if (err)
-		snprintf(answer, sizeof(answer), "err %s: %s\n", vdev,
+		snprintf(answer, sizeof(answer), "err %llu %s: %s\n",
+			 (unsigned long long)res.flushed, vdev,
 			 res.error[0] ? res.error : xbd_strerror(err));
 	else
-		snprintf(answer, sizeof(answer), "ok %llu %llu %.6f\n",
+		snprintf(answer, sizeof(answer), "ok %llu %llu %.6f %llu\n",
 			 (unsigned long long)res.bytes, (unsigned long long)res.ios,
-			 res.seconds);
+			 res.seconds, (unsigned long long)res.flushed);
 reply:
 	if (write(fd, answer, strlen(answer)) < 0) {
 		/* the client went away */
@@ -824,10 +878,10 @@ int xbd_sim_vm_io(const char *vm, const char *vdev,
 	tv.tv_sec = (time_t)(w->seconds + IO_CONNECT_WAIT_MS / 1000 + 600);
 	tv.tv_usec = 0;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	n = snprintf(req, sizeof(req), "io %s %s %u %u %llu %.3f %u %llu\n", vdev,
+	n = snprintf(req, sizeof(req), "io %s %s %u %u %llu %.3f %u %llu %u\n", vdev,
 		     xbd_workload_rw_name(w->rw), w->bs, w->qd,
 		     (unsigned long long)w->size, w->seconds, w->verify ? 1u : 0u,
-		     (unsigned long long)w->seed);
+		     (unsigned long long)w->seed, w->flush_every);
 	if (write(fd, req, (size_t)n) != n) {
 		err = -errno;
 		close(fd);
@@ -847,19 +901,27 @@ int xbd_sim_vm_io(const char *vm, const char *vdev,
 	ans[len] = 0;
 	ans[strcspn(ans, "\n")] = 0;
 	if (!strncmp(ans, "ok ", 3)) {
-		unsigned long long bytes, ios;
+		unsigned long long bytes, ios, flushed;
 
-		if (sscanf(ans + 3, "%llu %llu %lf", &bytes, &ios, &res->seconds) == 3) {
+		if (sscanf(ans + 3, "%llu %llu %lf %llu", &bytes, &ios, &res->seconds,
+			   &flushed) == 4) {
 			res->bytes = bytes;
 			res->ios = ios;
+			res->flushed = flushed;
 			return 0;
 		}
 	}
 	if (!strncmp(ans, "err ", 4)) {
-		snprintf(res->error, sizeof(res->error), "%.*s",
-			 (int)sizeof(res->error) - 1, ans + 4);
-		xbd_err("%s: %s", vm, ans + 4);
-		return strstr(ans, "verification failed") ? -EILSEQ : -EIO;
+		unsigned long long flushed;
+		int at = 0;
+
+		if (sscanf(ans + 4, "%llu %n", &flushed, &at) == 1 && at > 0) {
+			res->flushed = flushed;
+			snprintf(res->error, sizeof(res->error), "%.*s",
+				 (int)sizeof(res->error) - 1, ans + 4 + at);
+			xbd_err("%s: %s", vm, ans + 4 + at);
+			return strstr(ans, "verification failed") ? -EILSEQ : -EIO;
+		}
 	}
 	xbd_err("%s: the guest gave no answer%s", vm,
 		len ? " it could understand" : " (did it exit?)");
