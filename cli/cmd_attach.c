@@ -41,6 +41,9 @@
 #define ATTACH_MAX_DISKS 32
 #define ATTACH_GRANT_BUDGET 960u   /* of gntalloc's 1024, all disks */
 #define ATTACH_FORCE_GRACE_MS 2000 /* --force: for users to see EIO and close */
+/* a killed attach's device: for its backend to close it before the
+ * nodes go (a dead backend never does) */
+#define ATTACH_DEAD_CLOSE_MS 5000
 
 struct att_disk {
 	struct xbd_vm_disk vm;        /* the VM's disk */
@@ -114,7 +117,9 @@ void xbd_attach_remove_record(struct xbd_platform *p, const char *fe_path)
 
 	snprintf(path, sizeof(path), "%s/backend", fe_path);
 	xbd_xs_read_str(p, path, &be);
-	xbd_vbd_destroy(p, fe_path, be && !strncmp(be, "/local/domain/", 14) ? be : NULL);
+	xbd_vbd_destroy_dead(p, fe_path,
+			     be && !strncmp(be, "/local/domain/", 14) ? be : NULL,
+			     ATTACH_DEAD_CLOSE_MS);
 	free(be);
 }
 

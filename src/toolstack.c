@@ -313,6 +313,26 @@ void xbd_vbd_destroy(struct xbd_platform *p, const char *fe_path,
 	}
 }
 
+void xbd_vbd_destroy_dead(struct xbd_platform *p, const char *fe_path,
+			  const char *be_path, unsigned timeout_ms)
+{
+	unsigned long long deadline = xbd_now_ns() + timeout_ms * 1000000ull;
+	enum xenbus_state bs;
+	char path[256];
+
+	if (be_path && xbd_xs_exists(p, XBD_XS_NO_TXN, be_path)) {
+		snprintf(path, sizeof(path), "%s/online", be_path);
+		xbd_xs_write(p, XBD_XS_NO_TXN, path, "0", 1);
+		if (fe_path && xbd_xs_exists(p, XBD_XS_NO_TXN, fe_path))
+			xbd_xenbus_switch_state(p, fe_path, XenbusStateClosed);
+		while (!xbd_xenbus_read_state(p, be_path, &bs) &&
+		       bs != XenbusStateClosed && bs != XenbusStateUnknown &&
+		       xbd_now_ns() < deadline)
+			usleep(20000);
+	}
+	xbd_vbd_destroy(p, fe_path, be_path);
+}
+
 /* First xvdX whose device is free in the VM. */
 static int pick_vdev(struct xbd_platform *p, uint16_t domid, char *vdev,
 		     size_t len)

@@ -82,6 +82,13 @@ int xbd_vbd_create(struct xbd_platform *p, const struct xbd_vbd_spec *s,
  * Missing nodes are fine. */
 void xbd_vbd_destroy(struct xbd_platform *p, const char *fe_path,
 		     const char *be_path);
+/* The same for a device whose frontend died (kill -9): online 0 and
+ * the frontend Closed on its behalf first, then up to timeout_ms for
+ * the backend to say Closed, as libxl waits before removing.  Nodes
+ * removed under a backend still tearing the device down would take its
+ * late "Closed" into the next device made at the same path. */
+void xbd_vbd_destroy_dead(struct xbd_platform *p, const char *fe_path,
+			  const char *be_path, unsigned timeout_ms);
 /* Removes path if it has no children (in a transaction: a child added
  * meanwhile keeps it).  0 also when path is missing or not empty. */
 int xbd_xs_rm_if_empty(struct xbd_platform *p, const char *path);
