@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # xbd: GNU Make build.  `make` builds build/xbd and build/xbdsh;
 # `make check` rebuilds everything under ASan+UBSan in build/asan and
-# runs every test; `make check-xen` runs the real-Xen tier.
+# runs every test; `make check-xen` runs the real-Xen tier; `make soak`
+# the kill -9 soak (tests/soak/, not part of check).
 
 CC      ?= gcc
 PKGS    := fuse3 xenstore xengnttab xenevtchn xencontrol json-c blkid libcrypto libewf
@@ -56,7 +57,7 @@ BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 .PHONY: all check check-xen demo bench clean install uninstall deb tests \
-	check-sim-isolation fuzz fuzzers
+	check-sim-isolation fuzz fuzzers soak
 all: check-sim-isolation $(B)/xbd $(B)/xbdsh
 
 # Product code never includes the simulator (only the hook
@@ -134,6 +135,13 @@ check:
 
 check-xen: all
 	tests/xen/run.sh $(B)
+
+# The kill -9 soak on the sim, in the sanitizer build: SOAK_SECONDS
+# (default 600) long, SOAK_SEED repeats its choices (tests/soak/README.md).
+soak:
+	bash tests/install-deps.sh
+	$(MAKE) B=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all
+	tests/soak/run.sh build/asan
 
 demo:
 	tests/demo.sh
