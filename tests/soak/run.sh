@@ -4,7 +4,8 @@
 # SOAK_SECONDS (default 600) it repeats, in an order drawn from SOAK_SEED
 # (printed at the start; set it to repeat the choices, not the timing):
 #
-#  attach: `xbd attach` vm1's disk and read it whole through a checksum,
+#  attach: `xbd attach` vm1's disk (read-only, or --cow and written to)
+#    and read it whole through a checksum,
 #    kill -9 at a random moment the attach, the sim's blkback serving it
 #    or vm1's guest; then `xbd list` must show a dead attach dead, `xbd
 #    detach` of the dead or orphaned attach must work (or a new attach on
@@ -241,15 +242,38 @@ attach_fresh_check() {
 	fi
 	[ "$(timeout 120 sha256sum <"$T/mnt/xvda")" = "$sum" ] && ok "the new attach reads the image exactly" ||
 		fail "the new attach reads other data than the image"
+	[ "$(sha256sum <"$img")" = "$sum" ] && ok "the image was never written" ||
+		fail "the VM's image changed"
 	out=$(timeout 60 "$xbd" detach "$T/mnt" 2>&1) && ok "detach" || fail "detach: $out"
 }
 
 iteration_attach() {
 	local what out pid passes line
 	runs[attach]=$((runs[attach] + 1))
+	local mode want=$sum blk
 	pick what attach blkback guest
-	out=$(timeout 60 "$xbd" attach vm1 --mount "$T/mnt" 2>&1) || { fail "attach: $out"; return; }
+	pick mode ro cow
+	local opts=()
+	[ "$mode" = cow ] && opts=(--cow)
+	out=$(timeout 60 "$xbd" attach vm1 --mount "$T/mnt" "${opts[@]}" 2>&1) ||
+		{ fail "attach ($mode): $out"; return; }
 	pid=$(attach_pid) || { fail "no xbd-pid recorded"; return; }
+	if [ "$mode" = cow ]; then
+		# writes kept in dom0: the reads must see them, the image never
+		blk=$((RANDOM % 512))
+		head -c 65536 /dev/urandom >"$T/blk"
+		cp "$img" "$T/cow-want"
+		dd if="$T/blk" of="$T/cow-want" bs=64k seek="$blk" conv=notrunc status=none
+		want=$(sha256sum <"$T/cow-want")
+		rm -f "$T/cow-want"
+		if dd if="$T/blk" of="$T/mnt/xvda" bs=64k seek="$blk" conv=notrunc,fsync \
+			status=none 2>>"$LOG"; then
+			ok "--cow: wrote 64 KiB at block $blk"
+		else
+			fail "--cow: cannot write DIR/xvda"
+		fi
+	fi
+	note "attach $mode, killing $what"
 	read_sums "$T/mnt/xvda" "$T/sums"
 	rsleep 1200
 	case $what in
@@ -267,7 +291,7 @@ iteration_attach() {
 	passes=0
 	while read -r line; do
 		case "$line" in
-		"$sum") passes=$((passes + 1)) ;;
+		"$want") passes=$((passes + 1)) ;;
 		error*) if [ "$what" = guest ]; then
 				fail "a read failed when only the guest was killed (dd: ${line#error })"
 			else
