@@ -21,6 +21,7 @@
 #include "xbd/frontend.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
+#include "xbd/imaging.h"
 #include "xbd/mounts.h"
 #include "xbd/util.h"
 #include "xbd/xenbus.h"
@@ -112,6 +113,8 @@ void xbd_attach_remove_record(struct xbd_platform *p, const char *fe_path)
 {
 	char path[160], *be = NULL;
 
+	/* a pause the dead process made (--pause) ends with it */
+	xbd_vm_pause_undo_recorded(p, fe_path);
 	snprintf(path, sizeof(path), "%s/backend", fe_path);
 	xbd_xs_read_str(p, path, &be);
 	xbd_vbd_destroy(p, fe_path, be && !strncmp(be, "/local/domain/", 14) ? be : NULL);

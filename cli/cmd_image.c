@@ -32,7 +32,7 @@ struct imaging_cmd {
 	const char *vm_name, *vdev, *output;
 	struct xbd_image_out_opts out_opts;
 	bool want[XBD_HASH_COUNT];
-	bool verify, progress, skip_errors;
+	bool verify, progress, skip_errors, pause;
 	char report_txt[PATH_MAX], report_json[PATH_MAX];
 
 	/* state */
@@ -53,12 +53,18 @@ struct imaging_cmd {
 	char start_utc[32], end_utc[32];
 	struct xbd_imaging_result res;
 	bool verified, verify_ok;
+	struct xbd_vm_pause pst;      /* --pause */
+	bool pause_recorded;
 };
+
+/* How long --pause waits for the requests in flight to be answered. */
+#define IMAGE_PAUSE_TIMEOUT_MS 30000
 
 static void image_usage(void)
 {
 	printf("usage: xbd image VM [--disk VDEV] -o FILE [--format raw|ewf] [--sha1]\n"
-	       "                 [--force] [--verify] [--progress] [--skip-errors] [--sparse]\n"
+	       "                 [--pause] [--force] [--verify] [--progress] [--skip-errors]\n"
+	       "                 [--sparse]\n"
 	       "                 [--case-number S] [--evidence-number S] [--examiner S]\n"
 	       "                 [--description S] [--notes S]\n"
 	       "Copies one of VM's disks, read-only, through xbd's own frontend into FILE,\n"
@@ -68,6 +74,9 @@ static void image_usage(void)
 	       "  -o, --output FILE    the image; refused if it exists, unless --force\n"
 	       "  --format raw|ewf     raw (default) or EnCase E01 (FILE gets .E01)\n"
 	       "  --sha1               SHA-1 as well\n"
+	       "  --pause              pause the VM for the copy (one moment of the disk):\n"
+	       "                       it waits for the requests in flight, and the VM\n"
+	       "                       runs again at the end, on error and on SIGINT\n"
 	       "  --force              replace an existing image and its reports\n"
 	       "  --verify             read the image back and check its hashes\n"
 	       "  --progress           the progress line even when stderr is not a terminal\n"
@@ -88,7 +97,8 @@ static void image_usage(void)
 static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 {
 	enum { O_DISK = 256, O_FORMAT, O_SHA1, O_FORCE, O_VERIFY, O_PROGRESS,
-	       O_SKIP, O_SPARSE, O_CASE, O_EVIDENCE, O_EXAMINER, O_DESC, O_NOTES };
+	       O_SKIP, O_SPARSE, O_CASE, O_EVIDENCE, O_EXAMINER, O_DESC, O_NOTES,
+	       O_PAUSE };
 	static const struct option opts[] = {
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "output", required_argument, NULL, 'o' },
@@ -99,6 +109,7 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		{ "progress", no_argument, NULL, O_PROGRESS },
 		{ "skip-errors", no_argument, NULL, O_SKIP },
 		{ "sparse", no_argument, NULL, O_SPARSE },
+		{ "pause", no_argument, NULL, O_PAUSE },
 		{ "case-number", required_argument, NULL, O_CASE },
 		{ "evidence-number", required_argument, NULL, O_EVIDENCE },
 		{ "examiner", required_argument, NULL, O_EXAMINER },
@@ -133,6 +144,7 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		case O_PROGRESS: c->progress = true; break;
 		case O_SKIP: c->skip_errors = true; break;
 		case O_SPARSE: oo->sparse = true; break;
+		case O_PAUSE: c->pause = true; break;
 		case O_CASE: oo->case_number = optarg; case_meta = true; break;
 		case O_EVIDENCE: oo->evidence_number = optarg; case_meta = true; break;
 		case O_EXAMINER: oo->examiner = optarg; case_meta = true; break;
@@ -304,9 +316,22 @@ static int connect_disk(struct imaging_cmd *c)
 	return 0;
 }
 
+/* The VM runs again: our record of the pause goes first, so that a
+ * cleanup after a crash here never undoes a pause that is not ours. */
+static void unpause_vm(struct imaging_cmd *c)
+{
+	if (!c->pst.paused)
+		return;
+	if (c->pause_recorded)
+		xbd_vm_pause_unrecord(c->p, c->inst.fe_path);
+	c->pause_recorded = false;
+	xbd_vm_unpause(c->p, c->vm_name, &c->pst);
+}
+
 /* Everything connect_disk made, in reverse; safe when half done. */
 static void disconnect_disk(struct imaging_cmd *c)
 {
+	unpause_vm(c);
 	xbd_frontend_close(c->fe);
 	c->fe = NULL;
 	if (c->p) {
@@ -340,6 +365,11 @@ static bool took_signal(struct imaging_cmd *c)
 	if (sig > 0)
 		c->signal = sig;
 	return sig > 0;
+}
+
+static int stop_asked(void *arg)
+{
+	return took_signal(arg);
 }
 
 static int tick(void *arg, uint64_t done)
@@ -426,6 +456,27 @@ static void add_u64(json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_uint64(v));
 }
 
+static double secs_between(unsigned long long a, unsigned long long b)
+{
+	return b > a ? (double)(b - a) / 1e9 : 0;
+}
+
+static json_object *pause_json(const struct xbd_vm_pause *ps)
+{
+	json_object *o = json_object_new_object();
+
+	add_str(o, "paused_utc", ps->paused_utc);
+	add_str(o, "unpaused_utc", ps->unpaused_utc);
+	json_object_object_add(o, "seconds", json_object_new_double(
+		secs_between(ps->pause_ns, ps->unpause_ns)));
+	json_object_object_add(o, "idle_after_seconds", json_object_new_double(
+		secs_between(ps->pause_ns, ps->idle_ns)));
+	json_object_object_add(o, "rings_checked", json_object_new_int((int)ps->rings_checked));
+	add_str(o, "rings_unchecked", ps->unchecked[0] ? ps->unchecked : NULL);
+	json_object_object_add(o, "already_paused", json_object_new_boolean(ps->was_paused));
+	return o;
+}
+
 static json_object *report_json(struct imaging_cmd *c, const char *image)
 {
 	const struct xbd_image_out_opts *oo = &c->out_opts;
@@ -493,7 +544,8 @@ static json_object *report_json(struct imaging_cmd *c, const char *image)
 	json_object_object_add(r, "read_errors", errs);
 	json_object_object_add(r, "verified", c->verified ?
 				   json_object_new_boolean(c->verify_ok) : NULL);
-	json_object_object_add(r, "paused", json_object_new_boolean(false));
+	json_object_object_add(r, "paused", json_object_new_boolean(c->pause));
+	json_object_object_add(r, "pause", c->pause ? pause_json(&c->pst) : NULL);
 	return r;
 }
 
@@ -538,7 +590,19 @@ static void report_text(FILE *f, json_object *r, const struct imaging_cmd *c,
 			(unsigned long long)c->res.bad[i].end);
 	fprintf(f, "Verified:      %s\n", !c->verified ? "not asked (--verify)" :
 		c->verify_ok ? "yes, the image read back has the same hashes" : "NO: the image read back differs");
-	fprintf(f, "Paused:        no (the VM ran during the copy)\n");
+	if (!c->pause) {
+		fprintf(f, "Paused:        no (the VM ran during the copy)\n");
+		return;
+	}
+	fprintf(f, "Paused:        yes, from %s to %s (%.3f s); no request in flight\n"
+		   "               after %.3f s on %u ring%s%s%s\n",
+		c->pst.paused_utc, c->pst.unpaused_utc,
+		secs_between(c->pst.pause_ns, c->pst.unpause_ns),
+		secs_between(c->pst.pause_ns, c->pst.idle_ns), c->pst.rings_checked,
+		c->pst.rings_checked == 1 ? "" : "s",
+		c->pst.unchecked[0] ? "; not seen: " : "", c->pst.unchecked);
+	if (c->pst.was_paused)
+		fprintf(f, "               (it was paused before, and that pause stays)\n");
 }
 
 /* Writes NAME.tmp, then renames it: a report is whole or absent. */
@@ -669,6 +733,18 @@ static int run(struct imaging_cmd *c)
 	err = xbd_image_out_open(&c->out_opts, &c->out);
 	if (err)
 		return err;
+	if (c->pause) {
+		err = xbd_vm_pause(c->p, c->vm_name, c->domid, IMAGE_PAUSE_TIMEOUT_MS,
+				   stop_asked, c, &c->pst);
+		if (err == -EINTR)
+			xbd_err("%s: stopped by %s; the unfinished image is removed", c->output,
+				strsignal(c->signal));
+		if (err)
+			return err;
+		/* what `xbd detach` of a killed process undoes */
+		c->pause_recorded = !xbd_vm_pause_record(c->p, c->inst.fe_path, c->vm_name,
+							c->domid);
+	}
 	utc_now(c->start_utc, sizeof(c->start_utc));
 	err = copy(c);
 	disconnect_disk(c);
