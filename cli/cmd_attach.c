@@ -42,6 +42,7 @@
 #define ATTACH_MAX_DISKS 32
 #define ATTACH_GRANT_BUDGET 960u   /* of gntalloc's 1024, all disks */
 #define ATTACH_FORCE_GRACE_MS 2000 /* --force: for users to see EIO and close */
+#define ATTACH_PAUSE_TIMEOUT_MS 30000 /* --pause: for requests in flight */
 
 struct att_disk {
 	struct xbd_vm_disk vm;        /* the VM's disk */
@@ -59,6 +60,9 @@ struct attach {
 	char dir[PATH_MAX];
 	bool cow, rw, foreground;
 	bool force;                   /* --rw although the VM runs */
+	bool pause;                   /* --pause: paused while attached */
+	struct xbd_vm_pause pst;
+	const char *pause_record;     /* the frontend dir recording it */
 	bool nonempty;                /* mount over files in DIR */
 	int log_fd;                   /* the daemon's stderr; -1: /dev/null */
 	const char *wanted[ATTACH_MAX_DISKS];
@@ -78,7 +82,7 @@ struct attach {
 static void attach_usage(void)
 {
 	printf("usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw [--force]]\n"
-	       "                  [--nonempty] [--foreground | --log FILE]\n"
+	       "                  [--pause] [--nonempty] [--foreground | --log FILE]\n"
 	       "Shows VM's disks (all of them, or the --disk ones) as DIR/<vdev> and\n"
 	       "their partitions as DIR/<vdev>1, ..., read-only.\n"
 	       "  -m, --mount DIR    where the disks appear (required)\n"
@@ -87,6 +91,8 @@ static void attach_usage(void)
 	       "  --rw               writable; writes reach the VM's disk (refused\n"
 	       "                     while the VM runs with it writable)\n"
 	       "  --force            --rw all the same: two writers of one disk\n"
+	       "  --pause            pause the VM while attached (one moment of its\n"
+	       "                     disks; --rw is then no second writer)\n"
 	       "  --nonempty         mount over a DIR that holds files (they are hidden\n"
 	       "                     until detach)\n"
 	       "  -f, --foreground   serve DIR from this process until SIGTERM\n"
@@ -479,6 +485,31 @@ static void remove_files(struct attach *a)
 	}
 }
 
+/* In the first attached disk's record: what `xbd detach` undoes when
+ * this process was killed (one record, so one unpause). */
+static void record_pause(struct attach *a)
+{
+	unsigned i;
+
+	for (i = 0; i < a->ndisks && a->disks[i].skipped; i++)
+		;
+	if (i < a->ndisks &&
+	    !xbd_vm_pause_record(a->p, a->disks[i].inst.fe_path, a->vm_name, a->domid))
+		a->pause_record = a->disks[i].inst.fe_path;
+}
+
+/* The VM runs again; the record goes first, so that a crash in between
+ * leaves it paused rather than undo a pause that is not ours. */
+static void unpause_vm(struct attach *a)
+{
+	if (!a->pst.paused)
+		return;
+	if (a->pause_record)
+		xbd_vm_pause_unrecord(a->p, a->pause_record);
+	a->pause_record = NULL;
+	xbd_vm_unpause(a->p, a->vm_name, &a->pst);
+}
+
 /* Everything attach made, in reverse: safe on a half-done attach. */
 static void teardown(struct attach *a)
 {
@@ -493,6 +524,7 @@ static void teardown(struct attach *a)
 	a->fuse = NULL;
 	xbd_ctl_stop(a->ctl);
 	a->ctl = NULL;
+	unpause_vm(a);
 	for (i = 0; i < a->ndisks; i++) {
 		struct att_disk *d = &a->disks[i];
 
@@ -591,7 +623,7 @@ static int check_second_writer(struct attach *a)
 	int paused = 0;
 	bool asked = false;
 
-	if (!a->rw || a->force)
+	if (!a->rw || a->force || a->pause)
 		return 0;
 	for (i = 0; i < a->ndisks; i++) {
 		const struct xbd_vm_disk *d = &a->disks[i].vm;
@@ -610,7 +642,7 @@ static int check_second_writer(struct attach *a)
 		else
 			xbd_err("%s: %s: the VM has this disk writable and whether it is paused is unknown (%s); shut it down first, or --force",
 				a->vm_name, d->vdev, paused == -EOPNOTSUPP ?
-				"the simulated platform has no pause" :
+				"the platform cannot tell" :
 				xbd_strerror(paused));
 		return -EBUSY;
 	}
@@ -647,6 +679,13 @@ static int setup(struct attach *a)
 	err = check_second_writer(a);
 	if (err)
 		return err;
+	/* before any disk is read, even its partition table */
+	if (a->pause) {
+		err = xbd_vm_pause(a->p, a->vm_name, a->domid, ATTACH_PAUSE_TIMEOUT_MS,
+				   NULL, NULL, &a->pst);
+		if (err)
+			return err;
+	}
 	err = xbd_fuse_start(a->dir, &fo, &a->fuse);
 	if (err) {
 		xbd_err("%s: cannot mount the FUSE export: %s", a->dir, xbd_strerror(err));
@@ -654,7 +693,10 @@ static int setup(struct attach *a)
 	}
 	if (xbd_ctl_start(&a->ctl))
 		a->ctl = NULL; /* statistics are a nicety: attach anyway */
-	return attach_disks(a);
+	err = attach_disks(a);
+	if (!err && a->pst.paused)
+		record_pause(a);
+	return err;
 }
 
 /* Marks our records: the mount is off DIR, the process waits for the
@@ -757,7 +799,7 @@ static int open_log(struct attach *a, const char *log)
 /* 0: go on; -1: done (help printed); else the exit status. */
 static int parse_attach(int argc, char **argv, struct attach *a)
 {
-	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE, O_NONEMPTY };
+	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE, O_NONEMPTY, O_PAUSE };
 	static const struct option opts[] = {
 		{ "mount", required_argument, NULL, 'm' },
 		{ "disk", required_argument, NULL, O_DISK },
@@ -767,6 +809,7 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "nonempty", no_argument, NULL, O_NONEMPTY },
+		{ "pause", no_argument, NULL, O_PAUSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -810,6 +853,9 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 			break;
 		case O_NONEMPTY:
 			a->nonempty = true;
+			break;
+		case O_PAUSE:
+			a->pause = true;
 			break;
 		case 'h':
 			attach_usage();

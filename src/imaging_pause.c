@@ -227,7 +227,9 @@ int xbd_vm_pause_undo_recorded(struct xbd_platform *p, const char *dir)
 		return 0;
 	}
 	err = xbd_domain_unpause(p, (uint16_t)domid);
-	if (err && err != -ESRCH)
+	if (!err)
+		xbd_err("%s: unpaused: the pause of a killed xbd process is undone", name);
+	else if (err != -ESRCH)
 		xbd_err("%s: cannot unpause it: %s", name, xbd_strerror(err));
 	free(v);
 	return err == -ESRCH ? 0 : err ? err : 1;
