@@ -63,6 +63,8 @@ jq -e '.paused == true and (.pause.paused_utc | test("Z$")) and (.pause.unpaused
 	and .pause.seconds > 0 and .pause.rings_checked >= 1 and .pause.rings_unchecked == null
 	and .pause.already_paused == false' "$j" >/dev/null &&
 	ok "the JSON report records the pause: $(jq -c .pause "$j")" || fail "report: $(jq -c '.paused, .pause' "$j")"
+python3 "$(dirname "$0")/image_report_check.py" "$j" >"$T/schema.out" &&
+	ok "the report is valid against tests/sim/image_report.schema.json" || fail "schema: $(cat "$T/schema.out")"
 grep -q "^Paused: *yes, from .* to .*; no request in flight" "$T/p.raw.report.txt" &&
 	ok "the text report records the pause" || fail "text report: $(grep -A2 Paused "$T/p.raw.report.txt")"
 wait_for 3 no_attach_nodes &&
@@ -110,6 +112,9 @@ paused paused && ok "the admin paused vm1" || fail "sim vm pause did not pause"
 paused paused && ok "the admin's pause stays after xbd image --pause" || fail "xbd image undid the admin's pause"
 jq -e '.pause.already_paused == true' "$T/a.raw.report.json" >/dev/null &&
 	ok "the report says it was paused before" || fail "report: $(jq -c .pause "$T/a.raw.report.json")"
+j=$T/a.raw.report.json
+python3 "$(dirname "$0")/image_report_check.py" "$j" >"$T/schema.out" &&
+	ok "the report is valid against tests/sim/image_report.schema.json" || fail "schema: $(cat "$T/schema.out")"
 grep -q "paused before, and that pause stays" "$T/a.raw.report.txt" && ok "so does the text report" ||
 	fail "text report: $(grep -A2 Paused "$T/a.raw.report.txt")"
 m1=$(max_seq "$img")
