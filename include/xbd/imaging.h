@@ -79,8 +79,12 @@ struct xbd_sector_range {
 	uint64_t start, end;
 };
 
+struct xbd_image;
 struct xbd_imaging_opts {
 	struct xbd_frontend *fe;
+	/* read this image instead of fe (a snapshot of the disk's store);
+	 * fe may be NULL then.  Not closed here. */
+	struct xbd_image *src;
 	uint64_t size;               /* bytes to read from 0 */
 	unsigned sector_size;        /* the retry unit after a failed read */
 	bool want[XBD_HASH_COUNT];
@@ -142,5 +146,18 @@ void xbd_vm_pause_unrecord(struct xbd_platform *p, const char *dir);
  * then one unpause, when the domain still has that id and name.  1 when
  * unpaused, 0 when there was nothing to undo, or -errno. */
 int xbd_vm_pause_undo_recorded(struct xbd_platform *p, const char *dir);
+
+/* --snapshot (src/imaging_snapshot.c): a reflink clone of the disk's
+ * store.  Each prints one line naming `what` (VM/VDEV) and why on
+ * failure.  _store: the file to clone (a raw file, or the file behind a
+ * loop device, in this domain); -EOPNOTSUPP for other stores (LVM
+ * volumes among them).  _prepare: an unnamed file (O_TMPFILE) on the
+ * store's file system, done before the pause.  _clone: FICLONE of store
+ * into it; -EOPNOTSUPP etc. when the file system has no reflinks. */
+struct xbd_vm_disk;
+int xbd_snapshot_store(const struct xbd_vm_disk *d, uint16_t self_domid,
+		       const char *what, char *store, size_t len);
+int xbd_snapshot_prepare(const char *store, const char *what, int *fd);
+int xbd_snapshot_clone(const char *store, int fd, const char *what);
 
 #endif
