@@ -67,7 +67,7 @@ struct imaging_cmd {
 
 static void image_usage(void)
 {
-	printf("usage: xbd image VM [--disk VDEV] -o FILE [--format raw|ewf] [--sha1]\n"
+	printf("usage: xbd image VM [--disk VDEV] -o FILE [--format raw|ewf] [--sha1] [--no-md5]\n"
 	       "                 [--pause | --snapshot] [--force] [--verify] [--progress]\n"
 	       "                 [--skip-errors] [--sparse]\n"
 	       "                 [--case-number S] [--evidence-number S] [--examiner S]\n"
@@ -79,6 +79,7 @@ static void image_usage(void)
 	       "  -o, --output FILE    the image; refused if it exists, unless --force\n"
 	       "  --format raw|ewf     raw (default) or EnCase E01 (FILE gets .E01)\n"
 	       "  --sha1               SHA-1 as well\n"
+	       "  --no-md5             no MD5 (SHA-256 alone, the fastest)\n"
 	       "  --pause              pause the VM for the copy (one moment of the disk):\n"
 	       "                       it waits for the requests in flight, and the VM\n"
 	       "                       runs again at the end, on error and on SIGINT\n"
@@ -105,7 +106,7 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 {
 	enum { O_DISK = 256, O_FORMAT, O_SHA1, O_FORCE, O_VERIFY, O_PROGRESS,
 	       O_SKIP, O_SPARSE, O_CASE, O_EVIDENCE, O_EXAMINER, O_DESC, O_NOTES,
-	       O_PAUSE, O_SNAPSHOT };
+	       O_PAUSE, O_SNAPSHOT, O_NO_MD5 };
 	static const struct option opts[] = {
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "output", required_argument, NULL, 'o' },
@@ -118,6 +119,7 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		{ "sparse", no_argument, NULL, O_SPARSE },
 		{ "pause", no_argument, NULL, O_PAUSE },
 		{ "snapshot", no_argument, NULL, O_SNAPSHOT },
+		{ "no-md5", no_argument, NULL, O_NO_MD5 },
 		{ "case-number", required_argument, NULL, O_CASE },
 		{ "evidence-number", required_argument, NULL, O_EVIDENCE },
 		{ "examiner", required_argument, NULL, O_EXAMINER },
@@ -147,6 +149,7 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		case 'o': c->output = optarg; break;
 		case O_FORMAT: format = optarg; break;
 		case O_SHA1: c->want[XBD_HASH_SHA1] = true; break;
+		case O_NO_MD5: c->want[XBD_HASH_MD5] = false; break;
 		case O_FORCE: oo->force = true; break;
 		case O_VERIFY: c->verify = true; break;
 		case O_PROGRESS: c->progress = true; break;
