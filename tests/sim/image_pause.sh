@@ -142,4 +142,23 @@ st=$?
 [ ! -e "$T/int.raw" ] && [ ! -e "$T/int.raw.partial" ] && ok "SIGINT: no image left" ||
 	fail "SIGINT left: $(ls "$T" | grep int.raw)"
 wait_for 3 no_attach_nodes && ok "SIGINT: no nodes left" || fail "SIGINT: nodes left"
+
+# kill -9 mid-copy: the pause stays (nobody is left to undo it) until
+# the next xbd image or attach of the disk cleans up what the killed
+# process left, which undoes that pause (and only that one)
+"$xbd" image vm2 -o "$T/k.raw" --pause --progress 2>"$T/k.err" >/dev/null &
+pid=$!
+wait_for 20 test -e "$T/k.raw.partial" || fail "no partial image appeared"
+wait_for 5 eval '[ "$("$xbd" sim vm paused vm2)" = paused ]' || fail "vm2 not paused during the copy"
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+[ "$("$xbd" sim vm paused vm2)" = paused ] && ok "kill -9'd image --pause: vm2 stays paused" ||
+	fail "vm2 ran after the kill -9"
+"$xbd" image vm2 -o "$T/k2.raw" --force >"$T/k2.out" 2>"$T/k2.err" || fail "image after the kill -9: exit $?: $(cat "$T/k2.err" "$T/k2.out")"
+grep -q "vm2: unpaused: the pause of a killed xbd process is undone" "$T/k2.err" &&
+	ok "the next xbd image says: $(grep unpaused "$T/k2.err")" || fail "the next xbd image said: $(cat "$T/k2.err")"
+[ "$("$xbd" sim vm paused vm2)" = running ] && ok "the killed image's pause is undone" ||
+	fail "vm2 is still paused"
+wait_for 5 no_attach_nodes && ok "no nodes left after the cleanup" ||
+	fail "nodes left: $(xenstore-ls -f /local/domain/0 2>&1 | grep -E '/device/|backend/vbd/0')"
 finish
