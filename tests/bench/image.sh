@@ -106,7 +106,7 @@ e=${val[xbd-e01]:--} a=${val[ewfacquire]:--}
 need_dd=$(awk -v d="$d" 'BEGIN { if (d == "-" || d == "") print "-"; else print 2 * d }')
 need_md5=$(awk -v m="$md5_speed" 'BEGIN { if (m == "-" || m == "") print "-"; else print 0.9 * m }')
 t1="raw SHA-256 $(fmt "$s") MB/s (>= 1000)"
-t2="raw SHA-256 / dd|sha256sum $(ratio "$s" "$d") (>= 2)"
+t2="raw SHA-256 / dd+sha256sum $(ratio "$s" "$d") (>= 2)"
 t3="SHA-256+MD5 / openssl md5 $(ratio "$sm" "$md5_speed") (>= 0.90)"
 t4="E01 / ewfacquire $(ratio "$e" "$a") (>= 1)"
 echo

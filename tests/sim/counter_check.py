@@ -11,13 +11,29 @@
 # a block from another moment.
 # usage: counter_check.py IMAGE BS [REGION-BYTES]   -> prints M
 # exit 0 one moment, 1 not (first bad block named), 2 not a counter disk
+#        counter_check.py --max IMAGE BS [REGION-BYTES]
+# prints the highest stamp in the region (-1 for none), whatever the
+# rest holds: how far the guest's counter has gone on a live disk
 import struct
 import sys
 
 MAGIC = b"xbdcnt01"
 
 
+def highest(path, bs, region):
+    with open(path, "rb") as f:
+        data = f.read(region)
+    m = -1
+    for b in range(0, len(data) - bs + 1, bs):
+        if data[b:b + 8] == MAGIC:
+            m = max(m, struct.unpack_from("<Q", data, b + 8)[0])
+    return m
+
+
 def main():
+    if sys.argv[1] == "--max":
+        print(highest(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+        return 0
     path, bs = sys.argv[1], int(sys.argv[2])
     data = open(path, "rb").read()
     region = int(sys.argv[3]) if len(sys.argv) > 3 else len(data)

@@ -20,18 +20,7 @@ vm1_with_xvda "$img"
 
 paused() { [ "$("$xbd" sim vm paused vm1 2>&1)" = "$1" ]; }
 # max_seq FILE: the highest counter stamp in FILE's region, or -1
-max_seq() {
-	python3 - "$1" "$BS" "$REGION" <<'PY'
-import struct, sys
-d = open(sys.argv[1], "rb").read(int(sys.argv[3]))
-bs = int(sys.argv[2])
-m = -1
-for b in range(0, len(d), bs):
-    if d[b:b + 8] == b"xbdcnt01":
-        m = max(m, struct.unpack_from("<Q", d, b + 8)[0])
-print(m)
-PY
-}
+max_seq() { python3 "$check" --max "$1" "$BS" "$REGION"; }
 
 # the guest writes, round and round the first 16 MiB, for the whole test
 "$xbd" sim vm io vm1 xvda --rw counter --bs $BS --qd 8 --size $REGION --time 120 \
