@@ -7,8 +7,9 @@
 # hashed at leisure: the moment the image must equal.  Checks: the domU
 # is paused (xl's state) during the copy, the image's sha256 equals the
 # backing file's while paused, and the report's; the domU runs and
-# writes on afterwards; nothing is left in xenstore.
-# timeout: 500
+# writes on afterwards; nothing is left in xenstore; SIGTERM mid-copy
+# unpauses it; a pause made with `xl pause` before stays.
+# timeout: 700
 . "$(dirname "$0")/lib.sh"
 
 img=$W/disk.img
@@ -70,4 +71,30 @@ wait_for 30 eval '[ "$(file_sum)" != "$want" ]' || fail "the domU writes nothing
 echo "vm1 after the copy: $(state), writing"
 left=$(xenstore-ls -f /local/domain/0/device 2>/dev/null | grep -v '^/local/domain/0/device = ' || true)
 [ -z "$left" ] || fail "left in xenstore: $left"
+
+# SIGTERM mid-copy: the domU runs again and no image is left
+xbd image vm1 -o "$W/t.raw" --pause >/dev/null 2>"$W/t.err" &
+pid=$!
+wait_for 60 recorded || { cat "$W/t.err"; fail "the second xbd image --pause recorded no pause"; }
+is_paused || fail "vm1 not paused during the second copy: $(state)"
+kill -TERM "$pid"
+wait "$pid"
+st=$?
+[ "$st" = 143 ] || fail "SIGTERM: exit $st: $(cat "$W/t.err")"
+wait_for 10 eval '! is_paused' || fail "SIGTERM: vm1 is still paused: $(state)"
+[ ! -e "$W/t.raw" ] && [ ! -e "$W/t.raw.partial" ] || fail "SIGTERM left an image: $(ls "$W")"
+echo "SIGTERM mid-copy: exit $st, vm1 $(state)"
+
+# a pause the administrator made stays (Xen counts pauses)
+xl pause vm1 || fail "xl pause"
+admin=$(file_sum)
+xbd image vm1 -o "$W/a.raw" --pause >/dev/null 2>"$W/a.err" || fail "image of a paused domU: $(cat "$W/a.err")"
+is_paused || fail "xbd image --pause undid the administrator's pause: $(state)"
+[ "$(sha256sum < "$W/a.raw" | cut -d' ' -f1)" = "$admin" ] ||
+	fail "the image of the paused domU differs from its backing file"
+[ "$(json_val "$(cat "$W/a.raw.report.json")" already_paused)" = true ] ||
+	fail "the report does not say it was paused before"
+xl unpause vm1 || fail "xl unpause"
+wait_for 10 eval '! is_paused' || fail "vm1 stays paused after xl unpause: $(state)"
+echo "the administrator's pause stayed through xbd image --pause"
 echo "image --pause of a writing domU: sha256 $want"
