@@ -21,6 +21,7 @@
 #include "xbd/frontend.h"
 #include "xbd/fuse_export.h"
 #include "xbd/image.h"
+#include "xbd/imaging.h"
 #include "xbd/mounts.h"
 #include "xbd/util.h"
 #include "xbd/xenbus.h"
@@ -44,6 +45,7 @@
 /* a killed attach's device: for its backend to close it before the
  * nodes go (a dead backend never does) */
 #define ATTACH_DEAD_CLOSE_MS 5000
+#define ATTACH_PAUSE_TIMEOUT_MS 30000 /* --pause: for requests in flight */
 
 struct att_disk {
 	struct xbd_vm_disk vm;        /* the VM's disk */
@@ -61,6 +63,9 @@ struct attach {
 	char dir[PATH_MAX];
 	bool cow, rw, foreground;
 	bool force;                   /* --rw although the VM runs */
+	bool pause;                   /* --pause: paused while attached */
+	struct xbd_vm_pause pst;
+	const char *pause_record;     /* the frontend dir recording it */
 	bool nonempty;                /* mount over files in DIR */
 	int log_fd;                   /* the daemon's stderr; -1: /dev/null */
 	const char *wanted[ATTACH_MAX_DISKS];
@@ -80,7 +85,7 @@ struct attach {
 static void attach_usage(void)
 {
 	printf("usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw [--force]]\n"
-	       "                  [--nonempty] [--foreground | --log FILE]\n"
+	       "                  [--pause] [--nonempty] [--foreground | --log FILE]\n"
 	       "Shows VM's disks (all of them, or the --disk ones) as DIR/<vdev> and\n"
 	       "their partitions as DIR/<vdev>1, ..., read-only.\n"
 	       "  -m, --mount DIR    where the disks appear (required)\n"
@@ -89,6 +94,8 @@ static void attach_usage(void)
 	       "  --rw               writable; writes reach the VM's disk (refused\n"
 	       "                     while the VM runs with it writable)\n"
 	       "  --force            --rw all the same: two writers of one disk\n"
+	       "  --pause            pause the VM while attached (one moment of its\n"
+	       "                     disks; --rw is then no second writer)\n"
 	       "  --nonempty         mount over a DIR that holds files (they are hidden\n"
 	       "                     until detach)\n"
 	       "  -f, --foreground   serve DIR from this process until SIGTERM\n"
@@ -115,6 +122,8 @@ void xbd_attach_remove_record(struct xbd_platform *p, const char *fe_path)
 {
 	char path[160], *be = NULL;
 
+	/* a pause the dead process made (--pause) ends with it */
+	xbd_vm_pause_undo_recorded(p, fe_path);
 	snprintf(path, sizeof(path), "%s/backend", fe_path);
 	xbd_xs_read_str(p, path, &be);
 	xbd_vbd_destroy_dead(p, fe_path,
@@ -481,6 +490,31 @@ static void remove_files(struct attach *a)
 	}
 }
 
+/* In the first attached disk's record: what `xbd detach` undoes when
+ * this process was killed (one record, so one unpause). */
+static void record_pause(struct attach *a)
+{
+	unsigned i;
+
+	for (i = 0; i < a->ndisks && a->disks[i].skipped; i++)
+		;
+	if (i < a->ndisks &&
+	    !xbd_vm_pause_record(a->p, a->disks[i].inst.fe_path, a->vm_name, a->domid))
+		a->pause_record = a->disks[i].inst.fe_path;
+}
+
+/* The VM runs again; the record goes first, so that a crash in between
+ * leaves it paused rather than undo a pause that is not ours. */
+static void unpause_vm(struct attach *a)
+{
+	if (!a->pst.paused)
+		return;
+	if (a->pause_record)
+		xbd_vm_pause_unrecord(a->p, a->pause_record);
+	a->pause_record = NULL;
+	xbd_vm_unpause(a->p, a->vm_name, &a->pst);
+}
+
 /* Everything attach made, in reverse: safe on a half-done attach. */
 static void teardown(struct attach *a)
 {
@@ -495,6 +529,7 @@ static void teardown(struct attach *a)
 	a->fuse = NULL;
 	xbd_ctl_stop(a->ctl);
 	a->ctl = NULL;
+	unpause_vm(a);
 	for (i = 0; i < a->ndisks; i++) {
 		struct att_disk *d = &a->disks[i];
 
@@ -593,7 +628,7 @@ static int check_second_writer(struct attach *a)
 	int paused = 0;
 	bool asked = false;
 
-	if (!a->rw || a->force)
+	if (!a->rw || a->force || a->pause)
 		return 0;
 	for (i = 0; i < a->ndisks; i++) {
 		const struct xbd_vm_disk *d = &a->disks[i].vm;
@@ -612,7 +647,7 @@ static int check_second_writer(struct attach *a)
 		else
 			xbd_err("%s: %s: the VM has this disk writable and whether it is paused is unknown (%s); shut it down first, or --force",
 				a->vm_name, d->vdev, paused == -EOPNOTSUPP ?
-				"the simulated platform has no pause" :
+				"the platform cannot tell" :
 				xbd_strerror(paused));
 		return -EBUSY;
 	}
@@ -649,6 +684,13 @@ static int setup(struct attach *a)
 	err = check_second_writer(a);
 	if (err)
 		return err;
+	/* before any disk is read, even its partition table */
+	if (a->pause) {
+		err = xbd_vm_pause(a->p, a->vm_name, a->domid, ATTACH_PAUSE_TIMEOUT_MS,
+				   NULL, NULL, &a->pst);
+		if (err)
+			return err;
+	}
 	err = xbd_fuse_start(a->dir, &fo, &a->fuse);
 	if (err) {
 		xbd_err("%s: cannot mount the FUSE export: %s", a->dir, xbd_strerror(err));
@@ -656,7 +698,10 @@ static int setup(struct attach *a)
 	}
 	if (xbd_ctl_start(&a->ctl))
 		a->ctl = NULL; /* statistics are a nicety: attach anyway */
-	return attach_disks(a);
+	err = attach_disks(a);
+	if (!err && a->pst.paused)
+		record_pause(a);
+	return err;
 }
 
 /* Marks our records: the mount is off DIR, the process waits for the
@@ -759,7 +804,7 @@ static int open_log(struct attach *a, const char *log)
 /* 0: go on; -1: done (help printed); else the exit status. */
 static int parse_attach(int argc, char **argv, struct attach *a)
 {
-	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE, O_NONEMPTY };
+	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE, O_NONEMPTY, O_PAUSE };
 	static const struct option opts[] = {
 		{ "mount", required_argument, NULL, 'm' },
 		{ "disk", required_argument, NULL, O_DISK },
@@ -769,6 +814,7 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "nonempty", no_argument, NULL, O_NONEMPTY },
+		{ "pause", no_argument, NULL, O_PAUSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -812,6 +858,9 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 			break;
 		case O_NONEMPTY:
 			a->nonempty = true;
+			break;
+		case O_PAUSE:
+			a->pause = true;
 			break;
 		case 'h':
 			attach_usage();

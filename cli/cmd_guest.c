@@ -68,7 +68,7 @@ static int guest_run(int argc, char **argv)
 
 static void io_usage(void)
 {
-	printf("usage: xbd sim vm io VM VDEV --rw read|write|randread|randwrite\n"
+	printf("usage: xbd sim vm io VM VDEV --rw read|write|randread|randwrite|counter\n"
 	       "           [--bs SIZE] [--qd N] [--size BYTES | --time SECONDS]\n"
 	       "           [--verify] [--pattern SEED] [--flush-every N]\n"
 	       "Runs the workload inside VM's simulated guest on its disk VDEV and\n"
@@ -76,7 +76,9 @@ static void io_usage(void)
 	       "(default 1); with --verify, reads check it and a mismatch fails.\n"
 	       "--flush-every N flushes the disk after every N writes (once they\n"
 	       "have completed) and at the end, and prints \"flushed-writes W\": the\n"
-	       "first W writes are durable, even when the workload failed later.\n");
+	       "first W writes are durable, even when the workload failed later.\n"
+	       "counter writes round and round, each block stamped with its write's\n"
+	       "sequence number (see xbd_counter_fill).\n");
 }
 
 static int io_run(int argc, char **argv)
@@ -108,7 +110,7 @@ static int io_run(int argc, char **argv)
 		case 'r':
 			if (xbd_workload_parse_rw(optarg, &w.rw)) {
 				xbd_usage_err("sim vm io", "--rw: expected read, write, "
-					      "randread or randwrite, got '%s'", optarg);
+					      "randread, randwrite or counter, got '%s'", optarg);
 				return XBD_EXIT_USAGE;
 			}
 			have_rw = true;

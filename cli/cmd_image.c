@@ -12,6 +12,7 @@
 #include "xbd/cli.h"
 #include "xbd/common.h"
 #include "xbd/frontend.h"
+#include "xbd/image.h"
 #include "xbd/imaging.h"
 #include "xbd/util.h"
 #include "xbd/xenbus.h"
@@ -32,7 +33,7 @@ struct imaging_cmd {
 	const char *vm_name, *vdev, *output;
 	struct xbd_image_out_opts out_opts;
 	bool want[XBD_HASH_COUNT];
-	bool verify, progress, skip_errors;
+	bool verify, progress, skip_errors, pause, snapshot;
 	char report_txt[PATH_MAX], report_json[PATH_MAX];
 
 	/* state */
@@ -53,12 +54,22 @@ struct imaging_cmd {
 	char start_utc[32], end_utc[32];
 	struct xbd_imaging_result res;
 	bool verified, verify_ok;
+	struct xbd_vm_pause pst;      /* --pause, --snapshot */
+	bool pause_recorded;
+	char snap_store[PATH_MAX];    /* --snapshot: the file cloned */
+	char snap_utc[32];
+	int snap_fd;                  /* the clone, unnamed */
+	struct xbd_image *snap;       /* read instead of the ring */
 };
+
+/* How long --pause waits for the requests in flight to be answered. */
+#define IMAGE_PAUSE_TIMEOUT_MS 30000
 
 static void image_usage(void)
 {
-	printf("usage: xbd image VM [--disk VDEV] -o FILE [--format raw|ewf] [--sha1]\n"
-	       "                 [--force] [--verify] [--progress] [--skip-errors] [--sparse]\n"
+	printf("usage: xbd image VM [--disk VDEV] -o FILE [--format raw|ewf] [--sha1] [--no-md5]\n"
+	       "                 [--pause | --snapshot] [--force] [--verify] [--progress]\n"
+	       "                 [--skip-errors] [--sparse]\n"
 	       "                 [--case-number S] [--evidence-number S] [--examiner S]\n"
 	       "                 [--description S] [--notes S]\n"
 	       "Copies one of VM's disks, read-only, through xbd's own frontend into FILE,\n"
@@ -68,6 +79,12 @@ static void image_usage(void)
 	       "  -o, --output FILE    the image; refused if it exists, unless --force\n"
 	       "  --format raw|ewf     raw (default) or EnCase E01 (FILE gets .E01)\n"
 	       "  --sha1               SHA-1 as well\n"
+	       "  --no-md5             no MD5 (SHA-256 alone, the fastest)\n"
+	       "  --pause              pause the VM for the copy (one moment of the disk):\n"
+	       "                       it waits for the requests in flight, and the VM\n"
+	       "                       runs again at the end, on error and on SIGINT\n"
+	       "  --snapshot           pause only to clone the disk's store (a raw file\n"
+	       "                       on XFS reflink=1 or btrfs), then copy the clone\n"
 	       "  --force              replace an existing image and its reports\n"
 	       "  --verify             read the image back and check its hashes\n"
 	       "  --progress           the progress line even when stderr is not a terminal\n"
@@ -88,7 +105,8 @@ static void image_usage(void)
 static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 {
 	enum { O_DISK = 256, O_FORMAT, O_SHA1, O_FORCE, O_VERIFY, O_PROGRESS,
-	       O_SKIP, O_SPARSE, O_CASE, O_EVIDENCE, O_EXAMINER, O_DESC, O_NOTES };
+	       O_SKIP, O_SPARSE, O_CASE, O_EVIDENCE, O_EXAMINER, O_DESC, O_NOTES,
+	       O_PAUSE, O_SNAPSHOT, O_NO_MD5 };
 	static const struct option opts[] = {
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "output", required_argument, NULL, 'o' },
@@ -99,6 +117,9 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		{ "progress", no_argument, NULL, O_PROGRESS },
 		{ "skip-errors", no_argument, NULL, O_SKIP },
 		{ "sparse", no_argument, NULL, O_SPARSE },
+		{ "pause", no_argument, NULL, O_PAUSE },
+		{ "snapshot", no_argument, NULL, O_SNAPSHOT },
+		{ "no-md5", no_argument, NULL, O_NO_MD5 },
 		{ "case-number", required_argument, NULL, O_CASE },
 		{ "evidence-number", required_argument, NULL, O_EVIDENCE },
 		{ "examiner", required_argument, NULL, O_EXAMINER },
@@ -128,11 +149,14 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		case 'o': c->output = optarg; break;
 		case O_FORMAT: format = optarg; break;
 		case O_SHA1: c->want[XBD_HASH_SHA1] = true; break;
+		case O_NO_MD5: c->want[XBD_HASH_MD5] = false; break;
 		case O_FORCE: oo->force = true; break;
 		case O_VERIFY: c->verify = true; break;
 		case O_PROGRESS: c->progress = true; break;
 		case O_SKIP: c->skip_errors = true; break;
 		case O_SPARSE: oo->sparse = true; break;
+		case O_PAUSE: c->pause = true; break;
+		case O_SNAPSHOT: c->snapshot = true; break;
 		case O_CASE: oo->case_number = optarg; case_meta = true; break;
 		case O_EVIDENCE: oo->evidence_number = optarg; case_meta = true; break;
 		case O_EXAMINER: oo->examiner = optarg; case_meta = true; break;
@@ -169,6 +193,10 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 	}
 	if (case_meta && oo->format != XBD_IMAGE_EWF) {
 		xbd_usage_err("image", "the case metadata options are for --format ewf");
+		return XBD_EXIT_USAGE;
+	}
+	if (c->pause && c->snapshot) {
+		xbd_usage_err("image", "--pause (paused for the whole copy) or --snapshot (paused for the clone): one of them");
 		return XBD_EXIT_USAGE;
 	}
 	if (oo->sparse && oo->format != XBD_IMAGE_RAW) {
@@ -304,9 +332,22 @@ static int connect_disk(struct imaging_cmd *c)
 	return 0;
 }
 
+/* The VM runs again: our record of the pause goes first, so that a
+ * cleanup after a crash here never undoes a pause that is not ours. */
+static void unpause_vm(struct imaging_cmd *c)
+{
+	if (!c->pst.paused)
+		return;
+	if (c->pause_recorded)
+		xbd_vm_pause_unrecord(c->p, c->inst.fe_path);
+	c->pause_recorded = false;
+	xbd_vm_unpause(c->p, c->vm_name, &c->pst);
+}
+
 /* Everything connect_disk made, in reverse; safe when half done. */
 static void disconnect_disk(struct imaging_cmd *c)
 {
+	unpause_vm(c);
 	xbd_frontend_close(c->fe);
 	c->fe = NULL;
 	if (c->p) {
@@ -340,6 +381,11 @@ static bool took_signal(struct imaging_cmd *c)
 	if (sig > 0)
 		c->signal = sig;
 	return sig > 0;
+}
+
+static int stop_asked(void *arg)
+{
+	return took_signal(arg);
 }
 
 static int tick(void *arg, uint64_t done)
@@ -426,6 +472,27 @@ static void add_u64(json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_uint64(v));
 }
 
+static double secs_between(unsigned long long a, unsigned long long b)
+{
+	return b > a ? (double)(b - a) / 1e9 : 0;
+}
+
+static json_object *pause_json(const struct xbd_vm_pause *ps)
+{
+	json_object *o = json_object_new_object();
+
+	add_str(o, "paused_utc", ps->paused_utc);
+	add_str(o, "unpaused_utc", ps->unpaused_utc);
+	json_object_object_add(o, "seconds", json_object_new_double(
+		secs_between(ps->pause_ns, ps->unpause_ns)));
+	json_object_object_add(o, "idle_after_seconds", json_object_new_double(
+		secs_between(ps->pause_ns, ps->idle_ns)));
+	json_object_object_add(o, "rings_checked", json_object_new_int((int)ps->rings_checked));
+	add_str(o, "rings_unchecked", ps->unchecked[0] ? ps->unchecked : NULL);
+	json_object_object_add(o, "already_paused", json_object_new_boolean(ps->was_paused));
+	return o;
+}
+
 static json_object *report_json(struct imaging_cmd *c, const char *image)
 {
 	const struct xbd_image_out_opts *oo = &c->out_opts;
@@ -493,7 +560,18 @@ static json_object *report_json(struct imaging_cmd *c, const char *image)
 	json_object_object_add(r, "read_errors", errs);
 	json_object_object_add(r, "verified", c->verified ?
 				   json_object_new_boolean(c->verify_ok) : NULL);
-	json_object_object_add(r, "paused", json_object_new_boolean(false));
+	json_object_object_add(r, "paused", json_object_new_boolean(c->pause || c->snapshot));
+	json_object_object_add(r, "pause", c->pause || c->snapshot ? pause_json(&c->pst) : NULL);
+	if (c->snapshot) {
+		json_object *sn = json_object_new_object();
+
+		add_str(sn, "kind", "reflink");
+		add_str(sn, "store", c->snap_store);
+		add_str(sn, "taken_utc", c->snap_utc);
+		json_object_object_add(r, "snapshot", sn);
+	} else {
+		json_object_object_add(r, "snapshot", NULL);
+	}
 	return r;
 }
 
@@ -538,7 +616,23 @@ static void report_text(FILE *f, json_object *r, const struct imaging_cmd *c,
 			(unsigned long long)c->res.bad[i].end);
 	fprintf(f, "Verified:      %s\n", !c->verified ? "not asked (--verify)" :
 		c->verify_ok ? "yes, the image read back has the same hashes" : "NO: the image read back differs");
-	fprintf(f, "Paused:        no (the VM ran during the copy)\n");
+	if (!c->pause && !c->snapshot) {
+		fprintf(f, "Paused:        no (the VM ran during the copy)\n");
+		return;
+	}
+	if (c->snapshot)
+		fprintf(f, "Snapshot:      reflink clone of %s taken at %s; the copy\n"
+			   "               read the clone while the VM ran\n",
+			c->snap_store, c->snap_utc);
+	fprintf(f, "Paused:        yes, from %s to %s (%.3f s); no request in flight\n"
+		   "               after %.3f s on %u ring%s%s%s\n",
+		c->pst.paused_utc, c->pst.unpaused_utc,
+		secs_between(c->pst.pause_ns, c->pst.unpause_ns),
+		secs_between(c->pst.pause_ns, c->pst.idle_ns), c->pst.rings_checked,
+		c->pst.rings_checked == 1 ? "" : "s",
+		c->pst.unchecked[0] ? "; not seen: " : "", c->pst.unchecked);
+	if (c->pst.was_paused)
+		fprintf(f, "               (it was paused before, and that pause stays)\n");
 }
 
 /* Writes NAME.tmp, then renames it: a report is whole or absent. */
@@ -618,7 +712,7 @@ static int verify_image(struct imaging_cmd *c)
 static int copy(struct imaging_cmd *c)
 {
 	struct xbd_imaging_opts io = {
-		.fe = c->fe, .size = c->info.sectors * 512,
+		.fe = c->fe, .src = c->snap, .size = c->info.sectors * 512,
 		.sector_size = c->info.sector_size, .skip_errors = c->skip_errors,
 		.out = c->out, .tick = tick, .tick_arg = c,
 	};
@@ -638,6 +732,57 @@ static int copy(struct imaging_cmd *c)
 		xbd_err("%s/%s: imaging failed: %s", c->vm_name, c->disk->vdev,
 			xbd_strerror(err));
 	return err;
+}
+
+/* The VM paused, its rings idle, and the pause recorded. */
+static int pause_vm(struct imaging_cmd *c)
+{
+	int err = xbd_vm_pause(c->p, c->vm_name, c->domid, IMAGE_PAUSE_TIMEOUT_MS,
+			       stop_asked, c, &c->pst);
+
+	if (err == -EINTR)
+		xbd_err("%s: stopped by %s; the unfinished image is removed", c->output,
+			strsignal(c->signal));
+	if (err)
+		return err;
+	/* what `xbd detach` of a killed process undoes */
+	c->pause_recorded = !xbd_vm_pause_record(c->p, c->inst.fe_path, c->vm_name,
+						c->domid);
+	return 0;
+}
+
+/* --snapshot: paused only while the store is cloned; the copy then
+ * reads the clone, which has no name and goes with its descriptor. */
+static int take_snapshot(struct imaging_cmd *c)
+{
+	char what[96], fdpath[64];
+	int err;
+
+	snprintf(what, sizeof(what), "%s/%s", c->vm_name, c->disk->vdev);
+	err = xbd_snapshot_prepare(c->snap_store, what, &c->snap_fd);
+	if (err)
+		return err;
+	err = pause_vm(c);
+	if (err)
+		return err;
+	err = xbd_snapshot_clone(c->snap_store, c->snap_fd, what);
+	utc_now(c->snap_utc, sizeof(c->snap_utc));
+	unpause_vm(c);
+	if (err)
+		return err;
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", c->snap_fd);
+	err = xbd_image_open_raw(fdpath, true, &c->snap);
+	if (err) {
+		xbd_err("%s: --snapshot: cannot open the clone: %s", what, xbd_strerror(err));
+		return err;
+	}
+	if (c->snap->size < c->info.sectors * 512) {
+		xbd_err("%s: --snapshot: the clone of %s has %llu bytes, the disk %llu", what,
+			c->snap_store, (unsigned long long)c->snap->size,
+			(unsigned long long)c->info.sectors * 512);
+		return -EIO;
+	}
+	return 0;
 }
 
 static int run(struct imaging_cmd *c)
@@ -661,12 +806,27 @@ static int run(struct imaging_cmd *c)
 	err = choose_disk(c);
 	if (err)
 		return err;
+	if (c->snapshot) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "%s/%s", c->vm_name, c->disk->vdev);
+		err = xbd_snapshot_store(c->disk, xbd_platform_self_domid(c->p), what,
+					 c->snap_store, sizeof(c->snap_store));
+		if (err)
+			return err;
+	}
 	err = connect_disk(c);
 	if (err)
 		return err;
 	c->out_opts.size = c->info.sectors * 512;
 	c->out_opts.sector_size = c->info.sector_size;
 	err = xbd_image_out_open(&c->out_opts, &c->out);
+	if (err)
+		return err;
+	if (c->pause)
+		err = pause_vm(c);
+	else if (c->snapshot)
+		err = take_snapshot(c);
 	if (err)
 		return err;
 	utc_now(c->start_utc, sizeof(c->start_utc));
@@ -695,6 +855,7 @@ static int image_run(int argc, char **argv)
 	int err, k;
 
 	memset(&c, 0, sizeof(c));
+	c.snap_fd = -1;
 	xbd_attach_instance_init(&c.inst);
 	err = parse_image(argc, argv, &c);
 	if (err)
@@ -722,6 +883,10 @@ static int image_run(int argc, char **argv)
 				c.report_txt);
 	}
 	xbd_image_out_close(c.out);
+	if (c.snap)
+		xbd_image_close(c.snap);
+	if (c.snap_fd >= 0)
+		close(c.snap_fd);
 	xbd_platform_close(c.p);
 	xbd_vm_disks_free(c.disks, c.ndisks);
 	xbd_imaging_result_free(&c.res);

@@ -32,6 +32,7 @@ static void sim_usage(void)
 	       "       xbd sim vm list [--dir DIR]\n"
 	       "       xbd sim vm destroy NAME|ID [--dir DIR]\n"
 	       "       xbd sim vm io VM VDEV --rw MODE [--bs SIZE] [--qd N] ...\n"
+	       "       xbd sim vm pause|unpause|paused NAME [--dir DIR]\n"
 	       "DIR defaults to $XBD_SIM_DIR or /run/xbd-sim.  A VM's guest behaves as\n"
 	       "a Linux guest's blkfront (xbd sim guest) unless a guest command is\n"
 	       "given (--no-guest: none, a VM whose blkfront never connects);\n"
@@ -40,7 +41,8 @@ static void sim_usage(void)
 	       "sim's blkback (backend/vbd), as a toolstack does.\n"
 	       "With --owner-pid the simulator also stops when process PID exits.\n"
 	       "status shows the grants, frames and event channels each domain\n"
-	       "holds (--verbose: each one), to see what was left behind.\n");
+	       "holds (--verbose: each one), to see what was left behind.\n"
+	       "pause and unpause count as xl's do; paused prints paused or running.\n");
 }
 
 /* Every `xbd serve` disk on the sim at dir is unplugged and every `xbd
@@ -99,6 +101,41 @@ static int vm_list(const char *dir)
 		printf("%u %s\n", list[i].domid, list[i].name);
 	free(list);
 	return 0;
+}
+
+/* `vm pause|unpause|paused NAME`: what `xl pause`, `xl unpause` and
+ * `xl list`'s state column are on Xen, for tests that play the admin.
+ * paused: prints paused or running; exit status 0 or 1 alike. */
+static int vm_pause(const char *dir, int n, char **w)
+{
+	struct xbd_platform_config cfg = { .kind = XBD_PLATFORM_SIM, .sim_dir = dir };
+	struct xbd_platform *p = NULL;
+	uint16_t domid;
+	int err;
+
+	if (n != 2) {
+		xbd_usage_err("sim vm", n < 2 ? "%s: missing NAME" : "%s: unexpected argument",
+			      w[0]);
+		return XBD_EXIT_USAGE;
+	}
+	err = xbd_platform_open(&cfg, &p);
+	if (err) {
+		xbd_err("simulated Xen at %s: %s", dir, xbd_strerror(err));
+		return 1;
+	}
+	err = xbd_domain_lookup(p, w[1], &domid);
+	if (err)
+		xbd_err("%s: no such domain", w[1]);
+	else if (!strcmp(w[0], "paused") && (err = xbd_domain_paused(p, domid)) >= 0)
+		printf("%s\n", err ? "paused" : "running");
+	else if (!strcmp(w[0], "pause"))
+		err = xbd_domain_pause(p, domid);
+	else if (!strcmp(w[0], "unpause"))
+		err = xbd_domain_unpause(p, domid);
+	if (err < 0 && err != -ENOENT)
+		xbd_err("%s: %s: %s", w[1], w[0], xbd_strerror(err));
+	xbd_platform_close(p);
+	return err < 0 ? 1 : 0;
 }
 
 /* Creates the domain with its guest (by default the simulated Linux
@@ -259,9 +296,12 @@ static int cmd_sim_run(int argc, char **argv)
 	}
 	if (!strcmp(words[0], "vm")) {
 		if (nwords == 1) {
-			xbd_usage_err("sim vm", "missing sub-command (create, list, destroy or io)");
+			xbd_usage_err("sim vm", "missing sub-command (create, list, destroy, io, pause, unpause or paused)");
 			return XBD_EXIT_USAGE;
 		}
+		if (!strcmp(words[1], "pause") || !strcmp(words[1], "unpause") ||
+		    !strcmp(words[1], "paused"))
+			return vm_pause(dir, nwords - 1, words + 1);
 		if (strcmp(words[1], "create") && strcmp(words[1], "list") &&
 		    strcmp(words[1], "destroy")) {
 			xbd_usage_err("sim vm", "unknown sub-command '%s'", words[1]);

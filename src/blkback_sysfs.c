@@ -244,6 +244,20 @@ static void read_vbd(struct xbd_platform *p, uint16_t domid, uint32_t devid,
 		snprintf(v->vdev, sizeof(v->vdev), "%u", devid);
 }
 
+int xbd_vbd_select_queue(struct xbd_platform *p, struct xbd_vbd *v,
+			 unsigned q)
+{
+	char qdir[96];
+
+	if (q >= v->nr_queues)
+		return -EINVAL;
+	if (v->nr_queues == 1 && q == 0)
+		return 0; /* read_vbd read it */
+	snprintf(qdir, sizeof(qdir), "%s/queue-%u", v->frontend_path, q);
+	read_ring_refs(p, qdir, v);
+	return v->nr_ring_refs ? 0 : -ENODATA;
+}
+
 static int cmp_devid(const void *a, const void *b)
 {
 	const struct xbd_vbd *x = a, *y = b;

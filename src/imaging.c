@@ -266,7 +266,7 @@ static int reread(struct pipe *pp, struct xbd_image *img, struct slot *s)
 
 		if (!err)
 			continue;
-		if (xbd_frontend_status(o->fe))
+		if (o->fe && xbd_frontend_status(o->fe))
 			return xbd_frontend_status(o->fe);
 		if (!o->skip_errors) {
 			pp->r->stop_sector = first;
@@ -298,8 +298,11 @@ static bool submit_next(struct pipe *pp, uint64_t *next)
 	pp->in_flight++;
 	(*next)++;
 	pthread_mutex_unlock(&pp->m);
-	err = xbd_frontend_submit(pp->o->fe, XBD_FRONTEND_READ, &s->iov, 1, off,
-				  s->len, read_done, s);
+	if (pp->o->src)
+		err = xbd_image_preadv_async(pp->o->src, &s->iov, 1, off, read_done, s);
+	else
+		err = xbd_frontend_submit(pp->o->fe, XBD_FRONTEND_READ, &s->iov, 1, off,
+					  s->len, read_done, s);
 	pthread_mutex_lock(&pp->m);
 	if (err) {
 		pp->in_flight--;
@@ -452,7 +455,9 @@ int xbd_imaging_run(const struct xbd_imaging_opts *o, struct xbd_imaging_result 
 	if (!pp)
 		return -ENOMEM;
 	err = pipe_init(pp, o, r);
-	if (!err)
+	if (!err && o->src)
+		img = o->src;
+	else if (!err)
 		err = xbd_frontend_open_image(o->fe, true, &img);
 	for (i = 0; i < pp->ncons && !err; i++) {
 		err = -pthread_create(&pp->cons[i].thread, NULL, consumer_main, &pp->cons[i]);
@@ -478,7 +483,7 @@ int xbd_imaging_run(const struct xbd_imaging_opts *o, struct xbd_imaging_result 
 		if (h >= 0)
 			err = ctx_final(pp->cons[i].ctx, r->hex[h], r->digest[h]);
 	}
-	if (img)
+	if (img && img != o->src)
 		xbd_image_close(img);
 	pipe_destroy(pp);
 	free(pp);

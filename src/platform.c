@@ -271,6 +271,25 @@ int xbd_domain_paused(struct xbd_platform *p, uint16_t domid)
 	return ops->domain_paused ? ops->domain_paused(p, domid) : -EOPNOTSUPP;
 }
 
+int xbd_domain_pause(struct xbd_platform *p, uint16_t domid)
+{
+	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
+
+	/* a domain that stops itself never comes back to unpause */
+	if (domid == ops->self_domid(p) || domid >= XBD_DOMID_SELF)
+		return -EINVAL;
+	return ops->domain_pause ? ops->domain_pause(p, domid) : -EOPNOTSUPP;
+}
+
+int xbd_domain_unpause(struct xbd_platform *p, uint16_t domid)
+{
+	const struct xbd_platform_ops *ops = xbd_platform_ops_of(p);
+
+	if (domid == ops->self_domid(p) || domid >= XBD_DOMID_SELF)
+		return -EINVAL;
+	return ops->domain_unpause ? ops->domain_unpause(p, domid) : -EOPNOTSUPP;
+}
+
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value)
 {
 	return xbd_xs_read(p, XBD_XS_NO_TXN, path, value, NULL);

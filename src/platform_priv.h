@@ -85,8 +85,11 @@ struct xbd_platform_ops {
 	int (*domain_alive)(struct xbd_platform *p, uint16_t domid);
 	int (*domain_list)(struct xbd_platform *p, struct xbd_domain_info **list,
 			   unsigned *count);
-	/* May be NULL (the sim has no pause).  As xbd_domain_paused. */
+	/* May be NULL (no pause).  As xbd_domain_paused, _pause and
+	 * _unpause, which made sure domid is not ours. */
 	int (*domain_paused)(struct xbd_platform *p, uint16_t domid);
+	int (*domain_pause)(struct xbd_platform *p, uint16_t domid);
+	int (*domain_unpause)(struct xbd_platform *p, uint16_t domid);
 };
 
 /* Every implementation's platform and event channel handles start

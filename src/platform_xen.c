@@ -439,6 +439,30 @@ static int xen_domain_paused(struct xbd_platform *p, uint16_t domid)
 	return r < 0 ? r : info.paused || info.shutdown || info.dying;
 }
 
+/* XEN_DOMCTL_pausedomain: Xen counts these pauses per domain (up to
+ * 255) and returns once the vCPUs are descheduled. */
+static int xen_domain_pause(struct xbd_platform *p, uint16_t domid)
+{
+	struct xen_platform *x = xen_of(p);
+	int err = need_xc(x);
+
+	if (err)
+		return err;
+	errno = 0;
+	return xc_domain_pause(x->xc, domid) ? neg_errno() : 0;
+}
+
+static int xen_domain_unpause(struct xbd_platform *p, uint16_t domid)
+{
+	struct xen_platform *x = xen_of(p);
+	int err = need_xc(x);
+
+	if (err)
+		return err;
+	errno = 0;
+	return xc_domain_unpause(x->xc, domid) ? neg_errno() : 0;
+}
+
 static const struct xbd_platform_ops xen_ops = {
 	.name = "xen",
 	.close = xen_close,
@@ -460,6 +484,8 @@ static const struct xbd_platform_ops xen_ops = {
 	XBD_PLATFORM_XS_OPS,
 	.domain_alive = xen_domain_alive,
 	.domain_paused = xen_domain_paused,
+	.domain_pause = xen_domain_pause,
+	.domain_unpause = xen_domain_unpause,
 };
 
 int xbd_platform_xen_open(const struct xbd_platform_config *cfg,

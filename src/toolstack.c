@@ -505,8 +505,12 @@ static int pick_devid(struct xbd_platform *p, const struct xbd_vm_disk *vm,
 		snprintf(inst->fe_path, sizeof(inst->fe_path), XBD_ATTACH_FE_DIR "/%u",
 			 devid);
 		xbd_backend_path(be, sizeof(be), inst->be_domid, be_type, 0, devid);
-		if (o->clear_stale && xbd_xs_exists(p, XBD_XS_NO_TXN, inst->fe_path))
+		if (o->clear_stale && xbd_xs_exists(p, XBD_XS_NO_TXN, inst->fe_path)) {
 			o->clear_stale(p, inst->fe_path);
+			/* its backend may still be closing the dead
+			 * instance (and write its state again): another id */
+			continue;
+		}
 		if (!xbd_xs_exists(p, XBD_XS_NO_TXN, inst->fe_path) &&
 		    !xbd_xs_exists(p, XBD_XS_NO_TXN, be)) {
 			inst->devid = devid;

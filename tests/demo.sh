@@ -74,8 +74,8 @@ show "$XBDSH" stats vm1
 step "detaching"
 show "$XBD" detach "$work/vm1"
 
-step "imaging vm1's disk: raw, SHA-256 and MD5 computed while reading, verified"
-show "$XBD" image vm1 --disk xvda -o "$work/vm1-evidence.raw" --verify
+step "imaging vm1's disk, paused for one moment: raw, SHA-256 and MD5 computed while reading, verified"
+show "$XBD" image vm1 --disk xvda -o "$work/vm1-evidence.raw" --pause --verify
 show cat "$work/vm1-evidence.raw.report.txt"
 if [ "$(jq -r .hashes.sha256 "$work/vm1-evidence.raw.report.json")  -" != "$image_sum" ]; then
 	echo "demo: the reported SHA-256 is not the disk's" >&2

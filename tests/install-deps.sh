@@ -10,6 +10,7 @@ pkgs=(
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
 	libssl-dev libewf-dev      # xbd image: OpenSSL EVP hashes, E01 output
 	ewf-tools                  # ewfverify, ewfinfo, ewfexport in the image tests
+	python3-jsonschema xfsprogs # image report schema; XFS reflinks (--snapshot)
 	xenstore-utils             # xenstore-read/-write/... against the sim
 	e2fsprogs fdisk util-linux # mkfs.ext4, e2fsck, sfdisk, losetup
 	fio tmux expect jq python3 python3-prometheus-client procps psmisc

@@ -82,6 +82,12 @@ struct xbd_vbd {
 int xbd_vbd_list(struct xbd_platform *p, uint16_t domid, struct xbd_vbd **out,
 		 unsigned *count);
 
+/* Reads queue q's ring (refs, event channel) of a multi-queue disk into
+ * v, for xbd_vbd_ring_peek (xbd_vbd_list reads queue 0's).  -ENODATA
+ * when that queue published none. */
+int xbd_vbd_select_queue(struct xbd_platform *p, struct xbd_vbd *v,
+			 unsigned q);
+
 /* What a read-only look at a ring shows. */
 struct xbd_ring_peek {
 	unsigned nr_ents;

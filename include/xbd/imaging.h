@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct xbd_frontend;
+struct xbd_platform;
 
 enum xbd_hash {
 	XBD_HASH_MD5,
@@ -78,8 +79,12 @@ struct xbd_sector_range {
 	uint64_t start, end;
 };
 
+struct xbd_image;
 struct xbd_imaging_opts {
 	struct xbd_frontend *fe;
+	/* read this image instead of fe (a snapshot of the disk's store);
+	 * fe may be NULL then.  Not closed here. */
+	struct xbd_image *src;
 	uint64_t size;               /* bytes to read from 0 */
 	unsigned sector_size;        /* the retry unit after a failed read */
 	bool want[XBD_HASH_COUNT];
@@ -108,5 +113,51 @@ struct xbd_imaging_result {
  * Free the result with xbd_imaging_result_free. */
 int xbd_imaging_run(const struct xbd_imaging_opts *o, struct xbd_imaging_result *r);
 void xbd_imaging_result_free(struct xbd_imaging_result *r);
+
+/* --pause (src/imaging_pause.c): the VM paused and its rings idle, for
+ * `xbd image` and `xbd attach`. */
+struct xbd_vm_pause {
+	uint16_t domid;
+	bool paused;                 /* we hold one pause of it */
+	bool was_paused;             /* it was paused before (somebody else's) */
+	unsigned long long pause_ns, idle_ns, unpause_ns; /* xbd_now_ns() */
+	char paused_utc[32], unpaused_utc[32];
+	unsigned rings_checked;      /* rings seen idle */
+	char unchecked[256];         /* disks whose rings could not be seen, why */
+};
+/* Pauses domid (a pause of ours, counted: one the admin made stays),
+ * then waits up to timeout_ms until no request is in flight on any ring
+ * of its disks.  stop (may be NULL) is asked between looks; non-zero
+ * gives -EINTR.  On failure prints one line naming vm and leaves the
+ * VM as it was. */
+int xbd_vm_pause(struct xbd_platform *p, const char *vm, uint16_t domid,
+		 unsigned timeout_ms, int (*stop)(void *arg), void *arg,
+		 struct xbd_vm_pause *ps);
+/* Undoes xbd_vm_pause (nothing when it holds no pause). */
+int xbd_vm_unpause(struct xbd_platform *p, const char *vm, struct xbd_vm_pause *ps);
+
+/* The record of a pause beside the instance that made it (in its
+ * frontend directory dir): "DOMID NAME". */
+#define XBD_PAUSED_NODE "xbd-paused"
+int xbd_vm_pause_record(struct xbd_platform *p, const char *dir, const char *vm,
+			uint16_t domid);
+void xbd_vm_pause_unrecord(struct xbd_platform *p, const char *dir);
+/* A dead process's recorded pause undone: the record removed first,
+ * then one unpause, when the domain still has that id and name.  1 when
+ * unpaused, 0 when there was nothing to undo, or -errno. */
+int xbd_vm_pause_undo_recorded(struct xbd_platform *p, const char *dir);
+
+/* --snapshot (src/imaging_snapshot.c): a reflink clone of the disk's
+ * store.  Each prints one line naming `what` (VM/VDEV) and why on
+ * failure.  _store: the file to clone (a raw file, or the file behind a
+ * loop device, in this domain); -EOPNOTSUPP for other stores (LVM
+ * volumes among them).  _prepare: an unnamed file (O_TMPFILE) on the
+ * store's file system, done before the pause.  _clone: FICLONE of store
+ * into it; -EOPNOTSUPP etc. when the file system has no reflinks. */
+struct xbd_vm_disk;
+int xbd_snapshot_store(const struct xbd_vm_disk *d, uint16_t self_domid,
+		       const char *what, char *store, size_t len);
+int xbd_snapshot_prepare(const char *store, const char *what, int *fd);
+int xbd_snapshot_clone(const char *store, int fd, const char *what);
 
 #endif

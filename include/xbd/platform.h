@@ -171,6 +171,15 @@ int xbd_domain_list(struct xbd_platform *p, struct xbd_domain_info **list,
  * yet destroyed), 0 when it runs, -ESRCH when there is no such domain,
  * -EOPNOTSUPP when the platform cannot tell (the sim), or -errno. */
 int xbd_domain_paused(struct xbd_platform *p, uint16_t domid);
+/* Stops the domain's vCPUs, as `xl pause` does, and returns once they
+ * are stopped: from then on the guest puts nothing new on its rings.
+ * Pauses are counted (Xen's controller pause count), so each pause is
+ * undone by one unpause and a pause somebody else made stays.
+ * -ESRCH no such domain, -EINVAL our own domain, -EPERM not allowed,
+ * -EOVERFLOW too many pauses; -EOPNOTSUPP when the platform cannot. */
+int xbd_domain_pause(struct xbd_platform *p, uint16_t domid);
+/* Undoes one xbd_domain_pause; -EINVAL when the domain is not paused. */
+int xbd_domain_unpause(struct xbd_platform *p, uint16_t domid);
 
 /* Convenience wrappers over the xenstore ops (src/platform.c). */
 int xbd_xs_read_str(struct xbd_platform *p, const char *path, char **value);

@@ -58,6 +58,15 @@ const char *xbd_sim_default_dir(void); /* $XBD_SIM_DIR or /run/xbd-sim */
  * empty), or -EINVAL when it is not a domain id. */
 int xbd_sim_domid_from_env(uint16_t *domid);
 
+/* The calling guest's simulated vCPU (p acts as a guest domain): what
+ * issues the guest's I/O runs between these two.  enter waits while the
+ * domain is paused (a paused domain's vCPUs do not run) and holds a
+ * pause off until exit, so that once xbd_domain_pause returns, nothing
+ * new reaches the guest's rings.  enter: 0, or -ESRCH when the domain
+ * died meanwhile. */
+int xbd_sim_vcpu_enter(struct xbd_platform *p);
+void xbd_sim_vcpu_exit(struct xbd_platform *p);
+
 /* --- the sim daemon and its control client --- */
 /* Each prints one error line on failure and returns a negative errno. */
 /* Starts a daemon on dir (created if missing), returns once it serves;
@@ -93,6 +102,9 @@ struct xbd_frontend;
 /* A workload on one disk, in the manner of fio. */
 enum xbd_workload_rw {
 	XBD_WL_READ, XBD_WL_WRITE, XBD_WL_RANDREAD, XBD_WL_RANDWRITE,
+	/* sequential writes, round and round the region, each block
+	 * stamped with its write's sequence number (xbd_counter_fill) */
+	XBD_WL_COUNTER,
 };
 
 struct xbd_workload {
@@ -107,6 +119,9 @@ struct xbd_workload {
 	/* > 0: writes flush the disk after every this many writes (and at
 	 * the end), once every write issued before has completed */
 	unsigned flush_every;
+	/* the guest's own platform: I/O is issued only while its domain
+	 * is not paused (xbd_sim_vcpu_enter); NULL: regardless */
+	struct xbd_platform *vcpu;
 };
 
 struct xbd_workload_result {
@@ -131,6 +146,16 @@ void xbd_pattern_fill(void *buf, size_t len, uint64_t offset, uint64_t seed);
  * sector that does not. */
 long long xbd_pattern_check(const void *buf, size_t len, uint64_t offset,
 			    uint64_t seed);
+
+/* The counter pattern: write number seq (0, 1, ...) goes to block
+ * seq % blocks of the region, and each of its 512-byte sectors holds
+ * bytes 0-7 "xbdcnt01", 8-15 seq, 16-23 the block number, 24-31 the
+ * sector's number on the disk (little-endian), 32-511 the byte seq &
+ * 0xff.  A copy of the region is one moment of the guest's writes when
+ * every block holds the last write to it of seqs 0..M, M being the
+ * highest seq in the copy (and blocks beyond M none). */
+void xbd_counter_fill(void *buf, size_t len, uint64_t offset, uint64_t seq,
+		      uint64_t block);
 
 /* Runs a workload on a connected frontend.  0, or -errno with
  * res->error saying why (-EILSEQ: verification failed). */

@@ -44,6 +44,7 @@
 static const char *const rw_names[] = {
 	[XBD_WL_READ] = "read", [XBD_WL_WRITE] = "write",
 	[XBD_WL_RANDREAD] = "randread", [XBD_WL_RANDWRITE] = "randwrite",
+	[XBD_WL_COUNTER] = "counter",
 };
 
 int xbd_workload_parse_rw(const char *s, enum xbd_workload_rw *rw)
@@ -104,6 +105,21 @@ long long xbd_pattern_check(const void *buf, size_t len, uint64_t offset,
 			return (long long)i;
 	}
 	return -1;
+}
+
+void xbd_counter_fill(void *buf, size_t len, uint64_t offset, uint64_t seq,
+		      uint64_t block)
+{
+	uint8_t *p = buf;
+	size_t i;
+
+	for (i = 0; i + 512 <= len; i += 512) {
+		memcpy(p + i, "xbdcnt01", 8);
+		put_le64(p + i + 8, seq);
+		put_le64(p + i + 16, block);
+		put_le64(p + i + 24, (offset + i) / 512);
+		memset(p + i + 32, (int)(seq & 0xff), 512 - 32);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -203,8 +219,14 @@ static int wl_flush(struct wl_run *r, uint64_t issued)
 		return r->err;
 	r->flush_done = false;
 	pthread_mutex_unlock(&r->m);
-	err = xbd_frontend_submit(r->fe, XBD_FRONTEND_FLUSH, NULL, 0, 0, 0,
-				  wl_flush_done, r);
+	/* a paused domain's vCPU issues no flush either */
+	err = r->w->vcpu ? xbd_sim_vcpu_enter(r->w->vcpu) : 0;
+	if (!err) {
+		err = xbd_frontend_submit(r->fe, XBD_FRONTEND_FLUSH, NULL, 0, 0,
+					  0, wl_flush_done, r);
+		if (r->w->vcpu)
+			xbd_sim_vcpu_exit(r->w->vcpu);
+	}
 	pthread_mutex_lock(&r->m);
 	while (!err && !r->flush_done)
 		pthread_cond_wait(&r->cv, &r->m);
@@ -292,17 +314,29 @@ int xbd_workload_run(struct xbd_frontend *fe, const struct xbd_workload *w,
 		r.inflight++;
 		pthread_mutex_unlock(&r.m);
 
-		if (w->rw == XBD_WL_READ || w->rw == XBD_WL_WRITE)
-			block = issued % nblocks;
-		else
-			block = splitmix64(&rng) % nblocks;
-		issued++;
-		s->offset = block * w->bs;
-		if (writes)
-			xbd_pattern_fill(s->iov.iov_base, w->bs, s->offset, w->seed);
-		err = xbd_frontend_submit(fe, writes ? XBD_FRONTEND_WRITE
-						     : XBD_FRONTEND_READ,
-					  &s->iov, 1, s->offset, w->bs, wl_done, s);
+		/* the vCPU issues I/O only while the domain runs */
+		err = w->vcpu ? xbd_sim_vcpu_enter(w->vcpu) : 0;
+		if (!err) {
+			if (w->rw == XBD_WL_READ || w->rw == XBD_WL_WRITE ||
+			    w->rw == XBD_WL_COUNTER)
+				block = issued % nblocks;
+			else
+				block = splitmix64(&rng) % nblocks;
+			s->offset = block * w->bs;
+			if (w->rw == XBD_WL_COUNTER)
+				xbd_counter_fill(s->iov.iov_base, w->bs, s->offset,
+						 issued, block);
+			else if (writes)
+				xbd_pattern_fill(s->iov.iov_base, w->bs, s->offset,
+						 w->seed);
+			issued++;
+			err = xbd_frontend_submit(fe, writes ? XBD_FRONTEND_WRITE
+							     : XBD_FRONTEND_READ,
+						  &s->iov, 1, s->offset, w->bs,
+						  wl_done, s);
+			if (w->vcpu)
+				xbd_sim_vcpu_exit(w->vcpu);
+		}
 		pthread_mutex_lock(&r.m);
 		if (err) {
 			r.inflight--;
@@ -639,6 +673,7 @@ static void handle_io(struct guest *g, int fd, char *line)
 	w.verify = verify;
 	w.seed = seed;
 	w.flush_every = flush_every;
+	w.vcpu = g->p;
 	d = dev_get(g, vdev, &fe);
 	if (!d) {
 		snprintf(answer, sizeof(answer),

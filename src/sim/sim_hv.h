@@ -85,7 +85,12 @@ struct sim_dom_shm {
 	uint32_t magic, version, domid;
 	_Atomic uint32_t dead;
 	_Atomic uint32_t grant_hint, frame_hint;
-	uint32_t pad[10];
+	/* Pausing, as Xen's controller pause count: the domain's (sim)
+	 * vCPU issues nothing while pause_count > 0, and vcpu_busy counts
+	 * its threads between xbd_sim_vcpu_enter and _exit, which a pause
+	 * waits out, so that it is synchronous as Xen's is. */
+	_Atomic uint32_t pause_count, vcpu_busy;
+	uint32_t pad[8];
 	_Atomic uint64_t frame_used[SIM_NR_FRAMES / 64];
 	struct sim_grant grants[SIM_NR_GRANTS];
 	struct sim_port ports[SIM_NR_PORTS];

@@ -27,6 +27,100 @@ static int sim_domain_alive(struct xbd_platform *p, uint16_t domid)
 	return sim_domains_alive(sim_of(p)->domains, domid);
 }
 
+/* How long a pause waits for a guest thread inside its vCPU section
+ * (a submit waiting for a ring slot): bounded, as a guest process may
+ * be stopped or gone. */
+#define SIM_PAUSE_WAIT_MS 5000
+
+/* domid's shared state, for dom0's pause calls (a guest cannot pause
+ * another domain, as in Xen, where only the control domain may). */
+static int pause_view(struct xbd_platform *p, uint16_t domid,
+		      struct sim_view **v)
+{
+	struct sim_platform *sp = sim_of(p);
+
+	if (sp->self != 0)
+		return -EPERM;
+	if (!sim_domains_alive(sp->domains, domid))
+		return -ESRCH;
+	return sim_views_get(&sp->views, domid, v);
+}
+
+static int sim_domain_pause(struct xbd_platform *p, uint16_t domid)
+{
+	unsigned long long deadline;
+	struct sim_view *v;
+	uint32_t old;
+	int err = pause_view(p, domid, &v);
+
+	if (err)
+		return err;
+	old = atomic_load(&v->shm->pause_count);
+	do {
+		if (old >= 255)
+			return -EOVERFLOW;
+		/* seq_cst, with vcpu_enter's: either the guest sees the
+		 * pause, or we see it busy and wait for it */
+	} while (!atomic_compare_exchange_weak(&v->shm->pause_count, &old, old + 1));
+	deadline = xbd_now_ns() + SIM_PAUSE_WAIT_MS * 1000000ull;
+	while (atomic_load(&v->shm->vcpu_busy) && !sim_view_dead(v) &&
+	       xbd_now_ns() < deadline)
+		usleep(200);
+	return 0;
+}
+
+static int sim_domain_unpause(struct xbd_platform *p, uint16_t domid)
+{
+	struct sim_view *v;
+	uint32_t old;
+	int err = pause_view(p, domid, &v);
+
+	if (err)
+		return err;
+	old = atomic_load(&v->shm->pause_count);
+	do {
+		if (old == 0)
+			return -EINVAL; /* as Xen: not paused */
+	} while (!atomic_compare_exchange_weak(&v->shm->pause_count, &old, old - 1));
+	return 0;
+}
+
+static int sim_domain_paused(struct xbd_platform *p, uint16_t domid)
+{
+	struct sim_platform *sp = sim_of(p);
+	struct sim_view *v;
+	int err;
+
+	if (!sim_domains_alive(sp->domains, domid))
+		return -ESRCH;
+	err = sim_views_get(&sp->views, domid, &v);
+	if (err)
+		return err;
+	return atomic_load(&v->shm->pause_count) > 0 || sim_view_dead(v);
+}
+
+int xbd_sim_vcpu_enter(struct xbd_platform *p)
+{
+	struct sim_dom_shm *s = sim_of(p)->me->shm;
+
+	for (;;) {
+		/* seq_cst: busy is visible before we look at the pause
+		 * count (sim_domain_pause does the reverse) */
+		atomic_fetch_add(&s->vcpu_busy, 1);
+		if (!atomic_load(&s->pause_count))
+			return 0;
+		atomic_fetch_sub(&s->vcpu_busy, 1);
+		if (sim_view_dead(sim_of(p)->me))
+			return -ESRCH;
+		usleep(500);
+	}
+}
+
+void xbd_sim_vcpu_exit(struct xbd_platform *p)
+{
+	atomic_fetch_sub(&sim_of(p)->me->shm->vcpu_busy, 1);
+}
+
 static uint16_t sim_self_domid(struct xbd_platform *p)
 {
 	return sim_of(p)->self;
@@ -81,6 +175,9 @@ const struct xbd_platform_ops sim_platform_ops = {
 	.evtchn_unmask = sim_evtchn_unmask,
 	XBD_PLATFORM_XS_OPS,
 	.domain_alive = sim_domain_alive,
+	.domain_paused = sim_domain_paused,
+	.domain_pause = sim_domain_pause,
+	.domain_unpause = sim_domain_unpause,
 };
 
 int xbd_sim_domid_from_env(uint16_t *domid)

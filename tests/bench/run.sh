@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# `make bench`: runs the three benchmarks against one build and prints
-# one summary at the end.  Each benchmark prints its own table as it
+# `make bench`: runs the benchmarks (attach, serve, counters, image)
+# against one build and prints one summary at the end.  Each benchmark prints its own table as it
 # goes; its full output (single runs included) is kept in
 # BUILD/bench-logs/NAME.log.  A benchmark whose peer tool or xbd command
 # is missing says why in its rows, and the others still run.
@@ -23,7 +23,7 @@ export XBD_BENCH_SUMMARY=$logs/summary.txt
 
 echo "xbd benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r), build $B"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-for name in ${BENCH:-attach serve counters}; do
+for name in ${BENCH:-attach serve counters image}; do
 	echo
 	echo "######## $name ########"
 	bash "$here/$name.sh" "$B" 2>&1 | tee "$logs/$name.log"

@@ -4,8 +4,8 @@
 # make two writers of one disk: refused in one line naming the VM, the
 # disk and the way out, with nothing left behind; --force attaches all
 # the same and the writes reach the disk.  A disk the guest has
-# read-only is no such hazard.  (The sim has no pause: a paused VM,
-# which is allowed, can only be tested on Xen.)
+# read-only is no such hazard.  (A paused VM, which is allowed, is
+# tested in attach_pause.sh.)
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
 random_vm1 16

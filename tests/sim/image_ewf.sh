@@ -51,6 +51,8 @@ jq -e --arg s "$(sha256sum <"$img" | cut -d' ' -f1)" '
 	.image.case.case_number == "C-2026-42" and .image.case.examiner == "Ann Smith" and
 	.hashes.sha256 == $s and .verified == true' "$j" >/dev/null &&
 	ok "report: ewf, case data, SHA-256, verified" || fail "report: $(cat "$j")"
+python3 "$(dirname "$0")/image_report_check.py" "$j" >"$T/schema.out" &&
+	ok "the report is valid against tests/sim/image_report.schema.json" || fail "schema: $(cat "$T/schema.out")"
 "$xbd" image vm1 -o "$T/x" --examiner me >/dev/null 2>"$T/err"
 [ $? = 2 ] && grep -q "for --format ewf" "$T/err" && ok "case options need --format ewf" ||
 	fail "case option on raw: $(cat "$T/err")"

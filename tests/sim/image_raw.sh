@@ -47,6 +47,14 @@ if jq -e '
 else
 	fail "report JSON: $(cat "$j")"
 fi
+python3 "$(dirname "$0")/image_report_check.py" "$j" >"$T/schema.out" &&
+	ok "the report is valid against tests/sim/image_report.schema.json" || fail "schema: $(cat "$T/schema.out")"
+# the validator does reject: a hash of the wrong length, a missing domid
+jq '.hashes.sha256 = "abc" | del(.vm.domid)' "$j" >"$T/bad.json"
+python3 "$(dirname "$0")/image_report_check.py" "$T/bad.json" >"$T/schema.out"
+[ $? = 1 ] && grep -q "sha256" "$T/schema.out" && grep -q "domid" "$T/schema.out" &&
+	ok "the validator rejects a broken report: $(tr '\n' ' ' <"$T/schema.out")" ||
+	fail "broken report: $(cat "$T/schema.out")"
 grep -q "^SHA-256: *$(jq -r .hashes.sha256 "$j")" "$T/vm1.raw.report.txt" &&
 	ok "text report names the SHA-256" || fail "text report: $(cat "$T/vm1.raw.report.txt")"
 wait_for 3 no_attach_nodes && ok "no nodes left in xenstore" ||
