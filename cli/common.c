@@ -59,6 +59,18 @@ int xbd_cli_global_opt(int c, char **argv, const struct option *opts,
 	}
 }
 
+void xbd_cli_choose_run_dir(enum xbd_platform_kind kind)
+{
+	const char *env = getenv("XBD_RUN_DIR");
+	char dir[4096];
+
+	if ((env && *env) || xbd_platform_resolve(kind) != XBD_PLATFORM_SIM)
+		return;
+	if (snprintf(dir, sizeof(dir), "%s/run", xbd_sim_default_dir()) <
+	    (int)sizeof(dir))
+		setenv("XBD_RUN_DIR", dir, 1);
+}
+
 /* The first node Xen's libraries would open that we may not: a user
  * learns now, not from an "Input/output error" halfway through. */
 static const char *xen_node_denied(void)

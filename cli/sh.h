@@ -174,6 +174,10 @@ extern const char *const sh_command_names[];
 /* Which argument of a command is a VM / a disk (0: none). */
 void sh_command_args(const char *cmd, int *vm_arg, int *disk_arg);
 
+/* --- cli/sh_top.c --- */
+/* `top`: every disk of the host, refreshed; the exit status. */
+int sh_cmd_top(struct sh_ctx *ctx, int argc, char **argv);
+
 /* --- cli/sh_repl.c --- */
 /* The shell: readline on a terminal, plain lines otherwise. */
 int sh_repl(struct sh_ctx *ctx);

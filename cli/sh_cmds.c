@@ -20,7 +20,7 @@
 #define ONE_SHOT_RATE_MS 500 /* text `stats`: rates over this interval */
 
 const char *const sh_command_names[] = {
-	"help", "list", "stats", "watch", "ring", "quit", NULL,
+	"help", "list", "stats", "top", "watch", "ring", "quit", NULL,
 };
 
 static const struct {
@@ -31,6 +31,8 @@ static const struct {
 	  "counters, rates, ring and latency of each disk of VM" },
 	{ "stats [VM] --prometheus",
 	  "every disk's metrics (or VM's), Prometheus text format" },
+	{ "top [-d SECS] [-i N] [-b]",
+	  "every disk of every VM, refreshed (q quits), as xentop" },
 	{ "watch VM [-w SECONDS] [-n COUNT]",
 	  "the stats of VM, refreshed in place until a key is pressed" },
 	{ "ring VM DISK", "ring indices, free slots and requests in flight" },
@@ -519,6 +521,8 @@ static int run_command(struct sh_ctx *ctx, int argc, char **argv)
 		return cmd_stats(ctx, argc, argv, true);
 	if (!strcmp(cmd, "ring"))
 		return cmd_ring(ctx, argc, argv);
+	if (!strcmp(cmd, "top"))
+		return sh_cmd_top(ctx, argc, argv);
 	if (xbd_help_prefix && !*xbd_help_prefix)
 		xbd_err("unknown command '%s' (see help)", cmd);
 	else

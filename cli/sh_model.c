@@ -749,41 +749,6 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 			 v->backend_domid);
 }
 
-struct extra_devs {
-	struct sh_sample *s;
-	const struct sh_vm *vm;
-	bool xbd_only;
-	bool with_ring;
-	int err;
-};
-
-/* xbd devices not found through xenstore: every device in --xbd-only
- * mode; otherwise attach devices, and served devices xenstore does not
- * (yet) show. */
-static void add_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
-{
-	struct extra_devs *e = arg;
-	const char *role = xbd_ctl_get_str(dev, "role");
-	struct sh_disk *d;
-	uint16_t domid;
-	unsigned i;
-
-	if (!dev_domid(dev, &domid) || domid != e->vm->domid || e->err)
-		return;
-	if (!e->xbd_only && role && !strcmp(role, "serve")) {
-		for (i = 0; i < e->s->n; i++)
-			if (e->s->disks[i].xbd_pid == pid &&
-			    e->s->disks[i].devid ==
-			    (uint32_t)xbd_ctl_get_u64(dev, "devid", NULL))
-				return;
-	}
-	e->err = add_disk(e->s, &d);
-	if (e->err)
-		return;
-	fill_identity_from_xbd(d, dev);
-	fill_from_xbd(d, dev, pid, e->with_ring);
-}
-
 struct attach_match {
 	const char *frontend_path;
 	bool found;
@@ -813,11 +778,59 @@ static bool is_attach_frontend(const struct sh_xbd *x, const struct xbd_vbd *v)
 	return m.found;
 }
 
+struct extra_devs {
+	const struct sh_xbd *x;
+	struct sh_sample *s;
+	const struct sh_vm *vm;
+	bool xbd_only;
+	bool with_ring;
+	int err;
+};
+
+/* xbd devices not found through xenstore: every device in --xbd-only
+ * mode; otherwise attach devices, and served devices xenstore does not
+ * (yet) show. */
+static void add_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
+{
+	struct extra_devs *e = arg;
+	const char *role = xbd_ctl_get_str(dev, "role");
+	struct sh_disk *d;
+	uint16_t domid;
+	unsigned i;
+
+	if (!dev_domid(dev, &domid) || domid != e->vm->domid || e->err)
+		return;
+	if (role && !strcmp(role, "serve")) {
+		struct attach_match m = {
+			.frontend_path = xbd_ctl_get_str(dev, "frontend_path"),
+		};
+
+		/* the backend of an attach's frontend: the attach is the disk */
+		if (m.frontend_path) {
+			for_each_dev(e->x, match_attach, &m);
+			if (m.found)
+				return;
+		}
+	}
+	if (!e->xbd_only && role && !strcmp(role, "serve")) {
+		for (i = 0; i < e->s->n; i++)
+			if (e->s->disks[i].xbd_pid == pid &&
+			    e->s->disks[i].devid ==
+			    (uint32_t)xbd_ctl_get_u64(dev, "devid", NULL))
+				return;
+	}
+	e->err = add_disk(e->s, &d);
+	if (e->err)
+		return;
+	fill_identity_from_xbd(d, dev);
+	fill_from_xbd(d, dev, pid, e->with_ring);
+}
+
 int sh_sample_take(struct sh_ctx *ctx, const struct sh_xbd *x,
 		   const struct sh_vm *vm, bool with_ring, struct sh_sample *s)
 {
 	struct extra_devs e = {
-		.s = s, .vm = vm, .xbd_only = ctx->xbd_only,
+		.x = x, .s = s, .vm = vm, .xbd_only = ctx->xbd_only,
 		.with_ring = with_ring,
 	};
 	struct xbd_platform *p = NULL;

@@ -119,6 +119,10 @@ int main(int argc, char **argv)
 		if (r >= 0)
 			return r;
 	}
+	/* not for `xbd sim`, whose --dir names the sim: the processes it
+	 * starts choose theirs, with $XBD_SIM_DIR set */
+	if (optind < argc && strcmp(argv[optind], "sim"))
+		xbd_cli_choose_run_dir(xbd_cli_platform);
 	if (optind >= argc) {
 		xbd_usage_err(NULL, "missing command");
 		return XBD_EXIT_USAGE;

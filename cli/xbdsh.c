@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 				return r;
 		}
 	}
+	xbd_cli_choose_run_dir(ctx.platform_kind);
 	sh_install_signals();
 	if (optind < argc)
 		status = sh_run_command(&ctx, argc - optind, argv + optind);

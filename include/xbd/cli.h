@@ -27,6 +27,13 @@ struct option;
 int xbd_cli_global_opt(int c, char **argv, const struct option *opts,
 		       void (*usage)(void), enum xbd_platform_kind *kind);
 
+/* After the global options: on the sim, and unless $XBD_RUN_DIR says
+ * otherwise, the control sockets live in the sim's own directory
+ * ($XBD_SIM_DIR/run), so that each simulator instance sees only its
+ * own xbd processes; on Xen they stay in /run/xbd.  Sets $XBD_RUN_DIR,
+ * which the processes this one starts inherit. */
+void xbd_cli_choose_run_dir(enum xbd_platform_kind kind);
+
 /* Global options given before the command. */
 extern enum xbd_platform_kind xbd_cli_platform;
 
