@@ -424,6 +424,28 @@ static void fmt_mb(char *buf, size_t len, bool have, double bps)
 		snprintf(buf, len, "%.0f", mb);
 }
 
+/* A latency in at most 6 characters: "850ns", "52.2us", "184us",
+ * "2.82ms", "282ms", "1.50s". */
+static void fmt_lat(char *buf, size_t len, uint64_t ns)
+{
+	double v = (double)ns;
+
+	if (ns < 1000)
+		snprintf(buf, len, "%lluns", (unsigned long long)ns);
+	else if (v < 99950)
+		snprintf(buf, len, "%.1fus", v / 1e3);
+	else if (v < 999500)
+		snprintf(buf, len, "%.0fus", v / 1e3);
+	else if (v < 9995000)
+		snprintf(buf, len, "%.2fms", v / 1e6);
+	else if (v < 99950000)
+		snprintf(buf, len, "%.1fms", v / 1e6);
+	else if (v < 999500000)
+		snprintf(buf, len, "%.0fms", v / 1e6);
+	else
+		snprintf(buf, len, "%.2fs", v / 1e9);
+}
+
 /* The XenbusState, short enough for its column. */
 static const char *short_state(const char *state)
 {
@@ -494,7 +516,7 @@ static void format_row(struct line *l, const struct top_row *r, int namew)
 	else
 		snprintf(ring, sizeof(ring), "-");
 	if (r->have_p99)
-		sh_fmt_ns(p99, sizeof(p99), r->p99_ns);
+		fmt_lat(p99, sizeof(p99), r->p99_ns);
 	else
 		snprintf(p99, sizeof(p99), "-");
 	if (r->have_errors)
@@ -674,10 +696,15 @@ static void term_leave(struct term *t)
 static void put_line(const struct term *t, unsigned *y, const char *s,
 		     bool inverse)
 {
+	size_t len = strnlen(s, t->cols);
+
 	if (*y >= t->rows)
 		return;
-	printf("\033[%u;1H%s%.*s\033[K%s", *y + 1, inverse ? "\033[7m" : "",
-	       (int)t->cols, s, inverse ? "\033[0m" : "");
+	/* erase-to-end only when the line is shorter: at the last column
+	 * it would also erase the character under the cursor */
+	printf("\033[%u;1H%s%.*s%s%s", *y + 1, inverse ? "\033[7m" : "",
+	       (int)len, s, len < t->cols ? "\033[K" : "",
+	       inverse ? "\033[0m" : "");
 	(*y)++;
 }
 
@@ -1012,12 +1039,11 @@ int sh_cmd_top(struct sh_ctx *ctx, int argc, char **argv)
 			}
 			if (r <= 0)
 				break; /* time for the next refresh */
-			got = read(STDIN_FILENO, keys, sizeof(keys));
+			/* one key at a time: `d` reads the keys after it */
+			got = read(STDIN_FILENO, keys, 1);
 			for (k = 0; k < got && !quit; k++) {
 				enum top_col before = o.sort;
 
-				if (keys[k] == 27) /* an escape sequence: not ours */
-					break;
 				quit = on_key(keys[k], &t, &cur, rows, n, &o);
 				if (o.sort != before) {
 					free(rows);
