@@ -751,17 +751,22 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 
 struct attach_match {
 	const char *frontend_path;
+	uint16_t domid;    /* the domain of that frontend */
 	bool found;
 };
 
+/* An attach whose frontend is that one, in another domain than the VM
+ * whose disk it reads (dom0, reading vm1's). */
 static void match_attach(struct json_object *dev, pid_t pid, void *arg)
 {
 	struct attach_match *m = arg;
 	const char *role = xbd_ctl_get_str(dev, "role");
 	const char *fe = xbd_ctl_get_str(dev, "frontend_path");
+	uint16_t domid;
 
 	(void)pid;
-	if (role && !strcmp(role, "attach") && fe && !strcmp(fe, m->frontend_path))
+	if (role && !strcmp(role, "attach") && fe && !strcmp(fe, m->frontend_path) &&
+	    dev_domid(dev, &domid) && domid != m->domid)
 		m->found = true;
 }
 
@@ -770,7 +775,9 @@ static void match_attach(struct json_object *dev, pid_t pid, void *arg)
  * reads, not a second time as a disk of its own. */
 static bool is_attach_frontend(const struct sh_xbd *x, const struct xbd_vbd *v)
 {
-	struct attach_match m = { .frontend_path = v->frontend_path };
+	struct attach_match m = {
+		.frontend_path = v->frontend_path, .domid = v->domid,
+	};
 
 	if (!v->frontend_path[0])
 		return false;
@@ -803,6 +810,7 @@ static void add_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
 	if (role && !strcmp(role, "serve")) {
 		struct attach_match m = {
 			.frontend_path = xbd_ctl_get_str(dev, "frontend_path"),
+			.domid = domid,
 		};
 
 		/* the backend of an attach's frontend: the attach is the disk */

@@ -235,18 +235,18 @@ void sh_print_list(FILE *f, struct sh_sample *s, unsigned n)
 {
 	unsigned i, k;
 
-	fprintf(f, "%-16s %5s  %-6s %-14s %-12s %8s  %s\n", "VM", "DOMID",
+	fprintf(f, "%-16s %5s  %-11s %-10s %-12s %8s  %s\n", "VM", "DOMID",
 		"DISK", "SERVER", "STATE", "SIZE", "SOURCE");
 	for (i = 0; i < n; i++) {
 		if (!s[i].n)
-			fprintf(f, "%-16s %5u  %-6s\n", s[i].vm, s[i].domid, "-");
+			fprintf(f, "%-16s %5u  %-11s\n", s[i].vm, s[i].domid, "-");
 		for (k = 0; k < s[i].n; k++) {
 			const struct sh_disk *d = &s[i].disks[k];
 			char size[16] = "?";
 
 			if (d->sectors)
 				sh_fmt_size(size, sizeof(size), d->sectors * 512);
-			fprintf(f, "%-16s %5u  %-6s %-14s %-12s %8s  %s%s",
+			fprintf(f, "%-16s %5u  %-11s %-10s %-12s %8s  %s%s",
 				s[i].vm, s[i].domid, d->name, sh_disk_server(d),
 				d->state, size,
 				d->params[0] ? d->params : "-",
@@ -303,11 +303,11 @@ static struct json_object *disk_json(const struct sh_disk *d,
 		jadd_u64(c, "ds_req", d->c.ds_req);
 		jadd_u64(c, "rd_sect", d->c.rd_sect);
 		jadd_u64(c, "wr_sect", d->c.wr_sect);
-		jadd_str(c, "source", d->counter_source);
 		json_object_object_add(o, "counters", c);
 	} else {
 		json_object_object_add(o, "counters", NULL);
 	}
+	jadd_str(o, "counters_source", d->have_counters ? d->counter_source : NULL);
 	if (d->have_counters && p) {
 		struct json_object *r = json_object_new_object();
 

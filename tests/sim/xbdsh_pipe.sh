@@ -81,7 +81,7 @@ if [ $rc -eq 0 ] &&
    grep -Eq '^  total +3 +1000 +10 +8000 +160$' "$T/out" &&
    grep -Eq '^  per sec +0\.0 +0\.0 +0\.0 +0\.0 +0\.0$' "$T/out" &&
    grep -q 'in flight 3, ring 3/32 used, 29 free' "$T/out" &&
-   grep -Eq '^    read +32\.8us +32\.8us +400\.0us +400\.0us$' "$T/out"; then
+   grep -Eq '^    read +20\.0us +20\.0us +400\.0us +400\.0us +400\.0us$' "$T/out"; then
 	ok "text block: counters, rates, ring, latency"
 else
 	fail "text block: rc $rc: $(cat "$T/out")"
