@@ -59,6 +59,27 @@ int xbd_cli_global_opt(int c, char **argv, const struct option *opts,
 	}
 }
 
+int xbd_cli_take_verbose(int argc, char **argv)
+{
+	int i, out = 1;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			xbd_verbosity++;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	if (out < argc)
+		argv[out] = NULL;
+	return out;
+}
+
 void xbd_cli_choose_run_dir(enum xbd_platform_kind kind)
 {
 	const char *env = getenv("XBD_RUN_DIR");

@@ -165,6 +165,8 @@ void sh_print_prometheus(FILE *f, const struct sh_sample *s, unsigned n,
 			 unsigned unreachable_processes);
 void sh_print_ring(FILE *f, const struct sh_sample *s, const struct sh_disk *d);
 void sh_print_list(FILE *f, struct sh_sample *s, unsigned n);
+/* The same as one JSON document (packaging/xbd-stats-json.md). */
+void sh_print_list_json(FILE *f, struct sh_sample *s, unsigned n);
 
 /* --- cli/sh_cmds.c --- */
 /* Runs one command line's words; returns the exit status (0, 1, 2). */

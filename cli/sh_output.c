@@ -10,6 +10,7 @@
 #include <json.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* Units                                                              */
@@ -271,6 +272,18 @@ static void jadd_str(struct json_object *o, const char *k, const char *v)
 	json_object_object_add(o, k, v && *v ? json_object_new_string(v) : NULL);
 }
 
+/* "time": the wall clock now, ISO 8601 with the zone, for logs. */
+static void jadd_wall_time(struct json_object *o)
+{
+	char when[40];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", &tm);
+	jadd_str(o, "time", when);
+}
+
 static struct json_object *disk_json(const struct sh_disk *d,
 				     const struct sh_disk *p, uint64_t dt)
 {
@@ -379,10 +392,55 @@ void sh_print_json(FILE *f, const struct sh_sample *s,
 	jadd_str(doc, "vm", s->vm);
 	jadd_u64(doc, "domid", s->domid);
 	jadd_u64(doc, "time_ns", s->time_ns);
+	jadd_wall_time(doc);
 	for (i = 0; i < s->n; i++)
 		json_object_array_add(disks, disk_json(&s->disks[i],
 			prev_disk(prev, &s->disks[i]), dt));
 	json_object_object_add(doc, "disks", disks);
+	fprintf(f, "%s\n", json_object_to_json_string_ext(doc,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(doc);
+}
+
+void sh_print_list_json(FILE *f, struct sh_sample *s, unsigned n)
+{
+	struct json_object *doc = json_object_new_object();
+	struct json_object *vms = json_object_new_array();
+	unsigned i, k;
+
+	json_object_object_add(doc, "version",
+			       json_object_new_int(XBD_CTL_VERSION));
+	jadd_wall_time(doc);
+	for (i = 0; i < n; i++) {
+		struct json_object *vm = json_object_new_object();
+		struct json_object *disks = json_object_new_array();
+
+		jadd_str(vm, "vm", s[i].vm);
+		jadd_u64(vm, "domid", s[i].domid);
+		for (k = 0; k < s[i].n; k++) {
+			const struct sh_disk *d = &s[i].disks[k];
+			struct json_object *o = json_object_new_object();
+
+			jadd_str(o, "name", d->name);
+			jadd_str(o, "vdev", d->vdev);
+			jadd_u64(o, "devid", d->devid);
+			jadd_str(o, "server", sh_disk_server(d));
+			jadd_str(o, "backend", d->backend);
+			jadd_str(o, "role", d->role);
+			jadd_str(o, "state", d->state);
+			json_object_object_add(o, "sectors", d->sectors ?
+					       json_object_new_uint64(d->sectors) : NULL);
+			jadd_str(o, "params", d->params);
+			json_object_object_add(o, "read_only",
+					       json_object_new_boolean(d->read_only));
+			json_object_object_add(o, "xbd_pid", d->xbd_pid ?
+					       json_object_new_int64(d->xbd_pid) : NULL);
+			json_object_array_add(disks, o);
+		}
+		json_object_object_add(vm, "disks", disks);
+		json_object_array_add(vms, vm);
+	}
+	json_object_object_add(doc, "vms", vms);
 	fprintf(f, "%s\n", json_object_to_json_string_ext(doc,
 		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(doc);
