@@ -101,6 +101,18 @@ static void usage(void)
 	       "$XBD_PLATFORM or --platform chooses, $XBD_SIM_DIR picks the sim.\n");
 }
 
+static bool sim_dir_given(int argc, char **argv)
+{
+	int i;
+
+	if (argc < 1 || strcmp(argv[0], "sim"))
+		return false;
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--dir") || !strncmp(argv[i], "--dir=", 6))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -121,9 +133,10 @@ int main(int argc, char **argv)
 		if (r >= 0)
 			return r;
 	}
-	/* not for `xbd sim`, whose --dir names the sim: the processes it
-	 * starts choose theirs, with $XBD_SIM_DIR set */
-	if (optind < argc && strcmp(argv[optind], "sim"))
+	/* not for an `xbd sim ... --dir DIR`, which names another sim than
+	 * $XBD_SIM_DIR: the processes that sim starts choose theirs, with
+	 * $XBD_SIM_DIR set to DIR */
+	if (!sim_dir_given(argc - optind, argv + optind))
 		xbd_cli_choose_run_dir(xbd_cli_platform);
 	if (optind >= argc) {
 		xbd_usage_err(NULL, "missing command");

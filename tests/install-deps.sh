@@ -13,6 +13,8 @@ pkgs=(
 	xenstore-utils             # xenstore-read/-write/... against the sim
 	e2fsprogs fdisk util-linux # mkfs.ext4, e2fsck, sfdisk, losetup
 	fio tmux expect jq python3 python3-prometheus-client procps psmisc
+	prometheus                 # promtool check metrics/rules in the xbdsh tests
+	debhelper dpkg-dev         # make deb
 	qemu-utils                 # qemu-io: QEMU and xbd honour each other's image locks
 	qemu-system-x86 cpio kmod  # the real-Xen tier
 )

@@ -89,6 +89,25 @@ expect_sample "second process" '^xbd_vbd_read_requests_total\{vm="vm2",domid="6"
 expect_sample "escaped label" '^xbd_vbd_info\{vm="q\\"x\\\\y",domid="7",'
 expect_sample "unreachable processes" '^xbdsh_unreachable_xbd_processes 0$'
 
+# --- promtool, Prometheus's own parser and linter ---
+if command -v promtool >/dev/null; then
+	if promtool check metrics <"$T/prom" >"$T/promtool" 2>&1; then
+		ok "promtool check metrics: clean"
+	else
+		fail "promtool check metrics: $(head -n 5 "$T/promtool")"
+	fi
+else
+	fail "promtool is missing (package prometheus; tests/install-deps.sh installs it)"
+fi
+# the same fixed bounds for every histogram: a fleet's can be summed
+n=$(grep '^xbd_vbd_request_latency_seconds_bucket' "$T/prom" |
+	sed 's/.*le="\([^"]*\)".*/\1/' | sort | uniq -c | awk '{print $1}' | sort -u | wc -l)
+[ "$n" = 1 ] && ok "every histogram has the same le bounds" ||
+	fail "le bounds differ between series"
+# flush counts flushes and barriers; no barrier histogram of its own
+grep -q 'op="barrier"' "$T/prom" && fail "a barrier histogram" ||
+	ok "histograms for read, write, flush, discard"
+
 # --- a real parser, where installed ---
 if /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
 	if /usr/bin/python3 - "$T/prom" >"$T/py" 2>&1 <<'EOF'
