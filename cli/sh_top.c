@@ -584,8 +584,8 @@ static void format_summary(struct line *l, const struct top_row *rows,
 	fmt_rate(wr, sizeof(wr), t.have_rates, t.wr_iops);
 	fmt_mb(rmb, sizeof(rmb), t.have_rates, t.rd_bps);
 	fmt_mb(wmb, sizeof(wmb), t.have_rates, t.wr_bps);
-	line_add(l, "%u VM%s, %u disk%s  rd %s/s %s MB/s  wr %s/s %s MB/s  "
-		 "in flight %llu  errors %llu", nvms, nvms == 1 ? "" : "s",
+	line_add(l, "%u VM%s, %u disk%s: rd %s/s %sMB/s, wr %s/s %sMB/s, "
+		 "in flight %llu, errors %llu", nvms, nvms == 1 ? "" : "s",
 		 ndisks, ndisks == 1 ? "" : "s", rd, rmb, wr, wmb,
 		 (unsigned long long)t.in_flight, (unsigned long long)t.errors);
 }

@@ -54,7 +54,8 @@ shows 'RD/s' && shows '[0-9.]+ MB/s' || true
 screen >"$T/s80"
 grep -Eq "^xbdsh top - $(hostname | cut -c1-20).* - [0-9]{2}:[0-9]{2}:[0-9]{2} - every 1\.0s" "$T/s80" &&
 	ok "header: host, time, delay" || fail "header: $(head -n2 "$T/s80")"
-grep -Eq '^3 VMs, 6 disks +rd [0-9.]+/s' "$T/s80" && ok "totals line" ||
+grep -Eq '^3 VMs, 6 disks: rd [0-9.]+/s [0-9.]+MB/s, wr [0-9.]+/s [0-9.]+MB/s, in flight [0-9]+, errors 0$' "$T/s80" &&
+	ok "totals line, whole at 80 columns" ||
 	fail "totals: $(sed -n 2p "$T/s80")"
 grep -Eq "^vm1 \($DOM1\)" "$T/s80" && grep -Eq "^vm2 \($DOM2\)" "$T/s80" &&
 	grep -Eq "^vm3 \($DOM3\)" "$T/s80" && ok "a line per VM" || fail "VM lines: $(cat "$T/s80")"
