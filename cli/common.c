@@ -87,7 +87,8 @@ void xbd_cli_choose_run_dir(enum xbd_platform_kind kind)
 
 	if ((env && *env) || xbd_platform_resolve(kind) != XBD_PLATFORM_SIM)
 		return;
-	if (snprintf(dir, sizeof(dir), "%s/run", xbd_sim_default_dir()) <
+	if (snprintf(dir, sizeof(dir), "%s/" XBD_SIM_RUN_SUBDIR,
+		     xbd_sim_default_dir()) <
 	    (int)sizeof(dir))
 		setenv("XBD_RUN_DIR", dir, 1);
 }
