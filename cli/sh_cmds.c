@@ -461,7 +461,8 @@ static int cmd_ring(struct sh_ctx *ctx, int argc, char **argv)
 		for (i = 0; i < s.n; i++)
 			snprintf(names + strlen(names),
 				 sizeof(names) - strlen(names), "%s%s",
-				 i ? ", " : "", s.disks[i].vdev);
+				 i ? ", " : "", s.disks[i].name[0] ?
+				 s.disks[i].name : s.disks[i].vdev);
 		xbd_err("%s: no disk '%s' (%s%s)", vm.name, argv[2],
 			s.n ? "disks: " : "it has no disks", names);
 		st = 1;

@@ -511,7 +511,9 @@ static void format_row(struct line *l, const struct top_row *r, int namew)
 		snprintf(infl, sizeof(infl), "%llu", (unsigned long long)r->in_flight);
 	else
 		snprintf(infl, sizeof(infl), "-");
-	if (d && d->have_ring && d->nr_ents)
+	if (d && d->have_ring && d->nr_ents && d->used && d->used * 100 < d->nr_ents)
+		snprintf(ring, sizeof(ring), "<1%%"); /* in use, if little */
+	else if (d && d->have_ring && d->nr_ents)
 		snprintf(ring, sizeof(ring), "%u%%", d->used * 100 / d->nr_ents);
 	else
 		snprintf(ring, sizeof(ring), "-");
