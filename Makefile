@@ -162,15 +162,25 @@ install: all
 	sed 's|/usr/sbin/xbd |$(SBINDIR)/xbd |' packaging/systemd/xbd-serve@.service \
 		>'$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-serve@.service'
 	chmod 0644 '$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-serve@.service'
+	install -D -m 0755 packaging/prometheus/xbd-prom $(DESTDIR)$(SBINDIR)/xbd-prom
+	sed 's|/usr/sbin/xbd-prom |$(SBINDIR)/xbd-prom |' packaging/systemd/xbd-prom.service \
+		>'$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-prom.service'
+	chmod 0644 '$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-prom.service'
+	install -m 0644 packaging/systemd/xbd-prom.timer $(DESTDIR)$(SYSTEMDUNITDIR)/
 	install -D -m 0644 -t $(DESTDIR)$(DOCDIR) README $(wildcard packaging/*.md)
 	install -D -m 0644 packaging/systemd/serve.conf.example \
 		$(DESTDIR)$(DOCDIR)/examples/serve.conf.example
+	install -D -m 0644 packaging/prometheus/xbd-alerts.yml \
+		$(DESTDIR)$(DOCDIR)/examples/xbd-alerts.yml
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/xbd $(DESTDIR)$(SBINDIR)/xbdsh \
 	      $(DESTDIR)$(MANDIR)/man8/xbd.8 $(DESTDIR)$(MANDIR)/man8/xbdsh.8 \
 	      $(DESTDIR)$(BASHCOMPDIR)/xbd $(DESTDIR)$(BASHCOMPDIR)/xbdsh \
-	      '$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-serve@.service'
+	      '$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-serve@.service' \
+	      $(DESTDIR)$(SBINDIR)/xbd-prom \
+	      '$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-prom.service' \
+	      '$(DESTDIR)$(SYSTEMDUNITDIR)/xbd-prom.timer'
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 # The Debian package, built by dpkg-buildpackage in a temporary copy of

@@ -59,6 +59,40 @@ int xbd_cli_global_opt(int c, char **argv, const struct option *opts,
 	}
 }
 
+int xbd_cli_take_verbose(int argc, char **argv)
+{
+	int i, out = 1;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			xbd_verbosity++;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	if (out < argc)
+		argv[out] = NULL;
+	return out;
+}
+
+void xbd_cli_choose_run_dir(enum xbd_platform_kind kind)
+{
+	const char *env = getenv("XBD_RUN_DIR");
+	char dir[4096];
+
+	if ((env && *env) || xbd_platform_resolve(kind) != XBD_PLATFORM_SIM)
+		return;
+	if (snprintf(dir, sizeof(dir), "%s/" XBD_SIM_RUN_SUBDIR,
+		     xbd_sim_default_dir()) <
+	    (int)sizeof(dir))
+		setenv("XBD_RUN_DIR", dir, 1);
+}
+
 /* The first node Xen's libraries would open that we may not: a user
  * learns now, not from an "Input/output error" halfway through. */
 static const char *xen_node_denied(void)

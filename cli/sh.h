@@ -37,8 +37,8 @@ void sh_ctx_close(struct sh_ctx *ctx);
 
 /* Latency of one operation, from an xbd device. */
 struct sh_latency {
-	uint64_t count, total_ns, max_ns, p50_ns, p90_ns, p99_ns;
-	uint64_t buckets[XBD_LAT_BUCKETS];
+	uint64_t count, total_ns, max_ns, p50_ns, p90_ns, p99_ns, p999_ns;
+	uint64_t buckets[XBD_LAT_BUCKETS]; /* as include/xbd/stats.h */
 };
 
 /* One request in flight, from whichever source could see it. */
@@ -56,6 +56,8 @@ struct sh_disk {
 	char vm[64];
 	uint16_t domid;
 	char vdev[24];
+	char name[40];           /* what commands accept: vdev, or
+				  * "xvda@attach" for dom0's attach of it */
 	uint32_t devid;
 	char backend[16];        /* "xbd", "blkback", "qdisk", "tapdisk", "unknown" */
 	int backend_domid;       /* -1 unknown */
@@ -70,6 +72,11 @@ struct sh_disk {
 
 	bool have_counters;
 	struct xbd_blkback_counters c;
+	/* Where c came from: "xbd" (the serving process), "sysfs"
+	 * (blkback), or another source that knows a backend xbd cannot
+	 * ask itself (a qdisk's QEMU over QMP: sh_disk_other_source()).
+	 * NULL without counters. */
+	const char *counter_source;
 	bool have_in_flight;
 	uint64_t in_flight;
 	bool have_ring;
@@ -136,8 +143,12 @@ int sh_sample_take(struct sh_ctx *ctx, const struct sh_xbd *x,
 		   const struct sh_vm *vm, bool with_ring, struct sh_sample *s);
 void sh_sample_report(const struct sh_sample *s);
 void sh_sample_free(struct sh_sample *s);
-/* The disk of s with that vdev (or devid), or NULL. */
+/* The disk of s with that name ("xvda", "xvda@attach") or vdev (or
+ * devid), or NULL. */
 struct sh_disk *sh_sample_find(struct sh_sample *s, const char *disk);
+/* Who serves the disk: "xbd-serve", "xbd-attach", "blkback", "qdisk",
+ * "tapdisk" or "unknown". */
+const char *sh_disk_server(const struct sh_disk *d);
 
 /* --- cli/sh_output.c --- */
 /* Human units: "850ns", "32.8us", "1.20ms", "2.50s"; "1.0G". */
@@ -154,6 +165,8 @@ void sh_print_prometheus(FILE *f, const struct sh_sample *s, unsigned n,
 			 unsigned unreachable_processes);
 void sh_print_ring(FILE *f, const struct sh_sample *s, const struct sh_disk *d);
 void sh_print_list(FILE *f, struct sh_sample *s, unsigned n);
+/* The same as one JSON document (packaging/xbd-stats-json.md). */
+void sh_print_list_json(FILE *f, struct sh_sample *s, unsigned n);
 
 /* --- cli/sh_cmds.c --- */
 /* Runs one command line's words; returns the exit status (0, 1, 2). */
@@ -162,6 +175,10 @@ int sh_run_command(struct sh_ctx *ctx, int argc, char **argv);
 extern const char *const sh_command_names[];
 /* Which argument of a command is a VM / a disk (0: none). */
 void sh_command_args(const char *cmd, int *vm_arg, int *disk_arg);
+
+/* --- cli/sh_top.c --- */
+/* `top`: every disk of the host, refreshed; the exit status. */
+int sh_cmd_top(struct sh_ctx *ctx, int argc, char **argv);
 
 /* --- cli/sh_repl.c --- */
 /* The shell: readline on a terminal, plain lines otherwise. */

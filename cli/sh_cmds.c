@@ -15,23 +15,26 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ONE_SHOT_RATE_MS 500 /* text `stats`: rates over this interval */
 
 const char *const sh_command_names[] = {
-	"help", "list", "stats", "watch", "ring", "quit", NULL,
+	"help", "list", "stats", "top", "watch", "ring", "quit", NULL,
 };
 
 static const struct {
 	const char *usage, *summary;
 } help_lines[] = {
-	{ "list", "VMs, their disks, who serves each and their state" },
-	{ "stats VM [--json] [-w SECONDS [-n COUNT]]",
+	{ "list [--json]", "VMs, their disks, who serves each and their state" },
+	{ "stats VM [--json] [-d SECS [-i N]]",
 	  "counters, rates, ring and latency of each disk of VM" },
 	{ "stats [VM] --prometheus",
 	  "every disk's metrics (or VM's), Prometheus text format" },
-	{ "watch VM [-w SECONDS] [-n COUNT]",
+	{ "top [-d SECS] [-i N] [-b]",
+	  "every disk of every VM, refreshed (q quits), as xentop" },
+	{ "watch VM [-d SECS] [-i N]",
 	  "the stats of VM, refreshed in place until a key is pressed" },
 	{ "ring VM DISK", "ring indices, free slots and requests in flight" },
 	{ "help [COMMAND]", "this list, or what COMMAND --help says" },
@@ -168,8 +171,11 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, O_JSON },
 		{ "prometheus", no_argument, NULL, O_PROMETHEUS },
-		{ "interval", required_argument, NULL, 'w' },
-		{ "count", required_argument, NULL, 'n' },
+		{ "delay", required_argument, NULL, 'd' },
+		{ "iterations", required_argument, NULL, 'i' },
+		/* the names before xentop's: -w/-n, kept for scripts */
+		{ "interval", required_argument, NULL, 'd' },
+		{ "count", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -180,7 +186,7 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 
 	optind = 0; /* glibc: 0 re-initialises getopt for each command */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":w:n:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":d:i:w:n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_JSON:
 			o->json = true;
@@ -188,20 +194,22 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 		case O_PROMETHEUS:
 			o->prometheus = true;
 			break;
+		case 'd':
 		case 'w':
 			errno = 0;
 			o->interval_s = strtod(optarg, &end);
 			if (errno || *end || end == optarg || o->interval_s < 0.1 ||
 			    o->interval_s > 86400) {
-				xbd_usage_err(cmd, "-w: expected seconds from 0.1 "
-					      "to 86400, got '%s'", optarg);
+				xbd_usage_err(cmd, "-%c: expected seconds from 0.1 "
+					      "to 86400, got '%s'", c, optarg);
 				return XBD_EXIT_USAGE;
 			}
 			break;
+		case 'i':
 		case 'n':
 			if (xbd_parse_uint(optarg, ULONG_MAX, &n) || !n) {
-				xbd_usage_err(cmd, "-n: expected a positive count, "
-					      "got '%s'", optarg);
+				xbd_usage_err(cmd, "-%c: expected a positive count, "
+					      "got '%s'", c, optarg);
 				return XBD_EXIT_USAGE;
 			}
 			o->count = (unsigned long)n;
@@ -235,7 +243,7 @@ static int parse_stats(int argc, char **argv, struct stats_opts *o)
 	if (o->watch && !o->interval_s)
 		o->interval_s = 1;
 	if (o->count && !o->interval_s) {
-		xbd_err("%s: -n needs -w", cmd);
+		xbd_err("%s: -i needs -d", cmd);
 		return XBD_EXIT_USAGE;
 	}
 	return 0;
@@ -305,6 +313,15 @@ static void print_frame(const struct stats_opts *o, const struct sh_sample *s,
 	}
 	if (clear)
 		fputs("\033[H\033[2J", stdout);
+	if (o->interval_s) {
+		char when[40];
+		time_t now = time(NULL);
+		struct tm tm;
+
+		localtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", &tm);
+		printf("%s  ", when);
+	}
 	if (o->interval_s)
 		printf("every %.1fs, %s\n\n", o->interval_s,
 		       isatty(STDIN_FILENO) ? "any key stops" :
@@ -392,12 +409,13 @@ static int cmd_stats(struct sh_ctx *ctx, int argc, char **argv, bool watch)
 
 	if (err < 0) {
 		print_usage(watch ? "watch" : "stats", watch ?
-			    "  -w, --interval SECS  refresh every SECS seconds (default 1)\n"
-			    "  -n, --count N        stop after N refreshes\n" :
+			    "  -d, --delay SECS     refresh every SECS seconds (default 1)\n"
+			    "  -i, --iterations N   stop after N refreshes\n" :
 			    "  --json               one JSON document per sample\n"
 			    "  --prometheus         Prometheus text format, once\n"
-			    "  -w, --interval SECS  sample again every SECS seconds\n"
-			    "  -n, --count N        stop after N samples\n");
+			    "  -d, --delay SECS     sample again every SECS seconds, each\n"
+			    "                       block under its timestamp\n"
+			    "  -i, --iterations N   stop after N samples\n");
 		return 0;
 	}
 	if (err)
@@ -443,7 +461,8 @@ static int cmd_ring(struct sh_ctx *ctx, int argc, char **argv)
 		for (i = 0; i < s.n; i++)
 			snprintf(names + strlen(names),
 				 sizeof(names) - strlen(names), "%s%s",
-				 i ? ", " : "", s.disks[i].vdev);
+				 i ? ", " : "", s.disks[i].name[0] ?
+				 s.disks[i].name : s.disks[i].vdev);
 		xbd_err("%s: no disk '%s' (%s%s)", vm.name, argv[2],
 			s.n ? "disks: " : "it has no disks", names);
 		st = 1;
@@ -463,15 +482,36 @@ static int cmd_ring(struct sh_ctx *ctx, int argc, char **argv)
 
 static int cmd_list(struct sh_ctx *ctx, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
 	struct sh_sample *samples;
 	struct sh_vm *vms;
 	struct sh_xbd x;
 	unsigned n, i;
-	int status = 0;
+	bool json = false;
+	int status = 0, c;
 
-	status = parse_plain(argc, argv, "list", "", 0, 0, "");
-	if (status)
-		return status < 0 ? 0 : status;
+	optind = 0; /* glibc: 0 re-initialises getopt for each command */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'j') {
+			json = true;
+			continue;
+		}
+		if (c == 'h') {
+			print_usage("list", "  --json               one JSON document\n");
+			return 0;
+		}
+		xbd_opt_err("list", c, argv, opts);
+		return XBD_EXIT_USAGE;
+	}
+	if (optind < argc) {
+		xbd_usage_err("list", "takes no arguments");
+		return XBD_EXIT_USAGE;
+	}
 	if (sh_xbd_fetch(ctx, "stats", &x))
 		return 1;
 	if (sh_vm_list(ctx, &x, &vms, &n)) {
@@ -489,7 +529,9 @@ static int cmd_list(struct sh_ctx *ctx, int argc, char **argv)
 		}
 		status |= st ? 1 : 0;
 	}
-	if (samples)
+	if (samples && json)
+		sh_print_list_json(stdout, samples, n);
+	else if (samples)
 		sh_print_list(stdout, samples, n);
 	else
 		status = 1;
@@ -519,6 +561,8 @@ static int run_command(struct sh_ctx *ctx, int argc, char **argv)
 		return cmd_stats(ctx, argc, argv, true);
 	if (!strcmp(cmd, "ring"))
 		return cmd_ring(ctx, argc, argv);
+	if (!strcmp(cmd, "top"))
+		return sh_cmd_top(ctx, argc, argv);
 	if (xbd_help_prefix && !*xbd_help_prefix)
 		xbd_err("unknown command '%s' (see help)", cmd);
 	else

@@ -464,6 +464,7 @@ static void fill_from_xbd(struct sh_disk *d, struct json_object *dev, pid_t pid,
 	 * a missing object would read as "idle", not "unknown" */
 	d->have_counters = xbd_ctl_get_object(dev, "requests") &&
 			   xbd_ctl_get_object(dev, "op_sectors");
+	d->counter_source = d->have_counters ? "xbd" : NULL;
 	d->c.oo_req = xbd_ctl_get_u64(dev, "ring_full", NULL);
 	d->c.rd_req = xbd_ctl_get_u64(dev, "requests.read", NULL);
 	d->c.wr_req = xbd_ctl_get_u64(dev, "requests.write", NULL);
@@ -500,10 +501,19 @@ static void fill_from_xbd(struct sh_disk *d, struct json_object *dev, pid_t pid,
 		l->p50_ns = xbd_ctl_get_u64(h, "p50_ns", NULL);
 		l->p90_ns = xbd_ctl_get_u64(h, "p90_ns", NULL);
 		l->p99_ns = xbd_ctl_get_u64(h, "p99_ns", NULL);
-		for (i = 0; b && i < json_object_array_length(b) &&
-			    i < XBD_LAT_BUCKETS; i++)
-			l->buckets[i] = xbd_ctl_get_u64(
-				json_object_array_get_idx(b, i), NULL, NULL);
+		l->p999_ns = xbd_ctl_get_u64(h, "p999_ns", NULL);
+		/* each bucket placed by its lower bound: a bound that is
+		 * not one of ours (another version) lands in the bucket
+		 * holding it */
+		for (i = 0; b && i < json_object_array_length(b); i++) {
+			struct json_object *e = json_object_array_get_idx(b, i);
+			bool known;
+			uint64_t lo = xbd_ctl_get_u64(e, "lower_ns", &known);
+
+			if (known)
+				l->buckets[xbd_latency_bucket(lo)] +=
+					xbd_ctl_get_u64(e, "count", NULL);
+		}
 	}
 	if (with_ring)
 		fill_requests_from_xbd(d, dev);
@@ -522,6 +532,10 @@ static void fill_identity_from_xbd(struct sh_disk *d, struct json_object *dev)
 	snprintf(d->role, sizeof(d->role), "%s",
 		 (s = xbd_ctl_get_str(dev, "role")) && !strcmp(s, "attach") ? "attach"
 								  : "guest");
+	/* dom0's attach of the VM's disk: its own name, beside the
+	 * guest's own disk of the same vdev */
+	snprintf(d->name, sizeof(d->name), "%s%s", d->vdev,
+		 !strcmp(d->role, "attach") ? "@attach" : "");
 	snprintf(d->state, sizeof(d->state), "%s",
 		 (s = xbd_ctl_get_str(dev, "state")) ? s : "Unknown");
 	snprintf(d->frontend_path, sizeof(d->frontend_path), "%s",
@@ -625,6 +639,20 @@ static void match_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
 	}
 }
 
+/* Figures for a disk whose backend neither is an xbd process nor
+ * publishes sysfs counters: the place for another source, such as a
+ * qdisk's QEMU asked over QMP.  Such a source fills d->c (and
+ * have_counters, counter_source) and may fill in_flight and latency,
+ * and returns true; none is wired in yet. */
+static bool sh_disk_other_source(struct sh_ctx *ctx, const struct xbd_vbd *v,
+				 struct sh_disk *d)
+{
+	(void)ctx;
+	(void)v;
+	(void)d;
+	return false;
+}
+
 static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 			  const struct sh_xbd *x, const struct xbd_vbd *v,
 			  struct sh_disk *d, bool with_ring)
@@ -635,6 +663,7 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 	int err;
 
 	snprintf(d->vdev, sizeof(d->vdev), "%s", v->vdev);
+	snprintf(d->name, sizeof(d->name), "%s", v->vdev);
 	d->devid = v->devid;
 	snprintf(d->backend, sizeof(d->backend), "%s",
 		 xbd_vbd_backend_name(v->backend));
@@ -696,6 +725,7 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 							v->devid, &c);
 			if (!err) {
 				d->have_counters = true;
+				d->counter_source = "sysfs";
 				d->c = c;
 			} else if (err == -ENOENT) {
 				note_add(d, "no blkback counters in %s for "
@@ -707,7 +737,7 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 					  v->domid, v->devid, xbd_strerror(err));
 			}
 		}
-	} else {
+	} else if (!sh_disk_other_source(ctx, v, d)) {
 		note_add(d, "%s publishes no counters", d->backend);
 	}
 	if (d->have_ring)
@@ -719,7 +749,44 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 			 v->backend_domid);
 }
 
+struct attach_match {
+	const char *frontend_path;
+	uint16_t domid;    /* the domain of that frontend */
+	bool found;
+};
+
+/* An attach whose frontend is that one, in another domain than the VM
+ * whose disk it reads (dom0, reading vm1's). */
+static void match_attach(struct json_object *dev, pid_t pid, void *arg)
+{
+	struct attach_match *m = arg;
+	const char *role = xbd_ctl_get_str(dev, "role");
+	const char *fe = xbd_ctl_get_str(dev, "frontend_path");
+	uint16_t domid;
+
+	(void)pid;
+	if (role && !strcmp(role, "attach") && fe && !strcmp(fe, m->frontend_path) &&
+	    dev_domid(dev, &domid) && domid != m->domid)
+		m->found = true;
+}
+
+/* Whether a disk xenstore shows (in dom0, usually) is the frontend of
+ * an xbd attach: that attach is shown once, under the VM whose disk it
+ * reads, not a second time as a disk of its own. */
+static bool is_attach_frontend(const struct sh_xbd *x, const struct xbd_vbd *v)
+{
+	struct attach_match m = {
+		.frontend_path = v->frontend_path, .domid = v->domid,
+	};
+
+	if (!v->frontend_path[0])
+		return false;
+	for_each_dev(x, match_attach, &m);
+	return m.found;
+}
+
 struct extra_devs {
+	const struct sh_xbd *x;
 	struct sh_sample *s;
 	const struct sh_vm *vm;
 	bool xbd_only;
@@ -740,6 +807,19 @@ static void add_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
 
 	if (!dev_domid(dev, &domid) || domid != e->vm->domid || e->err)
 		return;
+	if (role && !strcmp(role, "serve")) {
+		struct attach_match m = {
+			.frontend_path = xbd_ctl_get_str(dev, "frontend_path"),
+			.domid = domid,
+		};
+
+		/* the backend of an attach's frontend: the attach is the disk */
+		if (m.frontend_path) {
+			for_each_dev(e->x, match_attach, &m);
+			if (m.found)
+				return;
+		}
+	}
 	if (!e->xbd_only && role && !strcmp(role, "serve")) {
 		for (i = 0; i < e->s->n; i++)
 			if (e->s->disks[i].xbd_pid == pid &&
@@ -758,7 +838,7 @@ int sh_sample_take(struct sh_ctx *ctx, const struct sh_xbd *x,
 		   const struct sh_vm *vm, bool with_ring, struct sh_sample *s)
 {
 	struct extra_devs e = {
-		.s = s, .vm = vm, .xbd_only = ctx->xbd_only,
+		.x = x, .s = s, .vm = vm, .xbd_only = ctx->xbd_only,
 		.with_ring = with_ring,
 	};
 	struct xbd_platform *p = NULL;
@@ -783,6 +863,8 @@ int sh_sample_take(struct sh_ctx *ctx, const struct sh_xbd *x,
 		for (i = 0; i < n; i++) {
 			struct sh_disk *d;
 
+			if (is_attach_frontend(x, &vbds[i]))
+				continue;
 			err = add_disk(s, &d);
 			if (err) {
 				free(vbds);
@@ -832,6 +914,9 @@ struct sh_disk *sh_sample_find(struct sh_sample *s, const char *disk)
 	uint32_t devid;
 
 	for (i = 0; i < s->n; i++)
+		if (!strcmp(s->disks[i].name, disk))
+			return &s->disks[i];
+	for (i = 0; i < s->n; i++)
 		if (!strcmp(s->disks[i].vdev, disk))
 			return &s->disks[i];
 	if (xbd_vdev_to_devid(disk, &devid) == 0)
@@ -839,4 +924,13 @@ struct sh_disk *sh_sample_find(struct sh_sample *s, const char *disk)
 			if (s->disks[i].devid == devid)
 				return &s->disks[i];
 	return NULL;
+}
+
+const char *sh_disk_server(const struct sh_disk *d)
+{
+	if (!strcmp(d->role, "attach"))
+		return "xbd-attach";
+	if (!strcmp(d->backend, "xbd"))
+		return "xbd-serve";
+	return d->backend[0] ? d->backend : "unknown";
 }

@@ -10,6 +10,7 @@
 #include <json.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* Units                                                              */
@@ -75,11 +76,11 @@ static void print_disk_header(FILE *f, const struct sh_disk *d)
 
 	if (d->sectors)
 		sh_fmt_size(size, sizeof(size), d->sectors * 512);
-	fprintf(f, "%s  %s", d->vdev, d->backend);
+	fprintf(f, "%s  %s", d->name[0] ? d->name : d->vdev, d->backend);
 	if (d->backend_domid >= 0)
 		fprintf(f, " in domain %d", d->backend_domid);
 	if (!strcmp(d->role, "attach"))
-		fprintf(f, ", attached by xbd");
+		fprintf(f, ", dom0's xbd attach of %s's %s", d->vm, d->vdev);
 	if (d->xbd_pid)
 		fprintf(f, " (pid %ld)", (long)d->xbd_pid);
 	fprintf(f, ", %s, %s, %s", d->state,
@@ -92,7 +93,7 @@ static void print_disk_header(FILE *f, const struct sh_disk *d)
 static void print_disk_stats(FILE *f, const struct sh_disk *d,
 			     const struct sh_disk *p, uint64_t dt_ns)
 {
-	char a[16], b[16], c[16], e[16];
+	char a[16], b[16], c[16], p9[16], e[16];
 	unsigned op;
 	bool any_latency = false;
 
@@ -136,15 +137,16 @@ static void print_disk_stats(FILE *f, const struct sh_disk *d,
 		if (!l->count)
 			continue;
 		if (!any_latency)
-			fprintf(f, "  %-8s %10s %10s %10s %10s\n", "latency",
-				"p50", "p90", "p99", "max");
+			fprintf(f, "  %-8s %10s %10s %10s %10s %10s\n", "latency",
+				"p50", "p90", "p99", "p99.9", "max");
 		any_latency = true;
 		sh_fmt_ns(a, sizeof(a), l->p50_ns);
 		sh_fmt_ns(b, sizeof(b), l->p90_ns);
 		sh_fmt_ns(c, sizeof(c), l->p99_ns);
+		sh_fmt_ns(p9, sizeof(p9), l->p999_ns);
 		sh_fmt_ns(e, sizeof(e), l->max_ns);
-		fprintf(f, "    %-6s %10s %10s %10s %10s\n", xbd_stat_op_name(op),
-			a, b, c, e);
+		fprintf(f, "    %-6s %10s %10s %10s %10s %10s\n",
+			xbd_stat_op_name(op), a, b, c, p9, e);
 	}
 	if (d->note[0])
 		fprintf(f, "  note: %s\n", d->note);
@@ -234,21 +236,20 @@ void sh_print_list(FILE *f, struct sh_sample *s, unsigned n)
 {
 	unsigned i, k;
 
-	fprintf(f, "%-16s %5s  %-6s %-14s %-12s %8s  %s\n", "VM", "DOMID",
-		"DISK", "BACKEND", "STATE", "SIZE", "SOURCE");
+	fprintf(f, "%-16s %5s  %-11s %-10s %-12s %8s  %s\n", "VM", "DOMID",
+		"DISK", "SERVER", "STATE", "SIZE", "SOURCE");
 	for (i = 0; i < n; i++) {
 		if (!s[i].n)
-			fprintf(f, "%-16s %5u  %-6s\n", s[i].vm, s[i].domid, "-");
+			fprintf(f, "%-16s %5u  %-11s\n", s[i].vm, s[i].domid, "-");
 		for (k = 0; k < s[i].n; k++) {
 			const struct sh_disk *d = &s[i].disks[k];
-			char size[16] = "?", be[24];
+			char size[16] = "?";
 
 			if (d->sectors)
 				sh_fmt_size(size, sizeof(size), d->sectors * 512);
-			snprintf(be, sizeof(be), "%s%s", d->backend,
-				 !strcmp(d->role, "attach") ? "+attach" : "");
-			fprintf(f, "%-16s %5u  %-6s %-14s %-12s %8s  %s%s",
-				s[i].vm, s[i].domid, d->vdev, be, d->state, size,
+			fprintf(f, "%-16s %5u  %-11s %-10s %-12s %8s  %s%s",
+				s[i].vm, s[i].domid, d->name, sh_disk_server(d),
+				d->state, size,
 				d->params[0] ? d->params : "-",
 				d->read_only ? " (ro)" : "");
 			if (d->xbd_pid)
@@ -271,6 +272,18 @@ static void jadd_str(struct json_object *o, const char *k, const char *v)
 	json_object_object_add(o, k, v && *v ? json_object_new_string(v) : NULL);
 }
 
+/* "time": the wall clock now, ISO 8601 with the zone, for logs. */
+static void jadd_wall_time(struct json_object *o)
+{
+	char when[40];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", &tm);
+	jadd_str(o, "time", when);
+}
+
 static struct json_object *disk_json(const struct sh_disk *d,
 				     const struct sh_disk *p, uint64_t dt)
 {
@@ -278,8 +291,10 @@ static struct json_object *disk_json(const struct sh_disk *d,
 	unsigned op;
 
 	jadd_str(o, "vdev", d->vdev);
+	jadd_str(o, "name", d->name);
 	jadd_u64(o, "devid", d->devid);
 	jadd_str(o, "backend", d->backend);
+	jadd_str(o, "server", sh_disk_server(d));
 	json_object_object_add(o, "backend_domid", d->backend_domid >= 0 ?
 			       json_object_new_int(d->backend_domid) : NULL);
 	jadd_str(o, "role", d->role);
@@ -305,6 +320,7 @@ static struct json_object *disk_json(const struct sh_disk *d,
 	} else {
 		json_object_object_add(o, "counters", NULL);
 	}
+	jadd_str(o, "counters_source", d->have_counters ? d->counter_source : NULL);
 	if (d->have_counters && p) {
 		struct json_object *r = json_object_new_object();
 
@@ -347,6 +363,7 @@ static struct json_object *disk_json(const struct sh_disk *d,
 			jadd_u64(l, "p50_ns", d->lat[op].p50_ns);
 			jadd_u64(l, "p90_ns", d->lat[op].p90_ns);
 			jadd_u64(l, "p99_ns", d->lat[op].p99_ns);
+			jadd_u64(l, "p999_ns", d->lat[op].p999_ns);
 			jadd_u64(l, "max_ns", d->lat[op].max_ns);
 			json_object_object_add(lat, xbd_stat_op_name(op), l);
 		}
@@ -375,10 +392,55 @@ void sh_print_json(FILE *f, const struct sh_sample *s,
 	jadd_str(doc, "vm", s->vm);
 	jadd_u64(doc, "domid", s->domid);
 	jadd_u64(doc, "time_ns", s->time_ns);
+	jadd_wall_time(doc);
 	for (i = 0; i < s->n; i++)
 		json_object_array_add(disks, disk_json(&s->disks[i],
 			prev_disk(prev, &s->disks[i]), dt));
 	json_object_object_add(doc, "disks", disks);
+	fprintf(f, "%s\n", json_object_to_json_string_ext(doc,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(doc);
+}
+
+void sh_print_list_json(FILE *f, struct sh_sample *s, unsigned n)
+{
+	struct json_object *doc = json_object_new_object();
+	struct json_object *vms = json_object_new_array();
+	unsigned i, k;
+
+	json_object_object_add(doc, "version",
+			       json_object_new_int(XBD_CTL_VERSION));
+	jadd_wall_time(doc);
+	for (i = 0; i < n; i++) {
+		struct json_object *vm = json_object_new_object();
+		struct json_object *disks = json_object_new_array();
+
+		jadd_str(vm, "vm", s[i].vm);
+		jadd_u64(vm, "domid", s[i].domid);
+		for (k = 0; k < s[i].n; k++) {
+			const struct sh_disk *d = &s[i].disks[k];
+			struct json_object *o = json_object_new_object();
+
+			jadd_str(o, "name", d->name);
+			jadd_str(o, "vdev", d->vdev);
+			jadd_u64(o, "devid", d->devid);
+			jadd_str(o, "server", sh_disk_server(d));
+			jadd_str(o, "backend", d->backend);
+			jadd_str(o, "role", d->role);
+			jadd_str(o, "state", d->state);
+			json_object_object_add(o, "sectors", d->sectors ?
+					       json_object_new_uint64(d->sectors) : NULL);
+			jadd_str(o, "params", d->params);
+			json_object_object_add(o, "read_only",
+					       json_object_new_boolean(d->read_only));
+			json_object_object_add(o, "xbd_pid", d->xbd_pid ?
+					       json_object_new_int64(d->xbd_pid) : NULL);
+			json_object_array_add(disks, o);
+		}
+		json_object_object_add(vm, "disks", disks);
+		json_object_array_add(vms, vm);
+	}
+	json_object_object_add(doc, "vms", vms);
 	fprintf(f, "%s\n", json_object_to_json_string_ext(doc,
 		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(doc);
@@ -407,8 +469,8 @@ static void prom_labels(FILE *f, const struct sh_disk *d, const char *extra_k,
 	prom_value(f, d->vm);
 	fprintf(f, "\",domid=\"%u\",vdev=\"", d->domid);
 	prom_value(f, d->vdev);
-	fputs("\",backend=\"", f);
-	prom_value(f, d->backend);
+	fputs("\",server=\"", f);
+	prom_value(f, sh_disk_server(d));
 	fputs("\",role=\"", f);
 	prom_value(f, d->role);
 	fputc('"', f);
@@ -526,14 +588,44 @@ static void prom_xbd_groups(FILE *f, const struct sh_sample *s, unsigned n)
 	}
 }
 
-/* Buckets exported: le = 2^(i+1) ns for i in this range, then +Inf. */
-#define PROM_FIRST_BUCKET 9   /* le ~1 us */
-#define PROM_LAST_BUCKET 34   /* le ~34 s */
+/*
+ * The histogram's fixed bounds: two per power of two, 2^e ns and
+ * 1.5 * 2^e ns, from ~1 us to ~34 s.  Both are bucket boundaries of
+ * the log-linear scheme (include/xbd/stats.h), so each cumulative count
+ * is exact, and every disk of every host has the same bounds: a fleet's
+ * percentiles are histogram_quantile() over sum by (le).
+ */
+#define PROM_FIRST_LOG2 10
+#define PROM_LAST_LOG2 34
+
+/* The Prometheus operations: a barrier is a flush with ordering, as
+ * the flush counter counts it. */
+static const struct {
+	const char *name;
+	enum xbd_stat_op op, also;
+} prom_ops[] = {
+	{ "read", XBD_OP_READ, XBD_OP_READ },
+	{ "write", XBD_OP_WRITE, XBD_OP_WRITE },
+	{ "flush", XBD_OP_FLUSH, XBD_OP_BARRIER },
+	{ "discard", XBD_OP_DISCARD, XBD_OP_DISCARD },
+};
+
+/* Requests of l (and of also, unless it is l) under bound ns. */
+static uint64_t prom_cum(const struct sh_latency *l, const struct sh_latency *also,
+			 uint64_t bound)
+{
+	unsigned b, end = xbd_latency_bucket(bound);
+	uint64_t cum = 0;
+
+	for (b = 0; b < end; b++)
+		cum += l->buckets[b] + (also != l ? also->buckets[b] : 0);
+	return cum;
+}
 
 static void prom_latency(FILE *f, const struct sh_sample *s, unsigned n)
 {
 	const char *name = "xbd_vbd_request_latency_seconds";
-	unsigned i, k, op, b;
+	unsigned i, k, op, e, half;
 
 	fprintf(f, "# HELP %s Latency of completed requests (xbd)\n"
 		   "# TYPE %s histogram\n", name, name);
@@ -543,32 +635,35 @@ static void prom_latency(FILE *f, const struct sh_sample *s, unsigned n)
 
 			if (!d->have_latency)
 				continue;
-			for (op = 0; op < XBD_OP_COUNT; op++) {
-				const struct sh_latency *l = &d->lat[op];
-				const char *opn = xbd_stat_op_name(op);
-				uint64_t cum = 0;
+			for (op = 0; op < XBD_ARRAY_SIZE(prom_ops); op++) {
+				const struct sh_latency *l = &d->lat[prom_ops[op].op];
+				const struct sh_latency *a = &d->lat[prom_ops[op].also];
+				const char *opn = prom_ops[op].name;
+				uint64_t count = l->count + (a != l ? a->count : 0);
+				uint64_t total = l->total_ns + (a != l ? a->total_ns : 0);
 				char le[32];
 
-				for (b = 0; b < XBD_LAT_BUCKETS; b++) {
-					cum += l->buckets[b];
-					if (b < PROM_FIRST_BUCKET ||
-					    b > PROM_LAST_BUCKET)
-						continue;
-					snprintf(le, sizeof(le), "%.9g",
-						 (double)xbd_latency_bucket_limit(b) / 1e9);
-					fprintf(f, "%s_bucket", name);
-					prom_labels(f, d, "op", opn, le);
-					fprintf(f, " %llu\n", (unsigned long long)cum);
+				for (e = PROM_FIRST_LOG2; e <= PROM_LAST_LOG2; e++) {
+					for (half = 0; half < 2; half++) {
+						uint64_t bound = ((uint64_t)2 + half) << e >> 1;
+
+						snprintf(le, sizeof(le), "%.9g",
+							 (double)bound / 1e9);
+						fprintf(f, "%s_bucket", name);
+						prom_labels(f, d, "op", opn, le);
+						fprintf(f, " %llu\n", (unsigned long long)
+							prom_cum(l, a, bound));
+					}
 				}
 				fprintf(f, "%s_bucket", name);
 				prom_labels(f, d, "op", opn, "+Inf");
-				fprintf(f, " %llu\n", (unsigned long long)l->count);
+				fprintf(f, " %llu\n", (unsigned long long)count);
 				fprintf(f, "%s_sum", name);
 				prom_labels(f, d, "op", opn, NULL);
-				fprintf(f, " %.9f\n", (double)l->total_ns / 1e9);
+				fprintf(f, " %.9f\n", (double)total / 1e9);
 				fprintf(f, "%s_count", name);
 				prom_labels(f, d, "op", opn, NULL);
-				fprintf(f, " %llu\n", (unsigned long long)l->count);
+				fprintf(f, " %llu\n", (unsigned long long)count);
 			}
 		}
 	}

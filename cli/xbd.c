@@ -90,13 +90,27 @@ static void usage(void)
 	size_t i;
 
 	printf("usage: xbd [--platform xen|sim] [-v] COMMAND [ARGS]\n\ncommands:\n");
+	printf("  xbd help [COMMAND]\n      this list, or what COMMAND --help says\n");
 	/* usage on one line, what it does indented under it: fits 80 columns */
 	for (i = 0; i < XBD_ARRAY_SIZE(commands); i++)
 		printf("  xbd %s\n      %s\n", commands[i]->usage,
 		       commands[i]->summary);
-	printf("\n`xbd COMMAND --help` says more about each.\n");
+	printf("\n`xbd COMMAND --help` says more about each; -v (more messages)\n"
+	       "may also follow the command.\n");
 	printf("\nThe platform is xen when /proc/xen/capabilities exists, else sim;\n"
 	       "$XBD_PLATFORM or --platform chooses, $XBD_SIM_DIR picks the sim.\n");
+}
+
+static bool sim_dir_given(int argc, char **argv)
+{
+	int i;
+
+	if (argc < 1 || strcmp(argv[0], "sim"))
+		return false;
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--dir") || !strncmp(argv[i], "--dir=", 6))
+			return true;
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -119,16 +133,44 @@ int main(int argc, char **argv)
 		if (r >= 0)
 			return r;
 	}
+	/* not for an `xbd sim ... --dir DIR`, which names another sim than
+	 * $XBD_SIM_DIR: the processes that sim starts choose theirs, with
+	 * $XBD_SIM_DIR set to DIR */
+	if (!sim_dir_given(argc - optind, argv + optind))
+		xbd_cli_choose_run_dir(xbd_cli_platform);
 	if (optind >= argc) {
 		xbd_usage_err(NULL, "missing command");
+		return XBD_EXIT_USAGE;
+	}
+	/* `xbd help [COMMAND]`, as `xl help` */
+	if (!strcmp(argv[optind], "help")) {
+		if (optind + 1 >= argc) {
+			usage();
+			return 0;
+		}
+		if (optind + 2 < argc) {
+			xbd_usage_err("help", "unexpected argument '%s'",
+				      argv[optind + 2]);
+			return XBD_EXIT_USAGE;
+		}
+		for (i = 0; i < XBD_ARRAY_SIZE(commands); i++) {
+			if (!strcmp(argv[optind + 1], commands[i]->name)) {
+				char *words[] = { argv[optind + 1], (char *)"--help", NULL };
+
+				optind = 0;
+				return commands[i]->run(2, words);
+			}
+		}
+		xbd_usage_err("help", "unknown command '%s'", argv[optind + 1]);
 		return XBD_EXIT_USAGE;
 	}
 	for (i = 0; i < XBD_ARRAY_SIZE(commands); i++) {
 		if (!strcmp(argv[optind], commands[i]->name)) {
 			int first = optind;
+			int n = xbd_cli_take_verbose(argc - first, argv + first);
 
 			optind = 0; /* glibc: 0 re-initialises getopt */
-			return commands[i]->run(argc - first, argv + first);
+			return commands[i]->run(n, argv + first);
 		}
 	}
 	xbd_usage_err(NULL, "unknown command '%s'", argv[optind]);

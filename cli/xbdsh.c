@@ -17,12 +17,13 @@ static void usage(void)
 {
 	printf("usage: xbdsh [OPTIONS] [COMMAND [ARGS]]\n"
 	       "\n"
-	       "  xbdsh list                      VMs, disks, backends, states\n"
-	       "  xbdsh stats VM [--json] [-w SECONDS [-n COUNT]]\n"
+	       "  xbdsh list [--json]             VMs, disks, who serves them, states\n"
+	       "  xbdsh stats VM [--json] [-d SECS [-i N]]\n"
 	       "  xbdsh stats [VM] --prometheus   Prometheus text format\n"
-	       "  xbdsh watch VM [-w SECONDS]     refresh until a key is pressed\n"
+	       "  xbdsh top [-d SECS] [-i N] [-b] every disk of the host, as xentop\n"
+	       "  xbdsh watch VM [-d SECS]        refresh until a key is pressed\n"
 	       "  xbdsh ring VM DISK              ring indices, requests in flight\n"
-	       "  xbdsh                           interactive shell\n"
+	       "  xbdsh                           interactive shell (`top` in it too)\n"
 	       "  xbdsh COMMAND --help            more about COMMAND\n"
 	       "\n"
 	       "options:\n"
@@ -32,7 +33,7 @@ static void usage(void)
 	       "  --run-dir DIR        xbd control sockets (default $XBD_RUN_DIR\n"
 	       "                       or /run/xbd)\n"
 	       "  --xbd-only           only disks of xbd processes; no xenstore\n"
-	       "  -v, --verbose        more messages\n"
+	       "  -v, --verbose        more messages (also after the command)\n"
 	       "  -h, --help           this text\n"
 	       "  -V, --version        the version\n"
 	       "\n"
@@ -76,9 +77,12 @@ int main(int argc, char **argv)
 				return r;
 		}
 	}
+	xbd_cli_choose_run_dir(ctx.platform_kind);
 	sh_install_signals();
 	if (optind < argc)
-		status = sh_run_command(&ctx, argc - optind, argv + optind);
+		status = sh_run_command(&ctx, xbd_cli_take_verbose(argc - optind,
+								   argv + optind),
+					argv + optind);
 	else
 		status = sh_repl(&ctx);
 	sh_ctx_close(&ctx);

@@ -131,21 +131,39 @@ static struct json_object *features_json(const struct xbd_ctl_features *f)
 	return o;
 }
 
+/* The histogram: the percentiles from one snapshot, and the buckets
+ * that counted something (of the 544, a disk uses a few dozen), each
+ * by its lower bound so that a reader needs no knowledge of the
+ * scheme to place it. */
 static struct json_object *latency_json(struct xbd_latency_hist *h)
 {
 	struct json_object *o = json_object_new_object();
-	struct json_object *b = json_object_new_array_ext(XBD_LAT_BUCKETS);
+	struct json_object *b = json_object_new_array();
+	uint64_t snap[XBD_LAT_BUCKETS], count = 0, max;
 	unsigned i;
 
-	add_u64(o, "count", xbd_latency_count(h));
+	for (i = 0; i < XBD_LAT_BUCKETS; i++) {
+		snap[i] = xbd_stat_get(&h->bucket[i]);
+		count += snap[i];
+	}
+	max = xbd_stat_get(&h->max_ns);
+	add_u64(o, "count", count);
 	add_u64(o, "total_ns", xbd_stat_get(&h->total_ns));
-	add_u64(o, "max_ns", xbd_stat_get(&h->max_ns));
-	add_u64(o, "p50_ns", xbd_latency_percentile(h, 50));
-	add_u64(o, "p90_ns", xbd_latency_percentile(h, 90));
-	add_u64(o, "p99_ns", xbd_latency_percentile(h, 99));
-	for (i = 0; i < XBD_LAT_BUCKETS; i++)
-		json_object_array_add(b, json_object_new_uint64(
-					   xbd_stat_get(&h->bucket[i])));
+	add_u64(o, "max_ns", max);
+	add_u64(o, "p50_ns", xbd_latency_percentile_of(snap, max, 50));
+	add_u64(o, "p90_ns", xbd_latency_percentile_of(snap, max, 90));
+	add_u64(o, "p99_ns", xbd_latency_percentile_of(snap, max, 99));
+	add_u64(o, "p999_ns", xbd_latency_percentile_of(snap, max, 99.9));
+	for (i = 0; i < XBD_LAT_BUCKETS; i++) {
+		struct json_object *e;
+
+		if (!snap[i])
+			continue;
+		e = json_object_new_object();
+		add_u64(e, "lower_ns", xbd_latency_bucket_lower(i));
+		add_u64(e, "count", snap[i]);
+		json_object_array_add(b, e);
+	}
 	json_object_object_add(o, "buckets", b);
 	return o;
 }

@@ -3,7 +3,9 @@
  * errinject image back-end: passes I/O through to a base image but
  * fails with -EIO any request that touches one of the listed sector
  * ranges, so that tests can see how every layer above reports a bad
- * disk.
+ * disk; and delays I/O by set times ("delay=USEC" for every request,
+ * "delay=USEC@RANGE" for those touching RANGE), so that tests can check
+ * the latency figures against known latencies.
  */
 #include "image_priv.h"
 #include "xbd/common.h"
@@ -11,9 +13,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define EI_MAX_DELAY_US 60000000ull /* a minute: longer is a typo */
 
 struct errinject_range {
 	uint64_t start, end; /* bytes, [start, end) */
+	uint64_t delay_us;   /* 0: fail I/O here; else delay it this long */
+	bool all;            /* a delay for every request */
 };
 
 struct errinject_image {
@@ -28,12 +35,34 @@ static struct errinject_image *to_ei(struct xbd_image *img)
 	return (struct errinject_image *)img;
 }
 
+/* Whether the I/O fails; before that, it waits the longest delay that
+ * applies to it (a request for no bytes, a flush, touches no range). */
 static bool ei_hits(struct errinject_image *ei, uint64_t offset, uint64_t len)
 {
-	for (size_t i = 0; i < ei->nranges; i++)
-		if (offset < ei->ranges[i].end && ei->ranges[i].start < offset + len)
-			return true;
-	return false;
+	uint64_t delay_us = 0;
+	bool fail = false;
+
+	for (size_t i = 0; i < ei->nranges; i++) {
+		const struct errinject_range *r = &ei->ranges[i];
+		bool touches = r->all || (offset < r->end && r->start < offset + len);
+
+		if (!touches)
+			continue;
+		if (!r->delay_us)
+			fail = true;
+		else if (r->delay_us > delay_us)
+			delay_us = r->delay_us;
+	}
+	if (delay_us) {
+		struct timespec ts = {
+			.tv_sec = (time_t)(delay_us / 1000000),
+			.tv_nsec = (long)(delay_us % 1000000) * 1000,
+		};
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	return fail;
 }
 
 static int ei_preadv(struct xbd_image *img, const struct iovec *iov,
@@ -61,6 +90,7 @@ static int ei_pwritev(struct xbd_image *img, const struct iovec *iov,
 
 static int ei_flush(struct xbd_image *img)
 {
+	ei_hits(to_ei(img), 0, 0); /* only the delay for every request */
 	return xbd_image_flush(to_ei(img)->base);
 }
 
@@ -88,13 +118,32 @@ static const struct xbd_image_ops errinject_ops = {
 	.close = ei_close,
 };
 
-/* "START-END" or "SECTOR", in 512-byte sectors, inclusive. */
+/* "START-END" or "SECTOR", in 512-byte sectors, inclusive; or
+ * "delay=USEC" (every request) or "delay=USEC@START-END". */
 static int parse_range(const char *s, const char *stop, uint64_t size,
 		       struct errinject_range *r)
 {
 	unsigned long long a, b;
 	char *end;
 
+	memset(r, 0, sizeof(*r));
+	if (!strncmp(s, "delay=", 6)) {
+		s += 6;
+		if (s == stop || *s < '0' || *s > '9')
+			return -EINVAL;
+		errno = 0;
+		a = strtoull(s, &end, 10);
+		if (errno || !a || a > EI_MAX_DELAY_US)
+			return -EINVAL;
+		r->delay_us = a;
+		if (end == stop) {
+			r->all = true;
+			return 0;
+		}
+		if (*end != '@')
+			return -EINVAL;
+		s = end + 1;
+	}
 	if (s == stop || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
@@ -130,7 +179,8 @@ int xbd_image_open_errinject(struct xbd_image *base, const char *spec,
 
 		if (parse_range(p, stop, base->size, &ei->ranges[ei->nranges])) {
 			xbd_err("errinject: bad range '%.*s' in '%s' (want START-END "
-				"in sectors, inside %llu sectors)", (int)(stop - p), p,
+				"in sectors, inside %llu sectors, or delay=USEC"
+				"[@START-END])", (int)(stop - p), p,
 				spec, (unsigned long long)(base->size / 512));
 			free(ei);
 			xbd_image_close(base);

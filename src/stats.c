@@ -95,16 +95,6 @@ void xbd_stats_inflight_dec(struct xbd_stats *s)
 	xbd_stats_inflight_sub(s, 1);
 }
 
-unsigned xbd_latency_bucket(uint64_t ns)
-{
-	unsigned b;
-
-	if (ns == 0)
-		return 0;
-	b = 63u - (unsigned)__builtin_clzll(ns);
-	return b < XBD_LAT_BUCKETS ? b : XBD_LAT_BUCKETS - 1;
-}
-
 void xbd_stats_complete(struct xbd_stats *s, enum xbd_stat_op op,
 			uint64_t sectors, uint64_t latency_ns)
 {
@@ -125,7 +115,7 @@ void xbd_stats_complete(struct xbd_stats *s, enum xbd_stat_op op,
 
 /* Latencies of one batch, summed per op, and the histogram buckets they
  * fell in (a batch usually touches few). */
-#define BATCH_BUCKETS 8
+#define BATCH_BUCKETS 16
 
 void xbd_stats_complete_batch(struct xbd_stats *s,
 			      const struct xbd_stats_done *done, unsigned n,
@@ -194,19 +184,15 @@ uint64_t xbd_latency_count(const struct xbd_latency_hist *h)
 	return n;
 }
 
-uint64_t xbd_latency_percentile(const struct xbd_latency_hist *h, double pct)
+uint64_t xbd_latency_percentile_of(const uint64_t *buckets, uint64_t max_ns,
+				   double pct)
 {
-	uint64_t total = 0, seen = 0, rank, max, limit;
+	uint64_t total = 0, seen = 0, rank, mid;
 	double exact;
-	uint64_t snap[XBD_LAT_BUCKETS];
 	unsigned i;
 
-	/* Work on one copy: the data path keeps counting meanwhile. */
-	for (i = 0; i < XBD_LAT_BUCKETS; i++) {
-		snap[i] = atomic_load_explicit(&h->bucket[i],
-					       memory_order_relaxed);
-		total += snap[i];
-	}
+	for (i = 0; i < XBD_LAT_BUCKETS; i++)
+		total += buckets[i];
 	if (total == 0)
 		return 0;
 	if (pct < 0)
@@ -223,13 +209,29 @@ uint64_t xbd_latency_percentile(const struct xbd_latency_hist *h, double pct)
 	if (rank > total)
 		rank = total;
 	for (i = 0; i < XBD_LAT_BUCKETS - 1; i++) {
-		seen += snap[i];
+		seen += buckets[i];
 		if (seen >= rank)
 			break;
 	}
-	limit = xbd_latency_bucket_limit(i);
-	max = atomic_load_explicit(&h->max_ns, memory_order_relaxed);
-	return max < limit ? max : limit;
+	/* the middle halves the worst error; a one-ns bucket is exact */
+	mid = xbd_latency_bucket_lower(i) +
+	      (xbd_latency_bucket_limit(i) - xbd_latency_bucket_lower(i)) / 2;
+	if (i == XBD_LAT_BUCKETS - 1 || mid > max_ns)
+		return max_ns;
+	return mid;
+}
+
+uint64_t xbd_latency_percentile(const struct xbd_latency_hist *h, double pct)
+{
+	uint64_t snap[XBD_LAT_BUCKETS];
+	unsigned i;
+
+	/* Work on one copy: the data path keeps counting meanwhile. */
+	for (i = 0; i < XBD_LAT_BUCKETS; i++)
+		snap[i] = atomic_load_explicit(&h->bucket[i],
+					       memory_order_relaxed);
+	return xbd_latency_percentile_of(
+		snap, atomic_load_explicit(&h->max_ns, memory_order_relaxed), pct);
 }
 
 const char *xbd_stat_op_name(enum xbd_stat_op op)

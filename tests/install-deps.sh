@@ -6,14 +6,16 @@ set -eu
 . "$(dirname "$0")/lib/packages.sh"
 pkgs=(
 	build-essential pkg-config
-	clang                      # make fuzz: libFuzzer harnesses (tests/fuzz/)
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
 	libssl-dev libewf-dev      # xbd image: OpenSSL EVP hashes, E01 output
-	ewf-tools                  # ewfverify, ewfinfo, ewfexport in the image tests
 	python3-jsonschema xfsprogs # image report schema; XFS reflinks (--snapshot)
 	xenstore-utils             # xenstore-read/-write/... against the sim
+	clang                      # make fuzz: libFuzzer harnesses (tests/fuzz/)
+	ewf-tools                  # ewfverify, ewfinfo, ewfexport in the image tests
 	e2fsprogs fdisk util-linux # mkfs.ext4, e2fsck, sfdisk, losetup
 	fio tmux expect jq python3 python3-prometheus-client procps psmisc
+	prometheus                 # promtool check metrics/rules in the xbdsh tests
+	debhelper dpkg-dev         # make deb
 	qemu-utils                 # qemu-io: QEMU and xbd honour each other's image locks
 	qemu-system-x86 cpio kmod  # the real-Xen tier
 )

@@ -27,6 +27,18 @@ struct option;
 int xbd_cli_global_opt(int c, char **argv, const struct option *opts,
 		       void (*usage)(void), enum xbd_platform_kind *kind);
 
+/* -v / --verbose given after the command's name (`xbd attach vm1 -v`),
+ * as xl takes it: each one found before a "--" raises the verbosity
+ * and is taken out of argv.  Returns the new argc. */
+int xbd_cli_take_verbose(int argc, char **argv);
+
+/* After the global options: on the sim, and unless $XBD_RUN_DIR says
+ * otherwise, the control sockets live in the sim's own directory
+ * ($XBD_SIM_DIR/run), so that each simulator instance sees only its
+ * own xbd processes; on Xen they stay in /run/xbd.  Sets $XBD_RUN_DIR,
+ * which the processes this one starts inherit. */
+void xbd_cli_choose_run_dir(enum xbd_platform_kind kind);
+
 /* Global options given before the command. */
 extern enum xbd_platform_kind xbd_cli_platform;
 

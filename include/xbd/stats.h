@@ -32,9 +32,19 @@ enum xbd_stat_error {
 	XBD_ERR_COUNT
 };
 
-/* log2 latency buckets: bucket i counts latencies in [2^i, 2^(i+1)) ns;
- * bucket 0 also takes 0 ns. 40 buckets reach ~18 minutes. */
-#define XBD_LAT_BUCKETS 40
+/*
+ * Log-linear latency buckets (as HdrHistogram): 16 buckets per power of
+ * two, so a bucket is at most 1/16 of its lower bound wide and a
+ * percentile read from its middle is within about 3% of the truth.
+ * Latencies below 32 ns have a bucket each.  From 2^e ns (e >= 4) the
+ * bucket index is (e - 3) * 16 + the four bits after the leading one.
+ * The last bucket (from 2^XBD_LAT_MAX_LOG2 ns, ~69 s) also takes
+ * everything longer.
+ */
+#define XBD_LAT_SUB_BITS 4
+#define XBD_LAT_SUB (1u << XBD_LAT_SUB_BITS)
+#define XBD_LAT_MAX_LOG2 36
+#define XBD_LAT_BUCKETS ((XBD_LAT_MAX_LOG2 - XBD_LAT_SUB_BITS + 2) * XBD_LAT_SUB)
 
 struct xbd_latency_hist {
 	_Atomic uint64_t bucket[XBD_LAT_BUCKETS];
@@ -145,18 +155,53 @@ struct xbd_stats_done {
 void xbd_stats_complete_batch(struct xbd_stats *s,
 			      const struct xbd_stats_done *done, unsigned n,
 			      uint64_t now);
-/* Percentile (0..100) of a histogram, in ns: the upper bound of the
- * bucket holding it, but never above max_ns. 0 when empty. */
+/* Percentile (0..100) of a histogram, in ns: the middle of the bucket
+ * holding it (nearest rank), never above max_ns. 0 when empty. */
 uint64_t xbd_latency_percentile(const struct xbd_latency_hist *h, double pct);
+/* The same over a copy of the bucket counts (XBD_LAT_BUCKETS of them),
+ * as xbdsh holds them: several percentiles from one snapshot. */
+uint64_t xbd_latency_percentile_of(const uint64_t *buckets, uint64_t max_ns,
+				   double pct);
 /* Requests counted in the histogram (sum of its buckets). */
 uint64_t xbd_latency_count(const struct xbd_latency_hist *h);
-/* Bucket of a latency: floor(log2(ns)), 0 for 0 ns, capped at the last. */
-unsigned xbd_latency_bucket(uint64_t ns);
-/* Exclusive upper bound of bucket i in ns (2^(i+1)). */
+
+/* Bucket of a latency (see XBD_LAT_BUCKETS), capped at the last. */
+static inline unsigned xbd_latency_bucket(uint64_t ns)
+{
+	unsigned e;
+
+	if (ns < 2 * XBD_LAT_SUB)
+		return (unsigned)ns;
+	e = 63u - (unsigned)__builtin_clzll(ns);
+	if (e > XBD_LAT_MAX_LOG2)
+		return XBD_LAT_BUCKETS - 1;
+	return (e - XBD_LAT_SUB_BITS + 1) * XBD_LAT_SUB +
+	       (unsigned)((ns >> (e - XBD_LAT_SUB_BITS)) & (XBD_LAT_SUB - 1));
+}
+
+/* Lowest latency of bucket i, in ns. */
+static inline uint64_t xbd_latency_bucket_lower(unsigned i)
+{
+	unsigned e;
+
+	if (i < 2 * XBD_LAT_SUB)
+		return i;
+	e = i / XBD_LAT_SUB + XBD_LAT_SUB_BITS - 1;
+	return (uint64_t)(XBD_LAT_SUB + i % XBD_LAT_SUB) << (e - XBD_LAT_SUB_BITS);
+}
+
+/* Exclusive upper bound of bucket i in ns (the next one's lower bound;
+ * for the last, the bound it would have). */
 static inline uint64_t xbd_latency_bucket_limit(unsigned i)
 {
-	return (uint64_t)2 << i;
+	unsigned e;
+
+	if (i < 2 * XBD_LAT_SUB)
+		return (uint64_t)i + 1;
+	e = i / XBD_LAT_SUB + XBD_LAT_SUB_BITS - 1;
+	return xbd_latency_bucket_lower(i) + ((uint64_t)1 << (e - XBD_LAT_SUB_BITS));
 }
+
 /* "read", "write", ...; "bad_request", "io", ...: the names used in the
  * JSON document and the Prometheus labels.  NULL when out of range. */
 const char *xbd_stat_op_name(enum xbd_stat_op op);

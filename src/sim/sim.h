@@ -54,6 +54,10 @@ void sim_xenstored_stop(struct sim_xenstored *xs);
 int xbd_platform_sim_open(const struct xbd_platform_config *cfg,
 			  struct xbd_platform **out);
 const char *xbd_sim_default_dir(void); /* $XBD_SIM_DIR or /run/xbd-sim */
+/* The control sockets of this sim's xbd processes (DIR/run), unless
+ * $XBD_RUN_DIR says otherwise (cli/common.c); removed at stop when
+ * empty. */
+#define XBD_SIM_RUN_SUBDIR "run"
 /* $XBD_SIM_DOMID into *domid: 0 (*domid untouched when it is unset or
  * empty), or -EINVAL when it is not a domain id. */
 int xbd_sim_domid_from_env(uint16_t *domid);

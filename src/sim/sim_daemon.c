@@ -847,6 +847,10 @@ static void daemon_teardown(struct sim_daemon *d)
 	if (d->xsd)
 		sim_xenstored_stop(d->xsd);
 	sim_hv_destroy(d->hv);
+	/* the run directory of its processes, now that they are gone;
+	 * kept while anything (an xbd serve still running) is in it */
+	if (!sim_dir_path(path, sizeof(path), d->dir, XBD_SIM_RUN_SUBDIR))
+		rmdir(path);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
 	if (d->owner_fd >= 0)

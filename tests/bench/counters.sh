@@ -61,7 +61,8 @@ declare -A bin=([on]=$B/xbd [none]=$B/nocounters/xbd)
 
 declare -A simdir
 # setup SIDE: sim SIDE run by that side's binary, vm1 and its guest, null
-# on xvdc and raw on xvdb served by it.
+# on xvdc and raw on xvdb served by it, read-only: both sides serve the
+# one image, and a second writer would be refused (image locks).
 setup() {
 	local name=$1 d=$W/$1 out xbd=${bin[$1]}
 	if ! "$xbd" sim start --dir "$d" --owner-pid $$ >"$d.out" 2>&1; then
@@ -74,7 +75,8 @@ setup() {
 	vm_create vm1 || return 1
 	if ! out=$("$xbd" serve vm1 --image "${IMG_MB}M" --backend null --vdev xvdc 2>&1) ||
 		! { at_exit "XBD_SIM_DIR='$d' XBD_RUN_DIR='$d.run' '$xbd' detach vm1 xvdc"; } ||
-		! out=$("$xbd" serve vm1 --image "$IMG" --backend raw --vdev xvdb 2>&1); then
+		! out=$("$xbd" serve vm1 --image "$IMG" --backend raw --vdev xvdb \
+			--read-only 2>&1); then
 		why="xbd serve: $(echo "$out" | head -n1)"
 		return 1
 	fi

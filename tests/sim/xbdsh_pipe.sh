@@ -81,7 +81,7 @@ if [ $rc -eq 0 ] &&
    grep -Eq '^  total +3 +1000 +10 +8000 +160$' "$T/out" &&
    grep -Eq '^  per sec +0\.0 +0\.0 +0\.0 +0\.0 +0\.0$' "$T/out" &&
    grep -q 'in flight 3, ring 3/32 used, 29 free' "$T/out" &&
-   grep -Eq '^    read +32\.8us +32\.8us +400\.0us +400\.0us$' "$T/out"; then
+   grep -Eq '^    read +20\.0us +20\.0us +400\.0us +400\.0us +400\.0us$' "$T/out"; then
 	ok "text block: counters, rates, ring, latency"
 else
 	fail "text block: rc $rc: $(cat "$T/out")"
@@ -89,5 +89,29 @@ fi
 run_timed timeout 20 "$xbdsh" --xbd-only stats vm1
 awk '/^  per sec/ { if ($4 > 100) found = 1 } END { exit !found }' "$T/out" &&
 	ok "text rates of the busy device" || fail "text rates: $(grep 'per sec' "$T/out")"
+
+# Repeated text blocks, piped: each under its timestamp (xentop's -d/-i).
+run_timed timeout 20 "$xbdsh" --xbd-only stats vm2 -d 0.2 -i 3 </dev/null
+n=$(grep -Ec '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{4}  every 0\.2s' "$T/out")
+[ $rc -eq 0 ] && [ "$n" = 3 ] && [ "$(grep -c '^vm2 (domain 6)' "$T/out")" = 3 ] &&
+	ok "stats -d 0.2 -i 3: three timestamped blocks" || fail "stats -d -i: rc $rc, $n stamps: $(head -n 3 "$T/out")"
+run_timed timeout 20 "$xbdsh" --xbd-only stats vm2 --json -d 0.2 -i 2 </dev/null
+[ "$(jq -r .time "$T/out" | grep -Ec '^[0-9]{4}-[0-9]{2}-[0-9]{2}T')" = 2 ] &&
+	ok "stats --json -d: each document has its time" || fail "--json time: $(cat "$T/out")"
+
+# -v after the command, as xl takes it; xbd help, as xl help
+run_timed timeout 20 "$xbdsh" --xbd-only stats vm2 -v
+[ $rc -eq 0 ] && grep -q '^vm2 (domain 6)' "$T/out" && ok "xbdsh stats vm2 -v" ||
+	fail "stats -v: rc $rc: $(cat "$T/err")"
+run_timed "$xbd" help
+[ $rc -eq 0 ] && grep -q 'xbd attach' "$T/out" && ok "xbd help: the commands" || fail "xbd help: rc $rc $(cat "$T/err")"
+run_timed "$xbd" help serve
+[ $rc -eq 0 ] && grep -q '^usage: xbd serve' "$T/out" && ok "xbd help serve" || fail "xbd help serve: rc $rc"
+run_timed "$xbd" help frob
+[ $rc -eq 2 ] && [ "$(wc -l <"$T/err")" = 1 ] && ok "xbd help frob: usage error, one line" ||
+	fail "xbd help frob: rc $rc: $(cat "$T/err")"
+run_timed "$xbd" list --json -v
+[ $rc -ne 2 ] && ok "xbd list --json -v: -v taken after the command (rc $rc)" ||
+	fail "xbd list -v: usage error: $(cat "$T/err")"
 
 finish

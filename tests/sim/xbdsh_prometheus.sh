@@ -68,7 +68,7 @@ END {
 expect_sample() { # DESC REGEX
 	if grep -Eq "$2" "$T/prom"; then ok "$1"; else fail "$1: no line matching $2"; fi
 }
-L='vm="vm1",domid="5",vdev="xvdb",backend="xbd",role="guest"'
+L='vm="vm1",domid="5",vdev="xvdb",server="xbd-serve",role="guest"'
 expect_sample "reads" "^xbd_vbd_read_requests_total\{$L\} 1000$"
 expect_sample "read sectors" "^xbd_vbd_read_sectors_total\{$L\} 8000$"
 expect_sample "writes" "^xbd_vbd_write_requests_total\{$L\} 10$"
@@ -84,10 +84,29 @@ expect_sample "latency count" "^xbd_vbd_request_latency_seconds_count\{$L,op=\"r
 expect_sample "latency +Inf" "^xbd_vbd_request_latency_seconds_bucket\{$L,op=\"read\",le=\"\+Inf\"\} 1000$"
 # 900 reads took 20 us: all of them below the 32.768 us bound
 expect_sample "latency bucket" "^xbd_vbd_request_latency_seconds_bucket\{$L,op=\"read\",le=\"3.2768e-05\"\} 900$"
-expect_sample "attach role" '^xbd_vbd_info\{vm="vm1",domid="5",vdev="xvda",backend="blkback",role="attach",state="Connected"\} 1$'
-expect_sample "second process" '^xbd_vbd_read_requests_total\{vm="vm2",domid="6",vdev="xvdc",backend="xbd",role="guest"\} 1000$'
+expect_sample "attach role" '^xbd_vbd_info\{vm="vm1",domid="5",vdev="xvda",server="xbd-attach",role="attach",state="Connected"\} 1$'
+expect_sample "second process" '^xbd_vbd_read_requests_total\{vm="vm2",domid="6",vdev="xvdc",server="xbd-serve",role="guest"\} 1000$'
 expect_sample "escaped label" '^xbd_vbd_info\{vm="q\\"x\\\\y",domid="7",'
 expect_sample "unreachable processes" '^xbdsh_unreachable_xbd_processes 0$'
+
+# --- promtool, Prometheus's own parser and linter ---
+if command -v promtool >/dev/null; then
+	if promtool check metrics <"$T/prom" >"$T/promtool" 2>&1; then
+		ok "promtool check metrics: clean"
+	else
+		fail "promtool check metrics: $(head -n 5 "$T/promtool")"
+	fi
+else
+	fail "promtool is missing (package prometheus; tests/install-deps.sh installs it)"
+fi
+# the same fixed bounds for every histogram: a fleet's can be summed
+n=$(grep '^xbd_vbd_request_latency_seconds_bucket' "$T/prom" |
+	sed 's/.*le="\([^"]*\)".*/\1/' | sort | uniq -c | awk '{print $1}' | sort -u | wc -l)
+[ "$n" = 1 ] && ok "every histogram has the same le bounds" ||
+	fail "le bounds differ between series"
+# flush counts flushes and barriers; no barrier histogram of its own
+grep -q 'op="barrier"' "$T/prom" && fail "a barrier histogram" ||
+	ok "histograms for read, write, flush, discard"
 
 # --- a real parser, where installed ---
 if /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then

@@ -54,10 +54,10 @@ xsh() { timeout 10 "$xbdsh" --sysfs-root "$sys" "$@"; }
 run_timed xsh list
 if [ $rc -eq 0 ] &&
    grep -Eq '^vm1 +1  xvda +blkback +Connected +1\.0G  /dev/vg/vm1$' "$T/out" &&
-   grep -Eq "^vm1 +1  xvdb +xbd +Connected .*\[xbd pid $pa\]$" "$T/out" &&
+   grep -Eq "^vm1 +1  xvdb +xbd-serve +Connected .*\[xbd pid $pa\]$" "$T/out" &&
    grep -Eq '^vm1 +1  xvdc +qdisk +Initialised .* /srv/c\.qcow2$' "$T/out" &&
    grep -Eq '^vm1 +1  xvdd +blkback ' "$T/out" &&
-   grep -Eq '^vm1 +1  xvda +blkback\+attach ' "$T/out" &&
+   grep -Eq '^vm1 +1  xvda@attach +xbd-attach ' "$T/out" &&
    grep -Eq '^Domain-0 +0  -' "$T/out"; then
 	ok "list: every disk, its backend and state"
 else
@@ -118,10 +118,10 @@ run_timed xsh ring vm1 xvdc
 
 # Prometheus covers the blkback disk too
 run_timed xsh stats --prometheus
-L='vm="vm1",domid="1",vdev="xvda",backend="blkback",role="guest"'
+L='vm="vm1",domid="1",vdev="xvda",server="blkback",role="guest"'
 if [ $rc -eq 0 ] && grep -q "^xbd_vbd_read_requests_total{$L} 1000$" "$T/out" &&
    grep -q "^xbd_vbd_ring_used_entries{$L} 3$" "$T/out" &&
-   grep -q '^xbd_vbd_info{vm="vm1",domid="1",vdev="xvdc",backend="qdisk",role="guest",state="Initialised"} 1$' "$T/out"; then
+   grep -q '^xbd_vbd_info{vm="vm1",domid="1",vdev="xvdc",server="qdisk",role="guest",state="Initialised"} 1$' "$T/out"; then
 	ok "prometheus: blkback and qdisk disks"
 else
 	fail "prometheus: rc $rc: $(grep xvda "$T/out" | head -5) $(cat "$T/err")"

@@ -294,8 +294,14 @@ static long long latency_count(struct json_object *dev, const char *op)
 	    !json_object_object_get_ex(lat, op, &o) ||
 	    !json_object_object_get_ex(o, "buckets", &buckets))
 		return -1;
-	for (i = 0; i < json_object_array_length(buckets); i++)
-		n += json_object_get_int64(json_object_array_get_idx(buckets, i));
+	/* the non-empty buckets, {lower_ns, count} each */
+	for (i = 0; i < json_object_array_length(buckets); i++) {
+		struct json_object *c;
+
+		if (json_object_object_get_ex(json_object_array_get_idx(buckets, i),
+					      "count", &c))
+			n += json_object_get_int64(c);
+	}
 	return n;
 }
 

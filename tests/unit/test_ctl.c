@@ -503,14 +503,18 @@ static void test_document(struct xbd_ctl *ctl)
 		CHECK_EQ(get_u64(d, "requests.indirect"), 4);
 		CHECK_EQ(get_u64(d, "latency.read.count"), 1000);
 		CHECK_EQ(get_u64(d, "latency.write.count"), 10);
-		/* 900 reads at 20 us: [16384, 32768); 100 at 400 us */
-		CHECK_EQ(get_u64(d, "latency.read.p50_ns"), 32768);
-		CHECK_EQ(get_u64(d, "latency.read.p90_ns"), 32768);
+		/* 900 reads at 20 us: [19456, 20480); 100 at 400 us:
+		 * [393216, 409600), whose middle is above max */
+		CHECK_EQ(get_u64(d, "latency.read.p50_ns"), 19968);
+		CHECK_EQ(get_u64(d, "latency.read.p90_ns"), 19968);
 		CHECK_EQ(get_u64(d, "latency.read.p99_ns"), 400000);
+		CHECK_EQ(get_u64(d, "latency.read.p999_ns"), 400000);
 		CHECK_EQ(get_u64(d, "latency.read.max_ns"), 400000);
-		CHECK_EQ(get_u64(d, "latency.read.buckets.14"), 900);
-		CHECK_EQ(json_object_array_length(get(d, "latency.read.buckets")),
-			 XBD_LAT_BUCKETS);
+		CHECK_EQ(get_u64(d, "latency.read.buckets.0.lower_ns"), 19456);
+		CHECK_EQ(get_u64(d, "latency.read.buckets.0.count"), 900);
+		CHECK_EQ(get_u64(d, "latency.read.buckets.1.lower_ns"), 393216);
+		CHECK_EQ(get_u64(d, "latency.read.buckets.1.count"), 100);
+		CHECK_EQ(json_object_array_length(get(d, "latency.read.buckets")), 2);
 		CHECK_EQ(get_u64(d, "in_flight"), 3);
 		CHECK_EQ(get_u64(d, "ring_full"), 3);
 		CHECK_EQ(get_u64(d, "notify.suppressed"), 300);

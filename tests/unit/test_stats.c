@@ -66,9 +66,9 @@ static void test_known_workload(void)
 	CHECK_EQ(xbd_stat_get(&s.in_flight_max), 1);
 	CHECK_EQ(xbd_stat_get(&s.latency[XBD_OP_FLUSH].total_ns), 50000);
 	CHECK_EQ(xbd_stat_get(&s.latency[XBD_OP_FLUSH].max_ns), 5000);
-	/* every flush took 5000 ns: bucket [4096, 8192), capped at max */
-	CHECK_EQ(xbd_latency_percentile(&s.latency[XBD_OP_FLUSH], 50), 5000);
-	CHECK_EQ(s.latency[XBD_OP_FLUSH].bucket[12], 10);
+	/* every flush took 5000 ns: bucket [4864, 5120), its middle */
+	CHECK_EQ(xbd_latency_percentile(&s.latency[XBD_OP_FLUSH], 50), 4992);
+	CHECK_EQ(s.latency[XBD_OP_FLUSH].bucket[xbd_latency_bucket(5000)], 10);
 }
 
 static void test_percentiles(void)
@@ -86,11 +86,12 @@ static void test_percentiles(void)
 	for (i = 0; i < 10; i++)
 		xbd_stats_complete(&s, XBD_OP_WRITE, 8, 10000000); /* [2^23,2^24) */
 	CHECK_EQ(xbd_latency_count(h), 1000);
-	CHECK_EQ(xbd_latency_percentile(h, 0), 1024);
-	CHECK_EQ(xbd_latency_percentile(h, 50), 1024);
-	CHECK_EQ(xbd_latency_percentile(h, 90), 1024);   /* rank 900 */
-	CHECK_EQ(xbd_latency_percentile(h, 90.1), 131072);
-	CHECK_EQ(xbd_latency_percentile(h, 99), 131072); /* rank 990 */
+	/* the middles of [992, 1024) and [98304, 102400) */
+	CHECK_EQ(xbd_latency_percentile(h, 0), 1008);
+	CHECK_EQ(xbd_latency_percentile(h, 50), 1008);
+	CHECK_EQ(xbd_latency_percentile(h, 90), 1008);   /* rank 900 */
+	CHECK_EQ(xbd_latency_percentile(h, 90.1), 100352);
+	CHECK_EQ(xbd_latency_percentile(h, 99), 100352); /* rank 990 */
 	CHECK_EQ(xbd_latency_percentile(h, 99.9), 10000000); /* capped: max */
 	CHECK_EQ(xbd_latency_percentile(h, 100), 10000000);
 	CHECK_EQ(xbd_latency_percentile(h, 150), 10000000);
@@ -102,15 +103,45 @@ static void test_percentiles(void)
 
 static void test_buckets(void)
 {
+	uint64_t ns;
+	unsigned i;
+
 	CHECK_EQ(xbd_latency_bucket(0), 0);
-	CHECK_EQ(xbd_latency_bucket(1), 0);
-	CHECK_EQ(xbd_latency_bucket(2), 1);
-	CHECK_EQ(xbd_latency_bucket(3), 1);
-	CHECK_EQ(xbd_latency_bucket(1023), 9);
-	CHECK_EQ(xbd_latency_bucket(1024), 10);
+	CHECK_EQ(xbd_latency_bucket(1), 1);
+	CHECK_EQ(xbd_latency_bucket(31), 31);
+	CHECK_EQ(xbd_latency_bucket(32), 32);
+	CHECK_EQ(xbd_latency_bucket(33), 32);  /* [32, 34) */
+	CHECK_EQ(xbd_latency_bucket(34), 33);
+	CHECK_EQ(xbd_latency_bucket(1023), 6 * 16 + 15);
+	CHECK_EQ(xbd_latency_bucket(1024), 7 * 16);
 	CHECK_EQ(xbd_latency_bucket(UINT64_MAX), XBD_LAT_BUCKETS - 1);
-	CHECK_EQ(xbd_latency_bucket_limit(0), 2);
-	CHECK_EQ(xbd_latency_bucket_limit(9), 1024);
+	CHECK_EQ(xbd_latency_bucket((uint64_t)1 << XBD_LAT_MAX_LOG2 << 1),
+		 XBD_LAT_BUCKETS - 1);
+	CHECK_EQ(xbd_latency_bucket_limit(0), 1);
+	CHECK_EQ(xbd_latency_bucket_lower(7 * 16), 1024);
+	CHECK_EQ(xbd_latency_bucket_limit(6 * 16 + 15), 1024);
+	/* contiguous, each one at most 1/16 of its lower bound wide, and
+	 * every latency in its bucket */
+	for (i = 0; i + 1 < XBD_LAT_BUCKETS; i++) {
+		CHECK_EQ(xbd_latency_bucket_limit(i), xbd_latency_bucket_lower(i + 1));
+		CHECK(xbd_latency_bucket_limit(i) - xbd_latency_bucket_lower(i) <=
+		      (xbd_latency_bucket_lower(i) < 32 ? 1 :
+		       xbd_latency_bucket_lower(i) / 16));
+		CHECK_EQ(xbd_latency_bucket(xbd_latency_bucket_lower(i)), i);
+		CHECK_EQ(xbd_latency_bucket(xbd_latency_bucket_limit(i) - 1), i);
+	}
+	/* a percentile from a single latency is within 3.2% of it */
+	for (ns = 1; ns < ((uint64_t)1 << 36); ns = ns * 13 / 10 + 7) {
+		static struct xbd_stats one;
+		uint64_t p;
+
+		xbd_stats_init(&one);
+		xbd_stats_complete(&one, XBD_OP_READ, 8, ns);
+		xbd_stats_complete(&one, XBD_OP_READ, 8, 2 * ns);
+		p = xbd_latency_percentile(&one.latency[XBD_OP_READ], 50);
+		CHECK((double)p >= (double)ns * 0.968 &&
+		      (double)p <= (double)ns * 1.032);
+	}
 }
 
 static void test_disabled(void)
