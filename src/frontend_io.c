@@ -45,6 +45,12 @@ struct fe_io {
 	int err;        /* first error of any part */
 	xbd_frontend_done_fn done;
 	void *opaque;
+	/* a lent read (xbd_fe_io_read_lent): its data pages by page of the
+	 * io (UINT32_MAX until their part answers), held until done */
+	uint32_t *lent;
+	unsigned nlent;
+	unsigned reserved;    /* pool pages still promised to its parts */
+	xbd_fe_lent_fn lent_done;
 };
 
 struct fe_slot {
@@ -71,9 +77,14 @@ struct fe_slot {
 /* Failing the device                                                 */
 /* ------------------------------------------------------------------ */
 
+static void lent_finish(struct fe_io *io);
+
 static void io_finish(struct fe_io *io)
 {
-	io->done(io->opaque, io->err);
+	if (io->lent)
+		lent_finish(io);
+	else
+		io->done(io->opaque, io->err);
 }
 
 /* Records one part's result; true when it was the io's last part. */
@@ -236,6 +247,47 @@ static void *pool_page(struct xbd_frontend *fe, uint32_t idx)
 	return (char *)fe->pool + (size_t)idx * XBD_PAGE_SIZE;
 }
 
+/* A lent read's answered part keeps its data pages, in the io's order,
+ * until the whole read is done; its indirect pages go back at once. */
+static void lend_pages_locked(struct xbd_frontend *fe, struct fe_slot *s)
+{
+	unsigned k, first = (unsigned)(s->io_skip / XBD_PAGE_SIZE);
+
+	for (k = 0; k < s->nr_segments; k++)
+		s->io->lent[first + k] = s->pages[k];
+	for (; k < s->nr_pages; k++)
+		fe->free_pages[fe->nr_free_pages++] = s->pages[k];
+	s->nr_pages = 0;
+}
+
+/* The end of a lent read: its pages shown to the caller, then given
+ * back.  The iovec array lies right after the io, the page list after
+ * that (xbd_fe_io_read_lent). */
+static void lent_finish(struct fe_io *io)
+{
+	struct xbd_frontend *fe = io->fe;
+	struct iovec *iov = (struct iovec *)(io + 1);
+	uint64_t left = io->len;
+	unsigned k;
+
+	for (k = 0; !io->err && k < io->nlent; k++) {
+		iov[k].iov_base = pool_page(fe, io->lent[k]);
+		iov[k].iov_len = left < XBD_PAGE_SIZE ? left : XBD_PAGE_SIZE;
+		left -= iov[k].iov_len;
+	}
+	if (io->err)
+		io->lent_done(io->opaque, io->err, NULL, 0);
+	else
+		io->lent_done(io->opaque, 0, iov, (int)io->nlent);
+	pthread_mutex_lock(&fe->lock);
+	for (k = 0; k < io->nlent; k++)
+		if (io->lent[k] != UINT32_MAX)
+			fe->free_pages[fe->nr_free_pages++] = io->lent[k];
+	pthread_cond_broadcast(&fe->space);
+	pthread_mutex_unlock(&fe->lock);
+	free(io);
+}
+
 /* Moves a slot's data between its pages and the caller's buffers: a
  * write's in before the request goes out, a read's out once answered. */
 static void copy_data(struct xbd_frontend *fe, const struct fe_slot *s,
@@ -304,7 +356,8 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 	for (i = 0; i < n; i++) {
 		struct fe_slot *s = &fe->slots[fe->batch[i]];
 
-		if (s->status == BLKIF_RSP_OKAY && s->op == BLKIF_OP_READ)
+		if (s->status == BLKIF_RSP_OKAY && s->op == BLKIF_OP_READ &&
+		    !s->io->lent)
 			copy_data(fe, s, false);
 	}
 
@@ -324,6 +377,8 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 				.op = stat_op(s->op),
 			};
 			nerr += err != 0;
+			if (s->io->lent && !err)
+				lend_pages_locked(fe, s);
 			pages_free_locked(fe, s);
 			if (io_part_done_locked(s->io, err))
 				finished[nfin++] = s->io;
@@ -415,10 +470,13 @@ static unsigned indirect_pages_for(unsigned segs)
 	       XBD_BLKIF_SEGS_PER_INDIRECT_PAGE;
 }
 
-/* Waits for a free slot and npages pool pages; takes them.  Returns the
- * slot index or -errno (the device failed or is closing). */
-static int take_resources_locked(struct xbd_frontend *fe, unsigned npages)
+/* Waits for a free slot and npages pool pages; takes them (from io's
+ * reservation, if it has one).  Returns the slot index or -errno (the
+ * device failed or is closing). */
+static int take_resources_locked(struct xbd_frontend *fe, struct fe_io *io,
+				 unsigned npages)
 {
+	bool reserved = io->reserved != 0;
 	bool counted = false;
 	struct fe_slot *s;
 	unsigned i, k;
@@ -428,7 +486,9 @@ static int take_resources_locked(struct xbd_frontend *fe, unsigned npages)
 			return fe->err;
 		if (fe->closing)
 			return -EIO;
-		if (fe->free_slot < fe->nr_slots && fe->nr_free_pages >= npages)
+		if (fe->free_slot < fe->nr_slots &&
+		    (reserved ? fe->nr_free_pages
+			      : fe->nr_free_pages - fe->nr_reserved) >= npages)
 			break;
 		if (!counted) {
 			xbd_stat_add_serialised(&fe->stats.ring_full, 1);
@@ -443,6 +503,10 @@ static int take_resources_locked(struct xbd_frontend *fe, unsigned npages)
 	s->nr_pages = npages;
 	for (k = 0; k < npages; k++)
 		s->pages[k] = fe->free_pages[--fe->nr_free_pages];
+	if (reserved) {
+		fe->nr_reserved -= npages;
+		io->reserved -= npages;
+	}
 	return (int)i;
 }
 
@@ -517,7 +581,7 @@ static int submit_part(struct xbd_frontend *fe, struct fe_io *io, uint8_t op,
 	}
 
 	pthread_mutex_lock(&fe->lock);
-	idx = take_resources_locked(fe, npages);
+	idx = take_resources_locked(fe, io, npages);
 	if (idx < 0) {
 		pthread_mutex_unlock(&fe->lock);
 		return idx;
@@ -644,6 +708,13 @@ static void submit_io(struct xbd_frontend *fe, struct fe_io *io)
 				  io->len / 512u);
 		break;
 	}
+	if (io->reserved) { /* a part failed: the rest is not taken */
+		pthread_mutex_lock(&fe->lock);
+		fe->nr_reserved -= io->reserved;
+		io->reserved = 0;
+		pthread_cond_broadcast(&fe->space);
+		pthread_mutex_unlock(&fe->lock);
+	}
 	if (io_drop_guard(fe, io, err))
 		io_finish(io);
 }
@@ -730,6 +801,68 @@ int xbd_fe_io_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
 	assert(op == XBD_FRONTEND_FLUSH || in_disk(fe, offset, len));
 	return err ? err : submit_async(fe, op, iov, iovcnt, offset, len, done,
 					opaque);
+}
+
+/* Pool pages a read of len bytes takes, its parts' indirect pages
+ * included. */
+static unsigned read_pages_for(const struct xbd_frontend *fe, uint64_t len)
+{
+	uint64_t max_bytes = (uint64_t)fe->info.max_segments * XBD_PAGE_SIZE;
+	unsigned need = 0;
+
+	for (uint64_t at = 0; at < len; at += max_bytes) {
+		uint64_t n = len - at < max_bytes ? len - at : max_bytes;
+		unsigned segs = (unsigned)((n + XBD_PAGE_SIZE - 1) / XBD_PAGE_SIZE);
+
+		need += segs + (segs > XBD_BLKIF_MAX_SEGS ? indirect_pages_for(segs) : 0);
+	}
+	return need;
+}
+
+int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
+			uint64_t len, xbd_fe_lent_fn done, void *opaque)
+{
+	int err = check_submit(fe, XBD_FRONTEND_READ, offset, len);
+	unsigned need, nlent;
+	struct fe_io *io;
+
+	assert(in_disk(fe, offset, len));
+	if (err)
+		return err;
+	if (len == 0)
+		return -EINVAL;
+	need = read_pages_for(fe, len);
+	if (need > fe->pool_pages / 2)
+		return -E2BIG;
+	nlent = (unsigned)((len + XBD_PAGE_SIZE - 1) / XBD_PAGE_SIZE);
+	/* the io, the iovec array lent_finish fills, the page list */
+	io = malloc(sizeof(*io) + nlent * (sizeof(struct iovec) + sizeof(uint32_t)));
+	if (!io)
+		return -ENOMEM;
+	*io = (struct fe_io){ .fe = fe, .op = XBD_FRONTEND_READ, .offset = offset,
+			      .len = len, .opaque = opaque, .nlent = nlent,
+			      .lent_done = done };
+	io->lent = (uint32_t *)((struct iovec *)(io + 1) + nlent);
+	memset(io->lent, 0xff, nlent * sizeof(uint32_t));
+	/* All of the read's pages promised at once: parts that each held
+	 * pages while waiting for more, held by other reads' answered
+	 * parts, could wait for one another forever. */
+	pthread_mutex_lock(&fe->lock);
+	while (!fe->err && !fe->closing &&
+	       fe->nr_free_pages - fe->nr_reserved < need)
+		pthread_cond_wait(&fe->space, &fe->lock);
+	err = fe->err ? fe->err : fe->closing ? -EIO : 0;
+	if (!err) {
+		fe->nr_reserved += need;
+		io->reserved = need;
+	}
+	pthread_mutex_unlock(&fe->lock);
+	if (err) {
+		free(io);
+		return err;
+	}
+	submit_io(fe, io);
+	return 0;
 }
 
 struct sync_wait {

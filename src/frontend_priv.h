@@ -50,6 +50,7 @@ struct xbd_frontend {
 	unsigned pool_pages;
 	uint32_t *free_pages;     /* stack of free page indices */
 	unsigned nr_free_pages;
+	unsigned nr_reserved;     /* of them promised to lent reads' parts */
 
 	/* event channel */
 	struct xbd_evtchn *evtchn;
@@ -124,5 +125,15 @@ int xbd_fe_io_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
 int xbd_fe_io_sync(struct xbd_frontend *fe, enum xbd_frontend_op op,
 		   const struct iovec *iov, int iovcnt, uint64_t offset,
 		   uint64_t len);
+/* A read whose data is lent, not copied: done(opaque, 0, iov, iovcnt)
+ * gets [offset, offset+len) as it lies in the pool pages, valid during
+ * the call only (the callee may change the iovec array, not the
+ * pages); on an error iov is NULL.  Aligned ranges the wrappers
+ * checked.  -E2BIG when the read needs more pages than a lent read may
+ * hold (the caller reads it the copying way); else as xbd_fe_io_submit. */
+typedef void (*xbd_fe_lent_fn)(void *opaque, int err, struct iovec *iov,
+			       int iovcnt);
+int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
+			uint64_t len, xbd_fe_lent_fn done, void *opaque);
 
 #endif
