@@ -15,17 +15,20 @@
 #include "xbd/common.h"
 #include "xbd/ctl.h"
 #include "xbd/image.h"
+#include "xbd/util.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_MAX_SEGMENTS 128u   /* 512 KiB per request */
 #define POLL_MS 100                 /* completion thread's tick */
+#define FE_POLL_US 0                /* its polling after an answer: off */
 #define SLOT_BITS 16                /* request id: generation << 16 | slot */
 
 enum slot_state {
@@ -420,18 +423,52 @@ static void check_progress(struct xbd_frontend *fe)
 	}
 }
 
+/*
+ * Polls the ring for up to ns instead of sleeping: true when a response
+ * came.  A synchronous reader (one request at a time) gets its answer a
+ * few microseconds after the backend gave it, where a sleep costs a
+ * wake-up of this thread on every request.  Only the completion thread
+ * calls it (it alone consumes responses).
+ */
+static bool poll_ring(struct xbd_frontend *fe, uint64_t ns)
+{
+	uint64_t end = xbd_now_ns() + ns;
+	unsigned i = 0;
+
+	do {
+		if (xbd_blkif_front_has_responses(&fe->ring))
+			return true;
+		/* whoever else wants this CPU (the backend, the reader) first */
+		sched_yield();
+	} while ((++i & 7) || (xbd_now_ns() < end && !atomic_load(&fe->stop_threads)));
+	return false;
+}
+
 void *xbd_fe_io_completion_main(void *arg)
 {
 	struct xbd_frontend *fe = arg;
 	struct pollfd pfd = { .fd = xbd_evtchn_fd(fe->evtchn),
 			      .events = POLLIN };
+	uint64_t last_done = 0;
 
 	while (!atomic_load(&fe->stop_threads)) {
 		bool got = false;
 		uint32_t port;
 
-		if (poll(&pfd, 1, POLL_MS) > 0) {
-			while (xbd_evtchn_pending(fe->evtchn, &port) == 0) {
+		/* shortly after an answer, the next one is likely on its way:
+		 * poll for it a while before sleeping (see poll_ring) */
+		if (fe->poll_ns && last_done &&
+		    xbd_now_ns() - last_done < 4 * fe->poll_ns &&
+		    poll_ring(fe, fe->poll_ns)) {
+			/* the notification that came with it is taken the
+			 * next time this thread sleeps */
+		} else if (poll(&pfd, 1, POLL_MS) > 0) {
+			/* Ours once found, no read more: it stays masked
+			 * until the unmask below, so no second event of it
+			 * waits, and another port's makes the next poll
+			 * return at once (a read that finds nothing was one
+			 * system call of each request's eight). */
+			while (!got && xbd_evtchn_pending(fe->evtchn, &port) == 0) {
 				if (port == fe->port)
 					got = true;
 				else
@@ -445,7 +482,8 @@ void *xbd_fe_io_completion_main(void *arg)
 		for (;;) {
 			bool more;
 
-			xbd_fe_io_drain_responses(fe);
+			if (xbd_fe_io_drain_responses(fe))
+				last_done = xbd_now_ns();
 			pthread_mutex_lock(&fe->lock);
 			more = !fe->err && xbd_blkif_front_final_check(&fe->ring);
 			pthread_mutex_unlock(&fe->lock);
@@ -1004,6 +1042,17 @@ int xbd_fe_io_setup(struct xbd_frontend *fe, unsigned max_segs_cfg)
 				   indirect_pages_for(segs) : 0) > fe->pool_pages / 2)
 		segs /= 2;
 	fe->info.max_segments = segs;
+	/* Polling costs a CPU meanwhile, and on a busy 2-CPU machine it
+	 * halved 4 KiB reads at queue depth 1 (tests/bench/README.md):
+	 * off unless XBD_FE_POLL_US asks for it, to measure elsewhere. */
+	{
+		const char *env = getenv("XBD_FE_POLL_US");
+		unsigned long long us = FE_POLL_US;
+
+		if (env && xbd_parse_uint(env, 100000, &us))
+			us = FE_POLL_US;
+		fe->poll_ns = us * 1000u;
+	}
 	fe->pages_per_slot = segs + (segs > XBD_BLKIF_MAX_SEGS ?
 				     indirect_pages_for(segs) : 0);
 

@@ -51,6 +51,7 @@ struct xbd_frontend {
 	uint32_t *free_pages;     /* stack of free page indices */
 	unsigned nr_free_pages;
 	unsigned nr_reserved;     /* of them promised to lent reads' parts */
+	uint64_t poll_ns;         /* completion thread's polling (XBD_FE_POLL_US) */
 
 	/* event channel */
 	struct xbd_evtchn *evtchn;
