@@ -56,16 +56,14 @@
  * any process still inside the mount gets an error (ENOTCONN, or
  * ECONNABORTED for a request in flight) instead of hanging.
  *
- * Not done: replying straight from a blkfront's grant pages (one copy
- * less).  Tried (fuse_reply_iov from the pages of a read that fits one
- * ring request) and measured with tests/bench/attach.sh's workloads:
- * 4 KiB random reads at queue depth 32 did not change beyond the noise
- * (a 4 KiB copy is a small part of a request's cost), and 1 MiB reads
- * became slower (2.1 against 2.6 GB/s) because one 1 MiB ring request
- * is served by one backend worker where two 512 KiB ones are served by
- * two.  Lending a read of several ring requests would need all of its
- * pages taken at once (or the page pool could deadlock).
- * Not done either: splicing raw images' page cache straight into the reply
+ * A blkfront image lends its granted pool pages for a read
+ * (xbd_image_read_lent) and the reply is written from them
+ * (read_lent_done): one copy of every byte less, and no buffer of ours.
+ * The frontend reserves all of a read's pages before its first ring
+ * request goes out, so a 1 MiB read stays two 512 KiB ring requests
+ * served in parallel (an earlier try lent only reads of one ring
+ * request, and 1 MiB reads lost that parallelism).
+ * Not done: splicing raw images' page cache straight into the reply
  * (one copy less).  A 1 MiB reply does not fit the default 1 MiB pipe
  * limit with its header, and most images (cow, remote disks) have no
  * fd to splice from.
