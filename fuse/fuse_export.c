@@ -458,9 +458,16 @@ static void read_done(void *opaque, int err)
 	read_finish(r);
 }
 
-/* A lent read's end: the reply is written straight from the image's
- * pages (a blkfront's pool), one copy less than through r->buf. */
-static void read_lent_done(void *opaque, int err, struct iovec *iov, int iovcnt)
+/*
+ * A lent read's end: the reply is written straight from the image's
+ * pages (a blkfront's pool), one copy less than through r->buf.  Here,
+ * on the image's completion thread: handing large replies to the
+ * workers (so that the kernel's copies into the page cache run on two
+ * CPUs) made a cached 1 MiB dd slower on a busy machine (430 against
+ * 570 MB/s, medians of 6 alternating runs).
+ */
+static bool read_lent_done(void *opaque, int err, struct iovec *iov,
+			   int iovcnt, void *loan)
 {
 	struct fx_read *r = opaque;
 	size_t skip = r->skip, left = r->len;
@@ -469,7 +476,7 @@ static void read_lent_done(void *opaque, int err, struct iovec *iov, int iovcnt)
 	if (err) {
 		fuse_reply_err(r->req, -err);
 		read_finish(r);
-		return;
+		return false;
 	}
 	/* the window is the request's sectors: cut it to its bytes */
 	while (i < iovcnt && skip >= iov[i].iov_len)
@@ -482,12 +489,16 @@ static void read_lent_done(void *opaque, int err, struct iovec *iov, int iovcnt)
 		left -= iov[j].iov_len;
 	if (j >= iovcnt) { /* shorter than asked: never from a checked image */
 		fuse_reply_err(r->req, EIO);
+		xbd_image_lent_return(r->node->disk->img, loan);
 		read_finish(r);
-		return;
+		return true;
 	}
 	iov[j].iov_len = left;
 	fuse_reply_iov(r->req, iov + i, j - i + 1);
+	/* back before the read lets go of the disk (which may then go) */
+	xbd_image_lent_return(r->node->disk->img, loan);
 	read_finish(r);
+	return true;
 }
 
 /* A worker's part of a read that could not start without waiting. */

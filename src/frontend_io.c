@@ -264,8 +264,8 @@ static void lend_pages_locked(struct xbd_frontend *fe, struct fe_slot *s)
 }
 
 /* The end of a lent read: its pages shown to the caller, then given
- * back.  The iovec array lies right after the io, the page list after
- * that (xbd_fe_io_read_lent). */
+ * back, now or when the caller is done with them.  The iovec array lies
+ * right after the io, the page list after that (xbd_fe_io_read_lent). */
 static void lent_finish(struct fe_io *io)
 {
 	struct xbd_frontend *fe = io->fe;
@@ -278,10 +278,26 @@ static void lent_finish(struct fe_io *io)
 		iov[k].iov_len = left < XBD_PAGE_SIZE ? left : XBD_PAGE_SIZE;
 		left -= iov[k].iov_len;
 	}
-	if (io->err)
-		io->lent_done(io->opaque, io->err, NULL, 0);
-	else
-		io->lent_done(io->opaque, 0, iov, (int)io->nlent);
+	if (io->err) {
+		/* the pages back first: once told, the caller may close */
+		xbd_fe_lent_fn done = io->lent_done;
+		void *opaque = io->opaque;
+		int err = io->err;
+
+		xbd_fe_io_lent_return(fe, io);
+		done(opaque, err, NULL, 0, NULL);
+		return;
+	}
+	if (!io->lent_done(io->opaque, 0, iov, (int)io->nlent, io))
+		xbd_fe_io_lent_return(fe, io);
+	/* else kept: xbd_fe_io_lent_return gives them back */
+}
+
+void xbd_fe_io_lent_return(struct xbd_frontend *fe, void *loan)
+{
+	struct fe_io *io = loan;
+	unsigned k;
+
 	pthread_mutex_lock(&fe->lock);
 	for (k = 0; k < io->nlent; k++)
 		if (io->lent[k] != UINT32_MAX)

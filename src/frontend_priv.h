@@ -126,15 +126,15 @@ int xbd_fe_io_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
 int xbd_fe_io_sync(struct xbd_frontend *fe, enum xbd_frontend_op op,
 		   const struct iovec *iov, int iovcnt, uint64_t offset,
 		   uint64_t len);
-/* A read whose data is lent, not copied: done(opaque, 0, iov, iovcnt)
- * gets [offset, offset+len) as it lies in the pool pages, valid during
- * the call only (the callee may change the iovec array, not the
- * pages); on an error iov is NULL.  Aligned ranges the wrappers
- * checked.  -E2BIG when the read needs more pages than a lent read may
- * hold (the caller reads it the copying way); else as xbd_fe_io_submit. */
-typedef void (*xbd_fe_lent_fn)(void *opaque, int err, struct iovec *iov,
-			       int iovcnt);
+/* A read whose data is lent, not copied: as xbd_image_read_lent, for
+ * aligned ranges the wrappers checked, the data in the pool pages.
+ * -E2BIG when the read needs more pages than a lent read may hold (the
+ * caller reads it the copying way); else as xbd_fe_io_submit. */
+typedef bool (*xbd_fe_lent_fn)(void *opaque, int err, struct iovec *iov,
+			       int iovcnt, void *loan);
 int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
 			uint64_t len, xbd_fe_lent_fn done, void *opaque);
+/* Gives a loan the done of xbd_fe_io_read_lent kept back to the pool. */
+void xbd_fe_io_lent_return(struct xbd_frontend *fe, void *loan);
 
 #endif

@@ -241,6 +241,11 @@ int xbd_image_read_lent(struct xbd_image *img, uint64_t offset, uint64_t len,
 	return img->ops->read_lent(img, offset, len, done, opaque);
 }
 
+void xbd_image_lent_return(struct xbd_image *img, void *loan)
+{
+	img->ops->lent_return(img, loan);
+}
+
 int xbd_image_flush(struct xbd_image *img)
 {
 	if (!img->can_flush || !img->ops->flush)

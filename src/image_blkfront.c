@@ -118,6 +118,11 @@ static int fe_img_read_lent(struct xbd_image *img, uint64_t offset,
 	return err == -E2BIG ? -EOPNOTSUPP : err;
 }
 
+static void fe_img_lent_return(struct xbd_image *img, void *loan)
+{
+	xbd_fe_io_lent_return(image_fe(img), loan);
+}
+
 static int fe_img_pwritev(struct xbd_image *img, const struct iovec *iov,
 			  int iovcnt, uint64_t offset)
 {
@@ -151,6 +156,7 @@ static const struct xbd_image_ops fe_image_ops = {
 	.close = fe_img_close,
 	.preadv_async = fe_img_preadv_async,
 	.read_lent = fe_img_read_lent,
+	.lent_return = fe_img_lent_return,
 };
 
 int xbd_frontend_open_image(struct xbd_frontend *fe, bool read_only,
