@@ -31,6 +31,7 @@ struct fx_disk *disk_new(struct xbd_image *img, bool read_only)
 	pthread_mutex_init(&d->rmw_lock, NULL);
 	atomic_init(&d->refs, 0);
 	atomic_init(&d->try_nowait, xbd_image_can_read_nowait(img));
+	atomic_init(&d->try_lent, xbd_image_can_lend(img));
 	return d;
 }
 

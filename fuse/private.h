@@ -55,6 +55,7 @@ struct fx_disk {
 	pthread_mutex_t rmw_lock; /* serialises unaligned writes */
 	atomic_uint refs;         /* one per node */
 	atomic_bool try_nowait;   /* xbd_image_try_preadv_nowait works */
+	atomic_bool try_lent;     /* xbd_image_read_lent works */
 };
 
 /* One file: a disk or one of its partitions. */

@@ -638,6 +638,13 @@ bool xbd_blkif_front_final_check(struct xbd_blkif_front *f)
 	return more;
 }
 
+bool xbd_blkif_front_has_responses(const struct xbd_blkif_front *f)
+{
+	const blkif_front_ring_t *r = &f->r.native;
+
+	return !f->broken && READ_SHARED(r->sring->rsp_prod) != r->rsp_cons;
+}
+
 void xbd_blkif_front_state(const struct xbd_blkif_front *f,
 			   struct xbd_blkif_ring_state *st)
 {

@@ -15,17 +15,20 @@
 #include "xbd/common.h"
 #include "xbd/ctl.h"
 #include "xbd/image.h"
+#include "xbd/util.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_MAX_SEGMENTS 128u   /* 512 KiB per request */
 #define POLL_MS 100                 /* completion thread's tick */
+#define FE_POLL_US 0                /* its polling after an answer: off */
 #define SLOT_BITS 16                /* request id: generation << 16 | slot */
 
 enum slot_state {
@@ -45,6 +48,12 @@ struct fe_io {
 	int err;        /* first error of any part */
 	xbd_frontend_done_fn done;
 	void *opaque;
+	/* a lent read (xbd_fe_io_read_lent): its data pages by page of the
+	 * io (UINT32_MAX until their part answers), held until done */
+	uint32_t *lent;
+	unsigned nlent;
+	unsigned reserved;    /* pool pages still promised to its parts */
+	xbd_fe_lent_fn lent_done;
 };
 
 struct fe_slot {
@@ -71,9 +80,14 @@ struct fe_slot {
 /* Failing the device                                                 */
 /* ------------------------------------------------------------------ */
 
+static void lent_finish(struct fe_io *io);
+
 static void io_finish(struct fe_io *io)
 {
-	io->done(io->opaque, io->err);
+	if (io->lent)
+		lent_finish(io);
+	else
+		io->done(io->opaque, io->err);
 }
 
 /* Records one part's result; true when it was the io's last part. */
@@ -236,6 +250,63 @@ static void *pool_page(struct xbd_frontend *fe, uint32_t idx)
 	return (char *)fe->pool + (size_t)idx * XBD_PAGE_SIZE;
 }
 
+/* A lent read's answered part keeps its data pages, in the io's order,
+ * until the whole read is done; its indirect pages go back at once. */
+static void lend_pages_locked(struct xbd_frontend *fe, struct fe_slot *s)
+{
+	unsigned k, first = (unsigned)(s->io_skip / XBD_PAGE_SIZE);
+
+	for (k = 0; k < s->nr_segments; k++)
+		s->io->lent[first + k] = s->pages[k];
+	for (; k < s->nr_pages; k++)
+		fe->free_pages[fe->nr_free_pages++] = s->pages[k];
+	s->nr_pages = 0;
+}
+
+/* The end of a lent read: its pages shown to the caller, then given
+ * back, now or when the caller is done with them.  The iovec array lies
+ * right after the io, the page list after that (xbd_fe_io_read_lent). */
+static void lent_finish(struct fe_io *io)
+{
+	struct xbd_frontend *fe = io->fe;
+	struct iovec *iov = (struct iovec *)(io + 1);
+	uint64_t left = io->len;
+	unsigned k;
+
+	for (k = 0; !io->err && k < io->nlent; k++) {
+		iov[k].iov_base = pool_page(fe, io->lent[k]);
+		iov[k].iov_len = left < XBD_PAGE_SIZE ? left : XBD_PAGE_SIZE;
+		left -= iov[k].iov_len;
+	}
+	if (io->err) {
+		/* the pages back first: once told, the caller may close */
+		xbd_fe_lent_fn done = io->lent_done;
+		void *opaque = io->opaque;
+		int err = io->err;
+
+		xbd_fe_io_lent_return(fe, io);
+		done(opaque, err, NULL, 0, NULL);
+		return;
+	}
+	if (!io->lent_done(io->opaque, 0, iov, (int)io->nlent, io))
+		xbd_fe_io_lent_return(fe, io);
+	/* else kept: xbd_fe_io_lent_return gives them back */
+}
+
+void xbd_fe_io_lent_return(struct xbd_frontend *fe, void *loan)
+{
+	struct fe_io *io = loan;
+	unsigned k;
+
+	pthread_mutex_lock(&fe->lock);
+	for (k = 0; k < io->nlent; k++)
+		if (io->lent[k] != UINT32_MAX)
+			fe->free_pages[fe->nr_free_pages++] = io->lent[k];
+	pthread_cond_broadcast(&fe->space);
+	pthread_mutex_unlock(&fe->lock);
+	free(io);
+}
+
 /* Moves a slot's data between its pages and the caller's buffers: a
  * write's in before the request goes out, a read's out once answered. */
 static void copy_data(struct xbd_frontend *fe, const struct fe_slot *s,
@@ -304,7 +375,8 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 	for (i = 0; i < n; i++) {
 		struct fe_slot *s = &fe->slots[fe->batch[i]];
 
-		if (s->status == BLKIF_RSP_OKAY && s->op == BLKIF_OP_READ)
+		if (s->status == BLKIF_RSP_OKAY && s->op == BLKIF_OP_READ &&
+		    !s->io->lent)
 			copy_data(fe, s, false);
 	}
 
@@ -324,6 +396,8 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 				.op = stat_op(s->op),
 			};
 			nerr += err != 0;
+			if (s->io->lent && !err)
+				lend_pages_locked(fe, s);
 			pages_free_locked(fe, s);
 			if (io_part_done_locked(s->io, err))
 				finished[nfin++] = s->io;
@@ -365,18 +439,52 @@ static void check_progress(struct xbd_frontend *fe)
 	}
 }
 
+/*
+ * Polls the ring for up to ns instead of sleeping: true when a response
+ * came.  A synchronous reader (one request at a time) gets its answer a
+ * few microseconds after the backend gave it, where a sleep costs a
+ * wake-up of this thread on every request.  Only the completion thread
+ * calls it (it alone consumes responses).
+ */
+static bool poll_ring(struct xbd_frontend *fe, uint64_t ns)
+{
+	uint64_t end = xbd_now_ns() + ns;
+	unsigned i = 0;
+
+	do {
+		if (xbd_blkif_front_has_responses(&fe->ring))
+			return true;
+		/* whoever else wants this CPU (the backend, the reader) first */
+		sched_yield();
+	} while ((++i & 7) || (xbd_now_ns() < end && !atomic_load(&fe->stop_threads)));
+	return false;
+}
+
 void *xbd_fe_io_completion_main(void *arg)
 {
 	struct xbd_frontend *fe = arg;
 	struct pollfd pfd = { .fd = xbd_evtchn_fd(fe->evtchn),
 			      .events = POLLIN };
+	uint64_t last_done = 0;
 
 	while (!atomic_load(&fe->stop_threads)) {
 		bool got = false;
 		uint32_t port;
 
-		if (poll(&pfd, 1, POLL_MS) > 0) {
-			while (xbd_evtchn_pending(fe->evtchn, &port) == 0) {
+		/* shortly after an answer, the next one is likely on its way:
+		 * poll for it a while before sleeping (see poll_ring) */
+		if (fe->poll_ns && last_done &&
+		    xbd_now_ns() - last_done < 4 * fe->poll_ns &&
+		    poll_ring(fe, fe->poll_ns)) {
+			/* the notification that came with it is taken the
+			 * next time this thread sleeps */
+		} else if (poll(&pfd, 1, POLL_MS) > 0) {
+			/* Ours once found, no read more: it stays masked
+			 * until the unmask below, so no second event of it
+			 * waits, and another port's makes the next poll
+			 * return at once (a read that finds nothing was one
+			 * system call of each request's eight). */
+			while (!got && xbd_evtchn_pending(fe->evtchn, &port) == 0) {
 				if (port == fe->port)
 					got = true;
 				else
@@ -390,7 +498,8 @@ void *xbd_fe_io_completion_main(void *arg)
 		for (;;) {
 			bool more;
 
-			xbd_fe_io_drain_responses(fe);
+			if (xbd_fe_io_drain_responses(fe))
+				last_done = xbd_now_ns();
 			pthread_mutex_lock(&fe->lock);
 			more = !fe->err && xbd_blkif_front_final_check(&fe->ring);
 			pthread_mutex_unlock(&fe->lock);
@@ -415,10 +524,13 @@ static unsigned indirect_pages_for(unsigned segs)
 	       XBD_BLKIF_SEGS_PER_INDIRECT_PAGE;
 }
 
-/* Waits for a free slot and npages pool pages; takes them.  Returns the
- * slot index or -errno (the device failed or is closing). */
-static int take_resources_locked(struct xbd_frontend *fe, unsigned npages)
+/* Waits for a free slot and npages pool pages; takes them (from io's
+ * reservation, if it has one).  Returns the slot index or -errno (the
+ * device failed or is closing). */
+static int take_resources_locked(struct xbd_frontend *fe, struct fe_io *io,
+				 unsigned npages)
 {
+	bool reserved = io->reserved != 0;
 	bool counted = false;
 	struct fe_slot *s;
 	unsigned i, k;
@@ -428,7 +540,9 @@ static int take_resources_locked(struct xbd_frontend *fe, unsigned npages)
 			return fe->err;
 		if (fe->closing)
 			return -EIO;
-		if (fe->free_slot < fe->nr_slots && fe->nr_free_pages >= npages)
+		if (fe->free_slot < fe->nr_slots &&
+		    (reserved ? fe->nr_free_pages
+			      : fe->nr_free_pages - fe->nr_reserved) >= npages)
 			break;
 		if (!counted) {
 			xbd_stat_add_serialised(&fe->stats.ring_full, 1);
@@ -443,6 +557,10 @@ static int take_resources_locked(struct xbd_frontend *fe, unsigned npages)
 	s->nr_pages = npages;
 	for (k = 0; k < npages; k++)
 		s->pages[k] = fe->free_pages[--fe->nr_free_pages];
+	if (reserved) {
+		fe->nr_reserved -= npages;
+		io->reserved -= npages;
+	}
 	return (int)i;
 }
 
@@ -517,7 +635,7 @@ static int submit_part(struct xbd_frontend *fe, struct fe_io *io, uint8_t op,
 	}
 
 	pthread_mutex_lock(&fe->lock);
-	idx = take_resources_locked(fe, npages);
+	idx = take_resources_locked(fe, io, npages);
 	if (idx < 0) {
 		pthread_mutex_unlock(&fe->lock);
 		return idx;
@@ -644,6 +762,13 @@ static void submit_io(struct xbd_frontend *fe, struct fe_io *io)
 				  io->len / 512u);
 		break;
 	}
+	if (io->reserved) { /* a part failed: the rest is not taken */
+		pthread_mutex_lock(&fe->lock);
+		fe->nr_reserved -= io->reserved;
+		io->reserved = 0;
+		pthread_cond_broadcast(&fe->space);
+		pthread_mutex_unlock(&fe->lock);
+	}
 	if (io_drop_guard(fe, io, err))
 		io_finish(io);
 }
@@ -730,6 +855,68 @@ int xbd_fe_io_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
 	assert(op == XBD_FRONTEND_FLUSH || in_disk(fe, offset, len));
 	return err ? err : submit_async(fe, op, iov, iovcnt, offset, len, done,
 					opaque);
+}
+
+/* Pool pages a read of len bytes takes, its parts' indirect pages
+ * included. */
+static unsigned read_pages_for(const struct xbd_frontend *fe, uint64_t len)
+{
+	uint64_t max_bytes = (uint64_t)fe->info.max_segments * XBD_PAGE_SIZE;
+	unsigned need = 0;
+
+	for (uint64_t at = 0; at < len; at += max_bytes) {
+		uint64_t n = len - at < max_bytes ? len - at : max_bytes;
+		unsigned segs = (unsigned)((n + XBD_PAGE_SIZE - 1) / XBD_PAGE_SIZE);
+
+		need += segs + (segs > XBD_BLKIF_MAX_SEGS ? indirect_pages_for(segs) : 0);
+	}
+	return need;
+}
+
+int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
+			uint64_t len, xbd_fe_lent_fn done, void *opaque)
+{
+	int err = check_submit(fe, XBD_FRONTEND_READ, offset, len);
+	unsigned need, nlent;
+	struct fe_io *io;
+
+	assert(in_disk(fe, offset, len));
+	if (err)
+		return err;
+	if (len == 0)
+		return -EINVAL;
+	need = read_pages_for(fe, len);
+	if (need > fe->pool_pages / 2)
+		return -E2BIG;
+	nlent = (unsigned)((len + XBD_PAGE_SIZE - 1) / XBD_PAGE_SIZE);
+	/* the io, the iovec array lent_finish fills, the page list */
+	io = malloc(sizeof(*io) + nlent * (sizeof(struct iovec) + sizeof(uint32_t)));
+	if (!io)
+		return -ENOMEM;
+	*io = (struct fe_io){ .fe = fe, .op = XBD_FRONTEND_READ, .offset = offset,
+			      .len = len, .opaque = opaque, .nlent = nlent,
+			      .lent_done = done };
+	io->lent = (uint32_t *)((struct iovec *)(io + 1) + nlent);
+	memset(io->lent, 0xff, nlent * sizeof(uint32_t));
+	/* All of the read's pages promised at once: parts that each held
+	 * pages while waiting for more, held by other reads' answered
+	 * parts, could wait for one another forever. */
+	pthread_mutex_lock(&fe->lock);
+	while (!fe->err && !fe->closing &&
+	       fe->nr_free_pages - fe->nr_reserved < need)
+		pthread_cond_wait(&fe->space, &fe->lock);
+	err = fe->err ? fe->err : fe->closing ? -EIO : 0;
+	if (!err) {
+		fe->nr_reserved += need;
+		io->reserved = need;
+	}
+	pthread_mutex_unlock(&fe->lock);
+	if (err) {
+		free(io);
+		return err;
+	}
+	submit_io(fe, io);
+	return 0;
 }
 
 struct sync_wait {
@@ -871,6 +1058,17 @@ int xbd_fe_io_setup(struct xbd_frontend *fe, unsigned max_segs_cfg)
 				   indirect_pages_for(segs) : 0) > fe->pool_pages / 2)
 		segs /= 2;
 	fe->info.max_segments = segs;
+	/* Polling costs a CPU meanwhile, and on a busy 2-CPU machine it
+	 * halved 4 KiB reads at queue depth 1 (tests/bench/README.md):
+	 * off unless XBD_FE_POLL_US asks for it, to measure elsewhere. */
+	{
+		const char *env = getenv("XBD_FE_POLL_US");
+		unsigned long long us = FE_POLL_US;
+
+		if (env && xbd_parse_uint(env, 100000, &us))
+			us = FE_POLL_US;
+		fe->poll_ns = us * 1000u;
+	}
 	fe->pages_per_slot = segs + (segs > XBD_BLKIF_MAX_SEGS ?
 				     indirect_pages_for(segs) : 0);
 

@@ -50,6 +50,8 @@ struct xbd_frontend {
 	unsigned pool_pages;
 	uint32_t *free_pages;     /* stack of free page indices */
 	unsigned nr_free_pages;
+	unsigned nr_reserved;     /* of them promised to lent reads' parts */
+	uint64_t poll_ns;         /* completion thread's polling (XBD_FE_POLL_US) */
 
 	/* event channel */
 	struct xbd_evtchn *evtchn;
@@ -124,5 +126,15 @@ int xbd_fe_io_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
 int xbd_fe_io_sync(struct xbd_frontend *fe, enum xbd_frontend_op op,
 		   const struct iovec *iov, int iovcnt, uint64_t offset,
 		   uint64_t len);
+/* A read whose data is lent, not copied: as xbd_image_read_lent, for
+ * aligned ranges the wrappers checked, the data in the pool pages.
+ * -E2BIG when the read needs more pages than a lent read may hold (the
+ * caller reads it the copying way); else as xbd_fe_io_submit. */
+typedef bool (*xbd_fe_lent_fn)(void *opaque, int err, struct iovec *iov,
+			       int iovcnt, void *loan);
+int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
+			uint64_t len, xbd_fe_lent_fn done, void *opaque);
+/* Gives a loan the done of xbd_fe_io_read_lent kept back to the pool. */
+void xbd_fe_io_lent_return(struct xbd_frontend *fe, void *loan);
 
 #endif

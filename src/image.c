@@ -229,6 +229,23 @@ int xbd_image_try_preadv_nowait(struct xbd_image *img, const struct iovec *iov,
 	return img->ops->try_preadv_nowait(img, iov, iovcnt, offset);
 }
 
+int xbd_image_read_lent(struct xbd_image *img, uint64_t offset, uint64_t len,
+			xbd_image_lent_fn done, void *opaque)
+{
+	int err = check_io(img, offset, len, false);
+
+	if (err)
+		return err;
+	if (!img->ops->read_lent)
+		return -EOPNOTSUPP;
+	return img->ops->read_lent(img, offset, len, done, opaque);
+}
+
+void xbd_image_lent_return(struct xbd_image *img, void *loan)
+{
+	img->ops->lent_return(img, loan);
+}
+
 int xbd_image_flush(struct xbd_image *img)
 {
 	if (!img->can_flush || !img->ops->flush)
@@ -261,6 +278,11 @@ const char *xbd_image_name(const struct xbd_image *img)
 bool xbd_image_reads_async(const struct xbd_image *img)
 {
 	return img->ops->preadv_async != NULL;
+}
+
+bool xbd_image_can_lend(const struct xbd_image *img)
+{
+	return img->ops->read_lent != NULL;
 }
 
 bool xbd_image_can_read_nowait(const struct xbd_image *img)

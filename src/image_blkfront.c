@@ -102,6 +102,27 @@ static int fe_img_preadv_async(struct xbd_image *img, const struct iovec *iov,
 				done, opaque);
 }
 
+/* Aligned reads the pool can lend whole; others are read with a copy. */
+static int fe_img_read_lent(struct xbd_image *img, uint64_t offset,
+			    uint64_t len, xbd_image_lent_fn done, void *opaque)
+{
+	struct xbd_frontend *fe = image_fe(img);
+	uint64_t a0, a1;
+	int err;
+
+	assert(xbd_image_valid_range(img, offset, len));
+	align_range(fe, offset, len, &a0, &a1);
+	if (len == 0 || a0 != offset || a1 != offset + len)
+		return -EOPNOTSUPP;
+	err = xbd_fe_io_read_lent(fe, offset, len, done, opaque);
+	return err == -E2BIG ? -EOPNOTSUPP : err;
+}
+
+static void fe_img_lent_return(struct xbd_image *img, void *loan)
+{
+	xbd_fe_io_lent_return(image_fe(img), loan);
+}
+
 static int fe_img_pwritev(struct xbd_image *img, const struct iovec *iov,
 			  int iovcnt, uint64_t offset)
 {
@@ -134,6 +155,8 @@ static const struct xbd_image_ops fe_image_ops = {
 	.discard = fe_img_discard,
 	.close = fe_img_close,
 	.preadv_async = fe_img_preadv_async,
+	.read_lent = fe_img_read_lent,
+	.lent_return = fe_img_lent_return,
 };
 
 int xbd_frontend_open_image(struct xbd_frontend *fe, bool read_only,

@@ -40,6 +40,11 @@ struct xbd_image_ops {
 	int (*preadv_async)(struct xbd_image *img, const struct iovec *iov,
 			    int iovcnt, uint64_t offset, xbd_image_done_fn done,
 			    void *opaque);
+	/* May be NULL.  As xbd_image_read_lent. */
+	int (*read_lent)(struct xbd_image *img, uint64_t offset, uint64_t len,
+			 xbd_image_lent_fn done, void *opaque);
+	/* Set with read_lent.  As xbd_image_lent_return. */
+	void (*lent_return)(struct xbd_image *img, void *loan);
 };
 
 /* [offset, offset+len) lies inside the image.  The wrappers checked it;

@@ -121,6 +121,23 @@ int xbd_image_preadv_async(struct xbd_image *img, const struct iovec *iov,
  * Else -errno. */
 int xbd_image_try_preadv_nowait(struct xbd_image *img, const struct iovec *iov,
 				int iovcnt, uint64_t offset);
+/* A read whose bytes the back-end lends instead of copying them into
+ * the caller's buffers (a blkfront's granted pages): done(opaque, 0,
+ * iov, iovcnt, loan) gets [offset, offset+len) there (the array may be
+ * changed, not the bytes), valid until done returns false (the image
+ * takes them back after that: close it only later), or, when it
+ * returns true, until the caller gives them back with
+ * xbd_image_lent_return(img, loan) (from any thread; the back-end's
+ * pages are short meanwhile).  On an error done(opaque, -errno, NULL,
+ * 0, NULL), whose answer does not matter.  Returns 0, and done is
+ * called exactly once, from any thread; or -errno, and done is never
+ * called: -EOPNOTSUPP when this image, or this range (unaligned, too
+ * large), cannot be lent (read it with xbd_image_preadv_async). */
+typedef bool (*xbd_image_lent_fn)(void *opaque, int err, struct iovec *iov,
+				  int iovcnt, void *loan);
+int xbd_image_read_lent(struct xbd_image *img, uint64_t offset, uint64_t len,
+			xbd_image_lent_fn done, void *opaque);
+void xbd_image_lent_return(struct xbd_image *img, void *loan);
 int xbd_image_flush(struct xbd_image *img);
 int xbd_image_discard(struct xbd_image *img, uint64_t offset, uint64_t len);
 void xbd_image_close(struct xbd_image *img);
@@ -129,6 +146,8 @@ void xbd_image_close(struct xbd_image *img);
 const char *xbd_image_name(const struct xbd_image *img); /* "raw", "cow", ... */
 /* The back-end starts reads and completes them later (a blkfront). */
 bool xbd_image_reads_async(const struct xbd_image *img);
+/* xbd_image_read_lent may succeed (else it is -EOPNOTSUPP). */
+bool xbd_image_can_lend(const struct xbd_image *img);
 /* xbd_image_try_preadv_nowait may succeed (else it is -EOPNOTSUPP). */
 bool xbd_image_can_read_nowait(const struct xbd_image *img);
 /* can_discard, and the back-end has a discard op. */

@@ -176,6 +176,9 @@ int xbd_blkif_front_next_response(struct xbd_blkif_front *f,
 				  struct xbd_blkif_response *rsp);
 /* Before sleeping: re-arms rsp_event; true when responses arrived. */
 bool xbd_blkif_front_final_check(struct xbd_blkif_front *f);
+/* Responses wait on the ring: a peek for the consuming thread, which
+ * may poll with it instead of sleeping until notified. */
+bool xbd_blkif_front_has_responses(const struct xbd_blkif_front *f);
 void xbd_blkif_front_state(const struct xbd_blkif_front *f,
 			   struct xbd_blkif_ring_state *st);
 

@@ -5,11 +5,13 @@
 #   nbdkit (file plugin)                    package nbdkit
 #   nbdfuse                                 package libnbd-bin
 #   fio, jq, fincore (figures), fuse3       fio jq util-linux-extra fuse3
+#   fls; mkfs.ext4, e2fsck; sfdisk; python3 sleuthkit e2fsprogs fdisk python3
+#     (the file-system workloads of attach.sh)
 #   perf (where the time goes)              linux-perf
 # Safe to run again; as non-root it only says what is missing.
 set -u
 . "$(dirname "$0")/../lib/packages.sh"
-pkgs=(qemu-system-common nbdkit libnbd-bin fio jq fuse3 util-linux-extra linux-perf)
+pkgs=(qemu-system-common nbdkit libnbd-bin fio jq fuse3 util-linux-extra sleuthkit e2fsprogs fdisk python3 linux-perf)
 mapfile -t missing < <(missing_packages "${pkgs[@]}")
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -82,6 +82,37 @@ make_image() {
 	head -c $(($2 << 20)) /dev/urandom >"$1"
 }
 
+# make_fs_disk FILE MiB FS_MiB NFILES: a disk image of random bytes
+# whose MBR has one partition, at 1 MiB and FS_MiB long, holding an ext4
+# file system of NFILES small files (0.5-16 KiB of random bytes, 200 to
+# a directory), all made here.  What forensic tools and a loop mount
+# walk; the rest of the disk is what dd, cat and fio read.
+FS_OFFSET=$((1 << 20))
+make_fs_disk() {
+	local f=$1 mb=$2 fsmb=$3 n=$4 tree=$W/fs-tree
+	make_image "$f" "$mb" || return 1
+	python3 - "$tree" "$n" <<'PY' || return 1
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rnd = os.urandom(1 << 20)
+for i in range(n):
+    d = os.path.join(root, "d%03d" % (i // 200))
+    if i % 200 == 0:
+        os.makedirs(d, exist_ok=True)
+    size = 512 + (i * 7919) % (16 << 10)
+    off = (i * 104729) % ((1 << 20) - size)
+    with open(os.path.join(d, "f%05d" % i), "wb") as out:
+        out.write(rnd[off:off + size])
+PY
+	mkfs.ext4 -q -F -d "$tree" -E lazy_itable_init=0,lazy_journal_init=0 \
+		"$W/fs.img" "${fsmb}M" || return 1
+	rm -rf "$tree"
+	printf 'label: dos\nstart=%d, size=%d, type=83\n' $((FS_OFFSET / 512)) $((fsmb * 2048)) |
+		sfdisk -q "$f" || return 1
+	dd if="$W/fs.img" of="$f" bs=1M seek=$((FS_OFFSET >> 20)) conv=notrunc status=none || return 1
+	rm -f "$W/fs.img"
+}
+
 # dd_mbps FILE [DD-ARGS...]: reads FILE with dd (bs=1M, whole, unless
 # DD-ARGS say otherwise); prints MB/s (10^6 B/s).
 dd_mbps() {
@@ -95,12 +126,12 @@ dd_mbps() {
 		END { exit !ok }'
 }
 
-# fio_randread FILE DIRECT: 4 KiB random reads over all of FILE, queue
-# depth 32 (libaio, one job), FIO_TIME seconds; prints IOPS.
+# fio_randread FILE DIRECT [QD]: 4 KiB random reads over all of FILE,
+# queue depth QD (32; libaio, one job), FIO_TIME seconds; prints IOPS.
 fio_randread() {
 	local out
 	out=$(fio --name=randread --filename="$1" --readonly --rw=randread --bs=4k \
-		--ioengine=libaio --iodepth=32 --direct="$2" --numjobs=1 \
+		--ioengine=libaio --iodepth="${3:-32}" --direct="$2" --numjobs=1 \
 		--invalidate=0 --randrepeat=0 --norandommap \
 		--time_based --runtime="$FIO_TIME" --output-format=json 2>&1) ||
 		{ say "fio $1: $(echo "$out" | tail -n 3)"; return 1; }

@@ -11,19 +11,21 @@
 #   - for xbd: ring requests, notifications sent/received/suppressed and
 #     the highest number in flight, from the control socket (xbdsh --json).
 # Needs root, perf, strace, fio, jq.  Not a test.
-#   tests/bench/profile_attach.sh [BUILD]   (env: XBD_BENCH_FIO_TIME)
+#   tests/bench/profile_attach.sh [BUILD]   (env: XBD_BENCH_FIO_TIME,
+#   XBD_BENCH_QD: the queue depth, 32; 1 for single-request latency)
 . "$(dirname "$0")/lib.sh"
 for t in perf strace fio jq; do
 	command -v $t >/dev/null || { echo "profile: needs $t"; exit 1; }
 done
 xbdsh=$B/xbdsh
+QD=${XBD_BENCH_QD:-32}
 IMG=$W/disk.img
 make_image "$IMG" "$IMG_MB"
 warm "$IMG" || exit 1
 
 fio_run() { # FILE SECONDS -> total I/Os
 	fio --name=p --filename="$1" --readonly --rw=randread --bs=4k --ioengine=libaio \
-		--iodepth=32 --direct=1 --invalidate=0 --randrepeat=0 --norandommap \
+		--iodepth="$QD" --direct=1 --invalidate=0 --randrepeat=0 --norandommap \
 		--time_based --runtime="$2" --output-format=json 2>/dev/null |
 		sed -n '/^{/,$p' | jq '.jobs[0].read.total_ios'
 }
@@ -73,7 +75,7 @@ profile() {
 	done
 }
 
-echo "== where a 4k random read (QD32, fio libaio direct) goes, $(date -u '+%H:%M UTC'), load $(load) =="
+echo "== where a 4k random read (QD$QD, fio libaio direct) goes, $(date -u '+%H:%M UTC'), load $(load) =="
 
 # ---- qemu-storage-daemon ----
 if command -v qemu-storage-daemon >/dev/null; then

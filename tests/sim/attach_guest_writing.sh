@@ -3,10 +3,12 @@
 # End-to-end: attach a disk while the VM's own guest writes to it.  The
 # guest first lays pattern 1 over the whole disk, then overwrites random
 # 4 KiB blocks with pattern 2 for a few seconds while dom0 attaches and
-# copies the disk three times.  Every sector of every copy must be one
-# the guest wrote (pattern 1 or 2, naming its own sector): no torn or
-# misplaced data.  Once the guest stops, DIR/xvda equals the image.
-# Then the rule of what a reader sees (see below), checked exactly.
+# copies the disk three times, and reads it meanwhile with reads of
+# every size, cached and O_DIRECT.  Every sector of every copy and read
+# must be one the guest wrote (pattern 1 or 2, naming its own sector):
+# no torn or misplaced data.  Once the guest stops, DIR/xvda equals the
+# image.  Then the rule of what a reader sees (see below), checked
+# exactly, after whole and after partial (random) rewrites.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
 start_sim
@@ -24,10 +26,41 @@ bg_pids+=($io)
 sleep 0.3
 attach vm1 "$T/mnt" || die "attach while the guest writes"
 ok "attached while the guest writes"
+# reads of every size at random sectors, cached and direct, while the
+# guest writes: each sector whole
+python3 - "$T/mnt/xvda" "$io" >"$T/mixed.out" 2>&1 <<'PY' &
+import mmap, os, random, struct, sys
+path, guest = sys.argv[1], int(sys.argv[2])
+def expected(seed, s):
+    return b"xbdpat01" + struct.pack("<QQ", seed, s) + bytes([(seed + 7 * s + 1) & 0xff]) * 488
+size = os.path.getsize(path)
+buf = mmap.mmap(-1, 1 << 20)  # aligned, for O_DIRECT
+reads = 0
+while reads < 200 or os.path.exists("/proc/%d" % guest):
+    direct = reads % 2
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECT if direct else 0))
+    for _ in range(8):
+        n = random.choice([1, 8, 129, 2048])
+        s0 = random.randrange(0, size // 512 - n)
+        got = os.preadv(fd, [memoryview(buf)[:n * 512]], s0 * 512)
+        if got != n * 512:
+            sys.exit("short read: %d of %d at sector %d" % (got, n * 512, s0))
+        for i in range(n):
+            sec = buf[i * 512:(i + 1) * 512]
+            if sec != expected(1, s0 + i) and sec != expected(2, s0 + i):
+                sys.exit("%s read of %d sectors at %d: sector %d torn: %r"
+                         % ("direct" if direct else "cached", n, s0, s0 + i, sec[:24]))
+        reads += 1
+    os.close(fd)
+print("%d reads of 1-2048 sectors, every sector whole" % reads)
+PY
+mixed=$!
 for i in 1 2 3; do
 	dd if="$T/mnt/xvda" of="$T/copy$i" bs=1M status=none || fail "copy $i"
 done
 wait "$io" && ok "guest: $(cat "$T/io.out")" || fail "guest workload: $(cat "$T/io.out")"
+wait "$mixed" && ok "while the guest wrote: $(cat "$T/mixed.out")" ||
+	fail "while the guest wrote: $(cat "$T/mixed.out")"
 
 if python3 - "$T"/copy1 "$T"/copy2 "$T"/copy3 <<'PY'
 import struct, sys
@@ -111,6 +144,72 @@ else
 fi
 cmp "$T/mnt/xvda" "$img" && ok "DIR/xvda equals the image after the rewrites" ||
 	fail "DIR/xvda differs from the image after the rewrites"
+
+# The same rule after partial rewrites (random 4 KiB blocks, so that
+# some of the pages an earlier open cached are stale and others not):
+# once the guest's writes have completed, a new open, cached with small
+# reads or O_DIRECT, equals the image (the backend's file: what it
+# completed); the file opened before shows each sector as it was or as
+# it is now, never torn.
+if python3 - "$xbd" "$T/mnt/xvda" "$img" <<'PY'
+import mmap, os, subprocess, sys
+xbd, path, img = sys.argv[1:]
+size = os.path.getsize(img)
+def read_all(fd, bs):
+    out, off = bytearray(), 0
+    while off < size:
+        b = os.pread(fd, min(size - off, bs), off)
+        if not b:
+            sys.exit("short read at %d" % off)
+        out += b
+        off += len(b)
+    return bytes(out)
+def read_direct():
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    buf = mmap.mmap(-1, 1 << 20)
+    out = bytearray()
+    for off in range(0, size, 1 << 20):
+        n = os.preadv(fd, [buf], off)
+        out += buf[:n]
+    os.close(fd)
+    return bytes(out)
+old_fd = os.open(path, os.O_RDONLY)
+before = read_all(old_fd, 4096)
+for seed in (5, 6, 7):
+    subprocess.run([xbd, "sim", "vm", "io", "vm1", "xvda", "--rw", "randwrite", "--bs", "4k",
+                    "--qd", "8", "--size", "2M", "--pattern", str(seed)], check=True,
+                   stdout=subprocess.DEVNULL)
+    truth = open(img, "rb").read()
+    changed = sum(truth[i:i + 512] != before[i:i + 512] for i in range(0, size, 512))
+    if not changed:
+        sys.exit("pattern %d: the guest changed nothing" % seed)
+    fd = os.open(path, os.O_RDONLY)
+    for bs in (512, 4096, 1 << 20):
+        if read_all(fd, bs) != truth:
+            sys.exit("pattern %d: a new open (reads of %d) differs from what the backend completed" % (seed, bs))
+    os.close(fd)
+    if read_direct() != truth:
+        sys.exit("pattern %d: a new O_DIRECT open differs from what the backend completed" % seed)
+    again = read_all(old_fd, 4096)
+    stale = 0
+    for i in range(0, size, 512):
+        sec = again[i:i + 512]
+        if sec == truth[i:i + 512]:
+            continue
+        if sec == before[i:i + 512]:
+            stale += 1
+            continue
+        sys.exit("pattern %d: the open file shows sector %d torn" % (seed, i // 512))
+    print("pattern %d: %d sectors rewritten; new opens saw all; the old file showed %d as before"
+          % (seed, changed, stale))
+    before = again
+os.close(old_fd)
+PY
+then
+	ok "after partial rewrites too, each open saw every completed write"
+else
+	fail "after a partial rewrite, an open missed a completed write"
+fi
 "$xbd" sim vm io vm1 xvda --rw read --bs 64k --qd 8 --verify --pattern 1 >/dev/null 2>&1 &&
 	fail "verification against the wrong pattern passed" ||
 	ok "the guest's verification catches the mixed pattern"

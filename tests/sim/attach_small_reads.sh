@@ -20,7 +20,11 @@ printf 'label: dos\nstart=2049, size=40000, type=83\n' | sfdisk -q "$img" ||
 sum=$(sha256sum <"$img" | cut -d' ' -f1)
 psum=$(dd if="$img" bs=512 skip=2049 count=40000 status=none | sha256sum | cut -d' ' -f1)
 vm1_with_xvda "$img"
-attach vm1 "$T/mnt" || die "attach"
+# Under ASan freed memory waits in a quarantine before reuse, which is
+# not the export's: without it the budget below holds there too (the
+# shadow and redzones fit in it)
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=0:thread_local_quarantine_size_kb=0" \
+	attach vm1 "$T/mnt" || die "attach"
 pid=$(sim_pid "attach vm1") || die "no attach process"
 f=$T/mnt/xvda
 
@@ -47,18 +51,23 @@ a=$(dd if="$T/mnt/xvda1" bs=1 skip=4093 count=9000 status=none | sha256sum)
 b=$(dd if="$img" bs=1 skip=$((2049 * 512 + 4093)) count=9000 status=none | sha256sum)
 [ "$a" = "$b" ] && ok "unaligned 9000 bytes of xvda1" || fail "unaligned read of xvda1 differs"
 
-# many readers at once, cached (readahead) and direct (1 MiB each), to
-# see the memory the export keeps
+# many readers at once, cached (readahead) and direct (1 MiB each), and
+# fio's largest reads at a deep queue, to see the memory the export
+# keeps whatever the workload
 for i in 1 2 3 4 5 6 7 8; do
 	dd if="$f" of=/dev/null bs=$((i * 4))k status=none &
 	dd if="$f" of=/dev/null bs=1M iflag=direct status=none &
 done
+if command -v fio >/dev/null; then
+	for bs in 1M 4k; do
+		fio --name=rss --filename="$f" --readonly --rw=randread --bs=$bs \
+			--ioengine=libaio --iodepth=64 --direct=1 --numjobs=2 \
+			--time_based --runtime=2 --output=/dev/null &
+	done
+fi
 wait
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
-if ldd "$xbd" 2>/dev/null | grep -q libasan; then
-	# ASan's shadow and quarantine are not the export's memory
-	ok "attach's peak resident memory: ${hwm:-?} KiB (not checked under ASan)"
-elif [ -n "$hwm" ] && [ "$hwm" -le $((64 << 10)) ]; then
+if [ -n "$hwm" ] && [ "$hwm" -le $((64 << 10)) ]; then
 	ok "attach's peak resident memory: $hwm KiB (<= 64 MiB)"
 else
 	fail "attach's peak resident memory: ${hwm:-?} KiB (> 64 MiB)"

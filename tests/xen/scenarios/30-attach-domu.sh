@@ -4,8 +4,9 @@
 # (phy: on a loop device) is attached in dom0 through a second blkback
 # instance and xbd's user-space blkfront; DIR/xvda reads back exactly the
 # backing device, including what the domU wrote; --cow writes stay in
-# dom0; detach leaves nothing in xenstore; dd with 512-byte and 4 KiB
-# blocks and sha256sum read it exactly (times printed).
+# dom0; detach leaves nothing in xenstore; dd with its default block
+# size (512 bytes), 4 KiB and 1 MiB blocks, O_DIRECT 4 KiB, and
+# sha256sum read it exactly (times printed).
 # timeout: 400
 . "$(dirname "$0")/lib.sh"
 
@@ -52,11 +53,12 @@ dd if=/dev/zero of="$W/mnt/xvda" bs=4k count=1 conv=notrunc 2>/dev/null &&
 # it starts with an empty cache)
 step small-reads
 secs() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b-a}'; }
-for bs in 512 4k; do
+for args in "" bs=4k bs=1M "bs=4k iflag=direct"; do
 	t=$EPOCHREALTIME
-	got=$(dd if="$W/mnt/xvda" bs=$bs 2>/dev/null | sha256sum | cut -d' ' -f1)
-	echo "dd bs=$bs of DIR/xvda (8 MiB): $(secs "$t") s"
-	[ "$got" = "$want" ] || fail "dd bs=$bs of DIR/xvda differs from the backing device"
+	# shellcheck disable=SC2086
+	got=$(dd if="$W/mnt/xvda" $args 2>/dev/null | sha256sum | cut -d' ' -f1)
+	echo "dd ${args:-(default block size)} of DIR/xvda (8 MiB): $(secs "$t") s"
+	[ "$got" = "$want" ] || fail "dd ${args:-(default block size)} of DIR/xvda differs from the backing device"
 done
 t=$EPOCHREALTIME
 got=$(sha256sum "$W/mnt/xvda" | cut -d' ' -f1)
