@@ -9,8 +9,9 @@
 #                      tools and their libraries, kernel modules, the domU
 #                      kernel and initramfs; rebuilt when its inputs change
 #   OUT/dom0.cpio.gz   base.cpio.gz followed by a second archive with /init,
-#                      xbd, xbdsh, their libraries and the scenarios (the
-#                      kernel unpacks concatenated archives in order)
+#                      xbd, xbdsh, their libraries, xbd-randread and the
+#                      scenarios (the kernel unpacks concatenated archives
+#                      in order)
 # Usage: mkinitrd.sh CACHE BUILD OUT SCENARIO.sh...
 set -euo pipefail
 cache=$(cd "$1" && pwd); build=$(cd "$2" && pwd); out=$3; shift 3
@@ -130,6 +131,8 @@ build_overlay() { # DIR SCENARIO...
 	cp "$here/run-scenarios" "$d/xbd-tests/"
 	chmod 755 "$d/init" "$d/xbd-tests/run-scenarios"
 	cp "$build/xbd" "$build/xbdsh" "$d/bin/"
+	# Static: the busybox domUs of the peer scenarios run it too.
+	${CC:-cc} -O2 -static -o "$d/bin/xbd-randread" "$here/randread.c"
 	add_libs "$d" "$build/xbd" "$build/xbdsh"
 	cp "$here/scenarios/lib.sh" "$d/xbd-tests/scenarios/"
 	[ $# -eq 0 ] || cp "$@" "$d/xbd-tests/scenarios/"
