@@ -8,6 +8,7 @@
 #include "cli/sh.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
+#include "xbd/qmp.h"
 #include "xbd/xenbus.h"
 #include "xbd/util.h"
 
@@ -706,6 +707,16 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 				note_fail(d, "blkback counters of vbd-%u-%u: %s",
 					  v->domid, v->devid, xbd_strerror(err));
 			}
+		}
+	} else if (v->backend == XBD_VBD_QDISK && v->backend_domid == self) {
+		/* QEMU's own counters, from the QMP socket libxl gave it */
+		err = xbd_qmp_disk_counters(NULL, v->domid, v->vdev, 500, &c, NULL);
+		if (!err) {
+			d->have_counters = true;
+			d->c = c;
+		} else {
+			note_add(d, "no counters from QEMU's QMP socket: %s",
+				 xbd_strerror(err));
 		}
 	} else {
 		note_add(d, "%s publishes no counters", d->backend);
