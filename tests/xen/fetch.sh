@@ -30,8 +30,14 @@ pkgs=(
 	libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1
 	libxenmisc4.17 libxenstore4 libxentoollog1 libxenhypfs1
 	libxendevicemodel1 libxentoolcore1 libyajl2
-	fuse3
+	fuse3 qemu-system-xen qemu-system-data
 )
+# libxl starts qemu-system-xen's QEMU as the backend of qdisk disks; the
+# libraries in its dependency closure come from packages too, since a
+# host with only qemu-system-x86 lacks some (libspice-server1, ...).
+pkgs+=($(apt-cache depends --recurse --no-recommends --no-suggests \
+	--no-conflicts --no-breaks --no-replaces --no-enhances qemu-system-xen |
+	awk '$1 ~ /^lib/ && $1 != "libc6" && $1 != "libgcc-s1" { print $1 }'))
 # The packages that hold xbd's own shared libraries, except glibc and
 # libgcc (copied from the host, which is the same Debian release).
 for lib in $(ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u); do

@@ -111,6 +111,13 @@ build_base() { # DIR
 	bins+=("$root/usr/bin/xenstore")
 	cp -a "$root/etc/xen/scripts" "$root/etc/xen/xl.conf" "$d/etc/xen/"
 	cp -a "$root/bin/fusermount3" "$d/bin/"
+	# QEMU, which libxl starts as the backend of a PV domU's qdisk disks
+	mkdir -p "$d/usr/libexec"
+	cp "$root/usr/libexec/xen-qemu-system-i386" "$d/usr/libexec/"
+	bins+=("$root/usr/libexec/xen-qemu-system-i386")
+	# libxl gives it -vnc none, and QEMU then wants its keymap
+	mkdir -p "$d/usr/share/qemu"
+	cp -a "$root/usr/share/qemu/keymaps" "$d/usr/share/qemu/"
 	# libxl's block hotplug script needs bash and flock (busybox has
 	# neither); the host's are from the same Debian release.
 	cp "$(command -v bash)" "$(command -v flock)" "$d/bin/"
@@ -133,6 +140,9 @@ build_overlay() { # DIR SCENARIO...
 	cp "$build/xbd" "$build/xbdsh" "$d/bin/"
 	# Static: the busybox domUs of the peer scenarios run it too.
 	${CC:-cc} -O2 -static -o "$d/bin/xbd-randread" "$here/randread.c"
+	# A qcow2 image for the qdisk scenarios (dom0 has no qemu-img).
+	mkdir -p "$d/xbd-tests/data"
+	qemu-img create -q -f qcow2 "$d/xbd-tests/data/disk.qcow2" 16M
 	add_libs "$d" "$build/xbd" "$build/xbdsh"
 	cp "$here/scenarios/lib.sh" "$d/xbd-tests/scenarios/"
 	[ $# -eq 0 ] || cp "$@" "$d/xbd-tests/scenarios/"

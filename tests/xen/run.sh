@@ -45,7 +45,7 @@ B=$(cd "$B" && pwd)
 for f in xbd xbdsh; do
 	[ -x "$B/$f" ] || die "$B/$f is missing (run make first)"
 done
-for tool in qemu-system-x86_64 cpio depmod modprobe apt-get dpkg timeout setpriv; do
+for tool in qemu-system-x86_64 qemu-img cpio depmod modprobe apt-get dpkg timeout setpriv; do
 	command -v "$tool" >/dev/null ||
 		die "$tool not found (tests/install-deps.sh installs what the tier needs)"
 done
