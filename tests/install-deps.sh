@@ -15,6 +15,7 @@ pkgs=(
 	fio tmux expect jq python3 python3-prometheus-client procps psmisc
 	qemu-utils                 # qemu-io: QEMU and xbd honour each other's image locks
 	qemu-system-x86 cpio kmod  # the real-Xen tier
+	xz-utils debian-archive-keyring # its Debian 13 entry: plain modules, signed lists
 )
 mapfile -t missing < <(missing_packages "${pkgs[@]}")
 [ ${#missing[@]} -eq 0 ] && exit 0
