@@ -8,6 +8,7 @@
 #include "cli/sh.h"
 #include "xbd/cli.h"
 #include "xbd/common.h"
+#include "xbd/qmp.h"
 #include "xbd/xenbus.h"
 #include "xbd/util.h"
 
@@ -640,17 +641,29 @@ static void match_xbd_dev(struct json_object *dev, pid_t pid, void *arg)
 }
 
 /* Figures for a disk whose backend neither is an xbd process nor
- * publishes sysfs counters: the place for another source, such as a
- * qdisk's QEMU asked over QMP.  Such a source fills d->c (and
- * have_counters, counter_source) and may fill in_flight and latency,
- * and returns true; none is wired in yet. */
+ * publishes sysfs counters: a qdisk's QEMU in this domain, asked over
+ * the QMP socket libxl gave it.  Fills d->c (and have_counters,
+ * counter_source) and returns true when it had figures; a qdisk that
+ * did not answer gets a note naming why. */
 static bool sh_disk_other_source(struct sh_ctx *ctx, const struct xbd_vbd *v,
-				 struct sh_disk *d)
+				 struct sh_disk *d, uint16_t self)
 {
+	struct xbd_blkback_counters c;
+	int err;
+
 	(void)ctx;
-	(void)v;
-	(void)d;
-	return false;
+	if (v->backend != XBD_VBD_QDISK || v->backend_domid != self)
+		return false;
+	err = xbd_qmp_disk_counters(NULL, v->domid, v->vdev, 500, &c, NULL);
+	if (err) {
+		note_add(d, "no counters from QEMU's QMP socket: %s",
+			 xbd_strerror(err));
+		return true;
+	}
+	d->have_counters = true;
+	d->counter_source = "qmp";
+	d->c = c;
+	return true;
 }
 
 static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
@@ -737,7 +750,7 @@ static void disk_from_vbd(struct sh_ctx *ctx, struct xbd_platform *p,
 					  v->domid, v->devid, xbd_strerror(err));
 			}
 		}
-	} else if (!sh_disk_other_source(ctx, v, d)) {
+	} else if (!sh_disk_other_source(ctx, v, d, self)) {
 		note_add(d, "%s publishes no counters", d->backend);
 	}
 	if (d->have_ring)

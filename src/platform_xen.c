@@ -426,6 +426,14 @@ static int xen_domain_alive(struct xbd_platform *p, uint16_t domid)
 	xc_dominfo_t info;
 	int r = domain_info(xen_of(p), domid, &info);
 
+	/* Xen refuses (EACCES) a domctl of another interface version: this
+	 * libxenctrl is not the running Xen's (xbd built for an older Xen,
+	 * e.g. Debian 12's binary on Debian 13's Xen 4.20).  xenstored's
+	 * stable protocol still says which domains exist: it forgets a
+	 * domain when the domain dies (a shut-down one counts as alive
+	 * until then). */
+	if (r == -EACCES)
+		return xs_is_domain_introduced(xbd_platform_xs_handle(p), domid);
 	return r <= 0 ? r : !info.dying && !info.shutdown;
 }
 

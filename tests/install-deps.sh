@@ -18,6 +18,7 @@ pkgs=(
 	debhelper dpkg-dev         # make deb
 	qemu-utils                 # qemu-io: QEMU and xbd honour each other's image locks
 	qemu-system-x86 cpio kmod  # the real-Xen tier
+	xz-utils debian-archive-keyring # its Debian 13 entry: plain modules, signed lists
 )
 mapfile -t missing < <(missing_packages "${pkgs[@]}")
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -82,7 +82,7 @@ disk() { q ".disks[] | select(.vdev == \"$1\" and .role == \"${2:-guest}\") | $3
 [ "$(disk xvdb guest .latency.read.count)" = 1000 ] && [ "$(disk xvdb guest .xbd.pid)" = null ] &&
 [ "$(disk xvdb guest .xbd.role)" = serve ] && [ "$(disk xvdb guest .ring.source)" = xbd ] &&
 	ok "xbd disk from its process" || fail "xbd disk: $(disk xvdb guest '.counters, .ring')"
-[ "$(disk xvdc guest .counters)" = null ] && disk xvdc guest .note | grep -q 'qdisk publishes no counters' &&
+[ "$(disk xvdc guest .counters)" = null ] && disk xvdc guest .note | grep -q "no counters from QEMU's QMP socket" &&
 	ok "qdisk: what is known" || fail "qdisk: $(disk xvdc guest .note)"
 disk xvdd guest .note | grep -q 'backend in domain 2' && [ "$(disk xvdd guest .ring)" = null ] &&
 	ok "driver-domain backend: said so" || fail "xvdd: $(disk xvdd guest .note)"

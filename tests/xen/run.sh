@@ -1,16 +1,20 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# The real-Xen tier: boots Xen 4.17 with a PV Linux dom0 under QEMU
-# (software emulation, no Xen on the host) and runs the scenarios in
-# tests/xen/scenarios/ inside dom0 against the freshly built xbd.
+# The real-Xen tier: boots Xen with a PV Linux dom0 under QEMU (software
+# emulation, no Xen on the host) and runs the scenarios in
+# tests/xen/scenarios/ inside dom0 against the freshly built xbd.  Two
+# matrix entries: Xen 4.17 + Linux 6.1 (Debian 12) and Xen 4.20 + Linux
+# 6.12 (Debian 13) for hypervisor, dom0 and domU.
 #
 # Usage: tests/xen/run.sh BUILD [--shell] [SCENARIO...]
 #   BUILD      the build directory holding xbd and xbdsh (`make` output);
 #              the package cache goes to BUILD/xen-cache, the boot images
-#              and the serial log to BUILD/xen-run
+#              and the serial log to BUILD/xen-run (-4.20 appended to
+#              both for Xen 4.20)
 #   --shell    interactive: a dom0 shell on this terminal, no scenarios run
 #   SCENARIO   run only these (names like 20-blkback-domu)
-# Environment: XBD_XEN_TIMEOUT (seconds for the whole QEMU run, 900),
+# Environment: XEN (4.17, the default, or 4.20: the matrix entry),
+# XBD_XEN_TIMEOUT (seconds for the whole QEMU run, 900),
 # XBD_XEN_BOOT_TIMEOUT (seconds for dom0 to come up, 150; booted again
 # once if it does not, or if its kernel reports a soft lockup first).
 # Prints one line per scenario and "N passed, N failed"; exits non-zero
@@ -19,7 +23,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 
 usage() {
-	sed -n '6,17s/^# \{0,1\}//p' "$0"
+	sed -n '9,22s/^# \{0,1\}//p' "$0"
 	exit "$1"
 }
 
@@ -45,7 +49,7 @@ B=$(cd "$B" && pwd)
 for f in xbd xbdsh; do
 	[ -x "$B/$f" ] || die "$B/$f is missing (run make first)"
 done
-for tool in qemu-system-x86_64 cpio depmod modprobe apt-get dpkg timeout setpriv; do
+for tool in qemu-system-x86_64 qemu-img cpio depmod modprobe apt-get dpkg timeout setpriv; do
 	command -v "$tool" >/dev/null ||
 		die "$tool not found (tests/install-deps.sh installs what the tier needs)"
 done
@@ -67,8 +71,14 @@ else
 fi
 [ ${#scenarios[@]} -gt 0 ] || die "no scenarios in $here/scenarios"
 
-cache=$B/xen-cache
-run=$B/xen-run
+case ${XEN:-4.17} in
+4.17) sfx= ;;
+4.20) sfx=-4.20 ;;
+*) die "XEN=$XEN: the matrix has 4.17 and 4.20" ;;
+esac
+export XBD_XEN=${XEN:-4.17}
+cache=$B/xen-cache$sfx
+run=$B/xen-run$sfx
 mkdir -p "$cache" "$run"
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
@@ -149,7 +159,7 @@ boot_qemu() { # sets qrc; 0 when dom0 came up (or QEMU ended), 1 on a hang
 	return 0
 }
 
-say "booting Xen and dom0 under QEMU (at most ${limit}s; serial log: $serial)"
+say "booting Xen $XBD_XEN and dom0 under QEMU (at most ${limit}s; serial log: $serial)"
 t=$(now)
 retried=
 rm -f "$serial.hung"

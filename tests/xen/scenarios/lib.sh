@@ -262,3 +262,39 @@ xbd_diag() {
 		xenstore-ls -f "/local/domain/$domid/device/vbd" 2>&1 | grep -v 'ring-ref[1-9]' | head -n 60
 	[ "${domid:-0}" = 0 ] || _domu_console_tail "$vm"
 }
+
+# --- the kernel as a peer: alternated runs, medians, ratios ---------
+# A times file holds lines "WORKLOAD PEER SECONDS", in any order.
+
+drop_caches() { # dom0's page cache, so that every run starts cold
+	sync
+	echo 7 > /proc/sys/vm/drop_caches # 4: log it once only
+}
+
+# peer_table FILE BASE OTHER: per workload (in first-seen order) the
+# median seconds of BASE and OTHER, the run count, and OTHER's speed
+# relative to BASE's (BASE's median / OTHER's): above 1, OTHER is faster.
+peer_table() {
+	awk -v base="$2" -v other="$3" '
+	function median(list,   a, k, i, j, s) {
+		k = split(list, a, " ")
+		for (i = 2; i <= k; i++)
+			for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
+				s = a[j]; a[j] = a[j - 1]; a[j - 1] = s
+			}
+		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+	}
+	!($1 in seen) { seen[$1] = 1; order[++nw] = $1 }
+	{ t[$1, $2] = t[$1, $2] " " $3; n[$1, $2]++ }
+	END {
+		printf "%-10s %10s %10s %5s %7s\n", "workload", base, other, "runs", "ratio"
+		for (i = 1; i <= nw; i++) {
+			w = order[i]
+			if (!((w, base) in t) || !((w, other) in t))
+				continue
+			mb = median(t[w, base]); mo = median(t[w, other])
+			printf "%-10s %9.2fs %9.2fs %5d %7s\n", w, mb, mo, n[w, other],
+				(mo > 0 ? sprintf("%.2f", mb / mo) : "-")
+		}
+	}' "$1"
+}
