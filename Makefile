@@ -4,7 +4,7 @@
 # runs every test; `make check-xen` runs the real-Xen tier.
 
 CC      ?= gcc
-PKGS    := fuse3 xenstore xengnttab xenevtchn xencontrol json-c blkid libcrypto libewf
+PKGS    := fuse3 xenstore xengnttab xenevtchn xencontrol json-c blkid libcrypto libewf libseccomp ext2fs
 WARN    := -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes \
            -Wmissing-declarations -Werror
 CFLAGS  ?= -O2 -g

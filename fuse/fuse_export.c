@@ -99,7 +99,7 @@ static void node_stat(struct xbd_fuse *fx, const struct fx_node *n,
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
-	st->st_mode = S_IFREG | (n->disk->read_only ? 0444 : 0644);
+	st->st_mode = S_IFREG | (n->disk->read_only || n->map ? 0444 : 0644);
 	st->st_nlink = 1;
 	st->st_uid = fx->uid;
 	st->st_gid = fx->gid;
@@ -230,7 +230,7 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (n->disk->read_only)
+	if (n->disk->read_only || n->map)
 		err = EROFS;
 	else if ((to_set & FUSE_SET_ATTR_SIZE) && (uint64_t)attr->st_size != n->size)
 		err = EPERM; /* a disk has the size it has; use conv=notrunc */
@@ -260,7 +260,7 @@ static void fx_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY && n->disk->read_only) {
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && (n->disk->read_only || n->map)) {
 		node_put(fx, n);
 		fuse_reply_err(req, EROFS);
 		return;
@@ -495,6 +495,10 @@ static void fx_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fx_read *r;
 
 	(void)ino;
+	if (n->map && !lvm_map_linear(n->map)) { /* an LVM volume: lvm.c */
+		lvm_read(fx, req, n, size, off);
+		return;
+	}
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;

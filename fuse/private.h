@@ -11,6 +11,8 @@
  *   partitions.c   a disk's partitions, shown as files (the table is
  *                  the guest's: hostile)
  *   ptable.c       MBR and GPT, read as Linux reads them
+ *   lvm.c          a guest's LVM2 volumes, shown as files (lvm_meta.c
+ *                  reads their metadata in a confined child)
  */
 #ifndef XBD_FUSE_PRIVATE_H
 #define XBD_FUSE_PRIVATE_H
@@ -63,7 +65,8 @@ struct fx_node {
 	struct fx_disk *disk;
 	fuse_ino_t ino;
 	uint64_t start, size;     /* byte range of the disk */
-	bool is_partition;
+	bool is_partition;        /* or an LVM volume: goes with a rescan */
+	struct fx_lvmap *map;     /* an LVM volume's segments (lvm.c), or NULL */
 	atomic_uint refs;         /* the table's or the retired list's + open files */
 	char name[XBD_FUSE_NAME_MAX + 1];
 };
@@ -175,6 +178,20 @@ struct fx_part;
  * past the end), else 0 with *size cut at the end of the disk.  Not
  * static so that tests/fuzz/ checks the rule the export applies. */
 int partition_fit(const struct fx_part *p, uint64_t disk_size, uint64_t *size);
+
+/* ---- lvm.c ---- */
+struct fx_lvmap;
+/* Shows the LVM volumes on the disk of dn and its partitions. */
+int probe_lvm(struct xbd_fuse *fx, struct fx_node *dn);
+void lvm_map_free(struct fx_lvmap *m);
+/* One segment on one stripe: the node's start says where it lies. */
+bool lvm_map_linear(const struct fx_lvmap *m);
+/* Reads a volume that is not linear (replies to req). */
+void lvm_read(struct xbd_fuse *fx, fuse_req_t req, struct fx_node *n,
+	      size_t size, off_t off);
+/* Reads len bytes at abs of the disk, whatever their alignment; the
+ * caller is inside the disk (disk_enter). */
+int fx_disk_read(struct fx_disk *d, void *buf, size_t len, uint64_t abs);
 
 /* ---- ptable.c ---- */
 /* Linux's DISK_MAX_PARTS: a disk's partitions are numbered below it. */

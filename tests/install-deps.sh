@@ -9,6 +9,8 @@ pkgs=(
 	clang                      # make fuzz: libFuzzer harnesses (tests/fuzz/)
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
 	libssl-dev libewf-dev      # xbd image: OpenSSL EVP hashes, E01 output
+	libseccomp-dev libext2fs-dev # the confined parsers of guest LVM and file systems
+	lvm2                       # files_lvm: guest volume groups (activation off)
 	ewf-tools                  # ewfverify, ewfinfo, ewfexport in the image tests
 	xenstore-utils             # xenstore-read/-write/... against the sim
 	e2fsprogs fdisk util-linux # mkfs.ext4, e2fsck, sfdisk, losetup
