@@ -57,6 +57,7 @@ struct attach {
 	const char *vm_name;
 	char dir[PATH_MAX];
 	bool cow, rw, foreground;
+	bool files;               /* --files: DIR/files/NAME trees */
 	bool force;                   /* --rw although the VM runs */
 	bool nonempty;                /* mount over files in DIR */
 	int log_fd;                   /* the daemon's stderr; -1: /dev/null */
@@ -77,7 +78,7 @@ struct attach {
 static void attach_usage(void)
 {
 	printf("usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw [--force]]\n"
-	       "                  [--nonempty] [--foreground | --log FILE]\n"
+	       "                  [--nonempty] [--files] [--foreground | --log FILE]\n"
 	       "Shows VM's disks (all of them, or the --disk ones) as DIR/<vdev> and\n"
 	       "their partitions as DIR/<vdev>1, ..., read-only.\n"
 	       "  -m, --mount DIR    where the disks appear (required)\n"
@@ -86,6 +87,8 @@ static void attach_usage(void)
 	       "  --rw               writable; writes reach the VM's disk (refused\n"
 	       "                     while the VM runs with it writable)\n"
 	       "  --force            --rw all the same: two writers of one disk\n"
+	       "  --files            each file system also as a read-only tree\n"
+	       "                     DIR/files/NAME, parsed in a sandbox\n"
 	       "  --nonempty         mount over a DIR that holds files (they are hidden\n"
 	       "                     until detach)\n"
 	       "  -f, --foreground   serve DIR from this process until SIGTERM\n"
@@ -314,7 +317,8 @@ static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
 		memcpy(d->file, file, sizeof(file));
 	}
 	err = xbd_fuse_add_disk(a->fuse, d->vm.vdev, d->img,
-				(a->rw || a->cow) ? 0 : XBD_FUSE_DISK_READ_ONLY);
+				((a->rw || a->cow) ? 0 : XBD_FUSE_DISK_READ_ONLY) |
+				(a->files ? XBD_FUSE_FILES : 0));
 	if (err) {
 		xbd_err("%s: cannot show it in %s: %s", name, a->dir, xbd_strerror(err));
 		return err;
@@ -754,7 +758,7 @@ static int open_log(struct attach *a, const char *log)
 /* 0: go on; -1: done (help printed); else the exit status. */
 static int parse_attach(int argc, char **argv, struct attach *a)
 {
-	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE, O_NONEMPTY };
+	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE, O_NONEMPTY, O_FILES };
 	static const struct option opts[] = {
 		{ "mount", required_argument, NULL, 'm' },
 		{ "disk", required_argument, NULL, O_DISK },
@@ -764,6 +768,7 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "nonempty", no_argument, NULL, O_NONEMPTY },
+		{ "files", no_argument, NULL, O_FILES },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -792,6 +797,9 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 			break;
 		case O_COW:
 			a->cow = true;
+			break;
+		case O_FILES:
+			a->files = true;
 			break;
 		case O_RW:
 			a->rw = true;

@@ -113,6 +113,26 @@ static int map_one(const struct fx_lvmap *m, uint64_t off, uint64_t want,
 	return -EIO;
 }
 
+int node_pread(struct fx_node *n, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	int err = 0;
+
+	if (off > n->size || len > n->size - off)
+		return -EINVAL;
+	if (!n->map || lvm_map_linear(n->map))
+		return fx_disk_read(n->disk, buf, len, n->start + off);
+	while (!err && done < len) {
+		uint64_t abs, run;
+
+		err = map_one(n->map, off + done, len - done, &abs, &run);
+		if (!err)
+			err = fx_disk_read(n->disk, (char *)buf + done, run, abs);
+		done += run;
+	}
+	return err;
+}
+
 void lvm_read(struct xbd_fuse *fx, fuse_req_t req, struct fx_node *n,
 	      size_t size, off_t off)
 {
