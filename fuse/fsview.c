@@ -168,8 +168,9 @@ static int getattr(struct fsv_tree *t, uint64_t ino, uint32_t op,
 		return -EIO;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = mk_ino(t, a.ino);
-	/* no set-id bits, writes for nobody: what the guest's bits say, read-only */
-	st->st_mode = a.mode & (S_IFMT | 0555 | S_ISVTX);
+	/* the guest's bits as they are: the mount is nosuid, and nothing
+	 * in a tree can be written whatever they say */
+	st->st_mode = a.mode & (S_IFMT | 07777);
 	st->st_nlink = a.nlink;
 	st->st_uid = a.uid;
 	st->st_gid = a.gid;
