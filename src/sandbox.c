@@ -43,6 +43,7 @@ struct xbd_sandbox {
 	pid_t pid;
 	int fd;                   /* non-blocking */
 	bool dead;
+	unsigned timeout_ms;
 	xbd_sandbox_read_fn *rd;
 	void *rd_ctx;
 	char what[64];
@@ -58,7 +59,8 @@ static int confine_seccomp(void)
 		SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn),
 		SCMP_SYS(rt_sigprocmask), SCMP_SYS(futex), SCMP_SYS(clock_gettime),
 		SCMP_SYS(gettimeofday), SCMP_SYS(getpid), SCMP_SYS(gettid),
-		SCMP_SYS(sched_yield), SCMP_SYS(sigaltstack),
+		SCMP_SYS(sched_yield), SCMP_SYS(sigaltstack), SCMP_SYS(getuid),
+		SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
 	};
 	/* the socket's calls, on the socket only */
 	static const int io[] = {
@@ -311,7 +313,7 @@ int xbd_sandbox_call(struct xbd_sandbox *sb, uint32_t op, const void *req,
 		     size_t req_len, void **reply, size_t *len)
 {
 	unsigned long long deadline = xbd_now_ns() +
-				      XBD_SB_TIMEOUT_MS * 1000000ull;
+				      sb->timeout_ms * 1000000ull;
 	void *buf = NULL;
 	int err = 0;
 
@@ -366,6 +368,7 @@ int xbd_sandbox_start(const char *what, xbd_sandbox_main_fn *fn, void *arg,
 	if (!sb)
 		return -ENOMEM;
 	snprintf(sb->what, sizeof(sb->what), "%s", what);
+	sb->timeout_ms = XBD_SB_TIMEOUT_MS;
 	sb->rd = rd;
 	sb->rd_ctx = rd_ctx;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
@@ -398,6 +401,11 @@ int xbd_sandbox_start(const char *what, xbd_sandbox_main_fn *fn, void *arg,
 	}
 	*out = sb;
 	return 0;
+}
+
+void xbd_sandbox_set_timeout(struct xbd_sandbox *sb, unsigned ms)
+{
+	sb->timeout_ms = ms;
 }
 
 void xbd_sandbox_stop(struct xbd_sandbox *sb)

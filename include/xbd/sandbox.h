@@ -69,6 +69,9 @@ int xbd_sandbox_start(const char *what, xbd_sandbox_main_fn *fn, void *arg,
 int xbd_sandbox_call(struct xbd_sandbox *sb, uint32_t op, const void *req,
 		     size_t req_len, void **reply, size_t *len);
 
+/* Another bound than XBD_SB_TIMEOUT_MS per request (tests). */
+void xbd_sandbox_set_timeout(struct xbd_sandbox *sb, unsigned ms);
+
 /* Kills and reaps the child; frees sb. */
 void xbd_sandbox_stop(struct xbd_sandbox *sb);
 
