@@ -62,6 +62,7 @@ struct attach {
 	const char *vm_name;
 	char dir[PATH_MAX];
 	bool cow, rw, foreground;
+	bool files;               /* --files: DIR/files/NAME trees */
 	bool force;                   /* --rw although the VM runs */
 	bool pause;                   /* --pause: paused while attached */
 	struct xbd_vm_pause pst;
@@ -85,7 +86,7 @@ struct attach {
 static void attach_usage(void)
 {
 	printf("usage: xbd attach VM --mount DIR [--disk VDEV]... [--cow | --rw [--force]]\n"
-	       "                  [--pause] [--nonempty] [--foreground | --log FILE]\n"
+	       "                  [--pause] [--nonempty] [--files] [--foreground | --log FILE]\n"
 	       "Shows VM's disks (all of them, or the --disk ones) as DIR/<vdev> and\n"
 	       "their partitions as DIR/<vdev>1, ..., read-only.\n"
 	       "  -m, --mount DIR    where the disks appear (required)\n"
@@ -96,6 +97,8 @@ static void attach_usage(void)
 	       "  --force            --rw all the same: two writers of one disk\n"
 	       "  --pause            pause the VM while attached (one moment of its\n"
 	       "                     disks; --rw is then no second writer)\n"
+	       "  --files            each file system also as a read-only tree\n"
+	       "                     DIR/files/NAME, parsed in a sandbox\n"
 	       "  --nonempty         mount over a DIR that holds files (they are hidden\n"
 	       "                     until detach)\n"
 	       "  -f, --foreground   serve DIR from this process until SIGTERM\n"
@@ -328,7 +331,8 @@ static int attach_disk(struct attach *a, struct att_disk *d, unsigned grants)
 		memcpy(d->file, file, sizeof(file));
 	}
 	err = xbd_fuse_add_disk(a->fuse, d->vm.vdev, d->img,
-				(a->rw || a->cow) ? 0 : XBD_FUSE_DISK_READ_ONLY);
+				((a->rw || a->cow) ? 0 : XBD_FUSE_DISK_READ_ONLY) |
+				(a->files ? XBD_FUSE_FILES : 0));
 	if (err) {
 		xbd_err("%s: cannot show it in %s: %s", name, a->dir, xbd_strerror(err));
 		return err;
@@ -804,7 +808,7 @@ static int open_log(struct attach *a, const char *log)
 /* 0: go on; -1: done (help printed); else the exit status. */
 static int parse_attach(int argc, char **argv, struct attach *a)
 {
-	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE, O_NONEMPTY, O_PAUSE };
+	enum { O_DISK = 256, O_COW, O_RW, O_LOG, O_FORCE, O_NONEMPTY, O_PAUSE, O_FILES };
 	static const struct option opts[] = {
 		{ "mount", required_argument, NULL, 'm' },
 		{ "disk", required_argument, NULL, O_DISK },
@@ -815,6 +819,7 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 		{ "log", required_argument, NULL, O_LOG },
 		{ "nonempty", no_argument, NULL, O_NONEMPTY },
 		{ "pause", no_argument, NULL, O_PAUSE },
+		{ "files", no_argument, NULL, O_FILES },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -843,6 +848,9 @@ static int parse_attach(int argc, char **argv, struct attach *a)
 			break;
 		case O_COW:
 			a->cow = true;
+			break;
+		case O_FILES:
+			a->files = true;
 			break;
 		case O_RW:
 			a->rw = true;

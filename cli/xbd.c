@@ -26,6 +26,9 @@ static const struct xbd_cmd *const commands[] = {
 	&xbd_cmd_serve,
 	&xbd_cmd_list,
 	&xbd_cmd_detach,
+	&xbd_cmd_ls,
+	&xbd_cmd_cat,
+	&xbd_cmd_cp,
 };
 
 int xbd_cli_open_platform(struct xbd_platform **p)

@@ -97,7 +97,7 @@ static void node_stat(struct xbd_fuse *fx, const struct fx_node *n,
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
-	st->st_mode = S_IFREG | (n->disk->read_only ? 0444 : 0644);
+	st->st_mode = S_IFREG | (n->disk->read_only || n->map ? 0444 : 0644);
 	st->st_nlink = 1;
 	st->st_uid = fx->uid;
 	st->st_gid = fx->gid;
@@ -161,10 +161,16 @@ static void fx_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fx_node *n;
 
 	memset(&e, 0, sizeof(e));
+	if (fsview_ino(parent)) {
+		fsview_lookup(fx, req, parent, name);
+		return;
+	}
 	if (parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	if (fsview_root_lookup(fx, req, name))
+		return;
 	pthread_rwlock_rdlock(&fx->lock);
 	n = find_name(fx, name);
 	if (n)
@@ -193,6 +199,10 @@ static void fx_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (ino == FUSE_ROOT_ID) {
 		root_stat(fx, &st);
 		fuse_reply_attr(req, &st, FX_TIMEOUT);
+		return;
+	}
+	if (fsview_ino(ino)) {
+		fsview_getattr(fx, req, ino);
 		return;
 	}
 	if (fi && fi->fh) {
@@ -228,7 +238,7 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (n->disk->read_only)
+	if (n->disk->read_only || n->map)
 		err = EROFS;
 	else if ((to_set & FUSE_SET_ATTR_SIZE) && (uint64_t)attr->st_size != n->size)
 		err = EPERM; /* a disk has the size it has; use conv=notrunc */
@@ -253,12 +263,16 @@ static void fx_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
+	if (fsview_ino(ino)) {
+		fsview_open(fx, req, ino, fi);
+		return;
+	}
 	n = node_by_ino(fx, ino);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY && n->disk->read_only) {
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && (n->disk->read_only || n->map)) {
 		node_put(fx, n);
 		fuse_reply_err(req, EROFS);
 		return;
@@ -278,8 +292,8 @@ static void fx_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void fx_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
-	node_put(fuse_req_userdata(req), (struct fx_node *)(uintptr_t)fi->fh);
+	if (!fsview_ino(ino))
+		node_put(fuse_req_userdata(req), (struct fx_node *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -567,7 +581,14 @@ static void fx_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fx_read *r;
 	bool lend;
 
-	(void)ino;
+	if (fsview_ino(ino)) {
+		fsview_read(fx, req, ino, size, off);
+		return;
+	}
+	if (n->map && !lvm_map_linear(n->map)) { /* an LVM volume: lvm.c */
+		lvm_read(fx, req, n, size, off);
+		return;
+	}
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -694,6 +715,10 @@ static void fx_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void fx_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	if (fsview_ino(ino)) {
+		fsview_opendir(fuse_req_userdata(req), req, ino, fi);
+		return;
+	}
 	if (ino != FUSE_ROOT_ID) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -708,8 +733,12 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	char *buf;
 	size_t used = 0;
 	off_t idx = 0;
+	bool files_done = false;
 
-	(void)fi;
+	if (fsview_ino(ino)) {
+		fsview_readdir(fx, req, ino, size, off, fi);
+		return;
+	}
 	if (ino != FUSE_ROOT_ID) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -732,13 +761,17 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		} else if (idx == 1) {
 			name = "..";
 			st.st_ino = FUSE_ROOT_ID;
-		} else {
-			if (!n)
-				break;
+		} else if (n) {
 			name = n->name;
 			st.st_ino = n->ino;
 			st.st_mode = S_IFREG;
 			n = n->next;
+		} else if (fx->fsv && !files_done) {
+			files_done = true; /* after the files: DIR/files */
+			name = FSV_DIR_NAME;
+			st.st_ino = FSV_DIR_INO;
+		} else {
+			break;
 		}
 		if (idx < off)
 			continue;
@@ -753,7 +786,26 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void fx_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	if (fsview_ino(ino))
+		fsview_readlink(fuse_req_userdata(req), req, ino);
+	else
+		fuse_reply_err(req, EINVAL);
+}
+
+static void fx_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	if (fsview_ino(ino))
+		fsview_releasedir(req, fi);
+	else
+		fuse_reply_err(req, 0);
+}
+
 static const struct fuse_lowlevel_ops fx_ops = {
+	.readlink = fx_readlink,
+	.releasedir = fx_releasedir,
 	.init = fx_init,
 	.lookup = fx_lookup,
 	.getattr = fx_getattr,
@@ -877,6 +929,7 @@ void xbd_fuse_stop(struct xbd_fuse *fx)
 		fuse_session_destroy(fx->se);
 	}
 	/* no request can run any more: open files no longer matter */
+	fsview_remove_disk(fx, NULL);
 	free_list(fx->nodes);
 	free_list(fx->retired);
 	if (fx->stop_fd >= 0)
@@ -1103,6 +1156,8 @@ int xbd_fuse_add_disk(struct xbd_fuse *fx, const char *name,
 		if (err)
 			xbd_info("%s: no partitions shown: %s", name, xbd_strerror(err));
 	}
+	if (flags & XBD_FUSE_FILES)
+		fsview_add_disk(fx, name);
 	node_put(fx, n);
 	return 0;
 }

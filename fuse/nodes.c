@@ -109,6 +109,8 @@ struct fx_node *node_new(struct xbd_fuse *fx, struct fx_disk *d,
 
 void node_free(struct fx_node *n)
 {
+	if (n->map)
+		lvm_map_free(n->map);
 	disk_put(n->disk);
 	free(n);
 }

@@ -222,6 +222,8 @@ int probe_partitions(struct xbd_fuse *fx, struct fx_node *dn)
 		err = blkid_partitions(fd, sector_size, parts, &n);
 	if (err >= 0)
 		err = show_partitions(fx, dn, parts, n);
+	if (err >= 0)
+		probe_lvm(fx, dn); /* logs its own trouble; the disk stays */
 	close(fd);
 out:
 	free(parts);

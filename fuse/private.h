@@ -11,6 +11,10 @@
  *   partitions.c   a disk's partitions, shown as files (the table is
  *                  the guest's: hostile)
  *   ptable.c       MBR and GPT, read as Linux reads them
+ *   fsview.c       attach --files: file systems as trees under DIR/files
+ *                  (fsview_ext.c parses them in a confined child)
+ *   lvm.c          a guest's LVM2 volumes, shown as files (lvm_meta.c
+ *                  reads their metadata in a confined child)
  */
 #ifndef XBD_FUSE_PRIVATE_H
 #define XBD_FUSE_PRIVATE_H
@@ -64,7 +68,8 @@ struct fx_node {
 	struct fx_disk *disk;
 	fuse_ino_t ino;
 	uint64_t start, size;     /* byte range of the disk */
-	bool is_partition;
+	bool is_partition;        /* or an LVM volume: goes with a rescan */
+	struct fx_lvmap *map;     /* an LVM volume's segments (lvm.c), or NULL */
 	atomic_uint refs;         /* the table's or the retired list's + open files */
 	char name[XBD_FUSE_NAME_MAX + 1];
 };
@@ -109,6 +114,8 @@ struct xbd_fuse {
 	size_t reads_bytes;       /* their buffers, at most FX_READ_BYTES_MAX */
 	struct fx_read *read_free; /* contexts kept for reuse */
 	unsigned read_nfree;
+
+	struct fx_fsview *fsv;    /* the file system trees (fsview.c), or NULL */
 };
 
 struct fx_read;
@@ -176,6 +183,49 @@ struct fx_part;
  * past the end), else 0 with *size cut at the end of the disk.  Not
  * static so that tests/fuzz/ checks the rule the export applies. */
 int partition_fit(const struct fx_part *p, uint64_t disk_size, uint64_t *size);
+
+/* ---- lvm.c ---- */
+struct fx_lvmap;
+/* Shows the LVM volumes on the disk of dn and its partitions. */
+int probe_lvm(struct xbd_fuse *fx, struct fx_node *dn);
+void lvm_map_free(struct fx_lvmap *m);
+/* One segment on one stripe: the node's start says where it lies. */
+bool lvm_map_linear(const struct fx_lvmap *m);
+/* Reads a volume that is not linear (replies to req). */
+void lvm_read(struct xbd_fuse *fx, fuse_req_t req, struct fx_node *n,
+	      size_t size, off_t off);
+/* Reads len bytes at abs of the disk, whatever their alignment; the
+ * caller is inside the disk (disk_enter). */
+int fx_disk_read(struct fx_disk *d, void *buf, size_t len, uint64_t abs);
+
+/* Reads len bytes at off of node n (a volume through its map); the
+ * caller is inside the disk. */
+int node_pread(struct fx_node *n, void *buf, size_t len, uint64_t off);
+
+/* ---- fsview.c ---- */
+#define FSV_DIR_NAME "files"
+#define FSV_DIR_INO (1ull << 62) /* DIR/files; its trees' inodes have this bit */
+struct fx_fsview;
+/* Whether ino is one of DIR/files and below. */
+bool fsview_ino(fuse_ino_t ino);
+/* Looks for file systems on disk `name`, its partitions and volumes. */
+int fsview_add_disk(struct xbd_fuse *fx, const char *name);
+void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d);
+/* Replies when `name` in the root is DIR/files; false otherwise. */
+bool fsview_root_lookup(struct xbd_fuse *fx, fuse_req_t req, const char *name);
+void fsview_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
+		   const char *name);
+void fsview_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino);
+void fsview_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino);
+void fsview_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		    struct fuse_file_info *fi);
+void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		    size_t size, off_t off, struct fuse_file_info *fi);
+void fsview_releasedir(fuse_req_t req, struct fuse_file_info *fi);
+void fsview_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		 struct fuse_file_info *fi);
+void fsview_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		 size_t size, off_t off);
 
 /* ---- ptable.c ---- */
 /* Linux's DISK_MAX_PARTS: a disk's partitions are numbered below it. */

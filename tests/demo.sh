@@ -53,7 +53,7 @@ show "$XBD" sim vm list
 
 step "attaching vm1's disk in dom0, read-only"
 mkdir -p "$work/vm1" "$work/fs"
-show "$XBD" attach vm1 --mount "$work/vm1"
+show "$XBD" attach vm1 --mount "$work/vm1" --files
 show ls -l "$work/vm1"
 show sha256sum "$work/vm1/xvda"
 if [ "$(sha256sum < "$work/vm1/xvda")" != "$image_sum" ]; then
@@ -67,6 +67,11 @@ show ls -lR "$work/fs" --ignore=lost+found
 show cat "$work/fs/etc/hostname" "$work/fs/var/log/auth.log"
 show cmp "$work/fs/data.bin" "$work/files/data.bin"
 umount "$work/fs"
+
+step "the same files without the kernel: parsed in user space, in a sandbox"
+show ls -lR "$work/vm1/files/xvda1" --ignore=lost+found
+show diff -r -x lost+found "$work/files" "$work/vm1/files/xvda1"
+show "$XBD" cat vm1:/etc/hostname
 
 step "ring statistics for vm1's disks"
 show "$XBDSH" stats vm1

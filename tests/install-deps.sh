@@ -9,6 +9,8 @@ pkgs=(
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
 	libssl-dev libewf-dev      # xbd image: OpenSSL EVP hashes, E01 output
 	python3-jsonschema xfsprogs # image report schema; XFS reflinks (--snapshot)
+	libseccomp-dev libext2fs-dev # the confined parsers of guest LVM and file systems
+	lvm2                       # files_lvm: guest volume groups (activation off)
 	xenstore-utils             # xenstore-read/-write/... against the sim
 	clang                      # make fuzz: libFuzzer harnesses (tests/fuzz/)
 	ewf-tools                  # ewfverify, ewfinfo, ewfexport in the image tests

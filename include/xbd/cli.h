@@ -105,6 +105,8 @@ void xbd_attach_clear_stale(struct xbd_platform *p, const char *fe_path);
 #define XBD_EXIT_READ_ERRORS 4
 /* cli/cmd_image.c */
 extern const struct xbd_cmd xbd_cmd_image;
+/* cli/cmd_files.c: attach --files, read one path, detach */
+extern const struct xbd_cmd xbd_cmd_ls, xbd_cmd_cat, xbd_cmd_cp;
 
 /* cli/cmd_attach.c: `xbd attach`, and the records it keeps of itself
  * for `xbd detach DIR`: its frontend directories under

@@ -49,6 +49,7 @@ int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 /* Flags for xbd_fuse_add_disk. */
 #define XBD_FUSE_DISK_READ_ONLY  (1u << 0) /* even if the image is writable */
 #define XBD_FUSE_NO_PARTITIONS   (1u << 1) /* do not look for partitions */
+#define XBD_FUSE_FILES           (1u << 2) /* file systems as trees under files/ */
 
 /* Shows `img` as the file `name` and its partitions beside it.  The
  * image stays the caller's: keep it open until the disk is removed or

@@ -1,0 +1,655 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * attach --files: each recognised file system on a disk, a partition
+ * or an LVM volume of the export as a read-only tree, DIR/files/NAME/,
+ * NAME being the file the file system lies in (xvda1, VG-LV, xvda).
+ * The parsing is done by a confined child per file system (fsview_ext.c
+ * in src/sandbox.c's sandbox); this file is the parent's half: it
+ * turns FUSE requests into the child's protocol (fuse/fsview.h),
+ * checks every answer, and serves the child's disk reads, bounded to
+ * the file system's own volume.
+ *
+ * Inodes: DIR/files is FSV_BIT; inode i of tree t is FSV_BIT | t << 32 | i,
+ * so that hard links share one inode number and the export's own files
+ * (numbered from 2 upwards) never meet them.
+ *
+ * A child that crashes, hangs (XBD_SB_TIMEOUT_MS per request), or
+ * breaks the protocol is killed and logged (src/sandbox.c); its tree
+ * then answers EIO until the disk is detached; it is not restarted,
+ * since the same image would only do the same again.  The other trees
+ * and the disk files are not affected.  Requests to one tree are served
+ * one at a time (the child is single-threaded).
+ */
+#include "fuse/private.h"
+#include "fuse/fsview.h"
+#include "fuse/lvm.h"
+#include "xbd/common.h"
+#include "xbd/sandbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FSV_BIT FSV_DIR_INO
+#define FSV_MAX_TREES 255
+#define FSV_MAX_DIRENTS (1u << 20)  /* entries of one directory we list */
+
+struct fsv_tree {
+	struct fsv_tree *next;
+	unsigned id;
+	struct fx_node *node;     /* the volume, with a reference */
+	struct xbd_sandbox *sb;
+	uint64_t size;
+	pthread_mutex_t lock;     /* one request at a time */
+	char type[16];
+	char name[XBD_FUSE_NAME_MAX + 1];
+};
+
+struct fx_fsview {
+	pthread_mutex_t lock;     /* trees */
+	struct fsv_tree *trees;
+	unsigned next_id;
+};
+
+bool fsview_ino(fuse_ino_t ino)
+{
+	return (uint64_t)ino & FSV_BIT;
+}
+
+static fuse_ino_t mk_ino(const struct fsv_tree *t, uint64_t i)
+{
+	return (fuse_ino_t)(FSV_BIT | (uint64_t)t->id << 32 | i);
+}
+
+static struct fsv_tree *tree_of(struct xbd_fuse *fx, fuse_ino_t ino)
+{
+	unsigned id = (unsigned)(((uint64_t)ino & ~FSV_BIT) >> 32);
+	struct fsv_tree *t;
+
+	if (!fx->fsv)
+		return NULL;
+	pthread_mutex_lock(&fx->fsv->lock);
+	for (t = fx->fsv->trees; t && t->id != id; t = t->next)
+		;
+	pthread_mutex_unlock(&fx->fsv->lock);
+	return t;
+}
+
+static uint64_t fs_ino(fuse_ino_t ino)
+{
+	return (uint64_t)ino & 0xffffffffu;
+}
+
+/* ---- the child's disk ---- */
+
+static int tree_read(void *ctx, uint32_t src, void *buf, size_t len, uint64_t off)
+{
+	struct fsv_tree *t = ctx;
+	int err;
+
+	if (src != 0 || off > t->size || len > t->size - off)
+		return -EINVAL;
+	if (!disk_enter(t->node->disk))
+		return -EIO;
+	err = node_pread(t->node, buf, len, off);
+	disk_leave(t->node->disk);
+	return err;
+}
+
+/* One request to t's child: 0 and the body (malloc'd; *blen bytes), or
+ * negative errno (the child's, or -EIO when it is gone). */
+static int call(struct fsv_tree *t, uint32_t op, const void *req, size_t len,
+		char **body, size_t *blen)
+{
+	void *reply;
+	size_t rlen;
+	int32_t st;
+	int err;
+
+	pthread_mutex_lock(&t->lock);
+	err = xbd_sandbox_call(t->sb, op, req, len, &reply, &rlen);
+	pthread_mutex_unlock(&t->lock);
+	if (err)
+		return -EIO;
+	if (rlen < 4) {
+		free(reply);
+		return -EIO;
+	}
+	memcpy(&st, reply, 4);
+	if (st) {
+		free(reply);
+		/* errnos the child may give; anything else is EIO */
+		return st == -ENOENT || st == -ENOTDIR || st == -EINVAL ||
+		       st == -ENAMETOOLONG ? st : -EIO;
+	}
+	memmove(reply, (char *)reply + 4, rlen - 4);
+	*body = reply;
+	*blen = rlen - 4;
+	return 0;
+}
+
+static int attr_check(const struct fsv_attr *a)
+{
+	switch (a->mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK:
+	case S_IFIFO: case S_IFSOCK:
+		break;
+	default:
+		return -EIO;
+	}
+	if (!a->ino || a->ino > 0xffffffffu || a->size > (1ull << 62) ||
+	    a->atime_ns >= 1000000000u || a->mtime_ns >= 1000000000u ||
+	    a->ctime_ns >= 1000000000u)
+		return -EIO;
+	return 0;
+}
+
+static int getattr(struct fsv_tree *t, uint64_t ino, uint32_t op,
+		   const void *req, size_t len, struct stat *st)
+{
+	struct fsv_attr a;
+	char *b;
+	size_t bl;
+	int err = call(t, op, req, len, &b, &bl);
+
+	if (err)
+		return err;
+	if (bl != sizeof(a)) {
+		free(b);
+		return -EIO;
+	}
+	memcpy(&a, b, sizeof(a));
+	free(b);
+	if (attr_check(&a) || (op == FSV_GETATTR && a.ino != ino))
+		return -EIO;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = mk_ino(t, a.ino);
+	/* the guest's bits as they are: the mount is nosuid, and nothing
+	 * in a tree can be written whatever they say */
+	st->st_mode = a.mode & (S_IFMT | 07777);
+	st->st_nlink = a.nlink;
+	st->st_uid = a.uid;
+	st->st_gid = a.gid;
+	st->st_size = (off_t)a.size;
+	st->st_blocks = (blkcnt_t)a.blocks;
+	st->st_blksize = 4096;
+	st->st_atim = (struct timespec){ (time_t)a.atime, a.atime_ns };
+	st->st_mtim = (struct timespec){ (time_t)a.mtime, a.mtime_ns };
+	st->st_ctim = (struct timespec){ (time_t)a.ctime, a.ctime_ns };
+	return 0;
+}
+
+static int tree_getattr(struct fsv_tree *t, uint64_t ino, struct stat *st)
+{
+	return getattr(t, ino, FSV_GETATTR, &ino, sizeof(ino), st);
+}
+
+static void files_stat(struct xbd_fuse *fx, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = FSV_BIT;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_uid = fx->uid;
+	st->st_gid = fx->gid;
+	st->st_atim = st->st_mtim = st->st_ctim = fx->born;
+}
+
+static void reply_entry(fuse_req_t req, const struct stat *st)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = st->st_ino;
+	e.generation = 1;
+	e.attr = *st;
+	e.attr_timeout = FX_TIMEOUT;
+	e.entry_timeout = FX_TIMEOUT;
+	fuse_reply_entry(req, &e);
+}
+
+/* ---- FUSE operations on DIR/files and below ---- */
+
+bool fsview_root_lookup(struct xbd_fuse *fx, fuse_req_t req, const char *name)
+{
+	struct stat st;
+
+	if (!fx->fsv || strcmp(name, FSV_DIR_NAME))
+		return false;
+	files_stat(fx, &st);
+	reply_entry(req, &st);
+	return true;
+}
+
+void fsview_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
+		   const char *name)
+{
+	struct fsv_tree *t;
+	struct stat st;
+	char buf[8 + FSV_NAME_MAX];
+	size_t len = strlen(name);
+	int err;
+
+	if ((uint64_t)parent == FSV_BIT) {
+		pthread_mutex_lock(&fx->fsv->lock);
+		for (t = fx->fsv->trees; t && strcmp(t->name, name); t = t->next)
+			;
+		pthread_mutex_unlock(&fx->fsv->lock);
+		err = t ? tree_getattr(t, FSV_ROOT_INO, &st) : -ENOENT;
+	} else {
+		uint64_t dir = fs_ino(parent);
+
+		t = tree_of(fx, parent);
+		if (!t || len > FSV_NAME_MAX) {
+			err = t ? -ENAMETOOLONG : -ENOENT;
+		} else {
+			memcpy(buf, &dir, 8);
+			memcpy(buf + 8, name, len);
+			err = getattr(t, 0, FSV_LOOKUP, buf, 8 + len, &st);
+		}
+	}
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		reply_entry(req, &st);
+}
+
+void fsview_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
+{
+	struct fsv_tree *t;
+	struct stat st;
+	int err;
+
+	if ((uint64_t)ino == FSV_BIT) {
+		files_stat(fx, &st);
+		fuse_reply_attr(req, &st, FX_TIMEOUT);
+		return;
+	}
+	t = tree_of(fx, ino);
+	err = t ? tree_getattr(t, fs_ino(ino), &st) : -ENOENT;
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_attr(req, &st, FX_TIMEOUT);
+}
+
+void fsview_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
+{
+	struct fsv_tree *t = tree_of(fx, ino);
+	uint64_t i = fs_ino(ino);
+	char *b = NULL, *s;
+	size_t bl = 0;
+	int err = t ? call(t, FSV_READLINK, &i, sizeof(i), &b, &bl) : -ENOENT;
+
+	if (!err && (bl > FSV_LINK_MAX || memchr(b, 0, bl)))
+		err = -EIO;
+	s = err ? NULL : malloc(bl + 1);
+	if (!err && !s)
+		err = -ENOMEM;
+	if (err) {
+		free(b);
+		fuse_reply_err(req, -err);
+		return;
+	}
+	memcpy(s, b, bl);
+	s[bl] = 0;
+	fuse_reply_readlink(req, s);
+	free(s);
+	free(b);
+}
+
+/* A directory's entries, fetched whole at opendir: readdir's offsets
+ * then stay stable however the kernel pages through them. */
+struct fsv_dir {
+	char *buf;                /* struct fsv_dirent + name, packed */
+	size_t len;
+};
+
+static int dirent_check(const struct fsv_dirent *d, const char *name)
+{
+	if (!d->ino || d->ino > 0xffffffffu || !d->namelen ||
+	    d->namelen > FSV_NAME_MAX || memchr(name, '/', d->namelen) ||
+	    memchr(name, 0, d->namelen) ||
+	    (d->namelen == 1 && name[0] == '.') ||
+	    (d->namelen == 2 && name[0] == '.' && name[1] == '.'))
+		return -EIO;
+	return 0;
+}
+
+static int list_dir(struct fsv_tree *t, uint64_t dir, struct fsv_dir *out)
+{
+	uint64_t cookie = 0, n = 0;
+
+	out->buf = NULL;
+	out->len = 0;
+	do {
+		uint64_t req[2] = { dir, cookie }, next;
+		char *b, *nb;
+		size_t bl, at = 8;
+		int err = call(t, FSV_READDIR, req, sizeof(req), &b, &bl);
+
+		if (err)
+			return err;
+		if (bl < 8 || bl > FSV_READDIR_BYTES) {
+			free(b);
+			return -EIO;
+		}
+		memcpy(&next, b, 8);
+		/* each batch moves on, and the listing stays bounded */
+		while (at < bl) {
+			struct fsv_dirent d;
+
+			if (bl - at < sizeof(d)) {
+				free(b);
+				return -EIO;
+			}
+			memcpy(&d, b + at, sizeof(d));
+			if (d.namelen > bl - at - sizeof(d) ||
+			    dirent_check(&d, b + at + sizeof(d))) {
+				free(b);
+				return -EIO;
+			}
+			at += sizeof(d) + d.namelen;
+			n++;
+		}
+		if ((next && (next != n || n == cookie)) || n > FSV_MAX_DIRENTS) {
+			free(b);
+			return -EIO;
+		}
+		nb = realloc(out->buf, out->len + bl - 8);
+		if (!nb) {
+			free(b);
+			return -ENOMEM;
+		}
+		out->buf = nb;
+		memcpy(out->buf + out->len, b + 8, bl - 8);
+		out->len += bl - 8;
+		free(b);
+		cookie = next;
+	} while (cookie);
+	return 0;
+}
+
+void fsview_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		    struct fuse_file_info *fi)
+{
+	struct fsv_dir *d = calloc(1, sizeof(*d));
+	struct fsv_tree *t;
+	int err = 0;
+
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if ((uint64_t)ino != FSV_BIT) {
+		t = tree_of(fx, ino);
+		err = t ? list_dir(t, fs_ino(ino), d) : -ENOENT;
+	}
+	if (err) {
+		free(d->buf);
+		free(d);
+		fuse_reply_err(req, -err);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		free(d->buf);
+		free(d);
+	}
+}
+
+void fsview_releasedir(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
+
+	if (d) {
+		free(d->buf);
+		free(d);
+	}
+	fuse_reply_err(req, 0);
+}
+
+void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		    size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
+	struct fsv_tree *t = (uint64_t)ino == FSV_BIT ? NULL : tree_of(fx, ino);
+	char *buf = malloc(size);
+	size_t used = 0, at = 0;
+	off_t idx = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if ((uint64_t)ino == FSV_BIT) {
+		/* the trees, by name */
+		pthread_mutex_lock(&fx->fsv->lock);
+		for (struct fsv_tree *x = fx->fsv->trees; x; x = x->next, idx++) {
+			struct stat st = { .st_ino = mk_ino(x, FSV_ROOT_INO),
+					   .st_mode = S_IFDIR };
+			size_t need;
+
+			if (idx < off)
+				continue;
+			need = fuse_add_direntry(req, buf + used, size - used,
+						 x->name, &st, idx + 1);
+			if (need > size - used)
+				break;
+			used += need;
+		}
+		pthread_mutex_unlock(&fx->fsv->lock);
+	} else if (t && d) {
+		while (at < d->len) {
+			struct fsv_dirent e;
+			char name[FSV_NAME_MAX + 1];
+			struct stat st;
+			size_t need;
+
+			memcpy(&e, d->buf + at, sizeof(e));
+			memcpy(name, d->buf + at + sizeof(e), e.namelen);
+			name[e.namelen] = 0;
+			at += sizeof(e) + e.namelen;
+			if (idx++ < off)
+				continue;
+			memset(&st, 0, sizeof(st));
+			st.st_ino = mk_ino(t, e.ino);
+			st.st_mode = DTTOIF(e.type);
+			need = fuse_add_direntry(req, buf + used, size - used, name,
+						 &st, idx);
+			if (need > size - used)
+				break;
+			used += need;
+		}
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void fsview_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		 struct fuse_file_info *fi)
+{
+	struct fsv_tree *t = tree_of(fx, ino);
+	struct stat st;
+	int err;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	err = t ? tree_getattr(t, fs_ino(ino), &st) : -ENOENT;
+	if (!err && !S_ISREG(st.st_mode))
+		err = S_ISDIR(st.st_mode) ? -EISDIR : -EACCES;
+	if (err) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	fi->fh = 0;
+	fi->keep_cache = 0;
+	fuse_reply_open(req, fi);
+}
+
+/* A read of the FUSE size, in requests that fit the protocol; fewer
+ * bytes only at the end of the file. */
+void fsview_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		 size_t size, off_t off)
+{
+	struct fsv_tree *t = tree_of(fx, ino);
+	size_t chunk = XBD_SB_MAX / 2, done = 0;
+	char *buf = size ? malloc(size) : NULL;
+	int err = !t ? -ENOENT : off < 0 ? -EINVAL : size && !buf ? -ENOMEM : 0;
+
+	while (!err && done < size) {
+		struct fsv_read q = { .ino = fs_ino(ino), .off = (uint64_t)off + done,
+				      .len = (uint32_t)(size - done < chunk ? size - done : chunk) };
+		char *b;
+		size_t bl;
+
+		err = call(t, FSV_READ, &q, sizeof(q), &b, &bl);
+		if (err)
+			break;
+		if (bl > q.len) {
+			free(b);
+			err = -EIO;
+			break;
+		}
+		memcpy(buf + done, b, bl);
+		free(b);
+		done += bl;
+		if (bl < q.len)
+			break;
+	}
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_buf(req, buf, done);
+	free(buf);
+}
+
+/* ---- making and ending trees ---- */
+
+static int tree_child(int fd, void *arg)
+{
+	return fsv_ext_main(fd, arg);
+}
+
+/* A tree for node n if a file system the children know lies in it. */
+static void try_tree(struct xbd_fuse *fx, struct fx_node *n)
+{
+	struct fsv_tree *t = calloc(1, sizeof(*t));
+	char what[XBD_FUSE_NAME_MAX + 16];
+	char *b = NULL;
+	size_t bl = 0;
+	int err;
+
+	if (!t)
+		return;
+	pthread_mutex_init(&t->lock, NULL);
+	snprintf(t->name, sizeof(t->name), "%s", n->name);
+	t->size = n->size;
+	node_get(n);
+	t->node = n;
+	snprintf(what, sizeof(what), "%s: files", n->name);
+	err = xbd_sandbox_start(what, tree_child, &t->size, tree_read, t, &t->sb);
+	if (!err)
+		err = call(t, FSV_INIT, NULL, 0, &b, &bl);
+	if (!err && (bl != sizeof(t->type) || !memchr(b, 0, bl)))
+		err = -EIO;
+	if (err) {
+		free(b);
+		xbd_sandbox_stop(t->sb);
+		node_put(fx, n);
+		pthread_mutex_destroy(&t->lock);
+		free(t);
+		return;
+	}
+	memcpy(t->type, b, sizeof(t->type));
+	free(b);
+	pthread_mutex_lock(&fx->fsv->lock);
+	t->id = ++fx->fsv->next_id;
+	if (t->id > FSV_MAX_TREES) {
+		pthread_mutex_unlock(&fx->fsv->lock);
+		xbd_sandbox_stop(t->sb);
+		node_put(fx, n);
+		pthread_mutex_destroy(&t->lock);
+		free(t);
+		return;
+	}
+	t->next = fx->fsv->trees;
+	fx->fsv->trees = t;
+	pthread_mutex_unlock(&fx->fsv->lock);
+	xbd_info("%s: %s file system, under %s/%s/%s", n->name, t->type,
+		 fx->mountpoint, FSV_DIR_NAME, t->name);
+}
+
+int fsview_add_disk(struct xbd_fuse *fx, const char *disk_name)
+{
+	struct fx_node *list[FX_DISK_MAX_PARTS + LVM_MAX_LV];
+	struct fx_disk *d = NULL;
+	unsigned n = 0;
+
+	if (!fx->fsv) {
+		fx->fsv = calloc(1, sizeof(*fx->fsv));
+		if (!fx->fsv)
+			return -ENOMEM;
+		pthread_mutex_init(&fx->fsv->lock, NULL);
+	}
+	pthread_rwlock_rdlock(&fx->lock);
+	for (struct fx_node *x = fx->nodes; x; x = x->next)
+		if (!x->is_partition && !strcmp(x->name, disk_name))
+			d = x->disk;
+	for (struct fx_node *x = fx->nodes; x && n < sizeof(list) / sizeof(list[0]);
+	     x = x->next) {
+		if (x->disk != d)
+			continue;
+		node_get(x);
+		list[n++] = x;
+	}
+	pthread_rwlock_unlock(&fx->lock);
+	for (unsigned i = 0; i < n; i++) {
+		try_tree(fx, list[i]);
+		node_put(fx, list[i]);
+	}
+	return 0;
+}
+
+/* Ends the trees on disk d (all when d is NULL: only once no request
+ * runs, since a request holds its tree without a reference). */
+void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d)
+{
+	struct fsv_tree *gone = NULL;
+
+	if (!fx->fsv)
+		return;
+	pthread_mutex_lock(&fx->fsv->lock);
+	for (struct fsv_tree **p = &fx->fsv->trees; *p; ) {
+		struct fsv_tree *t = *p;
+
+		if (!d || t->node->disk == d) {
+			*p = t->next;
+			t->next = gone;
+			gone = t;
+		} else {
+			p = &t->next;
+		}
+	}
+	pthread_mutex_unlock(&fx->fsv->lock);
+	while (gone) {
+		struct fsv_tree *t = gone;
+
+		gone = t->next;
+		xbd_sandbox_stop(t->sb);
+		node_put(fx, t->node);
+		pthread_mutex_destroy(&t->lock);
+		free(t);
+	}
+	if (!d) {
+		pthread_mutex_destroy(&fx->fsv->lock);
+		free(fx->fsv);
+		fx->fsv = NULL;
+	}
+}

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ext2/3/4 for the confined child, with e2fsprogs' libext2fs (what
+ * debugfs and fuse2fs use), opened read-only, the journal not replayed.
+ * Its disk is an io_manager of ours that reads through the parent (see
+ * include/xbd/sandbox.h), with a small window of read-ahead: libext2fs
+ * reads a file a block at a time, and each read is a round trip.
+ */
+#include "fuse/fsview.h"
+#include "xbd/sandbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <ext2fs/ext2fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define WINDOW (256u << 10)
+
+struct fsv_ext {
+	ext2_filsys fs;
+	uint64_t size;
+	int (*rd)(void *, void *, size_t, uint64_t);
+	void *ctx;
+	char *win;                /* bytes [win_off, win_off + win_len) */
+	uint64_t win_off;
+	size_t win_len;
+	ext2_file_t file;         /* the last file read, kept open */
+	ext2_ino_t file_ino;
+};
+
+/* libext2fs opens its io channel by name: the one being opened. */
+static struct fsv_ext *opening;
+
+static errcode_t raw_read(struct fsv_ext *e, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	if (off > e->size || len > e->size - off)
+		return EXT2_ET_SHORT_READ;
+	if (off >= e->win_off && off - e->win_off < e->win_len &&
+	    len <= e->win_len - (off - e->win_off)) {
+		memcpy(p, e->win + (off - e->win_off), len);
+		return 0;
+	}
+	if (len <= WINDOW) {
+		size_t w = e->size - off < WINDOW ? (size_t)(e->size - off) : WINDOW;
+
+		if (e->rd(e->ctx, e->win, w, off)) {
+			e->win_len = 0;
+			return EXT2_ET_SHORT_READ;
+		}
+		e->win_off = off;
+		e->win_len = w;
+		memcpy(p, e->win, len);
+		return 0;
+	}
+	while (len) {
+		size_t n = len > XBD_SB_MAX ? XBD_SB_MAX : len;
+
+		if (e->rd(e->ctx, p, n, off))
+			return EXT2_ET_SHORT_READ;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static errcode_t io_open(const char *name, int flags, io_channel *channel)
+{
+	io_channel io;
+	errcode_t err;
+
+	(void)name;
+	if (!opening || (flags & IO_FLAG_RW))
+		return EXT2_ET_BAD_DEVICE_NAME;
+	err = ext2fs_get_memzero(sizeof(*io), &io);
+	if (err)
+		return err;
+	io->magic = EXT2_ET_MAGIC_IO_CHANNEL;
+	io->manager = NULL; /* set by the caller below */
+	io->block_size = 1024;
+	io->refcount = 1;
+	io->private_data = opening;
+	*channel = io;
+	return 0;
+}
+
+static errcode_t io_close(io_channel io)
+{
+	if (--io->refcount > 0)
+		return 0;
+	ext2fs_free_mem(&io);
+	return 0;
+}
+
+static errcode_t io_set_blksize(io_channel io, int blksize)
+{
+	if (blksize <= 0 || blksize > 65536)
+		return EXT2_ET_INVALID_ARGUMENT;
+	io->block_size = blksize;
+	return 0;
+}
+
+static errcode_t io_read64(io_channel io, unsigned long long block, int count,
+			   void *data)
+{
+	struct fsv_ext *e = io->private_data;
+	uint64_t len = count < 0 ? (uint64_t)-(long long)count
+				 : (uint64_t)count * (uint64_t)io->block_size;
+
+	if (block > UINT64_MAX / (uint64_t)io->block_size || len > (64u << 20))
+		return EXT2_ET_SHORT_READ;
+	return raw_read(e, data, len, block * (uint64_t)io->block_size);
+}
+
+static errcode_t io_read(io_channel io, unsigned long block, int count, void *data)
+{
+	return io_read64(io, block, count, data);
+}
+
+static errcode_t io_write(io_channel io, unsigned long block, int count,
+			  const void *data)
+{
+	(void)io; (void)block; (void)count; (void)data;
+	return EXT2_ET_RO_FILSYS;
+}
+
+static errcode_t io_write64(io_channel io, unsigned long long block, int count,
+			    const void *data)
+{
+	(void)io; (void)block; (void)count; (void)data;
+	return EXT2_ET_RO_FILSYS;
+}
+
+static errcode_t io_flush(io_channel io)
+{
+	(void)io;
+	return 0;
+}
+
+static struct struct_io_manager xbd_io_manager = {
+	.magic = EXT2_ET_MAGIC_IO_MANAGER,
+	.name = "xbd sandbox",
+	.open = io_open,
+	.close = io_close,
+	.set_blksize = io_set_blksize,
+	.read_blk = io_read,
+	.write_blk = io_write,
+	.flush = io_flush,
+	.read_blk64 = io_read64,
+	.write_blk64 = io_write64,
+};
+
+static errcode_t io_open_set(const char *name, int flags, io_channel *channel)
+{
+	errcode_t err = io_open(name, flags, channel);
+
+	if (!err)
+		(*channel)->manager = &xbd_io_manager;
+	return err;
+}
+
+int fsv_ext_open(uint64_t size, int (*rd)(void *, void *, size_t, uint64_t),
+		 void *ctx, struct fsv_ext **out)
+{
+	struct fsv_ext *e = calloc(1, sizeof(*e));
+	errcode_t err;
+
+	if (!e)
+		return -ENOMEM;
+	e->size = size;
+	e->rd = rd;
+	e->ctx = ctx;
+	e->win = malloc(WINDOW);
+	if (!e->win) {
+		free(e);
+		return -ENOMEM;
+	}
+	xbd_io_manager.open = io_open_set;
+	opening = e;
+	err = ext2fs_open2("xbd", NULL, EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS,
+			   0, 0, &xbd_io_manager, &e->fs);
+	opening = NULL;
+	if (err) {
+		free(e->win);
+		free(e);
+		return -EINVAL;
+	}
+	*out = e;
+	return 0;
+}
+
+void fsv_ext_close(struct fsv_ext *e)
+{
+	if (!e)
+		return;
+	if (e->file)
+		ext2fs_file_close(e->file);
+	ext2fs_close_free(&e->fs);
+	free(e->win);
+	free(e);
+}
+
+static int ino_ok(struct fsv_ext *e, uint64_t ino)
+{
+	return ino >= 1 && ino <= e->fs->super->s_inodes_count;
+}
+
+static int get_attr(struct fsv_ext *e, uint64_t ino, struct fsv_attr *a)
+{
+	struct ext2_inode_large in;
+
+	if (!ino_ok(e, ino))
+		return -ENOENT;
+	memset(&in, 0, sizeof(in));
+	if (ext2fs_read_inode_full(e->fs, (ext2_ino_t)ino, (struct ext2_inode *)&in,
+				   sizeof(in)))
+		return -EIO;
+	if (!in.i_links_count && !in.i_mode)
+		return -ENOENT;
+	memset(a, 0, sizeof(*a));
+	a->ino = ino;
+	a->mode = in.i_mode;
+	a->nlink = in.i_links_count;
+	a->uid = inode_uid(in);
+	a->gid = inode_gid(in);
+	a->size = EXT2_I_SIZE(&in);
+	a->blocks = ext2fs_get_stat_i_blocks(e->fs, (struct ext2_inode *)&in);
+	a->atime = (int32_t)in.i_atime;
+	a->mtime = (int32_t)in.i_mtime;
+	a->ctime = (int32_t)in.i_ctime;
+	if (EXT2_INODE_SIZE(e->fs->super) > EXT2_GOOD_OLD_INODE_SIZE &&
+	    in.i_extra_isize >= 16) {
+		/* the low two bits extend the seconds past 2038 */
+		a->ctime += (int64_t)(in.i_ctime_extra & 3) << 32;
+		a->mtime += (int64_t)(in.i_mtime_extra & 3) << 32;
+		a->atime += (int64_t)(in.i_atime_extra & 3) << 32;
+		a->ctime_ns = in.i_ctime_extra >> 2;
+		a->mtime_ns = in.i_mtime_extra >> 2;
+		a->atime_ns = in.i_atime_extra >> 2;
+	}
+	return 0;
+}
+
+struct rd_ctx {
+	uint64_t skip, idx;
+	char *buf;
+	size_t used, cap;
+	bool full;
+};
+
+static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offset,
+		  int blocksize, char *buf, void *priv)
+{
+	struct rd_ctx *c = priv;
+	unsigned len = ext2fs_dirent_name_len(d);
+	static const uint32_t types[] = {
+		[EXT2_FT_REG_FILE] = DT_REG, [EXT2_FT_DIR] = DT_DIR,
+		[EXT2_FT_CHRDEV] = DT_CHR, [EXT2_FT_BLKDEV] = DT_BLK,
+		[EXT2_FT_FIFO] = DT_FIFO, [EXT2_FT_SOCK] = DT_SOCK,
+		[EXT2_FT_SYMLINK] = DT_LNK,
+	};
+	int ft = ext2fs_dirent_file_type(d);
+	struct fsv_dirent de;
+
+	(void)dir; (void)entry; (void)offset; (void)blocksize; (void)buf;
+	if (!d->inode || (len == 1 && d->name[0] == '.') ||
+	    (len == 2 && d->name[0] == '.' && d->name[1] == '.'))
+		return 0;
+	if (c->idx++ < c->skip)
+		return 0;
+	if (c->used + sizeof(de) + len > c->cap) {
+		c->full = true;
+		c->idx--;
+		return DIRENT_ABORT;
+	}
+	de.ino = d->inode;
+	de.type = ft > 0 && ft < (int)(sizeof(types) / sizeof(types[0])) ? types[ft] : DT_UNKNOWN;
+	de.namelen = len;
+	memcpy(c->buf + c->used, &de, sizeof(de));
+	memcpy(c->buf + c->used + sizeof(de), d->name, len);
+	c->used += sizeof(de) + len;
+	return 0;
+}
+
+static int do_readdir(struct fsv_ext *e, uint64_t dir, uint64_t cookie, char *out,
+		      size_t cap, size_t *len)
+{
+	struct rd_ctx c = { .skip = cookie, .buf = out + 8, .cap = cap - 8 };
+	uint64_t next;
+
+	if (!ino_ok(e, dir))
+		return -ENOENT;
+	if (ext2fs_check_directory(e->fs, (ext2_ino_t)dir))
+		return -ENOTDIR;
+	if (ext2fs_dir_iterate2(e->fs, (ext2_ino_t)dir, 0, NULL, dir_cb, &c))
+		return -EIO;
+	next = c.full ? c.idx : 0;
+	memcpy(out, &next, 8);
+	*len = 8 + c.used;
+	return 0;
+}
+
+static int do_read(struct fsv_ext *e, uint64_t ino, uint64_t off, char *out,
+		   uint32_t len, size_t *got)
+{
+	unsigned int n = 0;
+
+	if (!ino_ok(e, ino))
+		return -ENOENT;
+	if (!e->file || e->file_ino != ino) {
+		if (e->file)
+			ext2fs_file_close(e->file);
+		e->file = NULL;
+		if (ext2fs_file_open(e->fs, (ext2_ino_t)ino, 0, &e->file))
+			return -EIO;
+		e->file_ino = (ext2_ino_t)ino;
+	}
+	if (ext2fs_file_llseek(e->file, off, EXT2_SEEK_SET, NULL) ||
+	    ext2fs_file_read(e->file, out, len, &n))
+		return -EIO;
+	*got = n;
+	return 0;
+}
+
+static int do_readlink(struct fsv_ext *e, uint64_t ino, char *out, size_t *len)
+{
+	struct ext2_inode in;
+	uint64_t size;
+
+	if (!ino_ok(e, ino) || ext2fs_read_inode(e->fs, (ext2_ino_t)ino, &in))
+		return -ENOENT;
+	if (!LINUX_S_ISLNK(in.i_mode))
+		return -EINVAL;
+	size = EXT2_I_SIZE(&in);
+	if (size > FSV_LINK_MAX)
+		return -ENAMETOOLONG;
+	if (ext2fs_is_fast_symlink(&in)) {
+		if (size > sizeof(in.i_block))
+			return -EIO;
+		memcpy(out, in.i_block, size);
+		*len = size;
+		return 0;
+	}
+	if (in.i_flags & EXT4_INLINE_DATA_FL) {
+		size_t n = FSV_LINK_MAX;
+		char tmp[FSV_LINK_MAX + 64];
+
+		if (ext2fs_inline_data_size(e->fs, (ext2_ino_t)ino, &n) || n > sizeof(tmp) ||
+		    ext2fs_inline_data_get(e->fs, (ext2_ino_t)ino, &in, tmp, &n))
+			return -EIO;
+		*len = n < size ? n : size;
+		memcpy(out, tmp, *len);
+		return 0;
+	}
+	return do_read(e, ino, 0, out, (uint32_t)size, len);
+}
+
+int fsv_ext_handle(struct fsv_ext *e, uint32_t op, const void *req, size_t len,
+		   void **out, size_t *out_len)
+{
+	size_t cap = op == FSV_READ ? XBD_SB_MAX + 4 :
+		     op == FSV_READDIR ? FSV_READDIR_BYTES : FSV_LINK_MAX + 64;
+	char *r = malloc(cap);
+	int32_t st = -EINVAL;
+	size_t body = 0;
+	uint64_t a = 0, b = 0;
+
+	if (!r)
+		return -ENOMEM;
+	if (len >= 8)
+		memcpy(&a, req, 8);
+	if (len >= 16)
+		memcpy(&b, (const char *)req + 8, 8);
+	switch (op) {
+	case FSV_INIT:
+		memset(r + 4, 0, 16);
+		strcpy(r + 4, "ext4");
+		body = 16;
+		st = 0;
+		break;
+	case FSV_GETATTR:
+		if (len == 8) {
+			st = get_attr(e, a, (struct fsv_attr *)(void *)(r + 8));
+			memmove(r + 4, r + 8, sizeof(struct fsv_attr));
+			body = sizeof(struct fsv_attr);
+		}
+		break;
+	case FSV_LOOKUP:
+		if (len > 8 && len - 8 <= FSV_NAME_MAX && ino_ok(e, a)) {
+			ext2_ino_t ino;
+			struct fsv_attr at;
+
+			st = ext2fs_lookup(e->fs, (ext2_ino_t)a, (const char *)req + 8,
+					   (int)(len - 8), NULL, &ino) ? -ENOENT :
+			     get_attr(e, ino, &at);
+			if (!st)
+				memcpy(r + 4, &at, sizeof(at));
+			body = sizeof(at);
+		}
+		break;
+	case FSV_READDIR:
+		if (len == 16)
+			st = do_readdir(e, a, b, r + 4, cap - 4, &body);
+		break;
+	case FSV_READLINK:
+		if (len == 8)
+			st = do_readlink(e, a, r + 4, &body);
+		break;
+	case FSV_READ:
+		if (len == sizeof(struct fsv_read)) {
+			struct fsv_read q;
+
+			memcpy(&q, req, sizeof(q));
+			if (q.len <= XBD_SB_MAX)
+				st = do_read(e, q.ino, q.off, r + 4, q.len, &body);
+		}
+		break;
+	}
+	if (st)
+		body = 0;
+	memcpy(r, &st, 4);
+	*out = r;
+	*out_len = 4 + body;
+	return 0;
+}
+
+static int sock_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return xbd_sb_child_read(*(int *)ctx, 0, buf, len, off);
+}
+
+int fsv_ext_main(int fd, void *arg)
+{
+	uint64_t size = *(uint64_t *)arg;
+	struct fsv_ext *e = NULL;
+	char *req = malloc(FSV_NAME_MAX + 64);
+	int err = -EPROTO;
+
+	if (!req)
+		return 1;
+	for (;;) {
+		uint32_t op;
+		size_t len, out_len;
+		void *out;
+
+		if (xbd_sb_recv(fd, &op, req, FSV_NAME_MAX + 64, &len))
+			break;
+		/* opened on the first request: its reads are then the
+		 * only traffic on the socket */
+		if (op == FSV_INIT && !e)
+			err = fsv_ext_open(size, sock_read, &fd, &e);
+		if (err) {
+			int32_t st = err;
+
+			if (xbd_sb_send(fd, XBD_SB_REPLY, &st, sizeof(st)))
+				break;
+			continue;
+		}
+		if (fsv_ext_handle(e, op, req, len, &out, &out_len))
+			break;
+		err = xbd_sb_send(fd, XBD_SB_REPLY, out, out_len);
+		free(out);
+		if (err)
+			break;
+	}
+	free(req);
+	fsv_ext_close(e);
+	return 0;
+}
