@@ -211,13 +211,12 @@ static bool disk_spec_ok(const char *spec)
 
 static int cmd_sim_run(int argc, char **argv)
 {
-	enum { O_DIR = 256, O_OWNER, O_DISK, O_NO_GUEST, O_VERBOSE };
+	enum { O_DIR = 256, O_OWNER, O_DISK, O_NO_GUEST };
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "owner-pid", required_argument, NULL, O_OWNER },
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "no-guest", no_argument, NULL, O_NO_GUEST },
-		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -225,7 +224,7 @@ static int cmd_sim_run(int argc, char **argv)
 	char **guest = NULL, **words;
 	int nwords, i, c, nargs = argc;
 	unsigned ndisks = 0;
-	bool no_guest = false, vm_create_opt = false, verbose = false;
+	bool no_guest = false, vm_create_opt = false;
 	unsigned long long owner = 0;
 
 	/* Sub-commands with options of their own. */
@@ -275,9 +274,6 @@ static int cmd_sim_run(int argc, char **argv)
 			no_guest = true;
 			vm_create_opt = true;
 			break;
-		case O_VERBOSE:
-			verbose = true;
-			break;
 		case 'h':
 			sim_usage();
 			return 0;
@@ -324,10 +320,6 @@ static int cmd_sim_run(int argc, char **argv)
 		xbd_err("%s: %s is for sim start", cmd, misplaced);
 		return XBD_EXIT_USAGE;
 	}
-	if (strcmp(cmd, "sim status") && verbose) {
-		xbd_err("%s: --verbose is for sim status", cmd);
-		return XBD_EXIT_USAGE;
-	}
 	if (strcmp(cmd, "sim vm create") && (vm_create_opt || guest)) {
 		xbd_err("%s: %s is for sim vm create", cmd,
 			ndisks ? "--disk" : no_guest ? "--no-guest" : "a guest command");
@@ -361,7 +353,8 @@ static int cmd_sim_run(int argc, char **argv)
 		return xbd_sim_stop(dir) ? 1 : 0;
 	}
 	if (!strcmp(cmd, "sim status"))
-		return xbd_sim_status(dir, verbose, stdout) ? 1 : 0;
+		/* -v/--verbose is xbd's own, wherever it is given */
+		return xbd_sim_status(dir, xbd_verbosity > 0, stdout) ? 1 : 0;
 	if (!strcmp(cmd, "sim vm create"))
 		return vm_create(dir, words[1], guest, no_guest, disks, ndisks);
 	if (!strcmp(cmd, "sim vm list"))

@@ -41,8 +41,8 @@ fi
 check_json_doc "stats --json with a qdisk disk" "$T/out"
 
 run_timed "$xbdsh" stats vm1 --prometheus
-grep -q '^xbd_vbd_read_requests_total{vm="vm1",domid="1",vdev="xvda",backend="qdisk",role="guest"} 600$' "$T/out" &&
-grep -q '^xbd_vbd_write_sectors_total{vm="vm1",domid="1",vdev="xvda",backend="qdisk",role="guest"} 2048$' "$T/out" &&
+grep -q '^xbd_vbd_read_requests_total{vm="vm1",domid="1",vdev="xvda",server="qdisk",role="guest"} 600$' "$T/out" &&
+grep -q '^xbd_vbd_write_sectors_total{vm="vm1",domid="1",vdev="xvda",server="qdisk",role="guest"} 2048$' "$T/out" &&
 	ok "prometheus: QEMU's counters of xvda" ||
 	fail "prometheus: rc $rc: $(grep xvda "$T/out" | head -n 5) $(cat "$T/err")"
 
