@@ -129,7 +129,7 @@ for w in "${ways[@]}"; do
 	else
 		printf '%-40s %9s   (runs:%s)\n' "$(label "$w")" "$(fmt "${val[$w]}")" "${runs[$w]:-}"
 		[ -n "${cpu_runs[$w]:-}" ] &&
-			printf '%-40s %9s   CPU s per GiB (xbd + sim; runs:%s); on %s idle CPUs at most %s MB/s\n' \
+			printf '%-40s %9s   CPU s per GiB (own + sim processes; runs:%s); on %s idle CPUs at most %s MB/s\n' \
 				"" "$(fmt "${cpu[$w]}" 2)" "${cpu_runs[$w]}" "$(nproc)" \
 				"$(awk -v c="${cpu[$w]}" -v n="$(nproc)" 'BEGIN { if (c > 0) printf "%.0f", 1073.741824 * n / c; else print "-" }')"
 	fi
