@@ -14,6 +14,11 @@
 # and are removed after each run.  Then issue 16's targets: raw SHA-256
 # >= 1000 MB/s and >= 2x dd-sha256sum; SHA-256 + MD5 >= 90% of openssl's
 # MD5; E01 >= ewfacquire.
+# For xbd image and ewfacquire also the CPU time they take: their own
+# (user + system, /usr/bin/time) plus the sim's processes' (the blkback
+# that serves xbd's ring, schedstat): CPU seconds per GiB, and what they allow
+# on this machine's CPUs when nothing else runs (bytes / (CPU / nproc)):
+# a bound, not a measurement, for runs on a loaded machine.
 # Usage: tests/bench/image.sh [BUILD]  (env: XBD_BENCH_RUNS (3 here),
 #        XBD_BENCH_IMG_MB, XBD_BENCH_DIR)
 . "$(dirname "$0")/lib.sh"
@@ -25,7 +30,7 @@ say "image bench: making a ${IMG_MB} MiB image in $W"
 make_image "$IMG" "$IMG_MB"
 warm "$IMG" || exit 1
 
-declare -A why_not runs val
+declare -A why_not runs val cpu_runs cpu
 ways=(xbd-sha256 xbd-sha256md5 dd-sha256sum xbd-e01 ewfacquire)
 start_sim || { echo "image bench: $why"; exit 1; }
 vm_create vm1 "$IMG,xvda" || { echo "image bench: $why"; exit 1; }
@@ -45,19 +50,45 @@ timed() {
 }
 dd_pipe() { dd if="$mnt/xvda" bs=1M status=none | sha256sum; }
 ewf_acquire() {
-	ewfacquire -u -q -c deflate:fast -d sha256 -f encase6 -t "$W/acq" "$IMG" </dev/null
+	/usr/bin/time -f '%U %S' -o "$W/time.out" \
+		ewfacquire -u -q -c deflate:fast -d sha256 -f encase6 -t "$W/acq" "$IMG" </dev/null
 }
+# the sim's processes: the daemon, and a blkback or guest of its own
+sim_pids() {
+	local p
+	cat "$sim_dir/pid" 2>/dev/null
+	for p in /proc/[0-9]*; do
+		case "$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" in
+		*"sim blkback"* | *"sim guest"*) ;;
+		*) continue ;;
+		esac
+		tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qx "XBD_SIM_DIR=$sim_dir" && echo "${p#/proc/}"
+	done
+}
+# xbd_image ARGS...: xbd image, its CPU time in $W/time.out
+xbd_image() { /usr/bin/time -f '%U %S' -o "$W/time.out" "$xbd" image vm1 "$@"; }
 one() { # WAY: one run, its output removed
-	local v
+	local v c0 c1 pids
+	pids=$(sim_pids)
+	# shellcheck disable=SC2086
+	c0=$(cpu_ns $pids)
 	case $1 in
-	xbd-sha256) v=$(timed "$xbd" image vm1 -o "$W/o.raw" --no-md5) ;;
-	xbd-sha256md5) v=$(timed "$xbd" image vm1 -o "$W/o.raw") ;;
+	xbd-sha256) v=$(timed xbd_image -o "$W/o.raw" --no-md5) ;;
+	xbd-sha256md5) v=$(timed xbd_image -o "$W/o.raw") ;;
 	dd-sha256sum) drop_file_cache "$mnt/xvda"; v=$(timed dd_pipe) ;;
-	xbd-e01) v=$(timed "$xbd" image vm1 -o "$W/o" --format ewf) ;;
+	xbd-e01) v=$(timed xbd_image -o "$W/o" --format ewf) ;;
 	ewfacquire) v=$(timed ewf_acquire) ;;
 	esac
+	# shellcheck disable=SC2086
+	c1=$(cpu_ns $pids)
 	rm -f "$W"/o.raw* "$W"/o.E* "$W"/o.report.* "$W"/acq.*
-	[ -n "$v" ] && runs[$1]+=" $v"
+	[ -n "$v" ] || return 0
+	runs[$1]+=" $v"
+	if [ -s "$W/time.out" ]; then
+		cpu_runs[$1]+=" $(awk -v a="$c0" -v b="$c1" -v g="$BYTES" 'NR == 1 {
+			printf "%.3f\n", ($1 + $2 + (b - a) / 1e9) / (g / 1073741824) }' "$W/time.out")"
+		rm -f "$W/time.out"
+	fi
 }
 
 load0=$(load)
@@ -68,7 +99,9 @@ done
 for w in "${ways[@]}"; do
 	# shellcheck disable=SC2086
 	val[$w]=$(median ${runs[$w]:-})
-	say "  $w:${runs[$w]:-}"
+	# shellcheck disable=SC2086
+	cpu[$w]=$(median ${cpu_runs[$w]:-})
+	say "  $w:${runs[$w]:-}${cpu_runs[$w]:+ (CPU s/GiB:${cpu_runs[$w]})}"
 done
 # openssl speed: the 16384-byte column, in 1000s of bytes per second
 speed() {
@@ -95,6 +128,10 @@ for w in "${ways[@]}"; do
 		printf '%-40s not run: %s\n' "$(label "$w")" "${why_not[$w]}"
 	else
 		printf '%-40s %9s   (runs:%s)\n' "$(label "$w")" "$(fmt "${val[$w]}")" "${runs[$w]:-}"
+		[ -n "${cpu_runs[$w]:-}" ] &&
+			printf '%-40s %9s   CPU s per GiB (own + sim processes; runs:%s); on %s idle CPUs at most %s MB/s\n' \
+				"" "$(fmt "${cpu[$w]}" 2)" "${cpu_runs[$w]}" "$(nproc)" \
+				"$(awk -v c="${cpu[$w]}" -v n="$(nproc)" 'BEGIN { if (c > 0) printf "%.0f", 1073.741824 * n / c; else print "-" }')"
 	fi
 done
 printf '%-40s %9s\n' "openssl speed -evp md5 (16 KiB blocks)" "$(fmt "$md5_speed")"

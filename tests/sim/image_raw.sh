@@ -49,6 +49,14 @@ else
 fi
 python3 "$(dirname "$0")/image_report_check.py" "$j" >"$T/schema.out" &&
 	ok "the report is valid against tests/sim/image_report.schema.json" || fail "schema: $(cat "$T/schema.out")"
+# --no-md5: SHA-256 alone, and the report has no MD5
+if "$xbd" image vm1 -o "$T/nomd5.raw" --no-md5 >"$T/out" 2>"$T/err"; then
+	jq -e --arg s "${sum%% *}" '(.hashes | keys) == ["sha256"] and .hashes.sha256 == $s' \
+		"$T/nomd5.raw.report.json" >/dev/null && ! grep -q "^md5 " "$T/out" &&
+		ok "--no-md5: SHA-256 alone" || fail "--no-md5: $(jq -c .hashes "$T/nomd5.raw.report.json"; cat "$T/out")"
+else
+	fail "--no-md5: $(cat "$T/err")"
+fi
 # the validator does reject: a hash of the wrong length, a missing domid
 jq '.hashes.sha256 = "abc" | del(.vm.domid)' "$j" >"$T/bad.json"
 python3 "$(dirname "$0")/image_report_check.py" "$T/bad.json" >"$T/schema.out"

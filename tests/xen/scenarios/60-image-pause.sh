@@ -8,8 +8,9 @@
 # is paused (xl's state) during the copy, the image's sha256 equals the
 # backing file's while paused, and the report's; the domU runs and
 # writes on afterwards; nothing is left in xenstore; SIGTERM mid-copy
-# unpauses it; a pause made with `xl pause` before stays.
-# timeout: 700
+# unpauses it; a pause made with `xl pause` before stays; xbd attach
+# --pause keeps it paused until detach, also when the attach was killed.
+# timeout: 900
 . "$(dirname "$0")/lib.sh"
 
 img=$W/disk.img
@@ -97,4 +98,31 @@ is_paused || fail "xbd image --pause undid the administrator's pause: $(state)"
 xl unpause vm1 || fail "xl unpause"
 wait_for 10 eval '! is_paused' || fail "vm1 stays paused after xl unpause: $(state)"
 echo "the administrator's pause stayed through xbd image --pause"
+
+# xbd attach --pause: paused while attached (the files are that moment),
+# unpaused at detach; a kill -9'd attach --pause is unpaused by detach
+mkdir -p "$W/mnt"
+on_exit "xbd detach $W/mnt 2>/dev/null"
+XBD_ATTACH_LOG=$W/attach.log xbd attach vm1 --mount "$W/mnt" --pause ||
+	{ cat "$W/attach.log" 2>/dev/null; fail "xbd attach --pause failed"; }
+is_paused || fail "attach --pause: vm1 is not paused: $(state)"
+moment=$(file_sum)
+[ "$(sha256sum < "$W/mnt/xvda" | cut -d' ' -f1)" = "$moment" ] ||
+	fail "attach --pause: DIR/xvda differs from the paused domU's backing file"
+xbd detach "$W/mnt" || fail "xbd detach failed"
+wait_for 10 eval '! is_paused' || fail "detach: vm1 is still paused: $(state)"
+echo "attach --pause: paused while attached, $(state) after detach"
+XBD_ATTACH_LOG=$W/attach.log xbd attach vm1 --mount "$W/mnt" --pause ||
+	fail "the second xbd attach --pause failed"
+apid=$(xenstore-ls -f /local/domain/0/device 2>/dev/null | sed -n 's/.*\/xbd-pid = "\([0-9]*\)"$/\1/p' | head -n1)
+[ -n "$apid" ] || fail "no xbd-pid recorded by the attach"
+kill -KILL "$apid"
+wait_for 5 eval '! kill -0 '"$apid"' 2>/dev/null' || fail "xbd attach survived SIGKILL"
+is_paused || fail "vm1 ran after the attach was killed"
+xbd detach "$W/mnt" 2>"$W/detach.err" || fail "detach of the killed attach: $(cat "$W/detach.err")"
+cat "$W/detach.err"
+grep -q "unpaused: the pause of a killed xbd process is undone" "$W/detach.err" ||
+	fail "detach of the killed attach did not say it unpaused"
+wait_for 10 eval '! is_paused' || fail "vm1 is still paused after detach of the killed attach: $(state)"
+domu_alive vm1 || fail "vm1 died"
 echo "image --pause of a writing domU: sha256 $want"
