@@ -97,6 +97,8 @@ domu_alive vm1 || fail "the domU died while its disk was read"
 echo "XBD-PEER attach: $size_mb MiB, $rounds rounds, $nrand random reads;" \
 	"ratio = xbd attach's speed / dom0's kernel blkfront's (medians)"
 peer_table "$times" kernel xbd | sed 's/^/XBD-PEER attach: /'
+# the single runs, in order: how much the emulation wandered
+sed 's/^/XBD-PEER attach run: /' "$times"
 
 xl block-detach 0 ${kdev#/dev/} || fail "xl block-detach 0 ${kdev#/dev/} failed"
 wait_for 15 eval "[ ! -e $kdev ]" || fail "$kdev is still there after xl block-detach"

@@ -110,3 +110,5 @@ tr -d '\r' < "$(domu_console vm1)" | sed -n 's/^XBD-DOMU RESULT time //p' > "$ti
 echo "XBD-PEER serve: $size_mb MiB, $rounds rounds, $nrand random reads, in the domU;" \
 	"ratio = xbd serve's speed / kernel blkback's (medians)"
 peer_table "$times" blkback xbd | sed 's/^/XBD-PEER serve: /'
+# the single runs, in order: how much the emulation wandered
+sed 's/^/XBD-PEER serve run: /' "$times"

@@ -22,6 +22,10 @@ _run_cleanups() {
 	done
 }
 trap _run_cleanups EXIT
+# Registered first, so it runs last: dom0's tmpfs is its memory, and
+# the images of earlier scenarios left there ran Xen 4.20's dom0 (a
+# bigger initramfs) out of it.  Never through a mount left behind.
+on_exit "grep -q ' $W/' /proc/mounts || rm -rf '$W'"
 
 _result() { # WORD REASON...
 	echo "$1: ${*:2}" >&2
