@@ -832,6 +832,7 @@ void xbd_fuse_stop(struct xbd_fuse *fx)
 	 * session fd, which the unmount below closes (its number could be
 	 * reused under them). */
 	stop_threads(fx);
+	fsview_stop_threads(fx);
 	reads_drain(fx);
 	if (fx->se) {
 		/* libfuse unmounts by path, which would take whatever lies

@@ -210,6 +210,9 @@ bool fsview_ino(fuse_ino_t ino);
 /* Looks for file systems on disk `name`, its partitions and volumes. */
 int fsview_add_disk(struct xbd_fuse *fx, const char *name);
 void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d);
+/* Answers what is queued and ends the tree threads: after the reader
+ * stopped, before the session goes. */
+void fsview_stop_threads(struct xbd_fuse *fx);
 /* Replies when `name` in the root is DIR/files; false otherwise. */
 bool fsview_root_lookup(struct xbd_fuse *fx, fuse_req_t req, const char *name);
 void fsview_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
