@@ -3,8 +3,9 @@
  * ext2/3/4 for the confined child, with e2fsprogs' libext2fs (what
  * debugfs and fuse2fs use), opened read-only, the journal not replayed.
  * Its disk is an io_manager of ours that reads through the parent (see
- * include/xbd/sandbox.h), with a small window of read-ahead: libext2fs
- * reads a file a block at a time, and each read is a round trip.
+ * include/xbd/sandbox.h), with a cache of aligned chunks: libext2fs
+ * reads a block at a time (inode tables, directories, file data), and
+ * each miss is a round trip through the parent.
  */
 #include "fuse/fsview.h"
 #include "xbd/sandbox.h"
@@ -17,16 +18,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define WINDOW (256u << 10)
+#define CHUNK (32u << 10)
+#define NCHUNKS 512              /* 16 MiB, direct-mapped */
 
 struct fsv_ext {
 	ext2_filsys fs;
 	uint64_t size;
 	int (*rd)(void *, void *, size_t, uint64_t);
 	void *ctx;
-	char *win;                /* bytes [win_off, win_off + win_len) */
-	uint64_t win_off;
-	size_t win_len;
+	char *cache;              /* NCHUNKS chunks of CHUNK bytes */
+	uint64_t tag[NCHUNKS];    /* chunk number + 1 held in each; 0: none */
 	ext2_file_t file;         /* the last file read, kept open */
 	ext2_ino_t file_ino;
 };
@@ -34,34 +35,51 @@ struct fsv_ext {
 /* libext2fs opens its io channel by name: the one being opened. */
 static struct fsv_ext *opening;
 
+/* Chunk number c, from the cache or the parent (the last chunk of the
+ * disk may be shorter). */
+static const char *chunk(struct fsv_ext *e, uint64_t c)
+{
+	unsigned slot = (unsigned)(c % NCHUNKS);
+	char *p = e->cache + (size_t)slot * CHUNK;
+	uint64_t off = c * CHUNK;
+	size_t len = e->size - off < CHUNK ? (size_t)(e->size - off) : CHUNK;
+
+	if (e->tag[slot] == c + 1)
+		return p;
+	e->tag[slot] = 0;
+	if (e->rd(e->ctx, p, len, off))
+		return NULL;
+	e->tag[slot] = c + 1;
+	return p;
+}
+
 static errcode_t raw_read(struct fsv_ext *e, void *buf, size_t len, uint64_t off)
 {
 	char *p = buf;
 
 	if (off > e->size || len > e->size - off)
 		return EXT2_ET_SHORT_READ;
-	if (off >= e->win_off && off - e->win_off < e->win_len &&
-	    len <= e->win_len - (off - e->win_off)) {
-		memcpy(p, e->win + (off - e->win_off), len);
-		return 0;
-	}
-	if (len <= WINDOW) {
-		size_t w = e->size - off < WINDOW ? (size_t)(e->size - off) : WINDOW;
+	if (len > 4 * CHUNK) {
+		/* a large read: straight through, in messages that fit */
+		while (len) {
+			size_t n = len > XBD_SB_MAX ? XBD_SB_MAX : len;
 
-		if (e->rd(e->ctx, e->win, w, off)) {
-			e->win_len = 0;
-			return EXT2_ET_SHORT_READ;
+			if (e->rd(e->ctx, p, n, off))
+				return EXT2_ET_SHORT_READ;
+			p += n;
+			off += n;
+			len -= n;
 		}
-		e->win_off = off;
-		e->win_len = w;
-		memcpy(p, e->win, len);
 		return 0;
 	}
 	while (len) {
-		size_t n = len > XBD_SB_MAX ? XBD_SB_MAX : len;
+		uint64_t c = off / CHUNK;
+		size_t in = (size_t)(off % CHUNK), n = CHUNK - in < len ? CHUNK - in : len;
+		const char *src = chunk(e, c);
 
-		if (e->rd(e->ctx, p, n, off))
+		if (!src)
 			return EXT2_ET_SHORT_READ;
+		memcpy(p, src + in, n);
 		p += n;
 		off += n;
 		len -= n;
@@ -175,8 +193,8 @@ int fsv_ext_open(uint64_t size, int (*rd)(void *, void *, size_t, uint64_t),
 	e->size = size;
 	e->rd = rd;
 	e->ctx = ctx;
-	e->win = malloc(WINDOW);
-	if (!e->win) {
+	e->cache = malloc((size_t)NCHUNKS * CHUNK);
+	if (!e->cache) {
 		free(e);
 		return -ENOMEM;
 	}
@@ -186,7 +204,7 @@ int fsv_ext_open(uint64_t size, int (*rd)(void *, void *, size_t, uint64_t),
 			   0, 0, &xbd_io_manager, &e->fs);
 	opening = NULL;
 	if (err) {
-		free(e->win);
+		free(e->cache);
 		free(e);
 		return -EINVAL;
 	}
@@ -201,7 +219,7 @@ void fsv_ext_close(struct fsv_ext *e)
 	if (e->file)
 		ext2fs_file_close(e->file);
 	ext2fs_close_free(&e->fs);
-	free(e->win);
+	free(e->cache);
 	free(e);
 }
 
