@@ -120,7 +120,7 @@ for round in $ROUNDS; do
 	# A corrupted directory can be long to walk (each request is
 	# bounded, not their number): what must hold is that the export
 	# survives and its disk files still read.
-	timeout 60 find "$T/bad$round/files" -type f -exec head -c 1M {} + >/dev/null 2>"$T/find.err"
+	timeout 25 find "$T/bad$round/files" -type f -exec head -c 1M {} + >/dev/null 2>"$T/find.err"
 	rc=$?
 	echo "round $round: find rc $rc, $(wc -l <"$T/find.err") errors, $(grep -c 'parser' "$T/attach.log") parser events logged so far"
 	mountpoint -q "$T/bad$round" && timeout 20 ls "$T/bad$round/files" >/dev/null &&
