@@ -168,6 +168,9 @@ static int attr_check(const struct fsv_attr *a)
 	return 0;
 }
 
+static void attr_to_stat(struct fsv_tree *t, const struct fsv_attr *ap,
+			 struct stat *st);
+
 static int getattr(struct fsv_tree *t, uint64_t ino, uint32_t op,
 		   const void *req, size_t len, struct stat *st)
 {
@@ -186,6 +189,15 @@ static int getattr(struct fsv_tree *t, uint64_t ino, uint32_t op,
 	free(b);
 	if (attr_check(&a) || (op == FSV_GETATTR && a.ino != ino))
 		return -EIO;
+	attr_to_stat(t, &a, st);
+	return 0;
+}
+
+static void attr_to_stat(struct fsv_tree *t, const struct fsv_attr *ap,
+			 struct stat *st)
+{
+	struct fsv_attr a = *ap;
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = mk_ino(t, a.ino);
 	/* the guest's bits as they are: the mount is nosuid, and nothing
@@ -200,7 +212,6 @@ static int getattr(struct fsv_tree *t, uint64_t ino, uint32_t op,
 	st->st_atim = (struct timespec){ (time_t)a.atime, a.atime_ns };
 	st->st_mtim = (struct timespec){ (time_t)a.mtime, a.mtime_ns };
 	st->st_ctim = (struct timespec){ (time_t)a.ctime, a.ctime_ns };
-	return 0;
 }
 
 static int tree_getattr(struct fsv_tree *t, uint64_t ino, struct stat *st)
@@ -367,13 +378,22 @@ static int list_dir(struct fsv_tree *t, uint64_t dir, struct fsv_dir *out)
 				free(b);
 				return -EIO;
 			}
+			struct fsv_attr a;
+
 			memcpy(&d, b + at, sizeof(d));
-			if (d.namelen > bl - at - sizeof(d) ||
-			    dirent_check(&d, b + at + sizeof(d))) {
+			if (bl - at - sizeof(d) < sizeof(a) ||
+			    d.namelen > bl - at - sizeof(d) - sizeof(a) ||
+			    dirent_check(&d, b + at + sizeof(d) + sizeof(a))) {
 				free(b);
 				return -EIO;
 			}
-			at += sizeof(d) + d.namelen;
+			memcpy(&a, b + at + sizeof(d), sizeof(a));
+			if (d.has_attr > 1 ||
+			    (d.has_attr && (attr_check(&a) || a.ino != d.ino))) {
+				free(b);
+				return -EIO;
+			}
+			at += sizeof(d) + sizeof(a) + d.namelen;
 			n++;
 		}
 		if ((next && (next != n || n == cookie)) || n > FSV_MAX_DIRENTS) {
@@ -434,7 +454,7 @@ void fsview_releasedir(fuse_req_t req, struct fuse_file_info *fi)
 }
 
 void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
-		    size_t size, off_t off, struct fuse_file_info *fi)
+		    size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
 	struct fsv_tree *t = (uint64_t)ino == FSV_BIT ? NULL : tree_of(fx, ino);
@@ -450,14 +470,17 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		/* the trees, by name */
 		pthread_mutex_lock(&fx->fsv->lock);
 		for (struct fsv_tree *x = fx->fsv->trees; x; x = x->next, idx++) {
-			struct stat st = { .st_ino = mk_ino(x, FSV_ROOT_INO),
-					   .st_mode = S_IFDIR };
+			struct fuse_entry_param e = { .attr = {
+				.st_ino = mk_ino(x, FSV_ROOT_INO), .st_mode = S_IFDIR } };
 			size_t need;
 
 			if (idx < off)
 				continue;
-			need = fuse_add_direntry(req, buf + used, size - used,
-						 x->name, &st, idx + 1);
+			/* (plus: a name only, ino 0; its lookup asks the child) */
+			need = plus ? fuse_add_direntry_plus(req, buf + used, size - used,
+							     x->name, &e, idx + 1) :
+				      fuse_add_direntry(req, buf + used, size - used,
+							x->name, &e.attr, idx + 1);
 			if (need > size - used)
 				break;
 			used += need;
@@ -466,21 +489,34 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	} else if (t && d) {
 		while (at < d->len) {
 			struct fsv_dirent e;
+			struct fsv_attr a;
+			struct fuse_entry_param ep;
 			char name[FSV_NAME_MAX + 1];
-			struct stat st;
 			size_t need;
 
 			memcpy(&e, d->buf + at, sizeof(e));
-			memcpy(name, d->buf + at + sizeof(e), e.namelen);
+			memcpy(&a, d->buf + at + sizeof(e), sizeof(a));
+			memcpy(name, d->buf + at + sizeof(e) + sizeof(a), e.namelen);
 			name[e.namelen] = 0;
-			at += sizeof(e) + e.namelen;
+			at += sizeof(e) + sizeof(a) + e.namelen;
 			if (idx++ < off)
 				continue;
-			memset(&st, 0, sizeof(st));
-			st.st_ino = mk_ino(t, e.ino);
-			st.st_mode = DTTOIF(e.type);
-			need = fuse_add_direntry(req, buf + used, size - used, name,
-						 &st, idx);
+			memset(&ep, 0, sizeof(ep));
+			if (plus && e.has_attr) {
+				/* checked in list_dir: an entry, as lookup gives */
+				attr_to_stat(t, &a, &ep.attr);
+				ep.ino = ep.attr.st_ino;
+				ep.generation = 1;
+				ep.attr_timeout = FX_TIMEOUT;
+				ep.entry_timeout = FX_TIMEOUT;
+			} else {
+				ep.attr.st_ino = mk_ino(t, e.ino);
+				ep.attr.st_mode = DTTOIF(e.type);
+			}
+			need = plus ? fuse_add_direntry_plus(req, buf + used, size - used,
+							     name, &ep, idx) :
+				      fuse_add_direntry(req, buf + used, size - used,
+							name, &ep.attr, idx);
 			if (need > size - used)
 				break;
 			used += need;

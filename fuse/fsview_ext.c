@@ -265,6 +265,7 @@ static int get_attr(struct fsv_ext *e, uint64_t ino, struct fsv_attr *a)
 }
 
 struct rd_ctx {
+	struct fsv_ext *e;
 	uint64_t skip, idx;
 	char *buf;
 	size_t used, cap;
@@ -284,6 +285,7 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offse
 	};
 	int ft = ext2fs_dirent_file_type(d);
 	struct fsv_dirent de;
+	struct fsv_attr at;
 
 	(void)dir; (void)entry; (void)offset; (void)blocksize; (void)buf;
 	if (!d->inode || (len == 1 && d->name[0] == '.') ||
@@ -291,7 +293,7 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offse
 		return 0;
 	if (c->idx++ < c->skip)
 		return 0;
-	if (c->used + sizeof(de) + len > c->cap) {
+	if (c->used + sizeof(de) + sizeof(at) + len > c->cap) {
 		c->full = true;
 		c->idx--;
 		return DIRENT_ABORT;
@@ -299,16 +301,22 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offse
 	de.ino = d->inode;
 	de.type = ft > 0 && ft < (int)(sizeof(types) / sizeof(types[0])) ? types[ft] : DT_UNKNOWN;
 	de.namelen = len;
+	/* the attributes too: one request for what `ls -l` and find need */
+	de.has_attr = get_attr(c->e, d->inode, &at) == 0;
+	if (!de.has_attr)
+		memset(&at, 0, sizeof(at));
+	de.pad = 0;
 	memcpy(c->buf + c->used, &de, sizeof(de));
-	memcpy(c->buf + c->used + sizeof(de), d->name, len);
-	c->used += sizeof(de) + len;
+	memcpy(c->buf + c->used + sizeof(de), &at, sizeof(at));
+	memcpy(c->buf + c->used + sizeof(de) + sizeof(at), d->name, len);
+	c->used += sizeof(de) + sizeof(at) + len;
 	return 0;
 }
 
 static int do_readdir(struct fsv_ext *e, uint64_t dir, uint64_t cookie, char *out,
 		      size_t cap, size_t *len)
 {
-	struct rd_ctx c = { .skip = cookie, .buf = out + 8, .cap = cap - 8 };
+	struct rd_ctx c = { .e = e, .skip = cookie, .buf = out + 8, .cap = cap - 8 };
 	uint64_t next;
 
 	if (!ino_ok(e, dir))

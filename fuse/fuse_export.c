@@ -650,8 +650,11 @@ static void fx_opendir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_open(req, fi);
 }
 
-static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* plus: READDIRPLUS, whose entries here carry no lookup (ino 0): the
+ * kernel uses them as plain names, as from READDIR (only the trees of
+ * --files fill them in, see fsview.c). */
+static void readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi, bool plus)
 {
 	struct xbd_fuse *fx = fuse_req_userdata(req);
 	char *buf;
@@ -660,7 +663,7 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	bool files_done = false;
 
 	if (fsview_ino(ino)) {
-		fsview_readdir(fx, req, ino, size, off, fi);
+		fsview_readdir(fx, req, ino, size, off, fi, plus);
 		return;
 	}
 	if (ino != FUSE_ROOT_ID) {
@@ -699,8 +702,11 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		if (idx < off)
 			continue;
-		size_t need = fuse_add_direntry(req, buf + used, size - used, name,
-						&st, idx + 1);
+		struct fuse_entry_param e = { .attr = st };
+		size_t need = plus ? fuse_add_direntry_plus(req, buf + used, size - used,
+							    name, &e, idx + 1) :
+				     fuse_add_direntry(req, buf + used, size - used, name,
+						       &st, idx + 1);
 		if (need > size - used)
 			break;
 		used += need;
@@ -708,6 +714,18 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	pthread_rwlock_unlock(&fx->lock);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	readdir_any(req, ino, size, off, fi, false);
+}
+
+static void fx_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	readdir_any(req, ino, size, off, fi, true);
 }
 
 static void fx_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -742,6 +760,7 @@ static const struct fuse_lowlevel_ops fx_ops = {
 	.fsync = fx_fsync,
 	.opendir = fx_opendir,
 	.readdir = fx_readdir,
+	.readdirplus = fx_readdirplus,
 };
 
 /* ---- the public API ---- */

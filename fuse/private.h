@@ -221,8 +221,9 @@ void fsview_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino);
 void fsview_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino);
 void fsview_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		    struct fuse_file_info *fi);
+/* plus: READDIRPLUS, each entry with its attributes (no lookup to follow) */
 void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
-		    size_t size, off_t off, struct fuse_file_info *fi);
+		    size_t size, off_t off, struct fuse_file_info *fi, bool plus);
 void fsview_releasedir(fuse_req_t req, struct fuse_file_info *fi);
 void fsview_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		 struct fuse_file_info *fi);
