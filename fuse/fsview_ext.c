@@ -20,6 +20,7 @@
 
 #define CHUNK (32u << 10)
 #define NCHUNKS 512              /* 16 MiB, direct-mapped */
+#define READAHEAD_CHUNKS 16      /* 512 KiB at once when reading in order */
 
 struct fsv_ext {
 	ext2_filsys fs;
@@ -28,6 +29,7 @@ struct fsv_ext {
 	void *ctx;
 	char *cache;              /* NCHUNKS chunks of CHUNK bytes */
 	uint64_t tag[NCHUNKS];    /* chunk number + 1 held in each; 0: none */
+	uint64_t last_miss;       /* the chunk after the last one fetched */
 	ext2_file_t file;         /* the last file read, kept open */
 	ext2_ino_t file_ino;
 };
@@ -39,17 +41,31 @@ static struct fsv_ext *opening;
  * disk may be shorter). */
 static const char *chunk(struct fsv_ext *e, uint64_t c)
 {
-	unsigned slot = (unsigned)(c % NCHUNKS);
+	unsigned slot = (unsigned)(c % NCHUNKS), n = 1;
 	char *p = e->cache + (size_t)slot * CHUNK;
 	uint64_t off = c * CHUNK;
-	size_t len = e->size - off < CHUNK ? (size_t)(e->size - off) : CHUNK;
+	size_t len;
 
 	if (e->tag[slot] == c + 1)
 		return p;
-	e->tag[slot] = 0;
+	/* a miss right after the previous one: a file read in order, so
+	 * fetch ahead, in one request (slots are contiguous up to the end) */
+	if (e->last_miss == c && c)
+		n = READAHEAD_CHUNKS;
+	if (n > NCHUNKS - slot)
+		n = NCHUNKS - slot;
+	if (off >= e->size)
+		return NULL;
+	len = e->size - off < (uint64_t)n * CHUNK ? (size_t)(e->size - off)
+						  : (size_t)n * CHUNK;
+	n = (unsigned)((len + CHUNK - 1) / CHUNK);
+	for (unsigned i = 0; i < n; i++)
+		e->tag[slot + i] = 0;
 	if (e->rd(e->ctx, p, len, off))
 		return NULL;
-	e->tag[slot] = c + 1;
+	for (unsigned i = 0; i < n; i++)
+		e->tag[slot + i] = c + i + 1;
+	e->last_miss = c + n;
 	return p;
 }
 

@@ -147,6 +147,10 @@ static void fx_init(void *userdata, struct fuse_conn_info *conn)
 	/* writes must land in our buffer, not a pipe we would copy from */
 	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* READDIRPLUS is for the trees of --files only: on the root it
+	 * made a listing wait for reads in flight of a disk's file */
+	if (!fx->files)
+		conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 
@@ -960,6 +964,7 @@ int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 	pthread_mutex_init(&fx->pool_lock, NULL);
 	pthread_cond_init(&fx->pool_work, NULL);
 	fx->read_only = opts->read_only;
+	fx->files = opts->files;
 	fx->uid = getuid();
 	fx->gid = getgid();
 	fx->next_ino = FUSE_ROOT_ID + 1;

@@ -115,6 +115,7 @@ struct xbd_fuse {
 	unsigned read_nfree;
 
 	struct fx_fsview *fsv;    /* the file system trees (fsview.c), or NULL */
+	bool files;               /* xbd_fuse_opts.files */
 };
 
 struct fx_read;
