@@ -661,7 +661,7 @@ static int check_second_writer(struct attach *a)
 static int setup(struct attach *a)
 {
 	struct xbd_fuse_opts fo = { .read_only = !(a->rw || a->cow),
-				    .fsname = a->vm_name };
+				    .fsname = a->vm_name, .files = a->files };
 	int err;
 
 	err = xbd_cli_open_platform(&a->p);

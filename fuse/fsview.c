@@ -49,10 +49,30 @@ struct fsv_tree {
 	char name[XBD_FUSE_NAME_MAX + 1];
 };
 
+/* A FUSE request for a tree, for the tree threads. */
+struct fsv_job {
+	struct fsv_job *next;
+	int op;                   /* FSV_GETATTR, ... */
+	fuse_req_t req;
+	fuse_ino_t ino;
+	size_t size;
+	off_t off;
+	struct fuse_file_info fi;
+	char name[];
+};
+
+#define FSV_THREADS 4
+
 struct fx_fsview {
-	pthread_mutex_t lock;     /* trees */
+	pthread_mutex_t lock;     /* trees, and the queue below */
 	struct fsv_tree *trees;
 	unsigned next_id;
+	pthread_cond_t work;
+	struct fsv_job *head, *tail;
+	bool stop;
+	pthread_t threads[FSV_THREADS];
+	unsigned nthreads;
+	struct xbd_fuse *fx;
 };
 
 bool fsview_ino(fuse_ino_t ino)
@@ -148,6 +168,9 @@ static int attr_check(const struct fsv_attr *a)
 	return 0;
 }
 
+static void attr_to_stat(struct fsv_tree *t, const struct fsv_attr *ap,
+			 struct stat *st);
+
 static int getattr(struct fsv_tree *t, uint64_t ino, uint32_t op,
 		   const void *req, size_t len, struct stat *st)
 {
@@ -166,6 +189,15 @@ static int getattr(struct fsv_tree *t, uint64_t ino, uint32_t op,
 	free(b);
 	if (attr_check(&a) || (op == FSV_GETATTR && a.ino != ino))
 		return -EIO;
+	attr_to_stat(t, &a, st);
+	return 0;
+}
+
+static void attr_to_stat(struct fsv_tree *t, const struct fsv_attr *ap,
+			 struct stat *st)
+{
+	struct fsv_attr a = *ap;
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = mk_ino(t, a.ino);
 	/* the guest's bits as they are: the mount is nosuid, and nothing
@@ -180,7 +212,6 @@ static int getattr(struct fsv_tree *t, uint64_t ino, uint32_t op,
 	st->st_atim = (struct timespec){ (time_t)a.atime, a.atime_ns };
 	st->st_mtim = (struct timespec){ (time_t)a.mtime, a.mtime_ns };
 	st->st_ctim = (struct timespec){ (time_t)a.ctime, a.ctime_ns };
-	return 0;
 }
 
 static int tree_getattr(struct fsv_tree *t, uint64_t ino, struct stat *st)
@@ -225,7 +256,7 @@ bool fsview_root_lookup(struct xbd_fuse *fx, fuse_req_t req, const char *name)
 	return true;
 }
 
-void fsview_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
+static void do_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
 		   const char *name)
 {
 	struct fsv_tree *t;
@@ -258,7 +289,7 @@ void fsview_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
 		reply_entry(req, &st);
 }
 
-void fsview_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
+static void do_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 {
 	struct fsv_tree *t;
 	struct stat st;
@@ -277,7 +308,7 @@ void fsview_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_attr(req, &st, FX_TIMEOUT);
 }
 
-void fsview_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
+static void do_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 {
 	struct fsv_tree *t = tree_of(fx, ino);
 	uint64_t i = fs_ino(ino);
@@ -347,13 +378,22 @@ static int list_dir(struct fsv_tree *t, uint64_t dir, struct fsv_dir *out)
 				free(b);
 				return -EIO;
 			}
+			struct fsv_attr a;
+
 			memcpy(&d, b + at, sizeof(d));
-			if (d.namelen > bl - at - sizeof(d) ||
-			    dirent_check(&d, b + at + sizeof(d))) {
+			if (bl - at - sizeof(d) < sizeof(a) ||
+			    d.namelen > bl - at - sizeof(d) - sizeof(a) ||
+			    dirent_check(&d, b + at + sizeof(d) + sizeof(a))) {
 				free(b);
 				return -EIO;
 			}
-			at += sizeof(d) + d.namelen;
+			memcpy(&a, b + at + sizeof(d), sizeof(a));
+			if (d.has_attr > 1 ||
+			    (d.has_attr && (attr_check(&a) || a.ino != d.ino))) {
+				free(b);
+				return -EIO;
+			}
+			at += sizeof(d) + sizeof(a) + d.namelen;
 			n++;
 		}
 		if ((next && (next != n || n == cookie)) || n > FSV_MAX_DIRENTS) {
@@ -374,7 +414,7 @@ static int list_dir(struct fsv_tree *t, uint64_t dir, struct fsv_dir *out)
 	return 0;
 }
 
-void fsview_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+static void do_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		    struct fuse_file_info *fi)
 {
 	struct fsv_dir *d = calloc(1, sizeof(*d));
@@ -414,7 +454,7 @@ void fsview_releasedir(fuse_req_t req, struct fuse_file_info *fi)
 }
 
 void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
-		    size_t size, off_t off, struct fuse_file_info *fi)
+		    size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
 	struct fsv_tree *t = (uint64_t)ino == FSV_BIT ? NULL : tree_of(fx, ino);
@@ -430,14 +470,17 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		/* the trees, by name */
 		pthread_mutex_lock(&fx->fsv->lock);
 		for (struct fsv_tree *x = fx->fsv->trees; x; x = x->next, idx++) {
-			struct stat st = { .st_ino = mk_ino(x, FSV_ROOT_INO),
-					   .st_mode = S_IFDIR };
+			struct fuse_entry_param e = { .attr = {
+				.st_ino = mk_ino(x, FSV_ROOT_INO), .st_mode = S_IFDIR } };
 			size_t need;
 
 			if (idx < off)
 				continue;
-			need = fuse_add_direntry(req, buf + used, size - used,
-						 x->name, &st, idx + 1);
+			/* (plus: a name only, ino 0; its lookup asks the child) */
+			need = plus ? fuse_add_direntry_plus(req, buf + used, size - used,
+							     x->name, &e, idx + 1) :
+				      fuse_add_direntry(req, buf + used, size - used,
+							x->name, &e.attr, idx + 1);
 			if (need > size - used)
 				break;
 			used += need;
@@ -446,21 +489,34 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	} else if (t && d) {
 		while (at < d->len) {
 			struct fsv_dirent e;
+			struct fsv_attr a;
+			struct fuse_entry_param ep;
 			char name[FSV_NAME_MAX + 1];
-			struct stat st;
 			size_t need;
 
 			memcpy(&e, d->buf + at, sizeof(e));
-			memcpy(name, d->buf + at + sizeof(e), e.namelen);
+			memcpy(&a, d->buf + at + sizeof(e), sizeof(a));
+			memcpy(name, d->buf + at + sizeof(e) + sizeof(a), e.namelen);
 			name[e.namelen] = 0;
-			at += sizeof(e) + e.namelen;
+			at += sizeof(e) + sizeof(a) + e.namelen;
 			if (idx++ < off)
 				continue;
-			memset(&st, 0, sizeof(st));
-			st.st_ino = mk_ino(t, e.ino);
-			st.st_mode = DTTOIF(e.type);
-			need = fuse_add_direntry(req, buf + used, size - used, name,
-						 &st, idx);
+			memset(&ep, 0, sizeof(ep));
+			if (plus && e.has_attr) {
+				/* checked in list_dir: an entry, as lookup gives */
+				attr_to_stat(t, &a, &ep.attr);
+				ep.ino = ep.attr.st_ino;
+				ep.generation = 1;
+				ep.attr_timeout = FX_TIMEOUT;
+				ep.entry_timeout = FX_TIMEOUT;
+			} else {
+				ep.attr.st_ino = mk_ino(t, e.ino);
+				ep.attr.st_mode = DTTOIF(e.type);
+			}
+			need = plus ? fuse_add_direntry_plus(req, buf + used, size - used,
+							     name, &ep, idx) :
+				      fuse_add_direntry(req, buf + used, size - used,
+							name, &ep.attr, idx);
 			if (need > size - used)
 				break;
 			used += need;
@@ -470,7 +526,7 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	free(buf);
 }
 
-void fsview_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+static void do_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		 struct fuse_file_info *fi)
 {
 	struct fsv_tree *t = tree_of(fx, ino);
@@ -495,7 +551,7 @@ void fsview_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 
 /* A read of the FUSE size, in requests that fit the protocol; fewer
  * bytes only at the end of the file. */
-void fsview_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+static void do_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		 size_t size, off_t off)
 {
 	struct fsv_tree *t = tree_of(fx, ino);
@@ -528,6 +584,151 @@ void fsview_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	else
 		fuse_reply_buf(req, buf, done);
 	free(buf);
+}
+
+/* ---- the tree threads ----
+ * A request of a tree waits for its child (up to XBD_SB_TIMEOUT_MS when
+ * the child hangs): done on the export's reader thread, it would stop
+ * every other file of the export meanwhile.  So the reader queues it
+ * here and goes on; one of these threads runs and answers it.  Requests
+ * to one tree still go one at a time (its child is single-threaded). */
+
+static void run_job(struct xbd_fuse *fx, struct fsv_job *j)
+{
+	switch (j->op) {
+	case FSV_LOOKUP:
+		do_lookup(fx, j->req, j->ino, j->name);
+		break;
+	case FSV_GETATTR:
+		do_getattr(fx, j->req, j->ino);
+		break;
+	case FSV_READLINK:
+		do_readlink(fx, j->req, j->ino);
+		break;
+	case FSV_READDIR:
+		do_opendir(fx, j->req, j->ino, &j->fi);
+		break;
+	case FSV_INIT:
+		do_open(fx, j->req, j->ino, &j->fi);
+		break;
+	case FSV_READ:
+		do_read(fx, j->req, j->ino, j->size, j->off);
+		break;
+	}
+	free(j);
+}
+
+static void *tree_thread(void *arg)
+{
+	struct fx_fsview *v = arg;
+
+	pthread_mutex_lock(&v->lock);
+	for (;;) {
+		struct fsv_job *j = v->head;
+
+		if (!j) {
+			if (v->stop)
+				break;
+			pthread_cond_wait(&v->work, &v->lock);
+			continue;
+		}
+		v->head = j->next;
+		if (!v->head)
+			v->tail = NULL;
+		pthread_mutex_unlock(&v->lock);
+		run_job(v->fx, j);
+		pthread_mutex_lock(&v->lock);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+/* Queues the request; runs it here when that cannot be done. */
+static void submit(struct xbd_fuse *fx, int op, fuse_req_t req, fuse_ino_t ino,
+		   const char *name, size_t size, off_t off,
+		   const struct fuse_file_info *fi)
+{
+	size_t nlen = name ? strlen(name) + 1 : 1;
+	struct fsv_job *j = calloc(1, sizeof(*j) + nlen);
+	struct fx_fsview *v = fx->fsv;
+
+	if (!j) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	j->op = op;
+	j->req = req;
+	j->ino = ino;
+	j->size = size;
+	j->off = off;
+	if (fi)
+		j->fi = *fi;
+	if (name)
+		memcpy(j->name, name, nlen);
+	pthread_mutex_lock(&v->lock);
+	if (!v->nthreads || v->stop) {
+		pthread_mutex_unlock(&v->lock);
+		run_job(fx, j);
+		return;
+	}
+	if (v->tail)
+		v->tail->next = j;
+	else
+		v->head = j;
+	v->tail = j;
+	pthread_cond_signal(&v->work);
+	pthread_mutex_unlock(&v->lock);
+}
+
+void fsview_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
+		   const char *name)
+{
+	submit(fx, FSV_LOOKUP, req, parent, name, 0, 0, NULL);
+}
+
+void fsview_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
+{
+	submit(fx, FSV_GETATTR, req, ino, NULL, 0, 0, NULL);
+}
+
+void fsview_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
+{
+	submit(fx, FSV_READLINK, req, ino, NULL, 0, 0, NULL);
+}
+
+void fsview_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		    struct fuse_file_info *fi)
+{
+	submit(fx, FSV_READDIR, req, ino, NULL, 0, 0, fi);
+}
+
+void fsview_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		 struct fuse_file_info *fi)
+{
+	submit(fx, FSV_INIT, req, ino, NULL, 0, 0, fi);
+}
+
+void fsview_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		 size_t size, off_t off)
+{
+	submit(fx, FSV_READ, req, ino, NULL, size, off, NULL);
+}
+
+/* After the reader has stopped (no new requests): the queued ones are
+ * answered, then the threads end; before the session goes. */
+void fsview_stop_threads(struct xbd_fuse *fx)
+{
+	struct fx_fsview *v = fx->fsv;
+
+	if (!v)
+		return;
+	pthread_mutex_lock(&v->lock);
+	v->stop = true;
+	pthread_cond_broadcast(&v->work);
+	pthread_mutex_unlock(&v->lock);
+	for (unsigned i = 0; i < v->nthreads; i++)
+		pthread_join(v->threads[i], NULL);
+	v->nthreads = 0;
 }
 
 /* ---- making and ending trees ---- */
@@ -593,10 +794,18 @@ int fsview_add_disk(struct xbd_fuse *fx, const char *disk_name)
 	unsigned n = 0;
 
 	if (!fx->fsv) {
-		fx->fsv = calloc(1, sizeof(*fx->fsv));
-		if (!fx->fsv)
+		struct fx_fsview *v = calloc(1, sizeof(*v));
+
+		if (!v)
 			return -ENOMEM;
-		pthread_mutex_init(&fx->fsv->lock, NULL);
+		pthread_mutex_init(&v->lock, NULL);
+		pthread_cond_init(&v->work, NULL);
+		v->fx = fx;
+		/* without threads, requests run on the reader (see submit) */
+		while (v->nthreads < FSV_THREADS &&
+		       !pthread_create(&v->threads[v->nthreads], NULL, tree_thread, v))
+			v->nthreads++;
+		fx->fsv = v;
 	}
 	pthread_rwlock_rdlock(&fx->lock);
 	for (struct fx_node *x = fx->nodes; x; x = x->next)
@@ -648,7 +857,9 @@ void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d)
 		free(t);
 	}
 	if (!d) {
+		fsview_stop_threads(fx);
 		pthread_mutex_destroy(&fx->fsv->lock);
+		pthread_cond_destroy(&fx->fsv->work);
 		free(fx->fsv);
 		fx->fsv = NULL;
 	}

@@ -15,7 +15,8 @@
 #define FSV_INIT 16u        /* -> char type[16] */
 #define FSV_GETATTR 17u     /* u64 ino -> struct fsv_attr */
 #define FSV_LOOKUP 18u      /* u64 dir, name -> struct fsv_attr */
-#define FSV_READDIR 19u     /* u64 dir, u64 cookie -> u64 next (0: end), fsv_dirent... */
+#define FSV_READDIR 19u     /* u64 dir, u64 cookie -> u64 next (0: end), then
+			     * fsv_dirent, fsv_attr, name; ... */
 #define FSV_READLINK 20u    /* u64 ino -> the target's bytes */
 #define FSV_READ 21u        /* struct fsv_read -> bytes (fewer at the end of the file) */
 
@@ -35,6 +36,8 @@ struct fsv_dirent {
 	uint64_t ino;
 	uint32_t type;      /* DT_* */
 	uint32_t namelen;   /* the name follows, not NUL-terminated */
+	uint32_t has_attr;  /* attr holds the inode's attributes */
+	uint32_t pad;
 };
 
 struct fsv_read {

@@ -3,8 +3,9 @@
  * ext2/3/4 for the confined child, with e2fsprogs' libext2fs (what
  * debugfs and fuse2fs use), opened read-only, the journal not replayed.
  * Its disk is an io_manager of ours that reads through the parent (see
- * include/xbd/sandbox.h), with a small window of read-ahead: libext2fs
- * reads a file a block at a time, and each read is a round trip.
+ * include/xbd/sandbox.h), with a cache of aligned chunks: libext2fs
+ * reads a block at a time (inode tables, directories, file data), and
+ * each miss is a round trip through the parent.
  */
 #include "fuse/fsview.h"
 #include "xbd/sandbox.h"
@@ -17,16 +18,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define WINDOW (256u << 10)
+#define CHUNK (32u << 10)
+#define NCHUNKS 512              /* 16 MiB, direct-mapped */
+#define READAHEAD_CHUNKS 16      /* 512 KiB at once when reading in order */
 
 struct fsv_ext {
 	ext2_filsys fs;
 	uint64_t size;
 	int (*rd)(void *, void *, size_t, uint64_t);
 	void *ctx;
-	char *win;                /* bytes [win_off, win_off + win_len) */
-	uint64_t win_off;
-	size_t win_len;
+	char *cache;              /* NCHUNKS chunks of CHUNK bytes */
+	uint64_t tag[NCHUNKS];    /* chunk number + 1 held in each; 0: none */
+	uint64_t last_miss;       /* the chunk after the last one fetched */
 	ext2_file_t file;         /* the last file read, kept open */
 	ext2_ino_t file_ino;
 };
@@ -34,34 +37,65 @@ struct fsv_ext {
 /* libext2fs opens its io channel by name: the one being opened. */
 static struct fsv_ext *opening;
 
+/* Chunk number c, from the cache or the parent (the last chunk of the
+ * disk may be shorter). */
+static const char *chunk(struct fsv_ext *e, uint64_t c)
+{
+	unsigned slot = (unsigned)(c % NCHUNKS), n = 1;
+	char *p = e->cache + (size_t)slot * CHUNK;
+	uint64_t off = c * CHUNK;
+	size_t len;
+
+	if (e->tag[slot] == c + 1)
+		return p;
+	/* a miss right after the previous one: a file read in order, so
+	 * fetch ahead, in one request (slots are contiguous up to the end) */
+	if (e->last_miss == c && c)
+		n = READAHEAD_CHUNKS;
+	if (n > NCHUNKS - slot)
+		n = NCHUNKS - slot;
+	if (off >= e->size)
+		return NULL;
+	len = e->size - off < (uint64_t)n * CHUNK ? (size_t)(e->size - off)
+						  : (size_t)n * CHUNK;
+	n = (unsigned)((len + CHUNK - 1) / CHUNK);
+	for (unsigned i = 0; i < n; i++)
+		e->tag[slot + i] = 0;
+	if (e->rd(e->ctx, p, len, off))
+		return NULL;
+	for (unsigned i = 0; i < n; i++)
+		e->tag[slot + i] = c + i + 1;
+	e->last_miss = c + n;
+	return p;
+}
+
 static errcode_t raw_read(struct fsv_ext *e, void *buf, size_t len, uint64_t off)
 {
 	char *p = buf;
 
 	if (off > e->size || len > e->size - off)
 		return EXT2_ET_SHORT_READ;
-	if (off >= e->win_off && off - e->win_off < e->win_len &&
-	    len <= e->win_len - (off - e->win_off)) {
-		memcpy(p, e->win + (off - e->win_off), len);
-		return 0;
-	}
-	if (len <= WINDOW) {
-		size_t w = e->size - off < WINDOW ? (size_t)(e->size - off) : WINDOW;
+	if (len > 4 * CHUNK) {
+		/* a large read: straight through, in messages that fit */
+		while (len) {
+			size_t n = len > XBD_SB_MAX ? XBD_SB_MAX : len;
 
-		if (e->rd(e->ctx, e->win, w, off)) {
-			e->win_len = 0;
-			return EXT2_ET_SHORT_READ;
+			if (e->rd(e->ctx, p, n, off))
+				return EXT2_ET_SHORT_READ;
+			p += n;
+			off += n;
+			len -= n;
 		}
-		e->win_off = off;
-		e->win_len = w;
-		memcpy(p, e->win, len);
 		return 0;
 	}
 	while (len) {
-		size_t n = len > XBD_SB_MAX ? XBD_SB_MAX : len;
+		uint64_t c = off / CHUNK;
+		size_t in = (size_t)(off % CHUNK), n = CHUNK - in < len ? CHUNK - in : len;
+		const char *src = chunk(e, c);
 
-		if (e->rd(e->ctx, p, n, off))
+		if (!src)
 			return EXT2_ET_SHORT_READ;
+		memcpy(p, src + in, n);
 		p += n;
 		off += n;
 		len -= n;
@@ -175,8 +209,8 @@ int fsv_ext_open(uint64_t size, int (*rd)(void *, void *, size_t, uint64_t),
 	e->size = size;
 	e->rd = rd;
 	e->ctx = ctx;
-	e->win = malloc(WINDOW);
-	if (!e->win) {
+	e->cache = malloc((size_t)NCHUNKS * CHUNK);
+	if (!e->cache) {
 		free(e);
 		return -ENOMEM;
 	}
@@ -186,7 +220,7 @@ int fsv_ext_open(uint64_t size, int (*rd)(void *, void *, size_t, uint64_t),
 			   0, 0, &xbd_io_manager, &e->fs);
 	opening = NULL;
 	if (err) {
-		free(e->win);
+		free(e->cache);
 		free(e);
 		return -EINVAL;
 	}
@@ -201,7 +235,7 @@ void fsv_ext_close(struct fsv_ext *e)
 	if (e->file)
 		ext2fs_file_close(e->file);
 	ext2fs_close_free(&e->fs);
-	free(e->win);
+	free(e->cache);
 	free(e);
 }
 
@@ -247,6 +281,7 @@ static int get_attr(struct fsv_ext *e, uint64_t ino, struct fsv_attr *a)
 }
 
 struct rd_ctx {
+	struct fsv_ext *e;
 	uint64_t skip, idx;
 	char *buf;
 	size_t used, cap;
@@ -266,6 +301,7 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offse
 	};
 	int ft = ext2fs_dirent_file_type(d);
 	struct fsv_dirent de;
+	struct fsv_attr at;
 
 	(void)dir; (void)entry; (void)offset; (void)blocksize; (void)buf;
 	if (!d->inode || (len == 1 && d->name[0] == '.') ||
@@ -273,7 +309,7 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offse
 		return 0;
 	if (c->idx++ < c->skip)
 		return 0;
-	if (c->used + sizeof(de) + len > c->cap) {
+	if (c->used + sizeof(de) + sizeof(at) + len > c->cap) {
 		c->full = true;
 		c->idx--;
 		return DIRENT_ABORT;
@@ -281,16 +317,22 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offse
 	de.ino = d->inode;
 	de.type = ft > 0 && ft < (int)(sizeof(types) / sizeof(types[0])) ? types[ft] : DT_UNKNOWN;
 	de.namelen = len;
+	/* the attributes too: one request for what `ls -l` and find need */
+	de.has_attr = get_attr(c->e, d->inode, &at) == 0;
+	if (!de.has_attr)
+		memset(&at, 0, sizeof(at));
+	de.pad = 0;
 	memcpy(c->buf + c->used, &de, sizeof(de));
-	memcpy(c->buf + c->used + sizeof(de), d->name, len);
-	c->used += sizeof(de) + len;
+	memcpy(c->buf + c->used + sizeof(de), &at, sizeof(at));
+	memcpy(c->buf + c->used + sizeof(de) + sizeof(at), d->name, len);
+	c->used += sizeof(de) + sizeof(at) + len;
 	return 0;
 }
 
 static int do_readdir(struct fsv_ext *e, uint64_t dir, uint64_t cookie, char *out,
 		      size_t cap, size_t *len)
 {
-	struct rd_ctx c = { .skip = cookie, .buf = out + 8, .cap = cap - 8 };
+	struct rd_ctx c = { .e = e, .skip = cookie, .buf = out + 8, .cap = cap - 8 };
 	uint64_t next;
 
 	if (!ino_ok(e, dir))

@@ -145,6 +145,10 @@ static void fx_init(void *userdata, struct fuse_conn_info *conn)
 	/* writes must land in our buffer, not a pipe we would copy from */
 	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* READDIRPLUS is for the trees of --files only: on the root it
+	 * made a listing wait for reads in flight of a disk's file */
+	if (!fx->files)
+		conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 
@@ -726,8 +730,11 @@ static void fx_opendir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_open(req, fi);
 }
 
-static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* plus: READDIRPLUS, whose entries here carry no lookup (ino 0): the
+ * kernel uses them as plain names, as from READDIR (only the trees of
+ * --files fill them in, see fsview.c). */
+static void readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi, bool plus)
 {
 	struct xbd_fuse *fx = fuse_req_userdata(req);
 	char *buf;
@@ -736,7 +743,7 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	bool files_done = false;
 
 	if (fsview_ino(ino)) {
-		fsview_readdir(fx, req, ino, size, off, fi);
+		fsview_readdir(fx, req, ino, size, off, fi, plus);
 		return;
 	}
 	if (ino != FUSE_ROOT_ID) {
@@ -775,8 +782,11 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		if (idx < off)
 			continue;
-		size_t need = fuse_add_direntry(req, buf + used, size - used, name,
-						&st, idx + 1);
+		struct fuse_entry_param e = { .attr = st };
+		size_t need = plus ? fuse_add_direntry_plus(req, buf + used, size - used,
+							    name, &e, idx + 1) :
+				     fuse_add_direntry(req, buf + used, size - used, name,
+						       &st, idx + 1);
 		if (need > size - used)
 			break;
 		used += need;
@@ -784,6 +794,18 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	pthread_rwlock_unlock(&fx->lock);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	readdir_any(req, ino, size, off, fi, false);
+}
+
+static void fx_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	readdir_any(req, ino, size, off, fi, true);
 }
 
 static void fx_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -818,6 +840,7 @@ static const struct fuse_lowlevel_ops fx_ops = {
 	.fsync = fx_fsync,
 	.opendir = fx_opendir,
 	.readdir = fx_readdir,
+	.readdirplus = fx_readdirplus,
 };
 
 /* ---- the public API ---- */
@@ -908,6 +931,7 @@ void xbd_fuse_stop(struct xbd_fuse *fx)
 	 * session fd, which the unmount below closes (its number could be
 	 * reused under them). */
 	stop_threads(fx);
+	fsview_stop_threads(fx);
 	reads_drain(fx);
 	if (fx->se) {
 		/* libfuse unmounts by path, which would take whatever lies
@@ -1016,6 +1040,7 @@ int xbd_fuse_start(const char *mountpoint, const struct xbd_fuse_opts *opts,
 	pthread_mutex_init(&fx->pool_lock, NULL);
 	pthread_cond_init(&fx->pool_work, NULL);
 	fx->read_only = opts->read_only;
+	fx->files = opts->files;
 	fx->uid = getuid();
 	fx->gid = getgid();
 	fx->next_ino = FUSE_ROOT_ID + 1;

@@ -116,6 +116,7 @@ struct xbd_fuse {
 	unsigned read_nfree;
 
 	struct fx_fsview *fsv;    /* the file system trees (fsview.c), or NULL */
+	bool files;               /* xbd_fuse_opts.files */
 };
 
 struct fx_read;
@@ -211,6 +212,9 @@ bool fsview_ino(fuse_ino_t ino);
 /* Looks for file systems on disk `name`, its partitions and volumes. */
 int fsview_add_disk(struct xbd_fuse *fx, const char *name);
 void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d);
+/* Answers what is queued and ends the tree threads: after the reader
+ * stopped, before the session goes. */
+void fsview_stop_threads(struct xbd_fuse *fx);
 /* Replies when `name` in the root is DIR/files; false otherwise. */
 bool fsview_root_lookup(struct xbd_fuse *fx, fuse_req_t req, const char *name);
 void fsview_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
@@ -219,8 +223,9 @@ void fsview_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino);
 void fsview_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino);
 void fsview_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		    struct fuse_file_info *fi);
+/* plus: READDIRPLUS, each entry with its attributes (no lookup to follow) */
 void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
-		    size_t size, off_t off, struct fuse_file_info *fi);
+		    size_t size, off_t off, struct fuse_file_info *fi, bool plus);
 void fsview_releasedir(fuse_req_t req, struct fuse_file_info *fi);
 void fsview_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		 struct fuse_file_info *fi);

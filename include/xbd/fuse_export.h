@@ -37,6 +37,7 @@ struct xbd_fuse_opts {
 			   * fsync, reads of a synchronous image that must
 			   * go to its disk); 0 = 16.  One more thread reads
 			   * /dev/fuse and answers everything else. */
+	bool files;       /* disks will be added with XBD_FUSE_FILES */
 };
 
 #define XBD_FUSE_NAME_MAX 64

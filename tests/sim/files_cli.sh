@@ -47,5 +47,13 @@ expect_fail "a directory to cp" "directory" "$xbd" cp vm1:/sub "$T/out/x"
 expect_fail "unknown VM" "nosuchvm" "$xbd" cat nosuchvm:/a.txt
 expect_fail "no path" "expected" "$xbd" cat vm1
 no_attach_nodes && ok "nothing attached after the errors" || fail "nodes left after errors"
+
+# beside an attach of the same VM (read-only both): its own, and gone again
+attach vm1 "$T/mnt" || die "attach"
+[ "$("$xbd" cat vm1:/a.txt 2>"$T/err")" = "hello from the VM" ] &&
+	ok "xbd cat while vm1 is attached elsewhere" || fail "cat beside an attach: $(cat "$T/err")"
+[ "$(ls "$T/mnt")" = "$(printf 'xvda\nxvda1\nxvda2')" ] && ok "the other attach is untouched" ||
+	fail "the other attach shows '$(ls "$T/mnt" | xargs)'"
+"$xbd" detach "$T/mnt" && ok "detach" || fail "detach"
 [ "$(sha256sum <"$img")" = "$sum" ] && ok "image unchanged" || fail "image changed"
 finish
