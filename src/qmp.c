@@ -178,31 +178,21 @@ int xbd_qmp_parse_blockstats(struct json_object *ret,
 	return 0;
 }
 
-int xbd_qmp_query_blockstats(const char *path, int timeout_ms,
-			     struct xbd_qmp_blockstats **out, unsigned *n)
+int xbd_qmp_blockstats_fd(int fd, int timeout_ms,
+			  struct xbd_qmp_blockstats **out, unsigned *n)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct json_object *greeting = NULL, *ret = NULL, *v;
 	struct qmp_conn *c;
 	int err;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	c->fd = fd;
 	c->deadline_ns = xbd_now_ns() + (unsigned long long)timeout_ms * 1000000;
 	c->tok = json_tokener_new();
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (!c->tok || c->fd < 0) {
-		err = c->tok ? -errno : -ENOMEM;
-		goto out;
-	}
-	/* A Unix connect completes or fails at once; EAGAIN: the listener's
-	 * backlog is full. */
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		err = errno == EAGAIN ? -ETIMEDOUT : -errno;
+	if (!c->tok) {
+		err = -ENOMEM;
 		goto out;
 	}
 	/* QEMU greets only the client it serves; a second one waits. */
@@ -224,11 +214,31 @@ int xbd_qmp_query_blockstats(const char *path, int timeout_ms,
 out:
 	json_object_put(ret);
 	json_object_put(greeting);
-	if (c->fd >= 0)
-		close(c->fd);
 	if (c->tok)
 		json_tokener_free(c->tok);
 	free(c);
+	return err;
+}
+
+int xbd_qmp_query_blockstats(const char *path, int timeout_ms,
+			     struct xbd_qmp_blockstats **out, unsigned *n)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, err;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A Unix connect completes or fails at once; EAGAIN: the listener's
+	 * backlog is full. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		err = errno == EAGAIN ? -ETIMEDOUT : -errno;
+	else
+		err = xbd_qmp_blockstats_fd(fd, timeout_ms, out, n);
+	close(fd);
 	return err;
 }
 

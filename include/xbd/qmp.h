@@ -37,6 +37,11 @@ struct xbd_qmp_blockstats {
 int xbd_qmp_query_blockstats(const char *path, int timeout_ms,
 			     struct xbd_qmp_blockstats **out, unsigned *n);
 
+/* The same over an already connected stream fd (not closed here; the
+ * fuzzer's way in). */
+int xbd_qmp_blockstats_fd(int fd, int timeout_ms,
+			  struct xbd_qmp_blockstats **out, unsigned *n);
+
 /* The same for domain domid's device model: its sockets under dir (NULL:
  * $XBD_QMP_DIR or XBD_QMP_DEFAULT_DIR), qmp-libxenstat-DOMID first
  * (meant for statistics readers), then qmp-libxl-DOMID. */
