@@ -237,6 +237,10 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	if (fsview_ino(ino)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	n = node_by_ino(fx, ino);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
@@ -658,11 +662,15 @@ static void fx_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fx_node *n = (struct fx_node *)(uintptr_t)fi->fh;
-	struct fx_disk *d = n->disk;
+	struct fx_disk *d;
 	uint64_t len, abs;
 	int err;
 
-	(void)ino;
+	if (fsview_ino(ino) || !n) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	d = n->disk;
 	if (d->read_only) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -700,8 +708,13 @@ static void fx_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	struct fx_node *n = (struct fx_node *)(uintptr_t)fi->fh;
 	int err = -EIO;
 
-	(void)ino;
 	(void)datasync;
+	/* a tree's files are read-only and carry no node: the kernel
+	 * sends fsync for read-only opens too */
+	if (fsview_ino(ino) || !n) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	if (disk_enter(n->disk)) {
 		err = n->disk->read_only ? 0 : xbd_image_flush(n->disk->img);
 		disk_leave(n->disk);

@@ -114,6 +114,9 @@ void xbd_opt_err(const char *cmd, int c, char *const *argv,
 
 const char *xbd_strerror(int err)
 {
+	if (err == -XBD_E_XEN_VERSION || err == XBD_E_XEN_VERSION)
+		return "this xbd was built for another Xen version "
+		       "(its libxenctrl is not the running hypervisor's)";
 	return strerror(err < 0 ? -err : err);
 }
 

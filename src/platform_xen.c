@@ -437,6 +437,13 @@ static int xen_domain_alive(struct xbd_platform *p, uint16_t domid)
 	return r <= 0 ? r : !info.dying && !info.shutdown;
 }
 
+/* A domctl refused with EACCES: Xen checks the interface version
+ * before anything else, and dom0's root is otherwise allowed them. */
+static int domctl_err(void)
+{
+	return errno == EACCES ? -XBD_E_XEN_VERSION : neg_errno();
+}
+
 static int xen_domain_paused(struct xbd_platform *p, uint16_t domid)
 {
 	xc_dominfo_t info;
@@ -444,6 +451,8 @@ static int xen_domain_paused(struct xbd_platform *p, uint16_t domid)
 
 	if (r == 0)
 		return -ESRCH;
+	if (r == -EACCES)
+		return -XBD_E_XEN_VERSION;
 	return r < 0 ? r : info.paused || info.shutdown || info.dying;
 }
 
@@ -457,7 +466,7 @@ static int xen_domain_pause(struct xbd_platform *p, uint16_t domid)
 	if (err)
 		return err;
 	errno = 0;
-	return xc_domain_pause(x->xc, domid) ? neg_errno() : 0;
+	return xc_domain_pause(x->xc, domid) ? domctl_err() : 0;
 }
 
 static int xen_domain_unpause(struct xbd_platform *p, uint16_t domid)
@@ -468,7 +477,7 @@ static int xen_domain_unpause(struct xbd_platform *p, uint16_t domid)
 	if (err)
 		return err;
 	errno = 0;
-	return xc_domain_unpause(x->xc, domid) ? neg_errno() : 0;
+	return xc_domain_unpause(x->xc, domid) ? domctl_err() : 0;
 }
 
 static const struct xbd_platform_ops xen_ops = {

@@ -98,13 +98,13 @@ static int confine_seccomp(void)
 }
 
 /* Everything before the first guest byte; any failure ends the child. */
-static int confine(int sock)
+static int confine(int sock, pid_t parent)
 {
 	char dir[] = "/tmp/xbd-sandbox.XXXXXX";
 	struct rlimit zero = { 0, 0 }, nofile = { SB_FD + 1, SB_FD + 1 };
 	int null, dfd;
 
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() == 1)
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
 		return -1;
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
@@ -136,6 +136,10 @@ static int confine(int sock)
 		    setresuid(id, id, id))
 			return -1;
 		if (getuid() != id || geteuid() != id || setuid(0) == 0)
+			return -1;
+		/* the new ids cleared the parent-death signal: armed again,
+		 * and the parent checked again in case it died in between */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
 			return -1;
 	}
 	if (setrlimit(RLIMIT_NPROC, &zero))
@@ -263,7 +267,7 @@ static int parent_send(struct xbd_sandbox *sb, uint32_t op, const void *buf,
 
 static void sandbox_kill(struct xbd_sandbox *sb, const char *why)
 {
-	int status;
+	int status = 0;
 
 	if (sb->dead)
 		return;
@@ -364,6 +368,7 @@ int xbd_sandbox_start(const char *what, xbd_sandbox_main_fn *fn, void *arg,
 {
 	struct xbd_sandbox *sb = calloc(1, sizeof(*sb));
 	int sv[2], err;
+	pid_t parent;
 
 	if (!sb)
 		return -ENOMEM;
@@ -376,6 +381,7 @@ int xbd_sandbox_start(const char *what, xbd_sandbox_main_fn *fn, void *arg,
 		free(sb);
 		return err;
 	}
+	parent = getpid();
 	sb->pid = fork();
 	if (sb->pid < 0) {
 		err = -errno;
@@ -386,7 +392,7 @@ int xbd_sandbox_start(const char *what, xbd_sandbox_main_fn *fn, void *arg,
 	}
 	if (sb->pid == 0) {
 		close(sv[0]);
-		if (confine(sv[1]))
+		if (confine(sv[1], parent))
 			_exit(126);
 		_exit(fn(SB_FD, arg));
 	}

@@ -37,7 +37,13 @@ struct option;
 void xbd_opt_err(const char *cmd, int c, char *const *argv,
 		 const struct option *opts);
 
-/* Human text for a negative errno return (strerror of -err). */
+/* Returned (negated) by a Xen control operation that the running
+ * hypervisor refused because this xbd's libxenctrl speaks another
+ * version of its interface: xbd was built for another Xen. */
+#define XBD_E_XEN_VERSION 4096
+
+/* Human text for a negative errno return (strerror of -err, or the
+ * text of an XBD_E_ code). */
 const char *xbd_strerror(int err);
 
 /* 1.0 s = 1e9 ns; monotonic clock */

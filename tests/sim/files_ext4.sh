@@ -98,6 +98,12 @@ if (echo x >>"$tree/hello.txt") 2>/dev/null || touch "$tree/new" 2>/dev/null; th
 else
 	ok "writes refused"
 fi
+# the kernel sends fsync for read-only opens too; chmod is a setattr
+python3 -c 'import os,sys; f=os.open(sys.argv[1], os.O_RDONLY); os.fsync(f); os.close(f)' \
+	"$tree/hello.txt" && ok "fsync of a tree's file answered" || fail "fsync of a tree's file"
+chmod 600 "$tree/hello.txt" 2>/dev/null && fail "chmod in the tree succeeded" || ok "chmod refused"
+[ "$(cat "$tree/hello.txt")" = "$(cat "$src/hello.txt")" ] && ok "the tree reads on after fsync" ||
+	fail "the tree after fsync"
 cmp <(dd if="$img" bs=512 skip=2048 count=716800 status=none) "$T/mnt/xvda1" &&
 	ok "xvda1 still the partition's bytes" || fail "xvda1 differs"
 "$xbd" detach "$T/mnt" && ok "detach" || fail "detach"

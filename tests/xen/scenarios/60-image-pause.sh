@@ -46,8 +46,23 @@ on_exit "kill -CONT $pid 2>/dev/null"
 # the pause is recorded once the rings are idle: from then on the disk
 # is the moment the image must be
 recorded() { xenstore-ls -f /local/domain/0/device 2>/dev/null | grep -q 'xbd-paused = '; }
-wait_for 60 recorded || { cat "$W/image.err"; fail "xbd image --pause recorded no pause"; }
+pause_refused() { grep -q 'built for another Xen version' "$W/image.err"; }
+wait_for 60 eval 'recorded || pause_refused' ||
+	{ cat "$W/image.err"; fail "xbd image --pause recorded no pause"; }
+if pause_refused; then
+	# a Xen other than the one xbd was built for (Debian 12's xbd on
+	# Debian 13's Xen) refuses libxenctrl's domctls: xbd must say so in
+	# one line and leave the domU running, with no image
+	wait "$pid" && fail "xbd image --pause succeeded without a pause"
+	[ "$(wc -l <"$W/image.err")" = 1 ] || fail "more than one line: $(cat "$W/image.err")"
+	is_paused && fail "vm1 left paused: $(state)"
+	[ -e "$out" ] && fail "an image was left although the pause was refused"
+	skip "pause needs xbd built for this Xen: $(cat "$W/image.err")"
+fi
 kill -STOP "$pid"
+# the record comes right after the pause, before the rings are idle: a
+# write the backend still had in flight lands within this second
+sleep 1
 is_paused && echo "vm1 during the copy: $(state)" || fail "vm1 is not paused during the copy: $(state)"
 want=$(file_sum)
 sleep 2
