@@ -56,6 +56,8 @@ out=$("$xbd" cat vm1:/var/log/out 2>"$T/err")
 out=$("$xbd" ls vm1:/var/log/up/etc 2>"$T/err")
 ! echo "$out" | grep -qw "shadow\|passwd" && ok "ls through /tmp/../../..: not dom0's /etc" ||
 	fail "ls up/etc listed dom0's /etc"
+[ "$("$xbd" ls vm1:/var/.. 2>&1 | awk '{print $NF}' | xargs)" = "$names" ] &&
+	ok "ls vm1:/var/..: the guest's root" || fail "ls /var/..: $("$xbd" ls vm1:/var/.. 2>&1)"
 "$xbd" cp vm1:/var/log/rel "$T/out/rel" && [ "$(cat "$T/out/rel")" = "the guest's own file" ] &&
 	ok "cp of the rel link: the guest's file" || fail "cp rel: $(cat "$T/out/rel" 2>&1)"
 out=$("$xbd" ls vm1:/var/log 2>"$T/err") || fail "ls /var/log: $(cat "$T/err")"
