@@ -7,6 +7,10 @@
  * and detaches again, whatever happens (a signal only cuts the work
  * short).  FS names the tree (xvda1, VG-LV, xvda); without it, the one
  * file system there is, or else the one holding /etc.
+ *
+ * Every path is the guest's: it is resolved with openat2(RESOLVE_IN_ROOT)
+ * below the tree's root, so a guest symlink (absolute or with "..")
+ * keeps its meaning inside the guest and never reaches dom0's files.
  */
 #include "xbd/cli.h"
 #include "xbd/common.h"
@@ -16,11 +20,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,37 +72,58 @@ static int parse_spec(const char *cmd, const char *s, struct spec *sp)
 	return 0;
 }
 
+/* Opens PATH (absolute, the guest's) below the tree root ROOT; the
+ * guest's symlinks are followed as the guest would, never out of it. */
+static int open_in(int root, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (unsigned)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+	const char *rel = path + strspn(path, "/");
+	long fd = syscall(SYS_openat2, root, *rel ? rel : ".", &how, sizeof(how));
+
+	return fd < 0 ? -errno : (int)fd;
+}
+
 /* The tree to use when none is named. */
 static int default_fs(const char *files, const char *vm, char *out, size_t len)
 {
-	char names[8][FS_NAME_BUF], path[PATH_MAX], list[512] = "";
+	char names[8][FS_NAME_BUF], list[512] = "";
 	unsigned n = 0, with_etc = 0, pick = 0;
 	DIR *d = opendir(files);
 	struct dirent *e;
+	int dirfd_files;
 
 	if (!d) {
 		xbd_err("%s: no file system found", vm);
 		return -ENOENT;
 	}
+	dirfd_files = dirfd(d);
 	while ((e = readdir(d)) && n < 8) {
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof(names[0]))
 			continue;
 		memcpy(names[n++], e->d_name, strlen(e->d_name) + 1);
 	}
-	closedir(d);
 	for (unsigned i = 0; i < n; i++) {
 		struct stat st;
+		int fd = openat(dirfd_files, names[i],
+				O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-		if (snprintf(path, sizeof(path), "%s/%s/etc", files, names[i]) <
-		    (int)sizeof(path) && !stat(path, &st) && S_ISDIR(st.st_mode)) {
+		/* /etc itself, not where a guest link to it points */
+		if (fd >= 0 && !fstatat(fd, "etc", &st, AT_SYMLINK_NOFOLLOW) &&
+		    S_ISDIR(st.st_mode)) {
 			with_etc++;
 			pick = i;
 		}
+		if (fd >= 0)
+			close(fd);
 		if (strlen(list) + strlen(names[i]) + 3 < sizeof(list)) {
 			strcat(list, i ? ", " : "");
 			strcat(list, names[i]);
 		}
 	}
+	closedir(d);
 	if (n == 1 || with_etc == 1) {
 		return snprintf(out, len, "%s", names[n == 1 ? 0 : pick]) < (int)len ?
 		       0 : -ENAMETOOLONG;
@@ -117,56 +144,105 @@ static void mode_str(mode_t m, char *s)
 	       S_ISBLK(m) ? 'b' : S_ISFIFO(m) ? 'p' : S_ISSOCK(m) ? 's' : '-';
 	for (int i = 0; i < 9; i++)
 		s[i + 1] = m & (1u << (8 - i)) ? rwx[i] : '-';
+	/* set-id and sticky bits as ls shows them */
+	if (m & S_ISUID)
+		s[3] = m & S_IXUSR ? 's' : 'S';
+	if (m & S_ISGID)
+		s[6] = m & S_IXGRP ? 's' : 'S';
+	if (m & S_ISVTX)
+		s[9] = m & S_IXOTH ? 't' : 'T';
 	s[10] = 0;
 }
 
-static int ls_one(const char *path, const char *name)
+/* Writes a guest-controlled string with its control, non-ASCII and
+ * backslash bytes as \ooo (as ls -b), so it cannot drive the terminal. */
+static void put_escaped(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '\\')
+			printf("\\%03o", c);
+		else
+			putchar(c);
+	}
+}
+
+/* One line for NAME in the directory DFD (the entry itself, not where
+ * a link points). */
+static int ls_one(int dfd, const char *name)
 {
 	struct stat st;
 	char mode[11], when[32], target[PATH_MAX];
 	struct tm tm;
 
-	if (lstat(path, &st))
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		return -errno;
 	mode_str(st.st_mode, mode);
 	gmtime_r(&st.st_mtime, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("%s %3lu %5u %5u %12lld %s %s", mode, (unsigned long)st.st_nlink,
-	       (unsigned)st.st_uid, (unsigned)st.st_gid, (long long)st.st_size, when, name);
+	printf("%s %3lu %5u %5u %12lld %s ", mode, (unsigned long)st.st_nlink,
+	       (unsigned)st.st_uid, (unsigned)st.st_gid, (long long)st.st_size, when);
+	put_escaped(name, strlen(name));
 	if (S_ISLNK(st.st_mode)) {
-		ssize_t n = readlink(path, target, sizeof(target) - 1);
+		ssize_t n = readlinkat(dfd, name, target, sizeof(target));
 
 		if (n >= 0) {
-			target[n] = 0;
-			printf(" -> %s", target);
+			fputs(" -> ", stdout);
+			put_escaped(target, (size_t)n);
 		}
 	}
 	putchar('\n');
 	return 0;
 }
 
-static int do_ls(const char *path)
+static int ls_dir(int root, const char *path)
 {
-	struct stat st;
 	struct dirent **ents;
-	int n, err = 0;
+	int dfd = open_in(root, path, O_RDONLY | O_DIRECTORY), n, err = 0;
 
-	if (lstat(path, &st))
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return ls_one(path, strrchr(path, '/') + 1);
-	n = scandir(path, &ents, NULL, alphasort);
-	if (n < 0)
-		return -errno;
+	if (dfd < 0)
+		return dfd;
+	n = scandirat(dfd, ".", &ents, NULL, alphasort);
+	if (n < 0) {
+		err = -errno;
+		close(dfd);
+		return err;
+	}
 	for (int i = 0; i < n; i++) {
-		char p[PATH_MAX];
-
-		if (!err && strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name, "..") &&
-		    snprintf(p, sizeof(p), "%s/%s", path, ents[i]->d_name) < (int)sizeof(p))
-			err = ls_one(p, ents[i]->d_name);
+		if (!err && strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name, ".."))
+			err = ls_one(dfd, ents[i]->d_name);
 		free(ents[i]);
 	}
 	free(ents);
+	close(dfd);
+	return err;
+}
+
+/* PATH's entries when it is a directory, else PATH itself (a link as
+ * the link). */
+static int do_ls(int root, const char *path)
+{
+	char parent[PATH_MAX];
+	const char *last = strrchr(path, '/') + 1;
+	struct stat st;
+	int pfd, err;
+
+	/* "/", "DIR/", "." and "..": a directory, resolved in the root */
+	if (!*last || !strcmp(last, ".") || !strcmp(last, ".."))
+		return ls_dir(root, path);
+	if ((size_t)(last - path) >= sizeof(parent))
+		return -ENAMETOOLONG;
+	memcpy(parent, path, (size_t)(last - path));
+	parent[last - path] = 0;
+	pfd = open_in(root, parent, O_PATH | O_DIRECTORY);
+	if (pfd < 0)
+		return pfd;
+	if (fstatat(pfd, last, &st, AT_SYMLINK_NOFOLLOW))
+		err = -errno;
+	else
+		err = S_ISDIR(st.st_mode) ? ls_dir(root, path) : ls_one(pfd, last);
+	close(pfd);
 	return err;
 }
 
@@ -196,49 +272,72 @@ static int copy_fd(int in, int out)
 	}
 }
 
-static int do_cat(const char *path)
+/* Opens the regular file PATH of the tree for reading; *st gets its
+ * status.  O_NONBLOCK so a guest FIFO cannot hang the open. */
+static int open_file(int root, const char *path, struct stat *st)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+	int fd = open_in(root, path, O_RDONLY | O_NONBLOCK), err;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
+	if (fstat(fd, st))
+		err = -errno;
+	else if (!S_ISREG(st->st_mode))
+		err = S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+	else if (fcntl(fd, F_SETFL, 0))
+		err = -errno;
+	else
+		return fd;
+	close(fd);
+	return err;
+}
+
+static int do_cat(int root, const char *path)
+{
+	struct stat st;
+	int fd = open_file(root, path, &st), err;
+
+	if (fd < 0)
+		return fd;
 	err = copy_fd(fd, 1);
 	close(fd);
 	return err;
 }
 
-/* Copies the file, with its mode bits and times; DEST may be a
+/* The error was reported already, naming DEST. */
+#define CP_REPORTED (-ECANCELED)
+
+/* Copies the file, with its permission bits (less the umask, never
+ * set-id or sticky: the guest chose them) and times; DEST may be a
  * directory. */
-static int do_cp(const char *path, const char *dest)
+static int do_cp(int root, const char *path, const char *dest)
 {
 	char target[PATH_MAX];
 	struct stat st, dst;
+	mode_t mask = umask(0), mode;
 	int in, out, err;
 
-	in = open(path, O_RDONLY | O_CLOEXEC);
+	umask(mask);
+	in = open_file(root, path, &st);
 	if (in < 0)
-		return -errno;
-	if (fstat(in, &st) || !S_ISREG(st.st_mode)) {
-		err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		close(in);
-		return err;
-	}
+		return in;
+	mode = st.st_mode & 0777 & ~mask;
 	if (!stat(dest, &dst) && S_ISDIR(dst.st_mode))
 		snprintf(target, sizeof(target), "%s/%s", dest, strrchr(path, '/') + 1);
 	else
 		snprintf(target, sizeof(target), "%s", dest);
-	out = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+	out = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (out < 0) {
 		err = -errno;
 		close(in);
 		xbd_err("%s: %s", target, xbd_strerror(err));
-		return 1;
+		return CP_REPORTED;
 	}
 	err = copy_fd(in, out);
 	if (!err) {
 		struct timespec t[2] = { st.st_atim, st.st_mtim };
 
-		if (futimens(out, t) || fchmod(out, st.st_mode & 0777))
+		if (futimens(out, t) || fchmod(out, mode))
 			err = -errno;
 	}
 	if (close(out) && !err)
@@ -258,7 +357,7 @@ static int files_usage(const char *cmd)
 	       !strcmp(cmd, "ls") ? "lists PATH (a directory's entries, or the file)" :
 	       !strcmp(cmd, "cat") ? "writes the file PATH to standard output" :
 	       "copies the file PATH to DEST (a file or a directory), keeping its\n"
-	       "mode bits and times,");
+	       "permission bits (less the umask) and times,");
 	return 0;
 }
 
@@ -267,11 +366,11 @@ static int files_run(int argc, char **argv)
 	const char *cmd = argv[0];
 	int want = !strcmp(cmd, "cp") ? 3 : 2;
 	char dir[] = "/tmp/xbd-files.XXXXXX", files[PATH_MAX], fs[FS_NAME_BUF];
-	char path[PATH_MAX];
+	char top[PATH_MAX];
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct spec sp;
 	pid_t me = getpid();
-	int r, err, status = 0;
+	int r, err, status = 0, root = -1;
 
 	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
 		return files_usage(cmd);
@@ -305,25 +404,22 @@ static int files_run(int argc, char **argv)
 	err = sp.fs[0] ? 0 : default_fs(files, sp.vm, sp.fs, sizeof(sp.fs));
 	if (!err) {
 		snprintf(fs, sizeof(fs), "%s", sp.fs);
-		if (snprintf(path, sizeof(path), "%s/%s%s", files, fs, sp.path) >=
-		    (int)sizeof(path)) {
-			err = -ENAMETOOLONG;
-		} else if (access(path, F_OK) && errno == ENOENT) {
-			char top[PATH_MAX];
-
-			err = snprintf(top, sizeof(top), "%s/%s", files, fs) >=
-			      (int)sizeof(top) || access(top, F_OK) ? -ENODEV : -ENOENT;
-		}
+		if (snprintf(top, sizeof(top), "%s/%s", files, fs) >= (int)sizeof(top) ||
+		    (root = open(top, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			err = -ENODEV;
 		if (!err)
-			err = !strcmp(cmd, "ls") ? do_ls(path) :
-			      !strcmp(cmd, "cat") ? do_cat(path) : do_cp(path, argv[2]);
+			err = !strcmp(cmd, "ls") ? do_ls(root, sp.path) :
+			      !strcmp(cmd, "cat") ? do_cat(root, sp.path) :
+			      do_cp(root, sp.path, argv[2]);
+		if (root >= 0)
+			close(root);
 		if (err == -ENODEV)
 			xbd_err("%s: no file system %s (see `xbd ls %s:/`)", sp.vm, fs, sp.vm);
 		else if (err == -EINTR)
 			xbd_err("%s: stopped by signal %d", argv[1], (int)stop_sig);
 		else if (err == -EPIPE)
 			err = 0; /* the reader had enough */
-		else if (err)
+		else if (err && err != CP_REPORTED)
 			xbd_err("%s: %s", argv[1], xbd_strerror(err));
 	}
 	if (err)

@@ -5,17 +5,32 @@
 # an ext4 first partition (tests/sim/attach_common.inc's files); the
 # default file system is that one; each command leaves nothing attached;
 # wrong paths, file systems and VMs give one clear line and a non-zero
-# exit; the image is unchanged.
+# exit; the image is unchanged.  Guest symlinks (absolute, and with
+# "..") resolve inside the guest, never to dom0's files; names and link
+# targets reach the terminal escaped.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
 ext4_vm1
 touch -d '2003-04-05 06:07:08' "$T/files/big.bin"
+# dom0's secret, and a guest file of the same absolute path
+secret=/tmp/xbd-secret.$$
+echo "dom0 secret $$" >"$secret"
+cleanup_fn rm -f "$secret"
+mkdir -p "$T/files$(dirname "$secret")" "$T/files/var/log"
+echo "the guest's own file" >"$T/files$secret"
+ln -s "$secret" "$T/files/var/log/abs"
+ln -s "../../../../../../../../..$secret" "$T/files/var/log/rel"
+ln -s "$T/dom0only" "$T/files/var/log/out"
+echo "dom0 only $$" >"$T/dom0only"
+ln -s /tmp/../../.. "$T/files/var/log/up"
+touch "$T/files/var/log/"$'bad\033[31mname'
+install -m 6777 /dev/null "$T/files/var/log/setid"
 mkfs.ext4 -q -F -E offset=$((2048 * 512)) -d "$T/files" "$img" 30M >/dev/null || die "mkfs.ext4"
 sum=$(sha256sum <"$img")
 
 out=$("$xbd" ls vm1:/ 2>"$T/err") && ok "xbd ls vm1:/" || fail "xbd ls: $(cat "$T/err")"
 names=$(echo "$out" | awk '{print $NF}' | xargs)
-[ "$names" = "a.txt big.bin lost+found sub" ] && ok "ls shows $names" || fail "ls shows '$names'"
+[ "$names" = "a.txt big.bin lost+found sub tmp var" ] && ok "ls shows $names" || fail "ls shows '$names'"
 echo "$out" | grep -q "^-rw-r--r-- .* $(stat -c %s "$T/files/big.bin") 2003-04-05 06:07:08 big.bin$" &&
 	ok "ls shows mode, size and mtime" || fail "ls line: $(echo "$out" | grep big.bin)"
 no_attach_nodes && ok "nothing attached after ls" || fail "ls left nodes"
@@ -29,6 +44,33 @@ mkdir -p "$T/out"
 [ "$(stat -c %Y "$T/out/big.bin")" = "$(stat -c %Y "$T/files/big.bin")" ] &&
 	ok "xbd cp keeps the mtime" || fail "mtime $(stat -c %y "$T/out/big.bin")"
 no_attach_nodes && ok "nothing attached after cat and cp" || fail "nodes left"
+
+for l in abs rel; do
+	out=$("$xbd" cat "vm1:/var/log/$l" 2>"$T/err")
+	[ "$out" = "the guest's own file" ] && ok "cat of the $l link: the guest's file" ||
+		fail "cat of the $l link gave '$out' $(cat "$T/err")"
+done
+out=$("$xbd" cat vm1:/var/log/out 2>"$T/err")
+[ $? -ne 0 ] && [ -z "$out" ] && grep -q "No such file" "$T/err" &&
+	ok "cat of a link to a dom0-only file: $(cat "$T/err")" || fail "cat out gave '$out'"
+out=$("$xbd" ls vm1:/var/log/up/etc 2>"$T/err")
+! echo "$out" | grep -qw "shadow\|passwd" && ok "ls through /tmp/../../..: not dom0's /etc" ||
+	fail "ls up/etc listed dom0's /etc"
+[ "$("$xbd" ls vm1:/var/.. 2>&1 | awk '{print $NF}' | xargs)" = "$names" ] &&
+	ok "ls vm1:/var/..: the guest's root" || fail "ls /var/..: $("$xbd" ls vm1:/var/.. 2>&1)"
+"$xbd" cp vm1:/var/log/rel "$T/out/rel" && [ "$(cat "$T/out/rel")" = "the guest's own file" ] &&
+	ok "cp of the rel link: the guest's file" || fail "cp rel: $(cat "$T/out/rel" 2>&1)"
+out=$("$xbd" ls vm1:/var/log 2>"$T/err") || fail "ls /var/log: $(cat "$T/err")"
+echo "$out" | grep -q "^l.* abs -> $secret\$" && echo "$out" | grep -q "^l.* rel -> \.\./.*$secret\$" &&
+	ok "ls shows the links as links" || fail "ls /var/log: $out"
+echo "$out" | grep -qF 'bad\033[31mname' && ! echo "$out" | grep -q $'\033' &&
+	ok "ls escapes the ESC byte" || fail "ls name: $(echo "$out" | grep bad | od -c | head -n2)"
+echo "$out" | grep -q "^-rwsrwsrwx .* setid$" && ok "ls shows setid's mode" || fail "setid: $out"
+out=$("$xbd" ls vm1:/var/log/abs 2>"$T/err")
+echo "$out" | grep -q "^l.* abs -> $secret\$" && ok "ls of a link: the link" || fail "ls abs: '$out'"
+(umask 022; "$xbd" cp vm1:/var/log/setid "$T/out/setid") &&
+	[ "$(stat -c %a "$T/out/setid")" = 755 ] && ok "cp drops set-id bits and the umask's" ||
+	fail "cp setid: mode $(stat -c %a "$T/out/setid" 2>&1)"
 
 expect_fail() {
 	local desc=$1 want=$2 rc
