@@ -411,14 +411,13 @@ int xbd_attach_remove_dead(struct xbd_platform *p, const char *dir,
 	/* ours: a dead xbd mount (the recorded processes are gone, so a
 	 * live one is someone else's: the kernel hands a freed device
 	 * number to the next FUSE mount) with the device number recorded,
-	 * or any dead xbd mount for a disk record that kept none (a
-	 * pause record without one was killed before it mounted) */
+	 * or any dead xbd mount for a record that kept none (a pause
+	 * record keeps none until the mount is made) */
 	if (!xbd_mount_dead(dir))
 		return 0;
 	xbd_mount_dev_str(&m, dev, sizeof(dev));
 	for (i = 0; i < n; i++)
-		ours |= (!e[i].mount_dev[0] && !e[i].pause_only) ||
-			!strcmp(e[i].mount_dev, dev);
+		ours |= !e[i].mount_dev[0] || !strcmp(e[i].mount_dev, dev);
 	if (!ours)
 		return 0;
 	err = xbd_umount_lazy(dir);
