@@ -66,7 +66,7 @@ struct attach {
 	bool force;                   /* --rw although the VM runs */
 	bool pause;                   /* --pause: paused while attached */
 	struct xbd_vm_pause pst;
-	const char *pause_record;     /* the frontend dir recording it */
+	char pause_dir[96];           /* its record (record_pause_dir) */
 	bool nonempty;                /* mount over files in DIR */
 	int log_fd;                   /* the daemon's stderr; -1: /dev/null */
 	const char *wanted[ATTACH_MAX_DISKS];
@@ -373,6 +373,8 @@ int xbd_attach_records(struct xbd_platform *p, const char *dir,
 			if (xbd_xs_read_proc(p, e[m].fe_path, &e[m].proc))
 				e[m].proc = (struct xbd_proc){ .pid = 0 };
 			snprintf(e[m].mount, sizeof(e[m].mount), "%s", mount);
+			e[m].pause_only = !strncmp(ids[i], XBD_ATTACH_PAUSE_PREFIX,
+						   strlen(XBD_ATTACH_PAUSE_PREFIX));
 			snprintf(path, sizeof(path), "%s/" XBD_ATTACH_MOUNT_DEV_NODE,
 				 e[m].fe_path);
 			if (!xbd_xs_read_str(p, path, &dev))
@@ -409,7 +411,8 @@ int xbd_attach_remove_dead(struct xbd_platform *p, const char *dir,
 	/* ours: a dead xbd mount (the recorded processes are gone, so a
 	 * live one is someone else's: the kernel hands a freed device
 	 * number to the next FUSE mount) with the device number recorded,
-	 * or any dead xbd mount for a record that kept none */
+	 * or any dead xbd mount for a record that kept none (a pause
+	 * record keeps none until the mount is made) */
 	if (!xbd_mount_dead(dir))
 		return 0;
 	xbd_mount_dev_str(&m, dev, sizeof(dev));
@@ -494,29 +497,69 @@ static void remove_files(struct attach *a)
 	}
 }
 
-/* In the first attached disk's record: what `xbd detach` undoes when
- * this process was killed (one record, so one unpause). */
-static void record_pause(struct attach *a)
+/*
+ * --pause is recorded in a directory of its own beside the disks'
+ * (XBD_ATTACH_PAUSE_PREFIX + our pid), written before the pause and so
+ * before any disk instance exists: the pause is recorded from the
+ * moment it is made, and a kill -9 anywhere in the slow part of the
+ * attach (ring drain, partition scan, LVM, trees) leaves a record that
+ * `xbd detach DIR` and a new attach on DIR (xbd_attach_remove_dead)
+ * find like a disk's, by xbd-mount and the process.  One record, so
+ * one unpause; it holds no instance, so no disk's failure removes it.
+ */
+static int record_pause_dir(struct attach *a)
 {
-	unsigned i;
+	char pid[24], start[24];
+	const char *nodes[][2] = {
+		{ "xbd-mount", a->dir },
+		{ XBD_XS_PID_NODE, pid },
+		{ XBD_XS_PID_START_NODE, start },
+	};
+	size_t i;
+	int err = 0;
 
-	for (i = 0; i < a->ndisks && a->disks[i].skipped; i++)
-		;
-	if (i < a->ndisks &&
-	    !xbd_vm_pause_record(a->p, a->disks[i].inst.fe_path, a->vm_name, a->domid))
-		a->pause_record = a->disks[i].inst.fe_path;
+	snprintf(a->pause_dir, sizeof(a->pause_dir),
+		 XBD_ATTACH_FE_DIR "/" XBD_ATTACH_PAUSE_PREFIX "%ld", (long)a->self.pid);
+	snprintf(pid, sizeof(pid), "%ld", (long)a->self.pid);
+	snprintf(start, sizeof(start), "%llu", a->self.start);
+	for (i = 0; i < XBD_ARRAY_SIZE(nodes) && !err; i++) {
+		char path[PATH_MAX + 64];
+
+		snprintf(path, sizeof(path), "%s/%s", a->pause_dir, nodes[i][0]);
+		err = xbd_xs_write(a->p, XBD_XS_NO_TXN, path, nodes[i][1],
+				   strlen(nodes[i][1]));
+	}
+	if (err) {
+		xbd_err("%s: cannot record the pause in %s: %s; not paused", a->vm_name,
+			a->pause_dir, xbd_strerror(err));
+		xbd_xs_rm(a->p, XBD_XS_NO_TXN, a->pause_dir);
+		a->pause_dir[0] = '\0';
+	}
+	return err;
 }
 
-/* The VM runs again; the record goes first, so that a crash in between
- * leaves it paused rather than undo a pause that is not ours. */
+/* Our mount by its device number in the pause record too: a kill -9
+ * after it was made leaves a mount that detach knows as ours. */
+static void record_pause_mount(struct attach *a)
+{
+	char path[PATH_MAX + 64];
+	const char *dev = xbd_fuse_dev(a->fuse);
+
+	if (!a->pause_dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/" XBD_ATTACH_MOUNT_DEV_NODE, a->pause_dir);
+	xbd_xs_write(a->p, XBD_XS_NO_TXN, path, dev, strlen(dev));
+}
+
+/* The VM runs again; the record goes first (xbd_vm_unpause), so that a
+ * crash in between leaves it paused rather than undo a pause that is
+ * not ours; its directory after. */
 static void unpause_vm(struct attach *a)
 {
-	if (!a->pst.paused)
-		return;
-	if (a->pause_record)
-		xbd_vm_pause_unrecord(a->p, a->pause_record);
-	a->pause_record = NULL;
 	xbd_vm_unpause(a->p, a->vm_name, &a->pst);
+	if (a->pause_dir[0])
+		xbd_xs_rm(a->p, XBD_XS_NO_TXN, a->pause_dir);
+	a->pause_dir[0] = '\0';
 }
 
 /* Everything attach made, in reverse: safe on a half-done attach. */
@@ -690,8 +733,11 @@ static int setup(struct attach *a)
 		return err;
 	/* before any disk is read, even its partition table */
 	if (a->pause) {
-		err = xbd_vm_pause(a->p, a->vm_name, a->domid, ATTACH_PAUSE_TIMEOUT_MS,
-				   NULL, NULL, &a->pst);
+		err = record_pause_dir(a);
+		if (err)
+			return err;
+		err = xbd_vm_pause(a->p, a->vm_name, a->domid, a->pause_dir,
+				   ATTACH_PAUSE_TIMEOUT_MS, NULL, NULL, &a->pst);
 		if (err)
 			return err;
 	}
@@ -700,12 +746,10 @@ static int setup(struct attach *a)
 		xbd_err("%s: cannot mount the FUSE export: %s", a->dir, xbd_strerror(err));
 		return err;
 	}
+	record_pause_mount(a);
 	if (xbd_ctl_start(&a->ctl))
 		a->ctl = NULL; /* statistics are a nicety: attach anyway */
-	err = attach_disks(a);
-	if (!err && a->pst.paused)
-		record_pause(a);
-	return err;
+	return attach_disks(a);
 }
 
 /* Marks our records: the mount is off DIR, the process waits for the
@@ -742,11 +786,15 @@ static bool serve_until_stopped(struct attach *a)
 	sigset_t set;
 
 	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
 	for (;;) {
 		int sig = sigtimedwait(&set, NULL, &tick);
+
+		if (sig == SIGHUP)
+			sig = SIGTERM; /* --foreground's terminal went */
 
 		if (sig == SIGUSR1)
 			return true;
@@ -930,8 +978,11 @@ static int attach_run(int argc, char **argv)
 		return err > 0 ? status : 1;
 	if (!a.foreground)
 		signal(SIGHUP, SIG_IGN); /* the terminal may go: DIR stays */
-	/* every thread inherits the mask; the main thread takes the signals */
+	/* every thread inherits the mask; the main thread takes the signals
+	 * (SIGHUP in the foreground as SIGTERM: a closed terminal detaches,
+	 * and a --pause is undone, rather than kill us without teardown) */
 	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);

@@ -55,7 +55,6 @@ struct imaging_cmd {
 	struct xbd_imaging_result res;
 	bool verified, verify_ok;
 	struct xbd_vm_pause pst;      /* --pause, --snapshot */
-	bool pause_recorded;
 	char snap_store[PATH_MAX];    /* --snapshot: the file cloned */
 	char snap_utc[32];
 	int snap_fd;                  /* the clone, unnamed */
@@ -332,15 +331,9 @@ static int connect_disk(struct imaging_cmd *c)
 	return 0;
 }
 
-/* The VM runs again: our record of the pause goes first, so that a
- * cleanup after a crash here never undoes a pause that is not ours. */
+/* The VM runs again (our record of the pause goes first). */
 static void unpause_vm(struct imaging_cmd *c)
 {
-	if (!c->pst.paused)
-		return;
-	if (c->pause_recorded)
-		xbd_vm_pause_unrecord(c->p, c->inst.fe_path);
-	c->pause_recorded = false;
 	xbd_vm_unpause(c->p, c->vm_name, &c->pst);
 }
 
@@ -734,21 +727,18 @@ static int copy(struct imaging_cmd *c)
 	return err;
 }
 
-/* The VM paused, its rings idle, and the pause recorded. */
+/* The VM paused, the pause recorded beside our instance (what the
+ * cleanup of a killed process undoes, xbd_attach_clear_stale), and its
+ * rings idle. */
 static int pause_vm(struct imaging_cmd *c)
 {
-	int err = xbd_vm_pause(c->p, c->vm_name, c->domid, IMAGE_PAUSE_TIMEOUT_MS,
-			       stop_asked, c, &c->pst);
+	int err = xbd_vm_pause(c->p, c->vm_name, c->domid, c->inst.fe_path,
+			       IMAGE_PAUSE_TIMEOUT_MS, stop_asked, c, &c->pst);
 
 	if (err == -EINTR)
 		xbd_err("%s: stopped by %s; the unfinished image is removed", c->output,
 			strsignal(c->signal));
-	if (err)
-		return err;
-	/* what `xbd detach` of a killed process undoes */
-	c->pause_recorded = !xbd_vm_pause_record(c->p, c->inst.fe_path, c->vm_name,
-						c->domid);
-	return 0;
+	return err;
 }
 
 /* --snapshot: paused only while the store is cloned; the copy then

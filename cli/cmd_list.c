@@ -328,7 +328,11 @@ static int cmd_list_run(int argc, char **argv)
 	}
 	for (i = 0; !err && i < natt; i++) {
 		struct list_row r = { 0 };
-		char *be = read_or(p, att[i].fe_path, "backend", "-");
+		char *be;
+
+		if (att[i].pause_only)
+			continue; /* attach --pause's record: no disk to show */
+		be = read_or(p, att[i].fe_path, "backend", "-");
 
 		attach_row(p, &att[i], &r);
 		err = show_row(&r, arr, &shown, replies, nreplies, be ? be : "-");

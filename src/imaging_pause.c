@@ -112,8 +112,8 @@ static int rings_idle(struct xbd_platform *p, uint16_t domid, struct xbd_vm_paus
 }
 
 int xbd_vm_pause(struct xbd_platform *p, const char *vm, uint16_t domid,
-		 unsigned timeout_ms, int (*stop)(void *arg), void *arg,
-		 struct xbd_vm_pause *ps)
+		 const char *record_dir, unsigned timeout_ms,
+		 int (*stop)(void *arg), void *arg, struct xbd_vm_pause *ps)
 {
 	unsigned long long deadline;
 	char busy[256] = "";
@@ -130,6 +130,9 @@ int xbd_vm_pause(struct xbd_platform *p, const char *vm, uint16_t domid,
 		return err;
 	}
 	ps->paused = true;
+	/* before anything slow: a kill -9 from here on leaves a record */
+	if (record_dir && !xbd_vm_pause_record(p, record_dir, vm, domid))
+		snprintf(ps->record_dir, sizeof(ps->record_dir), "%s", record_dir);
 	ps->pause_ns = xbd_now_ns();
 	utc(ps->paused_utc, sizeof(ps->paused_utc));
 	deadline = ps->pause_ns + (unsigned long long)timeout_ms * 1000000ull;
@@ -172,6 +175,9 @@ int xbd_vm_unpause(struct xbd_platform *p, const char *vm, struct xbd_vm_pause *
 	if (!ps->paused)
 		return 0;
 	ps->paused = false;
+	if (ps->record_dir[0])
+		xbd_vm_pause_unrecord(p, ps->record_dir);
+	ps->record_dir[0] = '\0';
 	ps->unpause_ns = xbd_now_ns();
 	utc(ps->unpaused_utc, sizeof(ps->unpaused_utc));
 	err = xbd_domain_unpause(p, ps->domid);

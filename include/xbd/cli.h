@@ -121,12 +121,17 @@ extern const struct xbd_cmd xbd_cmd_attach;
 #define XBD_ATTACH_VDEV_NODE "xbd-vdev"
 #define XBD_ATTACH_MOUNT_DEV_NODE "xbd-mount-dev"
 #define XBD_ATTACH_DETACHING_NODE "xbd-detaching"
+/* attach --pause's own record, XBD_ATTACH_FE_DIR/pause-PID: xbd-mount,
+ * the process, xbd-mount-dev once mounted, and XBD_PAUSED_NODE; no
+ * disk, no backend instance. */
+#define XBD_ATTACH_PAUSE_PREFIX "pause-"
 struct xbd_attach_record {
 	char fe_path[96];
 	struct xbd_proc proc;         /* pid 0: none recorded */
 	char mount[PATH_MAX];         /* xbd-mount */
 	char mount_dev[24];           /* "" when none was recorded */
 	bool detaching;
+	bool pause_only;              /* XBD_ATTACH_PAUSE_PREFIX: no disk */
 };
 /* The records whose xbd-mount is dir, or every record when dir is NULL
  * (*out freed by the caller). */

@@ -124,16 +124,21 @@ struct xbd_vm_pause {
 	char paused_utc[32], unpaused_utc[32];
 	unsigned rings_checked;      /* rings seen idle */
 	char unchecked[256];         /* disks whose rings could not be seen, why */
+	char record_dir[128];        /* "" or where the pause is recorded */
 };
 /* Pauses domid (a pause of ours, counted: one the admin made stays),
+ * records it in record_dir (may be NULL; xbd_vm_pause_record) at once,
+ * so that a kill -9 from then on leaves a pause the cleanup undoes,
  * then waits up to timeout_ms until no request is in flight on any ring
  * of its disks.  stop (may be NULL) is asked between looks; non-zero
  * gives -EINTR.  On failure prints one line naming vm and leaves the
  * VM as it was. */
 int xbd_vm_pause(struct xbd_platform *p, const char *vm, uint16_t domid,
-		 unsigned timeout_ms, int (*stop)(void *arg), void *arg,
-		 struct xbd_vm_pause *ps);
-/* Undoes xbd_vm_pause (nothing when it holds no pause). */
+		 const char *record_dir, unsigned timeout_ms,
+		 int (*stop)(void *arg), void *arg, struct xbd_vm_pause *ps);
+/* Undoes xbd_vm_pause (nothing when it holds no pause): the record
+ * goes first, so that a crash in between leaves the VM paused rather
+ * than have a cleanup undo a pause that is not ours. */
 int xbd_vm_unpause(struct xbd_platform *p, const char *vm, struct xbd_vm_pause *ps);
 
 /* The record of a pause beside the instance that made it (in its

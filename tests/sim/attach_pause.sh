@@ -64,6 +64,48 @@ wait_for 3 no_attach_nodes && ok "no nodes left" || fail "nodes left"
 "$xbd" detach "$mnt" >/dev/null 2>&1
 [ "$(state)" = running ] && ok "a second detach changes nothing" || fail "vm1 is $(state)"
 
+# kill -9 while paused but before the disks are attached: the sim's
+# blkback stopped with the guest's requests on its ring, so the attach
+# waits for the ring (up to 30 s) after the pause; the pause is
+# recorded from the moment it is made, so detach undoes it
+blkback=$(pgrep -P "$(cat "$sim_dir/pid")" -f 'sim blkback' | head -n1)
+[ -n "$blkback" ] || die "no sim blkback under the sim daemon"
+kill -STOP "$blkback"
+mkdir -p "$mnt"
+mounts+=("$mnt")
+"$xbd" attach vm1 --mount "$mnt" --pause --foreground >"$T/fg.log" 2>&1 &
+pid=$!
+bg_pids+=("$pid")
+wait_for 10 eval '[ "$(state)" = paused ]' || fail "attach --pause did not pause vm1: $(cat "$T/fg.log")"
+wait_for 5 eval 'xenstore-ls /local/domain/0/device/xbd 2>/dev/null | grep -q "xbd-paused = "' &&
+	ok "the pause is recorded while the attach waits for the ring" ||
+	fail "no xbd-paused record during the ring wait: $(xenstore-ls /local/domain/0/device/xbd 2>&1)"
+kill -0 "$pid" 2>/dev/null && [ ! -e "$mnt/xvda" ] &&
+	ok "the attach is still waiting (no disk attached yet)" || fail "the attach got past the ring wait: $(cat "$T/fg.log")"
+kill9 "$pid" "xbd attach"
+kill -CONT "$blkback"
+[ "$(state)" = paused ] && ok "kill -9 in the ring wait: vm1 stays paused" || fail "vm1 is $(state)"
+"$xbd" detach "$mnt" 2>"$T/err" || fail "detach of the attach killed in the ring wait: $(cat "$T/err")"
+grep -q "vm1: unpaused: the pause of a killed xbd process is undone" "$T/err" &&
+	ok "detach of the attach killed in the ring wait: $(grep unpaused "$T/err")" ||
+	fail "detach said: $(cat "$T/err")"
+[ "$(state)" = running ] && ok "kill -9 in the ring wait: detach lets vm1 run" || fail "vm1 is $(state)"
+wait_for 3 no_attach_nodes && ok "no nodes left" || fail "nodes left: $(xenstore-ls -f /local/domain/0/device 2>&1)"
+advances || fail "the counter does not advance after that detach"
+
+# --foreground: a SIGHUP (the terminal closed) detaches and unpauses
+"$xbd" attach vm1 --mount "$mnt" --pause --foreground >"$T/fg.log" 2>&1 &
+pid=$!
+bg_pids+=("$pid")
+wait_for 10 test -e "$mnt/xvda" || fail "attach --pause --foreground: $(cat "$T/fg.log")"
+[ "$(state)" = paused ] || fail "attach --pause --foreground: vm1 is $(state)"
+kill -HUP "$pid"
+wait_for 10 eval '! kill -0 '"$pid"' 2>/dev/null' || fail "SIGHUP did not end attach --foreground"
+[ "$(state)" = running ] && ok "SIGHUP to attach --pause --foreground: vm1 runs again" ||
+	fail "after SIGHUP vm1 is $(state): $(cat "$T/fg.log")"
+wait_for 3 no_attach_nodes && ok "SIGHUP: no nodes left" || fail "SIGHUP: nodes left"
+mountpoint -q "$mnt" && fail "SIGHUP left the mount on $mnt"
+
 # the admin's pause stays: through attach --pause and detach, and
 # through a kill -9 and the cleanup
 "$xbd" sim vm pause vm1 || fail "sim vm pause"
