@@ -11,14 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 
 img=$W/disk.img
-dd if=/dev/zero of="$img" bs=1M count=32 2>/dev/null || fail "cannot make $img"
-# an MBR with one Linux partition from sector 2048 to the end (dom0 has
-# no sfdisk): entry at byte 446, signature at 510
-le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) \
-	$(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
-entry="\\x00\\x00\\x00\\x00\\x83\\x00\\x00\\x00$(le32 2048)$(le32 $((32 * 2048 - 2048)))"
-printf "$entry" | dd of="$img" bs=1 seek=446 conv=notrunc 2>/dev/null
-printf '\x55\xaa' | dd of="$img" bs=1 seek=510 conv=notrunc 2>/dev/null
+mbr_one_partition "$img" 32 || fail "cannot make $img"
 loop_attach loop "$img"
 
 cat > "$W/job.sh" <<'JOB'

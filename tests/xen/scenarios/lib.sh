@@ -56,6 +56,19 @@ wait_for() {
 	done
 }
 
+# mbr_one_partition FILE MIB: FILE, MIB MiB of zeros, with an MBR whose
+# one Linux partition runs from sector 2048 to the end, written by hand
+# (dom0 has no sfdisk): entry at byte 446, signature at 510.
+mbr_one_partition() {
+	local entry
+	dd if=/dev/zero of="$1" bs=1M count="$2" 2>/dev/null || return 1
+	le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) \
+		$(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+	entry="\\x00\\x00\\x00\\x00\\x83\\x00\\x00\\x00$(le32 2048)$(le32 $(($2 * 2048 - 2048)))"
+	printf "$entry" | dd of="$1" bs=1 seek=446 conv=notrunc 2>/dev/null &&
+		printf '\x55\xaa' | dd of="$1" bs=1 seek=510 conv=notrunc 2>/dev/null
+}
+
 # loop_attach VAR FILE [ro]: sets VAR to a loop device now backed by
 # FILE; detached at exit.  (Not in $(...): on_exit must run here.)
 loop_attach() {
