@@ -735,7 +735,7 @@ void fsview_stop_threads(struct xbd_fuse *fx)
 
 static int tree_child(int fd, void *arg)
 {
-	return fsv_ext_main(fd, arg);
+	return fsv_child_main(fd, arg);
 }
 
 /* A tree for node n if a file system the children know lies in it. */

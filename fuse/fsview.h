@@ -2,13 +2,15 @@
 /*
  * The read-only trees of a guest's file systems (attach --files): the
  * protocol between the export (fsview.c, the parent) and the confined
- * parser of one file system (fsview_ext.c, the child).  Every request
+ * parser of one file system (fsview_child.c and a struct fsv_parser:
+ * fsview_ext.c, ...).  Every request
  * is answered by XBD_SB_REPLY whose payload starts with an int32: 0 or
  * a negative errno, then the op's body.  The parent checks every body.
  */
 #ifndef XBD_FUSE_FSVIEW_H
 #define XBD_FUSE_FSVIEW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,16 +47,56 @@ struct fsv_read {
 	uint32_t len, pad;
 };
 
-/* The child's main loop for ext2/3/4 (fsview_ext.c): answers requests
- * on fd until the parent goes.  Not static so that tests/fuzz/ drives
- * the same handler. */
-int fsv_ext_main(int fd, void *arg);
-/* One request, as the loop handles it: the reply (malloc'd) in *out. */
-struct fsv_ext;
-int fsv_ext_open(uint64_t size, int (*rd)(void *, void *, size_t, uint64_t),
-		 void *ctx, struct fsv_ext **out);
-int fsv_ext_handle(struct fsv_ext *e, uint32_t op, const void *req, size_t len,
-		   void **out, size_t *out_len);
-void fsv_ext_close(struct fsv_ext *e);
+/* Reads len bytes of the volume at off: 0 or negative errno. */
+typedef int fsv_read_fn(void *ctx, void *buf, size_t len, uint64_t off);
+
+/* A directory listing being built for FSV_READDIR. */
+struct fsv_dir_out;
+/* Adds one entry (attr NULL: not known); false when the reply is full
+ * and the entry was not added: the listing resumes at it. */
+bool fsv_emit(struct fsv_dir_out *o, uint64_t ino, uint32_t dtype,
+	      const char *name, size_t namelen, const struct fsv_attr *attr);
+
+/*
+ * One kind of file system the confined child reads: a parser behind the
+ * protocol above (fsview_child.c decodes the requests and bounds the
+ * replies once, for all of them).  Inode numbers are the parser's own,
+ * at most 32 bits, its root answered as FSV_ROOT_INO.  Every call
+ * returns 0 or a negative errno.
+ */
+struct fsv_parser {
+	const char *type;   /* FSV_INIT's answer, at most 15 bytes */
+	/* -EINVAL (or any error) when the bytes hold no such file system */
+	int (*open)(uint64_t size, fsv_read_fn *rd, void *ctx, void **fs);
+	void (*close)(void *fs);
+	int (*getattr)(void *fs, uint64_t ino, struct fsv_attr *a);
+	int (*lookup)(void *fs, uint64_t dir, const char *name, size_t len,
+		      struct fsv_attr *a);
+	/* entries of dir from index cookie on, "." and ".." left out;
+	 * *next: the index to go on from, 0 when the listing is whole */
+	int (*readdir)(void *fs, uint64_t dir, uint64_t cookie,
+		       struct fsv_dir_out *o, uint64_t *next);
+	/* out holds FSV_LINK_MAX bytes */
+	int (*readlink)(void *fs, uint64_t ino, char *out, size_t *len);
+	/* at most len bytes at off; fewer only at the end of the file */
+	int (*read)(void *fs, uint64_t ino, uint64_t off, char *out,
+		    uint32_t len, size_t *got);
+};
+
+extern const struct fsv_parser fsv_parser_ext;
+
+/* The child's main loop: answers requests on fd until the parent goes;
+ * the first FSV_INIT finds the file system (arg: its uint64_t size). */
+int fsv_child_main(int fd, void *arg);
+
+/* The same, one request at a time (tests/fuzz/ drives these). */
+struct fsv_fs;
+/* The first parser that recognises the bytes: 0 or negative errno. */
+int fsv_open(uint64_t size, fsv_read_fn *rd, void *ctx, struct fsv_fs **out);
+/* One request: its reply (malloc'd; int32 status, then the body) in
+ * *out.  Fails only when out of memory. */
+int fsv_handle(struct fsv_fs *f, uint32_t op, const void *req, size_t len,
+	       void **out, size_t *out_len);
+void fsv_close(struct fsv_fs *f);
 
 #endif

@@ -25,7 +25,7 @@
 struct fsv_ext {
 	ext2_filsys fs;
 	uint64_t size;
-	int (*rd)(void *, void *, size_t, uint64_t);
+	fsv_read_fn *rd;
 	void *ctx;
 	char *cache;              /* NCHUNKS chunks of CHUNK bytes */
 	uint64_t tag[NCHUNKS];    /* chunk number + 1 held in each; 0: none */
@@ -198,8 +198,7 @@ static errcode_t io_open_set(const char *name, int flags, io_channel *channel)
 	return err;
 }
 
-int fsv_ext_open(uint64_t size, int (*rd)(void *, void *, size_t, uint64_t),
-		 void *ctx, struct fsv_ext **out)
+static int ext_open(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 {
 	struct fsv_ext *e = calloc(1, sizeof(*e));
 	errcode_t err;
@@ -228,8 +227,10 @@ int fsv_ext_open(uint64_t size, int (*rd)(void *, void *, size_t, uint64_t),
 	return 0;
 }
 
-void fsv_ext_close(struct fsv_ext *e)
+static void ext_close(void *fs)
 {
+	struct fsv_ext *e = fs;
+
 	if (!e)
 		return;
 	if (e->file)
@@ -282,9 +283,8 @@ static int get_attr(struct fsv_ext *e, uint64_t ino, struct fsv_attr *a)
 
 struct rd_ctx {
 	struct fsv_ext *e;
+	struct fsv_dir_out *o;
 	uint64_t skip, idx;
-	char *buf;
-	size_t used, cap;
 	bool full;
 };
 
@@ -300,40 +300,34 @@ static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offse
 		[EXT2_FT_SYMLINK] = DT_LNK,
 	};
 	int ft = ext2fs_dirent_file_type(d);
-	struct fsv_dirent de;
 	struct fsv_attr at;
+	bool has_attr;
 
 	(void)dir; (void)entry; (void)offset; (void)blocksize; (void)buf;
 	if (!d->inode || (len == 1 && d->name[0] == '.') ||
 	    (len == 2 && d->name[0] == '.' && d->name[1] == '.'))
 		return 0;
-	if (c->idx++ < c->skip)
+	if (c->idx < c->skip) {
+		c->idx++;
 		return 0;
-	if (c->used + sizeof(de) + sizeof(at) + len > c->cap) {
+	}
+	/* the attributes too: one request for what `ls -l` and find need */
+	has_attr = get_attr(c->e, d->inode, &at) == 0;
+	if (!fsv_emit(c->o, d->inode,
+		      ft > 0 && ft < (int)(sizeof(types) / sizeof(types[0])) ?
+		      types[ft] : DT_UNKNOWN, d->name, len, has_attr ? &at : NULL)) {
 		c->full = true;
-		c->idx--;
 		return DIRENT_ABORT;
 	}
-	de.ino = d->inode;
-	de.type = ft > 0 && ft < (int)(sizeof(types) / sizeof(types[0])) ? types[ft] : DT_UNKNOWN;
-	de.namelen = len;
-	/* the attributes too: one request for what `ls -l` and find need */
-	de.has_attr = get_attr(c->e, d->inode, &at) == 0;
-	if (!de.has_attr)
-		memset(&at, 0, sizeof(at));
-	de.pad = 0;
-	memcpy(c->buf + c->used, &de, sizeof(de));
-	memcpy(c->buf + c->used + sizeof(de), &at, sizeof(at));
-	memcpy(c->buf + c->used + sizeof(de) + sizeof(at), d->name, len);
-	c->used += sizeof(de) + sizeof(at) + len;
+	c->idx++;
 	return 0;
 }
 
-static int do_readdir(struct fsv_ext *e, uint64_t dir, uint64_t cookie, char *out,
-		      size_t cap, size_t *len)
+static int ext_readdir(void *fs, uint64_t dir, uint64_t cookie,
+		       struct fsv_dir_out *o, uint64_t *next)
 {
-	struct rd_ctx c = { .e = e, .skip = cookie, .buf = out + 8, .cap = cap - 8 };
-	uint64_t next;
+	struct fsv_ext *e = fs;
+	struct rd_ctx c = { .e = e, .o = o, .skip = cookie };
 
 	if (!ino_ok(e, dir))
 		return -ENOENT;
@@ -341,15 +335,32 @@ static int do_readdir(struct fsv_ext *e, uint64_t dir, uint64_t cookie, char *ou
 		return -ENOTDIR;
 	if (ext2fs_dir_iterate2(e->fs, (ext2_ino_t)dir, 0, NULL, dir_cb, &c))
 		return -EIO;
-	next = c.full ? c.idx : 0;
-	memcpy(out, &next, 8);
-	*len = 8 + c.used;
+	*next = c.full ? c.idx : 0;
 	return 0;
 }
 
-static int do_read(struct fsv_ext *e, uint64_t ino, uint64_t off, char *out,
-		   uint32_t len, size_t *got)
+static int ext_getattr(void *fs, uint64_t ino, struct fsv_attr *a)
 {
+	return get_attr(fs, ino, a);
+}
+
+static int ext_lookup(void *fs, uint64_t dir, const char *name, size_t len,
+		      struct fsv_attr *a)
+{
+	struct fsv_ext *e = fs;
+	ext2_ino_t ino;
+
+	if (!ino_ok(e, dir))
+		return -ENOENT;
+	if (ext2fs_lookup(e->fs, (ext2_ino_t)dir, name, (int)len, NULL, &ino))
+		return -ENOENT;
+	return get_attr(e, ino, a);
+}
+
+static int ext_read(void *fs, uint64_t ino, uint64_t off, char *out,
+		    uint32_t len, size_t *got)
+{
+	struct fsv_ext *e = fs;
 	unsigned int n = 0;
 
 	if (!ino_ok(e, ino))
@@ -369,8 +380,9 @@ static int do_read(struct fsv_ext *e, uint64_t ino, uint64_t off, char *out,
 	return 0;
 }
 
-static int do_readlink(struct fsv_ext *e, uint64_t ino, char *out, size_t *len)
+static int ext_readlink(void *fs, uint64_t ino, char *out, size_t *len)
 {
+	struct fsv_ext *e = fs;
 	struct ext2_inode in;
 	uint64_t size;
 
@@ -399,118 +411,16 @@ static int do_readlink(struct fsv_ext *e, uint64_t ino, char *out, size_t *len)
 		memcpy(out, tmp, *len);
 		return 0;
 	}
-	return do_read(e, ino, 0, out, (uint32_t)size, len);
+	return ext_read(e, ino, 0, out, (uint32_t)size, len);
 }
 
-int fsv_ext_handle(struct fsv_ext *e, uint32_t op, const void *req, size_t len,
-		   void **out, size_t *out_len)
-{
-	size_t cap = op == FSV_READ ? XBD_SB_MAX + 4 :
-		     op == FSV_READDIR ? FSV_READDIR_BYTES : FSV_LINK_MAX + 64;
-	char *r = malloc(cap);
-	int32_t st = -EINVAL;
-	size_t body = 0;
-	uint64_t a = 0, b = 0;
-
-	if (!r)
-		return -ENOMEM;
-	if (len >= 8)
-		memcpy(&a, req, 8);
-	if (len >= 16)
-		memcpy(&b, (const char *)req + 8, 8);
-	switch (op) {
-	case FSV_INIT:
-		memset(r + 4, 0, 16);
-		strcpy(r + 4, "ext4");
-		body = 16;
-		st = 0;
-		break;
-	case FSV_GETATTR:
-		if (len == 8) {
-			st = get_attr(e, a, (struct fsv_attr *)(void *)(r + 8));
-			memmove(r + 4, r + 8, sizeof(struct fsv_attr));
-			body = sizeof(struct fsv_attr);
-		}
-		break;
-	case FSV_LOOKUP:
-		if (len > 8 && len - 8 <= FSV_NAME_MAX && ino_ok(e, a)) {
-			ext2_ino_t ino;
-			struct fsv_attr at;
-
-			st = ext2fs_lookup(e->fs, (ext2_ino_t)a, (const char *)req + 8,
-					   (int)(len - 8), NULL, &ino) ? -ENOENT :
-			     get_attr(e, ino, &at);
-			if (!st)
-				memcpy(r + 4, &at, sizeof(at));
-			body = sizeof(at);
-		}
-		break;
-	case FSV_READDIR:
-		if (len == 16)
-			st = do_readdir(e, a, b, r + 4, cap - 4, &body);
-		break;
-	case FSV_READLINK:
-		if (len == 8)
-			st = do_readlink(e, a, r + 4, &body);
-		break;
-	case FSV_READ:
-		if (len == sizeof(struct fsv_read)) {
-			struct fsv_read q;
-
-			memcpy(&q, req, sizeof(q));
-			if (q.len <= XBD_SB_MAX)
-				st = do_read(e, q.ino, q.off, r + 4, q.len, &body);
-		}
-		break;
-	}
-	if (st)
-		body = 0;
-	memcpy(r, &st, 4);
-	*out = r;
-	*out_len = 4 + body;
-	return 0;
-}
-
-static int sock_read(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	return xbd_sb_child_read(*(int *)ctx, 0, buf, len, off);
-}
-
-int fsv_ext_main(int fd, void *arg)
-{
-	uint64_t size = *(uint64_t *)arg;
-	struct fsv_ext *e = NULL;
-	char *req = malloc(FSV_NAME_MAX + 64);
-	int err = -EPROTO;
-
-	if (!req)
-		return 1;
-	for (;;) {
-		uint32_t op;
-		size_t len, out_len;
-		void *out;
-
-		if (xbd_sb_recv(fd, &op, req, FSV_NAME_MAX + 64, &len))
-			break;
-		/* opened on the first request: its reads are then the
-		 * only traffic on the socket */
-		if (op == FSV_INIT && !e)
-			err = fsv_ext_open(size, sock_read, &fd, &e);
-		if (err) {
-			int32_t st = err;
-
-			if (xbd_sb_send(fd, XBD_SB_REPLY, &st, sizeof(st)))
-				break;
-			continue;
-		}
-		if (fsv_ext_handle(e, op, req, len, &out, &out_len))
-			break;
-		err = xbd_sb_send(fd, XBD_SB_REPLY, out, out_len);
-		free(out);
-		if (err)
-			break;
-	}
-	free(req);
-	fsv_ext_close(e);
-	return 0;
-}
+const struct fsv_parser fsv_parser_ext = {
+	.type = "ext4",
+	.open = ext_open,
+	.close = ext_close,
+	.getattr = ext_getattr,
+	.lookup = ext_lookup,
+	.readdir = ext_readdir,
+	.readlink = ext_readlink,
+	.read = ext_read,
+};

@@ -6,7 +6,9 @@
 # A test exits 0 (pass), 77 (skip: it prints why) or anything else (fail).
 # Logs land in BUILD/test-logs/.  TESTS="name ..." runs a subset.
 set -u
+case "${1:-}" in -h|--help) sed -n '3,7s/^# \{0,1\}//p' "$0"; echo "usage: $0 [BUILD]"; exit 0 ;; esac
 B=${1:-build}
+[ -d "$B" ] || { echo "run-tests: $B: no such build directory" >&2; exit 2; }
 B=$(cd "$B" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
 logs=$B/test-logs

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The file system view's child (fuse/fsview_ext.c: libext2fs behind our
- * io_manager) on a hostile ext2/3/4 image: the input is the image (zeros
+ * The file system view's child (fuse/fsview_child.c and every parser of
+ * it: libext2fs behind our io_manager, ...) on a hostile image: the input is the image (zeros
  * follow up to 4 MiB).  The harness opens it as the child does and walks
  * it with the requests the parent sends (getattr, readdir, lookup,
  * readlink, read), checking that every read stays inside the image and
@@ -34,7 +34,7 @@ static int mem_read(void *ctx, void *buf, size_t len, uint64_t off)
 }
 
 /* One request; its status, and the body in *body (*blen bytes). */
-static int32_t req(struct fsv_ext *e, uint32_t op, const void *q, size_t qlen,
+static int32_t req(struct fsv_fs *e, uint32_t op, const void *q, size_t qlen,
 		   char **body, size_t *blen, unsigned *n)
 {
 	void *out;
@@ -42,7 +42,7 @@ static int32_t req(struct fsv_ext *e, uint32_t op, const void *q, size_t qlen,
 	int32_t st;
 
 	(*n)++;
-	FUZZ_CHECK(fsv_ext_handle(e, op, q, qlen, &out, &len) == 0);
+	FUZZ_CHECK(fsv_handle(e, op, q, qlen, &out, &len) == 0);
 	FUZZ_CHECK(len >= 4 && len <= XBD_SB_MAX + 4);
 	memcpy(&st, out, 4);
 	FUZZ_CHECK(st <= 0);
@@ -54,7 +54,7 @@ static int32_t req(struct fsv_ext *e, uint32_t op, const void *q, size_t qlen,
 	return st;
 }
 
-static void walk(struct fsv_ext *e, uint64_t dir, int depth, unsigned *n)
+static void walk(struct fsv_fs *e, uint64_t dir, int depth, unsigned *n)
 {
 	uint64_t q[2] = { dir, 0 };
 	char *b;
@@ -109,18 +109,18 @@ static void walk(struct fsv_ext *e, uint64_t dir, int depth, unsigned *n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mem_img m = { .data = data, .len = size };
-	struct fsv_ext *e;
+	struct fsv_fs *e;
 	uint64_t root = FSV_ROOT_INO;
 	unsigned n = 0;
 	char *b;
 	size_t bl;
 
-	if (fsv_ext_open(IMG_SIZE, mem_read, &m, &e))
+	if (fsv_open(IMG_SIZE, mem_read, &m, &e))
 		return 0;
 	if (!req(e, FSV_GETATTR, &root, 8, &b, &bl, &n))
 		FUZZ_CHECK(bl == sizeof(struct fsv_attr));
 	free(b);
 	walk(e, FSV_ROOT_INO, 0, &n);
-	fsv_ext_close(e);
+	fsv_close(e);
 	return 0;
 }
