@@ -1,0 +1,206 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# End-to-end: `xbd attach --files` shows an NTFS file system of the
+# guest as a read-only tree DIR/files/xvda1, parsed by libntfs-3g in a
+# confined child.  The VM's disk holds a GPT whose first partition is
+# an NTFS made by mkntfs and filled through ntfs-3g (a loop device at
+# the partition's offset): nested directories, 2000 small files, a
+# 20 MiB file of random bytes, a sparse file, a hard link, symbolic
+# links, names beyond ASCII (one outside the BMP), old and new
+# timestamps.  The tree's listing (names, types, sizes, mtimes, link
+# targets) and every file's sha256 equal the source's; hard links share
+# an inode; the sparse file reads its holes as zeros with fewer blocks;
+# the system files are hidden; `xbd ls` and `xbd cat VM:xvda1:PATH`
+# read the volume; random bytes over the MFT (seeded: SEED=N repeats a
+# run) give errors or missing entries, never a crash, and the disk
+# files still read; the images are unchanged afterwards.
+. "$(dirname "$0")/attach_common.inc"
+need_fuse_root
+requires_prog sfdisk
+requires_prog losetup
+requires_prog mkntfs ntfs-3g
+requires_prog ntfs-3g ntfs-3g
+requires_prog python3
+
+src=$T/src
+mnt=$T/ntfs
+ROUNDS=${ROUNDS-1 2 3}
+SEED=${SEED-$RANDOM}
+loop=
+ntfs_cleanup() {
+	mountpoint -q "$mnt" 2>/dev/null && umount "$mnt" 2>/dev/null
+	[ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
+	return 0
+}
+cleanup_fn ntfs_cleanup
+
+mkdir -p "$src" "$mnt"
+python3 - "$src" <<'PY' || die "making the files"
+import os, sys
+src = sys.argv[1]
+for d in range(4):
+    os.makedirs(f"{src}/many/d{d}")
+    for f in range(500):
+        with open(f"{src}/many/d{d}/f{f:03}.txt", "w") as fh:
+            fh.write(f"file {d} {f}\n" * (f % 5))
+os.makedirs(f"{src}/a/b/c/d/e")
+with open(f"{src}/a/b/c/d/e/deep.txt", "w") as fh:
+    fh.write("deep down\n")
+with open(f"{src}/h\u00e9llo w\u00f6rld \u2603.txt", "w") as fh:
+    fh.write("snowman\n")
+with open(f"{src}/emoji \U0001F600.txt", "w") as fh:
+    fh.write("outside the BMP\n")
+PY
+echo "hello from the VM" >"$src/hello.txt"
+head -c $((20 << 20)) /dev/urandom >"$src/big.bin"
+ln -s hello.txt "$src/link"
+ln -s a/b/c "$src/dirlink"
+ln -s /nonexistent/target "$src/dangling"
+echo "twice" >"$src/h1"
+ln "$src/h1" "$src/h2"
+: >"$src/empty"
+touch -d '2001-02-03 04:05:06.789' "$src/h1"
+touch -d '1960-06-07 08:09:10.5' "$src/hello.txt"
+touch -d '2099-12-31 23:59:59' "$src/big.bin"
+
+img=$T/disk.img
+truncate -s 160M "$img"
+# Microsoft basic data
+printf 'label: gpt\nstart=2048, size=262144, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n' |
+	sfdisk -q "$img" || die "sfdisk"
+loop=$(losetup -f --show -o $((2048 * 512)) --sizelimit $((262144 * 512)) "$img") ||
+	skip "no loop devices"
+mkntfs -F -Q -q -L guest -p 2048 "$loop" >"$T/mkntfs.log" 2>&1 || die "mkntfs: $(tail -n3 "$T/mkntfs.log")"
+ntfs-3g "$loop" "$mnt" 2>"$T/ntfs3g.log" || skip "ntfs-3g does not mount here: $(head -c 300 "$T/ntfs3g.log")"
+cp -a "$src/." "$mnt/" || die "copying into the NTFS"
+# sparse: a seek and a write on both sides (ntfs-3g leaves the hole unallocated)
+for d in "$src" "$mnt"; do
+	truncate -s 50M "$d/sparse"
+	echo "data in the middle" | dd of="$d/sparse" bs=1 seek=$((10 << 20)) conv=notrunc status=none
+	touch -d '2010-10-10 10:10:10' "$d/sparse"
+done
+touch -r "$src/many" "$mnt/many"
+ntfs_blocks=$(stat -c %b "$mnt/sparse")
+umount "$mnt" || die "umount ntfs-3g"
+losetup -d "$loop"
+loop=
+sum=$(sha256sum <"$img")
+echo "making the image: $SECONDS s (ntfs-3g's sparse file: $ntfs_blocks blocks)"
+
+start_sim
+vm1_with_xvda "$img"
+attach vm1 "$T/mnt" --files || die "attach --files"
+tree=$T/mnt/files/xvda1
+[ "$(ls "$T/mnt/files")" = xvda1 ] && ok "files/ holds xvda1" || fail "files/ holds '$(ls "$T/mnt/files")'"
+grep -q "xvda1: ntfs file system" "$T/attach.log" && ok "logged as an ntfs file system" ||
+	fail "no ntfs line in the log: $(grep -i "file system" "$T/attach.log" | head -n 3)"
+
+# listing: name, type, size and mtime of files, link targets
+listing() {
+	(cd "$1" && find . -printf '%p %y %l ' \( -type f -printf '%s %Ts\n' -o -printf '\n' \) |
+		LC_ALL=C sort)
+}
+listing "$src" >"$T/want.ls"
+t0=$SECONDS
+listing "$tree" >"$T/got.ls"
+echo "listing the tree: $((SECONDS - t0)) s"
+if cmp -s "$T/want.ls" "$T/got.ls"; then
+	ok "listing of $(wc -l <"$T/want.ls") entries equal (names, types, sizes, mtimes, links)"
+else
+	fail "listing differs: $(diff "$T/want.ls" "$T/got.ls" | head -n 6)"
+fi
+(cd "$src" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) >"$T/want.sum"
+t0=$SECONDS
+(cd "$tree" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) >"$T/got.sum"
+echo "sha256 of the tree's files: $((SECONDS - t0)) s"
+cmp -s "$T/want.sum" "$T/got.sum" && ok "sha256 of all $(wc -l <"$T/want.sum") files equal" ||
+	fail "contents differ: $(diff "$T/want.sum" "$T/got.sum" | head -n 4)"
+for f in h1 hello.txt; do
+	[ "$(stat -c %y "$tree/$f")" = "$(stat -c %y "$src/$f")" ] &&
+		ok "$f: mtime $(stat -c %y "$tree/$f") to the 100 ns" ||
+		fail "$f: mtime $(stat -c %y "$tree/$f"), written $(stat -c %y "$src/$f")"
+done
+[ "$(stat -c %i "$tree/h1")" = "$(stat -c %i "$tree/h2")" ] &&
+	[ "$(stat -c %h "$tree/h1")" = 2 ] && ok "hard links share an inode, nlink 2" ||
+	fail "hard links: $(stat -c '%i %h' "$tree/h1" "$tree/h2" | xargs)"
+[ "$(stat -c %i "$tree")" != "$(stat -c %i "$tree/h1")" ] || fail "the root shares an inode"
+[ "$(readlink "$tree/dangling")" = /nonexistent/target ] && [ "$(cat "$tree/link")" = "hello from the VM" ] &&
+	ok "symbolic links read as links" || fail "readlink dangling: $(readlink "$tree/dangling")"
+blocks=$(stat -c %b "$tree/sparse")
+[ "$blocks" -lt 2048 ] && [ "$blocks" = "$ntfs_blocks" ] &&
+	ok "the sparse file keeps its holes ($blocks blocks, as ntfs-3g counts)" ||
+	fail "sparse file has $blocks blocks, ntfs-3g $ntfs_blocks"
+cmp -s <(head -c $((10 << 20)) "$tree/sparse") <(head -c $((10 << 20)) /dev/zero) &&
+	ok "its hole reads as zeros" || fail "the hole does not read as zeros"
+perms=$(stat -c '%a %u %g' "$tree/hello.txt" "$tree/a" | xargs)
+[ "$perms" = "444 0 0 555 0 0" ] && ok "files 0444, directories 0555, owner root" ||
+	fail "modes and owners: $perms"
+ls -a "$tree" | grep -q '^\$' && fail "system files listed: $(ls -a "$tree" | grep '^\$' | xargs)" ||
+	ok "no \$MFT ... \$Extend in the root"
+stat "$tree/\$MFT" >/dev/null 2>&1 || stat "$tree/\$Extend" >/dev/null 2>&1 &&
+	fail "a system file looked up" || ok "system files not found by name"
+if (echo x >>"$tree/hello.txt") 2>/dev/null || touch "$tree/new" 2>/dev/null; then
+	fail "the tree took a write"
+else
+	ok "writes refused"
+fi
+cmp <(dd if="$img" bs=512 skip=2048 count=262144 status=none) "$T/mnt/xvda1" &&
+	ok "xvda1 still the partition's bytes" || fail "xvda1 differs"
+"$xbd" detach "$T/mnt" && ok "detach" || fail "detach"
+[ "$(sha256sum <"$img")" = "$sum" ] && ok "image unchanged" || fail "image changed"
+
+# without a mount
+names=$("$xbd" ls vm1:xvda1:/a/b 2>"$T/err" | awk '{print $NF}' | xargs)
+[ "$names" = c ] && ok "xbd ls vm1:xvda1:/a/b" || fail "xbd ls: '$names' $(cat "$T/err")"
+[ "$("$xbd" cat vm1:xvda1:/big.bin | sha256sum)" = "$(sha256sum <"$src/big.bin")" ] &&
+	ok "xbd cat vm1:xvda1:/big.bin: same bytes" || fail "xbd cat big.bin"
+[ "$("$xbd" cat "vm1:xvda1:/héllo wörld ☃.txt")" = snowman ] &&
+	ok "xbd cat of a non-ASCII name" || fail "xbd cat of a non-ASCII name"
+no_attach_nodes && ok "nothing attached after ls and cat" || fail "ls/cat left nodes"
+[ "$(sha256sum <"$img")" = "$sum" ] && ok "image unchanged by ls and cat" || fail "image changed"
+
+# hostile: random bytes over MFT records (those of the system files
+# too in the last round); each attempt must leave the export working
+read -r mft_off rec_size < <(python3 - "$img" <<'PY'
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    f.seek(2048 * 512)
+    b = f.read(512)
+bps, spc = struct.unpack_from("<HB", b, 11)
+mft_lcn, = struct.unpack_from("<q", b, 0x30)
+c = struct.unpack_from("<b", b, 0x40)[0]
+rec = c * bps * spc if c > 0 else 1 << -c
+print(2048 * 512 + mft_lcn * bps * spc, rec)
+PY
+) || die "reading the boot sector"
+echo "MFT at byte $mft_off, records of $rec_size bytes; SEED=$SEED"
+for round in $ROUNDS; do
+	cp --sparse=always "$img" "$T/bad.img"
+	first=$([ "$round" = 3 ] && echo 0 || echo 16)
+	python3 - "$T/bad.img" "$mft_off" "$rec_size" "$first" "$((SEED + round))" <<'PY'
+import random, sys
+path, mft, rec, first, seed = sys.argv[1], *map(int, sys.argv[2:])
+r = random.Random(seed)
+with open(path, "r+b") as f:
+    for _ in range(60):
+        f.seek(mft + r.randrange(first, 2200) * rec + r.randrange(0, rec - 16))
+        f.write(bytes(r.randrange(256) for _ in range(r.choice((1, 4, 16)))))
+PY
+	badsum=$(sha256sum <"$T/bad.img")
+	vm_create "bad$round" "$T/bad.img,xvda"
+	wait_for 10 guest_connected "$DOMID" 51712 || fail "bad$round: guest did not connect"
+	attach "bad$round" "$T/bad$round" --files || { fail "bad$round: attach"; continue; }
+	timeout 60 find "$T/bad$round/files" -type f -exec head -c 1M {} + >/dev/null 2>"$T/find.err"
+	rc=$?
+	echo "round $round (seed $((SEED + round))): find rc $rc, $(wc -l <"$T/find.err") errors," \
+		"$(find "$T/bad$round/files" 2>/dev/null | wc -l) entries," \
+		"$(grep -c 'parser' "$T/attach.log") parser events logged so far"
+	mountpoint -q "$T/bad$round" && timeout 20 ls "$T/bad$round/files" >/dev/null &&
+		ok "round $round: the export survived" || fail "round $round: the export is gone"
+	cmp -s <(dd if="$T/bad.img" bs=1M count=1 status=none) <(dd if="$T/bad$round/xvda" bs=1M count=1 status=none) &&
+		ok "round $round: the disk file still reads" || fail "round $round: the disk file does not read"
+	"$xbd" detach "$T/bad$round" && ok "round $round: detach" || fail "round $round: detach"
+	[ "$(sha256sum <"$T/bad.img")" = "$badsum" ] || fail "round $round: corrupted image changed"
+done
+grep -E 'ERROR: AddressSanitizer|runtime error' "$T/attach.log" && fail "sanitizer reports"
+finish
