@@ -49,6 +49,10 @@ struct fsv_ntfs {
 	s64 pos;                 /* the device's, for seek and read */
 	ntfs_inode *file_ni;     /* the last file read, kept open */
 	ntfs_attr *file_na;
+	/* where the last listing that filled its reply stopped: its
+	 * directory, index (the protocol's cookie) and library position */
+	uint64_t rd_dir, rd_idx;
+	s64 rd_pos;
 };
 
 /* ---- the device: reads through the parent, nothing else ---- */
@@ -400,7 +404,7 @@ static int ntfs_open_fs(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 	n->ctx = ctx;
 	/* the library's messages would go nowhere (the child's stderr
 	 * is /dev/null) and flood the fuzzer's */
-	ntfs_log_set_handler(getenv("NTDBG") ? ntfs_log_handler_stderr : ntfs_log_handler_null);
+	ntfs_log_set_handler(ntfs_log_handler_null);
 	/* a cheap look at the boot sector before the library's work */
 	if (size < sizeof(boot) || rd(ctx, boot, sizeof(boot), 0) ||
 	    memcmp(boot + 3, "NTFS    ", 8)) {
@@ -475,6 +479,9 @@ static int ntfs_lookup(void *fs, uint64_t dir, const char *name, size_t len,
 struct rd_ctx {
 	struct fsv_ntfs *n;
 	struct fsv_dir_out *o;
+	s64 from;                /* entries before this position: sent already */
+	uint64_t skip;           /* entries still to pass over (sent already) */
+	uint64_t sent;
 	s64 next;                /* the position of the entry that did not fit */
 	bool full;
 };
@@ -491,12 +498,18 @@ static int fill(void *priv, const ntfschar *uname, const int ulen, const int typ
 	int len;
 
 	/* the DOS 8.3 twin of a long name; the dot entries; the system files */
-	if (type == FILE_NAME_DOS || rec == NTFS_ROOT_REC || ino_to_rec(c->n, ino) < 0)
+	if (pos < c->from || type == FILE_NAME_DOS || rec == NTFS_ROOT_REC ||
+	    ino_to_rec(c->n, ino) < 0)
 		return 0;
 	len = ntfs_ucstombs(uname, ulen, &name, 0);
 	/* a name that is no UTF-16 (hostile) or no file name here: left out */
 	if (len <= 0 || len > FSV_NAME_MAX || memchr(name, '/', (size_t)len) ||
 	    !strcmp(name, ".") || !strcmp(name, "..")) {
+		free(name);
+		return 0;
+	}
+	if (c->skip) {
+		c->skip--;
 		free(name);
 		return 0;
 	}
@@ -508,26 +521,40 @@ static int fill(void *priv, const ntfschar *uname, const int ulen, const int typ
 		c->next = pos;
 		return -1;
 	}
+	c->sent++;
 	free(name);
 	return 0;
 }
 
+/*
+ * The cookie is the index of the first entry not yet sent.  A listing
+ * that goes on where the last one stopped resumes at its library
+ * position; any other walks from the start.  ntfs_readdir resumes in
+ * the index allocation correctly only at a block whose number is a
+ * multiple of 8 (it tests the index bitmap from that byte's first
+ * bit), so the walk starts at such a block (512 KiB holds 8 blocks of
+ * the largest size, 64 KiB) and passes over the entries before the
+ * position.
+ */
 static int ntfs_readdir_fs(void *fs, uint64_t dir, uint64_t cookie,
 			   struct fsv_dir_out *o, uint64_t *next)
 {
 	struct fsv_ntfs *n = fs;
-	struct rd_ctx c = { .n = n, .o = o };
-	/* past "." and "..": positions 0 and 1 */
-	s64 pos = cookie ? (s64)cookie : 2;
+	struct rd_ctx c = { .n = n, .o = o, .from = 2, .skip = cookie };
+	s64 rs = (s64)n->vol->mft_record_size, pos;
 	ntfs_inode *dn;
-	int err = open_ino(n, dir, &dn), rc;
+	int err, rc;
 
+	if (cookie && cookie == n->rd_idx && dir == n->rd_dir && n->rd_pos >= 2) {
+		c.from = n->rd_pos;
+		c.skip = 0;
+	}
+	n->rd_pos = 0;
+	/* past "." and "..": positions 0 and 1 */
+	pos = c.from < rs ? c.from : rs + ((c.from - rs) & ~(((s64)8 << 16) - 1));
+	err = open_ino(n, dir, &dn);
 	if (err)
 		return err;
-	if (cookie > INT64_MAX) {
-		ntfs_inode_close(dn);
-		return -EINVAL;
-	}
 	if (!(dn->mrec->flags & MFT_RECORD_IS_DIRECTORY)) {
 		ntfs_inode_close(dn);
 		return -ENOTDIR;
@@ -536,11 +563,13 @@ static int ntfs_readdir_fs(void *fs, uint64_t dir, uint64_t cookie,
 	err = errno;
 	ntfs_inode_close(dn);
 	if (c.full) {
-		/* the next listing starts at the entry that did not fit:
-		 * it must lie beyond where this one started */
-		if (c.next <= 0 || (uint64_t)c.next == cookie)
+		/* not even one entry: no progress */
+		if (!c.sent || c.next <= c.from)
 			return -EIO;
-		*next = (uint64_t)c.next;
+		*next = cookie + c.sent;
+		n->rd_dir = dir;
+		n->rd_idx = *next;
+		n->rd_pos = c.next;
 		return 0;
 	}
 	if (rc)
