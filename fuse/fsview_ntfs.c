@@ -25,7 +25,6 @@
 
 #include <ntfs-3g/types.h>
 #include <ntfs-3g/attrib.h>
-#include <ntfs-3g/cache.h>
 #include <ntfs-3g/device.h>
 #include <ntfs-3g/dir.h>
 #include <ntfs-3g/inode.h>
@@ -416,6 +415,8 @@ static int ntfs_open_fs(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 		free(n);
 		return -ENOMEM;
 	}
+	/* (without ntfs_create_lru_caches: its inode cache leaks an inode
+	 * opened twice at once, as a file being read and listed) */
 	n->vol = ntfs_device_mount(dev, NTFS_MNT_RDONLY);
 	if (!n->vol) {
 		err = errno == ENOMEM ? -ENOMEM : -EINVAL;
@@ -423,7 +424,6 @@ static int ntfs_open_fs(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 		free(n);
 		return err;
 	}
-	ntfs_create_lru_caches(n->vol);
 	/* the system files out of listings, as ntfs-3g shows them */
 	NVolClearShowSysFiles(n->vol);
 	NVolSetShowHidFiles(n->vol);
