@@ -454,8 +454,10 @@ static int ntfs_lookup(void *fs, uint64_t dir, const char *name, size_t len,
 {
 	struct fsv_ntfs *n = fs;
 	char buf[FSV_NAME_MAX + 1];
+	ntfschar *uname = NULL;
 	ntfs_inode *dn;
 	u64 mref;
+	int ulen;
 	int err = open_ino(n, dir, &dn);
 
 	if (err)
@@ -466,10 +468,14 @@ static int ntfs_lookup(void *fs, uint64_t dir, const char *name, size_t len,
 	}
 	memcpy(buf, name, len);
 	buf[len] = 0;
-	mref = ntfs_inode_lookup_by_mbsname(dn, buf);
+	/* (not ntfs_inode_lookup_by_mbsname: without the library's lookup
+	 * cache it converts a NULL name on a case-sensitive volume) */
+	ulen = ntfs_mbstoucs(buf, &uname);
+	mref = ulen > 0 ? ntfs_inode_lookup_by_name(dn, uname, ulen) : (u64)-1;
+	free(uname);
 	ntfs_inode_close(dn);
 	if (mref == (u64)-1)
-		return errno == ENOMEM ? -ENOMEM : -ENOENT;
+		return ulen > 0 && errno == ENOMEM ? -ENOMEM : -ENOENT;
 	/* the hidden system files: not there */
 	if (ino_to_rec(n, rec_to_ino(MREF(mref))) < 0 || MREF(mref) == NTFS_ROOT_REC)
 		return -ENOENT;

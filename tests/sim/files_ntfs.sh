@@ -7,8 +7,8 @@
 # the partition's offset): nested directories, 2900 small files (2500
 # in one directory: more than one reply of the child), a
 # 20 MiB file of random bytes, a sparse file, a hard link, symbolic
-# links, names beyond ASCII (one outside the BMP), old and new
-# timestamps.  The tree's listing (names, types, sizes, mtimes, link
+# links, a compressed file, names beyond ASCII (one outside the BMP),
+# old and new timestamps.  The tree's listing (names, types, sizes, mtimes, link
 # targets) and every file's sha256 equal the source's; hard links share
 # an inode; the sparse file reads its holes as zeros with fewer blocks;
 # the system files are hidden; `xbd ls` and `xbd cat VM:xvda1:PATH`
@@ -52,6 +52,9 @@ with open(f"{src}/h\u00e9llo w\u00f6rld \u2603.txt", "w") as fh:
     fh.write("snowman\n")
 with open(f"{src}/emoji \U0001F600.txt", "w") as fh:
     fh.write("outside the BMP\n")
+os.makedirs(f"{src}/packed")
+with open(f"{src}/packed/seq.txt", "w") as fh:
+    fh.write("".join(f"{i}\n" for i in range(300000)))
 PY
 echo "hello from the VM" >"$src/hello.txt"
 head -c $((20 << 20)) /dev/urandom >"$src/big.bin"
@@ -73,7 +76,12 @@ printf 'label: gpt\nstart=2048, size=262144, type=EBD0A0A2-B9E5-4433-87C0-68B6B7
 loop=$(losetup -f --show -o $((2048 * 512)) --sizelimit $((262144 * 512)) "$img") ||
 	skip "no loop devices"
 mkntfs -F -Q -q -L guest -p 2048 "$loop" >"$T/mkntfs.log" 2>&1 || die "mkntfs: $(tail -n3 "$T/mkntfs.log")"
-ntfs-3g "$loop" "$mnt" 2>"$T/ntfs3g.log" || skip "ntfs-3g does not mount here: $(head -c 300 "$T/ntfs3g.log")"
+ntfs-3g -o compression "$loop" "$mnt" 2>"$T/ntfs3g.log" ||
+	skip "ntfs-3g does not mount here: $(head -c 300 "$T/ntfs3g.log")"
+# what is written into packed/ is compressed (FILE_ATTR_COMPRESSED)
+mkdir "$mnt/packed"
+python3 -c 'import os, sys; os.setxattr(sys.argv[1], "system.ntfs_attrib_be", (0x810).to_bytes(4, "big"))' \
+	"$mnt/packed" || die "setting the compressed attribute"
 cp -a "$src/." "$mnt/" || die "copying into the NTFS"
 # sparse: a seek and a write on both sides (ntfs-3g leaves the hole unallocated)
 for d in "$src" "$mnt"; do
@@ -83,6 +91,7 @@ for d in "$src" "$mnt"; do
 done
 touch -r "$src/many" "$mnt/many"
 ntfs_blocks=$(stat -c %b "$mnt/sparse")
+packed_blocks=$(stat -c %b "$mnt/packed/seq.txt")
 umount "$mnt" || die "umount ntfs-3g"
 losetup -d "$loop"
 loop=
@@ -94,6 +103,14 @@ vm1_with_xvda "$img"
 attach vm1 "$T/mnt" --files || die "attach --files"
 tree=$T/mnt/files/xvda1
 [ "$(ls "$T/mnt/files")" = xvda1 ] && ok "files/ holds xvda1" || fail "files/ holds '$(ls "$T/mnt/files")'"
+
+# lookups first, with nothing listed yet: the last entry of the big
+# directory (in its index allocation), a name outside the BMP
+[ "$(cat "$tree/many/d0/f2499.txt")" = "$(cat "$src/many/d0/f2499.txt")" ] &&
+	[ "$(cat "$tree/emoji 😀.txt")" = "outside the BMP" ] && ok "lookups before any listing" ||
+	fail "lookups before any listing"
+stat "$tree/many/d0/F2499.TXT" >/dev/null 2>&1 && fail "a lookup ignored case" ||
+	ok "lookups keep case, as ntfs-3g's"
 
 # listing: name, type, size and mtime of files, link targets
 listing() {
@@ -130,6 +147,10 @@ blocks=$(stat -c %b "$tree/sparse")
 [ "$blocks" -lt 2048 ] && [ "$blocks" = "$ntfs_blocks" ] &&
 	ok "the sparse file keeps its holes ($blocks blocks, as ntfs-3g counts)" ||
 	fail "sparse file has $blocks blocks, ntfs-3g $ntfs_blocks"
+blocks=$(stat -c %b "$tree/packed/seq.txt")
+[ "$blocks" = "$packed_blocks" ] && [ "$blocks" -lt $(($(stat -c %s "$src/packed/seq.txt") / 512)) ] &&
+	ok "a compressed file reads (its sha256 above) with $blocks blocks, as ntfs-3g counts" ||
+	fail "compressed file: $blocks blocks, ntfs-3g $packed_blocks"
 cmp -s <(head -c $((10 << 20)) "$tree/sparse") <(head -c $((10 << 20)) /dev/zero) &&
 	ok "its hole reads as zeros" || fail "the hole does not read as zeros"
 perms=$(stat -c '%a %u %g' "$tree/hello.txt" "$tree/a" | xargs)
