@@ -7,8 +7,9 @@
 # the partition's offset): nested directories, 2900 small files (2500
 # in one directory: more than one reply of the child), a
 # 20 MiB file of random bytes, a sparse file, a hard link, symbolic
-# links, a compressed file, names beyond ASCII (one outside the BMP),
-# old and new timestamps.  The tree's listing (names, types, sizes, mtimes, link
+# links (Interix ones as ntfs-3g writes them, reparse points as Windows
+# does), junctions, a DOS 8.3 name, a compressed file, names beyond
+# ASCII (one outside the BMP), old and new timestamps.  The tree's listing (names, types, sizes, mtimes, link
 # targets) and every file's sha256 equal the source's; hard links share
 # an inode; the sparse file reads its holes as zeros with fewer blocks;
 # the system files are hidden; `xbd ls` and `xbd cat VM:xvda1:PATH`
@@ -61,6 +62,12 @@ head -c $((20 << 20)) /dev/urandom >"$src/big.bin"
 ln -s hello.txt "$src/link"
 ln -s a/b/c "$src/dirlink"
 ln -s /nonexistent/target "$src/dangling"
+# made Windows' way on the NTFS side below: a symbolic link and two
+# junctions (reparse points), a long name with a DOS 8.3 twin
+ln -s a/b/c/d/e/deep.txt "$src/wlink"
+ln -s /a/b "$src/junc"
+ln -s /.NTFS-3G/D:/x "$src/otherdrive"
+echo "long" >"$src/a long file name.txt"
 echo "twice" >"$src/h1"
 ln "$src/h1" "$src/h2"
 : >"$src/empty"
@@ -83,6 +90,28 @@ mkdir "$mnt/packed"
 python3 -c 'import os, sys; os.setxattr(sys.argv[1], "system.ntfs_attrib_be", (0x810).to_bytes(4, "big"))' \
 	"$mnt/packed" || die "setting the compressed attribute"
 cp -a "$src/." "$mnt/" || die "copying into the NTFS"
+python3 - "$mnt" <<'PY' || die "making reparse points and a DOS name through ntfs-3g"
+import os, struct, sys
+m = sys.argv[1]
+def reparse(tag, subst, shown, flags=None):
+    s, p = subst.encode("utf-16-le"), shown.encode("utf-16-le")
+    body = struct.pack("<HHHH", 0, len(s), len(s), len(p))
+    if flags is not None:
+        body += struct.pack("<I", flags)
+    body += s + p
+    return struct.pack("<IHH", tag, len(body), 0) + body
+for name, isdir, data in (
+        ("wlink", False, reparse(0xA000000C, "a\\b\\c\\d\\e\\deep.txt", "deep", 1)),
+        ("junc", True, reparse(0xA0000003, "\\??\\C:\\a\\b", "C:\\a\\b")),
+        ("otherdrive", True, reparse(0xA0000003, "\\??\\D:\\x", "D:\\x"))):
+    os.unlink(f"{m}/{name}")
+    if isdir:
+        os.mkdir(f"{m}/{name}")
+    else:
+        open(f"{m}/{name}", "w").close()
+    os.setxattr(f"{m}/{name}", "system.ntfs_reparse_data", data)
+os.setxattr(f"{m}/a long file name.txt", "system.ntfs_dos_name", b"ALONGF~1.TXT")
+PY
 # sparse: a seek and a write on both sides (ntfs-3g leaves the hole unallocated)
 for d in "$src" "$mnt"; do
 	truncate -s 50M "$d/sparse"
@@ -143,6 +172,12 @@ done
 [ "$(stat -c %i "$tree")" != "$(stat -c %i "$tree/h1")" ] || fail "the root shares an inode"
 [ "$(readlink "$tree/dangling")" = /nonexistent/target ] && [ "$(cat "$tree/link")" = "hello from the VM" ] &&
 	ok "symbolic links read as links" || fail "readlink dangling: $(readlink "$tree/dangling")"
+[ "$(readlink "$tree/junc")" = /a/b ] && [ "$(cat "$tree/wlink")" = "deep down" ] &&
+	ok "a Windows symbolic link and a junction read as links" ||
+	fail "reparse points: junc -> $(readlink "$tree/junc"), wlink -> $(readlink "$tree/wlink")"
+[ "$(stat -c %h "$tree/a long file name.txt")" = 1 ] && ! ls "$tree" | grep -q "ALONGF" &&
+	ok "a DOS 8.3 twin neither listed nor counted as a link" ||
+	fail "DOS name: nlink $(stat -c %h "$tree/a long file name.txt"), $(ls "$tree" | grep ALONGF)"
 blocks=$(stat -c %b "$tree/sparse")
 [ "$blocks" -lt 2048 ] && [ "$blocks" = "$ntfs_blocks" ] &&
 	ok "the sparse file keeps its holes ($blocks blocks, as ntfs-3g counts)" ||
