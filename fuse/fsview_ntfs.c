@@ -224,7 +224,7 @@ static void nt_time(sle64 t, int64_t *sec, uint32_t *nsec)
 	const int64_t off = 116444736000000000LL;   /* 1601 to 1970 */
 	int64_t s, r;
 
-	/* the range no hostile value overflows in */
+	/* a time this far out (beyond 14000 years) shows as 1970 */
 	if (v < INT64_MIN / 2 || v > INT64_MAX / 2)
 		v = off;
 	v -= off;
@@ -322,7 +322,7 @@ static int link_target(ntfs_inode *ni, char **out)
 	return -EINVAL;
 }
 
-static int ni_attr(struct fsv_ntfs *n, ntfs_inode *ni, uint64_t ino, struct fsv_attr *a)
+static int ni_attr(ntfs_inode *ni, uint64_t ino, struct fsv_attr *a)
 {
 	char *target = NULL;
 	bool dir = ni->mrec->flags & MFT_RECORD_IS_DIRECTORY;
@@ -358,7 +358,6 @@ static int ni_attr(struct fsv_ntfs *n, ntfs_inode *ni, uint64_t ino, struct fsv_
 		a->blocks = ni->allocated_size > 0 ? ((uint64_t)ni->allocated_size + 511) >> 9 : 0;
 		a->nlink = count_links(ni);
 	}
-	(void)n;
 	nt_time(ni->last_access_time, &a->atime, &a->atime_ns);
 	nt_time(ni->last_data_change_time, &a->mtime, &a->mtime_ns);
 	nt_time(ni->last_mft_change_time, &a->ctime, &a->ctime_ns);
@@ -372,7 +371,7 @@ static int get_attr(struct fsv_ntfs *n, uint64_t ino, struct fsv_attr *a)
 
 	if (err)
 		return err;
-	err = ni_attr(n, ni, ino, a);
+	err = ni_attr(ni, ino, a);
 	ntfs_inode_close(ni);
 	return err;
 }
