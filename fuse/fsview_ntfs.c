@@ -4,14 +4,15 @@
  * ntfsprogs use), mounted read-only: the journal is neither replayed
  * nor reset, a dirty or hibernated volume is read as it stands.  Its
  * disk is a struct ntfs_device_operations of ours that reads through
- * the parent (see include/xbd/sandbox.h); it opens, stats and ioctls
- * nothing.  Inode numbers are MFT record numbers, with the root
- * (record 5) and record 2 ($LogFile, never shown) swapped so that the
- * root answers as FSV_ROOT_INO.  The system files ($MFT ... $Extend)
+ * the parent (see include/xbd/sandbox.h), with fsview_cache.c's cache;
+ * it opens, stats and ioctls nothing.  Inode numbers are MFT record
+ * numbers, with the root (record 5) and record 2 ($LogFile, never
+ * shown) swapped so that the root answers as FSV_ROOT_INO.  The system files ($MFT ... $Extend)
  * are hidden as ntfs-3g hides them.  NTFS has no Unix owners: every
  * entry shows uid and gid 0, directories 0555, files 0444, links 0777.
  */
 #include "fuse/fsview.h"
+#include "fuse/fsview_cache.h"
 #include "xbd/sandbox.h"
 
 #include <dirent.h>
@@ -42,8 +43,7 @@
 struct fsv_ntfs {
 	ntfs_volume *vol;
 	uint64_t size;
-	fsv_read_fn *rd;
-	void *ctx;
+	struct fsv_cache *cache;  /* the volume's bytes, through the parent */
 	uint64_t records;        /* MFT records the volume claims */
 	s64 pos;                 /* the device's, for seek and read */
 	ntfs_inode *file_ni;     /* the last file read, kept open */
@@ -76,8 +76,7 @@ static int dev_close(struct ntfs_device *dev)
 static s64 dev_pread(struct ntfs_device *dev, void *buf, s64 count, s64 off)
 {
 	struct fsv_ntfs *n = dev->d_private;
-	char *p = buf;
-	s64 done = 0;
+	int err;
 
 	if (count < 0 || off < 0) {
 		errno = EINVAL;
@@ -87,17 +86,12 @@ static s64 dev_pread(struct ntfs_device *dev, void *buf, s64 count, s64 off)
 		return 0;
 	if ((uint64_t)count > n->size - (uint64_t)off)
 		count = (s64)(n->size - (uint64_t)off);
-	while (done < count) {
-		size_t len = count - done > XBD_SB_MAX ? XBD_SB_MAX : (size_t)(count - done);
-		int err = n->rd(n->ctx, p + done, len, (uint64_t)(off + done));
-
-		if (err) {
-			errno = -err;
-			return done ? done : -1;
-		}
-		done += (s64)len;
+	err = fsv_cache_read(n->cache, buf, (size_t)count, (uint64_t)off);
+	if (err) {
+		errno = -err;
+		return -1;
 	}
-	return done;
+	return count;
 }
 
 /* seek and read: the boot sector's check that the volume's last
@@ -398,8 +392,6 @@ static int ntfs_open_fs(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 	if (!n)
 		return -ENOMEM;
 	n->size = size;
-	n->rd = rd;
-	n->ctx = ctx;
 	/* the library's messages would go nowhere (the child's stderr
 	 * is /dev/null) and flood the fuzzer's */
 	ntfs_log_set_handler(ntfs_log_handler_null);
@@ -409,8 +401,13 @@ static int ntfs_open_fs(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 		free(n);
 		return -EINVAL;
 	}
+	if (fsv_cache_new(size, rd, ctx, &n->cache)) {
+		free(n);
+		return -ENOMEM;
+	}
 	dev = ntfs_device_alloc("xbd", 0, &xbd_ntfs_ops, n);
 	if (!dev) {
+		fsv_cache_free(n->cache);
 		free(n);
 		return -ENOMEM;
 	}
@@ -420,6 +417,7 @@ static int ntfs_open_fs(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 	if (!n->vol) {
 		err = errno == ENOMEM ? -ENOMEM : -EINVAL;
 		ntfs_device_free(dev);
+		fsv_cache_free(n->cache);
 		free(n);
 		return err;
 	}
@@ -440,6 +438,7 @@ static void ntfs_close_fs(void *fs)
 		return;
 	drop_file(n);
 	ntfs_umount(n->vol, FALSE);
+	fsv_cache_free(n->cache);
 	free(n);
 }
 
