@@ -15,6 +15,7 @@
 /* In the order they are tried: the cheaper and commoner first. */
 static const struct fsv_parser *const parsers[] = {
 	&fsv_parser_ext,
+	&fsv_parser_xfs,
 };
 
 struct fsv_fs {

@@ -10,6 +10,7 @@ pkgs=(
 	libssl-dev libewf-dev      # xbd image: OpenSSL EVP hashes, E01 output
 	python3-jsonschema xfsprogs # image report schema; XFS reflinks (--snapshot)
 	libseccomp-dev libext2fs-dev # the confined parsers of guest LVM and file systems
+	libfsxfs-dev libbfio-dev   # the confined parser of guest XFS
 	lvm2                       # files_lvm: guest volume groups (activation off)
 	xenstore-utils             # xenstore-read/-write/... against the sim
 	clang                      # make fuzz: libFuzzer harnesses (tests/fuzz/)

@@ -1,0 +1,167 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# End-to-end: `xbd attach --files` shows an XFS of the guest as a
+# read-only tree DIR/files/xvda1, parsed by libfsxfs in a confined
+# child.  The VM's disk (sparse, mkfs.xfs wants 300 MiB) holds a GPT
+# whose first partition is an XFS made with mkfs.xfs's defaults (v5,
+# bigtime, reflink, ...) and filled through a kernel loop mount at the
+# partition's offset: nested directories, 2000 small files, a 20 MiB
+# random file, a sparse file, a hard link, short and long symbolic
+# links, a non-ASCII name, odd modes, owners and timestamps (with
+# nanoseconds).  The tree's listing and every file's sha256 equal what
+# was written; hard links share an inode; holes read as zeros; `xbd ls`
+# and `xbd cat` read it without a mount; random bytes over the inodes
+# and directories give errors or missing entries, never a crash, and
+# the disk files still read; the images are unchanged afterwards.
+. "$(dirname "$0")/attach_common.inc"
+need_fuse_root
+requires_prog sfdisk
+requires_prog mkfs.xfs xfsprogs
+requires_prog losetup
+requires_prog python3
+grep -qw xfs /proc/filesystems || modprobe xfs 2>/dev/null
+grep -qw xfs /proc/filesystems || skip "the kernel has no xfs to fill the image with"
+
+ROUNDS=${ROUNDS-1 2 3}
+img=$T/disk.img
+p1=$((2048 * 512))
+psize=$((340 << 20))
+truncate -s 360M "$img"
+printf 'label: gpt\nstart=2048, size=%d, type=linux\n' $((psize / 512)) |
+	sfdisk -q "$img" || die "sfdisk"
+loop=
+loop_cleanup() {
+	[ -n "$loop" ] && { umount "$T/src" 2>/dev/null; losetup -d "$loop" 2>/dev/null; }
+	return 0
+}
+cleanup_fn loop_cleanup
+loop=$(losetup -f --show -o $p1 --sizelimit $psize "$img") || skip "no loop devices"
+mkfs.xfs -q "$loop" || die "mkfs.xfs"
+mkdir -p "$T/src"
+mount -t xfs "$loop" "$T/src" || skip "cannot mount the XFS through the loop device"
+src=$T/src
+
+python3 - "$src" <<'PY' || die "making the files"
+import os, sys
+src = sys.argv[1]
+for d in range(4):
+    os.makedirs(f"{src}/d{d}/sub/deeper")
+    for f in range(500):
+        with open(f"{src}/d{d}/f{f:03}.txt", "w") as fh:
+            fh.write(f"file {d} {f}\n" * (f % 9))
+for i in range(40):
+    os.symlink(f"target-{i}", f"{src}/d0/sub/deeper/l{i}")
+PY
+echo "hello from the VM" >"$src/hello.txt"
+head -c $((20 << 20)) /dev/urandom >"$src/big.bin"
+truncate -s 30M "$src/sparse"
+echo "data in the middle" | dd of="$src/sparse" bs=1 seek=$((10 << 20)) conv=notrunc status=none
+echo "twice" >"$src/h1"
+ln "$src/h1" "$src/d1/h2"
+ln -s hello.txt "$src/link"
+long=/$(printf 'very-long-directory-name-%02d/' $(seq 1 30))end
+ln -s "$long" "$src/longlink"
+echo "grüße" >"$src/$(printf 'gr\xc3\xbc\xc3\x9fe-\xe6\x97\xa5\xe6\x9c\xac.txt')"
+mkdir "$src/private"
+chmod 0750 "$src/private"
+chmod 0604 "$src/hello.txt"
+chmod 4755 "$src/d2/f001.txt"
+chown 1234:5678 "$src/hello.txt"
+chown 4000000000:77 "$src/d3/f002.txt"
+touch -h -d '2001-02-03 04:05:06.789123456' "$src/link" "$src/h1"
+touch -d '1999-12-31 23:59:59' "$src/big.bin"
+touch -d '2100-01-02 03:04:05.5' "$src/d1/f007.txt"
+touch -d '1960-06-07 08:09:10' "$src/d1/f008.txt"
+
+# listing: type, mode, owner, size (not of directories), mtime in ns,
+# link target
+listing() {
+	(cd "$1" && find . -printf '%p %y %m %U %G %n %l ' \
+		\( -type d -printf '\n' -o -printf '%s %T@\n' \) | sort)
+}
+listing "$src" >"$T/want.ls"
+(cd "$src" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/want.sum"
+umount "$T/src" || die "umount"
+losetup -d "$loop" && loop=
+sum=$(sha256sum <"$img")
+
+echo "making the image: $SECONDS s"
+start_sim
+vm1_with_xvda "$img"
+attach vm1 "$T/mnt" --files || die "attach --files"
+tree=$T/mnt/files/xvda1
+[ "$(ls "$T/mnt/files")" = xvda1 ] && ok "files/ holds xvda1" || fail "files/ holds '$(ls "$T/mnt/files")'"
+t0=$SECONDS
+listing "$tree" >"$T/got.ls"
+echo "listing the tree: $((SECONDS - t0)) s"
+if cmp -s "$T/want.ls" "$T/got.ls"; then
+	ok "listing of $(wc -l <"$T/want.ls") entries equal (names, types, modes, owners, links, sizes, mtimes in ns)"
+else
+	fail "listing differs: $(diff "$T/want.ls" "$T/got.ls" | head -n 6)"
+fi
+t0=$SECONDS
+(cd "$tree" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/got.sum"
+echo "sha256 of the tree's files: $((SECONDS - t0)) s"
+cmp -s "$T/want.sum" "$T/got.sum" && ok "sha256 of all $(wc -l <"$T/want.sum") files equal" ||
+	fail "contents differ: $(diff "$T/want.sum" "$T/got.sum" | head -n 4)"
+[ "$(stat -c %i "$tree/h1")" = "$(stat -c %i "$tree/d1/h2")" ] &&
+	[ "$(stat -c %h "$tree/h1")" = 2 ] && ok "hard links share an inode, nlink 2" ||
+	fail "hard links: $(stat -c '%i %h' "$tree/h1" "$tree/d1/h2" | xargs)"
+[ "$(stat -c %i "$tree")" != "$(stat -c %i "$tree/h1")" ] || fail "root and h1 share an inode number"
+[ "$(readlink "$tree/longlink")" = "$long" ] && [ "$(readlink "$tree/link")" = hello.txt ] &&
+	ok "short and long ($(echo -n "$long" | wc -c) bytes) symlinks read as links" ||
+	fail "readlink: $(readlink "$tree/link") / $(readlink "$tree/longlink")"
+blocks=$(stat -c %b "$tree/sparse")
+[ "$blocks" -lt 1024 ] && ok "the sparse file keeps its holes ($blocks blocks)" ||
+	fail "sparse file has $blocks blocks"
+cmp <(head -c $((10 << 20)) "$tree/sparse") <(head -c $((10 << 20)) /dev/zero) &&
+	ok "the hole reads as zeros" || fail "the hole does not read as zeros"
+[ "$(stat -c %b "$tree/big.bin")" -ge $((20 << 11)) ] && ok "big.bin's blocks counted" ||
+	fail "big.bin has $(stat -c %b "$tree/big.bin") blocks"
+if (echo x >>"$tree/hello.txt") 2>/dev/null || touch "$tree/new" 2>/dev/null; then
+	fail "the tree took a write"
+else
+	ok "writes refused"
+fi
+cmp <(dd if="$img" bs=512 skip=2048 count=$((psize / 512)) status=none) "$T/mnt/xvda1" &&
+	ok "xvda1 still the partition's bytes" || fail "xvda1 differs"
+"$xbd" detach "$T/mnt" && ok "detach" || fail "detach"
+
+# without a mount
+out=$("$xbd" ls vm1:xvda1:/d1 2>"$T/err") && echo "$out" | grep -q ' h2$' &&
+	ok "xbd ls vm1:xvda1:/d1" || fail "xbd ls: $(cat "$T/err") $(echo "$out" | head -n 3)"
+[ "$("$xbd" cat vm1:xvda1:/big.bin | sha256sum | cut -d' ' -f1)" = \
+	"$(grep ' ./big.bin$' "$T/want.sum" | cut -d' ' -f1)" ] &&
+	ok "xbd cat vm1:xvda1:/big.bin: same bytes" || fail "xbd cat big.bin"
+[ "$("$xbd" cat vm1:/link)" = "hello from the VM" ] && ok "xbd cat vm1:/link (the default file system)" ||
+	fail "xbd cat vm1:/link: $("$xbd" cat vm1:/link 2>&1 | head -n 2)"
+[ "$(sha256sum <"$img")" = "$sum" ] && ok "image unchanged" || fail "image changed"
+
+# hostile: random bytes over the first AG's inode chunks and directory
+# blocks (the first MiBs after the AG headers); each attempt must leave
+# the export working
+seed=${XBD_TEST_SEED:-$$}
+echo "corruption seed $seed (XBD_TEST_SEED=$seed to replay)"
+RANDOM=$seed
+for round in $ROUNDS; do
+	cp --sparse=always "$img" "$T/bad.img"
+	for k in $(seq 1 60); do
+		off=$((p1 + 16384 + (RANDOM * 32768 + RANDOM) % (4 << 20)))
+		head -c 16 /dev/urandom | dd of="$T/bad.img" bs=1 seek=$off conv=notrunc status=none
+	done
+	badsum=$(sha256sum <"$T/bad.img")
+	vm_create "bad$round" "$T/bad.img,xvda"
+	wait_for 10 guest_connected "$DOMID" 51712 || fail "bad$round: guest did not connect"
+	attach "bad$round" "$T/bad$round" --files || { fail "bad$round: attach"; continue; }
+	timeout 25 find "$T/bad$round/files" -type f -exec head -c 1M {} + >/dev/null 2>"$T/find.err"
+	rc=$?
+	echo "round $round: find rc $rc, $(wc -l <"$T/find.err") errors, $(grep -c 'parser' "$T/attach.log") parser events logged so far"
+	mountpoint -q "$T/bad$round" && timeout 20 ls "$T/bad$round/files" >/dev/null &&
+		ok "round $round: the export survived" || fail "round $round: the export is gone"
+	cmp -s <(dd if="$T/bad.img" bs=1M count=1 status=none) <(dd if="$T/bad$round/xvda" bs=1M count=1 status=none) &&
+		ok "round $round: the disk file still reads" || fail "round $round: the disk file does not read"
+	"$xbd" detach "$T/bad$round" && ok "round $round: detach" || fail "round $round: detach"
+	[ "$(sha256sum <"$T/bad.img")" = "$badsum" ] || fail "round $round: corrupted image changed"
+done
+grep -E 'ERROR: AddressSanitizer|runtime error' "$T/attach.log" && fail "sanitizer reports"
+finish
