@@ -768,13 +768,14 @@ static int xfs_read(void *fs, uint64_t ino, uint64_t off, char *out,
 	return 0;
 }
 
-/* A v5 symlink held in blocks: each starts with a 56-byte header
- * ("XSLM", the offset and length of the target's bytes it holds) that
- * libfsxfs 20201117 does not strip, so the blocks are read here, from
- * the extents in the inode's data fork. */
+/* A v5 symlink held in blocks: each extent starts with a 56-byte
+ * header ("XSLM", the offset and length of the target's bytes it
+ * holds) that libfsxfs 20201117 does not strip, so the extents in the
+ * inode's data fork are read here (at most 3 of them, as the kernel
+ * writes; a target is at most 1024 bytes). */
 static int remote_link(struct fsv_xfs *x, uint64_t xi, uint64_t size, char *out)
 {
-	uint8_t c[CORE + 4 * 16], *blk;
+	uint8_t c[CORE + 3 * 16], *buf;
 	uint32_t next, got = 0;
 	uint64_t off;
 	int err = -EIO;
@@ -782,42 +783,37 @@ static int remote_link(struct fsv_xfs *x, uint64_t xi, uint64_t size, char *out)
 	if (inode_pos(x, xi, &off) || disk_read(&x->io, c, CORE, off))
 		return -EIO;
 	next = be32(c + 76);
-	if (!next || next > 4 || CORE + next * 16 > x->inodesize ||
+	if (!next || next > 3 || CORE + next * 16 > x->inodesize ||
 	    disk_read(&x->io, c + CORE, next * 16, off + CORE))
 		return -EIO;
-	blk = malloc(x->blocksize);
-	if (!blk)
+	buf = malloc(FSV_LINK_MAX + 56);
+	if (!buf)
 		return -ENOMEM;
-	memset(out, 0, size);     /* overlapping blocks leave no stale bytes */
+	memset(out, 0, size);     /* overlapping extents leave no stale bytes */
 	for (uint32_t e = 0; e < next; e++) {
 		const uint8_t *r = c + CORE + e * 16;
 		uint64_t l0 = be64(r), l1 = be64(r + 8);
 		uint64_t fsb = (l0 & 0x1ff) << 43 | l1 >> 21;
-		uint32_t count = (uint32_t)(l1 & 0x1fffff);
+		uint64_t ag = fsb >> x->agblklog, agb = fsb & ((1ull << x->agblklog) - 1);
+		uint64_t bytes = (l1 & 0x1fffff) * x->blocksize;
+		uint32_t so, sb;
 
-		if (count > 4)
+		if (ag >= x->agcount || agb >= x->agblocks || bytes <= 56)
 			goto out;
-		for (uint32_t i = 0; i < count; i++) {
-			uint64_t b = fsb + i, ag = b >> x->agblklog;
-			uint64_t agb = b & ((1ull << x->agblklog) - 1);
-			uint32_t so, sb;
-
-			if (ag >= x->agcount || agb >= x->agblocks ||
-			    disk_read(&x->io, blk, x->blocksize,
-				      (ag * x->agblocks + agb) * x->blocksize))
-				goto out;
-			so = be32(blk + 4);
-			sb = be32(blk + 8);
-			if (be32(blk) != 0x58534c4d || sb > x->blocksize - 56 ||
-			    so > size || sb > size - so)
-				goto out;
-			memcpy(out + so, blk + 56, sb);
-			got += sb;
-		}
+		if (bytes > FSV_LINK_MAX + 56)
+			bytes = FSV_LINK_MAX + 56;
+		if (disk_read(&x->io, buf, (size_t)bytes, (ag * x->agblocks + agb) * x->blocksize))
+			goto out;
+		so = be32(buf + 4);
+		sb = be32(buf + 8);
+		if (be32(buf) != 0x58534c4d || sb > bytes - 56 || so > size || sb > size - so)
+			goto out;
+		memcpy(out + so, buf + 56, sb);
+		got += sb;
 	}
 	err = got == size ? 0 : -EIO;
 out:
-	free(blk);
+	free(buf);
 	return err;
 }
 

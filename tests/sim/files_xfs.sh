@@ -6,7 +6,8 @@
 # whose first partition is an XFS made with mkfs.xfs's defaults (v5,
 # bigtime, reflink, ...) and filled through a kernel loop mount at the
 # partition's offset: nested directories, 2000 small files, a 20 MiB
-# random file, a sparse file, a hard link, short and long symbolic
+# random file and a reflinked copy of it, a sparse file, a preallocated
+# one, a hard link, short and long symbolic
 # links, a non-ASCII name, odd modes, owners and timestamps (with
 # nanoseconds).  The tree's listing and every file's sha256 equal what
 # was written; hard links share an inode; holes read as zeros; `xbd ls`
@@ -56,6 +57,12 @@ echo "hello from the VM" >"$src/hello.txt"
 head -c $((20 << 20)) /dev/urandom >"$src/big.bin"
 truncate -s 30M "$src/sparse"
 echo "data in the middle" | dd of="$src/sparse" bs=1 seek=$((10 << 20)) conv=notrunc status=none
+# preallocated (unwritten extents over the deleted file's blocks: they
+# must read as zeros, not as what was there) and a reflinked copy
+head -c $((4 << 20)) /dev/urandom >"$src/junk" && sync && rm "$src/junk" && sync
+fallocate -l $((4 << 20)) "$src/prealloc" || die "fallocate"
+echo "after the preallocation" >>"$src/prealloc"
+cp --reflink=always "$src/big.bin" "$src/d2/big.copy" || die "cp --reflink"
 echo "twice" >"$src/h1"
 ln "$src/h1" "$src/d1/h2"
 ln -s hello.txt "$src/link"
@@ -80,6 +87,11 @@ listing() {
 		\( -type d -printf '\n' -o -printf '%s %T@\n' \) | sort)
 }
 listing "$src" >"$T/want.ls"
+# where d0's inodes and directory blocks are, for the corruption below
+# (inodes of the first AG are at their number times 512)
+stat -c %i "$src"/d0/* "$src"/d0/sub/deeper/* >"$T/inodes"
+xfs_bmap "$src/d0" "$src/d0/sub/deeper" | sed -n 's/.*: \([0-9]*\)\.\.\([0-9]*\)$/\1 \2/p' >"$T/dirblocks"
+[ -s "$T/inodes" ] && [ -s "$T/dirblocks" ] || die "finding d0's inodes and blocks"
 (cd "$src" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/want.sum"
 umount "$T/src" || die "umount"
 losetup -d "$loop" && loop=
@@ -144,15 +156,22 @@ seed=${XBD_TEST_SEED:-$$}
 echo "corruption seed $seed (XBD_TEST_SEED=$seed to replay)"
 for round in $ROUNDS; do
 	cp --sparse=always "$img" "$T/bad.img"
-	# 40 runs of 16 random bytes between the AG headers and 1 MiB:
-	# the first inode chunks (the root's, d0's) and directory blocks
-	python3 - "$T/bad.img" $((seed + round)) $p1 <<'PY' || die "corrupting"
+	# 16 random bytes over 20 of d0's inode cores (rounds 1 and 3) and
+	# 20 places of its directory blocks and d0/sub/deeper's (2 and 3)
+	python3 - "$T/bad.img" $((seed + round)) $p1 "$T/inodes" "$T/dirblocks" $round <<'PY' || die "corrupting"
 import random, sys
 r = random.Random(int(sys.argv[2]))
 base = int(sys.argv[3])
+inodes = [int(l) for l in open(sys.argv[4])]
+blocks = [tuple(map(int, l.split())) for l in open(sys.argv[5])]
+rnd = int(sys.argv[6]) % 3
+offs = [i * 512 + r.randrange(0, 176) for i in r.sample(inodes, 20)] if rnd != 2 else []
+for _ in range(20 if rnd != 1 else 0):
+    a, b = r.choice(blocks)
+    offs.append(r.randrange(a * 512, (b + 1) * 512))
 with open(sys.argv[1], "r+b") as f:
-    for _ in range(40):
-        f.seek(base + r.randrange(16384, 1 << 20))
+    for o in offs:
+        f.seek(base + o)
         f.write(bytes(r.randrange(256) for _ in range(16)))
 PY
 	badsum=$(sha256sum <"$T/bad.img")
@@ -161,7 +180,8 @@ PY
 	attach "bad$round" "$T/bad$round" --files || { fail "bad$round: attach"; continue; }
 	timeout 25 find "$T/bad$round/files" -type f -exec head -c 1M {} + >/dev/null 2>"$T/find.err"
 	rc=$?
-	echo "round $round: find rc $rc, $(wc -l <"$T/find.err") errors, $(grep -c 'parser' "$T/attach.log") parser events logged so far"
+	seen=$(timeout 20 find "$T/bad$round/files" 2>/dev/null | wc -l)
+	echo "round $round: find rc $rc, $seen of $(wc -l <"$T/want.ls") entries seen, $(wc -l <"$T/find.err") errors ($(head -n 2 "$T/find.err" | sed "s|$T/||g" | xargs)), $(grep -c 'parser' "$T/attach.log") parser events logged so far"
 	mountpoint -q "$T/bad$round" && timeout 20 ls "$T/bad$round/files" >/dev/null &&
 		ok "round $round: the export survived" || fail "round $round: the export is gone"
 	cmp -s <(dd if="$T/bad.img" bs=1M count=1 status=none) <(dd if="$T/bad$round/xvda" bs=1M count=1 status=none) &&
