@@ -15,8 +15,8 @@
  *
  * Inode numbers: XFS's are 64-bit (AG number, block, index), the
  * protocol's at most 32.  When every inode number the geometry allows
- * fits in 32 bits (file systems under about 1 TiB, or 2 TiB and more
- * with few allocation groups), a number is its own; the root is
+ * fits in 32 bits (up to 2 TiB with mkfs.xfs's 4 allocation groups),
+ * a number is its own; the root is
  * answered as FSV_ROOT_INO, and the few that cannot be their own (a
  * real 2, 0 or 1 named by hostile metadata) get numbers past the
  * largest valid one.  Otherwise every inode seen gets a number of a
@@ -50,6 +50,14 @@ struct xfs_io {
 	char *cache;              /* NCHUNKS chunks of CHUNK bytes */
 	uint64_t tag[NCHUNKS];    /* chunk number + 1 held in each; 0: none */
 	uint64_t last_miss;       /* the chunk after the last one fetched */
+	/* libfsxfs 20201117 steps from one AG's superblock to the next by
+	 * agblocks * blocksize in 32 bits: with AGs of 4 GiB or more
+	 * (mkfs.xfs's default above 16 GiB) it reads AG k's superblock
+	 * and AGI at k * w instead of k * p.  While it opens the volume,
+	 * those two reads of each AG, in order, are moved where it meant. */
+	bool fix_on, fix_agi;
+	uint32_t fix_k, fix_n;
+	uint64_t fix_w, fix_p, fix_agi_off;
 };
 
 /* One directory's names and XFS inodes, in the library's order, with a
@@ -172,16 +180,36 @@ static int bio_yes(intptr_t *h, libbfio_error_t **error)
 	return 1;
 }
 
+/* Where the library meant to read at off (see fix_on). */
+static uint64_t fix_off(struct xfs_io *io, uint64_t off)
+{
+	uint64_t k = io->fix_k;
+
+	if (!io->fix_on || k >= io->fix_n)
+		return off;
+	if (!io->fix_agi && off == k * io->fix_w) {
+		io->fix_agi = true;
+		return k * io->fix_p;
+	}
+	if (io->fix_agi && off == k * io->fix_w + io->fix_agi_off) {
+		io->fix_agi = false;
+		io->fix_k++;
+		return k * io->fix_p + io->fix_agi_off;
+	}
+	return off;
+}
+
 static ssize_t bio_read(intptr_t *h, uint8_t *buf, size_t size, libbfio_error_t **error)
 {
 	struct xfs_io *io = (struct xfs_io *)h;
+	uint64_t at = fix_off(io, io->pos);
 
 	(void)error;
-	if (io->pos >= io->size)
+	if (at >= io->size)
 		return 0;
-	if (size > io->size - io->pos)
-		size = (size_t)(io->size - io->pos);
-	if (size > SSIZE_MAX || disk_read(io, buf, size, io->pos))
+	if (size > io->size - at)
+		size = (size_t)(io->size - at);
+	if (size > SSIZE_MAX || disk_read(io, buf, size, at))
 		return -1;
 	io->pos += size;
 	return (ssize_t)size;
@@ -436,11 +464,17 @@ static int read_super(struct fsv_xfs *x)
 	    x->inopblog != log2_exact(x->blocksize / x->inodesize) ||
 	    !x->agblocks || !x->agcount || x->agblklog != log2_exact(x->agblocks) ||
 	    dblocks > (uint64_t)x->agcount * x->agblocks ||
-	    dblocks > x->io.size / x->blocksize)
+	    (uint64_t)(x->agcount - 1) * x->agblocks >= dblocks ||
+	    dblocks > x->io.size / x->blocksize || be16(sb + 102) < 512 ||
+	    be16(sb + 102) > x->blocksize)
 		return -EINVAL;
+	x->io.fix_p = (uint64_t)x->agblocks * x->blocksize;
+	x->io.fix_w = (uint32_t)x->io.fix_p;
+	x->io.fix_n = x->agcount;
+	x->io.fix_agi_off = 2u * be16(sb + 102);   /* 2 sectors in */
 	shift = x->agblklog + x->inopblog;
 	x->base = 3;
-	if (shift < 32 && ((uint64_t)x->agcount << shift) <= UINT32_MAX) {
+	if (shift <= 32 && ((uint64_t)x->agcount << shift) <= (1ull << 32)) {
 		x->ident_lim = (uint64_t)x->agcount << shift;
 		if (x->ident_lim > x->base)
 			x->base = x->ident_lim;
@@ -484,7 +518,7 @@ static int xfs_open(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 {
 	struct fsv_xfs *x = calloc(1, sizeof(*x));
 	libfsxfs_error_t *lerr = NULL;
-	int err = -EINVAL;
+	int r, err = -EINVAL;
 
 	if (!x)
 		return -ENOMEM;
@@ -509,8 +543,11 @@ static int xfs_open(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 	if (libfsxfs_volume_initialize(&x->vol, &lerr) != 1)
 		goto fail;
 	err = -EINVAL;
-	if (libfsxfs_volume_open_file_io_handle(x->vol, x->bfio, LIBFSXFS_OPEN_READ,
-						&lerr) != 1) {
+	x->io.fix_on = x->io.fix_w != x->io.fix_p;
+	r = libfsxfs_volume_open_file_io_handle(x->vol, x->bfio, LIBFSXFS_OPEN_READ,
+						&lerr);
+	x->io.fix_on = false;
+	if (r != 1) {
 		libfsxfs_volume_free(&x->vol, NULL);
 		goto fail;
 	}

@@ -93,6 +93,8 @@ stat -c %i "$src"/d0/* "$src"/d0/sub/deeper/* >"$T/inodes"
 xfs_bmap "$src/d0" "$src/d0/sub/deeper" | sed -n 's/.*: \([0-9]*\)\.\.\([0-9]*\)$/\1 \2/p' >"$T/dirblocks"
 [ -s "$T/inodes" ] && [ -s "$T/dirblocks" ] || die "finding d0's inodes and blocks"
 (cd "$src" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/want.sum"
+src0=$T/src0
+mkdir -p "$src0" && cp "$src/hello.txt" "$src0/"
 umount "$T/src" || die "umount"
 losetup -d "$loop" && loop=
 sum=$(sha256sum <"$img")
@@ -148,6 +150,47 @@ out=$("$xbd" ls vm1:xvda1:/d1 2>"$T/err") && echo "$out" | grep -q ' h2$' &&
 [ "$("$xbd" cat vm1:/link)" = "hello from the VM" ] && ok "xbd cat vm1:/link (the default file system)" ||
 	fail "xbd cat vm1:/link: $("$xbd" cat vm1:/link 2>&1 | head -n 2)"
 [ "$(sha256sum <"$img")" = "$sum" ] && ok "image unchanged" || fail "image changed"
+
+# a 20 GiB XFS (sparse): allocation groups of 5 GiB, past the 32-bit
+# AG offsets libfsxfs 20201117 computes; made by mkfs.xfs -p (a
+# protofile, no mount), with directories in several AGs
+big=$T/big.img
+truncate -s $(((20 << 30) + (2 << 20))) "$big"
+printf 'label: gpt\nstart=2048, size=%d, type=linux\n' $((20 << 21)) | sfdisk -q "$big" || die "sfdisk big"
+{
+	echo "boot"; echo "0 0"; echo "d--755 0 0"
+	echo "hello ---644 1000 100 $src0/hello.txt"
+	for d in a b c d e f; do
+		echo "$d d--755 0 0"
+		for i in $(seq 1 30); do echo " f$i ---644 0 0 $src0/hello.txt"; done
+		echo "\$"
+	done
+	echo "lnk l--777 0 0 hello"
+	echo "\$"
+} >"$T/proto"
+loop=$(losetup -f --show -o $p1 --sizelimit $((20 << 30)) "$big") || skip "no loop devices"
+mkfs.xfs -q -p "$T/proto" "$loop" || die "mkfs.xfs -p"
+agblocks=$(xfs_db -r -c sb -c 'p agblocks' "$loop" | awk '{print $3}')
+agsize=$((agblocks * 4096))
+losetup -d "$loop" && loop=
+vm_create vmbig "$big,xvda"
+wait_for 10 guest_connected "$DOMID" 51712 || fail "vmbig: guest did not connect"
+attach vmbig "$T/big" --files || die "attach vmbig --files"
+want=$(cd "$T/big/files/xvda1" 2>/dev/null && find . -type f -exec cat {} + | sort | uniq -c | xargs)
+got_dirs=$(cd "$T/big/files/xvda1" && find . -mindepth 1 -type d | sort | xargs)
+# XFS's own inode numbers (the low 32 bits of st_ino): AG k's start at
+# k << (agblklog + 3)
+max_ino=0
+for i in $(stat -c %i "$T/big/files/xvda1"/?); do
+	[ $((i & 0xffffffff)) -gt "$max_ino" ] && max_ino=$((i & 0xffffffff))
+done
+[ "$agsize" -gt $((4 << 30)) ] && [ "$want" = "181 hello from the VM" ] &&
+	[ "$got_dirs" = "./a ./b ./c ./d ./e ./f" ] && [ "$(readlink "$T/big/files/xvda1/lnk")" = hello ] &&
+	[ "$max_ino" -ge $((agblocks * 8)) ] &&
+	ok "20 GiB XFS (AGs of $((agsize >> 30)) GiB, inodes up to $max_ino): 6 directories, 181 files read" ||
+	fail "20 GiB XFS: agsize $agsize, dirs '$got_dirs', contents '$want', inodes up to $max_ino"
+"$xbd" detach "$T/big" || fail "detach vmbig"
+rm -f "$big"
 
 # hostile: random bytes over the first AG's inode chunks and directory
 # blocks (the first MiBs after the AG headers); each attempt must leave
