@@ -40,6 +40,7 @@
 #define READAHEAD_CHUNKS 16      /* 512 KiB at once when reading in order */
 #define MAP_MAX (4u << 20)       /* inodes numbered by the table */
 #define DIR_MAX (1u << 20)       /* entries of one directory (fsview.c's bound) */
+#define NDIRS 4                  /* directories indexed at once (find walks up and down) */
 #define CORE 176                 /* bytes of a v3 inode core we read */
 #define DIFLAG2_BIGTIME (1ull << 3)
 
@@ -65,6 +66,7 @@ struct xfs_io {
  * (its get_sub_file_entry_by_utf8_name is a stub that fails). */
 struct dir_index {
 	uint64_t ino;             /* ours; 0: none */
+	uint64_t used;            /* when last used, for eviction */
 	size_t n;
 	uint64_t *xino;
 	uint32_t *noff;           /* name i at names + noff[i], nlen[i] bytes */
@@ -90,7 +92,8 @@ struct fsv_xfs {
 	uint64_t *rev;
 	size_t rev_cap;
 	uint64_t base;
-	struct dir_index dir;     /* the last directory listed or searched */
+	struct dir_index dirs[NDIRS]; /* the last directories listed or searched */
+	uint64_t clock;
 	/* the last file read, kept open */
 	libfsxfs_file_entry_t *file;
 	uint64_t file_ino;
@@ -242,6 +245,19 @@ static int bio_size(intptr_t *h, size64_t *size, libbfio_error_t **error)
 	return 1;
 }
 
+/* Where XFS inode xi is on the disk: 0 or -ENOENT. */
+static int inode_pos(const struct fsv_xfs *x, uint64_t xi, uint64_t *off)
+{
+	uint64_t agno = xi >> (x->agblklog + x->inopblog);
+	uint64_t agbno = (xi >> x->inopblog) & ((1ull << x->agblklog) - 1);
+
+	if (agno >= x->agcount || agbno >= x->agblocks)
+		return -ENOENT;
+	*off = (agno * x->agblocks + agbno) * x->blocksize +
+	       (xi & ((1ull << x->inopblog) - 1)) * x->inodesize;
+	return 0;
+}
+
 /* ---- inode numbers ---- */
 
 static size_t slot_of(const struct fsv_xfs *x, uint64_t k)
@@ -284,6 +300,7 @@ static int map_grow(struct fsv_xfs *x)
 /* Our number of XFS inode xi: 0 or negative errno. */
 static int to_ours(struct fsv_xfs *x, uint64_t xi, uint64_t *out)
 {
+	uint64_t off;
 	size_t s;
 
 	if (xi == x->rootino) {
@@ -294,8 +311,11 @@ static int to_ours(struct fsv_xfs *x, uint64_t xi, uint64_t *out)
 		*out = xi;
 		return 0;
 	}
-	if (!xi)
-		return -EIO;     /* the table's empty mark: never a real inode */
+	/* only numbers of the geometry are numbered (and never 0, the
+	 * table's empty mark): hostile metadata cannot fill the table
+	 * with inodes that do not exist */
+	if (!xi || inode_pos(x, xi, &off))
+		return -EIO;
 	if (x->cap) {
 		for (s = slot_of(x, xi); x->keys[s]; s = (s + 1) & (x->cap - 1))
 			if (x->keys[s] == xi) {
@@ -359,19 +379,6 @@ static void timestamp(const uint8_t *p, bool big, int64_t *sec, uint32_t *ns)
 		if (*ns >= 1000000000u)
 			*ns = 0;
 	}
-}
-
-/* Where XFS inode xi is on the disk: 0 or -ENOENT. */
-static int inode_pos(const struct fsv_xfs *x, uint64_t xi, uint64_t *off)
-{
-	uint64_t agno = xi >> (x->agblklog + x->inopblog);
-	uint64_t agbno = (xi >> x->inopblog) & ((1ull << x->agblklog) - 1);
-
-	if (agno >= x->agcount || agbno >= x->agblocks)
-		return -ENOENT;
-	*off = (agno * x->agblocks + agbno) * x->blocksize +
-	       (xi & ((1ull << x->inopblog) - 1)) * x->inodesize;
-	return 0;
 }
 
 static int inode_head(struct fsv_xfs *x, uint64_t xi, uint8_t c[8])
@@ -498,7 +505,8 @@ static void xfs_close(void *fs)
 
 	if (!x)
 		return;
-	dir_free(&x->dir);
+	for (int i = 0; i < NDIRS; i++)
+		dir_free(&x->dirs[i]);
 	if (x->file)
 		libfsxfs_file_entry_free(&x->file, NULL);
 	if (x->vol) {
@@ -601,19 +609,27 @@ static uint32_t name_hash(const char *p, size_t len)
 	return h;
 }
 
-/* The index of dir i (ours) in x->dir, from the library: each entry's
- * name and inode number, once per directory. */
-static int dir_load(struct fsv_xfs *x, uint64_t ino)
+/* The index of directory ino (ours), from the library: each entry's
+ * name and inode number, once for as long as it stays among the NDIRS
+ * last used. */
+static int dir_load(struct fsv_xfs *x, uint64_t ino, struct dir_index **out)
 {
-	struct dir_index *d = &x->dir;
+	struct dir_index *d = &x->dirs[0];
 	libfsxfs_file_entry_t *de = NULL;
 	libfsxfs_error_t *lerr = NULL;
 	size_t names_cap = 0, names_len = 0;
 	int n = 0, err;
 	uint64_t xi;
 
-	if (d->ino == ino)
-		return 0;
+	for (int i = 0; i < NDIRS; i++) {
+		if (x->dirs[i].ino == ino) {
+			x->dirs[i].used = ++x->clock;
+			*out = &x->dirs[i];
+			return 0;
+		}
+		if (x->dirs[i].used < d->used)
+			d = &x->dirs[i];
+	}
 	dir_free(d);
 	err = is_dir(x, ino);
 	if (err)
@@ -684,6 +700,8 @@ static int dir_load(struct fsv_xfs *x, uint64_t ino)
 		d->n++;
 	}
 	d->ino = ino;
+	d->used = ++x->clock;
+	*out = d;
 	err = 0;
 out:
 	libfsxfs_error_free(&lerr);
@@ -708,38 +726,40 @@ static uint32_t dtype(uint32_t mode)
 	return DT_UNKNOWN;
 }
 
-/* The attributes of entry i of x->dir, under our number. */
-static int entry_attr(struct fsv_xfs *x, size_t i, struct fsv_attr *a)
+/* The attributes of entry i of d, under our number. */
+static int entry_attr(struct fsv_xfs *x, const struct dir_index *d, size_t i,
+		      struct fsv_attr *a)
 {
 	uint64_t ours;
-	int err = to_ours(x, x->dir.xino[i], &ours);
+	int err = to_ours(x, d->xino[i], &ours);
 
-	return err ? err : get_attr_xfs(x, x->dir.xino[i], ours, a);
+	return err ? err : get_attr_xfs(x, d->xino[i], ours, a);
 }
 
 static int xfs_readdir(void *fs, uint64_t dir, uint64_t cookie,
 		       struct fsv_dir_out *o, uint64_t *next)
 {
 	struct fsv_xfs *x = fs;
-	int err = dir_load(x, dir);
+	struct dir_index *d;
+	int err = dir_load(x, dir, &d);
 
 	if (err)
 		return err;
 	*next = 0;
-	for (uint64_t i = cookie; i < x->dir.n; i++) {
+	for (uint64_t i = cookie; i < d->n; i++) {
 		struct fsv_attr a;
 		uint64_t ours;
 		bool has;
 
-		err = to_ours(x, x->dir.xino[i], &ours);
+		err = to_ours(x, d->xino[i], &ours);
 		if (err == -ENOMEM || err == -EOVERFLOW)
 			return err;
 		if (err)
 			continue;            /* inode 0: left out */
 		/* a broken inode: named, without attributes (they answer EIO) */
-		has = !get_attr_xfs(x, x->dir.xino[i], ours, &a);
+		has = !get_attr_xfs(x, d->xino[i], ours, &a);
 		if (!fsv_emit(o, ours, has ? dtype(a.mode) : DT_UNKNOWN,
-			      x->dir.names + x->dir.noff[i], x->dir.nlen[i],
+			      d->names + d->noff[i], d->nlen[i],
 			      has ? &a : NULL)) {
 			*next = i;
 			break;
@@ -757,8 +777,8 @@ static int xfs_lookup(void *fs, uint64_t dir, const char *name, size_t len,
 		      struct fsv_attr *a)
 {
 	struct fsv_xfs *x = fs;
-	struct dir_index *d = &x->dir;
-	int err = dir_load(x, dir);
+	struct dir_index *d;
+	int err = dir_load(x, dir, &d);
 
 	if (err)
 		return err;
@@ -767,7 +787,7 @@ static int xfs_lookup(void *fs, uint64_t dir, const char *name, size_t len,
 		uint32_t i = d->slots[s] - 1;
 
 		if (d->nlen[i] == len && !memcmp(d->names + d->noff[i], name, len))
-			return entry_attr(x, i, a);
+			return entry_attr(x, d, i, a);
 	}
 	return -ENOENT;
 }
