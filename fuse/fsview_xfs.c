@@ -555,6 +555,8 @@ static int xfs_open(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 	r = libfsxfs_volume_open_file_io_handle(x->vol, x->bfio, LIBFSXFS_OPEN_READ,
 						&lerr);
 	x->io.fix_on = false;
+	/* (an error it noted and went on from is freed too) */
+	libfsxfs_error_free(&lerr);
 	if (r != 1) {
 		libfsxfs_volume_free(&x->vol, NULL);
 		goto fail;
@@ -571,7 +573,6 @@ fail:
 static int entry(struct fsv_xfs *x, uint64_t ino, libfsxfs_file_entry_t **slot,
 		 uint64_t *slot_ino, libfsxfs_file_entry_t **out)
 {
-	libfsxfs_error_t *lerr = NULL;
 	uint64_t xi;
 
 	if (*slot && *slot_ino == ino) {
@@ -582,8 +583,7 @@ static int entry(struct fsv_xfs *x, uint64_t ino, libfsxfs_file_entry_t **slot,
 		return -ENOENT;
 	if (*slot)
 		libfsxfs_file_entry_free(slot, NULL);
-	if (libfsxfs_volume_get_file_entry_by_inode(x->vol, xi, slot, &lerr) != 1) {
-		libfsxfs_error_free(&lerr);
+	if (libfsxfs_volume_get_file_entry_by_inode(x->vol, xi, slot, NULL) != 1) {
 		*slot = NULL;
 		return -EIO;
 	}
