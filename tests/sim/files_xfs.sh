@@ -7,13 +7,15 @@
 # bigtime, reflink, ...) and filled through a kernel loop mount at the
 # partition's offset: nested directories, 2000 small files, a 20 MiB
 # random file and a reflinked copy of it, a sparse file, a preallocated
-# one, a hard link, short and long symbolic
-# links, a non-ASCII name, odd modes, owners and timestamps (with
-# nanoseconds).  The tree's listing and every file's sha256 equal what
-# was written; hard links share an inode; holes read as zeros; `xbd ls`
-# and `xbd cat` read it without a mount; random bytes over the inodes
-# and directories give errors or missing entries, never a crash, and
-# the disk files still read; the images are unchanged afterwards.
+# one, a hard link, short and long symbolic links, a non-ASCII name,
+# odd modes, owners and timestamps (with nanoseconds).  The tree's
+# listing and every file's sha256 equal what was written; hard links
+# share an inode; holes read as zeros; `xbd ls` and `xbd cat` read it
+# without a mount.  A 20 GiB XFS (AGs over 4 GiB) reads, and hostile
+# inode numbers in its root (2, the root's own) leave the rest
+# readable.  Random bytes over the inodes and directories give errors
+# or missing entries, never a crash, and the disk files still read;
+# the images are unchanged afterwards.
 . "$(dirname "$0")/attach_common.inc"
 need_fuse_root
 requires_prog sfdisk
@@ -190,6 +192,29 @@ done
 	ok "20 GiB XFS (AGs of $((agsize >> 30)) GiB, inodes up to $max_ino): 6 directories, 181 files read" ||
 	fail "20 GiB XFS: agsize $agsize, dirs '$got_dirs', contents '$want', inodes up to $max_ino"
 "$xbd" detach "$T/big" || fail "detach vmbig"
+# hostile inode numbers in the root (a short-form directory): "lnk"
+# names inode 2 (in the AG headers, not an inode; the protocol's root
+# number): it is left out, never the root; "a" names the root itself:
+# the kernel refuses the directory alias, the rest reads
+loop=$(losetup -f --show -o $p1 --sizelimit $((20 << 30)) "$big") || skip "no loop devices"
+rootino=$(xfs_db -r -c sb -c 'p rootino' "$loop" | awk '{print $3}')
+names=$(xfs_db -r -c "inode $rootino" -c 'p u3' "$loop" | sed -n 's/.*list\[\([0-9]*\)\].name = "\(.*\)"/\1 \2/p')
+i_lnk=$(echo "$names" | awk '$2 == "lnk" {print $1}')
+i_a=$(echo "$names" | awk '$2 == "a" {print $1}')
+xfs_db -x -c "inode $rootino" -c "write u3.sfdir3.list[$i_lnk].inumber.i4 2" \
+	-c "write u3.sfdir3.list[$i_a].inumber.i4 $rootino" "$loop" >/dev/null || die "xfs_db write"
+losetup -d "$loop" && loop=
+attach vmbig "$T/big" --files || die "attach vmbig again"
+r=$T/big/files/xvda1
+timeout 20 ls -la "$r" >"$T/root.ls" 2>&1
+awk '{print "  ls: " $1, $2, $NF}' "$T/root.ls"
+timeout 20 find "$r" >/dev/null 2>&1
+timeout 20 stat "$r/lnk" >/dev/null 2>&1 && [ "$(stat -c %i "$r/lnk")" = "$(stat -c %i "$r")" ] &&
+	fail "inode 2 answered as the root"
+[ "$(cat "$r/hello" 2>/dev/null)" = "hello from the VM" ] && grep -q ' b$' "$T/root.ls" &&
+	mountpoint -q "$T/big" && ok "hostile inode numbers (2, the root): the rest reads ($(grep -c . "$T/root.ls") lines of ls)" ||
+	fail "hostile inode numbers: $(head -c 300 "$T/root.ls")"
+"$xbd" detach "$T/big" || fail "detach vmbig (hostile)"
 rm -f "$big"
 
 # hostile: random bytes over the first AG's inode chunks and directory
