@@ -5,7 +5,8 @@
 # the kill -9 soak (tests/soak/, not part of check).
 
 CC      ?= gcc
-PKGS    := fuse3 xenstore xengnttab xenevtchn xencontrol json-c blkid libcrypto libewf libseccomp ext2fs libntfs-3g
+
+PKGS    := fuse3 xenstore xengnttab xenevtchn xencontrol json-c blkid libcrypto libewf libseccomp ext2fs libntfs-3g libfsxfs libbfio
 WARN    := -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes \
            -Wmissing-declarations -Werror
 CFLAGS  ?= -O2 -g

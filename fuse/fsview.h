@@ -85,6 +85,7 @@ struct fsv_parser {
 
 extern const struct fsv_parser fsv_parser_ext;
 extern const struct fsv_parser fsv_parser_ntfs;
+extern const struct fsv_parser fsv_parser_xfs;
 
 /* The child's main loop: answers requests on fd until the parent goes;
  * the first FSV_INIT finds the file system (arg: its uint64_t size). */

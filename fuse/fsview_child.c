@@ -16,6 +16,7 @@
 static const struct fsv_parser *const parsers[] = {
 	&fsv_parser_ext,
 	&fsv_parser_ntfs,
+	&fsv_parser_xfs,
 };
 
 struct fsv_fs {

@@ -11,6 +11,7 @@ pkgs=(
 	python3-jsonschema xfsprogs # image report schema; XFS reflinks (--snapshot)
 	libseccomp-dev libext2fs-dev # the confined parsers of guest LVM and file systems
 	ntfs-3g-dev ntfs-3g        # NTFS trees (libntfs-3g); mkntfs and ntfs-3g in files_ntfs
+	libfsxfs-dev libbfio-dev   # the confined parser of guest XFS
 	lvm2                       # files_lvm: guest volume groups (activation off)
 	xenstore-utils             # xenstore-read/-write/... against the sim
 	clang                      # make fuzz: libFuzzer harnesses (tests/fuzz/)
