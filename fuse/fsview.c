@@ -37,6 +37,8 @@
 #define FSV_BIT FSV_DIR_INO
 #define FSV_MAX_TREES 255
 #define FSV_MAX_DIRENTS (1u << 20)  /* entries of one directory we list */
+/* Seconds the kernel keeps a tree's names and attributes (see above). */
+#define FSV_TIMEOUT 3600.0
 
 struct fsv_tree {
 	struct fsv_tree *next;
@@ -230,7 +232,7 @@ static void files_stat(struct xbd_fuse *fx, struct stat *st)
 	st->st_atim = st->st_mtim = st->st_ctim = fx->born;
 }
 
-static void reply_entry(fuse_req_t req, const struct stat *st)
+static void reply_entry(fuse_req_t req, const struct stat *st, double timeout)
 {
 	struct fuse_entry_param e;
 
@@ -238,8 +240,8 @@ static void reply_entry(fuse_req_t req, const struct stat *st)
 	e.ino = st->st_ino;
 	e.generation = 1;
 	e.attr = *st;
-	e.attr_timeout = FX_TIMEOUT;
-	e.entry_timeout = FX_TIMEOUT;
+	e.attr_timeout = timeout;
+	e.entry_timeout = timeout;
 	fuse_reply_entry(req, &e);
 }
 
@@ -252,7 +254,7 @@ bool fsview_root_lookup(struct xbd_fuse *fx, fuse_req_t req, const char *name)
 	if (!fx->fsv || strcmp(name, FSV_DIR_NAME))
 		return false;
 	files_stat(fx, &st);
-	reply_entry(req, &st);
+	reply_entry(req, &st, FX_TIMEOUT);
 	return true;
 }
 
@@ -286,7 +288,8 @@ static void do_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
 	if (err)
 		fuse_reply_err(req, -err);
 	else
-		reply_entry(req, &st);
+		/* a tree's name comes and goes with its disk */
+		reply_entry(req, &st, (uint64_t)parent == FSV_BIT ? FX_TIMEOUT : FSV_TIMEOUT);
 }
 
 static void do_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
@@ -305,7 +308,7 @@ static void do_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 	if (err)
 		fuse_reply_err(req, -err);
 	else
-		fuse_reply_attr(req, &st, FX_TIMEOUT);
+		fuse_reply_attr(req, &st, FSV_TIMEOUT);
 }
 
 static void do_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
@@ -507,8 +510,8 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 				attr_to_stat(t, &a, &ep.attr);
 				ep.ino = ep.attr.st_ino;
 				ep.generation = 1;
-				ep.attr_timeout = FX_TIMEOUT;
-				ep.entry_timeout = FX_TIMEOUT;
+				ep.attr_timeout = FSV_TIMEOUT;
+				ep.entry_timeout = FSV_TIMEOUT;
 			} else {
 				ep.attr.st_ino = mk_ino(t, e.ino);
 				ep.attr.st_mode = DTTOIF(e.type);
@@ -545,7 +548,7 @@ static void do_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = 0;
-	fi->keep_cache = 0;
+	fi->keep_cache = 1;   /* a view: see the top of this file */
 	fuse_reply_open(req, fi);
 }
 

@@ -149,6 +149,10 @@ static void fx_init(void *userdata, struct fuse_conn_info *conn)
 	 * made a listing wait for reads in flight of a disk's file */
 	if (!fx->files)
 		conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	else
+		/* always: in AUTO mode the kernel asks plus for a directory's
+		 * first page only, and `find` then sent one LOOKUP per name */
+		conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 
