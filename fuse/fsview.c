@@ -29,6 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ struct fsv_tree {
 	struct xbd_sandbox *sb;
 	uint64_t size;
 	pthread_mutex_t lock;     /* one request at a time */
+	atomic_bool no_map;       /* the parser answers no FSV_MAP */
 	char type[16];
 	char name[XBD_FUSE_NAME_MAX + 1];
 };
@@ -146,7 +148,8 @@ static int call(struct fsv_tree *t, uint32_t op, const void *req, size_t len,
 		free(reply);
 		/* errnos the child may give; anything else is EIO */
 		return st == -ENOENT || st == -ENOTDIR || st == -EINVAL ||
-		       st == -ENAMETOOLONG ? st : -EIO;
+		       st == -ENAMETOOLONG ||
+		       (op == FSV_MAP && (st == -ENOSYS || st == -EOPNOTSUPP)) ? st : -EIO;
 	}
 	memmove(reply, (char *)reply + 4, rlen - 4);
 	*body = reply;
@@ -552,8 +555,62 @@ static void do_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_open(req, fi);
 }
 
-/* A read of the FUSE size, in requests that fit the protocol; fewer
- * bytes only at the end of the file. */
+/* Bytes off..off+size of file ino, read by us from where the child
+ * says they lie (FSV_MAP): several reads of a file, and of other files
+ * of the tree, are then served at once, and no data byte passes
+ * through the child.  The child can only name bytes of its own volume
+ * (tree_read bounds them), which it could read anyway.  0 and *done
+ * (fewer than size only at the end of the file), -ENOSYS or
+ * -EOPNOTSUPP when the child cannot map (its parser, this file), or
+ * negative errno. */
+static int read_mapped(struct fsv_tree *t, uint64_t ino, char *buf, size_t size,
+		       uint64_t off, size_t *done)
+{
+	*done = 0;
+	while (*done < size) {
+		struct fsv_read q = { .ino = ino, .off = off + *done,
+				      .len = (uint32_t)(size - *done) };
+		uint64_t fsize, at = q.off, end;
+		char *b;
+		size_t bl;
+		int err = call(t, FSV_MAP, &q, sizeof(q), &b, &bl);
+
+		if (err)
+			return err;
+		if (bl < 8 || (bl - 8) % sizeof(struct fsv_extent) ||
+		    (bl - 8) / sizeof(struct fsv_extent) > FSV_MAP_MAX) {
+			free(b);
+			return -EIO;
+		}
+		memcpy(&fsize, b, 8);
+		end = fsize <= q.off ? q.off : fsize - q.off < q.len ? fsize : q.off + q.len;
+		for (size_t i = 8; i < bl && !err; i += sizeof(struct fsv_extent)) {
+			struct fsv_extent x;
+
+			memcpy(&x, b + i, sizeof(x));
+			if (x.off != at || !x.len || x.len > end - at || x.zero > 1)
+				err = -EIO;
+			else if (x.zero)
+				memset(buf + (at - off), 0, x.len);
+			else if (tree_read(t, 0, buf + (at - off), x.len, x.phys))
+				err = -EIO;
+			at += x.len;
+		}
+		free(b);
+		if (err)
+			return err;
+		*done = at - off;
+		if (at == end && end < q.off + q.len)
+			return 0;       /* the end of the file */
+		if (at == q.off)
+			return -EIO;    /* no progress */
+	}
+	return 0;
+}
+
+/* A read of the FUSE size: mapped when the parser can, else in
+ * FSV_READ requests that fit the protocol; fewer bytes only at the end
+ * of the file. */
 static void do_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		 size_t size, off_t off)
 {
@@ -562,6 +619,17 @@ static void do_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	char *buf = size ? malloc(size) : NULL;
 	int err = !t ? -ENOENT : off < 0 ? -EINVAL : size && !buf ? -ENOMEM : 0;
 
+	if (!err && size && !atomic_load(&t->no_map)) {
+		err = read_mapped(t, fs_ino(ino), buf, size, (uint64_t)off, &done);
+		if (err == -ENOSYS)
+			atomic_store(&t->no_map, true);
+		if (err == -ENOSYS || err == -EOPNOTSUPP)
+			err = 0;
+		else
+			size = done;    /* done, one way or the other */
+		if (err)
+			done = 0;
+	}
 	while (!err && done < size) {
 		struct fsv_read q = { .ino = fs_ino(ino), .off = (uint64_t)off + done,
 				      .len = (uint32_t)(size - done < chunk ? size - done : chunk) };
