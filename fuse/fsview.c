@@ -36,14 +36,25 @@
 #include <sys/stat.h>
 
 #define FSV_BIT FSV_DIR_INO
-#define FSV_MAX_TREES 255
+/* Tree ids are never reused: the kernel may hold a tree's inodes for
+ * FSV_TIMEOUT, and they must not come to name another tree's files.
+ * 30 bits (those between the tree's inode and FSV_BIT): a rescan a
+ * second for 34 years. */
+#define FSV_MAX_TREES ((1u << 30) - 1)
 #define FSV_MAX_DIRENTS (1u << 20)  /* entries of one directory we list */
+/* Bytes of one directory's listing we hold (entries, attributes and
+ * names: ~40 MiB for 2^18 entries with 32-byte names), and of all the
+ * listings open at once: a hostile or huge directory costs EIO, not
+ * the daemon's memory. */
+#define FSV_MAX_DIR_BYTES (64u << 20)
+#define FSV_MAX_LISTED (256u << 20)
 /* Seconds the kernel keeps a tree's names and attributes (see above). */
 #define FSV_TIMEOUT 3600.0
 
 struct fsv_tree {
 	struct fsv_tree *next;
 	unsigned id;
+	unsigned refs;            /* the list's and each request's; fx_fsview.lock */
 	struct fx_node *node;     /* the volume, with a reference */
 	struct xbd_sandbox *sb;
 	uint64_t size;
@@ -76,6 +87,7 @@ struct fx_fsview {
 	bool stop;
 	pthread_t threads[FSV_THREADS];
 	unsigned nthreads;
+	atomic_size_t listed;     /* bytes of the open listings (fsv_dir) */
 	struct xbd_fuse *fx;
 };
 
@@ -89,6 +101,16 @@ static fuse_ino_t mk_ino(const struct fsv_tree *t, uint64_t i)
 	return (fuse_ino_t)(FSV_BIT | (uint64_t)t->id << 32 | i);
 }
 
+static void tree_free(struct xbd_fuse *fx, struct fsv_tree *t)
+{
+	xbd_sandbox_stop(t->sb);
+	node_put(fx, t->node);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+/* A tree with a reference (tree_put), or NULL: a request keeps its
+ * tree, child included, even if its disk goes meanwhile. */
 static struct fsv_tree *tree_of(struct xbd_fuse *fx, fuse_ino_t ino)
 {
 	unsigned id = (unsigned)(((uint64_t)ino & ~FSV_BIT) >> 32);
@@ -99,8 +121,23 @@ static struct fsv_tree *tree_of(struct xbd_fuse *fx, fuse_ino_t ino)
 	pthread_mutex_lock(&fx->fsv->lock);
 	for (t = fx->fsv->trees; t && t->id != id; t = t->next)
 		;
+	if (t)
+		t->refs++;
 	pthread_mutex_unlock(&fx->fsv->lock);
 	return t;
+}
+
+static void tree_put(struct xbd_fuse *fx, struct fsv_tree *t)
+{
+	bool last;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&fx->fsv->lock);
+	last = --t->refs == 0;
+	pthread_mutex_unlock(&fx->fsv->lock);
+	if (last)
+		tree_free(fx, t);
 }
 
 static uint64_t fs_ino(fuse_ino_t ino)
@@ -274,6 +311,8 @@ static void do_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
 		pthread_mutex_lock(&fx->fsv->lock);
 		for (t = fx->fsv->trees; t && strcmp(t->name, name); t = t->next)
 			;
+		if (t)
+			t->refs++;
 		pthread_mutex_unlock(&fx->fsv->lock);
 		err = t ? tree_getattr(t, FSV_ROOT_INO, &st) : -ENOENT;
 	} else {
@@ -288,6 +327,7 @@ static void do_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
 			err = getattr(t, 0, FSV_LOOKUP, buf, 8 + len, &st);
 		}
 	}
+	tree_put(fx, t);
 	if (err)
 		fuse_reply_err(req, -err);
 	else
@@ -308,6 +348,7 @@ static void do_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 	}
 	t = tree_of(fx, ino);
 	err = t ? tree_getattr(t, fs_ino(ino), &st) : -ENOENT;
+	tree_put(fx, t);
 	if (err)
 		fuse_reply_err(req, -err);
 	else
@@ -322,6 +363,7 @@ static void do_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 	size_t bl = 0;
 	int err = t ? call(t, FSV_READLINK, &i, sizeof(i), &b, &bl) : -ENOENT;
 
+	tree_put(fx, t);
 	if (!err && (bl > FSV_LINK_MAX || memchr(b, 0, bl)))
 		err = -EIO;
 	s = err ? NULL : malloc(bl + 1);
@@ -344,7 +386,17 @@ static void do_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 struct fsv_dir {
 	char *buf;                /* struct fsv_dirent + name, packed */
 	size_t len;
+	size_t charged;           /* of fx_fsview's listed */
 };
+
+static void dir_free(struct xbd_fuse *fx, struct fsv_dir *d)
+{
+	if (!d)
+		return;
+	atomic_fetch_sub(&fx->fsv->listed, d->charged);
+	free(d->buf);
+	free(d);
+}
 
 static int dirent_check(const struct fsv_dirent *d, const char *name)
 {
@@ -357,7 +409,8 @@ static int dirent_check(const struct fsv_dirent *d, const char *name)
 	return 0;
 }
 
-static int list_dir(struct fsv_tree *t, uint64_t dir, struct fsv_dir *out)
+static int list_dir(struct xbd_fuse *fx, struct fsv_tree *t, uint64_t dir,
+		    struct fsv_dir *out)
 {
 	uint64_t cookie = 0, n = 0;
 
@@ -406,6 +459,16 @@ static int list_dir(struct fsv_tree *t, uint64_t dir, struct fsv_dir *out)
 			free(b);
 			return -EIO;
 		}
+		if (out->len + bl - 8 > FSV_MAX_DIR_BYTES ||
+		    atomic_fetch_add(&fx->fsv->listed, bl - 8) + bl - 8 > FSV_MAX_LISTED) {
+			if (out->len + bl - 8 <= FSV_MAX_DIR_BYTES)
+				atomic_fetch_sub(&fx->fsv->listed, bl - 8);
+			free(b);
+			xbd_err("%s: directory %llu: listing past %u MiB (or all open listings past %u MiB): EIO",
+				t->name, (unsigned long long)dir, FSV_MAX_DIR_BYTES >> 20, FSV_MAX_LISTED >> 20);
+			return -EIO;
+		}
+		out->charged += bl - 8;
 		nb = realloc(out->buf, out->len + bl - 8);
 		if (!nb) {
 			free(b);
@@ -433,29 +496,22 @@ static void do_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	}
 	if ((uint64_t)ino != FSV_BIT) {
 		t = tree_of(fx, ino);
-		err = t ? list_dir(t, fs_ino(ino), d) : -ENOENT;
+		err = t ? list_dir(fx, t, fs_ino(ino), d) : -ENOENT;
+		tree_put(fx, t);
 	}
 	if (err) {
-		free(d->buf);
-		free(d);
+		dir_free(fx, d);
 		fuse_reply_err(req, -err);
 		return;
 	}
 	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		free(d->buf);
-		free(d);
-	}
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dir_free(fx, d);
 }
 
 void fsview_releasedir(fuse_req_t req, struct fuse_file_info *fi)
 {
-	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
-
-	if (d) {
-		free(d->buf);
-		free(d);
-	}
+	dir_free(fuse_req_userdata(req), (struct fsv_dir *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -469,6 +525,7 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	off_t idx = 0;
 
 	if (!buf) {
+		tree_put(fx, t);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -528,6 +585,7 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 			used += need;
 		}
 	}
+	tree_put(fx, t);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }
@@ -544,6 +602,7 @@ static void do_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	err = t ? tree_getattr(t, fs_ino(ino), &st) : -ENOENT;
+	tree_put(fx, t);
 	if (!err && !S_ISREG(st.st_mode))
 		err = S_ISDIR(st.st_mode) ? -EISDIR : -EACCES;
 	if (err) {
@@ -650,6 +709,7 @@ static void do_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		if (bl < q.len)
 			break;
 	}
+	tree_put(fx, t);
 	if (err)
 		fuse_reply_err(req, -err);
 	else
@@ -833,24 +893,20 @@ static void try_tree(struct xbd_fuse *fx, struct fx_node *n)
 		err = -EIO;
 	if (err) {
 		free(b);
-		xbd_sandbox_stop(t->sb);
-		node_put(fx, n);
-		pthread_mutex_destroy(&t->lock);
-		free(t);
+		tree_free(fx, t);
 		return;
 	}
 	memcpy(t->type, b, sizeof(t->type));
 	free(b);
 	pthread_mutex_lock(&fx->fsv->lock);
-	t->id = ++fx->fsv->next_id;
-	if (t->id > FSV_MAX_TREES) {
+	if (fx->fsv->next_id >= FSV_MAX_TREES) {
 		pthread_mutex_unlock(&fx->fsv->lock);
-		xbd_sandbox_stop(t->sb);
-		node_put(fx, n);
-		pthread_mutex_destroy(&t->lock);
-		free(t);
+		xbd_err("%s: no tree: all %u tree numbers used", n->name, FSV_MAX_TREES);
+		tree_free(fx, t);
 		return;
 	}
+	t->id = ++fx->fsv->next_id;
+	t->refs = 1;
 	t->next = fx->fsv->trees;
 	fx->fsv->trees = t;
 	pthread_mutex_unlock(&fx->fsv->lock);
@@ -897,8 +953,11 @@ int fsview_add_disk(struct xbd_fuse *fx, const char *disk_name)
 	return 0;
 }
 
-/* Ends the trees on disk d (all when d is NULL: only once no request
- * runs, since a request holds its tree without a reference). */
+/* Ends the trees on disk d (its partitions were read again, or it
+ * goes), or all when d is NULL (the export ends: no request runs).  A
+ * request running keeps its tree until it ends (tree_put); the kernel
+ * is told the names are gone, and the inodes it may still hold name
+ * no tree (ids are never reused): ENOENT. */
 void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d)
 {
 	struct fsv_tree *gone = NULL;
@@ -922,10 +981,10 @@ void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d)
 		struct fsv_tree *t = gone;
 
 		gone = t->next;
-		xbd_sandbox_stop(t->sb);
-		node_put(fx, t->node);
-		pthread_mutex_destroy(&t->lock);
-		free(t);
+		if (d)
+			fuse_lowlevel_notify_inval_entry(fx->se, FSV_BIT, t->name,
+							 strlen(t->name));
+		tree_put(fx, t);
 	}
 	if (!d) {
 		fsview_stop_threads(fx);

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,27 +89,13 @@ uint16_t xbd_platform_self_domid(struct xbd_platform *p)
 	return xbd_platform_ops_of(p)->self_domid(p);
 }
 
-/* Pages shared with a guest stay out of forked children (the file
- * systems' sandboxes, src/sandbox.c, which also unmaps any shared
- * mapping left): a parser there must not see another disk's data.
- * Best effort: a mapping that refuses is still unmapped there. */
-static void no_fork(void *addr, unsigned count)
-{
-	madvise(addr, (size_t)count * XBD_PAGE_SIZE, MADV_DONTFORK);
-}
-
 int xbd_share_pages(struct xbd_platform *p, uint16_t domid, unsigned count,
 		    bool writable, uint32_t *refs, void **addr)
 {
-	int err;
-
 	if (count == 0)
 		return -EINVAL;
-	err = xbd_platform_ops_of(p)->share_pages(p, domid, count, writable,
-						  refs, addr);
-	if (!err)
-		no_fork(*addr, count);
-	return err;
+	return xbd_platform_ops_of(p)->share_pages(p, domid, count, writable,
+						   refs, addr);
 }
 
 int xbd_unshare_pages(struct xbd_platform *p, void *addr, unsigned count)
@@ -121,15 +106,10 @@ int xbd_unshare_pages(struct xbd_platform *p, void *addr, unsigned count)
 int xbd_map_grants(struct xbd_platform *p, uint16_t domid, unsigned count,
 		   const uint32_t *refs, bool writable, void **addr)
 {
-	int err;
-
 	if (count == 0)
 		return -EINVAL;
-	err = xbd_platform_ops_of(p)->map_grants(p, domid, count, refs,
-						 writable, addr);
-	if (!err)
-		no_fork(*addr, count);
-	return err;
+	return xbd_platform_ops_of(p)->map_grants(p, domid, count, refs,
+						  writable, addr);
 }
 
 int xbd_unmap_grants(struct xbd_platform *p, void *addr, unsigned count)

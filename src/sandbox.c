@@ -121,13 +121,17 @@ static int confine_seccomp(void)
 
 /*
  * Unmaps every shared mapping the child inherited from its parent: a
- * frontend's granted pool and rings, a backend's mapped grants, the
- * simulator's views of guest memory -- other disks' bytes, which a
- * parser taken over by a hostile image could otherwise read.  Where
- * they are made they are also MADV_DONTFORK (src/platform.c), so
- * mostly there is nothing left to do; this catches any that are not
- * (any other shared mapping: the child needs none).  Private memory is
- * the parent's copy on write; it holds no mapping of a guest's pages.
+ * frontend's granted pool and rings (gntalloc), a backend's mapped
+ * grants (gntdev), the simulator's views of guest memory -- other
+ * disks' bytes, which a parser taken over by a hostile image could
+ * otherwise read.  All of them are MAP_SHARED, and the child needs no
+ * shared mapping at all, so all go, wherever they were made.  (Not
+ * MADV_DONTFORK where they are made: the simulator and the tests fork
+ * processes that go on using the platform's mappings.)  Unmapping
+ * only drops the child's references, as its exit would.  Private
+ * memory stays the parent's copy on write: freed buffers of its heap
+ * may still hold another disk's bytes (only an exec of a fresh image
+ * would leave none).
  */
 static int drop_shared_maps(void)
 {
