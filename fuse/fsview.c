@@ -18,7 +18,23 @@
  * then answers EIO until the disk is detached; it is not restarted,
  * since the same image would only do the same again.  The other trees
  * and the disk files are not affected.  Requests to one tree are served
- * one at a time (the child is single-threaded).
+ * one at a time (the child is single-threaded); file data is read by
+ * us where the child maps it (FSV_MAP), several reads at once.
+ *
+ * What a reader sees while the guest writes.  A tree is a view of the
+ * volume as its child read it, not a snapshot: the child reads a
+ * metadata block when it first needs it and keeps it while its caches
+ * do (fsview_ext.c's chunks, libext2fs' own), file data is read from
+ * the volume when the kernel's page cache misses, and the kernel keeps
+ * a tree's names and attributes for FSV_TIMEOUT and its file pages
+ * across opens (keep_cache): the tree never changes by itself.  So a
+ * reader of a volume the guest is writing may see parts of different
+ * moments: new bytes of a file under its old size, a deleted file
+ * still listed, its blocks already another file's, or EIO where a
+ * structure changed under the child.  Never bytes from outside the
+ * volume, and never a write (the trees are read-only).  For one
+ * consistent moment: pause the guest (attach --pause) or attach a
+ * snapshot; to see later writes: detach and attach again.
  */
 #include "fuse/private.h"
 #include "fuse/fsview.h"
@@ -48,7 +64,9 @@
  * the daemon's memory. */
 #define FSV_MAX_DIR_BYTES (64u << 20)
 #define FSV_MAX_LISTED (256u << 20)
-/* Seconds the kernel keeps a tree's names and attributes (see above). */
+/* Seconds the kernel keeps a tree's names and attributes: a view
+ * (see above), so long; `find` then walks on what READDIRPLUS gave,
+ * without a LOOKUP per name. */
 #define FSV_TIMEOUT 3600.0
 
 struct fsv_tree {
