@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # attach --files against a read-only loop mount of the same partition
 # file, on the simulator: reading a 100 MiB file (cold: a fresh attach,
-# a fresh loop mount; the image file itself stays in the page cache), and `find` with stat
-# over 20000 small files.  XBD_BENCH_RUNS rounds (5), tree and loop
-# mount in turns, the first of them alternating between rounds; prints
-# each round, the medians and whether issue 15's targets are met:
-# cat at >= 50% of the loop mount's speed, find within 2x its time.
+# a fresh loop mount; the image file stays in the page cache), and
+# `find` with stat over 20000 small files.  XBD_BENCH_RUNS rounds (5),
+# tree and loop mount in turns, the first of them alternating between
+# rounds; prints each round, the medians and whether issue 15's targets
+# are met: cat at >= 50% of the loop mount's speed, find within 2x its
+# time.
 #   tests/bench/files.sh [BUILD]    (run under flock /work/bench.lock)
 export XBD_BUILD=$(cd "${1:-build}" && pwd)
 . "$(dirname "$0")/../sim/attach_common.inc"
