@@ -95,6 +95,9 @@ struct fsv_job {
 };
 
 #define FSV_THREADS 4
+/* jobs of our own besides the FSV_ ops: a READDIR that must list */
+#define FSV_JOB_LIST 100
+#define FSV_JOB_LIST_PLUS 101
 
 struct fx_fsview {
 	pthread_mutex_t lock;     /* trees, and the queue below */
@@ -399,12 +402,16 @@ static void do_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 	free(b);
 }
 
-/* A directory's entries, fetched whole at opendir: readdir's offsets
- * then stay stable however the kernel pages through them. */
+/* A directory's entries, fetched whole at the first READDIR of an
+ * open (not at OPENDIR: the kernel caches a tree's listings,
+ * FOPEN_CACHE_DIR, and a walk served from that cache then costs the
+ * child nothing): readdir's offsets then stay stable however the
+ * kernel pages through them. */
 struct fsv_dir {
 	char *buf;                /* struct fsv_dirent + name, packed */
 	size_t len;
 	size_t charged;           /* of fx_fsview's listed */
+	bool loaded;              /* buf holds the listing */
 };
 
 static void dir_free(struct xbd_fuse *fx, struct fsv_dir *d)
@@ -514,8 +521,11 @@ static void do_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	}
 	if ((uint64_t)ino != FSV_BIT) {
 		t = tree_of(fx, ino);
-		err = t ? list_dir(fx, t, fs_ino(ino), d) : -ENOENT;
+		err = t ? 0 : -ENOENT;
 		tree_put(fx, t);
+		/* a view: the listing the kernel has stays right */
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
 	}
 	if (err) {
 		dir_free(fx, d);
@@ -533,10 +543,54 @@ void fsview_releasedir(fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+static void submit(struct xbd_fuse *fx, int op, fuse_req_t req, fuse_ino_t ino,
+		   const char *name, size_t size, off_t off,
+		   const struct fuse_file_info *fi);
+
+static void reply_dir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		      size_t size, off_t off, struct fsv_dir *d, bool plus);
+
+/* The kernel sends one READDIR of an open directory at a time (it
+ * waits for the answer under the file's readdir lock), so the first
+ * one alone fetches the listing. */
 void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		    size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
+
+	if ((uint64_t)ino != FSV_BIT && d && !d->loaded)
+		/* from the child: on a tree thread (see submit) */
+		submit(fx, plus ? FSV_JOB_LIST_PLUS : FSV_JOB_LIST, req, ino, NULL,
+		       size, off, fi);
+	else
+		reply_dir(fx, req, ino, size, off, d, plus);
+}
+
+static void do_list(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		    size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+{
+	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
+	struct fsv_tree *t = tree_of(fx, ino);
+	int err = t ? list_dir(fx, t, fs_ino(ino), d) : -ENOENT;
+
+	tree_put(fx, t);
+	if (err) {
+		/* nothing kept: a later READDIR asks again */
+		atomic_fetch_sub(&fx->fsv->listed, d->charged);
+		d->charged = 0;
+		free(d->buf);
+		d->buf = NULL;
+		d->len = 0;
+		fuse_reply_err(req, -err);
+		return;
+	}
+	d->loaded = true;
+	reply_dir(fx, req, ino, size, off, d, plus);
+}
+
+static void reply_dir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		      size_t size, off_t off, struct fsv_dir *d, bool plus)
+{
 	struct fsv_tree *t = (uint64_t)ino == FSV_BIT ? NULL : tree_of(fx, ino);
 	char *buf = malloc(size);
 	size_t used = 0, at = 0;
@@ -762,6 +816,11 @@ static void run_job(struct xbd_fuse *fx, struct fsv_job *j)
 		break;
 	case FSV_READ:
 		do_read(fx, j->req, j->ino, j->size, j->off);
+		break;
+	case FSV_JOB_LIST:
+	case FSV_JOB_LIST_PLUS:
+		do_list(fx, j->req, j->ino, j->size, j->off, &j->fi,
+			j->op == FSV_JOB_LIST_PLUS);
 		break;
 	}
 	free(j);
