@@ -109,6 +109,9 @@ struct fx_fsview {
 	pthread_t threads[FSV_THREADS];
 	unsigned nthreads;
 	atomic_size_t listed;     /* bytes of the open listings (fsv_dir) */
+	/* the open listings: the kernel's RELEASEDIR may not come before
+	 * the export stops (a release is sent late, asynchronously) */
+	struct fsv_dir *dirs;
 	struct xbd_fuse *fx;
 };
 
@@ -408,17 +411,44 @@ static void do_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
  * child nothing): readdir's offsets then stay stable however the
  * kernel pages through them. */
 struct fsv_dir {
+	struct fsv_dir *prev, *next;  /* fx_fsview's open listings */
 	char *buf;                /* struct fsv_dirent + name, packed */
 	size_t len;
 	size_t charged;           /* of fx_fsview's listed */
 	bool loaded;              /* buf holds the listing */
 };
 
+static struct fsv_dir *dir_new(struct xbd_fuse *fx)
+{
+	struct fsv_dir *d = calloc(1, sizeof(*d));
+	struct fx_fsview *v = fx->fsv;
+
+	if (!d)
+		return NULL;
+	pthread_mutex_lock(&v->lock);
+	d->next = v->dirs;
+	if (v->dirs)
+		v->dirs->prev = d;
+	v->dirs = d;
+	pthread_mutex_unlock(&v->lock);
+	return d;
+}
+
 static void dir_free(struct xbd_fuse *fx, struct fsv_dir *d)
 {
+	struct fx_fsview *v = fx->fsv;
+
 	if (!d)
 		return;
-	atomic_fetch_sub(&fx->fsv->listed, d->charged);
+	pthread_mutex_lock(&v->lock);
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		v->dirs = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	pthread_mutex_unlock(&v->lock);
+	atomic_fetch_sub(&v->listed, d->charged);
 	free(d->buf);
 	free(d);
 }
@@ -511,7 +541,7 @@ static int list_dir(struct xbd_fuse *fx, struct fsv_tree *t, uint64_t dir,
 static void do_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		    struct fuse_file_info *fi)
 {
-	struct fsv_dir *d = calloc(1, sizeof(*d));
+	struct fsv_dir *d = dir_new(fx);
 	struct fsv_tree *t;
 	int err = 0;
 
@@ -1065,6 +1095,8 @@ void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d)
 	}
 	if (!d) {
 		fsview_stop_threads(fx);
+		while (fx->fsv->dirs)
+			dir_free(fx, fx->fsv->dirs);
 		pthread_mutex_destroy(&fx->fsv->lock);
 		pthread_cond_destroy(&fx->fsv->work);
 		free(fx->fsv);
