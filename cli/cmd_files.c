@@ -380,6 +380,14 @@ static int files_run(int argc, char **argv)
 	}
 	if (parse_spec(cmd, argv[1], &sp))
 		return XBD_EXIT_USAGE;
+	/* from before the attach: a signal during it (Ctrl-C while the
+	 * daemon starts) must not end us with the daemon left attached.
+	 * The attach waits for its daemon through EINTR; we detach after.
+	 * The daemon inherits these handlers but takes the signals with
+	 * sigtimedwait (cmd_attach.c), so they change nothing there. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	if (!mkdtemp(dir)) {
 		xbd_err("%s: %s", dir, strerror(errno));
 		return 1;
@@ -394,14 +402,17 @@ static int files_run(int argc, char **argv)
 	}
 	if (r && r != XBD_EXIT_PARTIAL) {
 		rmdir(dir);
+		if (stop_sig)
+			xbd_err("%s: stopped by signal %d", argv[1], (int)stop_sig);
 		return r;
 	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(files, sizeof(files), "%s/files", dir);
-	err = sp.fs[0] ? 0 : default_fs(files, sp.vm, sp.fs, sizeof(sp.fs));
+	err = stop_sig ? -EINTR : 0;
+	if (err)
+		xbd_err("%s: stopped by signal %d", argv[1], (int)stop_sig);
+	else if (!sp.fs[0])
+		err = default_fs(files, sp.vm, sp.fs, sizeof(sp.fs));
 	if (!err) {
 		snprintf(fs, sizeof(fs), "%s", sp.fs);
 		if (snprintf(top, sizeof(top), "%s/%s", files, fs) >= (int)sizeof(top) ||

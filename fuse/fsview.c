@@ -18,7 +18,23 @@
  * then answers EIO until the disk is detached; it is not restarted,
  * since the same image would only do the same again.  The other trees
  * and the disk files are not affected.  Requests to one tree are served
- * one at a time (the child is single-threaded).
+ * one at a time (the child is single-threaded); file data is read by
+ * us where the child maps it (FSV_MAP), several reads at once.
+ *
+ * What a reader sees while the guest writes.  A tree is a view of the
+ * volume as its child read it, not a snapshot: the child reads a
+ * metadata block when it first needs it and keeps it while its caches
+ * do (fsview_ext.c's chunks, libext2fs' own), file data is read from
+ * the volume when the kernel's page cache misses, and the kernel keeps
+ * a tree's names and attributes for FSV_TIMEOUT and its file pages
+ * across opens (keep_cache): the tree never changes by itself.  So a
+ * reader of a volume the guest is writing may see parts of different
+ * moments: new bytes of a file under its old size, a deleted file
+ * still listed, its blocks already another file's, or EIO where a
+ * structure changed under the child.  Never bytes from outside the
+ * volume, and never a write (the trees are read-only).  For one
+ * consistent moment: pause the guest (attach --pause) or attach a
+ * snapshot; to see later writes: detach and attach again.
  */
 #include "fuse/private.h"
 #include "fuse/fsview.h"
@@ -29,22 +45,39 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #define FSV_BIT FSV_DIR_INO
-#define FSV_MAX_TREES 255
+/* Tree ids are never reused: the kernel may hold a tree's inodes for
+ * FSV_TIMEOUT, and they must not come to name another tree's files.
+ * 30 bits (those between the tree's inode and FSV_BIT): a rescan a
+ * second for 34 years. */
+#define FSV_MAX_TREES ((1u << 30) - 1)
 #define FSV_MAX_DIRENTS (1u << 20)  /* entries of one directory we list */
+/* Bytes of one directory's listing we hold (entries, attributes and
+ * names: ~40 MiB for 2^18 entries with 32-byte names), and of all the
+ * listings open at once: a hostile or huge directory costs EIO, not
+ * the daemon's memory. */
+#define FSV_MAX_DIR_BYTES (64u << 20)
+#define FSV_MAX_LISTED (256u << 20)
+/* Seconds the kernel keeps a tree's names and attributes: a view
+ * (see above), so long; `find` then walks on what READDIRPLUS gave,
+ * without a LOOKUP per name. */
+#define FSV_TIMEOUT 3600.0
 
 struct fsv_tree {
 	struct fsv_tree *next;
 	unsigned id;
+	unsigned refs;            /* the list's and each request's; fx_fsview.lock */
 	struct fx_node *node;     /* the volume, with a reference */
 	struct xbd_sandbox *sb;
 	uint64_t size;
 	pthread_mutex_t lock;     /* one request at a time */
+	atomic_bool no_map;       /* the parser answers no FSV_MAP */
 	char type[16];
 	char name[XBD_FUSE_NAME_MAX + 1];
 };
@@ -62,6 +95,9 @@ struct fsv_job {
 };
 
 #define FSV_THREADS 4
+/* jobs of our own besides the FSV_ ops: a READDIR that must list */
+#define FSV_JOB_LIST 100
+#define FSV_JOB_LIST_PLUS 101
 
 struct fx_fsview {
 	pthread_mutex_t lock;     /* trees, and the queue below */
@@ -72,6 +108,10 @@ struct fx_fsview {
 	bool stop;
 	pthread_t threads[FSV_THREADS];
 	unsigned nthreads;
+	atomic_size_t listed;     /* bytes of the open listings (fsv_dir) */
+	/* the open listings: the kernel's RELEASEDIR may not come before
+	 * the export stops (a release is sent late, asynchronously) */
+	struct fsv_dir *dirs;
 	struct xbd_fuse *fx;
 };
 
@@ -85,6 +125,16 @@ static fuse_ino_t mk_ino(const struct fsv_tree *t, uint64_t i)
 	return (fuse_ino_t)(FSV_BIT | (uint64_t)t->id << 32 | i);
 }
 
+static void tree_free(struct xbd_fuse *fx, struct fsv_tree *t)
+{
+	xbd_sandbox_stop(t->sb);
+	node_put(fx, t->node);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+/* A tree with a reference (tree_put), or NULL: a request keeps its
+ * tree, child included, even if its disk goes meanwhile. */
 static struct fsv_tree *tree_of(struct xbd_fuse *fx, fuse_ino_t ino)
 {
 	unsigned id = (unsigned)(((uint64_t)ino & ~FSV_BIT) >> 32);
@@ -95,8 +145,23 @@ static struct fsv_tree *tree_of(struct xbd_fuse *fx, fuse_ino_t ino)
 	pthread_mutex_lock(&fx->fsv->lock);
 	for (t = fx->fsv->trees; t && t->id != id; t = t->next)
 		;
+	if (t)
+		t->refs++;
 	pthread_mutex_unlock(&fx->fsv->lock);
 	return t;
+}
+
+static void tree_put(struct xbd_fuse *fx, struct fsv_tree *t)
+{
+	bool last;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&fx->fsv->lock);
+	last = --t->refs == 0;
+	pthread_mutex_unlock(&fx->fsv->lock);
+	if (last)
+		tree_free(fx, t);
 }
 
 static uint64_t fs_ino(fuse_ino_t ino)
@@ -144,7 +209,8 @@ static int call(struct fsv_tree *t, uint32_t op, const void *req, size_t len,
 		free(reply);
 		/* errnos the child may give; anything else is EIO */
 		return st == -ENOENT || st == -ENOTDIR || st == -EINVAL ||
-		       st == -ENAMETOOLONG ? st : -EIO;
+		       st == -ENAMETOOLONG ||
+		       (op == FSV_MAP && (st == -ENOSYS || st == -EOPNOTSUPP)) ? st : -EIO;
 	}
 	memmove(reply, (char *)reply + 4, rlen - 4);
 	*body = reply;
@@ -230,7 +296,7 @@ static void files_stat(struct xbd_fuse *fx, struct stat *st)
 	st->st_atim = st->st_mtim = st->st_ctim = fx->born;
 }
 
-static void reply_entry(fuse_req_t req, const struct stat *st)
+static void reply_entry(fuse_req_t req, const struct stat *st, double timeout)
 {
 	struct fuse_entry_param e;
 
@@ -238,8 +304,8 @@ static void reply_entry(fuse_req_t req, const struct stat *st)
 	e.ino = st->st_ino;
 	e.generation = 1;
 	e.attr = *st;
-	e.attr_timeout = FX_TIMEOUT;
-	e.entry_timeout = FX_TIMEOUT;
+	e.attr_timeout = timeout;
+	e.entry_timeout = timeout;
 	fuse_reply_entry(req, &e);
 }
 
@@ -252,7 +318,7 @@ bool fsview_root_lookup(struct xbd_fuse *fx, fuse_req_t req, const char *name)
 	if (!fx->fsv || strcmp(name, FSV_DIR_NAME))
 		return false;
 	files_stat(fx, &st);
-	reply_entry(req, &st);
+	reply_entry(req, &st, FX_TIMEOUT);
 	return true;
 }
 
@@ -269,6 +335,8 @@ static void do_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
 		pthread_mutex_lock(&fx->fsv->lock);
 		for (t = fx->fsv->trees; t && strcmp(t->name, name); t = t->next)
 			;
+		if (t)
+			t->refs++;
 		pthread_mutex_unlock(&fx->fsv->lock);
 		err = t ? tree_getattr(t, FSV_ROOT_INO, &st) : -ENOENT;
 	} else {
@@ -283,10 +351,12 @@ static void do_lookup(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t parent,
 			err = getattr(t, 0, FSV_LOOKUP, buf, 8 + len, &st);
 		}
 	}
+	tree_put(fx, t);
 	if (err)
 		fuse_reply_err(req, -err);
 	else
-		reply_entry(req, &st);
+		/* a tree's name comes and goes with its disk */
+		reply_entry(req, &st, (uint64_t)parent == FSV_BIT ? FX_TIMEOUT : FSV_TIMEOUT);
 }
 
 static void do_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
@@ -302,10 +372,11 @@ static void do_getattr(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 	}
 	t = tree_of(fx, ino);
 	err = t ? tree_getattr(t, fs_ino(ino), &st) : -ENOENT;
+	tree_put(fx, t);
 	if (err)
 		fuse_reply_err(req, -err);
 	else
-		fuse_reply_attr(req, &st, FX_TIMEOUT);
+		fuse_reply_attr(req, &st, FSV_TIMEOUT);
 }
 
 static void do_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
@@ -316,6 +387,7 @@ static void do_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 	size_t bl = 0;
 	int err = t ? call(t, FSV_READLINK, &i, sizeof(i), &b, &bl) : -ENOENT;
 
+	tree_put(fx, t);
 	if (!err && (bl > FSV_LINK_MAX || memchr(b, 0, bl)))
 		err = -EIO;
 	s = err ? NULL : malloc(bl + 1);
@@ -333,12 +405,53 @@ static void do_readlink(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino)
 	free(b);
 }
 
-/* A directory's entries, fetched whole at opendir: readdir's offsets
- * then stay stable however the kernel pages through them. */
+/* A directory's entries, fetched whole at the first READDIR of an
+ * open (not at OPENDIR: the kernel caches a tree's listings,
+ * FOPEN_CACHE_DIR, and a walk served from that cache then costs the
+ * child nothing): readdir's offsets then stay stable however the
+ * kernel pages through them. */
 struct fsv_dir {
+	struct fsv_dir *prev, *next;  /* fx_fsview's open listings */
 	char *buf;                /* struct fsv_dirent + name, packed */
 	size_t len;
+	size_t charged;           /* of fx_fsview's listed */
+	bool loaded;              /* buf holds the listing */
 };
+
+static struct fsv_dir *dir_new(struct xbd_fuse *fx)
+{
+	struct fsv_dir *d = calloc(1, sizeof(*d));
+	struct fx_fsview *v = fx->fsv;
+
+	if (!d)
+		return NULL;
+	pthread_mutex_lock(&v->lock);
+	d->next = v->dirs;
+	if (v->dirs)
+		v->dirs->prev = d;
+	v->dirs = d;
+	pthread_mutex_unlock(&v->lock);
+	return d;
+}
+
+static void dir_free(struct xbd_fuse *fx, struct fsv_dir *d)
+{
+	struct fx_fsview *v = fx->fsv;
+
+	if (!d)
+		return;
+	pthread_mutex_lock(&v->lock);
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		v->dirs = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	pthread_mutex_unlock(&v->lock);
+	atomic_fetch_sub(&v->listed, d->charged);
+	free(d->buf);
+	free(d);
+}
 
 static int dirent_check(const struct fsv_dirent *d, const char *name)
 {
@@ -351,7 +464,8 @@ static int dirent_check(const struct fsv_dirent *d, const char *name)
 	return 0;
 }
 
-static int list_dir(struct fsv_tree *t, uint64_t dir, struct fsv_dir *out)
+static int list_dir(struct xbd_fuse *fx, struct fsv_tree *t, uint64_t dir,
+		    struct fsv_dir *out)
 {
 	uint64_t cookie = 0, n = 0;
 
@@ -400,6 +514,16 @@ static int list_dir(struct fsv_tree *t, uint64_t dir, struct fsv_dir *out)
 			free(b);
 			return -EIO;
 		}
+		if (out->len + bl - 8 > FSV_MAX_DIR_BYTES ||
+		    atomic_fetch_add(&fx->fsv->listed, bl - 8) + bl - 8 > FSV_MAX_LISTED) {
+			if (out->len + bl - 8 <= FSV_MAX_DIR_BYTES)
+				atomic_fetch_sub(&fx->fsv->listed, bl - 8);
+			free(b);
+			xbd_err("%s: directory %llu: listing past %u MiB (or all open listings past %u MiB): EIO",
+				t->name, (unsigned long long)dir, FSV_MAX_DIR_BYTES >> 20, FSV_MAX_LISTED >> 20);
+			return -EIO;
+		}
+		out->charged += bl - 8;
 		nb = realloc(out->buf, out->len + bl - 8);
 		if (!nb) {
 			free(b);
@@ -417,7 +541,7 @@ static int list_dir(struct fsv_tree *t, uint64_t dir, struct fsv_dir *out)
 static void do_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		    struct fuse_file_info *fi)
 {
-	struct fsv_dir *d = calloc(1, sizeof(*d));
+	struct fsv_dir *d = dir_new(fx);
 	struct fsv_tree *t;
 	int err = 0;
 
@@ -427,42 +551,83 @@ static void do_opendir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	}
 	if ((uint64_t)ino != FSV_BIT) {
 		t = tree_of(fx, ino);
-		err = t ? list_dir(t, fs_ino(ino), d) : -ENOENT;
+		err = t ? 0 : -ENOENT;
+		tree_put(fx, t);
+		/* a view: the listing the kernel has stays right */
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
 	}
 	if (err) {
-		free(d->buf);
-		free(d);
+		dir_free(fx, d);
 		fuse_reply_err(req, -err);
 		return;
 	}
 	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		free(d->buf);
-		free(d);
-	}
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dir_free(fx, d);
 }
 
 void fsview_releasedir(fuse_req_t req, struct fuse_file_info *fi)
 {
-	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
-
-	if (d) {
-		free(d->buf);
-		free(d);
-	}
+	dir_free(fuse_req_userdata(req), (struct fsv_dir *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
+static void submit(struct xbd_fuse *fx, int op, fuse_req_t req, fuse_ino_t ino,
+		   const char *name, size_t size, off_t off,
+		   const struct fuse_file_info *fi);
+
+static void reply_dir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		      size_t size, off_t off, struct fsv_dir *d, bool plus);
+
+/* The kernel sends one READDIR of an open directory at a time (it
+ * waits for the answer under the file's readdir lock), so the first
+ * one alone fetches the listing. */
 void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		    size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
+
+	if ((uint64_t)ino != FSV_BIT && d && !d->loaded)
+		/* from the child: on a tree thread (see submit) */
+		submit(fx, plus ? FSV_JOB_LIST_PLUS : FSV_JOB_LIST, req, ino, NULL,
+		       size, off, fi);
+	else
+		reply_dir(fx, req, ino, size, off, d, plus);
+}
+
+static void do_list(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		    size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+{
+	struct fsv_dir *d = (struct fsv_dir *)(uintptr_t)fi->fh;
+	struct fsv_tree *t = tree_of(fx, ino);
+	int err = t ? list_dir(fx, t, fs_ino(ino), d) : -ENOENT;
+
+	tree_put(fx, t);
+	if (err) {
+		/* nothing kept: a later READDIR asks again */
+		atomic_fetch_sub(&fx->fsv->listed, d->charged);
+		d->charged = 0;
+		free(d->buf);
+		d->buf = NULL;
+		d->len = 0;
+		fuse_reply_err(req, -err);
+		return;
+	}
+	d->loaded = true;
+	reply_dir(fx, req, ino, size, off, d, plus);
+}
+
+static void reply_dir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
+		      size_t size, off_t off, struct fsv_dir *d, bool plus)
+{
 	struct fsv_tree *t = (uint64_t)ino == FSV_BIT ? NULL : tree_of(fx, ino);
 	char *buf = malloc(size);
 	size_t used = 0, at = 0;
 	off_t idx = 0;
 
 	if (!buf) {
+		tree_put(fx, t);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -507,8 +672,8 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 				attr_to_stat(t, &a, &ep.attr);
 				ep.ino = ep.attr.st_ino;
 				ep.generation = 1;
-				ep.attr_timeout = FX_TIMEOUT;
-				ep.entry_timeout = FX_TIMEOUT;
+				ep.attr_timeout = FSV_TIMEOUT;
+				ep.entry_timeout = FSV_TIMEOUT;
 			} else {
 				ep.attr.st_ino = mk_ino(t, e.ino);
 				ep.attr.st_mode = DTTOIF(e.type);
@@ -522,6 +687,7 @@ void fsview_readdir(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 			used += need;
 		}
 	}
+	tree_put(fx, t);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }
@@ -538,6 +704,7 @@ static void do_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	err = t ? tree_getattr(t, fs_ino(ino), &st) : -ENOENT;
+	tree_put(fx, t);
 	if (!err && !S_ISREG(st.st_mode))
 		err = S_ISDIR(st.st_mode) ? -EISDIR : -EACCES;
 	if (err) {
@@ -545,12 +712,66 @@ static void do_open(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = 0;
-	fi->keep_cache = 0;
+	fi->keep_cache = 1;   /* a view: see the top of this file */
 	fuse_reply_open(req, fi);
 }
 
-/* A read of the FUSE size, in requests that fit the protocol; fewer
- * bytes only at the end of the file. */
+/* Bytes off..off+size of file ino, read by us from where the child
+ * says they lie (FSV_MAP): several reads of a file, and of other files
+ * of the tree, are then served at once, and no data byte passes
+ * through the child.  The child can only name bytes of its own volume
+ * (tree_read bounds them), which it could read anyway.  0 and *done
+ * (fewer than size only at the end of the file), -ENOSYS or
+ * -EOPNOTSUPP when the child cannot map (its parser, this file), or
+ * negative errno. */
+static int read_mapped(struct fsv_tree *t, uint64_t ino, char *buf, size_t size,
+		       uint64_t off, size_t *done)
+{
+	*done = 0;
+	while (*done < size) {
+		struct fsv_read q = { .ino = ino, .off = off + *done,
+				      .len = (uint32_t)(size - *done) };
+		uint64_t fsize, at = q.off, end;
+		char *b;
+		size_t bl;
+		int err = call(t, FSV_MAP, &q, sizeof(q), &b, &bl);
+
+		if (err)
+			return err;
+		if (bl < 8 || (bl - 8) % sizeof(struct fsv_extent) ||
+		    (bl - 8) / sizeof(struct fsv_extent) > FSV_MAP_MAX) {
+			free(b);
+			return -EIO;
+		}
+		memcpy(&fsize, b, 8);
+		end = fsize <= q.off ? q.off : fsize - q.off < q.len ? fsize : q.off + q.len;
+		for (size_t i = 8; i < bl && !err; i += sizeof(struct fsv_extent)) {
+			struct fsv_extent x;
+
+			memcpy(&x, b + i, sizeof(x));
+			if (x.off != at || !x.len || x.len > end - at || x.zero > 1)
+				err = -EIO;
+			else if (x.zero)
+				memset(buf + (at - off), 0, x.len);
+			else if (tree_read(t, 0, buf + (at - off), x.len, x.phys))
+				err = -EIO;
+			at += x.len;
+		}
+		free(b);
+		if (err)
+			return err;
+		*done = at - off;
+		if (at == end && end < q.off + q.len)
+			return 0;       /* the end of the file */
+		if (at == q.off)
+			return -EIO;    /* no progress */
+	}
+	return 0;
+}
+
+/* A read of the FUSE size: mapped when the parser can, else in
+ * FSV_READ requests that fit the protocol; fewer bytes only at the end
+ * of the file. */
 static void do_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		 size_t size, off_t off)
 {
@@ -559,6 +780,17 @@ static void do_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 	char *buf = size ? malloc(size) : NULL;
 	int err = !t ? -ENOENT : off < 0 ? -EINVAL : size && !buf ? -ENOMEM : 0;
 
+	if (!err && size && !atomic_load(&t->no_map)) {
+		err = read_mapped(t, fs_ino(ino), buf, size, (uint64_t)off, &done);
+		if (err == -ENOSYS)
+			atomic_store(&t->no_map, true);
+		if (err == -ENOSYS || err == -EOPNOTSUPP)
+			err = 0;
+		else
+			size = done;    /* done, one way or the other */
+		if (err)
+			done = 0;
+	}
 	while (!err && done < size) {
 		struct fsv_read q = { .ino = fs_ino(ino), .off = (uint64_t)off + done,
 				      .len = (uint32_t)(size - done < chunk ? size - done : chunk) };
@@ -579,6 +811,7 @@ static void do_read(struct xbd_fuse *fx, fuse_req_t req, fuse_ino_t ino,
 		if (bl < q.len)
 			break;
 	}
+	tree_put(fx, t);
 	if (err)
 		fuse_reply_err(req, -err);
 	else
@@ -613,6 +846,11 @@ static void run_job(struct xbd_fuse *fx, struct fsv_job *j)
 		break;
 	case FSV_READ:
 		do_read(fx, j->req, j->ino, j->size, j->off);
+		break;
+	case FSV_JOB_LIST:
+	case FSV_JOB_LIST_PLUS:
+		do_list(fx, j->req, j->ino, j->size, j->off, &j->fi,
+			j->op == FSV_JOB_LIST_PLUS);
 		break;
 	}
 	free(j);
@@ -762,24 +1000,20 @@ static void try_tree(struct xbd_fuse *fx, struct fx_node *n)
 		err = -EIO;
 	if (err) {
 		free(b);
-		xbd_sandbox_stop(t->sb);
-		node_put(fx, n);
-		pthread_mutex_destroy(&t->lock);
-		free(t);
+		tree_free(fx, t);
 		return;
 	}
 	memcpy(t->type, b, sizeof(t->type));
 	free(b);
 	pthread_mutex_lock(&fx->fsv->lock);
-	t->id = ++fx->fsv->next_id;
-	if (t->id > FSV_MAX_TREES) {
+	if (fx->fsv->next_id >= FSV_MAX_TREES) {
 		pthread_mutex_unlock(&fx->fsv->lock);
-		xbd_sandbox_stop(t->sb);
-		node_put(fx, n);
-		pthread_mutex_destroy(&t->lock);
-		free(t);
+		xbd_err("%s: no tree: all %u tree numbers used", n->name, FSV_MAX_TREES);
+		tree_free(fx, t);
 		return;
 	}
+	t->id = ++fx->fsv->next_id;
+	t->refs = 1;
 	t->next = fx->fsv->trees;
 	fx->fsv->trees = t;
 	pthread_mutex_unlock(&fx->fsv->lock);
@@ -826,8 +1060,11 @@ int fsview_add_disk(struct xbd_fuse *fx, const char *disk_name)
 	return 0;
 }
 
-/* Ends the trees on disk d (all when d is NULL: only once no request
- * runs, since a request holds its tree without a reference). */
+/* Ends the trees on disk d (its partitions were read again, or it
+ * goes), or all when d is NULL (the export ends: no request runs).  A
+ * request running keeps its tree until it ends (tree_put); the kernel
+ * is told the names are gone, and the inodes it may still hold name
+ * no tree (ids are never reused): ENOENT. */
 void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d)
 {
 	struct fsv_tree *gone = NULL;
@@ -851,13 +1088,15 @@ void fsview_remove_disk(struct xbd_fuse *fx, struct fx_disk *d)
 		struct fsv_tree *t = gone;
 
 		gone = t->next;
-		xbd_sandbox_stop(t->sb);
-		node_put(fx, t->node);
-		pthread_mutex_destroy(&t->lock);
-		free(t);
+		if (d)
+			fuse_lowlevel_notify_inval_entry(fx->se, FSV_BIT, t->name,
+							 strlen(t->name));
+		tree_put(fx, t);
 	}
 	if (!d) {
 		fsview_stop_threads(fx);
+		while (fx->fsv->dirs)
+			dir_free(fx, fx->fsv->dirs);
 		pthread_mutex_destroy(&fx->fsv->lock);
 		pthread_cond_destroy(&fx->fsv->work);
 		free(fx->fsv);

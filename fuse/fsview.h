@@ -21,10 +21,13 @@
 			     * fsv_dirent, fsv_attr, name; ... */
 #define FSV_READLINK 20u    /* u64 ino -> the target's bytes */
 #define FSV_READ 21u        /* struct fsv_read -> bytes (fewer at the end of the file) */
+#define FSV_MAP 22u         /* struct fsv_read -> u64 file size, then struct
+			     * fsv_extent...: where the bytes lie on the volume */
 
 #define FSV_NAME_MAX 255
 #define FSV_LINK_MAX 4096
 #define FSV_READDIR_BYTES (256u << 10)
+#define FSV_MAP_MAX 512     /* extents of one FSV_MAP answer */
 #define FSV_ROOT_INO 2      /* ext2's; the child maps its own root to it */
 
 struct fsv_attr {
@@ -45,6 +48,13 @@ struct fsv_dirent {
 struct fsv_read {
 	uint64_t ino, off;
 	uint32_t len, pad;
+};
+
+/* Bytes off..off+len of a file: at byte phys of the volume, or zeros
+ * (a hole, an unwritten extent). */
+struct fsv_extent {
+	uint64_t off, len, phys;
+	uint32_t zero, pad;
 };
 
 /* Reads len bytes of the volume at off: 0 or negative errno. */
@@ -81,6 +91,16 @@ struct fsv_parser {
 	/* at most len bytes at off; fewer only at the end of the file */
 	int (*read)(void *fs, uint64_t ino, uint64_t off, char *out,
 		    uint32_t len, size_t *got);
+	/* optional: where bytes off..off+len of ino lie, in at most max
+	 * extents in order from off (fewer bytes at the end of the file or
+	 * when max runs out), and the file's size; -EOPNOTSUPP for a file
+	 * whose bytes are not plain on the volume (inline, compressed,
+	 * encrypted): the parent then asks read.  With it, the parent
+	 * reads a file's data itself, several requests at once, instead of
+	 * all of it passing through this one-threaded child twice. */
+	int (*map)(void *fs, uint64_t ino, uint64_t off, uint32_t len,
+		   struct fsv_extent *out, unsigned max, unsigned *n,
+		   uint64_t *size);
 };
 
 extern const struct fsv_parser fsv_parser_ext;

@@ -99,7 +99,9 @@ int fsv_handle(struct fsv_fs *f, uint32_t op, const void *req, size_t len,
 	       void **out, size_t *out_len)
 {
 	size_t cap = op == FSV_READ ? XBD_SB_MAX + 4 :
-		     op == FSV_READDIR ? FSV_READDIR_BYTES : FSV_LINK_MAX + 64;
+		     op == FSV_READDIR ? FSV_READDIR_BYTES :
+		     op == FSV_MAP ? 4 + 8 + FSV_MAP_MAX * sizeof(struct fsv_extent) :
+		     FSV_LINK_MAX + 64;
 	char *r = malloc(cap);
 	int32_t st = -EINVAL;
 	size_t body = 0;
@@ -156,6 +158,28 @@ int fsv_handle(struct fsv_fs *f, uint32_t op, const void *req, size_t len,
 				if (!st && body > q.len)
 					st = -EIO;
 			}
+		}
+		break;
+	case FSV_MAP:
+		st = -ENOSYS;       /* the parent stops asking */
+		if (len == sizeof(struct fsv_read) && f->p->map) {
+			struct fsv_read q;
+			uint64_t size = 0;
+			unsigned n = 0;
+
+			struct fsv_extent *x = malloc(FSV_MAP_MAX * sizeof(*x));
+
+			memcpy(&q, req, sizeof(q));
+			st = x ? f->p->map(f->fs, q.ino, q.off, q.len, x,
+					   FSV_MAP_MAX, &n, &size) : -ENOMEM;
+			if (!st && n > FSV_MAP_MAX)
+				st = -EIO;
+			if (!st) {
+				memcpy(r + 4, &size, 8);
+				memcpy(r + 4 + 8, x, (size_t)n * sizeof(*x));
+				body = 8 + (size_t)n * sizeof(*x);
+			}
+			free(x);
 		}
 		break;
 	}

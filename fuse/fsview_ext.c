@@ -380,6 +380,56 @@ static int ext_read(void *fs, uint64_t ino, uint64_t off, char *out,
 	return 0;
 }
 
+static int ext_map(void *fs, uint64_t ino, uint64_t off, uint32_t len,
+		   struct fsv_extent *out, unsigned max, unsigned *n, uint64_t *size)
+{
+	struct fsv_ext *e = fs;
+	struct ext2_inode in;
+	unsigned bs = e->fs->blocksize;
+	uint64_t end;
+	unsigned k = 0;
+
+	*n = 0;
+	if (!ino_ok(e, ino) || ext2fs_read_inode(e->fs, (ext2_ino_t)ino, &in))
+		return -ENOENT;
+	if (!LINUX_S_ISREG(in.i_mode))
+		return -EINVAL;
+	if (in.i_flags & EXT4_INLINE_DATA_FL)
+		return -EOPNOTSUPP;
+	*size = EXT2_I_SIZE(&in);
+	if (off >= *size)
+		return 0;
+	end = *size - off < len ? *size : off + len;
+	while (off < end) {
+		blk64_t pblk = 0;
+		int flags = 0;
+		uint64_t in_blk = off % bs, take = bs - in_blk;
+		bool zero;
+
+		if (take > end - off)
+			take = end - off;
+		if (off / bs > 0xffffffffu ||
+		    ext2fs_bmap2(e->fs, (ext2_ino_t)ino, &in, NULL, 0, off / bs,
+				 &flags, &pblk))
+			return -EIO;
+		if (pblk >= ext2fs_blocks_count(e->fs->super))
+			return -EIO;
+		zero = !pblk || (flags & BMAP_RET_UNINIT);
+		if (k && out[k - 1].zero == zero &&
+		    (zero || out[k - 1].phys + out[k - 1].len == pblk * bs + in_blk)) {
+			out[k - 1].len += take;
+		} else {
+			if (k == max)
+				break;
+			out[k++] = (struct fsv_extent){ .off = off, .len = take,
+				.phys = zero ? 0 : pblk * bs + in_blk, .zero = zero };
+		}
+		off += take;
+	}
+	*n = k;
+	return 0;
+}
+
 static int ext_readlink(void *fs, uint64_t ino, char *out, size_t *len)
 {
 	struct fsv_ext *e = fs;
@@ -423,4 +473,5 @@ const struct fsv_parser fsv_parser_ext = {
 	.readdir = ext_readdir,
 	.readlink = ext_readlink,
 	.read = ext_read,
+	.map = ext_map,
 };

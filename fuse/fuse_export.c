@@ -149,6 +149,10 @@ static void fx_init(void *userdata, struct fuse_conn_info *conn)
 	 * made a listing wait for reads in flight of a disk's file */
 	if (!fx->files)
 		conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	else
+		/* always: in AUTO mode the kernel asks plus for a directory's
+		 * first page only, and `find` then sent one LOOKUP per name */
+		conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 
@@ -1212,11 +1216,14 @@ int xbd_fuse_rescan_partitions(struct xbd_fuse *fx, const char *name)
 	pthread_rwlock_wrlock(&fx->lock);
 	unlink_nodes(fx, n->disk, true, &old);
 	pthread_rwlock_unlock(&fx->lock);
+	fsview_remove_disk(fx, n->disk);
 	release_unlinked(fx, old);
 	err = probe_partitions(fx, n);
 	if (err)
 		xbd_err("fuse: %s: cannot read the partition table: %s", name,
 			xbd_strerror(err));
+	if (fx->files)
+		fsview_add_disk(fx, name);
 	node_put(fx, n);
 	return err;
 }
@@ -1234,6 +1241,7 @@ int xbd_fuse_remove_disk(struct xbd_fuse *fx, const char *name)
 	pthread_rwlock_wrlock(&fx->lock);
 	unlink_nodes(fx, d, false, &old);
 	pthread_rwlock_unlock(&fx->lock);
+	fsview_remove_disk(fx, d);
 	/* gone before waiting: a probe running now adds no partition */
 	disk_retire(d);
 	drop_cached_pages(fx, old);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -38,6 +39,11 @@
  * share one, so a confined child cannot signal or trace another. */
 #define SB_UID_BASE 0x6b000000u
 #define SB_FD 3
+#define SB_ERR_FD 2
+/* Bytes of a child's stderr logged at most (then dropped): a hostile
+ * parser must not fill the log. */
+#define SB_ERR_MAX (256u << 10)
+#define SB_ERR_LINE 240
 
 struct xbd_sandbox {
 	pid_t pid;
@@ -46,6 +52,9 @@ struct xbd_sandbox {
 	unsigned timeout_ms;
 	xbd_sandbox_read_fn *rd;
 	void *rd_ctx;
+	int err_fd;               /* the child's stderr, non-blocking; -1 at EOF */
+	size_t err_logged, err_len;
+	char err_line[SB_ERR_LINE + 1];
 	char what[64];
 };
 
@@ -83,11 +92,24 @@ static int confine_seccomp(void)
 	for (size_t i = 0; i < sizeof(mem) / sizeof(mem[0]) && !err; i++)
 		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, mem[i], 0);
 	for (size_t i = 0; i < sizeof(io) / sizeof(io[0]) && !err; i++) {
+		/* write(v) on stderr too, for sanitizer reports (a pipe the
+		 * parent logs); the rules of one call must not overlap */
+		bool out = io[i] == SCMP_SYS(write) || io[i] == SCMP_SYS(writev);
+
 		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, io[i], 1,
 				       SCMP_A0(SCMP_CMP_EQ, SB_FD));
-		if (!err)
+		if (!err && !out)
 			err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EBADF), io[i], 1,
 					       SCMP_A0(SCMP_CMP_NE, SB_FD));
+		if (!err && out)
+			err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, io[i], 1,
+					       SCMP_A0(SCMP_CMP_EQ, SB_ERR_FD));
+		if (!err && out)
+			err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EBADF), io[i], 1,
+					       SCMP_A0(SCMP_CMP_LT, SB_ERR_FD));
+		if (!err && out)
+			err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EBADF), io[i], 1,
+					       SCMP_A0(SCMP_CMP_GT, SB_FD));
 	}
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]) && !err; i++)
 		err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), refused[i], 0);
@@ -97,8 +119,77 @@ static int confine_seccomp(void)
 	return err;
 }
 
+/*
+ * Unmaps every shared mapping the child inherited from its parent: a
+ * frontend's granted pool and rings (gntalloc), a backend's mapped
+ * grants (gntdev), the simulator's views of guest memory -- other
+ * disks' bytes, which a parser taken over by a hostile image could
+ * otherwise read.  All of them are MAP_SHARED, and the child needs no
+ * shared mapping at all, so all go, wherever they were made.  (Not
+ * MADV_DONTFORK where they are made: the simulator and the tests fork
+ * processes that go on using the platform's mappings.)  Unmapping
+ * only drops the child's references, as its exit would.  Private
+ * memory stays the parent's copy on write: freed buffers of its heap
+ * may still hold another disk's bytes (only an exec of a fresh image
+ * would leave none).
+ */
+static int drop_shared_maps(void)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap + 1), *line;
+	int err = 0;
+
+	if (fd < 0 || !buf) {
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		return -1;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (len == cap) {
+			char *nb = realloc(buf, 2 * cap + 1);
+
+			if (!nb) {
+				err = -1;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			err = r < 0 ? -1 : 0;
+			break;
+		}
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = 0;
+	/* the whole list is read before the first munmap changes it */
+	for (line = buf; !err && line && *line; ) {
+		char *nl = strchr(line, '\n');
+		unsigned long lo, hi;
+		char perms[5];
+
+		if (nl)
+			*nl = 0;
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) != 3)
+			err = -1;
+		else if (perms[3] == 's' && munmap((void *)lo, hi - lo))
+			err = -1;
+		line = nl ? nl + 1 : NULL;
+	}
+	free(buf);
+	return err;
+}
+
 /* Everything before the first guest byte; any failure ends the child. */
-static int confine(int sock, pid_t parent)
+static int confine(int sock, int errw, pid_t parent)
 {
 	char dir[] = "/tmp/xbd-sandbox.XXXXXX";
 	struct rlimit zero = { 0, 0 }, nofile = { SB_FD + 1, SB_FD + 1 };
@@ -106,15 +197,16 @@ static int confine(int sock, pid_t parent)
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
 		return -1;
+	if (drop_shared_maps())
+		return -1;
+	/* out of the way of 0-3 first, whatever numbers they had; the
+	 * copies go in close_range below */
+	sock = fcntl(sock, F_DUPFD_CLOEXEC, 10);
+	errw = fcntl(errw, F_DUPFD_CLOEXEC, 10);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+	if (sock < 0 || errw < 0 || null < 0 || dup2(null, 0) < 0 ||
+	    dup2(null, 1) < 0 || dup2(errw, SB_ERR_FD) < 0 || dup2(sock, SB_FD) < 0)
 		return -1;
-	if (sock == SB_FD) {
-		if (fcntl(sock, F_SETFD, 0))
-			return -1;
-	} else if (dup2(sock, SB_FD) < 0) {
-		return -1;
-	}
 	/* a deleted empty directory as the root: nothing can be made in it */
 	if (!mkdtemp(dir))
 		return -1;
@@ -265,6 +357,53 @@ static int parent_send(struct xbd_sandbox *sb, uint32_t op, const void *buf,
 	return err || !len ? err : parent_full(sb->fd, (void *)buf, len, true, deadline);
 }
 
+/* Logs what the child wrote to its stderr (a sanitizer's report, a
+ * library's complaint), a line at a time, unprintable bytes as '?',
+ * up to SB_ERR_MAX bytes per child; never waits. */
+static void err_line_flush(struct xbd_sandbox *sb)
+{
+	if (!sb->err_len)
+		return;
+	sb->err_line[sb->err_len] = 0;
+	if (sb->err_logged < SB_ERR_MAX)
+		xbd_err("%s: parser says: %s", sb->what, sb->err_line);
+	sb->err_logged += sb->err_len;
+	if (sb->err_logged >= SB_ERR_MAX && sb->err_logged - sb->err_len < SB_ERR_MAX)
+		xbd_err("%s: parser says more; the rest is dropped", sb->what);
+	sb->err_len = 0;
+}
+
+static void drain_stderr(struct xbd_sandbox *sb)
+{
+	char buf[4096];
+
+	while (sb->err_fd >= 0) {
+		ssize_t r = read(sb->err_fd, buf, sizeof(buf));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+				err_line_flush(sb);
+				close(sb->err_fd);
+				sb->err_fd = -1;
+			}
+			return;
+		}
+		for (ssize_t i = 0; i < r; i++) {
+			unsigned char c = (unsigned char)buf[i];
+
+			if (c == '\n') {
+				err_line_flush(sb);
+				continue;
+			}
+			sb->err_line[sb->err_len++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+			if (sb->err_len == SB_ERR_LINE)
+				err_line_flush(sb);
+		}
+	}
+}
+
 static void sandbox_kill(struct xbd_sandbox *sb, const char *why)
 {
 	int status = 0;
@@ -275,6 +414,7 @@ static void sandbox_kill(struct xbd_sandbox *sb, const char *why)
 	kill(sb->pid, SIGKILL);
 	while (waitpid(sb->pid, &status, 0) < 0 && errno == EINTR)
 		;
+	drain_stderr(sb);   /* all of it: the child is gone */
 	if (why) {
 		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
 			xbd_err("%s: parser killed by signal %d (%s); its files now answer EIO",
@@ -348,6 +488,7 @@ int xbd_sandbox_call(struct xbd_sandbox *sb, uint32_t op, const void *req,
 		if (h.op == XBD_SB_REPLY) {
 			*reply = buf;
 			*len = h.len;
+			drain_stderr(sb);
 			return 0;
 		}
 		err = h.op == XBD_SB_READ ? serve_read(sb, buf, h.len, deadline)
@@ -367,17 +508,25 @@ int xbd_sandbox_start(const char *what, xbd_sandbox_main_fn *fn, void *arg,
 		      struct xbd_sandbox **out)
 {
 	struct xbd_sandbox *sb = calloc(1, sizeof(*sb));
-	int sv[2], err;
+	int sv[2], ep[2], err;
 	pid_t parent;
 
 	if (!sb)
 		return -ENOMEM;
+	/* the child's stderr: a pipe, not a file it could misuse */
+	if (pipe2(ep, O_CLOEXEC)) {
+		err = -errno;
+		free(sb);
+		return err;
+	}
 	snprintf(sb->what, sizeof(sb->what), "%s", what);
 	sb->timeout_ms = XBD_SB_TIMEOUT_MS;
 	sb->rd = rd;
 	sb->rd_ctx = rd_ctx;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		err = -errno;
+		close(ep[0]);
+		close(ep[1]);
 		free(sb);
 		return err;
 	}
@@ -387,21 +536,29 @@ int xbd_sandbox_start(const char *what, xbd_sandbox_main_fn *fn, void *arg,
 		err = -errno;
 		close(sv[0]);
 		close(sv[1]);
+		close(ep[0]);
+		close(ep[1]);
 		free(sb);
 		return err;
 	}
 	if (sb->pid == 0) {
 		close(sv[0]);
-		if (confine(sv[1], parent))
+		close(ep[0]);
+		if (confine(sv[1], ep[1], parent))
 			_exit(126);
 		_exit(fn(SB_FD, arg));
 	}
 	close(sv[1]);
+	close(ep[1]);
 	sb->fd = sv[0];
-	if (fcntl(sb->fd, F_SETFL, O_NONBLOCK)) {
+	sb->err_fd = ep[0];
+	if (fcntl(sb->fd, F_SETFL, O_NONBLOCK) ||
+	    fcntl(sb->err_fd, F_SETFL, O_NONBLOCK)) {
 		err = -errno;
 		sandbox_kill(sb, NULL);
 		close(sb->fd);
+		if (sb->err_fd >= 0)
+			close(sb->err_fd);
 		free(sb);
 		return err;
 	}
@@ -420,5 +577,7 @@ void xbd_sandbox_stop(struct xbd_sandbox *sb)
 		return;
 	sandbox_kill(sb, NULL);
 	close(sb->fd);
+	if (sb->err_fd >= 0)
+		close(sb->err_fd);
 	free(sb);
 }

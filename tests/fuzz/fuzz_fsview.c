@@ -101,6 +101,10 @@ static void walk(struct fsv_fs *e, uint64_t dir, int depth, unsigned *n)
 			if (!req(e, FSV_READ, &r, sizeof(r), &x, &xl, n))
 				FUZZ_CHECK(xl <= r.len);
 			free(x);
+			if (!req(e, FSV_MAP, &r, sizeof(r), &x, &xl, n))
+				FUZZ_CHECK(xl >= 8 && (xl - 8) % sizeof(struct fsv_extent) == 0 &&
+					   (xl - 8) / sizeof(struct fsv_extent) <= FSV_MAP_MAX);
+			free(x);
 		}
 	}
 	free(b);

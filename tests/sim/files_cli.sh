@@ -90,6 +90,35 @@ expect_fail "unknown VM" "nosuchvm" "$xbd" cat nosuchvm:/a.txt
 expect_fail "no path" "expected" "$xbd" cat vm1
 no_attach_nodes && ok "nothing attached after the errors" || fail "nodes left after errors"
 
+# Ctrl-C while the command's own attach starts (its daemon is there,
+# not yet ready): the command still detaches, and says why it stopped
+# (env: a background job of a script starts with SIGINT ignored)
+env --default-signal=INT "$xbd" cat vm1:/big.bin >/dev/null 2>"$T/err" &
+cli=$!
+apid= adir=
+for i in $(seq 1 1000); do
+	apid=$(attach_pid) && break
+	sleep 0.01
+done
+for id in $(xenstore-list /local/domain/0/device/xbd 2>/dev/null); do
+	adir=$(xs_read "/local/domain/0/device/xbd/$id/xbd-mount") && break
+done
+kill -INT "$cli"
+wait "$cli"
+rc=$?
+if [ -z "$apid" ]; then
+	fail "no attach daemon seen while xbd cat started"
+else
+	[ "$rc" -ne 0 ] && grep -q "stopped by signal 2" "$T/err" &&
+		ok "cat stopped by SIGINT during its attach: exit $rc, '$(head -n1 "$T/err")'" ||
+		fail "cat after SIGINT: exit $rc, '$(cat "$T/err")'"
+	wait_for 10 eval '! kill -0 "$apid" 2>/dev/null' && ok "its attach daemon is gone" ||
+		fail "attach daemon $apid left running"
+	no_attach_nodes && ok "nothing attached after the SIGINT" || fail "nodes left after SIGINT"
+	[ -n "$adir" ] && ! mountpoint -q "$adir" && ok "no mount left ($adir)" ||
+		fail "mount left: '$adir'"
+fi
+
 # beside an attach of the same VM (read-only both): its own, and gone again
 attach vm1 "$T/mnt" || die "attach"
 [ "$("$xbd" cat vm1:/a.txt 2>"$T/err")" = "hello from the VM" ] &&

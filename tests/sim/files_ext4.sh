@@ -110,14 +110,23 @@ cmp <(dd if="$img" bs=512 skip=2048 count=716800 status=none) "$T/mnt/xvda1" &&
 [ "$(sha256sum <"$img")" = "$sum" ] && ok "image unchanged" || fail "image changed"
 
 # hostile: random bytes over the group descriptors and the first inode
-# tables; each attempt must leave the export working
+# tables; each attempt must leave the export working.  Seeded, so that
+# a failure replays: XBD_TEST_SEED=N (the other files are random too,
+# but only the metadata's corruption decides what the parser meets).
+seed=${XBD_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+echo "corruption seed: $seed (XBD_TEST_SEED=$seed replays it)"
 for round in $ROUNDS; do
 	cp --sparse=always "$img" "$T/bad.img"
 	base=$((2048 * 512))
-	for k in $(seq 1 40); do
-		off=$((base + 4096 + RANDOM * 64 % (2 << 20)))
-		head -c 16 /dev/urandom | dd of="$T/bad.img" bs=1 seek=$off conv=notrunc status=none
-	done
+	python3 - "$T/bad.img" "$seed" "$round" "$base" <<'PY' || die "corrupting"
+import random, sys
+path, seed, rnd, base = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+r = random.Random(f"{seed}/{rnd}")
+with open(path, "r+b") as f:
+    for _ in range(40):
+        f.seek(base + 4096 + r.randrange(0, 2 << 20, 64))
+        f.write(r.randbytes(16))
+PY
 	badsum=$(sha256sum <"$T/bad.img")
 	vm_create "bad$round" "$T/bad.img,xvda"
 	wait_for 10 guest_connected "$DOMID" 51712 || fail "bad$round: guest did not connect"
@@ -136,5 +145,10 @@ for round in $ROUNDS; do
 	"$xbd" detach "$T/bad$round" && ok "round $round: detach" || fail "round $round: detach"
 	[ "$(sha256sum <"$T/bad.img")" = "$badsum" ] || fail "round $round: corrupted image changed"
 done
-grep -E 'ERROR: AddressSanitizer|runtime error' "$T/attach.log" && fail "sanitizer reports"
+# a parser's reports reach the log too ("parser says: ..."); its crash
+# on a hostile image (a deadly signal) is what the sandbox is for, a
+# memory error of ours is not
+grep -E 'ERROR: AddressSanitizer|runtime error' "$T/attach.log" |
+	grep -vE 'parser says: .*AddressSanitizer: (SEGV|BUS|FPE|ABRT|stack-overflow)' &&
+	fail "sanitizer reports (corruption seed $seed)"
 finish

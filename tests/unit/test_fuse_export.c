@@ -556,6 +556,39 @@ static void test_rmw_writers(void)
 	free(back);
 }
 
+/* attach --files: a rescan ends the disk's trees and makes new ones,
+ * more times than tree numbers were once allowed (255); the tree keeps
+ * reading, and is listed once. */
+static void test_files_rescan(void)
+{
+	struct xbd_fuse_opts o = { .files = true, .threads = 2 };
+	struct xbd_image *img;
+	struct xbd_fuse *fx;
+	char root[600];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	CHECK_EQ(xbd_image_open_raw(img_path, true, &img), 0);
+	CHECK_EQ(xbd_fuse_start(mnt, &o, &fx), 0);
+	CHECK_EQ(xbd_fuse_add_disk(fx, "xvda", img, XBD_FUSE_FILES), 0);
+	snprintf(root, sizeof(root), "%s/files/xvda1", mnt);
+	check_fs_files(root);
+	for (int i = 0; i < 300; i++)
+		CHECK_EQ(xbd_fuse_rescan_partitions(fx, "xvda"), 0);
+	check_fs_files(root);
+	snprintf(root, sizeof(root), "%s/files", mnt);
+	d = opendir(root);
+	CHECK(d != NULL);
+	while (d && (e = readdir(d)))
+		n += !strcmp(e->d_name, "xvda1");
+	if (d)
+		closedir(d);
+	CHECK_EQ(n, 1);
+	xbd_fuse_stop(fx);
+	xbd_image_close(img);
+}
+
 static void test_cow_export(const char *img_sha)
 {
 	struct xbd_image *base, *img;
@@ -1084,6 +1117,7 @@ static int test_main(void)
 	test_stop_busy(fx);
 	xbd_image_close(img);
 
+	test_files_rescan();
 	test_async_image(); /* before the cow test changes `disk` */
 	test_blocking_image();
 	test_cow_export(img_sha);

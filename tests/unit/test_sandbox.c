@@ -11,7 +11,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -71,7 +74,8 @@ static int child_hang(int fd, void *arg)
 static int child_segv(int fd, void *arg)
 {
 	(void)fd;
-	*(volatile int *)arg = 1; /* arg is NULL */
+	(void)arg;
+	*(volatile int *)(uintptr_t)64 = 1; /* not NULL: no UBSan report */
 	return 0;
 }
 
@@ -88,6 +92,81 @@ static int child_huge(int fd, void *arg)
 
 	(void)arg;
 	return write(fd, &h, sizeof(h)) == sizeof(h) ? 0 : 1;
+}
+
+/* Reads the page at arg: a shared mapping of the parent's (like a
+ * granted page) must be gone, so this dies; a private one is there. */
+static int child_peek(int fd, void *arg)
+{
+	char c = *(volatile char *)arg;
+
+	return xbd_sb_send(fd, XBD_SB_REPLY, &c, 1) ? 1 : 0;
+}
+
+static int child_stderr(int fd, void *arg)
+{
+	static const char msg[] = "complaint: test\x1b[31m report\n";
+
+	(void)arg;
+	if (write(2, msg, sizeof(msg) - 1) != (ssize_t)sizeof(msg) - 1)
+		return 1;
+	return xbd_sb_send(fd, XBD_SB_REPLY, "ok", 2) ? 1 : 0;
+}
+
+static void shared_maps(void)
+{
+	char *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char *priv = malloc(1);
+	struct xbd_sandbox *sb;
+	void *reply;
+	size_t len;
+
+	CHECK(shared != MAP_FAILED && priv);
+	if (shared == MAP_FAILED || !priv)
+		return;
+	shared[0] = 's';
+	priv[0] = 'p';
+	CHECK_EQ(xbd_sandbox_start("peek", child_peek, shared, vol_read, NULL, &sb), 0);
+	CHECK_EQ(xbd_sandbox_call(sb, 0, NULL, 0, &reply, &len), -EIO);
+	xbd_sandbox_stop(sb);
+	CHECK_EQ(xbd_sandbox_start("peek", child_peek, priv, vol_read, NULL, &sb), 0);
+	CHECK_EQ(xbd_sandbox_call(sb, 0, NULL, 0, &reply, &len), 0);
+	CHECK(len == 1 && reply && *(char *)reply == 'p');
+	free(reply);
+	xbd_sandbox_stop(sb);
+	munmap(shared, 4096);
+	free(priv);
+}
+
+/* What the child writes to its stderr reaches ours, as printable text. */
+static void child_stderr_logged(void)
+{
+	char path[] = "/tmp/test_sandbox.XXXXXX", got[4096];
+	int f = mkstemp(path), saved = dup(2);
+	struct xbd_sandbox *sb;
+	void *reply;
+	size_t len;
+	ssize_t n;
+
+	CHECK(f >= 0 && saved >= 0);
+	if (f < 0 || saved < 0)
+		return;
+	unlink(path);
+	fflush(stderr);
+	dup2(f, 2);
+	CHECK_EQ(xbd_sandbox_start("err", child_stderr, NULL, vol_read, NULL, &sb), 0);
+	CHECK_EQ(xbd_sandbox_call(sb, 0, NULL, 0, &reply, &len), 0);
+	free(reply);
+	xbd_sandbox_stop(sb);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(f, got, sizeof(got) - 1, 0);
+	close(f);
+	CHECK(n > 0);
+	got[n > 0 ? n : 0] = 0;
+	CHECK(strstr(got, "err: parser says: complaint: test?[31m report") != NULL);
 }
 
 /* fn's child must fail the call with -EIO, and the next call at once. */
@@ -137,5 +216,7 @@ int main(void)
 	dies("hang", child_hang, 300);
 	dies("nonsense", child_nonsense, 0);
 	dies("huge", child_huge, 0);
+	shared_maps();
+	child_stderr_logged();
 	return check_report("test_sandbox");
 }
