@@ -2,9 +2,8 @@
 /*
  * A read cache of aligned chunks for a confined parser's volume: the
  * libraries read metadata a record or a block at a time, and each miss
- * is a round trip through the parent.  The same scheme as
- * fsview_ext.c's io_manager (which could move onto it): direct-mapped,
- * with read-ahead when the misses come in order.
+ * is a round trip through the parent.  One for every parser:
+ * direct-mapped, with read-ahead when the misses come in order.
  */
 #include "fuse/fsview_cache.h"
 #include "xbd/sandbox.h"

@@ -3,11 +3,12 @@
  * ext2/3/4 for the confined child, with e2fsprogs' libext2fs (what
  * debugfs and fuse2fs use), opened read-only, the journal not replayed.
  * Its disk is an io_manager of ours that reads through the parent (see
- * include/xbd/sandbox.h), with a cache of aligned chunks: libext2fs
- * reads a block at a time (inode tables, directories, file data), and
- * each miss is a round trip through the parent.
+ * include/xbd/sandbox.h), through fsview_cache.c: libext2fs reads a
+ * block at a time (inode tables, directories, file data), and each miss
+ * is a round trip through the parent.
  */
 #include "fuse/fsview.h"
+#include "fuse/fsview_cache.h"
 #include "xbd/sandbox.h"
 
 #include <dirent.h>
@@ -18,18 +19,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define CHUNK (32u << 10)
-#define NCHUNKS 512              /* 16 MiB, direct-mapped */
-#define READAHEAD_CHUNKS 16      /* 512 KiB at once when reading in order */
-
 struct fsv_ext {
 	ext2_filsys fs;
 	uint64_t size;
-	fsv_read_fn *rd;
-	void *ctx;
-	char *cache;              /* NCHUNKS chunks of CHUNK bytes */
-	uint64_t tag[NCHUNKS];    /* chunk number + 1 held in each; 0: none */
-	uint64_t last_miss;       /* the chunk after the last one fetched */
+	struct fsv_cache *cache;
 	ext2_file_t file;         /* the last file read, kept open */
 	ext2_ino_t file_ino;
 };
@@ -37,70 +30,9 @@ struct fsv_ext {
 /* libext2fs opens its io channel by name: the one being opened. */
 static struct fsv_ext *opening;
 
-/* Chunk number c, from the cache or the parent (the last chunk of the
- * disk may be shorter). */
-static const char *chunk(struct fsv_ext *e, uint64_t c)
-{
-	unsigned slot = (unsigned)(c % NCHUNKS), n = 1;
-	char *p = e->cache + (size_t)slot * CHUNK;
-	uint64_t off = c * CHUNK;
-	size_t len;
-
-	if (e->tag[slot] == c + 1)
-		return p;
-	/* a miss right after the previous one: a file read in order, so
-	 * fetch ahead, in one request (slots are contiguous up to the end) */
-	if (e->last_miss == c && c)
-		n = READAHEAD_CHUNKS;
-	if (n > NCHUNKS - slot)
-		n = NCHUNKS - slot;
-	if (off >= e->size)
-		return NULL;
-	len = e->size - off < (uint64_t)n * CHUNK ? (size_t)(e->size - off)
-						  : (size_t)n * CHUNK;
-	n = (unsigned)((len + CHUNK - 1) / CHUNK);
-	for (unsigned i = 0; i < n; i++)
-		e->tag[slot + i] = 0;
-	if (e->rd(e->ctx, p, len, off))
-		return NULL;
-	for (unsigned i = 0; i < n; i++)
-		e->tag[slot + i] = c + i + 1;
-	e->last_miss = c + n;
-	return p;
-}
-
 static errcode_t raw_read(struct fsv_ext *e, void *buf, size_t len, uint64_t off)
 {
-	char *p = buf;
-
-	if (off > e->size || len > e->size - off)
-		return EXT2_ET_SHORT_READ;
-	if (len > 4 * CHUNK) {
-		/* a large read: straight through, in messages that fit */
-		while (len) {
-			size_t n = len > XBD_SB_MAX ? XBD_SB_MAX : len;
-
-			if (e->rd(e->ctx, p, n, off))
-				return EXT2_ET_SHORT_READ;
-			p += n;
-			off += n;
-			len -= n;
-		}
-		return 0;
-	}
-	while (len) {
-		uint64_t c = off / CHUNK;
-		size_t in = (size_t)(off % CHUNK), n = CHUNK - in < len ? CHUNK - in : len;
-		const char *src = chunk(e, c);
-
-		if (!src)
-			return EXT2_ET_SHORT_READ;
-		memcpy(p, src + in, n);
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return fsv_cache_read(e->cache, buf, len, off) ? EXT2_ET_SHORT_READ : 0;
 }
 
 static errcode_t io_open(const char *name, int flags, io_channel *channel)
@@ -206,10 +138,7 @@ static int ext_open(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 	if (!e)
 		return -ENOMEM;
 	e->size = size;
-	e->rd = rd;
-	e->ctx = ctx;
-	e->cache = malloc((size_t)NCHUNKS * CHUNK);
-	if (!e->cache) {
+	if (fsv_cache_new(size, rd, ctx, &e->cache)) {
 		free(e);
 		return -ENOMEM;
 	}
@@ -219,7 +148,7 @@ static int ext_open(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 			   0, 0, &xbd_io_manager, &e->fs);
 	opening = NULL;
 	if (err) {
-		free(e->cache);
+		fsv_cache_free(e->cache);
 		free(e);
 		return -EINVAL;
 	}
@@ -236,7 +165,7 @@ static void ext_close(void *fs)
 	if (e->file)
 		ext2fs_file_close(e->file);
 	ext2fs_close_free(&e->fs);
-	free(e->cache);
+	fsv_cache_free(e->cache);
 	free(e);
 }
 

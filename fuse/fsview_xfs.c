@@ -3,7 +3,7 @@
  * XFS for the confined child, with libyal's libfsxfs (read-only by
  * design: it has no write path, and it never replays the log).  Its
  * disk is a libbfio handle of ours whose reads go through the parent
- * (include/xbd/sandbox.h), with a small cache of aligned chunks: the
+ * (include/xbd/sandbox.h), through fsview_cache.c: the
  * library reads a block at a time, and each miss is a round trip.
  *
  * libfsxfs 20201117 (Debian 12) walks directories, finds names and
@@ -23,6 +23,7 @@
  * table, in the order met, at most MAP_MAX of them (then -EOVERFLOW).
  */
 #include "fuse/fsview.h"
+#include "fuse/fsview_cache.h"
 #include "xbd/sandbox.h"
 
 #include <dirent.h>
@@ -35,9 +36,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define CHUNK (32u << 10)
-#define NCHUNKS 256              /* 8 MiB, direct-mapped */
-#define READAHEAD_CHUNKS 16      /* 512 KiB at once when reading in order */
 #define MAP_MAX (4u << 20)       /* inodes numbered by the table */
 #define DIR_MAX (1u << 20)       /* entries of one directory (fsview.c's bound) */
 #define NDIRS 4                  /* directories indexed at once (find walks up and down) */
@@ -45,12 +43,8 @@
 #define DIFLAG2_BIGTIME (1ull << 3)
 
 struct xfs_io {
-	fsv_read_fn *rd;
-	void *ctx;
+	struct fsv_cache *cache;
 	uint64_t size, pos;
-	char *cache;              /* NCHUNKS chunks of CHUNK bytes */
-	uint64_t tag[NCHUNKS];    /* chunk number + 1 held in each; 0: none */
-	uint64_t last_miss;       /* the chunk after the last one fetched */
 	/* libfsxfs 20201117 steps from one AG's superblock to the next by
 	 * agblocks * blocksize in 32 bits: with AGs of 4 GiB or more
 	 * (mkfs.xfs's default above 16 GiB) it reads AG k's superblock
@@ -101,67 +95,9 @@ struct fsv_xfs {
 
 /* ---- the disk, through the parent ---- */
 
-static const char *chunk(struct xfs_io *io, uint64_t c)
-{
-	unsigned slot = (unsigned)(c % NCHUNKS), n = 1;
-	char *p = io->cache + (size_t)slot * CHUNK;
-	uint64_t off = c * CHUNK;
-	size_t len;
-
-	if (io->tag[slot] == c + 1)
-		return p;
-	/* a miss right after the previous one: read in order, so fetch
-	 * ahead in one request (the slots are contiguous up to the end) */
-	if (io->last_miss == c && c)
-		n = READAHEAD_CHUNKS;
-	if (n > NCHUNKS - slot)
-		n = NCHUNKS - slot;
-	if (off >= io->size)
-		return NULL;
-	len = io->size - off < (uint64_t)n * CHUNK ? (size_t)(io->size - off)
-						   : (size_t)n * CHUNK;
-	n = (unsigned)((len + CHUNK - 1) / CHUNK);
-	for (unsigned i = 0; i < n; i++)
-		io->tag[slot + i] = 0;
-	if (io->rd(io->ctx, p, len, off))
-		return NULL;
-	for (unsigned i = 0; i < n; i++)
-		io->tag[slot + i] = c + i + 1;
-	io->last_miss = c + n;
-	return p;
-}
-
 static int disk_read(struct xfs_io *io, void *buf, size_t len, uint64_t off)
 {
-	char *p = buf;
-
-	if (off > io->size || len > io->size - off)
-		return -EIO;
-	if (len > 4 * CHUNK) {
-		/* a large read: straight through, in messages that fit */
-		while (len) {
-			size_t n = len > XBD_SB_MAX ? XBD_SB_MAX : len;
-
-			if (io->rd(io->ctx, p, n, off))
-				return -EIO;
-			p += n;
-			off += n;
-			len -= n;
-		}
-		return 0;
-	}
-	while (len) {
-		size_t in = (size_t)(off % CHUNK), n = CHUNK - in < len ? CHUNK - in : len;
-		const char *src = chunk(io, off / CHUNK);
-
-		if (!src)
-			return -EIO;
-		memcpy(p, src + in, n);
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return fsv_cache_read(io->cache, buf, len, off) ? -EIO : 0;
 }
 
 /* libbfio's callbacks: a handle that is always open, read-only */
@@ -518,7 +454,7 @@ static void xfs_close(void *fs)
 	free(x->keys);
 	free(x->vals);
 	free(x->rev);
-	free(x->io.cache);
+	fsv_cache_free(x->io.cache);
 	free(x);
 }
 
@@ -530,14 +466,10 @@ static int xfs_open(uint64_t size, fsv_read_fn *rd, void *ctx, void **out)
 
 	if (!x)
 		return -ENOMEM;
-	x->io.rd = rd;
-	x->io.ctx = ctx;
 	x->io.size = size;
-	x->io.cache = malloc((size_t)NCHUNKS * CHUNK);
-	if (!x->io.cache) {
-		err = -ENOMEM;
+	err = fsv_cache_new(size, rd, ctx, &x->io.cache);
+	if (err)
 		goto fail;
-	}
 	/* our own checks first: the library sees only a sane geometry */
 	err = read_super(x);
 	if (err)
