@@ -7,7 +7,7 @@ set -eu
 pkgs=(
 	build-essential pkg-config
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
-	libssl-dev libewf-dev      # xbd image: OpenSSL EVP hashes, E01 output
+	libssl-dev libewf-dev zlib1g-dev # xbd image: OpenSSL EVP hashes, E01 output, its chunks
 	python3-jsonschema xfsprogs # image report schema; XFS reflinks (--snapshot)
 	libseccomp-dev libext2fs-dev # the confined parsers of guest LVM and file systems
 	lvm2                       # files_lvm: guest volume groups (activation off)
