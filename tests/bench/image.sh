@@ -20,7 +20,7 @@
 # on this machine's CPUs when nothing else runs (bytes / (CPU / nproc)):
 # a bound, not a measurement, for runs on a loaded machine.
 # Usage: tests/bench/image.sh [BUILD]  (env: XBD_BENCH_RUNS (3 here),
-#        XBD_BENCH_IMG_MB, XBD_BENCH_DIR)
+#        XBD_BENCH_IMG_MB, XBD_BENCH_DIR, XBD_BENCH_IMAGE_WAYS)
 . "$(dirname "$0")/lib.sh"
 
 RUNS=${XBD_BENCH_RUNS:-3}
@@ -32,6 +32,8 @@ warm "$IMG" || exit 1
 
 declare -A why_not runs val cpu_runs cpu
 ways=(xbd-sha256 xbd-sha256md5 dd-sha256sum xbd-e01 ewfacquire)
+# XBD_BENCH_IMAGE_WAYS="xbd-e01 ewfacquire": only those (a quick look)
+[ -n "${XBD_BENCH_IMAGE_WAYS:-}" ] && read -ra ways <<<"$XBD_BENCH_IMAGE_WAYS"
 start_sim || { echo "image bench: $why"; exit 1; }
 vm_create vm1 "$IMG,xvda" || { echo "image bench: $why"; exit 1; }
 mnt=$W/mnt
