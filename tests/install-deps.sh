@@ -8,7 +8,7 @@ pkgs=(
 	build-essential pkg-config
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
 	libssl-dev libewf-dev zlib1g-dev # xbd image: OpenSSL EVP hashes, E01 output, its chunks
-	python3-jsonschema xfsprogs # image report schema; XFS reflinks (--snapshot)
+	python3-jsonschema xfsprogs btrfs-progs # image report schema; reflinks (--snapshot)
 	libseccomp-dev libext2fs-dev # the confined parsers of guest LVM and file systems
 	lvm2                       # files_lvm: guest volume groups (activation off)
 	xenstore-utils             # xenstore-read/-write/... against the sim
