@@ -749,7 +749,7 @@ static int copy(struct imaging_cmd *c)
 	if (err == -EINTR)
 		xbd_err("%s: stopped by %s; the unfinished image is removed", c->output,
 			strsignal(c->signal));
-	else if (err == -EIO && !xbd_frontend_status(c->fe))
+	else if (err == -EIO && !c->res.out_failed && !xbd_frontend_status(c->fe))
 		xbd_err("%s/%s: sector %llu cannot be read; stopped (--skip-errors writes zeros instead)",
 			c->vm_name, c->disk->vdev, (unsigned long long)c->res.stop_sector);
 	else if (err)

@@ -238,6 +238,8 @@ static void *consumer_main(void *arg)
 		err = consume(c, s);
 		pthread_mutex_lock(&pp->m);
 		if (err) {
+			if (c->hash < 0 && !pp->err)
+				pp->r->out_failed = true;
 			pipe_fail(pp, err);
 			break;
 		}

@@ -15,10 +15,13 @@
 #include "xbd/common.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -148,6 +151,22 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Why libewf could not write: its message does not say (a short
+ * write(2) sets no errno), so ENOSPC when the file system is full, the
+ * write's errno when there is one, else 0. */
+static int write_errno(const struct xbd_ewf_chunker *c)
+{
+	int err = errno;
+	char dir[PATH_MAX];
+	struct statvfs sv;
+
+	snprintf(dir, sizeof(dir), "%s", c->name);
+	if (!statvfs(dirname(dir), &sv) &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < 2 * c->out_stride)
+		return ENOSPC;
+	return err == ENOSPC || err == EDQUOT || err == EFBIG || err == EIO ? err : 0;
+}
+
 /* The oldest job written, after waiting for it (block) or not. */
 static int write_oldest(struct xbd_ewf_chunker *c, bool block, bool *wrote)
 {
@@ -175,12 +194,22 @@ static int write_oldest(struct xbd_ewf_chunker *c, bool block, bool *wrote)
 	}
 	for (i = 0; i < j->n; i++) {
 		uint8_t *in = j->in + i * c->in_stride;
-		ssize_t w = libewf_handle_write_chunk(c->h, j->wbuf[i], j->wlen[i], j->len[i],
-						      j->compressed[i], in + j->len[i],
-						      j->checksum[i], !j->compressed[i], &e);
+		ssize_t w;
 
-		if (w != (ssize_t)j->wlen[i])
-			return xbd_ewf_fail("cannot write", c->name, &e);
+		errno = 0;
+		w = libewf_handle_write_chunk(c->h, j->wbuf[i], j->wlen[i], j->len[i],
+					      j->compressed[i], in + j->len[i],
+					      j->checksum[i], !j->compressed[i], &e);
+
+		if (w != (ssize_t)j->wlen[i]) {
+			int err = write_errno(c);
+
+			if (!err)
+				return xbd_ewf_fail("cannot write", c->name, &e);
+			libewf_error_free(&e);
+			xbd_err("%s: cannot write: %s", c->name, strerror(err));
+			return -err;
+		}
 	}
 	pthread_mutex_lock(&c->m);
 	j->n = 0;

@@ -123,6 +123,7 @@ struct xbd_imaging_result {
 	unsigned nbad;
 	uint64_t bad_sectors;        /* total in bad[] */
 	uint64_t stop_sector;        /* the unreadable sector that stopped it */
+	bool out_failed;             /* the error was the image's writer's (printed) */
 };
 
 /* 0; -EIO when a sector could not be read (stop_sector says which;

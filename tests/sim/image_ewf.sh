@@ -150,6 +150,20 @@ grep -q "total number: 3" "$T/info" && grep -q "at sector(s): 100 - 107" "$T/inf
 jq -e '.read_error_sectors == 10' "$T/skip.report.json" >/dev/null &&
 	ok "E01 --skip-errors: the report counts 10 sectors" || fail "report: $(jq -c .read_errors "$T/skip.report.json")"
 
+# a full file system: one line saying so (not a read error), nothing left
+if [ "$(id -u)" = 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=8M tmpfs "$T/small"; then
+	mounts+=("$T/small")
+	"$xbd" image vm1 -o "$T/small/full" --format ewf >/dev/null 2>"$T/err"
+	st=$?
+	[ "$st" = 1 ] && grep -q "full.partial: cannot write: No space left on device" "$T/err" &&
+		! grep -q "cannot be read" "$T/err" && ok "E01 on a full file system: $(head -n1 "$T/err")" ||
+		fail "E01 on a full file system: exit $st: $(cat "$T/err")"
+	[ -z "$(ls -A "$T/small")" ] && ok "nothing left on the full file system" ||
+		fail "left: $(ls -A "$T/small")"
+else
+	echo "(the full file system case needs root to mount a small tmpfs: not run)"
+fi
+
 # SIGTERM mid-copy: no segment left under either name
 make_random_image "$T/big.img" 256
 vm_create vm2 "$T/big.img,xvda"
