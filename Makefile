@@ -5,8 +5,7 @@
 # the kill -9 soak (tests/soak/, not part of check).
 
 CC      ?= gcc
-
-PKGS    := fuse3 xenstore xengnttab xenevtchn xencontrol json-c blkid libcrypto libewf libseccomp ext2fs libntfs-3g libfsxfs libbfio
+PKGS    := fuse3 xenstore xengnttab xenevtchn xencontrol json-c blkid libcrypto libewf zlib libseccomp ext2fs libntfs-3g libfsxfs libbfio
 WARN    := -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes \
            -Wmissing-declarations -Werror
 CFLAGS  ?= -O2 -g

@@ -69,6 +69,7 @@ static void image_usage(void)
 	printf("usage: xbd image VM [--disk VDEV] -o FILE [--format raw|ewf] [--sha1] [--no-md5]\n"
 	       "                 [--pause | --snapshot] [--force] [--verify] [--progress]\n"
 	       "                 [--skip-errors] [--sparse]\n"
+	       "                 [--compression fast|best|none|empty-block] [--threads N]\n"
 	       "                 [--case-number S] [--evidence-number S] [--examiner S]\n"
 	       "                 [--description S] [--notes S]\n"
 	       "Copies one of VM's disks, read-only, through xbd's own frontend into FILE,\n"
@@ -89,6 +90,10 @@ static void image_usage(void)
 	       "  --progress           the progress line even when stderr is not a terminal\n"
 	       "  --skip-errors        write unreadable sectors as zeros and list them\n"
 	       "  --sparse             raw: leave holes where the disk reads zeros\n"
+	       "  --compression C      ewf: deflate fast (zlib level 1, the default) or best\n"
+	       "                       (9), none, or empty-block (none, but chunks of one\n"
+	       "                       repeated byte deflated): ewfacquire's -c levels\n"
+	       "  --threads N          ewf: threads that compress (default: one per CPU)\n"
 	       "  --case-number S, --evidence-number S, --examiner S, --description S,\n"
 	       "  --notes S            ewf: case metadata stored in the E01\n"
 	       "Exit status: 0 done; 1 failed (nothing left under FILE's name); 2 usage;\n"
@@ -105,7 +110,7 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 {
 	enum { O_DISK = 256, O_FORMAT, O_SHA1, O_FORCE, O_VERIFY, O_PROGRESS,
 	       O_SKIP, O_SPARSE, O_CASE, O_EVIDENCE, O_EXAMINER, O_DESC, O_NOTES,
-	       O_PAUSE, O_SNAPSHOT, O_NO_MD5 };
+	       O_PAUSE, O_SNAPSHOT, O_NO_MD5, O_COMPRESSION, O_THREADS };
 	static const struct option opts[] = {
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "output", required_argument, NULL, 'o' },
@@ -119,6 +124,8 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		{ "pause", no_argument, NULL, O_PAUSE },
 		{ "snapshot", no_argument, NULL, O_SNAPSHOT },
 		{ "no-md5", no_argument, NULL, O_NO_MD5 },
+		{ "compression", required_argument, NULL, O_COMPRESSION },
+		{ "threads", required_argument, NULL, O_THREADS },
 		{ "case-number", required_argument, NULL, O_CASE },
 		{ "evidence-number", required_argument, NULL, O_EVIDENCE },
 		{ "examiner", required_argument, NULL, O_EXAMINER },
@@ -128,8 +135,9 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		{ 0, 0, 0, 0 },
 	};
 	struct xbd_image_out_opts *oo = &c->out_opts;
-	const char *format = "raw";
+	const char *format = "raw", *compression = NULL;
 	bool case_meta = false;
+	unsigned long long threads = 0;
 	uint32_t devid;
 	int ch;
 
@@ -161,6 +169,16 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		case O_EXAMINER: oo->examiner = optarg; case_meta = true; break;
 		case O_DESC: oo->description = optarg; case_meta = true; break;
 		case O_NOTES: oo->notes = optarg; case_meta = true; break;
+		case O_COMPRESSION: compression = optarg; case_meta = true; break;
+		case O_THREADS:
+			if (xbd_parse_uint(optarg, 1024, &threads) || !threads) {
+				xbd_usage_err("image", "--threads: expected 1 to 1024, got '%s'",
+					      optarg);
+				return XBD_EXIT_USAGE;
+			}
+			oo->threads = (unsigned)threads;
+			case_meta = true;
+			break;
 		case 'h':
 			image_usage();
 			return -1;
@@ -191,9 +209,19 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		return XBD_EXIT_USAGE;
 	}
 	if (case_meta && oo->format != XBD_IMAGE_EWF) {
-		xbd_usage_err("image", "the case metadata options are for --format ewf");
+		xbd_usage_err("image", "the case metadata, --compression and --threads are for --format ewf");
 		return XBD_EXIT_USAGE;
 	}
+	for (ch = 0; compression && ch < XBD_EWF_COMPRESSION_COUNT; ch++)
+		if (!strcmp(compression, xbd_ewf_compression_name(ch)))
+			break;
+	if (compression && ch == XBD_EWF_COMPRESSION_COUNT) {
+		xbd_usage_err("image", "--compression: expected fast, best, none or empty-block, got '%s'",
+			      compression);
+		return XBD_EXIT_USAGE;
+	}
+	if (compression)
+		oo->compression = ch;
 	if (c->pause && c->snapshot) {
 		xbd_usage_err("image", "--pause (paused for the whole copy) or --snapshot (paused for the clone): one of them");
 		return XBD_EXIT_USAGE;
@@ -532,6 +560,7 @@ static json_object *report_json(struct imaging_cmd *c, const char *image)
 		add_str(cs, "description", oo->description);
 		add_str(cs, "notes", oo->notes);
 		json_object_object_add(img, "case", cs);
+		add_str(img, "compression", xbd_ewf_compression_name(oo->compression));
 	}
 	json_object_object_add(r, "image", img);
 	add_str(r, "start_utc", c->start_utc);
@@ -587,8 +616,10 @@ static void report_text(FILE *f, json_object *r, const struct imaging_cmd *c,
 		c->disk->mode ? c->disk->mode : "-");
 	fprintf(f, "Read through:  xbd's frontend on a second instance served by %s\n",
 		c->inst.backend_kind);
-	fprintf(f, "Image:         %s (%s%s)\n", image,
-		c->out_opts.format == XBD_IMAGE_EWF ? "E01" : "raw",
+	fprintf(f, "Image:         %s (%s%s%s)\n", image,
+		c->out_opts.format == XBD_IMAGE_EWF ? "E01, compression " : "raw",
+		c->out_opts.format == XBD_IMAGE_EWF ?
+		xbd_ewf_compression_name(c->out_opts.compression) : "",
 		c->out_opts.sparse ? ", sparse" : "");
 	fprintf(f, "Started:       %s\n", c->start_utc);
 	fprintf(f, "Ended:         %s\n", c->end_utc);
@@ -718,7 +749,7 @@ static int copy(struct imaging_cmd *c)
 	if (err == -EINTR)
 		xbd_err("%s: stopped by %s; the unfinished image is removed", c->output,
 			strsignal(c->signal));
-	else if (err == -EIO && !xbd_frontend_status(c->fe))
+	else if (err == -EIO && !c->res.out_failed && !xbd_frontend_status(c->fe))
 		xbd_err("%s/%s: sector %llu cannot be read; stopped (--skip-errors writes zeros instead)",
 			c->vm_name, c->disk->vdev, (unsigned long long)c->res.stop_sector);
 	else if (err)
@@ -831,7 +862,9 @@ static int run(struct imaging_cmd *c)
 	}
 	md5 = c->want[XBD_HASH_MD5] ? c->res.digest[XBD_HASH_MD5] : NULL;
 	sha1 = c->want[XBD_HASH_SHA1] ? c->res.digest[XBD_HASH_SHA1] : NULL;
-	err = xbd_image_out_commit(c->out, md5, sha1);
+	err = xbd_image_out_add_errors(c->out, c->res.bad, c->res.nbad);
+	if (!err)
+		err = xbd_image_out_commit(c->out, md5, sha1);
 	if (!err && c->verify)
 		err = verify_image(c);
 	if (!err)

@@ -149,6 +149,7 @@ struct slot {
 
 struct consumer {
 	struct pipe *pp;
+	pthread_cond_t cv;            /* its next slot is ready, or stop */
 	pthread_t thread;
 	bool started;
 	int hash;                     /* an enum xbd_hash, or -1: the writer */
@@ -160,7 +161,7 @@ struct pipe {
 	const struct xbd_imaging_opts *o;
 	struct xbd_imaging_result *r;
 	pthread_mutex_t m;
-	pthread_cond_t cv;
+	pthread_cond_t cv;            /* the producer's: a read done, a slot free, stop */
 	struct slot slots[IMG_SLOTS];
 	struct consumer cons[XBD_HASH_COUNT + 1];
 	unsigned ncons;
@@ -174,10 +175,26 @@ struct pipe {
 /* Under the lock: the first error stops everything. */
 static void pipe_fail(struct pipe *pp, int err)
 {
+	unsigned i;
+
 	if (!pp->err)
 		pp->err = err;
 	pp->stop = true;
 	pthread_cond_broadcast(&pp->cv);
+	for (i = 0; i < pp->ncons; i++)
+		pthread_cond_signal(&pp->cons[i].cv);
+}
+
+/* Under the lock: s is ready; only the consumers waiting for it wake
+ * (one condition variable for all woke every thread on every event). */
+static void slot_ready(struct pipe *pp, struct slot *s)
+{
+	unsigned i;
+
+	s->state = SLOT_READY;
+	for (i = 0; i < pp->ncons; i++)
+		if (pp->cons[i].pos == s->seq)
+			pthread_cond_signal(&pp->cons[i].cv);
 }
 
 static void read_done(void *opaque, int err)
@@ -186,10 +203,13 @@ static void read_done(void *opaque, int err)
 	struct pipe *pp = s->pp;
 
 	pthread_mutex_lock(&pp->m);
-	s->state = err ? SLOT_FAILED : SLOT_READY;
 	s->refs = pp->ncons;
+	if (err)
+		s->state = SLOT_FAILED;
+	else
+		slot_ready(pp, s);
 	pp->in_flight--;
-	pthread_cond_broadcast(&pp->cv);
+	pthread_cond_signal(&pp->cv);
 	pthread_mutex_unlock(&pp->m);
 }
 
@@ -211,22 +231,27 @@ static void *consumer_main(void *arg)
 		int err;
 
 		while (!pp->stop && !(s->seq == c->pos && s->state == SLOT_READY))
-			pthread_cond_wait(&pp->cv, &pp->m);
+			pthread_cond_wait(&c->cv, &pp->m);
 		if (pp->stop)
 			break;
 		pthread_mutex_unlock(&pp->m);
 		err = consume(c, s);
 		pthread_mutex_lock(&pp->m);
 		if (err) {
+			if (c->hash < 0 && !pp->err)
+				pp->r->out_failed = true;
 			pipe_fail(pp, err);
 			break;
 		}
 		if (c->hash < 0)
 			pp->written += s->len;
 		c->pos++;
-		if (--s->refs == 0)
+		if (--s->refs == 0) {
 			s->state = SLOT_FREE;
-		pthread_cond_broadcast(&pp->cv);
+			pthread_cond_signal(&pp->cv);
+		} else if (c->pos == pp->nseq) {
+			pthread_cond_signal(&pp->cv);
+		}
 	}
 	pthread_mutex_unlock(&pp->m);
 	return NULL;
@@ -363,8 +388,7 @@ static void produce(struct pipe *pp, struct xbd_image *img)
 				pipe_fail(pp, err);
 				break;
 			}
-			f->state = SLOT_READY;
-			pthread_cond_broadcast(&pp->cv);
+			slot_ready(pp, f);
 			continue;
 		}
 		if (submit_next(pp, &next))
@@ -411,6 +435,8 @@ static int pipe_init(struct pipe *pp, const struct xbd_imaging_opts *o,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&pp->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	for (i = 0; i < XBD_HASH_COUNT + 1; i++)
+		pthread_cond_init(&pp->cons[i].cv, NULL);
 	for (i = 0; i < IMG_SLOTS; i++) {
 		pp->slots[i].pp = pp;
 		pp->slots[i].seq = UINT64_MAX;
@@ -421,11 +447,13 @@ static int pipe_init(struct pipe *pp, const struct xbd_imaging_opts *o,
 	for (h = 0; h < XBD_HASH_COUNT && !err; h++) {
 		if (!o->want[h])
 			continue;
-		pp->cons[pp->ncons] = (struct consumer){ .pp = pp, .hash = h };
+		pp->cons[pp->ncons].pp = pp;
+		pp->cons[pp->ncons].hash = h;
 		err = ctx_new(h, &pp->cons[pp->ncons].ctx);
 		pp->ncons++;
 	}
-	pp->cons[pp->ncons++] = (struct consumer){ .pp = pp, .hash = -1 };
+	pp->cons[pp->ncons].pp = pp;
+	pp->cons[pp->ncons++].hash = -1;
 	return err;
 }
 
@@ -435,6 +463,8 @@ static void pipe_destroy(struct pipe *pp)
 
 	for (i = 0; i < pp->ncons; i++)
 		EVP_MD_CTX_free(pp->cons[i].ctx);
+	for (i = 0; i < XBD_HASH_COUNT + 1; i++)
+		pthread_cond_destroy(&pp->cons[i].cv);
 	for (i = 0; i < IMG_SLOTS; i++)
 		free(pp->slots[i].buf);
 	pthread_cond_destroy(&pp->cv);

@@ -8,10 +8,10 @@
  */
 #include "xbd/imaging.h"
 #include "xbd/common.h"
+#include "imaging_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libewf.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +22,7 @@
 #define OUT_READ_CHUNK (1u << 20)
 #define EWF_MAX_SEGMENTS 99        /* .E01 ... .E99 */
 #define EWF_SEGMENT_SIZE (1ull << 40) /* one segment in practice */
+#define EWF_SECTORS_PER_CHUNK 64   /* ewfacquire's default: 32 KiB chunks */
 
 struct xbd_image_out {
 	struct xbd_image_out_opts o;
@@ -32,11 +33,20 @@ struct xbd_image_out {
 	uint64_t off;
 	bool hole_at_end;             /* raw sparse: the last chunk was skipped */
 	libewf_handle_t *ewf;
+	struct xbd_ewf_chunker *chunker;
 	bool committed;
 };
 
-/* One line for a libewf failure; frees the error. */
-static int ewf_fail(const char *what, const char *name, libewf_error_t **e)
+static const char *const compression_names[XBD_EWF_COMPRESSION_COUNT] = {
+	"fast", "best", "none", "empty-block",
+};
+
+const char *xbd_ewf_compression_name(enum xbd_ewf_compression c)
+{
+	return c < XBD_EWF_COMPRESSION_COUNT ? compression_names[c] : "?";
+}
+
+int xbd_ewf_fail(const char *what, const char *name, libewf_error_t **e)
 {
 	char msg[512] = "";
 
@@ -141,20 +151,30 @@ static int ewf_open(struct xbd_image_out *io)
 	libewf_error_t *e = NULL;
 	char *names[1] = { io->tmp };
 	const struct xbd_image_out_opts *o = &io->o;
+	int8_t level = LIBEWF_COMPRESSION_FAST;
+	uint8_t flags = LIBEWF_COMPRESS_FLAG_USE_EMPTY_BLOCK_COMPRESSION;
+
+	switch (o->compression) {
+	case XBD_EWF_BEST: level = LIBEWF_COMPRESSION_BEST; break;
+	case XBD_EWF_NONE: level = LIBEWF_COMPRESSION_NONE; flags = 0; break;
+	case XBD_EWF_EMPTY_BLOCK: level = LIBEWF_COMPRESSION_NONE; break;
+	default: break;
+	}
 
 	if (libewf_handle_initialize(&io->ewf, &e) != 1)
-		return ewf_fail("cannot start libewf", io->final, &e);
+		return xbd_ewf_fail("cannot start libewf", io->final, &e);
 	if (libewf_handle_open(io->ewf, names, 1, LIBEWF_OPEN_WRITE, &e) != 1)
-		return ewf_fail("cannot create", io->tmp, &e);
+		return xbd_ewf_fail("cannot create", io->tmp, &e);
+	/* ewfacquire's order: the compression before the chunk size, whose
+	 * setting makes libewf deflate its cached zero chunk at that level */
 	if (libewf_handle_set_format(io->ewf, LIBEWF_FORMAT_ENCASE6, &e) != 1 ||
-	    libewf_handle_set_media_size(io->ewf, o->size, &e) != 1 ||
 	    libewf_handle_set_bytes_per_sector(io->ewf, 512, &e) != 1 ||
+	    libewf_handle_set_media_size(io->ewf, o->size, &e) != 1 ||
 	    libewf_handle_set_media_type(io->ewf, LIBEWF_MEDIA_TYPE_FIXED, &e) != 1 ||
 	    libewf_handle_set_media_flags(io->ewf, LIBEWF_MEDIA_FLAG_PHYSICAL, &e) != 1 ||
-	    libewf_handle_set_compression_values(io->ewf, LIBEWF_COMPRESSION_FAST,
-						 LIBEWF_COMPRESS_FLAG_USE_EMPTY_BLOCK_COMPRESSION,
-						 &e) != 1)
-		return ewf_fail("cannot set up the E01", io->final, &e);
+	    libewf_handle_set_compression_values(io->ewf, level, flags, &e) != 1 ||
+	    libewf_handle_set_sectors_per_chunk(io->ewf, EWF_SECTORS_PER_CHUNK, &e) != 1)
+		return xbd_ewf_fail("cannot set up the E01", io->final, &e);
 	/* a larger segment is refused by older formats: keep libewf's then */
 	if (libewf_handle_set_maximum_segment_size(io->ewf, EWF_SEGMENT_SIZE, &e) != 1)
 		libewf_error_free(&e);
@@ -166,8 +186,8 @@ static int ewf_open(struct xbd_image_out *io)
 	    ewf_header(io, "acquiry_software", "xbd", &e) != 1 ||
 	    ewf_header(io, "acquiry_software_version", XBD_VERSION, &e) != 1 ||
 	    ewf_header(io, "acquiry_operating_system", "Linux", &e) != 1)
-		return ewf_fail("cannot store the case metadata", io->final, &e);
-	return 0;
+		return xbd_ewf_fail("cannot store the case metadata", io->final, &e);
+	return xbd_ewf_chunker_new(io->ewf, io->tmp, level, flags, o->threads, &io->chunker);
 }
 
 int xbd_image_out_open(const struct xbd_image_out_opts *o, struct xbd_image_out **out)
@@ -208,19 +228,8 @@ int xbd_image_out_write(struct xbd_image_out *io, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
-	if (io->ewf) {
-		libewf_error_t *e = NULL;
-
-		while (len) {
-			ssize_t n = libewf_handle_write_buffer(io->ewf, p, len, &e);
-
-			if (n <= 0)
-				return ewf_fail("cannot write", io->tmp, &e);
-			p += n;
-			len -= (size_t)n;
-		}
-		return 0;
-	}
+	if (io->ewf)
+		return xbd_ewf_chunker_write(io->chunker, p, len);
 	if (io->o.sparse && all_zero(p, len)) {
 		io->off += len;
 		io->hole_at_end = true;
@@ -242,6 +251,19 @@ int xbd_image_out_write(struct xbd_image_out *io, const void *buf, size_t len)
 		len -= (size_t)n;
 		io->off += (uint64_t)n;
 	}
+	return 0;
+}
+
+int xbd_image_out_add_errors(struct xbd_image_out *io,
+			     const struct xbd_sector_range *bad, unsigned n)
+{
+	libewf_error_t *e = NULL;
+	unsigned i;
+
+	for (i = 0; io->ewf && i < n; i++)
+		if (libewf_handle_append_acquiry_error(io->ewf, bad[i].start,
+						       bad[i].end - bad[i].start + 1, &e) != 1)
+			return xbd_ewf_fail("cannot record the unreadable sectors", io->tmp, &e);
 	return 0;
 }
 
@@ -271,21 +293,27 @@ int xbd_image_out_commit(struct xbd_image_out *io, const uint8_t *md5,
 
 	if (io->ewf) {
 		uint8_t d[20];
+		int err = xbd_ewf_chunker_flush(io->chunker);
+
+		if (err)
+			return err;
+		xbd_ewf_chunker_free(io->chunker);
+		io->chunker = NULL;
 
 		if (md5) {
 			memcpy(d, md5, 16);
 			if (libewf_handle_set_md5_hash(io->ewf, d, 16, &e) != 1)
-				return ewf_fail("cannot store the MD5", io->tmp, &e);
+				return xbd_ewf_fail("cannot store the MD5", io->tmp, &e);
 		}
 		if (sha1) {
 			memcpy(d, sha1, 20);
 			if (libewf_handle_set_sha1_hash(io->ewf, d, 20, &e) != 1)
-				return ewf_fail("cannot store the SHA-1", io->tmp, &e);
+				return xbd_ewf_fail("cannot store the SHA-1", io->tmp, &e);
 		}
 		if (libewf_handle_write_finalize(io->ewf, &e) < 0)
-			return ewf_fail("cannot finish", io->tmp, &e);
+			return xbd_ewf_fail("cannot finish", io->tmp, &e);
 		if (libewf_handle_close(io->ewf, &e) != 0)
-			return ewf_fail("cannot close", io->tmp, &e);
+			return xbd_ewf_fail("cannot close", io->tmp, &e);
 		libewf_handle_free(&io->ewf, NULL);
 		io->ewf = NULL;
 		io->committed = ewf_rename(io) == 0;
@@ -322,6 +350,7 @@ void xbd_image_out_close(struct xbd_image_out *io)
 		return;
 	if (io->fd >= 0)
 		close(io->fd);
+	xbd_ewf_chunker_free(io->chunker);
 	if (io->ewf) {
 		libewf_handle_close(io->ewf, NULL);
 		libewf_handle_free(&io->ewf, NULL);
@@ -399,17 +428,17 @@ static int verify_ewf(const char *path, struct verify *v)
 	int nfiles = 0, err = 0;
 
 	if (libewf_glob(path, strlen(path), LIBEWF_FORMAT_UNKNOWN, &files, &nfiles, &e) != 1)
-		return ewf_fail("cannot find its segments", path, &e);
+		return xbd_ewf_fail("cannot find its segments", path, &e);
 	if (libewf_handle_initialize(&h, &e) != 1 ||
 	    libewf_handle_open(h, files, nfiles, LIBEWF_OPEN_READ, &e) != 1) {
-		err = ewf_fail("cannot open", path, &e);
+		err = xbd_ewf_fail("cannot open", path, &e);
 		goto out;
 	}
 	for (;;) {
 		ssize_t n = libewf_handle_read_buffer(h, v->buf, OUT_READ_CHUNK, &e);
 
 		if (n < 0) {
-			err = ewf_fail("cannot read", path, &e);
+			err = xbd_ewf_fail("cannot read", path, &e);
 			break;
 		}
 		if (n == 0)

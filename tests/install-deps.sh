@@ -7,8 +7,8 @@ set -eu
 pkgs=(
 	build-essential pkg-config
 	libfuse3-dev fuse3 libxen-dev libreadline-dev libjson-c-dev libblkid-dev
-	libssl-dev libewf-dev      # xbd image: OpenSSL EVP hashes, E01 output
-	python3-jsonschema xfsprogs # image report schema; XFS reflinks (--snapshot)
+	libssl-dev libewf-dev zlib1g-dev # xbd image: OpenSSL EVP hashes, E01 output, its chunks
+	python3-jsonschema xfsprogs btrfs-progs # image report schema; reflinks (--snapshot)
 	libseccomp-dev libext2fs-dev # the confined parsers of guest LVM and file systems
 	ntfs-3g-dev ntfs-3g        # NTFS trees (libntfs-3g); mkntfs and ntfs-3g in files_ntfs
 	libfsxfs-dev libbfio-dev   # the confined parser of guest XFS

@@ -36,11 +36,28 @@ int xbd_hashset_final(struct xbd_hashset *hs,
 		      char hex[XBD_HASH_COUNT][2 * XBD_HASH_MAX_BYTES + 1]);
 void xbd_hashset_free(struct xbd_hashset *hs);
 
+/* Unreadable 512-byte sectors [start, end], inclusive. */
+struct xbd_sector_range {
+	uint64_t start, end;
+};
+
 /* The image's destination: raw file or E01 (src/imaging_out.c).  The
  * data goes to a temporary name (NAME.partial, NAME.partial.E01) that
  * only xbd_image_out_commit gives the final name. */
 struct xbd_image_out;
 enum xbd_image_format { XBD_IMAGE_RAW, XBD_IMAGE_EWF };
+/* E01 compression, as ewfacquire's -c names it: deflate at zlib's level
+ * 1 (fast, the default here), 9 (best); none; none but chunks of one
+ * repeated byte deflated (empty-block). */
+enum xbd_ewf_compression {
+	XBD_EWF_FAST,
+	XBD_EWF_BEST,
+	XBD_EWF_NONE,
+	XBD_EWF_EMPTY_BLOCK,
+	XBD_EWF_COMPRESSION_COUNT,
+};
+/* "fast", "best", "none", "empty-block" */
+const char *xbd_ewf_compression_name(enum xbd_ewf_compression c);
 struct xbd_image_out_opts {
 	enum xbd_image_format format;
 	const char *path;            /* raw: the file; ewf: its first segment (.E01) */
@@ -50,12 +67,18 @@ struct xbd_image_out_opts {
 	unsigned sector_size;
 	/* ewf case metadata, each NULL when not given */
 	const char *case_number, *evidence_number, *examiner, *description, *notes;
+	enum xbd_ewf_compression compression;
+	unsigned threads;            /* ewf: compressing threads; 0: one per online CPU */
 };
 /* Checks that nothing is in the way and creates the temporary file.
  * Prints one error line on failure. */
 int xbd_image_out_open(const struct xbd_image_out_opts *o, struct xbd_image_out **out);
 /* Data in order, from offset 0 on. */
 int xbd_image_out_write(struct xbd_image_out *io, const void *buf, size_t len);
+/* E01: records unreadable sectors (--skip-errors) as acquiry errors,
+ * which ewfinfo lists; raw: nothing.  Before xbd_image_out_commit. */
+int xbd_image_out_add_errors(struct xbd_image_out *io,
+			     const struct xbd_sector_range *bad, unsigned n);
 /* Stores the digests (E01: where ewfverify reads them; binary digests,
  * NULL when not computed), finishes the file, renames it to its name. */
 int xbd_image_out_commit(struct xbd_image_out *io,
@@ -73,11 +96,6 @@ int xbd_image_verify(enum xbd_image_format format, const char *path,
 		     char hex[XBD_HASH_COUNT][2 * XBD_HASH_MAX_BYTES + 1],
 		     uint64_t *bytes, int (*tick)(void *arg, uint64_t done),
 		     void *tick_arg);
-
-/* Unreadable 512-byte sectors [start, end], inclusive. */
-struct xbd_sector_range {
-	uint64_t start, end;
-};
 
 struct xbd_image;
 struct xbd_imaging_opts {
@@ -105,6 +123,7 @@ struct xbd_imaging_result {
 	unsigned nbad;
 	uint64_t bad_sectors;        /* total in bad[] */
 	uint64_t stop_sector;        /* the unreadable sector that stopped it */
+	bool out_failed;             /* the error was the image's writer's (printed) */
 };
 
 /* 0; -EIO when a sector could not be read (stop_sector says which;

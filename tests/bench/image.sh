@@ -18,9 +18,12 @@
 # (user + system, /usr/bin/time) plus the sim's processes' (the blkback
 # that serves xbd's ring, schedstat): CPU seconds per GiB, and what they allow
 # on this machine's CPUs when nothing else runs (bytes / (CPU / nproc)):
-# a bound, not a measurement, for runs on a loaded machine.
+# a bound, not a measurement, for runs on a loaded machine; and the CPUs
+# it kept busy on average (CPU s/GiB x GiB/s: above 1 only where the
+# work is spread over threads; with autogroup scheduling a loaded
+# machine gives a session about one share however many threads it has).
 # Usage: tests/bench/image.sh [BUILD]  (env: XBD_BENCH_RUNS (3 here),
-#        XBD_BENCH_IMG_MB, XBD_BENCH_DIR)
+#        XBD_BENCH_IMG_MB, XBD_BENCH_DIR, XBD_BENCH_IMAGE_WAYS)
 . "$(dirname "$0")/lib.sh"
 
 RUNS=${XBD_BENCH_RUNS:-3}
@@ -32,6 +35,8 @@ warm "$IMG" || exit 1
 
 declare -A why_not runs val cpu_runs cpu
 ways=(xbd-sha256 xbd-sha256md5 dd-sha256sum xbd-e01 ewfacquire)
+# XBD_BENCH_IMAGE_WAYS="xbd-e01 ewfacquire": only those (a quick look)
+[ -n "${XBD_BENCH_IMAGE_WAYS:-}" ] && read -ra ways <<<"$XBD_BENCH_IMAGE_WAYS"
 start_sim || { echo "image bench: $why"; exit 1; }
 vm_create vm1 "$IMG,xvda" || { echo "image bench: $why"; exit 1; }
 mnt=$W/mnt
@@ -129,9 +134,10 @@ for w in "${ways[@]}"; do
 	else
 		printf '%-40s %9s   (runs:%s)\n' "$(label "$w")" "$(fmt "${val[$w]}")" "${runs[$w]:-}"
 		[ -n "${cpu_runs[$w]:-}" ] &&
-			printf '%-40s %9s   CPU s per GiB (own + sim processes; runs:%s); on %s idle CPUs at most %s MB/s\n' \
+			printf '%-40s %9s   CPU s per GiB (own + sim processes; runs:%s); on %s idle CPUs at most %s MB/s; %s CPUs busy on average\n' \
 				"" "$(fmt "${cpu[$w]}" 2)" "${cpu_runs[$w]}" "$(nproc)" \
-				"$(awk -v c="${cpu[$w]}" -v n="$(nproc)" 'BEGIN { if (c > 0) printf "%.0f", 1073.741824 * n / c; else print "-" }')"
+				"$(awk -v c="${cpu[$w]}" -v n="$(nproc)" 'BEGIN { if (c > 0) printf "%.0f", 1073.741824 * n / c; else print "-" }')" \
+				"$(awk -v c="${cpu[$w]}" -v v="${val[$w]}" 'BEGIN { printf "%.2f", c * v / 1073.741824 }')"
 	fi
 done
 printf '%-40s %9s\n' "openssl speed -evp md5 (16 KiB blocks)" "$(fmt "$md5_speed")"

@@ -61,6 +61,109 @@ python3 "$(dirname "$0")/image_report_check.py" "$j" >"$T/schema.out" &&
 wait_for 3 no_attach_nodes && ok "no nodes left in xenstore" ||
 	fail "nodes left: $(xenstore-ls -f /local/domain/0 | grep -E 'device|vbd/0')"
 
+# Every compression level on a disk of mixed chunks (random, zeros, one
+# repeated non-zero byte, text) whose size is no multiple of the 32 KiB
+# chunk, ending in a short chunk of zeros.  The chunks are packed by
+# xbd's threads, not libewf: the sectors sections must be byte for byte
+# what ewfacquire writes at the same level.
+requires_prog ewfacquire ewf-tools
+mixed=$T/mixed.img
+{
+	head -c 1M /dev/urandom
+	head -c 1M /dev/zero
+	head -c 512K /dev/zero | tr '\0' '\252'
+	seq 1 300000 | head -c 1M
+	head -c 1M /dev/urandom
+	head -c 7K /dev/zero
+} >"$mixed"
+vm_create vm3 "$mixed,xvda"
+wait_for 10 guest_connected "$DOMID" 51712 || fail "vm3's guest did not connect xvda"
+sections() { python3 "$(dirname "$0")/image_ewf_sections.py" "$1"; }
+for level in fast best none empty-block; do
+	o=$T/lvl-$level
+	if ! "$xbd" image vm3 -o "$o" --format ewf --compression "$level" >/dev/null 2>"$T/err"; then
+		fail "--compression $level: $(cat "$T/err")"
+		continue
+	fi
+	ewfverify -q "$o.E01" 2>&1 | grep -q SUCCESS && ok "$level: ewfverify SUCCESS" ||
+		fail "$level: ewfverify: $(ewfverify -q "$o.E01" 2>&1 | tail -n3)"
+	rm -f "$T/exp.raw"
+	ewfexport -q -u -f raw -t "$T/exp" "$o.E01" >/dev/null 2>&1 && cmp -s "$T/exp.raw" "$mixed" &&
+		ok "$level: ewfexport equals the disk" || fail "$level: ewfexport differs from the disk"
+	case $level in
+	fast) want="good (fast) compression" ;;
+	best) want="best compression" ;;
+	*) want="no compression" ;;
+	esac
+	ewfinfo "$o.E01" 2>&1 | grep -q "Compression level:.*$want" && ok "$level: ewfinfo: $want" ||
+		fail "$level: ewfinfo: $(ewfinfo "$o.E01" 2>&1 | grep -i compression)"
+	c=$level
+	[ "$level" = empty-block ] || c=deflate:$level
+	ewfacquire -u -q -c "$c" -f encase6 -t "$T/acq-$level" "$mixed" </dev/null >/dev/null 2>&1 ||
+		fail "ewfacquire -c $c failed"
+	a=$(sections "$T/acq-$level.E01") x=$(sections "$o.E01")
+	[ -n "$x" ] && [ "$x" = "$a" ] && ok "$level: the chunks are byte for byte ewfacquire's" ||
+		fail "$level: chunks differ from ewfacquire's: xbd $x, ewfacquire $a"
+	jq -e --arg l "$level" '.image.compression == $l' "$o.report.json" >/dev/null &&
+		ok "$level: in the report" || fail "$level: report: $(jq -c .image "$o.report.json")"
+	rm -f "$T/acq-$level".E*
+done
+"$xbd" image vm3 -o "$T/t1" --format ewf --threads 1 >/dev/null 2>"$T/err" || fail "--threads 1: $(cat "$T/err")"
+[ "$(sections "$T/t1.E01")" = "$(sections "$T/lvl-fast.E01")" ] &&
+	ok "one compressing thread writes the same chunks as one per CPU" ||
+	fail "--threads 1 wrote other chunks"
+"$xbd" image vm3 -o "$T/y" --format ewf --compression zstd >/dev/null 2>"$T/err"
+[ $? = 2 ] && grep -q "expected fast, best, none or empty-block" "$T/err" &&
+	ok "unknown --compression: usage error" || fail "--compression zstd: $(cat "$T/err")"
+"$xbd" image vm3 -o "$T/y" --format ewf --threads 0 >/dev/null 2>"$T/err"
+[ $? = 2 ] && ok "--threads 0: usage error" || fail "--threads 0: $(cat "$T/err")"
+
+# --skip-errors into an E01: unreadable sectors (one in the short last
+# chunk) are zeros in it and its acquiry errors, which ewfinfo lists
+be=/local/domain/0/backend/vbd/$DOMID/51712
+xenstore-write "$be/params" "errinject:100-107,6200,9225:$mixed" ||
+	die "cannot rewrite $be/params"
+"$xbd" image vm3 -o "$T/skip" --format ewf --skip-errors >/dev/null 2>"$T/err"
+st=$?
+[ "$st" = 4 ] && ok "E01 --skip-errors: exit 4" || fail "E01 --skip-errors: exit $st: $(cat "$T/err")"
+ewfverify -q "$T/skip.E01" 2>&1 | grep -q SUCCESS && ok "E01 --skip-errors: ewfverify SUCCESS" ||
+	fail "E01 --skip-errors: ewfverify: $(ewfverify -q "$T/skip.E01" 2>&1 | tail -n3)"
+rm -f "$T/exp.raw"
+ewfexport -q -u -f raw -t "$T/exp" "$T/skip.E01" >/dev/null 2>&1
+if python3 - "$T/exp.raw" "$mixed" <<'PY'
+import sys
+a, b = open(sys.argv[1], "rb").read(), bytearray(open(sys.argv[2], "rb").read())
+for s, e in ((100, 107), (6200, 6200), (9225, 9225)):
+    b[s * 512:(e + 1) * 512] = bytes((e + 1 - s) * 512)
+sys.exit(a != bytes(b))
+PY
+then
+	ok "E01 --skip-errors: unreadable sectors are zeros, the rest is the disk"
+else
+	fail "E01 --skip-errors: ewfexport content is wrong"
+fi
+ewfinfo "$T/skip.E01" >"$T/info" 2>&1
+grep -q "total number: 3" "$T/info" && grep -q "at sector(s): 100 - 107" "$T/info" &&
+	grep -q "at sector(s): 6200 - 6200" "$T/info" && grep -q "at sector(s): 9225 - 9225" "$T/info" &&
+	ok "ewfinfo lists the 3 unreadable ranges as acquiry errors" ||
+	fail "acquiry errors: $(grep -A5 -i "error" "$T/info")"
+jq -e '.read_error_sectors == 10' "$T/skip.report.json" >/dev/null &&
+	ok "E01 --skip-errors: the report counts 10 sectors" || fail "report: $(jq -c .read_errors "$T/skip.report.json")"
+
+# a full file system: one line saying so (not a read error), nothing left
+if [ "$(id -u)" = 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=8M tmpfs "$T/small"; then
+	mounts+=("$T/small")
+	"$xbd" image vm1 -o "$T/small/full" --format ewf >/dev/null 2>"$T/err"
+	st=$?
+	[ "$st" = 1 ] && grep -q "full.partial: cannot write: No space left on device" "$T/err" &&
+		! grep -q "cannot be read" "$T/err" && ok "E01 on a full file system: $(head -n1 "$T/err")" ||
+		fail "E01 on a full file system: exit $st: $(cat "$T/err")"
+	[ -z "$(ls -A "$T/small")" ] && ok "nothing left on the full file system" ||
+		fail "left: $(ls -A "$T/small")"
+else
+	echo "(the full file system case needs root to mount a small tmpfs: not run)"
+fi
+
 # SIGTERM mid-copy: no segment left under either name
 make_random_image "$T/big.img" 256
 vm_create vm2 "$T/big.img,xvda"
