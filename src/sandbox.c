@@ -60,6 +60,13 @@ struct xbd_sandbox {
 
 /* ---- the child ---- */
 
+/* libseccomp's SCMP_A0 leaves datum_b unset, which clang's
+ * -Wmissing-field-initializers (make fuzz) refuses. */
+static struct scmp_arg_cmp arg0(enum scmp_compare op, scmp_datum_t v)
+{
+	return (struct scmp_arg_cmp){ .arg = 0, .op = op, .datum_a = v, .datum_b = 0 };
+}
+
 static int confine_seccomp(void)
 {
 	static const int mem[] = {
@@ -97,19 +104,19 @@ static int confine_seccomp(void)
 		bool out = io[i] == SCMP_SYS(write) || io[i] == SCMP_SYS(writev);
 
 		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, io[i], 1,
-				       SCMP_A0(SCMP_CMP_EQ, SB_FD));
+				       arg0(SCMP_CMP_EQ, SB_FD));
 		if (!err && !out)
 			err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EBADF), io[i], 1,
-					       SCMP_A0(SCMP_CMP_NE, SB_FD));
+					       arg0(SCMP_CMP_NE, SB_FD));
 		if (!err && out)
 			err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, io[i], 1,
-					       SCMP_A0(SCMP_CMP_EQ, SB_ERR_FD));
+					       arg0(SCMP_CMP_EQ, SB_ERR_FD));
 		if (!err && out)
 			err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EBADF), io[i], 1,
-					       SCMP_A0(SCMP_CMP_LT, SB_ERR_FD));
+					       arg0(SCMP_CMP_LT, SB_ERR_FD));
 		if (!err && out)
 			err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EBADF), io[i], 1,
-					       SCMP_A0(SCMP_CMP_GT, SB_FD));
+					       arg0(SCMP_CMP_GT, SB_FD));
 	}
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]) && !err; i++)
 		err = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), refused[i], 0);
