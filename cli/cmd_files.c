@@ -402,8 +402,10 @@ static int files_run(int argc, char **argv)
 	}
 	if (r && r != XBD_EXIT_PARTIAL) {
 		rmdir(dir);
-		if (stop_sig)
+		if (stop_sig) {
 			xbd_err("%s: stopped by signal %d", argv[1], (int)stop_sig);
+			return 128 + stop_sig; /* as a shell reports it */
+		}
 		return r;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -434,7 +436,7 @@ static int files_run(int argc, char **argv)
 			xbd_err("%s: %s", argv[1], xbd_strerror(err));
 	}
 	if (err)
-		status = 1;
+		status = stop_sig ? 128 + stop_sig : 1;
 	fflush(stdout);
 	if (xbd_detach_dir(dir))
 		status = 1;

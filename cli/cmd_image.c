@@ -171,9 +171,9 @@ static int parse_image(int argc, char **argv, struct imaging_cmd *c)
 		case O_NOTES: oo->notes = optarg; case_meta = true; break;
 		case O_COMPRESSION: compression = optarg; case_meta = true; break;
 		case O_THREADS:
-			if (xbd_parse_uint(optarg, 1024, &threads) || !threads) {
-				xbd_usage_err("image", "--threads: expected 1 to 1024, got '%s'",
-					      optarg);
+			if (xbd_parse_uint(optarg, XBD_EWF_MAX_THREADS, &threads) || !threads) {
+				xbd_usage_err("image", "--threads: expected 1 to %u, got '%s'",
+					      XBD_EWF_MAX_THREADS, optarg);
 				return XBD_EXIT_USAGE;
 			}
 			oo->threads = (unsigned)threads;

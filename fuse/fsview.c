@@ -210,6 +210,7 @@ static int call(struct fsv_tree *t, uint32_t op, const void *req, size_t len,
 		/* errnos the child may give; anything else is EIO */
 		return st == -ENOENT || st == -ENOTDIR || st == -EINVAL ||
 		       st == -ENAMETOOLONG ||
+		       (op == FSV_READ && st == -EACCES) ||
 		       (op == FSV_MAP && (st == -ENOSYS || st == -EOPNOTSUPP)) ? st : -EIO;
 	}
 	memmove(reply, (char *)reply + 4, rlen - 4);
@@ -220,18 +221,7 @@ static int call(struct fsv_tree *t, uint32_t op, const void *req, size_t len,
 
 static int attr_check(const struct fsv_attr *a)
 {
-	switch (a->mode & S_IFMT) {
-	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK:
-	case S_IFIFO: case S_IFSOCK:
-		break;
-	default:
-		return -EIO;
-	}
-	if (!a->ino || a->ino > 0xffffffffu || a->size > (1ull << 62) ||
-	    a->atime_ns >= 1000000000u || a->mtime_ns >= 1000000000u ||
-	    a->ctime_ns >= 1000000000u)
-		return -EIO;
-	return 0;
+	return fsv_attr_valid(a) ? 0 : -EIO;
 }
 
 static void attr_to_stat(struct fsv_tree *t, const struct fsv_attr *ap,
@@ -455,13 +445,7 @@ static void dir_free(struct xbd_fuse *fx, struct fsv_dir *d)
 
 static int dirent_check(const struct fsv_dirent *d, const char *name)
 {
-	if (!d->ino || d->ino > 0xffffffffu || !d->namelen ||
-	    d->namelen > FSV_NAME_MAX || memchr(name, '/', d->namelen) ||
-	    memchr(name, 0, d->namelen) ||
-	    (d->namelen == 1 && name[0] == '.') ||
-	    (d->namelen == 2 && name[0] == '.' && name[1] == '.'))
-		return -EIO;
-	return 0;
+	return fsv_name_valid(d->ino, name, d->namelen) ? 0 : -EIO;
 }
 
 static int list_dir(struct xbd_fuse *fx, struct fsv_tree *t, uint64_t dir,
@@ -472,7 +456,7 @@ static int list_dir(struct xbd_fuse *fx, struct fsv_tree *t, uint64_t dir,
 	out->buf = NULL;
 	out->len = 0;
 	do {
-		uint64_t req[2] = { dir, cookie }, next;
+		uint64_t req[2] = { dir, cookie }, next, n_before = n;
 		char *b, *nb;
 		size_t bl, at = 8;
 		int err = call(t, FSV_READDIR, req, sizeof(req), &b, &bl);
@@ -510,7 +494,10 @@ static int list_dir(struct xbd_fuse *fx, struct fsv_tree *t, uint64_t dir,
 			at += sizeof(d) + sizeof(a) + d.namelen;
 			n++;
 		}
-		if ((next && (next != n || n == cookie)) || n > FSV_MAX_DIRENTS) {
+		/* the cookie is the parser's own position (it may pass over
+		 * entries it cannot send): it only moves on, and every batch
+		 * but the last carries an entry, so the listing ends */
+		if ((next && (next <= cookie || n == n_before)) || n > FSV_MAX_DIRENTS) {
 			free(b);
 			return -EIO;
 		}

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #define FSV_INIT 16u        /* -> char type[16] */
 #define FSV_GETATTR 17u     /* u64 ino -> struct fsv_attr */
@@ -57,6 +59,30 @@ struct fsv_extent {
 	uint32_t zero, pad;
 };
 
+/* What the parent takes (it checks again: the child is not trusted);
+ * the child leaves out, or sends without attributes, what fails. */
+static inline bool fsv_attr_valid(const struct fsv_attr *a)
+{
+	switch (a->mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK:
+	case S_IFIFO: case S_IFSOCK:
+		break;
+	default:
+		return false;
+	}
+	return a->ino && a->ino <= 0xffffffffu && a->size <= (1ull << 62) &&
+	       a->atime_ns < 1000000000u && a->mtime_ns < 1000000000u &&
+	       a->ctime_ns < 1000000000u;
+}
+
+static inline bool fsv_name_valid(uint64_t ino, const char *name, size_t len)
+{
+	return ino && ino <= 0xffffffffu && len && len <= FSV_NAME_MAX &&
+	       !memchr(name, '/', len) && !memchr(name, 0, len) &&
+	       !(len == 1 && name[0] == '.') &&
+	       !(len == 2 && name[0] == '.' && name[1] == '.');
+}
+
 /* Reads len bytes of the volume at off: 0 or negative errno. */
 typedef int fsv_read_fn(void *ctx, void *buf, size_t len, uint64_t off);
 
@@ -82,8 +108,9 @@ struct fsv_parser {
 	int (*getattr)(void *fs, uint64_t ino, struct fsv_attr *a);
 	int (*lookup)(void *fs, uint64_t dir, const char *name, size_t len,
 		      struct fsv_attr *a);
-	/* entries of dir from index cookie on, "." and ".." left out;
-	 * *next: the index to go on from, 0 when the listing is whole */
+	/* entries of dir from position cookie on (0: the first), "." and
+	 * ".." left out; *next: the position to go on from, past cookie,
+	 * 0 when the listing is whole */
 	int (*readdir)(void *fs, uint64_t dir, uint64_t cookie,
 		       struct fsv_dir_out *o, uint64_t *next);
 	/* out holds FSV_LINK_MAX bytes */

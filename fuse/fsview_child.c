@@ -35,8 +35,10 @@ bool fsv_emit(struct fsv_dir_out *o, uint64_t ino, uint32_t dtype,
 	struct fsv_dirent de = { .ino = ino, .type = dtype };
 	struct fsv_attr at;
 
-	if (namelen > FSV_NAME_MAX)
+	if (!fsv_name_valid(ino, name, namelen))
 		return true;         /* not a name the parent takes: left out */
+	if (attr && !fsv_attr_valid(attr))
+		attr = NULL;         /* its lookup answers EIO, the rest lists */
 	if (o->used + sizeof(de) + sizeof(at) + namelen > o->cap)
 		return false;
 	de.namelen = (uint32_t)namelen;

@@ -38,6 +38,7 @@
 
 #define MAP_MAX (4u << 20)       /* inodes numbered by the table */
 #define DIR_MAX (1u << 20)       /* entries of one directory (fsview.c's bound) */
+#define NAMES_MAX (64u << 20)    /* name bytes of one directory (fsview.c's bound) */
 #define NDIRS 4                  /* directories indexed at once (find walks up and down) */
 #define CORE 176                 /* bytes of a v3 inode core we read */
 #define DIFLAG2_BIGTIME (1ull << 3)
@@ -609,6 +610,11 @@ static int dir_load(struct fsv_xfs *x, uint64_t ino, struct dir_index **out)
 		if (!len || memchr(name, '/', len) || (len == 1 && name[0] == '.') ||
 		    (len == 2 && name[0] == '.' && name[1] == '.'))
 			continue;
+		if (names_len + len > NAMES_MAX) {
+			/* more than the parent would keep of the listing */
+			err = -EIO;
+			goto out;
+		}
 		if (names_len + len > names_cap) {
 			size_t cap = names_cap ? names_cap * 2 : 4096;
 			char *p = realloc(d->names, cap);

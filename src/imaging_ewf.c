@@ -13,6 +13,7 @@
  */
 #include "imaging_priv.h"
 #include "xbd/common.h"
+#include "xbd/imaging.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -26,7 +27,6 @@
 #include <zlib.h>
 
 #define JOB_CHUNKS 16u            /* chunks per job */
-#define MAX_WORKERS 16u
 
 struct job {
 	unsigned n;                   /* chunks in it */
@@ -363,8 +363,8 @@ int xbd_ewf_chunker_new(libewf_handle_t *h, const char *name, int8_t level,
 
 		workers = n > 0 ? (unsigned)n : 1;
 	}
-	if (workers > MAX_WORKERS)
-		workers = MAX_WORKERS;
+	if (workers > XBD_EWF_MAX_THREADS)
+		workers = XBD_EWF_MAX_THREADS;
 	/* two jobs per worker keep each busy while the writer writes */
 	c->njobs = 2 * workers + 2;
 	c->jobs = calloc(c->njobs, sizeof(*c->jobs));

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define XBD_EWF_MAX_THREADS 16   /* compressing threads at most */
+
 struct xbd_frontend;
 struct xbd_platform;
 

@@ -23,6 +23,7 @@
 
 #define XBD_SB_MAX (1u << 20)          /* payload bytes of one message */
 #define XBD_SB_TIMEOUT_MS 10000        /* one request, all its reads included */
+#define XBD_SB_DATA_MAX (1ul << 30)     /* a child's heap (RLIMIT_DATA) */
 
 struct xbd_sb_hdr {
 	uint32_t op;

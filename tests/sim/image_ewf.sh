@@ -117,6 +117,9 @@ done
 	ok "unknown --compression: usage error" || fail "--compression zstd: $(cat "$T/err")"
 "$xbd" image vm3 -o "$T/y" --format ewf --threads 0 >/dev/null 2>"$T/err"
 [ $? = 2 ] && ok "--threads 0: usage error" || fail "--threads 0: $(cat "$T/err")"
+"$xbd" image vm3 -o "$T/y" --format ewf --threads 17 >/dev/null 2>"$T/err"
+[ $? = 2 ] && grep -q "expected 1 to 16" "$T/err" && ok "--threads 17: usage error naming the bound" ||
+	fail "--threads 17: $(cat "$T/err")"
 
 # --skip-errors into an E01: unreadable sectors (one in the short last
 # chunk) are zeros in it and its acquiry errors, which ewfinfo lists
