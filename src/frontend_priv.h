@@ -51,7 +51,12 @@ struct xbd_frontend {
 	uint32_t *free_pages;     /* stack of free page indices */
 	unsigned nr_free_pages;
 	unsigned nr_reserved;     /* of them promised to lent reads' parts */
-	uint64_t poll_ns;         /* completion thread's polling (XBD_FE_POLL_US) */
+	/* a lone read's submitter waiting for its own answer
+	 * (spin_for_answer in src/frontend_io.c) */
+	uint64_t spin_ns;         /* how long at most (XBD_FE_SPIN_US), 0: never */
+	_Atomic unsigned spin_misses, spin_skip;
+	_Atomic uint64_t answered; /* responses taken off the ring */
+	bool rsp_unarmed;         /* rsp_event left behind on purpose (lock) */
 
 	/* event channel */
 	struct xbd_evtchn *evtchn;
