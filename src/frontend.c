@@ -576,7 +576,6 @@ int xbd_frontend_connect(struct xbd_platform *p,
 
 void xbd_frontend_close(struct xbd_frontend *fe)
 {
-
 	enum xenbus_state bs;
 	bool present;
 	unsigned step;
