@@ -28,7 +28,7 @@
 
 #define DEFAULT_MAX_SEGMENTS 128u   /* 512 KiB per request */
 #define POLL_MS 100                 /* completion thread's tick */
-#define FE_SPIN_US 0                /* a lone read's submitter's spin: off */
+#define FE_SPIN_US 50               /* a lone read's submitter's spin */
 #define SLOT_BITS 16                /* request id: generation << 16 | slot */
 
 enum slot_state {
