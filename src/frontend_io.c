@@ -605,6 +605,16 @@ static void spin_for_answer(struct xbd_frontend *fe)
 		atomic_store_explicit(&fe->spin_misses, 0, memory_order_relaxed);
 		atomic_store_explicit(&fe->spin_skip, SPIN_BACKOFF, memory_order_relaxed);
 	}
+	/* release: our last touch of fe comes before a close sees 0 */
+	atomic_fetch_sub_explicit(&fe->spinners, 1, memory_order_release);
+}
+
+void xbd_fe_io_wait_spinners(struct xbd_frontend *fe)
+{
+	/* acquire: pairs with spin_for_answer's release; a spin ends
+	 * within spin_ns */
+	while (atomic_load_explicit(&fe->spinners, memory_order_acquire))
+		sched_yield();
 }
 
 /* Whether a submitter of a one-request read should offer to spin. */
@@ -1038,6 +1048,10 @@ int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
 	spin = len <= (uint64_t)fe->info.max_segments * XBD_PAGE_SIZE &&
 	       may_spin(fe);
 	io->spin = spin ? &spin : NULL;
+	/* counted before the read can finish: its caller may then let go
+	 * of the disk, and a close waits for us (xbd_fe_io_wait_spinners) */
+	if (spin)
+		atomic_fetch_add_explicit(&fe->spinners, 1, memory_order_relaxed);
 	submit_io(fe, io);
 	/* io may be gone now */
 	if (spin)
