@@ -605,8 +605,6 @@ static void spin_for_answer(struct xbd_frontend *fe)
 		atomic_store_explicit(&fe->spin_misses, 0, memory_order_relaxed);
 		atomic_store_explicit(&fe->spin_skip, SPIN_BACKOFF, memory_order_relaxed);
 	}
-	/* release: our last touch of fe comes before a close sees 0 */
-	atomic_fetch_sub_explicit(&fe->spinners, 1, memory_order_release);
 }
 
 void xbd_fe_io_wait_spinners(struct xbd_frontend *fe)
@@ -1006,7 +1004,7 @@ int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
 	int err = check_submit(fe, XBD_FRONTEND_READ, offset, len);
 	unsigned need, nlent;
 	struct fe_io *io;
-	bool spin;
+	bool spin, counted;
 
 	assert(in_disk(fe, offset, len));
 	if (err)
@@ -1050,12 +1048,16 @@ int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
 	io->spin = spin ? &spin : NULL;
 	/* counted before the read can finish: its caller may then let go
 	 * of the disk, and a close waits for us (xbd_fe_io_wait_spinners) */
-	if (spin)
+	counted = spin;
+	if (counted)
 		atomic_fetch_add_explicit(&fe->spinners, 1, memory_order_relaxed);
 	submit_io(fe, io);
-	/* io may be gone now */
+	/* io may be gone now; spin may have been cleared (not alone) */
 	if (spin)
 		spin_for_answer(fe);
+	/* release: our last touch of fe comes before a close sees 0 */
+	if (counted)
+		atomic_fetch_sub_explicit(&fe->spinners, 1, memory_order_release);
 	return 0;
 }
 
