@@ -571,7 +571,7 @@ static void spin_for_answer(struct xbd_frontend *fe)
 	struct xbd_stats_done batch_done[SPIN_DRAIN_CAP];
 	uint64_t seen = atomic_load_explicit(&fe->answered, memory_order_relaxed);
 	uint64_t end = xbd_now_ns() + fe->spin_ns;
-	bool answered = false, away = false, idle;
+	bool answered = false, away = false, idle, unarmed;
 	unsigned i = 0;
 
 	for (;;) {
@@ -594,9 +594,10 @@ static void spin_for_answer(struct xbd_frontend *fe)
 	idle = fe->pending == 0 && !fe->err;
 	/* Unarmed only with nothing in flight: whoever submits next arms
 	 * it (submit_part) unless it spins itself. */
-	fe->rsp_unarmed = answered && idle;
+	unarmed = answered && idle;
+	fe->rsp_unarmed = unarmed;
 	pthread_mutex_unlock(&fe->lock);
-	if (!fe->rsp_unarmed)
+	if (!unarmed)
 		drain_and_arm(fe, batch, finished, batch_done, SPIN_DRAIN_CAP);
 	if (answered) {
 		atomic_store_explicit(&fe->spin_misses, 0, memory_order_relaxed);
