@@ -28,7 +28,7 @@
 
 #define DEFAULT_MAX_SEGMENTS 128u   /* 512 KiB per request */
 #define POLL_MS 100                 /* completion thread's tick */
-#define FE_SPIN_US 50               /* a lone read's submitter's spin */
+#define FE_SPIN_US 0                /* a lone read's submitter's spin: off */
 #define SLOT_BITS 16                /* request id: generation << 16 | slot */
 
 enum slot_state {
@@ -1202,7 +1202,9 @@ int xbd_fe_io_setup(struct xbd_frontend *fe, unsigned max_segs_cfg)
 		segs /= 2;
 	fe->info.max_segments = segs;
 	/* A lone read's submitter spinning for its answer
-	 * (spin_for_answer): XBD_FE_SPIN_US microseconds at most. */
+	 * (spin_for_answer): XBD_FE_SPIN_US microseconds at most; off
+	 * by default until a quiet machine shows it pays (under load,
+	 * 50 us was a wash: tests/bench/README.md). */
 	{
 		const char *env = getenv("XBD_FE_SPIN_US");
 		unsigned long long us = FE_SPIN_US;
