@@ -6,6 +6,7 @@
  */
 #include "fuse/private.h"
 #include "xbd/common.h"
+#include "xbd/frontend.h"
 
 #include <errno.h>
 #include <linux/fuse.h>
@@ -176,6 +177,9 @@ static void *fx_reader(void *arg)
 		{ .fd = fx->stop_fd, .events = POLLIN },
 	};
 
+	/* a read it submits alone may wait for its own answer, until
+	 * another request comes (xbd_frontend_spin_watch) */
+	xbd_frontend_spin_watch(pfd[0].fd);
 	for (;;) {
 		int nev = poll(pfd, 2, -1), res = 0, taken;
 

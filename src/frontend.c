@@ -607,6 +607,7 @@ void xbd_frontend_close(struct xbd_frontend *fe)
 	}
 
 	xbd_fe_io_fail(fe, -EIO, "closed");
+	xbd_fe_io_wait_spinners(fe);
 	release_grants(fe);
 	if (present)
 		remove_ring_nodes(fe);

@@ -28,7 +28,7 @@
 
 #define DEFAULT_MAX_SEGMENTS 128u   /* 512 KiB per request */
 #define POLL_MS 100                 /* completion thread's tick */
-#define FE_POLL_US 0                /* its polling after an answer: off */
+#define FE_SPIN_US 0                /* a lone read's submitter's spin: off */
 #define SLOT_BITS 16                /* request id: generation << 16 | slot */
 
 enum slot_state {
@@ -54,6 +54,9 @@ struct fe_io {
 	unsigned nlent;
 	unsigned reserved;    /* pool pages still promised to its parts */
 	xbd_fe_lent_fn lent_done;
+	/* its submitter's "I wait for the answer myself" (spin_for_answer),
+	 * cleared under the lock when others are in flight; NULL: never */
+	bool *spin;
 };
 
 struct fe_slot {
@@ -331,14 +334,18 @@ static void copy_data(struct xbd_frontend *fe, const struct fe_slot *s,
 }
 
 /*
- * Takes every available response off the ring and completes it.  Data
- * is copied out without the lock (slots are COMPLETING meanwhile, so a
- * second response for them is still a violation).  Returns the number of
- * responses handled.
+ * Takes up to cap available responses off the ring and completes them,
+ * with the caller's scratch arrays (the completion thread's are the
+ * device's; a submitter waiting for its own answer brings its own, so
+ * both may drain at once: each response is taken once, under the
+ * lock).  Data is copied out without the lock (slots are COMPLETING
+ * meanwhile, so a second response for them is still a violation).
+ * Returns the number of responses handled.
  */
-unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
+static unsigned drain_some(struct xbd_frontend *fe, unsigned *batch,
+			   struct fe_io **finished,
+			   struct xbd_stats_done *batch_done, unsigned cap)
 {
-	struct fe_io **finished = fe->finished;
 	unsigned n = 0, nfin = 0, i;
 	struct xbd_blkif_response rsp;
 	const char *why = NULL;
@@ -350,7 +357,7 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 		pthread_mutex_unlock(&fe->lock);
 		return 0;
 	}
-	while (n < fe->nr_slots) {
+	while (n < cap) {
 		int idx;
 
 		r = xbd_blkif_front_next_response(&fe->ring, &rsp);
@@ -366,14 +373,18 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 		fe->slots[idx].state = SLOT_COMPLETING;
 		fe->slots[idx].status = rsp.status;
 		fe->pending--;
-		fe->batch[n++] = (unsigned)idx;
+		batch[n++] = (unsigned)idx;
 	}
-	if (n)
+	if (n) {
 		fe->last_progress_ns = xbd_now_ns();
+		/* relaxed: a submitter's spin only looks for a change; the
+		 * lock orders everything it then reads */
+		atomic_fetch_add_explicit(&fe->answered, n, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&fe->lock);
 
 	for (i = 0; i < n; i++) {
-		struct fe_slot *s = &fe->slots[fe->batch[i]];
+		struct fe_slot *s = &fe->slots[batch[i]];
 
 		if (s->status == BLKIF_RSP_OKAY && s->op == BLKIF_OP_READ &&
 		    !s->io->lent)
@@ -386,11 +397,11 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 		now = xbd_stats_now(&fe->stats);
 		pthread_mutex_lock(&fe->lock);
 		for (i = 0; i < n; i++) {
-			unsigned idx = fe->batch[i];
+			unsigned idx = batch[i];
 			struct fe_slot *s = &fe->slots[idx];
 			int err = status_errno(s->status);
 
-			fe->batch_done[i] = (struct xbd_stats_done){
+			batch_done[i] = (struct xbd_stats_done){
 				.start_ns = s->start_ns,
 				.sectors = err ? 0 : s->nr_sectors,
 				.op = stat_op(s->op),
@@ -405,9 +416,9 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 		}
 		pthread_cond_broadcast(&fe->space);
 		pthread_mutex_unlock(&fe->lock);
-		/* outside the lock: batch_done is this thread's, and in
+		/* outside the lock: batch_done is the caller's, and in
 		 * flight is ours (publish_in_flight_locked), not the stats' */
-		xbd_stats_complete_batch(&fe->stats, fe->batch_done, n, now);
+		xbd_stats_complete_batch(&fe->stats, batch_done, n, now);
 		if (nerr)
 			xbd_stat_add(&fe->stats.errors[XBD_ERR_IO], nerr);
 		for (i = 0; i < nfin; i++)
@@ -419,6 +430,12 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 		xbd_fe_io_fail(fe, -EIO, why);
 	}
 	return n;
+}
+
+unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
+{
+	return drain_some(fe, fe->batch, fe->finished, fe->batch_done,
+			  fe->nr_slots);
 }
 
 static void check_progress(struct xbd_frontend *fe)
@@ -439,25 +456,27 @@ static void check_progress(struct xbd_frontend *fe)
 	}
 }
 
-/*
- * Polls the ring for up to ns instead of sleeping: true when a response
- * came.  A synchronous reader (one request at a time) gets its answer a
- * few microseconds after the backend gave it, where a sleep costs a
- * wake-up of this thread on every request.  Only the completion thread
- * calls it (it alone consumes responses).
- */
-static bool poll_ring(struct xbd_frontend *fe, uint64_t ns)
+/* Takes every response there is, then re-arms the ring's event
+ * (rsp_event) so that the next one is notified; again while responses
+ * raced in.  Skipped while a submitter's spin left it unarmed on
+ * purpose (see spin_for_answer): nothing is then in flight but what
+ * that submitter watches itself. */
+static void drain_and_arm(struct xbd_frontend *fe, unsigned *batch,
+			  struct fe_io **finished,
+			  struct xbd_stats_done *batch_done, unsigned cap)
 {
-	uint64_t end = xbd_now_ns() + ns;
-	unsigned i = 0;
+	for (;;) {
+		bool more;
 
-	do {
-		if (xbd_blkif_front_has_responses(&fe->ring))
-			return true;
-		/* whoever else wants this CPU (the backend, the reader) first */
-		sched_yield();
-	} while ((++i & 7) || (xbd_now_ns() < end && !atomic_load(&fe->stop_threads)));
-	return false;
+		while (drain_some(fe, batch, finished, batch_done, cap) == cap)
+			;
+		pthread_mutex_lock(&fe->lock);
+		more = !fe->err && !fe->rsp_unarmed &&
+		       xbd_blkif_front_final_check(&fe->ring);
+		pthread_mutex_unlock(&fe->lock);
+		if (!more)
+			break;
+	}
 }
 
 void *xbd_fe_io_completion_main(void *arg)
@@ -465,20 +484,12 @@ void *xbd_fe_io_completion_main(void *arg)
 	struct xbd_frontend *fe = arg;
 	struct pollfd pfd = { .fd = xbd_evtchn_fd(fe->evtchn),
 			      .events = POLLIN };
-	uint64_t last_done = 0;
 
 	while (!atomic_load(&fe->stop_threads)) {
 		bool got = false;
 		uint32_t port;
 
-		/* shortly after an answer, the next one is likely on its way:
-		 * poll for it a while before sleeping (see poll_ring) */
-		if (fe->poll_ns && last_done &&
-		    xbd_now_ns() - last_done < 4 * fe->poll_ns &&
-		    poll_ring(fe, fe->poll_ns)) {
-			/* the notification that came with it is taken the
-			 * next time this thread sleeps */
-		} else if (poll(&pfd, 1, POLL_MS) > 0) {
+		if (poll(&pfd, 1, POLL_MS) > 0) {
 			/* Ours once found, no read more: it stays masked
 			 * until the unmask below, so no second event of it
 			 * waits, and another port's makes the next poll
@@ -495,23 +506,129 @@ void *xbd_fe_io_completion_main(void *arg)
 		}
 		/* Look at the ring on every tick, event or not: a lost
 		 * notification costs a tick, not a hang. */
-		for (;;) {
-			bool more;
-
-			if (xbd_fe_io_drain_responses(fe))
-				last_done = xbd_now_ns();
-			pthread_mutex_lock(&fe->lock);
-			more = !fe->err && xbd_blkif_front_final_check(&fe->ring);
-			pthread_mutex_unlock(&fe->lock);
-			if (!more)
-				break;
-		}
+		drain_and_arm(fe, fe->batch, fe->finished, fe->batch_done,
+			      fe->nr_slots);
 		/* after draining: events from now on wake us again */
 		if (got)
 			xbd_evtchn_unmask(fe->evtchn, fe->port);
 		check_progress(fe);
 	}
 	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* A submitter waiting for its own answer                             */
+/* ------------------------------------------------------------------ */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static __thread int spin_watch_fd = -1;
+
+void xbd_frontend_spin_watch(int fd)
+{
+	spin_watch_fd = fd;
+}
+
+/* The spinning thread has other work waiting. */
+static bool spin_called_away(void)
+{
+	struct pollfd pfd = { .fd = spin_watch_fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) > 0;
+}
+
+#define SPIN_DRAIN_CAP 8        /* responses one spinning drain takes */
+#define SPIN_MISSES_MAX 4       /* spins in a row without answer ... */
+#define SPIN_BACKOFF 256        /* ... then this many requests without */
+
+/*
+ * A read that was alone on the ring (queue depth 1: a synchronous
+ * reader) waits for its answer here, on the submitting thread, for up
+ * to fe->spin_ns, and completes it itself: the completion thread is not
+ * woken, and the ring is left unarmed (rsp_event not moved on) while
+ * nothing else is in flight, so the backend does not notify at all for
+ * the next such read either.  That takes a wake-up, the backend's
+ * notification and the completion thread's event-channel read off each
+ * synchronous read.  No answer in time: the ring is armed as usual and
+ * the completion thread takes the answer; several such misses in a row
+ * (a loaded machine, where the backend waits for a CPU, or a slow
+ * backend) stop spinning for a while, since the spin then only takes
+ * CPU time the backend needs.
+ */
+static void spin_for_answer(struct xbd_frontend *fe)
+{
+	unsigned batch[SPIN_DRAIN_CAP];
+	struct fe_io *finished[SPIN_DRAIN_CAP];
+	struct xbd_stats_done batch_done[SPIN_DRAIN_CAP];
+	uint64_t seen = atomic_load_explicit(&fe->answered, memory_order_relaxed);
+	uint64_t end = xbd_now_ns() + fe->spin_ns;
+	bool answered = false, away = false, idle, unarmed;
+	unsigned i = 0;
+
+	for (;;) {
+		if (xbd_blkif_front_has_responses(&fe->ring)) {
+			drain_some(fe, batch, finished, batch_done, SPIN_DRAIN_CAP);
+			answered = true;
+			break;
+		}
+		/* the completion thread took it (a tick, another event) */
+		if (atomic_load_explicit(&fe->answered, memory_order_relaxed) != seen) {
+			answered = true;
+			break;
+		}
+		if ((++i & 31) == 0 &&
+		    (xbd_now_ns() >= end || (away = spin_called_away())))
+			break;
+		cpu_relax();
+	}
+	pthread_mutex_lock(&fe->lock);
+	idle = fe->pending == 0 && !fe->err;
+	/* Unarmed only with nothing in flight: whoever submits next arms
+	 * it (submit_part) unless it spins itself. */
+	unarmed = answered && idle;
+	fe->rsp_unarmed = unarmed;
+	pthread_mutex_unlock(&fe->lock);
+	if (!unarmed)
+		drain_and_arm(fe, batch, finished, batch_done, SPIN_DRAIN_CAP);
+	if (answered) {
+		atomic_store_explicit(&fe->spin_misses, 0, memory_order_relaxed);
+	} else if (!away && atomic_fetch_add_explicit(&fe->spin_misses, 1,
+						      memory_order_relaxed) + 1 >= SPIN_MISSES_MAX) {
+		atomic_store_explicit(&fe->spin_misses, 0, memory_order_relaxed);
+		atomic_store_explicit(&fe->spin_skip, SPIN_BACKOFF, memory_order_relaxed);
+	}
+}
+
+void xbd_fe_io_wait_spinners(struct xbd_frontend *fe)
+{
+	/* acquire: pairs with spin_for_answer's release; a spin ends
+	 * within spin_ns */
+	while (atomic_load_explicit(&fe->spinners, memory_order_acquire))
+		sched_yield();
+}
+
+/* Whether a submitter of a one-request read should offer to spin. */
+static bool may_spin(struct xbd_frontend *fe)
+{
+	unsigned skip;
+
+	if (!fe->spin_ns || spin_watch_fd < 0)
+		return false;
+	skip = atomic_load_explicit(&fe->spin_skip, memory_order_relaxed);
+	if (skip) {
+		atomic_store_explicit(&fe->spin_skip, skip - 1, memory_order_relaxed);
+		return false;
+	}
+	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -660,6 +777,15 @@ static int submit_part(struct xbd_frontend *fe, struct fe_io *io, uint8_t op,
 
 	pthread_mutex_lock(&fe->lock);
 	err = fe->err ? fe->err : fe->closing ? -EIO : 0;
+	if (!err && io->spin && fe->pending != 0)
+		*io->spin = false; /* not alone: the completion thread's */
+	/* Re-arm a ring a spinning submitter left unarmed, unless this
+	 * request's submitter spins for it itself; nothing is in flight
+	 * then, so no answer can have come unnotified. */
+	if (!err && fe->rsp_unarmed && !(io->spin && *io->spin)) {
+		fe->rsp_unarmed = false;
+		xbd_blkif_front_final_check(&fe->ring);
+	}
 	/* a slot guarantees a ring entry (slots == ring entries); a full
 	 * ring here means our own accounting broke: fail safe */
 	if (!err && xbd_blkif_front_put_request(&fe->ring, &req))
@@ -879,6 +1005,7 @@ int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
 	int err = check_submit(fe, XBD_FRONTEND_READ, offset, len);
 	unsigned need, nlent;
 	struct fe_io *io;
+	bool spin, counted;
 
 	assert(in_disk(fe, offset, len));
 	if (err)
@@ -915,7 +1042,23 @@ int xbd_fe_io_read_lent(struct xbd_frontend *fe, uint64_t offset,
 		free(io);
 		return err;
 	}
+	/* one ring request: a synchronous reader's, if nothing else is in
+	 * flight (submit_part decides) */
+	spin = len <= (uint64_t)fe->info.max_segments * XBD_PAGE_SIZE &&
+	       may_spin(fe);
+	io->spin = spin ? &spin : NULL;
+	/* counted before the read can finish: its caller may then let go
+	 * of the disk, and a close waits for us (xbd_fe_io_wait_spinners) */
+	counted = spin;
+	if (counted)
+		atomic_fetch_add_explicit(&fe->spinners, 1, memory_order_relaxed);
 	submit_io(fe, io);
+	/* io may be gone now; spin may have been cleared (not alone) */
+	if (spin)
+		spin_for_answer(fe);
+	/* release: our last touch of fe comes before a close sees 0 */
+	if (counted)
+		atomic_fetch_sub_explicit(&fe->spinners, 1, memory_order_release);
 	return 0;
 }
 
@@ -1058,16 +1201,17 @@ int xbd_fe_io_setup(struct xbd_frontend *fe, unsigned max_segs_cfg)
 				   indirect_pages_for(segs) : 0) > fe->pool_pages / 2)
 		segs /= 2;
 	fe->info.max_segments = segs;
-	/* Polling costs a CPU meanwhile, and on a busy 2-CPU machine it
-	 * halved 4 KiB reads at queue depth 1 (tests/bench/README.md):
-	 * off unless XBD_FE_POLL_US asks for it, to measure elsewhere. */
+	/* A lone read's submitter spinning for its answer
+	 * (spin_for_answer): XBD_FE_SPIN_US microseconds at most; off
+	 * by default until a quiet machine shows it pays (under load,
+	 * 50 us was a wash: tests/bench/README.md). */
 	{
-		const char *env = getenv("XBD_FE_POLL_US");
-		unsigned long long us = FE_POLL_US;
+		const char *env = getenv("XBD_FE_SPIN_US");
+		unsigned long long us = FE_SPIN_US;
 
 		if (env && xbd_parse_uint(env, 100000, &us))
-			us = FE_POLL_US;
-		fe->poll_ns = us * 1000u;
+			us = FE_SPIN_US;
+		fe->spin_ns = us * 1000u;
 	}
 	fe->pages_per_slot = segs + (segs > XBD_BLKIF_MAX_SEGS ?
 				     indirect_pages_for(segs) : 0);

@@ -51,7 +51,13 @@ struct xbd_frontend {
 	uint32_t *free_pages;     /* stack of free page indices */
 	unsigned nr_free_pages;
 	unsigned nr_reserved;     /* of them promised to lent reads' parts */
-	uint64_t poll_ns;         /* completion thread's polling (XBD_FE_POLL_US) */
+	/* a lone read's submitter waiting for its own answer
+	 * (spin_for_answer in src/frontend_io.c) */
+	uint64_t spin_ns;         /* how long at most (XBD_FE_SPIN_US), 0: never */
+	_Atomic unsigned spin_misses, spin_skip;
+	_Atomic unsigned spinners; /* submitters in or entering the spin */
+	_Atomic uint64_t answered; /* responses taken off the ring */
+	bool rsp_unarmed;         /* rsp_event left behind on purpose (lock) */
 
 	/* event channel */
 	struct xbd_evtchn *evtchn;
@@ -112,6 +118,9 @@ void *xbd_fe_io_completion_main(void *arg);
  * flight and completes them; a bad one fails the device.  Returns how
  * many were handled.  The completion thread's, and tests/fuzz/'s. */
 unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe);
+/* Returns once no submitter spins for its answer any more (before the
+ * ring and the device go). */
+void xbd_fe_io_wait_spinners(struct xbd_frontend *fe);
 /* Marks the device failed (first err wins) and fails every request on
  * the ring with -EIO. */
 void xbd_fe_io_fail(struct xbd_frontend *fe, int err, const char *why);

@@ -121,6 +121,14 @@ int xbd_frontend_submit(struct xbd_frontend *fe, enum xbd_frontend_op op,
 			const struct iovec *iov, int iovcnt, uint64_t offset,
 			uint64_t len, xbd_frontend_done_fn done, void *opaque);
 
+/* Lets the calling thread wait briefly for the answer to a read it
+ * submitted alone (queue depth 1, a synchronous reader's; at most
+ * $XBD_FE_SPIN_US microseconds) and complete it itself, instead of
+ * sleeping while the completion thread is woken for it.  fd: readable
+ * when the thread has other work (the FUSE reader's /dev/fuse), which
+ * ends the wait at once; -1: the thread never waits (the default). */
+void xbd_frontend_spin_watch(int fd);
+
 /* Fills a control-socket state (xenbus state, features, ring indices,
  * in-flight list); a xbd_ctl_query_fn with the frontend as opaque. */
 void xbd_frontend_ctl_query(void *fe, struct xbd_ctl_state *st);
