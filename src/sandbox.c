@@ -195,7 +195,6 @@ static int drop_shared_maps(void)
 	return err;
 }
 
-/* Everything before the first guest byte; any failure ends the child. */
 /* What a hostile volume can make a parser allocate: a bound of its own
  * for each child, as the parent bounds what it keeps of the answers.
  * Not under AddressSanitizer, whose shadow memory is counted as data. */
@@ -213,6 +212,7 @@ static int limit_data(void)
 	return setrlimit(RLIMIT_DATA, &data);
 }
 
+/* Everything before the first guest byte; any failure ends the child. */
 static int confine(int sock, int errw, pid_t parent)
 {
 	char dir[] = "/tmp/xbd-sandbox.XXXXXX";
