@@ -127,23 +127,7 @@ with open(path, "r+b") as f:
         f.seek(base + 4096 + r.randrange(0, 2 << 20, 64))
         f.write(r.randbytes(16))
 PY
-	badsum=$(sha256sum <"$T/bad.img")
-	vm_create "bad$round" "$T/bad.img,xvda"
-	wait_for 10 guest_connected "$DOMID" 51712 || fail "bad$round: guest did not connect"
-	attach "bad$round" "$T/bad$round" --files || { fail "bad$round: attach"; continue; }
-	# (a corrupted inode may claim a file of terabytes: 1 MiB of each)
-	# A corrupted directory can be long to walk (each request is
-	# bounded, not their number): what must hold is that the export
-	# survives and its disk files still read.
-	timeout 25 find "$T/bad$round/files" -type f -exec head -c 1M {} + >/dev/null 2>"$T/find.err"
-	rc=$?
-	echo "round $round: find rc $rc, $(wc -l <"$T/find.err") errors, $(grep -c 'parser' "$T/attach.log") parser events logged so far"
-	mountpoint -q "$T/bad$round" && timeout 20 ls "$T/bad$round/files" >/dev/null &&
-		ok "round $round: the export survived" || fail "round $round: the export is gone"
-	cmp -s <(dd if="$T/bad.img" bs=1M count=1 status=none) <(dd if="$T/bad$round/xvda" bs=1M count=1 status=none) &&
-		ok "round $round: the disk file still reads" || fail "round $round: the disk file does not read"
-	"$xbd" detach "$T/bad$round" && ok "round $round: detach" || fail "round $round: detach"
-	[ "$(sha256sum <"$T/bad.img")" = "$badsum" ] || fail "round $round: corrupted image changed"
+	files_corrupt_round "$round" "$T/bad.img" 25
 done
 # a parser's reports reach the log too ("parser says: ..."); its crash
 # on a hostile image (a deadly signal) is what the sandbox is for, a

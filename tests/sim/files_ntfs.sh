@@ -263,21 +263,7 @@ with open(path, "r+b") as f:
         f.seek(mft + r.randrange(first, end) * rec + r.randrange(0, rec - 16))
         f.write(bytes(r.randrange(256) for _ in range(r.choice((1, 4, 16)))))
 PY
-	badsum=$(sha256sum <"$T/bad.img")
-	vm_create "bad$round" "$T/bad.img,xvda"
-	wait_for 10 guest_connected "$DOMID" 51712 || fail "bad$round: guest did not connect"
-	attach "bad$round" "$T/bad$round" --files || { fail "bad$round: attach"; continue; }
-	timeout 60 find "$T/bad$round/files" -type f -exec head -c 1M {} + >/dev/null 2>"$T/find.err"
-	rc=$?
-	echo "round $round (seed $((SEED + round))): find rc $rc, $(wc -l <"$T/find.err") errors," \
-		"$(find "$T/bad$round/files" 2>/dev/null | wc -l) entries," \
-		"$(grep -c 'parser' "$T/attach.log") parser events logged so far"
-	mountpoint -q "$T/bad$round" && timeout 20 ls "$T/bad$round/files" >/dev/null &&
-		ok "round $round: the export survived" || fail "round $round: the export is gone"
-	cmp -s <(dd if="$T/bad.img" bs=1M count=1 status=none) <(dd if="$T/bad$round/xvda" bs=1M count=1 status=none) &&
-		ok "round $round: the disk file still reads" || fail "round $round: the disk file does not read"
-	"$xbd" detach "$T/bad$round" && ok "round $round: detach" || fail "round $round: detach"
-	[ "$(sha256sum <"$T/bad.img")" = "$badsum" ] || fail "round $round: corrupted image changed"
+	files_corrupt_round "$round" "$T/bad.img" 60
 done
 grep -E 'ERROR: AddressSanitizer|runtime error' "$T/attach.log" && fail "sanitizer reports"
 finish

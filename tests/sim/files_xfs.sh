@@ -242,20 +242,7 @@ with open(sys.argv[1], "r+b") as f:
         f.seek(base + o)
         f.write(bytes(r.randrange(256) for _ in range(16)))
 PY
-	badsum=$(sha256sum <"$T/bad.img")
-	vm_create "bad$round" "$T/bad.img,xvda"
-	wait_for 10 guest_connected "$DOMID" 51712 || fail "bad$round: guest did not connect"
-	attach "bad$round" "$T/bad$round" --files || { fail "bad$round: attach"; continue; }
-	timeout 25 find "$T/bad$round/files" -type f -exec head -c 1M {} + >/dev/null 2>"$T/find.err"
-	rc=$?
-	seen=$(timeout 20 find "$T/bad$round/files" 2>/dev/null | wc -l)
-	echo "round $round: find rc $rc, $seen of $(wc -l <"$T/want.ls") entries seen, $(wc -l <"$T/find.err") errors ($(head -n 2 "$T/find.err" | sed "s|$T/||g" | xargs)), $(grep -c 'parser' "$T/attach.log") parser events logged so far"
-	mountpoint -q "$T/bad$round" && timeout 20 ls "$T/bad$round/files" >/dev/null &&
-		ok "round $round: the export survived" || fail "round $round: the export is gone"
-	cmp -s <(dd if="$T/bad.img" bs=1M count=1 status=none) <(dd if="$T/bad$round/xvda" bs=1M count=1 status=none) &&
-		ok "round $round: the disk file still reads" || fail "round $round: the disk file does not read"
-	"$xbd" detach "$T/bad$round" && ok "round $round: detach" || fail "round $round: detach"
-	[ "$(sha256sum <"$T/bad.img")" = "$badsum" ] || fail "round $round: corrupted image changed"
+	files_corrupt_round "$round" "$T/bad.img" 25
 done
 grep -E 'ERROR: AddressSanitizer|runtime error' "$T/attach.log" && fail "sanitizer reports"
 finish
