@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MIN_POOL_PAGES 16u
 #define MONITOR_MS 250              /* backend state / domain checks */
@@ -362,6 +364,8 @@ static void release_grants(struct xbd_frontend *fe)
 
 static void free_frontend(struct xbd_frontend *fe)
 {
+	if (fe->stop_fd >= 0)
+		close(fe->stop_fd);
 	free(fe->slots);
 	free(fe->slot_pages);
 	free(fe->batch);
@@ -388,6 +392,7 @@ static void stop_threads(struct xbd_frontend *fe)
 	atomic_store(&fe->stop_threads, true);
 	pthread_cond_broadcast(&fe->monitor_cv);
 	pthread_mutex_unlock(&fe->monitor_lock);
+	xbd_fe_io_wake_completion(fe);
 	pthread_join(fe->monitor_thread, NULL);
 	pthread_join(fe->completion_thread, NULL);
 	fe->threads_started = false;
@@ -513,6 +518,7 @@ static int handshake(struct xbd_frontend *fe, const struct xbd_frontend_config *
 		return -EAGAIN;
 	if (pthread_create(&fe->monitor_thread, NULL, monitor_main, fe)) {
 		atomic_store(&fe->stop_threads, true);
+		xbd_fe_io_wake_completion(fe);
 		pthread_join(fe->completion_thread, NULL);
 		return -EAGAIN;
 	}
@@ -557,6 +563,8 @@ int xbd_frontend_connect(struct xbd_platform *p,
 	pthread_cond_init(&fe->monitor_cv, NULL);
 	pthread_mutex_init(&fe->rmw_lock, NULL);
 	xbd_stats_init(&fe->stats);
+	/* without it the completion thread sees a stop at its next tick */
+	fe->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (!fe->fe_path || !fe->be_path || (cfg->name && !fe->name)) {
 		free_frontend(fe);
 		return -ENOMEM;

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_MAX_SEGMENTS 128u   /* 512 KiB per request */
 #define POLL_MS 100                 /* completion thread's tick */
@@ -479,17 +480,30 @@ static void drain_and_arm(struct xbd_frontend *fe, unsigned *batch,
 	}
 }
 
+void xbd_fe_io_wake_completion(struct xbd_frontend *fe)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	if (fe->stop_fd < 0)
+		return;
+	r = write(fe->stop_fd, &one, sizeof(one));
+	(void)r; /* a full counter already wakes it; without one it stops at its tick */
+}
+
 void *xbd_fe_io_completion_main(void *arg)
 {
 	struct xbd_frontend *fe = arg;
-	struct pollfd pfd = { .fd = xbd_evtchn_fd(fe->evtchn),
-			      .events = POLLIN };
+	struct pollfd pfd[2] = {
+		{ .fd = xbd_evtchn_fd(fe->evtchn), .events = POLLIN },
+		{ .fd = fe->stop_fd, .events = POLLIN },
+	};
 
 	while (!atomic_load(&fe->stop_threads)) {
 		bool got = false;
 		uint32_t port;
 
-		if (poll(&pfd, 1, POLL_MS) > 0) {
+		if (poll(pfd, 2, POLL_MS) > 0 && (pfd[0].revents & POLLIN)) {
 			/* Ours once found, no read more: it stays masked
 			 * until the unmask below, so no second event of it
 			 * waits, and another port's makes the next poll

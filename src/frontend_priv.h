@@ -87,6 +87,7 @@ struct xbd_frontend {
 	pthread_t completion_thread, monitor_thread;
 	bool threads_started;
 	_Atomic bool stop_threads;
+	int stop_fd;              /* eventfd: wakes the completion thread to stop */
 	pthread_mutex_t monitor_lock;
 	pthread_cond_t monitor_cv;
 
@@ -121,6 +122,10 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe);
 /* Returns once no submitter spins for its answer any more (before the
  * ring and the device go). */
 void xbd_fe_io_wait_spinners(struct xbd_frontend *fe);
+
+/* Makes the completion thread look at stop_threads now, not at its
+ * next tick. */
+void xbd_fe_io_wake_completion(struct xbd_frontend *fe);
 /* Marks the device failed (first err wins) and fails every request on
  * the ring with -EIO. */
 void xbd_fe_io_fail(struct xbd_frontend *fe, int err, const char *why);
