@@ -1,8 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Benchmark (issues 5 and 13): one disk image in memory, read four ways
+# Benchmark (issues 5 and 13): one disk image in memory, read five ways
 # in one run:
 #   raw       the image file itself
+#   floor     tests/bench/fuse_floor.c: a FUSE file answered by one pread
+#             on the thread that read the request, the least any FUSE
+#             export can cost a reader (a ceiling for the three below)
 #   qsd       qemu-storage-daemon's FUSE export of it
 #   nbdfuse   nbdkit's file plugin + nbdfuse
 #   xbd       `xbd attach` of a sim VM whose disk is the image, over the
@@ -39,12 +42,12 @@
 #   to every row and measures the scheduler as much as the export.
 #
 # Usage: tests/bench/attach.sh [BUILD]   (env: XBD_BENCH_RUNS, _IMG_MB,
-#        _SMALL_MB, _FIO_TIME, _DIR, _FS_FILES, XBD_BENCH_ONLY="raw qsd
-#        nbdfuse xbd", XBD_BENCH_WORKLOADS="dd512 dd4k dd1M cat cp128k
+#        _SMALL_MB, _FIO_TIME, _DIR, _FS_FILES, XBD_BENCH_ONLY="raw floor
+#        qsd nbdfuse xbd", XBD_BENCH_WORKLOADS="dd512 dd4k dd1M cat cp128k
 #        sha256 qd1 qd32 fls tar e2fsck": a subset, for a quick look)
 . "$(dirname "$0")/lib.sh"
 
-ONLY=${XBD_BENCH_ONLY:-raw qsd nbdfuse xbd}
+ONLY=${XBD_BENCH_ONLY:-raw floor qsd nbdfuse xbd}
 bash "$bench_top/tests/bench/deps.sh" || say "bench: some peers may be missing (see above)"
 for c in fio jq fls e2fsck mkfs.ext4 sfdisk losetup python3; do
 	command -v $c >/dev/null ||
@@ -79,6 +82,7 @@ targets=()
 label() {
 	case $1 in
 	raw) echo "raw file (dd of the image)" ;;
+	floor) echo "FUSE floor (fuse_floor.c)" ;;
 	qsd) echo "qemu-storage-daemon FUSE" ;;
 	nbdfuse) echo "nbdkit file + nbdfuse" ;;
 	xbd) echo "xbd attach (sim ring)" ;;
@@ -90,6 +94,24 @@ want() { [[ " $ONLY " == *" $1 "* ]]; }
 # ---- set-up: each sets file[T] or why_not[T] ---------------------------
 
 setup_raw() { file[raw]=$IMG; }
+
+# the least any FUSE export can do: tests/bench/fuse_floor.c answers
+# each read with a pread on the thread that took it from /dev/fuse
+setup_floor() {
+	local d=$W/floor bin=$W/fuse_floor
+	# shellcheck disable=SC2046
+	if ! cc -std=gnu11 -O2 -o "$bin" "$bench_top/tests/bench/fuse_floor.c" \
+		$(pkg-config --cflags --libs fuse3) >"$W/floor.log" 2>&1; then
+		why_not[floor]="fuse_floor.c does not build: $(head -c 200 "$W/floor.log")"
+		return
+	fi
+	mkdir -p "$d"
+	"$bin" "$IMG" "$d" >>"$W/floor.log" 2>&1 &
+	at_exit "umount '$d'; wait $!"
+	wait_for 10 is_mounted "$d" ||
+		{ why_not[floor]="fuse_floor did not mount: $(head -c 200 "$W/floor.log")"; return; }
+	file[floor]=$d/disk
+}
 
 setup_qsd() {
 	local f=$W/qsd.img pid
@@ -143,7 +165,7 @@ setup_xbd() {
 		head -n1 | sed 's|^|/local/domain/0/device/xbd/|')/xbd-pid" 2>/dev/null)
 }
 
-for t in raw qsd nbdfuse xbd; do
+for t in raw floor qsd nbdfuse xbd; do
 	want "$t" || continue
 	targets+=("$t")
 	"setup_$t"
@@ -310,7 +332,7 @@ echo
 printf '%-30s' "speed ratio"
 for w in "${wl_names[@]}"; do printf ' %8s' "$w"; done
 echo
-for t in qsd nbdfuse raw; do
+for t in qsd nbdfuse raw floor; do
 	want "$t" || continue
 	printf '%-30s' "xbd / $t"
 	for w in "${wl_names[@]}"; do printf ' %8s' "$(ratio "$(spd "$w" xbd)" "$(spd "$w" "$t")")"; done
