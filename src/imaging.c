@@ -442,6 +442,8 @@ static void produce(struct pipe *pp, struct xbd_image *img)
 				pipe_fail(pp, -EINTR);
 				break;
 			}
+			/* what was signalled while unlocked is not lost */
+			continue;
 		}
 		{
 			struct timespec ts;

@@ -5,7 +5,8 @@
 #   raw       the image file itself
 #   floor     tests/bench/fuse_floor.c: a FUSE file answered by one pread
 #             on the thread that read the request, the least any FUSE
-#             export can cost a reader (a ceiling for the three below)
+#             export can cost a reader (a ceiling for the three below
+#             with one read at a time; at QD32 more threads can pass it)
 #   qsd       qemu-storage-daemon's FUSE export of it
 #   nbdfuse   nbdkit's file plugin + nbdfuse
 #   xbd       `xbd attach` of a sim VM whose disk is the image, over the
@@ -24,17 +25,18 @@
 # Fairness:
 # - one image (random bytes made here), on tmpfs unless $XBD_BENCH_DIR
 #   says otherwise: every reader gets its bytes from the same page cache;
-# - all four are set up first and measured in turns (run 1 of each,
+# - all five are set up first and measured in turns (run 1 of each,
 #   run 2 of each, ...), so load from elsewhere hits them alike;
 # - before each FUSE run the FUSE file's own page cache is dropped
-#   (fadvise DONTNEED on the FUSE file, not on the image): all three
+#   (fadvise DONTNEED on the FUSE file, not on the image): all four
 #   exports cache reading opens and would otherwise serve repeats from
 #   the cache (xbd's open empties it anyway).  dd, cat and sha256sum are
 #   plain buffered reads, as a user runs them (the kernel's readahead
 #   applies);
-# - fio: libaio, iodepth 32, one job, O_DIRECT: all three FUSE servers
+# - fio: libaio, iodepth 32, one job, O_DIRECT: all four FUSE servers
 #   are libfuse 3 with async direct I/O, so 32 reads really are in flight
-#   at the FUSE device for each, and no page cache of the FUSE file is
+#   at the FUSE device for each (the floor answers them one at a time),
+#   and no page cache of the FUSE file is
 #   involved.  The raw file is read with O_DIRECT too when it is on
 #   tmpfs (still memory); on another file system it is read buffered
 #   (O_DIRECT would go to the disk).  psync with 32 jobs would give the
@@ -107,7 +109,8 @@ setup_floor() {
 	fi
 	mkdir -p "$d"
 	"$bin" "$IMG" "$d" >>"$W/floor.log" 2>&1 &
-	at_exit "umount '$d'; wait $!"
+	# SIGTERM: libfuse's handler leaves the loop and unmounts
+	at_exit "kill $!; wait $!; umount '$d'"
 	wait_for 10 is_mounted "$d" ||
 		{ why_not[floor]="fuse_floor did not mount: $(head -c 200 "$W/floor.log")"; return; }
 	file[floor]=$d/disk

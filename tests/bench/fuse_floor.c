@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The floor of any FUSE export, for tests/bench/fuse_floor.sh: the
+ * The floor of any FUSE export, a peer of tests/bench/attach.sh: the
  * least a FUSE server can do per read.  One file, MOUNT/disk, whose
  * reads are a pread of IMAGE answered at once on the one thread that
  * read the request from /dev/fuse (libfuse's single-threaded loop): no
  * ring, no backend, no second thread.  A synchronous reader of this
  * file pays the FUSE round trip itself and nothing else, so its rate is
- * the ceiling for qsd, nbdfuse and xbd alike.
+ * the ceiling for qsd, nbdfuse and xbd alike for one reader at a time
+ * (QD1, a file-system walk); with many reads in flight (QD32) a server
+ * with more threads can pass it.
  * Usage: fuse_floor IMAGE MOUNT   (stays in the foreground; umount ends it)
  */
 #define FUSE_USE_VERSION 34
@@ -134,6 +136,7 @@ int main(int argc, char **argv)
 		fuse_remove_signal_handlers(se);
 	}
 	fuse_session_destroy(se);
+	fuse_opt_free_args(&args);
 	close(image_fd);
 	return rc;
 }

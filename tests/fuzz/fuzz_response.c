@@ -115,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&fe, 0, sizeof(fe));
 	fe.name = "fuzz";
+	fe.stop_fd = -1;
 	pthread_mutex_init(&fe.lock, NULL);
 	pthread_cond_init(&fe.space, NULL);
 	pthread_mutex_init(&fe.rmw_lock, NULL);
