@@ -29,6 +29,7 @@
 
 #define DEFAULT_MAX_SEGMENTS 128u   /* 512 KiB per request */
 #define POLL_MS 100                 /* completion thread's tick */
+#define STOPPED_GAP_MS 1000         /* a longer gap between ticks: we were stopped */
 #define FE_SPIN_US 0                /* a lone read's submitter's spin: off */
 #define SLOT_BITS 16                /* request id: generation << 16 | slot */
 
@@ -439,13 +440,26 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
 			  fe->nr_slots);
 }
 
-static void check_progress(struct xbd_frontend *fe)
+/*
+ * Fails the device when requests wait longer than io_timeout_ms for an
+ * answer.  Only time this process ran counts: the completion thread
+ * checks at least every POLL_MS, so a longer gap since its last check
+ * (a SIGSTOP or Ctrl-Z, a debugger, a frozen host) is time in which
+ * answers could not be taken, and the backend gets its whole timeout
+ * again from now.  Without that `xbd image` stopped for a few seconds
+ * failed its disk as soon as it was continued.
+ */
+static void check_progress(struct xbd_frontend *fe, uint64_t *last_check_ns)
 {
+	uint64_t now = xbd_now_ns();
 	bool stalled;
 
 	pthread_mutex_lock(&fe->lock);
+	if (now - *last_check_ns > STOPPED_GAP_MS * 1000000ull)
+		fe->last_progress_ns = now;
+	*last_check_ns = now;
 	stalled = !fe->err && fe->pending &&
-		  xbd_now_ns() - fe->last_progress_ns >
+		  now - fe->last_progress_ns >
 			  (unsigned long long)fe->io_timeout_ms * 1000000ull;
 	pthread_mutex_unlock(&fe->lock);
 	if (stalled) {
@@ -498,6 +512,7 @@ void *xbd_fe_io_completion_main(void *arg)
 		{ .fd = xbd_evtchn_fd(fe->evtchn), .events = POLLIN },
 		{ .fd = fe->stop_fd, .events = POLLIN },
 	};
+	uint64_t last_check_ns = xbd_now_ns();
 
 	while (!atomic_load(&fe->stop_threads)) {
 		bool got = false;
@@ -525,7 +540,7 @@ void *xbd_fe_io_completion_main(void *arg)
 		/* after draining: events from now on wake us again */
 		if (got)
 			xbd_evtchn_unmask(fe->evtchn, fe->port);
-		check_progress(fe);
+		check_progress(fe, &last_check_ns);
 	}
 	return NULL;
 }

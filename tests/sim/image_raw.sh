@@ -5,8 +5,10 @@
 # JSON report's fields are there with their types; --verify; an
 # existing image is refused without --force; --sparse keeps the bytes;
 # --skip-errors over sectors the backend cannot read lists exactly
-# those and exits 4, without it the copy stops naming the first; SIGINT
-# mid-copy leaves no image under FILE's name and no xenstore nodes.
+# those and exits 4, without it the copy stops naming the first; a
+# copy stopped (SIGSTOP) longer than the I/O timeout finishes when
+# continued; SIGINT mid-copy leaves no image under FILE's name and no
+# xenstore nodes.
 . "$(dirname "$0")/attach_common.inc"
 requires_prog xenstore-read xenstore-utils
 requires_prog jq
@@ -128,6 +130,23 @@ fi
 	ok "--skip-errors: reported SHA-256 is the image's" || fail "--skip-errors: SHA-256"
 grep -q "^ *100-107$" "$T/skip.raw.report.txt" && ok "text report lists 100-107" ||
 	fail "text report: $(cat "$T/skip.raw.report.txt")"
+
+# Ctrl-Z mid-copy: time the process is stopped does not count against
+# the backend's I/O timeout (3 s).  The first read takes the backend
+# 3.5 s; xbd is stopped 3.2 s of it, so it waits for that answer only
+# about 0.3 s while it runs: the copy must finish (it used to fail the
+# disk as soon as it was continued: "backend did not answer").
+xenstore-write "$be/params" "errinject:delay=3500000@0-7:$img" || die "cannot rewrite $be/params"
+"$xbd" image vm1 -o "$T/stop.raw" >/dev/null 2>"$T/stop.err" &
+pid=$!
+wait_for 20 test -e "$T/stop.raw.partial" || fail "stopped copy: no partial image appeared"
+kill -STOP "$pid"
+sleep 3.2
+kill -CONT "$pid"
+wait "$pid"
+st=$?
+[ "$st" = 0 ] && cmp -s "$T/stop.raw" "$img" && ok "stopped 3.2 s while a read waited, continued: the image equals the disk" ||
+	fail "stopped and continued: exit $st: $(cat "$T/stop.err")"
 
 # SIGINT mid-copy: a slow progress (ticks) gives time to interrupt
 big=$T/big.img
