@@ -451,10 +451,13 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe)
  */
 static void check_progress(struct xbd_frontend *fe, uint64_t *last_check_ns)
 {
-	uint64_t now = xbd_now_ns();
+	uint64_t now;
 	bool stalled;
 
 	pthread_mutex_lock(&fe->lock);
+	/* read under the lock: a submitter or drain stamps last_progress_ns
+	 * under it too, never later than this */
+	now = xbd_now_ns();
 	if (now - *last_check_ns > STOPPED_GAP_MS * 1000000ull)
 		fe->last_progress_ns = now;
 	*last_check_ns = now;

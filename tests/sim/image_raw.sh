@@ -133,19 +133,21 @@ grep -q "^ *100-107$" "$T/skip.raw.report.txt" && ok "text report lists 100-107"
 
 # Ctrl-Z mid-copy: time the process is stopped does not count against
 # the backend's I/O timeout (3 s).  The first read takes the backend
-# 3.5 s; xbd is stopped 3.2 s of it, so it waits for that answer only
-# about 0.3 s while it runs: the copy must finish (it used to fail the
-# disk as soon as it was continued: "backend did not answer").
-xenstore-write "$be/params" "errinject:delay=3500000@0-7:$img" || die "cannot rewrite $be/params"
+# 5 s; xbd is stopped for 3.5 s of it (from 1 s after its image file
+# appears, by when that read is on the ring), so once continued it waits
+# at most 1.5 s more: the copy must finish.  It used to fail the disk as
+# soon as it was continued ("backend did not answer for 3000 ms").
+xenstore-write "$be/params" "errinject:delay=5000000@0-7:$img" || die "cannot rewrite $be/params"
 "$xbd" image vm1 -o "$T/stop.raw" >/dev/null 2>"$T/stop.err" &
 pid=$!
 wait_for 20 test -e "$T/stop.raw.partial" || fail "stopped copy: no partial image appeared"
+sleep 1
 kill -STOP "$pid"
-sleep 3.2
+sleep 3.5
 kill -CONT "$pid"
 wait "$pid"
 st=$?
-[ "$st" = 0 ] && cmp -s "$T/stop.raw" "$img" && ok "stopped 3.2 s while a read waited, continued: the image equals the disk" ||
+[ "$st" = 0 ] && cmp -s "$T/stop.raw" "$img" && ok "stopped 3.5 s while a read waited, continued: the image equals the disk" ||
 	fail "stopped and continued: exit $st: $(cat "$T/stop.err")"
 
 # SIGINT mid-copy: a slow progress (ticks) gives time to interrupt
