@@ -18,13 +18,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #define IMG_CHUNK (1u << 20)     /* bytes per read */
 #define IMG_SLOTS 16u            /* buffers: reading, hashing, writing */
 #define IMG_IN_FLIGHT 8u         /* reads outstanding at once */
-#define IMG_BATCH 4u             /* slots a waiting thread is woken for */
 #define IMG_TICK_MS 200
 #define IMG_MAX_BAD_RANGES 100000u /* a bound on the list a bad disk makes */
 
@@ -165,8 +163,6 @@ struct pipe {
 	pthread_mutex_t m;
 	pthread_cond_t cv;            /* the producer's: a read done, a slot free, stop */
 	struct slot slots[IMG_SLOTS];
-	uint8_t *bufs;                /* the slots' buffers, one allocation */
-	unsigned nfree;               /* slots SLOT_FREE */
 	struct consumer cons[XBD_HASH_COUNT + 1];
 	unsigned ncons;
 	uint64_t nseq;
@@ -189,27 +185,7 @@ static void pipe_fail(struct pipe *pp, int err)
 		pthread_cond_signal(&pp->cons[i].cv);
 }
 
-static bool slot_is_ready(const struct pipe *pp, uint64_t seq)
-{
-	const struct slot *s = &pp->slots[seq % IMG_SLOTS];
-
-	return s->seq == seq && s->state == SLOT_READY;
-}
-
-/* Under the lock: whether a waiting consumer should run.  It is woken
- * for IMG_BATCH ready slots (or the last ones), not for each: the
- * slowest consumer never waits, and each wake-up of the others lands
- * on a CPU it may take from the slowest. */
-static bool cons_runnable(const struct pipe *pp, const struct consumer *c)
-{
-	uint64_t last = c->pos + IMG_BATCH - 1;
-
-	if (last >= pp->nseq)
-		last = pp->nseq - 1;
-	return slot_is_ready(pp, c->pos) && slot_is_ready(pp, last);
-}
-
-/* Under the lock: s is ready; only the consumers it lets run wake
+/* Under the lock: s is ready; only the consumers waiting for it wake
  * (one condition variable for all woke every thread on every event). */
 static void slot_ready(struct pipe *pp, struct slot *s)
 {
@@ -217,7 +193,7 @@ static void slot_ready(struct pipe *pp, struct slot *s)
 
 	s->state = SLOT_READY;
 	for (i = 0; i < pp->ncons; i++)
-		if (s->seq >= pp->cons[i].pos && cons_runnable(pp, &pp->cons[i]))
+		if (pp->cons[i].pos == s->seq)
 			pthread_cond_signal(&pp->cons[i].cv);
 }
 
@@ -233,10 +209,7 @@ static void read_done(void *opaque, int err)
 	else
 		slot_ready(pp, s);
 	pp->in_flight--;
-	/* the producer refills IMG_BATCH reads at a time */
-	if (err || !pp->in_flight ||
-	    (pp->nfree && pp->in_flight <= IMG_IN_FLIGHT - IMG_BATCH))
-		pthread_cond_signal(&pp->cv);
+	pthread_cond_signal(&pp->cv);
 	pthread_mutex_unlock(&pp->m);
 }
 
@@ -257,14 +230,8 @@ static void *consumer_main(void *arg)
 		struct slot *s = &pp->slots[c->pos % IMG_SLOTS];
 		int err;
 
-		if (!pp->stop && !slot_is_ready(pp, c->pos)) {
-			/* about to wait: the producer must not sit on free
-			 * slots it was not woken for */
-			if (pp->nfree)
-				pthread_cond_signal(&pp->cv);
-			while (!pp->stop && !cons_runnable(pp, c))
-				pthread_cond_wait(&c->cv, &pp->m);
-		}
+		while (!pp->stop && !(s->seq == c->pos && s->state == SLOT_READY))
+			pthread_cond_wait(&c->cv, &pp->m);
 		if (pp->stop)
 			break;
 		pthread_mutex_unlock(&pp->m);
@@ -281,9 +248,7 @@ static void *consumer_main(void *arg)
 		c->pos++;
 		if (--s->refs == 0) {
 			s->state = SLOT_FREE;
-			/* the producer fills freed slots IMG_BATCH at a time */
-			if (++pp->nfree >= IMG_BATCH || c->pos == pp->nseq)
-				pthread_cond_signal(&pp->cv);
+			pthread_cond_signal(&pp->cv);
 		} else if (c->pos == pp->nseq) {
 			pthread_cond_signal(&pp->cv);
 		}
@@ -354,7 +319,6 @@ static bool submit_next(struct pipe *pp, uint64_t *next)
 	s->seq = *next;
 	s->len = pp->o->size - off < IMG_CHUNK ? pp->o->size - off : IMG_CHUNK;
 	s->state = SLOT_READING;
-	pp->nfree--;
 	s->iov = (struct iovec){ s->buf, s->len };
 	pp->in_flight++;
 	(*next)++;
@@ -368,7 +332,6 @@ static bool submit_next(struct pipe *pp, uint64_t *next)
 	if (err) {
 		pp->in_flight--;
 		s->state = SLOT_FREE;
-		pp->nfree++;
 		pipe_fail(pp, err);
 	}
 	return !err;
@@ -476,17 +439,12 @@ static int pipe_init(struct pipe *pp, const struct xbd_imaging_opts *o,
 	pthread_condattr_destroy(&ca);
 	for (i = 0; i < XBD_HASH_COUNT + 1; i++)
 		pthread_cond_init(&pp->cons[i].cv, NULL);
-	/* huge-page aligned and advised: every byte is touched by the
-	 * frontend's copy, each digest and the writer, and with 4 KiB pages
-	 * their TLB misses showed (2% of the rate with MD5 + SHA-256) */
-	if (posix_memalign((void **)&pp->bufs, 2u << 20, (size_t)IMG_SLOTS * IMG_CHUNK))
-		return -ENOMEM;
-	madvise(pp->bufs, (size_t)IMG_SLOTS * IMG_CHUNK, MADV_HUGEPAGE);
-	pp->nfree = IMG_SLOTS;
 	for (i = 0; i < IMG_SLOTS; i++) {
 		pp->slots[i].pp = pp;
 		pp->slots[i].seq = UINT64_MAX;
-		pp->slots[i].buf = pp->bufs + (size_t)i * IMG_CHUNK;
+		/* page-aligned: the frontend copies from its granted pages */
+		if (posix_memalign((void **)&pp->slots[i].buf, 4096, IMG_CHUNK))
+			return -ENOMEM;
 	}
 	for (h = 0; h < XBD_HASH_COUNT && !err; h++) {
 		if (!o->want[h])
@@ -509,7 +467,8 @@ static void pipe_destroy(struct pipe *pp)
 		EVP_MD_CTX_free(pp->cons[i].ctx);
 	for (i = 0; i < XBD_HASH_COUNT + 1; i++)
 		pthread_cond_destroy(&pp->cons[i].cv);
-	free(pp->bufs);
+	for (i = 0; i < IMG_SLOTS; i++)
+		free(pp->slots[i].buf);
 	pthread_cond_destroy(&pp->cv);
 	pthread_mutex_destroy(&pp->m);
 }
