@@ -384,6 +384,14 @@ static void free_frontend(struct xbd_frontend *fe)
 	free(fe);
 }
 
+/* Makes the completion thread look at stop_threads now, not at its
+ * next tick (without the eventfd it still stops, at that tick). */
+static void wake_completion(struct xbd_frontend *fe)
+{
+	if (fe->stop_fd >= 0)
+		(void)eventfd_write(fe->stop_fd, 1);
+}
+
 static void stop_threads(struct xbd_frontend *fe)
 {
 	if (!fe->threads_started)
@@ -392,7 +400,7 @@ static void stop_threads(struct xbd_frontend *fe)
 	atomic_store(&fe->stop_threads, true);
 	pthread_cond_broadcast(&fe->monitor_cv);
 	pthread_mutex_unlock(&fe->monitor_lock);
-	xbd_fe_io_wake_completion(fe);
+	wake_completion(fe);
 	pthread_join(fe->monitor_thread, NULL);
 	pthread_join(fe->completion_thread, NULL);
 	fe->threads_started = false;
@@ -518,7 +526,7 @@ static int handshake(struct xbd_frontend *fe, const struct xbd_frontend_config *
 		return -EAGAIN;
 	if (pthread_create(&fe->monitor_thread, NULL, monitor_main, fe)) {
 		atomic_store(&fe->stop_threads, true);
-		xbd_fe_io_wake_completion(fe);
+		wake_completion(fe);
 		pthread_join(fe->completion_thread, NULL);
 		return -EAGAIN;
 	}

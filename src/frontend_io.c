@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define DEFAULT_MAX_SEGMENTS 128u   /* 512 KiB per request */
 #define POLL_MS 100                 /* completion thread's tick */
@@ -495,17 +494,6 @@ static void drain_and_arm(struct xbd_frontend *fe, unsigned *batch,
 		if (!more)
 			break;
 	}
-}
-
-void xbd_fe_io_wake_completion(struct xbd_frontend *fe)
-{
-	uint64_t one = 1;
-	ssize_t r;
-
-	if (fe->stop_fd < 0)
-		return;
-	r = write(fe->stop_fd, &one, sizeof(one));
-	(void)r; /* a full counter already wakes it; without one it stops at its tick */
 }
 
 void *xbd_fe_io_completion_main(void *arg)

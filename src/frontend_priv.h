@@ -123,9 +123,6 @@ unsigned xbd_fe_io_drain_responses(struct xbd_frontend *fe);
  * ring and the device go). */
 void xbd_fe_io_wait_spinners(struct xbd_frontend *fe);
 
-/* Makes the completion thread look at stop_threads now, not at its
- * next tick. */
-void xbd_fe_io_wake_completion(struct xbd_frontend *fe);
 /* Marks the device failed (first err wins) and fails every request on
  * the ring with -EIO. */
 void xbd_fe_io_fail(struct xbd_frontend *fe, int err, const char *why);
