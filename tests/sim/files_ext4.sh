@@ -18,9 +18,6 @@ requires_prog mkfs.ext4
 requires_prog python3
 
 src=$T/files
-# two corrupted-image rounds, each with its own seed (ROUNDS="1 2 3 ..." for
-# more): make check must stay under 10 minutes on 2 CPUs
-ROUNDS=${ROUNDS-1 2}
 mkdir -p "$src"
 python3 - "$src" <<'PY' || die "making the files"
 import os, sys
@@ -117,7 +114,7 @@ cmp <(dd if="$img" bs=512 skip=2048 count=716800 status=none) "$T/mnt/xvda1" &&
 # but only the metadata's corruption decides what the parser meets).
 seed=${XBD_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "corruption seed: $seed (XBD_TEST_SEED=$seed replays it)"
-for round in $ROUNDS; do
+for round in $CORRUPT_ROUNDS; do
 	cp --sparse=always "$img" "$T/bad.img"
 	base=$((2048 * 512))
 	python3 - "$T/bad.img" "$seed" "$round" "$base" <<'PY' || die "corrupting"

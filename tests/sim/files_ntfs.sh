@@ -27,9 +27,6 @@ requires_prog python3
 
 src=$T/src
 mnt=$T/ntfs
-# two corrupted-image rounds, each with its own seed (ROUNDS="1 2 3 ..." for
-# more): make check must stay under 10 minutes on 2 CPUs
-ROUNDS=${ROUNDS-1 2}
 SEED=${SEED-$RANDOM}
 loop=
 ntfs_cleanup() {
@@ -252,7 +249,7 @@ print(2048 * 512 + mft_lcn * bps * spc, rec)
 PY
 ) || die "reading the boot sector"
 echo "MFT at byte $mft_off, records of $rec_size bytes; SEED=$SEED"
-for round in $ROUNDS; do
+for round in $CORRUPT_ROUNDS; do
 	cp --sparse=always "$img" "$T/bad.img"
 	# records: the files' (16 on), or in round 3 the system files'
 	range=$([ "$round" = 3 ] && echo "0 16" || echo "16 3000")

@@ -25,9 +25,6 @@ requires_prog python3
 grep -qw xfs /proc/filesystems || modprobe xfs 2>/dev/null
 grep -qw xfs /proc/filesystems || skip "the kernel has no xfs to fill the image with"
 
-# two corrupted-image rounds, each with its own seed (ROUNDS="1 2 3 ..." for
-# more): make check must stay under 10 minutes on 2 CPUs
-ROUNDS=${ROUNDS-1 2}
 img=$T/disk.img
 p1=$((2048 * 512))
 psize=$((340 << 20))
@@ -224,7 +221,7 @@ rm -f "$big"
 # the export working
 seed=${XBD_TEST_SEED:-$$}
 echo "corruption seed $seed (XBD_TEST_SEED=$seed to replay)"
-for round in $ROUNDS; do
+for round in $CORRUPT_ROUNDS; do
 	cp --sparse=always "$img" "$T/bad.img"
 	# 16 random bytes over 20 of d0's inode cores (rounds 1 and 3) and
 	# 20 places of its directory blocks and d0/sub/deeper's (2 and 3)
